@@ -1,0 +1,15 @@
+//! Everything that crosses the kernel/user boundary, defined once.
+//!
+//! Records are `#[repr(C)]`, flat, free of implicit padding, `bool` and `u128`,
+//! and their sizes are pinned by const assertions so that a field added on one
+//! side and not the other fails the build instead of corrupting the stream.
+//! Map and program names live here so the loader never spells them twice.
+#![no_std]
+
+pub mod names;
+pub mod offsets;
+pub mod record;
+pub mod tcp;
+
+pub use offsets::KernelOffsets;
+pub use record::{Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent};

@@ -1,0 +1,41 @@
+//! Names of maps, programs and globals in the eBPF object. The kernel crate
+//! declares items with exactly these names (a test in the agent checks the
+//! object for each); the agent looks them up only through these constants.
+
+/// Ring buffer carrying [`crate::SockEvent`] records to the agent.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU array of [`crate::Counter`] values (lost events, full maps).
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Hash map: kernel socket address -> [`crate::Owner`].
+pub const MAP_SOCK_OWNERS: &str = "SOCK_OWNERS";
+/// Hash map: [`crate::ListenKey`] -> [`crate::Owner`] of the listening socket.
+pub const MAP_LISTENERS: &str = "LISTENERS";
+
+// Program names carry an `nw_` prefix so `bpftool prog show` tells at a
+// glance whether anything of netwatch is still attached (15 chars at most:
+// the kernel truncates program names there).
+
+/// `tp_btf/inet_sock_set_state`: every TCP state transition.
+pub const PROG_SET_STATE: &str = "nw_set_state";
+/// `tp_btf/tcp_destroy_sock`: a TCP socket is freed.
+pub const PROG_DESTROY_SOCK: &str = "nw_destroy_sock";
+/// `tracepoint/syscalls/sys_exit_accept4`: the accepting process takes ownership.
+pub const PROG_ACCEPT4_EXIT: &str = "nw_accept4_exit";
+/// `tracepoint/syscalls/sys_exit_accept`: same, for the older syscall.
+pub const PROG_ACCEPT_EXIT: &str = "nw_accept_exit";
+/// Every program, in attach order.
+pub const ALL_PROGRAMS: [&str; 4] =
+    [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT];
+
+/// Tracepoints behind the programs above.
+pub const TP_SET_STATE: &str = "inet_sock_set_state";
+pub const TP_DESTROY_SOCK: &str = "tcp_destroy_sock";
+pub const TP_ACCEPT4_EXIT: &str = "sys_exit_accept4";
+pub const TP_ACCEPT_EXIT: &str = "sys_exit_accept";
+
+/// Global holding the [`crate::KernelOffsets`] resolved from BTF at load time.
+pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+
+/// Tracepoints of the `syscalls` category attached by [`PROG_ACCEPT4_EXIT`]
+/// and [`PROG_ACCEPT_EXIT`] (they need tracefs).
+pub const SYSCALL_CATEGORY: &str = "syscalls";

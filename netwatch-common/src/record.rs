@@ -1,0 +1,163 @@
+//! The records written by the kernel programs and read by the agent.
+
+use core::mem::size_of;
+
+/// What happened to a socket. Derived in the kernel from the transition so
+/// the agent and every consumer agree on one classification.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Any transition not named below (e.g. `ESTABLISHED -> FIN_WAIT1`).
+    State = 0,
+    /// `CLOSE -> LISTEN`.
+    Listen = 1,
+    /// `CLOSE -> SYN_SENT`: an active open started (process context).
+    Connect = 2,
+    /// `SYN_SENT -> ESTABLISHED`: an active open succeeded.
+    Established = 3,
+    /// `SYN_RECV -> ESTABLISHED`: a passive open completed (the connection
+    /// is in the listener's accept queue).
+    Accept = 4,
+    /// `SYN_SENT -> CLOSE`: refused, timed out, unreachable or aborted.
+    ConnectFailed = 5,
+    /// `X -> CLOSE` for any other X: the connection is over.
+    Close = 6,
+    /// `tcp_destroy_sock`: the kernel freed the socket; its identity may be
+    /// reused from now on.
+    Destroy = 7,
+}
+
+impl EventKind {
+    pub const fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::State,
+            1 => Self::Listen,
+            2 => Self::Connect,
+            3 => Self::Established,
+            4 => Self::Accept,
+            5 => Self::ConnectFailed,
+            6 => Self::Close,
+            7 => Self::Destroy,
+            _ => return None,
+        })
+    }
+}
+
+/// How the owner attached to an event was established.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OwnerSource {
+    /// The socket was never seen in process context (created before netwatch
+    /// started, or its listener was unknown).
+    Unknown = 0,
+    /// The process that called `connect()` or `listen()`.
+    Current = 1,
+    /// Inherited from the listening socket (passive open, before `accept()`).
+    Listener = 2,
+    /// The process whose `accept()` returned the socket.
+    Accept = 3,
+}
+
+impl OwnerSource {
+    pub const fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Current,
+            2 => Self::Listener,
+            3 => Self::Accept,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One socket lifecycle event.
+///
+/// Byte order: addresses are in network order exactly as the kernel stores
+/// them (an IPv4 address in the first 4 bytes, the rest zero); ports and all
+/// other integers are in host order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SockEvent {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// When the owner was recorded (connect, listen, or the first sight of a
+    /// passive child); 0 when the socket predates netwatch.
+    pub start_ns: u64,
+    /// The socket cookie: unique per socket for the whole boot, unlike the
+    /// kernel address, which is reused (KERNEL-NOTES point 6).
+    pub cookie: u64,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// The owner's process name, NUL-padded (the kernel's 16-byte comm).
+    pub comm: [u8; 16],
+    /// Owner's tgid (the PID users know); 0 when unknown.
+    pub pid: u32,
+    pub uid: u32,
+    /// Inode number of the socket's network namespace.
+    pub netns: u32,
+    pub sport: u16,
+    pub dport: u16,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// An [`EventKind`].
+    pub kind: u8,
+    pub old_state: u8,
+    pub new_state: u8,
+    /// An [`OwnerSource`].
+    pub owner_source: u8,
+    pub _pad: [u8; 2],
+}
+
+const _: () = assert!(size_of::<SockEvent>() == 96);
+
+/// Who owns a socket, recorded only in process context (KERNEL-NOTES point 1).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub start_ns: u64,
+    pub comm: [u8; 16],
+    pub pid: u32,
+    pub uid: u32,
+    /// An [`OwnerSource`].
+    pub source: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(size_of::<Owner>() == 40);
+
+/// Key of a listening socket: children look their owner up by the address
+/// and port they were accepted on, exactly, then with a wildcard address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenKey {
+    pub netns: u32,
+    pub port: u16,
+    pub family: u16,
+    /// Network order; all zero for a wildcard (`0.0.0.0` or `::`) listener.
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(size_of::<ListenKey>() == 24);
+
+/// Slots of the per-CPU counter array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Ring-buffer reservations that failed: events the agent never saw.
+    LostEvents = 0,
+    /// Owner records that did not fit in `SOCK_OWNERS`.
+    OwnersFull = 1,
+    /// Listener records that did not fit in `LISTENERS`.
+    ListenersFull = 2,
+}
+
+/// Number of slots in the counter array.
+pub const COUNTER_SLOTS: u32 = 3;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain-old-data records: repr(C), no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::SockEvent {}
+    unsafe impl aya::Pod for super::Owner {}
+    unsafe impl aya::Pod for super::ListenKey {}
+    unsafe impl aya::Pod for crate::KernelOffsets {}
+}

@@ -1,0 +1,64 @@
+//! `tracepoint/syscalls/sys_exit_accept4` and `sys_exit_accept`.
+//!
+//! Process context: `current` is the process `accept()` returned to. The
+//! returned fd is resolved to its `struct sock` through the task's fd table
+//! (`task->files->fdt->fd[ret]->private_data->sk`) and that process becomes
+//! the socket's owner; until now it carried the listener's owner.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_ktime_get_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use netwatch_common::OwnerSource;
+
+use crate::{maps::offsets, owner, sock::read_kernel};
+
+/// `long ret` in the `sys_exit_*` record (after the 8-byte common header and
+/// `int __syscall_nr`); this layout has not changed since syscall tracepoints
+/// exist.
+const RET_OFFSET: usize = 16;
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
+pub fn nw_accept4_exit(ctx: TracePointContext) -> i32 {
+    let _ = try_accept_exit(&ctx);
+    0
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_accept")]
+pub fn nw_accept_exit(ctx: TracePointContext) -> i32 {
+    let _ = try_accept_exit(&ctx);
+    0
+}
+
+fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: RET_OFFSET lies within every sys_exit record.
+    let fd: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    if fd < 0 {
+        return Ok(());
+    }
+    let off = offsets();
+    // SAFETY: a pointer to the current task, only ever read through probes.
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = read_kernel(task + off.task_files as u64)?;
+    let fdt: u64 = read_kernel(files + off.files_fdt as u64)?;
+    let max_fds: u32 = read_kernel(fdt + off.fdt_max_fds as u64)?;
+    if fd as u64 >= max_fds as u64 {
+        return Ok(());
+    }
+    let fds: u64 = read_kernel(fdt + off.fdt_fd as u64)?;
+    let file: u64 = read_kernel(fds + 8 * fd as u64)?;
+    let socket: u64 = read_kernel(file + off.file_private_data as u64)?;
+    let sk: u64 = read_kernel(socket + off.socket_sk as u64)?;
+    if sk == 0 {
+        return Ok(());
+    }
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut o = owner::current(now, OwnerSource::Accept);
+    if let Some(prev) = owner::lookup(sk) {
+        // The connection's lifetime started at the handshake, not here.
+        o.start_ns = prev.start_ns;
+    }
+    owner::remember(sk, &o);
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! netwatch's kernel side: where connection events are born.
+//!
+//! | hook | program | feeds |
+//! |---|---|---|
+//! | `tp_btf/inet_sock_set_state` | [`state::set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS`; owner records in `SOCK_OWNERS`/`LISTENERS` |
+//! | `tp_btf/tcp_destroy_sock` | [`teardown::destroy_sock`] | a `Destroy` event; frees the socket's owner record |
+//! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::accept_exit`] | the accepting process becomes the owner |
+//!
+//! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
+//! (net/ipv4/tcp.c) and `inet_sk_state_store()` (net/ipv4/af_inet.c) for
+//! every transition, but mostly in softirq context, where the current task is
+//! whoever happened to be on the CPU (KERNEL-NOTES point 1). So the owner is
+//! taken from `current` only where the transition runs in the owner's own
+//! system call: `CLOSE -> SYN_SENT` (`connect()`) and `CLOSE -> LISTEN`
+//! (`listen()`); a passive child inherits its listener's owner until
+//! `accept()` returns it, when the syscall exit tracepoint (process context
+//! again) hands it to the accepting process. `tcp_destroy_sock`
+//! (`tcp_v4_destroy_sock()`, shared by IPv6) is the one point every TCP
+//! socket passes when freed, so per-socket entries are deleted there and the
+//! kernel address can be reused safely (KERNEL-NOTES point 6).
+//!
+//! The BTF variants of the TCP tracepoints are used because they need no
+//! tracefs and cost a fraction of a classic tracepoint (no record is built);
+//! the struct fields they point at are read at offsets the agent resolves
+//! from the running kernel's BTF ([`netwatch_common::KernelOffsets`]).
+//! Syscall tracepoints have no BTF variant, hence the classic ones for accept.
+#![no_std]
+#![no_main]
+
+mod accept;
+mod emit;
+mod maps;
+mod owner;
+mod sock;
+mod state;
+mod teardown;
+
+use netwatch_common::SockEvent;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // Unreachable in a verified program: the verifier rejects any path that
+    // could get here, so a reachable panic shows up as a load failure.
+    loop {}
+}
+
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "license")]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// Keeps `SockEvent` in the object's BTF for tools such as `bpftool`.
+#[unsafe(no_mangle)]
+pub static SOCK_EVENT_LAYOUT: Option<&SockEvent> = None;

@@ -1,0 +1,56 @@
+//! Every map and load-time global, named as `netwatch_common::names` says.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
+
+/// 16 MiB: at ~100 bytes an event this absorbs ~160,000 events, several
+/// hundred milliseconds of the heaviest churn, while the agent is descheduled.
+/// The agent may resize it at load time.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+/// Sized for busy servers; deliberately not LRU, which would evict live
+/// owners silently (KERNEL-NOTES point 6): a full map is counted instead.
+/// The agent may resize it at load time.
+#[map]
+pub static SOCK_OWNERS: HashMap<u64, Owner> = HashMap::with_max_entries(262_144, 0);
+
+#[map]
+pub static LISTENERS: HashMap<ListenKey, Owner> = HashMap::with_max_entries(16_384, 0);
+
+/// Set by the agent before load; read-only for the programs, so the verifier
+/// sees the offsets as constants.
+#[unsafe(no_mangle)]
+pub static OFFSETS: KernelOffsets = KernelOffsets {
+    sock_read_len: 0,
+    skc_daddr: 0,
+    skc_rcv_saddr: 0,
+    skc_dport: 0,
+    skc_num: 0,
+    skc_family: 0,
+    skc_net: 0,
+    skc_v6_daddr: 0,
+    skc_v6_rcv_saddr: 0,
+    sk_protocol: 0,
+    net_inum: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdt_fd: 0,
+    fdt_max_fds: 0,
+    file_private_data: 0,
+    socket_sk: 0,
+    _pad: 0,
+};
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: a plain read of a global; volatile so the compiler does not
+    // fold the zero initialiser the loader replaces.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
