@@ -1,0 +1,76 @@
+//! Command-line definition (clap). Parsing only: validation that needs the
+//! system happens in the commands.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netwatch",
+    version,
+    about = "Live TCP connection tracer: every connection, with its process, as the kernel sees it",
+    long_about = "netwatch traces TCP connections with eBPF programs on the kernel's TCP state \
+                  machine: every connect, accept, state change and close, with the owning \
+                  process, including connections too short-lived for netstat or ss to see.\n\n\
+                  Needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream connection events, one line each (the default when stdout is not a terminal)
+    #[command(after_help = "Examples:\n  netwatch events\n  netwatch events --json --port 443\n  \
+                            netwatch events -6 --pid 1234 | grep close")]
+    Events(EventsArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Only sockets owned by this PID (repeatable)
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only connections with this port at either end (repeatable)
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Only IPv4 traffic (IPv4-mapped addresses on IPv6 sockets count as IPv4)
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 traffic
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Also print `destroy` events (the kernel freeing a socket)
+    #[arg(long)]
+    pub teardown: bool,
+    /// Exit after this many printed events
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn events_flags_parse_and_conflict() {
+        let cli = Cli::try_parse_from(["netwatch", "events", "--json", "--pid", "5", "--port", "80", "--port", "443", "-6"])
+            .unwrap();
+        let Some(Command::Events(a)) = cli.command else { panic!("not events") };
+        assert!(a.json && a.ipv6 && !a.ipv4);
+        assert_eq!((a.pids, a.ports), (vec![5], vec![80, 443]));
+        assert!(Cli::try_parse_from(["netwatch", "events", "-4", "-6"]).is_err());
+        assert!(Cli::try_parse_from(["netwatch", "events", "--port", "70000"]).is_err());
+        assert!(Cli::try_parse_from(["netwatch", "events", "--bogus"]).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `netwatch events`: the event stream.
+
+use std::io::{self, BufWriter, Write};
+
+use anyhow::{Context as _, Result};
+use netwatch_common::EventKind;
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+use crate::{
+    cli::EventsArgs,
+    event::{clock::WallClock, tuples::TupleCache, Event},
+    filter::Filter,
+    output::{json::Json, text::Text, EventSink},
+    probe::{Options, Probes},
+    stats::{Counts, Summary},
+    stream::{Batch, Reader, ReaderOptions},
+};
+
+pub async fn run(args: &EventsArgs) -> Result<()> {
+    let probes = Probes::attach(&Options::default())?;
+    let (attached, events, counters) = probes.into_parts();
+    if let Some(why) = &attached.degraded {
+        eprintln!(
+            "netwatch: warning: accepted connections keep their listener's owner \
+             (accept tracing unavailable: {why})"
+        );
+    }
+    let (tx, mut rx) = mpsc::channel(1024);
+    let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
+
+    let mut printer = Printer::new(args);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 << 10, stdout.lock());
+    printer.sink.header(&mut out)?;
+    out.flush()?;
+
+    let mut done = false;
+    while !done {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(b) => done = printer.batch(&mut out, b)?,
+                None => break,
+            },
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+        }
+        out.flush()?;
+    }
+    // Stop the reader, but keep consuming so its final drain is not blocked
+    // on a full channel.
+    let finishing = tokio::task::spawn_blocking(move || reader.finish());
+    while let Some(b) = rx.recv().await {
+        if !done {
+            done = printer.batch(&mut out, b)?;
+        }
+    }
+    out.flush()?;
+    let latency = finishing.await.context("joining the ring buffer reader")??;
+    drop(attached);
+    eprintln!("{}", Summary(&printer.counts, &latency));
+    if printer.counts.lost > 0 {
+        eprintln!("netwatch: {} events were lost: the ring buffer was full", printer.counts.lost);
+    }
+    Ok(())
+}
+
+struct Printer {
+    sink: Box<dyn EventSink>,
+    filter: Filter,
+    clock: WallClock,
+    counts: Counts,
+    tuples: TupleCache,
+    teardown: bool,
+    remaining: Option<u64>,
+}
+
+impl Printer {
+    fn new(args: &EventsArgs) -> Self {
+        let sink: Box<dyn EventSink> = if args.json { Box::new(Json) } else { Box::new(Text::new()) };
+        let ipv4 = match (args.ipv4, args.ipv6) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        };
+        Self {
+            sink,
+            filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4 },
+            clock: WallClock::new(),
+            counts: Counts::default(),
+            tuples: TupleCache::default(),
+            teardown: args.teardown,
+            remaining: args.count,
+        }
+    }
+
+    /// Prints one batch; returns true once `--count` events were printed.
+    fn batch(&mut self, out: &mut dyn Write, batch: Batch) -> io::Result<bool> {
+        match batch {
+            Batch::Events(records) => {
+                for r in &records {
+                    let Some(mut e) = Event::from_record(r) else { continue };
+                    self.counts.count(e.kind);
+                    // Before filtering: every event of a socket completes the next.
+                    self.tuples.complete(&mut e);
+                    if (e.kind == EventKind::Destroy && !self.teardown) || !self.filter.matches(&e) {
+                        continue;
+                    }
+                    self.sink.event(out, &e, &self.clock)?;
+                    if self.printed_enough() {
+                        return Ok(true);
+                    }
+                }
+            }
+            Batch::Lost(n) => {
+                self.counts.lost += n;
+                self.sink.lost(out, n, jiff::Timestamp::now())?;
+            }
+            Batch::OwnersFull(n) => {
+                self.counts.owners_full += n;
+                eprintln!("netwatch: warning: {n} sockets could not be given an owner (owner map full)");
+            }
+        }
+        Ok(false)
+    }
+
+    fn printed_enough(&mut self) -> bool {
+        match &mut self.remaining {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        }
+    }
+}

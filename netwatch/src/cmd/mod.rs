@@ -1,0 +1,3 @@
+//! One module per user-facing command.
+
+pub mod events;

@@ -1,0 +1,219 @@
+//! Turning raw kernel records into events: pure functions, unit tested.
+
+pub mod clock;
+pub mod tuples;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use anyhow::{bail, Result};
+use netwatch_common::{
+    tcp::{self, AF_INET, AF_INET6},
+    EventKind, OwnerSource, SockEvent,
+};
+
+/// Reads one ring-buffer record. The ring only guarantees 8-byte alignment
+/// and the length of what was reserved, so both are checked here rather
+/// than trusted.
+pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
+    if bytes.len() != size_of::<SockEvent>() {
+        bail!("ring buffer record of {} bytes, expected {}", bytes.len(), size_of::<SockEvent>());
+    }
+    // SAFETY: length checked; SockEvent is plain data valid for any bits.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<SockEvent>()) })
+}
+
+/// IP family of a socket, as the kernel created it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        }
+    }
+}
+
+/// A decoded socket event with owned, typed fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// When the owner was recorded; `None` for sockets older than netwatch.
+    pub start_ns: Option<u64>,
+    pub cookie: u64,
+    pub family: Family,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub pid: u32,
+    pub comm: String,
+    pub uid: u32,
+    pub netns: u32,
+    pub old_state: u8,
+    pub new_state: u8,
+    pub owner: OwnerSource,
+}
+
+impl Event {
+    pub fn from_record(r: &SockEvent) -> Option<Self> {
+        let family = match r.family {
+            AF_INET => Family::V4,
+            AF_INET6 => Family::V6,
+            _ => return None,
+        };
+        Some(Self {
+            kind: EventKind::from_u8(r.kind)?,
+            ts_ns: r.ts_ns,
+            start_ns: (r.start_ns != 0).then_some(r.start_ns),
+            cookie: r.cookie,
+            family,
+            local: SocketAddr::new(ip(family, &r.saddr), r.sport),
+            remote: SocketAddr::new(ip(family, &r.daddr), r.dport),
+            pid: r.pid,
+            comm: comm(&r.comm),
+            uid: r.uid,
+            netns: r.netns,
+            old_state: r.old_state,
+            new_state: r.new_state,
+            owner: OwnerSource::from_u8(r.owner_source),
+        })
+    }
+
+    /// The connection's lifetime so far, when its start is known.
+    pub fn duration_ns(&self) -> Option<u64> {
+        self.start_ns.map(|s| self.ts_ns.saturating_sub(s))
+    }
+
+    /// Whether the traffic is IPv4, counting IPv4-mapped addresses on IPv6
+    /// sockets as IPv4 (KERNEL-NOTES point 7).
+    pub fn is_ipv4_traffic(&self) -> bool {
+        let addr = if self.remote.ip().is_unspecified() { self.local.ip() } else { self.remote.ip() };
+        addr.to_canonical().is_ipv4()
+    }
+
+    pub fn old_state_name(&self) -> &'static str {
+        tcp::name(self.old_state)
+    }
+
+    pub fn new_state_name(&self) -> &'static str {
+        tcp::name(self.new_state)
+    }
+}
+
+/// The name users see for an event kind (JSON `event`, text column).
+pub const fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::State => "state",
+        EventKind::Listen => "listen",
+        EventKind::Connect => "connect",
+        EventKind::Established => "established",
+        EventKind::Accept => "accept",
+        EventKind::ConnectFailed => "connect_failed",
+        EventKind::Close => "close",
+        EventKind::Destroy => "destroy",
+    }
+}
+
+fn ip(family: Family, raw: &[u8; 16]) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(*raw)),
+    }
+}
+
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Formats an address for display: IPv4-mapped IPv6 shown as IPv4.
+pub fn display_ip(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn record() -> SockEvent {
+        let mut saddr = [0; 16];
+        saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let mut comm = [0; 16];
+        comm[..4].copy_from_slice(b"curl");
+        SockEvent {
+            ts_ns: 5_000_000,
+            start_ns: 2_000_000,
+            cookie: 77,
+            saddr,
+            daddr: saddr,
+            comm,
+            pid: 1234,
+            uid: 1000,
+            netns: 4026531840,
+            sport: 40000,
+            dport: 8080,
+            family: AF_INET,
+            kind: EventKind::Close as u8,
+            old_state: tcp::FIN_WAIT2,
+            new_state: tcp::CLOSE,
+            owner_source: OwnerSource::Current as u8,
+            _pad: [0; 2],
+        }
+    }
+
+    #[test]
+    fn decode_checks_length_and_reads_unaligned() {
+        let r = record();
+        let mut buf = vec![0u8; size_of::<SockEvent>() + 1];
+        // SAFETY: copying a plain-data record into a byte buffer at offset 1.
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const r).cast::<u8>(), buf.as_mut_ptr().add(1), size_of::<SockEvent>())
+        };
+        assert_eq!(decode(&buf[1..]).unwrap(), r);
+        assert!(decode(&buf).is_err());
+        assert!(decode(&buf[..10]).is_err());
+    }
+
+    #[test]
+    fn ipv4_record_becomes_typed_event() {
+        let e = Event::from_record(&record()).unwrap();
+        assert_eq!(e.local, "127.0.0.1:40000".parse().unwrap());
+        assert_eq!(e.remote, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(e.comm, "curl");
+        assert_eq!(e.kind, EventKind::Close);
+        assert_eq!(e.duration_ns(), Some(3_000_000));
+        assert_eq!((e.old_state_name(), e.new_state_name()), ("FIN_WAIT2", "CLOSE"));
+        assert!(e.is_ipv4_traffic());
+    }
+
+    #[test]
+    fn ipv6_and_mapped_addresses() {
+        let mut r = record();
+        r.family = AF_INET6;
+        r.saddr = Ipv6Addr::LOCALHOST.octets();
+        r.daddr = "::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets();
+        let e = Event::from_record(&r).unwrap();
+        assert_eq!(e.local.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(display_ip(e.remote.ip()), "10.1.2.3".parse::<IpAddr>().unwrap());
+        assert!(e.is_ipv4_traffic());
+        r.daddr = Ipv6Addr::LOCALHOST.octets();
+        assert!(!Event::from_record(&r).unwrap().is_ipv4_traffic());
+    }
+
+    #[test]
+    fn unknown_start_and_bad_fields() {
+        let mut r = record();
+        r.start_ns = 0;
+        assert_eq!(Event::from_record(&r).unwrap().duration_ns(), None);
+        r.family = 1;
+        assert!(Event::from_record(&r).is_none());
+        let mut r = record();
+        r.kind = 200;
+        assert!(Event::from_record(&r).is_none());
+    }
+}

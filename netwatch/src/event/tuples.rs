@@ -1,0 +1,111 @@
+//! Completing tuples the kernel reports partially (KERNEL-NOTES point 4):
+//! `CLOSE -> SYN_SENT` fires before the local port is chosen, and by the
+//! time `-> CLOSE` fires the port has been released again. The socket's
+//! cookie ties its events together, so each event lends the next what it
+//! knew.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use netwatch_common::EventKind;
+
+use super::Event;
+
+/// Most recently seen endpoints per socket cookie.
+#[derive(Debug, Default)]
+pub struct TupleCache {
+    known: HashMap<u64, (SocketAddr, SocketAddr)>,
+}
+
+/// Bound on remembered sockets: past it (lost `destroy` events under
+/// overload) the cache starts over rather than grow without limit.
+const MAX_SOCKETS: usize = 1 << 20;
+
+impl TupleCache {
+    /// Fills unknown (zero) ports and addresses of `e` from earlier events
+    /// of the same socket, and remembers what `e` knows.
+    pub fn complete(&mut self, e: &mut Event) {
+        if let Some((local, remote)) = self.known.get(&e.cookie) {
+            fill(&mut e.local, local);
+            fill(&mut e.remote, remote);
+        }
+        if e.kind == EventKind::Destroy {
+            self.known.remove(&e.cookie);
+            return;
+        }
+        if self.known.len() >= MAX_SOCKETS {
+            self.known.clear();
+        }
+        self.known.insert(e.cookie, (e.local, e.remote));
+    }
+
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+}
+
+fn fill(now: &mut SocketAddr, before: &SocketAddr) {
+    if now.port() == 0 {
+        now.set_port(before.port());
+    }
+    if now.ip().is_unspecified() && !before.ip().is_unspecified() {
+        now.set_ip(before.ip());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netwatch_common::OwnerSource;
+
+    use super::*;
+    use crate::event::Family;
+
+    fn ev(kind: EventKind, cookie: u64, local: &str, remote: &str) -> Event {
+        Event {
+            kind,
+            ts_ns: 0,
+            start_ns: None,
+            cookie,
+            family: Family::V4,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            pid: 1,
+            comm: String::new(),
+            uid: 0,
+            netns: 0,
+            old_state: 0,
+            new_state: 0,
+            owner: OwnerSource::Unknown,
+        }
+    }
+
+    #[test]
+    fn close_gets_the_port_established_reported() {
+        let mut c = TupleCache::default();
+        let mut connect = ev(EventKind::Connect, 5, "127.0.0.1:0", "127.0.0.1:80");
+        c.complete(&mut connect);
+        assert_eq!(connect.local.port(), 0, "nothing known yet");
+        c.complete(&mut ev(EventKind::Established, 5, "127.0.0.1:4000", "127.0.0.1:80"));
+        let mut close = ev(EventKind::Close, 5, "127.0.0.1:0", "127.0.0.1:80");
+        c.complete(&mut close);
+        assert_eq!(close.local, "127.0.0.1:4000".parse().unwrap());
+        // Other sockets are not affected.
+        let mut other = ev(EventKind::Close, 6, "127.0.0.1:0", "127.0.0.1:80");
+        c.complete(&mut other);
+        assert_eq!(other.local.port(), 0);
+    }
+
+    #[test]
+    fn destroy_forgets_so_reused_cookies_start_clean() {
+        let mut c = TupleCache::default();
+        c.complete(&mut ev(EventKind::Established, 5, "127.0.0.1:4000", "127.0.0.1:80"));
+        let mut d = ev(EventKind::Destroy, 5, "127.0.0.1:0", "0.0.0.0:0");
+        c.complete(&mut d);
+        assert_eq!(d.local.port(), 4000);
+        assert_eq!(d.remote, "127.0.0.1:80".parse().unwrap());
+        assert!(c.is_empty());
+    }
+}

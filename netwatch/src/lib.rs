@@ -1,0 +1,42 @@
+//! netwatch: a live TCP connection tracer.
+//!
+//! Follow an event from birth to screen: the kernel programs in
+//! `netwatch-ebpf` write [`netwatch_common::SockEvent`] records; [`probe`]
+//! loads and attaches them; [`stream`] drains the ring buffer; [`event`]
+//! decodes records; [`filter`] and [`output`] decide what is shown and how;
+//! [`cmd`] holds one module per command.
+
+pub mod cli;
+pub mod cmd;
+pub mod event;
+pub mod filter;
+pub mod output;
+pub mod probe;
+pub mod stats;
+pub mod stream;
+
+use std::io::IsTerminal as _;
+
+use anyhow::{Context as _, Result};
+
+/// Runs the parsed command line.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        match cli.command {
+            Some(cli::Command::Events(args)) => cmd::events::run(&args).await,
+            // The full-screen view needs a terminal; scripts get the stream.
+            None if std::io::stdout().is_terminal() => cmd::events::run(&Default::default()).await,
+            None => cmd::events::run(&Default::default()).await,
+        }
+    })
+}
+
+/// A closed stdout (`netwatch events | head`) is a normal way to stop.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,112 @@
+//! Human-readable lines, one per event, aligned like tcpstates/tcplife.
+
+use std::{
+    io::{self, Write},
+    net::SocketAddr,
+};
+
+use jiff::tz::TimeZone;
+
+use super::{duration_ms, EventSink};
+use crate::event::{clock::WallClock, display_ip, kind_name, Event};
+
+pub struct Text {
+    tz: TimeZone,
+}
+
+impl Text {
+    pub fn new() -> Self {
+        Self { tz: TimeZone::try_system().unwrap_or(TimeZone::UTC) }
+    }
+
+    fn time(&self, at: jiff::Timestamp) -> String {
+        at.to_zoned(self.tz.clone()).strftime("%H:%M:%S%.6f").to_string()
+    }
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `addr:port`, IPv6 in brackets, IPv4-mapped shown as IPv4.
+pub fn endpoint(sa: SocketAddr) -> String {
+    SocketAddr::new(display_ip(sa.ip()), sa.port()).to_string()
+}
+
+/// `PID/comm` as netstat's `-p` column, `-` when the owner is unknown.
+pub fn owner(pid: u32, comm: &str) -> String {
+    if pid == 0 { "-".to_owned() } else { format!("{pid}/{comm}") }
+}
+
+impl EventSink for Text {
+    fn header(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {}",
+            "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION", "DURATION"
+        )
+    }
+
+    fn event(&mut self, out: &mut dyn Write, e: &Event, clock: &WallClock) -> io::Result<()> {
+        let transition = format!("{} -> {}", e.old_state_name(), e.new_state_name());
+        let duration = match (e.kind, e.duration_ns()) {
+            (netwatch_common::EventKind::Close | netwatch_common::EventKind::ConnectFailed, Some(ns)) => {
+                format!("{:.3}ms", duration_ms(ns))
+            }
+            _ => String::new(),
+        };
+        let line = format!(
+            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {}",
+            self.time(clock.at(e.ts_ns)),
+            kind_name(e.kind),
+            owner(e.pid, &e.comm),
+            endpoint(e.local),
+            endpoint(e.remote),
+            transition,
+            duration
+        );
+        writeln!(out, "{}", line.trim_end())
+    }
+
+    fn lost(&mut self, out: &mut dyn Write, count: u64, at: jiff::Timestamp) -> io::Result<()> {
+        writeln!(out, "{:<15} {:<14} {count} events lost (ring buffer full)", self.time(at), "lost")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netwatch_common::{EventKind, OwnerSource};
+
+    use super::*;
+    use crate::event::Family;
+
+    #[test]
+    fn line_has_owner_endpoints_transition_and_duration() {
+        let e = Event {
+            kind: EventKind::ConnectFailed,
+            ts_ns: 2_000_000,
+            start_ns: Some(1_000_000),
+            cookie: 1,
+            family: Family::V6,
+            local: "[::1]:41000".parse().unwrap(),
+            remote: "[::1]:9".parse().unwrap(),
+            pid: 7,
+            comm: "curl".into(),
+            uid: 0,
+            netns: 1,
+            old_state: 2,
+            new_state: 7,
+            owner: OwnerSource::Current,
+        };
+        let mut out = Vec::new();
+        Text { tz: TimeZone::UTC }.event(&mut out, &e, &WallClock::new()).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
+            assert!(s.contains(want), "{want:?} missing from {s:?}");
+        }
+        assert!(s.ends_with("ms\n"));
+        assert_eq!(owner(0, ""), "-");
+    }
+}

@@ -1,0 +1,112 @@
+//! Loading and attaching the kernel programs. Everything attached here is
+//! owned by [`Probes`]: links are fd-based and never pinned, so dropping it
+//! (on return, error, panic unwinding, or the kernel closing our fds after a
+//! SIGKILL) detaches everything.
+
+pub mod btf;
+pub mod privilege;
+pub mod tracefs;
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, TracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
+use netwatch_common::names;
+
+/// The object built from netwatch-ebpf by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netwatch"));
+
+/// Load-time settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { ring_bytes: 16 << 20 }
+    }
+}
+
+/// Attached programs plus the maps the agent reads.
+pub struct Probes {
+    attached: Attached,
+    events: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+/// Keeps the programs attached while alive; dropping it detaches them all.
+pub struct Attached {
+    _ebpf: Ebpf,
+    /// Why accept attribution is unavailable, when it is.
+    pub degraded: Option<String>,
+}
+
+impl Probes {
+    /// Checks privileges, resolves offsets, loads and attaches every program.
+    pub fn attach(opts: &Options) -> Result<Self> {
+        privilege::check()?;
+        let offsets = btf::resolve_offsets()?;
+        let kernel_btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&kernel_btf))
+            .override_global(names::GLOBAL_OFFSETS, &offsets, true)
+            .map_max_entries(names::MAP_EVENTS, opts.ring_bytes)
+            .load(OBJECT)
+            .context("loading netwatch's eBPF object into the kernel")?;
+
+        attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
+        attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
+        let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
+
+        let events = RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?)
+            .context("opening the event ring buffer")?;
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?)
+            .context("opening the counter map")?;
+        Ok(Self { attached: Attached { _ebpf: ebpf, degraded }, events, counters })
+    }
+
+    /// Splits the attachment guard from the maps the reader consumes.
+    pub fn into_parts(self) -> (Attached, RingBuf<MapData>, PerCpuArray<MapData, u64>) {
+        (self.attached, self.events, self.counters)
+    }
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
+    ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
+}
+
+fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
+    let p: &mut BtfTracePoint = ebpf
+        .program_mut(prog)
+        .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+        .try_into()?;
+    p.load(tracepoint, btf)
+        .with_context(|| format!("loading {prog} for BTF tracepoint {tracepoint} (does this kernel have it?)"))?;
+    p.attach().with_context(|| format!("attaching to BTF tracepoint {tracepoint}"))?;
+    Ok(())
+}
+
+/// The accept hooks only refine ownership (listener -> accepting process), so
+/// a kernel without syscall tracepoints still gets every event.
+fn attach_accept(ebpf: &mut Ebpf) -> Result<()> {
+    tracefs::ensure_mounted()?;
+    for (prog, tp) in [(names::PROG_ACCEPT4_EXIT, names::TP_ACCEPT4_EXIT), (names::PROG_ACCEPT_EXIT, names::TP_ACCEPT_EXIT)] {
+        let p: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+            .try_into()?;
+        p.load().with_context(|| format!("loading {prog}"))?;
+        p.attach(names::SYSCALL_CATEGORY, tp).with_context(|| {
+            format!(
+                "attaching to tracepoint {}/{tp} (needs tracefs at {} and CONFIG_FTRACE_SYSCALLS)",
+                names::SYSCALL_CATEGORY,
+                tracefs::TRACEFS
+            )
+        })?;
+    }
+    Ok(())
+}

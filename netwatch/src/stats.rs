@@ -1,0 +1,145 @@
+//! Run statistics: event counts and delivery latency, printed on exit.
+
+use std::fmt;
+
+use netwatch_common::EventKind;
+
+/// Kernel-to-agent latency histogram: buckets of 1 µs up to 1 ms, then
+/// 10 µs up to 100 ms, then one overflow bucket. Fixed memory, O(1) record.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    fine: Box<[u64; 1000]>,
+    coarse: Box<[u64; 9900]>,
+    overflow: u64,
+    max_ns: u64,
+    count: u64,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self { fine: Box::new([0; 1000]), coarse: Box::new([0; 9900]), overflow: 0, max_ns: 0, count: 0 }
+    }
+}
+
+impl Latency {
+    pub fn record(&mut self, ns: u64) {
+        let us = ns / 1000;
+        match us {
+            0..1000 => self.fine[us as usize] += 1,
+            1000..100_000 => self.coarse[((us - 1000) / 10) as usize] += 1,
+            _ => self.overflow += 1,
+        }
+        self.max_ns = self.max_ns.max(ns);
+        self.count += 1;
+    }
+
+    /// The upper edge, in µs, of the bucket holding quantile `q`.
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.fine.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return i as u64 + 1;
+            }
+        }
+        for (i, n) in self.coarse.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return 1000 + (i as u64 + 1) * 10;
+            }
+        }
+        self.max_ns / 1000
+    }
+
+    pub fn max_us(&self) -> u64 {
+        self.max_ns / 1000
+    }
+}
+
+/// Counters kept by every command that consumes events.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    pub events: u64,
+    pub connects: u64,
+    pub accepts: u64,
+    pub closes: u64,
+    pub failed: u64,
+    pub lost: u64,
+    pub owners_full: u64,
+}
+
+impl Counts {
+    pub fn count(&mut self, kind: EventKind) {
+        self.events += 1;
+        match kind {
+            EventKind::Connect => self.connects += 1,
+            EventKind::Accept => self.accepts += 1,
+            EventKind::Close => self.closes += 1,
+            EventKind::ConnectFailed => self.failed += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The exit summary: one `key=value` line, stable for scripts and the bench.
+pub struct Summary<'a>(pub &'a Counts, pub &'a Latency);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (c, l) = (self.0, self.1);
+        write!(
+            f,
+            "netwatch: summary events={} connects={} accepts={} closes={} failed={} lost={} \
+             latency_p50_us={} latency_p99_us={} latency_max_us={}",
+            c.events,
+            c.connects,
+            c.accepts,
+            c.closes,
+            c.failed,
+            c.lost,
+            l.quantile_us(0.5),
+            l.quantile_us(0.99),
+            l.max_us()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_land_in_the_right_bucket() {
+        let mut l = Latency::default();
+        for us in 1..=100 {
+            l.record(us * 1000 - 1);
+        }
+        assert_eq!(l.quantile_us(0.5), 50);
+        assert_eq!(l.quantile_us(0.99), 99);
+        l.record(1_500_000);
+        assert_eq!(l.quantile_us(1.0), 1510);
+        l.record(5_000_000_000);
+        assert_eq!(l.max_us(), 5_000_000);
+        assert_eq!(l.quantile_us(1.0), 5_000_000);
+        assert_eq!(Latency::default().quantile_us(0.99), 0);
+    }
+
+    #[test]
+    fn counts_by_kind_and_summary_format() {
+        let mut c = Counts::default();
+        for k in [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::ConnectFailed, EventKind::State] {
+            c.count(k);
+        }
+        c.lost = 3;
+        let s = Summary(&c, &Latency::default()).to_string();
+        assert_eq!(
+            s,
+            "netwatch: summary events=5 connects=1 accepts=1 closes=1 failed=1 lost=3 \
+             latency_p50_us=0 latency_p99_us=0 latency_max_us=0"
+        );
+    }
+}
