@@ -34,7 +34,7 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::event::Family;
+    use crate::event::{Comm, Family};
 
     fn ev(pid: u32, local: &str, remote: &str) -> Event {
         Event {
@@ -46,7 +46,7 @@ mod tests {
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),
             pid,
-            comm: String::new(),
+            comm: Comm::default(),
             uid: 0,
             netns: 0,
             old_state: 1,

@@ -82,7 +82,7 @@ struct Printer {
 
 impl Printer {
     fn new(args: &EventsArgs) -> Self {
-        let sink: Box<dyn EventSink> = if args.json { Box::new(Json) } else { Box::new(Text::new()) };
+        let sink: Box<dyn EventSink> = if args.json { Box::new(Json::new()) } else { Box::new(Text::new()) };
         let ipv4 = match (args.ipv4, args.ipv6) {
             (true, _) => Some(true),
             (_, true) => Some(false),

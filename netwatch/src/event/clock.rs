@@ -38,3 +38,47 @@ impl Default for WallClock {
         Self::new()
     }
 }
+
+/// Formats timestamps as `<per-second prefix><fraction>`, formatting the
+/// prefix only when the second changes: at hundreds of thousands of events
+/// a second, a full calendar conversion per event is most of the cost.
+#[derive(Debug)]
+pub struct SecondCache {
+    second: i64,
+    prefix: String,
+    format: &'static str,
+    tz: jiff::tz::TimeZone,
+}
+
+impl SecondCache {
+    /// `format` is a strftime pattern for the whole-second part.
+    pub fn new(format: &'static str, tz: jiff::tz::TimeZone) -> Self {
+        Self { second: i64::MIN, prefix: String::new(), format, tz }
+    }
+
+    /// The whole-second part of `at` and its microseconds.
+    pub fn split(&mut self, at: Timestamp) -> (&str, u32) {
+        let second = at.as_second();
+        if second != self.second {
+            self.second = second;
+            self.prefix = at.to_zoned(self.tz.clone()).strftime(self.format).to_string();
+        }
+        (&self.prefix, (at.subsec_nanosecond() / 1000) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_cache_matches_full_formatting() {
+        let mut c = SecondCache::new("%Y-%m-%dT%H:%M:%S", jiff::tz::TimeZone::UTC);
+        for ns in [0i128, 999_999_999, 1_700_000_000_123_456_789, 1_700_000_000_999_999_000] {
+            let at = Timestamp::from_nanosecond(ns).unwrap();
+            let (prefix, us) = c.split(at);
+            let full = at.strftime("%Y-%m-%dT%H:%M:%S%.6f").to_string();
+            assert_eq!(format!("{prefix}.{us:06}"), full);
+        }
+    }
+}

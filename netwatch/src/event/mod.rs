@@ -51,7 +51,7 @@ pub struct Event {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub uid: u32,
     pub netns: u32,
     pub old_state: u8,
@@ -75,7 +75,7 @@ impl Event {
             local: SocketAddr::new(ip(family, &r.saddr), r.sport),
             remote: SocketAddr::new(ip(family, &r.daddr), r.dport),
             pid: r.pid,
-            comm: comm(&r.comm),
+            comm: Comm(r.comm),
             uid: r.uid,
             netns: r.netns,
             old_state: r.old_state,
@@ -126,9 +126,29 @@ fn ip(family: Family, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-fn comm(raw: &[u8; 16]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).into_owned()
+/// The kernel's 16-byte, NUL-padded task name, kept inline: one event
+/// should not cost an allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Comm(pub [u8; 16]);
+
+impl Comm {
+    pub fn new(name: &str) -> Self {
+        let mut raw = [0; 16];
+        let n = name.len().min(15);
+        raw[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Self(raw)
+    }
+
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        String::from_utf8_lossy(&self.0[..end])
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str())
+    }
 }
 
 /// Formats an address for display: IPv4-mapped IPv6 shown as IPv4.
@@ -184,7 +204,7 @@ mod tests {
         let e = Event::from_record(&record()).unwrap();
         assert_eq!(e.local, "127.0.0.1:40000".parse().unwrap());
         assert_eq!(e.remote, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(e.comm, "curl");
+        assert_eq!(e.comm.as_str(), "curl");
         assert_eq!(e.kind, EventKind::Close);
         assert_eq!(e.duration_ns(), Some(3_000_000));
         assert_eq!((e.old_state_name(), e.new_state_name()), ("FIN_WAIT2", "CLOSE"));

@@ -4,16 +4,19 @@
 //! cookie ties its events together, so each event lends the next what it
 //! knew.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::net::SocketAddr;
 
 use netwatch_common::EventKind;
+use rustc_hash::FxHashMap;
 
 use super::Event;
 
-/// Most recently seen endpoints per socket cookie.
+/// Most recently seen endpoints per socket cookie. Cookies are kernel-made
+/// sequential integers, not attacker-chosen keys, so a fast non-keyed hash
+/// is safe here and runs for every event.
 #[derive(Debug, Default)]
 pub struct TupleCache {
-    known: HashMap<u64, (SocketAddr, SocketAddr)>,
+    known: FxHashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 /// Bound on remembered sockets: past it (lost `destroy` events under
@@ -61,7 +64,7 @@ mod tests {
     use netwatch_common::OwnerSource;
 
     use super::*;
-    use crate::event::Family;
+    use crate::event::{Comm, Family};
 
     fn ev(kind: EventKind, cookie: u64, local: &str, remote: &str) -> Event {
         Event {
@@ -73,7 +76,7 @@ mod tests {
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),
             pid: 1,
-            comm: String::new(),
+            comm: Comm::default(),
             uid: 0,
             netns: 0,
             old_state: 0,

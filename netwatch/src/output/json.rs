@@ -1,24 +1,57 @@
 //! `--json`: one object per line; the schema is documented in the README
 //! and shared by every JSON output netwatch has.
 
-use std::io::{self, Write};
+use std::{
+    fmt,
+    io::{self, Write},
+    net::IpAddr,
+};
 
-use serde::Serialize;
+use netwatch_common::{EventKind, OwnerSource};
+use serde::{Serialize, Serializer};
 
 use super::{duration_ms, EventSink};
-use crate::event::{clock::WallClock, display_ip, kind_name, Event};
+use crate::event::{
+    clock::{SecondCache, WallClock},
+    display_ip, kind_name, Event,
+};
+
+/// RFC 3339 in UTC with a fixed microsecond precision, so that lines sort
+/// and align as text.
+struct Ts<'a>(&'a str, u32);
+
+impl Serialize for Ts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl fmt::Display for Ts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}Z", self.0, self.1)
+    }
+}
+
+/// An address written straight into the output, IPv4-mapped shown as IPv4.
+struct Ip(IpAddr);
+
+impl Serialize for Ip {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&display_ip(self.0))
+    }
+}
 
 #[derive(Serialize)]
 struct JsonEvent<'a> {
-    ts: String,
+    ts: Ts<'a>,
     event: &'static str,
     pid: u32,
     comm: &'a str,
     uid: u32,
     family: &'static str,
-    saddr: String,
+    saddr: Ip,
     sport: u16,
-    daddr: String,
+    daddr: Ip,
     dport: u16,
     old_state: &'static str,
     new_state: &'static str,
@@ -30,43 +63,51 @@ struct JsonEvent<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonLost {
-    ts: String,
+struct JsonLost<'a> {
+    ts: Ts<'a>,
     event: &'static str,
     count: u64,
 }
 
-pub struct Json;
-
-/// RFC 3339 in UTC with a fixed microsecond precision, so that lines sort
-/// and align as text.
-pub fn rfc3339(at: jiff::Timestamp) -> String {
-    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+pub struct Json {
+    seconds: SecondCache,
 }
 
-pub fn owner_name(o: netwatch_common::OwnerSource) -> &'static str {
-    use netwatch_common::OwnerSource::*;
+impl Json {
+    pub fn new() -> Self {
+        Self { seconds: SecondCache::new("%Y-%m-%dT%H:%M:%S", jiff::tz::TimeZone::UTC) }
+    }
+}
+
+impl Default for Json {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub const fn owner_name(o: OwnerSource) -> &'static str {
     match o {
-        Unknown => "unknown",
-        Current => "process",
-        Listener => "listener",
-        Accept => "accept",
+        OwnerSource::Unknown => "unknown",
+        OwnerSource::Current => "process",
+        OwnerSource::Listener => "listener",
+        OwnerSource::Accept => "accept",
     }
 }
 
 impl EventSink for Json {
     fn event(&mut self, out: &mut dyn Write, e: &Event, clock: &WallClock) -> io::Result<()> {
-        let closing = matches!(e.kind, netwatch_common::EventKind::Close | netwatch_common::EventKind::ConnectFailed);
+        let closing = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed);
+        let (prefix, us) = self.seconds.split(clock.at(e.ts_ns));
         let j = JsonEvent {
-            ts: rfc3339(clock.at(e.ts_ns)),
+            ts: Ts(prefix, us),
             event: kind_name(e.kind),
             pid: e.pid,
-            comm: &e.comm,
+            comm: &e.comm.as_str(),
             uid: e.uid,
             family: e.family.name(),
-            saddr: display_ip(e.local.ip()).to_string(),
+            saddr: Ip(e.local.ip()),
             sport: e.local.port(),
-            daddr: display_ip(e.remote.ip()).to_string(),
+            daddr: Ip(e.remote.ip()),
             dport: e.remote.port(),
             old_state: e.old_state_name(),
             new_state: e.new_state_name(),
@@ -80,17 +121,16 @@ impl EventSink for Json {
     }
 
     fn lost(&mut self, out: &mut dyn Write, count: u64, at: jiff::Timestamp) -> io::Result<()> {
-        serde_json::to_writer(&mut *out, &JsonLost { ts: rfc3339(at), event: "lost", count })?;
+        let (prefix, us) = self.seconds.split(at);
+        serde_json::to_writer(&mut *out, &JsonLost { ts: Ts(prefix, us), event: "lost", count })?;
         out.write_all(b"\n")
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::{EventKind, OwnerSource};
-
     use super::*;
-    use crate::event::Family;
+    use crate::event::{Comm, Family};
 
     pub fn event() -> Event {
         Event {
@@ -102,7 +142,7 @@ mod tests {
             local: "[::ffff:127.0.0.1]:5000".parse().unwrap(),
             remote: "[::1]:80".parse().unwrap(),
             pid: 42,
-            comm: "srv \"x\"".into(),
+            comm: Comm::new("srv \"x\""),
             uid: 0,
             netns: 1,
             old_state: 9,
@@ -114,7 +154,7 @@ mod tests {
     #[test]
     fn close_event_has_every_field_and_duration() {
         let mut out = Vec::new();
-        Json.event(&mut out, &event(), &WallClock::new()).unwrap();
+        Json::new().event(&mut out, &event(), &WallClock::new()).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["event"], "close");
         assert_eq!(v["pid"], 42);
@@ -126,7 +166,9 @@ mod tests {
         assert_eq!((v["old_state"].as_str(), v["new_state"].as_str()), (Some("LAST_ACK"), Some("CLOSE")));
         assert_eq!(v["duration_ms"], 3.5);
         assert_eq!(v["owner"], "accept");
-        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        let ts = v["ts"].as_str().unwrap();
+        assert!(jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%.fZ", ts).is_ok(), "{ts}");
+        assert_eq!(ts.len(), "2026-11-22T00:37:00.784084Z".len());
         assert!(out.ends_with(b"}\n"));
     }
 
@@ -135,10 +177,11 @@ mod tests {
         let mut e = event();
         e.kind = EventKind::State;
         let mut out = Vec::new();
-        Json.event(&mut out, &e, &WallClock::new()).unwrap();
+        let mut j = Json::new();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
         e.kind = EventKind::Close;
         e.start_ns = None;
-        Json.event(&mut out, &e, &WallClock::new()).unwrap();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
         for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             assert!(v.get("duration_ms").is_none());
@@ -148,7 +191,10 @@ mod tests {
     #[test]
     fn lost_line() {
         let mut out = Vec::new();
-        Json.lost(&mut out, 17, jiff::Timestamp::UNIX_EPOCH).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17}\n");
+        Json::new().lost(&mut out, 17, jiff::Timestamp::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17}\n"
+        );
     }
 }

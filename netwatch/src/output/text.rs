@@ -8,19 +8,28 @@ use std::{
 use jiff::tz::TimeZone;
 
 use super::{duration_ms, EventSink};
-use crate::event::{clock::WallClock, display_ip, kind_name, Event};
+use crate::event::{
+    clock::{SecondCache, WallClock},
+    display_ip, kind_name, Event,
+};
 
 pub struct Text {
-    tz: TimeZone,
+    seconds: SecondCache,
 }
 
 impl Text {
+    /// Local time, as tcpstates and tcplife print it.
     pub fn new() -> Self {
-        Self { tz: TimeZone::try_system().unwrap_or(TimeZone::UTC) }
+        Self::in_zone(TimeZone::try_system().unwrap_or(TimeZone::UTC))
     }
 
-    fn time(&self, at: jiff::Timestamp) -> String {
-        at.to_zoned(self.tz.clone()).strftime("%H:%M:%S%.6f").to_string()
+    fn in_zone(tz: TimeZone) -> Self {
+        Self { seconds: SecondCache::new("%H:%M:%S", tz) }
+    }
+
+    fn time(&mut self, at: jiff::Timestamp) -> String {
+        let (prefix, us) = self.seconds.split(at);
+        format!("{prefix}.{us:06}")
     }
 }
 
@@ -61,7 +70,7 @@ impl EventSink for Text {
             "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {}",
             self.time(clock.at(e.ts_ns)),
             kind_name(e.kind),
-            owner(e.pid, &e.comm),
+            owner(e.pid, &e.comm.as_str()),
             endpoint(e.local),
             endpoint(e.remote),
             transition,
@@ -80,7 +89,7 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::event::Family;
+    use crate::event::{Comm, Family};
 
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
@@ -93,7 +102,7 @@ mod tests {
             local: "[::1]:41000".parse().unwrap(),
             remote: "[::1]:9".parse().unwrap(),
             pid: 7,
-            comm: "curl".into(),
+            comm: Comm::new("curl"),
             uid: 0,
             netns: 1,
             old_state: 2,
@@ -101,7 +110,7 @@ mod tests {
             owner: OwnerSource::Current,
         };
         let mut out = Vec::new();
-        Text { tz: TimeZone::UTC }.event(&mut out, &e, &WallClock::new()).unwrap();
+        Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
         let s = String::from_utf8(out).unwrap();
         for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
