@@ -1,0 +1,247 @@
+//! netwatch's JSON event lines, parsed strictly: every field of the contract
+//! must be present with its type, so a malformed line fails the test that
+//! printed it.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+/// Netstat names the `old_state`/`new_state` fields may carry.
+pub const STATES: [&str; 11] = [
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+];
+
+/// Values of the `event` field for socket events (`lost` is separate).
+pub const KINDS: [&str; 7] = [
+    "listen",
+    "connect",
+    "established",
+    "accept",
+    "state",
+    "close",
+    "connect_failed",
+];
+
+/// One socket event line.
+#[derive(Clone, Debug)]
+pub struct SockEvent {
+    pub line: String,
+    pub ts: String,
+    pub event: String,
+    pub pid: u64,
+    pub comm: String,
+    pub uid: u64,
+    pub family: String,
+    pub saddr: String,
+    pub sport: u16,
+    pub daddr: String,
+    pub dport: u16,
+    pub old_state: String,
+    pub new_state: String,
+    pub netns: u64,
+    pub cookie: u64,
+    pub duration_ms: Option<f64>,
+}
+
+/// A parsed stdout line.
+#[derive(Clone, Debug)]
+pub enum Parsed {
+    Sock(Box<SockEvent>),
+    Lost { count: u64 },
+}
+
+/// Parses every line; panics naming the first malformed one.
+pub fn parse_all(lines: &[String]) -> Vec<Parsed> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            parse_line(l)
+                .unwrap_or_else(|e| panic!("stdout line {i} is not a valid event ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// Only the socket events.
+pub fn sock_events(parsed: &[Parsed]) -> Vec<SockEvent> {
+    parsed
+        .iter()
+        .filter_map(|p| match p {
+            Parsed::Sock(e) => Some((**e).clone()),
+            Parsed::Lost { .. } => None,
+        })
+        .collect()
+}
+
+/// Sum of the counts of `lost` events.
+pub fn lost_total(parsed: &[Parsed]) -> u64 {
+    parsed
+        .iter()
+        .map(|p| {
+            if let Parsed::Lost { count } = p {
+                *count
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+pub fn parse_line(line: &str) -> Result<Parsed, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let ts = string(&v, "ts")?;
+    check_ts(&ts)?;
+    let event = string(&v, "event")?;
+    if event == "lost" {
+        return Ok(Parsed::Lost {
+            count: number(&v, "count")?,
+        });
+    }
+    if !KINDS.contains(&event.as_str()) {
+        return Err(format!("unknown event {event:?}"));
+    }
+    let family = string(&v, "family")?;
+    let e = SockEvent {
+        line: line.to_owned(),
+        ts,
+        event,
+        pid: number(&v, "pid")?,
+        comm: string(&v, "comm")?,
+        uid: number(&v, "uid")?,
+        saddr: address(&v, "saddr", &family)?,
+        sport: port(&v, "sport")?,
+        daddr: address(&v, "daddr", &family)?,
+        dport: port(&v, "dport")?,
+        old_state: state(&v, "old_state")?,
+        new_state: state(&v, "new_state")?,
+        netns: number(&v, "netns")?,
+        cookie: number(&v, "cookie")?,
+        duration_ms: match v.get("duration_ms") {
+            None | Some(Value::Null) => None,
+            Some(d) => Some(d.as_f64().ok_or("duration_ms is not a number")?),
+        },
+        family,
+    };
+    Ok(Parsed::Sock(Box::new(e)))
+}
+
+fn string(v: &Value, key: &str) -> Result<String, String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`{key}` missing or not a string"))
+}
+
+fn number(v: &Value, key: &str) -> Result<u64, String> {
+    v.get(key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| format!("`{key}` missing or not an unsigned integer"))
+}
+
+fn port(v: &Value, key: &str) -> Result<u16, String> {
+    u16::try_from(number(v, key)?).map_err(|_| format!("`{key}` is not a port"))
+}
+
+fn state(v: &Value, key: &str) -> Result<String, String> {
+    let s = string(v, key)?;
+    if STATES.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(format!("`{key}` = {s:?} is not a netstat state name"))
+    }
+}
+
+/// IPv4 as a dotted quad; IPv6 in canonical compressed form, except that
+/// IPv4-mapped addresses must be shown as dotted quads.
+fn address(v: &Value, key: &str, family: &str) -> Result<String, String> {
+    let s = string(v, key)?;
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| format!("`{key}` = {s:?} is not an IP address"))?;
+    match (family, ip) {
+        ("IPv4", IpAddr::V4(_)) => Ok(s),
+        ("IPv6", IpAddr::V4(_)) => Ok(s),
+        ("IPv6", IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => Err(format!(
+            "`{key}` = {s:?}: IPv4-mapped addresses must be shown as dotted quads"
+        )),
+        ("IPv6", IpAddr::V6(v6)) if v6.to_string() != s => {
+            Err(format!("`{key}` = {s:?} is not in canonical form ({v6})"))
+        }
+        ("IPv6", IpAddr::V6(_)) => Ok(s),
+        _ => Err(format!("`{key}` = {s:?} does not match family {family:?}")),
+    }
+}
+
+/// RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)`.
+fn check_ts(ts: &str) -> Result<(), String> {
+    let bad = || format!("ts {ts:?} is not an RFC 3339 UTC timestamp");
+    let rest = ts
+        .strip_suffix('Z')
+        .or_else(|| ts.strip_suffix("+00:00"))
+        .ok_or_else(bad)?;
+    let (base, frac) = rest.split_once('.').unwrap_or((rest, "0"));
+    let shape = base.len() == 19
+        && base.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        });
+    if shape && !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"ts":"2025-01-02T03:04:05.123456Z","event":"connect","pid":7,"comm":"nw-peer","uid":0,"family":"IPv6","saddr":"::1","sport":0,"daddr":"::1","dport":80,"old_state":"CLOSE","new_state":"SYN_SENT","netns":4026531840,"cookie":9}"#;
+
+    #[test]
+    fn parses_a_connect() {
+        let Ok(Parsed::Sock(e)) = parse_line(LINE) else {
+            panic!("did not parse")
+        };
+        assert_eq!(
+            (e.pid, e.dport, e.saddr.as_str(), e.duration_ms),
+            (7, 80, "::1", None)
+        );
+    }
+
+    #[test]
+    fn rejects_non_canonical_and_mapped_ipv6() {
+        assert!(parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"0:0::1""#)).is_err());
+        assert!(
+            parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"::ffff:127.0.0.1""#)).is_err()
+        );
+        assert!(parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"127.0.0.1""#)).is_ok());
+    }
+
+    #[test]
+    fn checks_timestamps() {
+        assert!(check_ts("2025-01-02T03:04:05Z").is_ok());
+        assert!(check_ts("2025-01-02T03:04:05.1+00:00").is_ok());
+        assert!(check_ts("2025-01-02 03:04:05Z").is_err());
+        assert!(check_ts("2025-01-02T03:04:05+01:00").is_err());
+        assert!(check_ts("1735787045").is_err());
+    }
+
+    #[test]
+    fn parses_lost() {
+        let l = r#"{"ts":"2025-01-02T03:04:05Z","event":"lost","count":3}"#;
+        assert!(matches!(parse_line(l), Ok(Parsed::Lost { count: 3 })));
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line itself: human output, flag errors, missing privileges.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use netwatch_tests::process::{kill_and_reap, wait_timeout, Lines};
+use netwatch_tests::{netwatch_bin, Netwatch, Peer};
+
+#[test]
+fn text_output_lines() {
+    super::setup();
+    let nw = Netwatch::start(&["events"]);
+    let (mut s4, srv4) = Peer::server("127.0.0.1:0", Some(3));
+    let (mut s6, srv6) = Peer::server("[::1]:0", Some(3));
+    let c4 = Peer::client(srv4.addr, 3, 1);
+    let c6 = Peer::client(srv6.addr, 3, 1);
+    s4.wait_success(Duration::from_secs(10));
+    s6.wait_success(Duration::from_secs(10));
+    let lines = nw.stop().lines;
+
+    let json = lines.iter().filter(|l| l.starts_with('{')).count();
+    assert_eq!(
+        json,
+        0,
+        "text mode printed JSON lines:\n{}",
+        lines.join("\n")
+    );
+    let expect = [
+        ("connect", c4.pid, format!("127.0.0.1:{}", srv4.addr.port())),
+        (
+            "accept",
+            srv4.pid,
+            format!("127.0.0.1:{}", srv4.addr.port()),
+        ),
+        (
+            "listen",
+            srv4.pid,
+            format!("127.0.0.1:{}", srv4.addr.port()),
+        ),
+        ("connect", c6.pid, format!("[::1]:{}", srv6.addr.port())),
+        ("accept", srv6.pid, format!("[::1]:{}", srv6.addr.port())),
+        ("listen", srv6.pid, format!("[::1]:{}", srv6.addr.port())),
+    ];
+    for (event, pid, addr) in expect {
+        let owner = format!("{pid}/nw-peer");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(event) && l.contains(&owner) && l.contains(&addr)),
+            "no text line containing {event:?}, {owner:?} and {addr:?}:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    super::setup();
+    let out = Command::new(netwatch_bin())
+        .args(["events", "--bogus"])
+        .output()
+        .expect("running netwatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "`netwatch events --bogus`: {}; stderr:\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("--bogus") && stderr.contains("Usage:"),
+        "expected clap's error naming --bogus and a usage line; stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn not_root_is_a_clear_error() {
+    super::setup();
+    // A copy nobody can reach, whatever the permissions of the build tree.
+    let dir = std::env::temp_dir().join(format!("netwatch-not-root-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("creating a temp dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+    let bin = dir.join("netwatch");
+    std::fs::copy(netwatch_bin(), &bin).expect("copying netwatch");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod netwatch");
+
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("events")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running setpriv");
+    let stdout = Lines::spawn(child.stdout.take().expect("stdout"));
+    let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    kill_and_reap(&mut child);
+    let (stdout, stderr) = (
+        stdout.finish(Duration::from_secs(2)),
+        stderr.finish(Duration::from_secs(2)),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let text = stderr.join("\n");
+    let Some(status) = status else {
+        panic!("netwatch as uid 65534 was still running after 10 s; stderr:\n{text}");
+    };
+    assert!(
+        !status.success(),
+        "netwatch as uid 65534 exited 0; stderr:\n{text}\nstdout:\n{}",
+        stdout.join("\n")
+    );
+    let nonempty: Vec<&String> = stderr.iter().filter(|l| !l.trim().is_empty()).collect();
+    let lower = text.to_lowercase();
+    assert!(
+        nonempty.len() == 1 && (lower.contains("root") || lower.contains("privilege")),
+        "expected one stderr line mentioning root or privileges; got {} line(s):\n{text}",
+        nonempty.len()
+    );
+    assert!(
+        !lower.contains("panicked") && !lower.contains("backtrace"),
+        "netwatch as uid 65534 panicked or printed a backtrace:\n{text}"
+    );
+}

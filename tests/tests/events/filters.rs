@@ -1,0 +1,119 @@
+//! `--port`, `--pid`, `-4` and `-6` keep exactly the matching events.
+
+use std::net::SocketAddr;
+
+use netwatch_tests::conn::show;
+use netwatch_tests::event::sock_events;
+use netwatch_tests::{free_port, Netwatch, Peer, SockEvent, Stopped};
+
+const PER_SERVER: u64 = 20;
+
+/// Runs `PER_SERVER` connections to each address, then waits for the servers.
+fn traffic(servers: &mut [(Peer, SocketAddr)]) {
+    for (_, addr) in servers.iter() {
+        Peer::client(*addr, PER_SERVER, 1);
+    }
+    for (peer, _) in servers.iter_mut() {
+        peer.wait_success(std::time::Duration::from_secs(20));
+    }
+}
+
+fn server(bind: &str) -> (Peer, SocketAddr, u32) {
+    let (peer, info) = Peer::server(bind, Some(PER_SERVER));
+    (peer, info.addr, info.pid)
+}
+
+fn events_of(stopped: &Stopped) -> Vec<SockEvent> {
+    sock_events(&stopped.events())
+}
+
+fn count(events: &[SockEvent], pred: impl Fn(&SockEvent) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+fn assert_all(events: &[SockEvent], what: &str, pred: impl Fn(&SockEvent) -> bool) {
+    let wrong: Vec<&SockEvent> = events.iter().filter(|e| !pred(e)).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} event(s) that are not {what} got through the filter:\n{}",
+        wrong.len(),
+        show(&wrong)
+    );
+}
+
+#[test]
+fn filters_filter_by_port() {
+    super::setup();
+    let port = free_port("127.0.0.1".parse().expect("ip"));
+    let nw = Netwatch::start(&["events", "--json", "--port", &port.to_string()]);
+    let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
+    let (other, other_addr, _) = server("127.0.0.1:0");
+    traffic(&mut [(matched, addr), (other, other_addr)]);
+    let events = events_of(&nw.stop());
+
+    assert_all(&events, &format!("on port {port}"), |e| {
+        e.sport == port || e.dport == port
+    });
+    let n = PER_SERVER as usize;
+    let connects = count(&events, |e| e.event == "connect" && e.dport == port);
+    let accepts = count(&events, |e| e.event == "accept" && e.sport == port);
+    let listens = count(&events, |e| e.event == "listen" && e.sport == port);
+    assert!(
+        connects == n && accepts == n && listens == 1,
+        "--port {port}: expected {n} connects, {n} accepts, 1 listen; got {connects}, {accepts}, {listens}:\n{}",
+        show(&events.iter().collect::<Vec<_>>())
+    );
+}
+
+#[test]
+fn filters_filter_by_pid() {
+    super::setup();
+    let (matched, addr, pid) = server("127.0.0.1:0");
+    let (other, other_addr, _) = server("127.0.0.1:0");
+    let nw = Netwatch::start(&["events", "--json", "--pid", &pid.to_string()]);
+    traffic(&mut [(matched, addr), (other, other_addr)]);
+    let events = events_of(&nw.stop());
+
+    assert_all(&events, &format!("owned by pid {pid}"), |e| {
+        e.pid == u64::from(pid)
+    });
+    let n = PER_SERVER as usize;
+    let accepts = count(&events, |e| e.event == "accept" && e.sport == addr.port());
+    let closes = count(&events, |e| e.event == "close" && e.sport == addr.port());
+    assert!(
+        accepts == n && closes == n,
+        "--pid {pid}: expected {n} accepts and {n} closes on port {}; got {accepts}, {closes}:\n{}",
+        addr.port(),
+        show(&events.iter().collect::<Vec<_>>())
+    );
+}
+
+#[test]
+fn filters_filter_ipv6_only() {
+    family_filter("-6", "IPv6");
+}
+
+#[test]
+fn filters_filter_ipv4_only() {
+    family_filter("-4", "IPv4");
+}
+
+fn family_filter(flag: &str, family: &str) {
+    super::setup();
+    let nw = Netwatch::start(&["events", "--json", flag]);
+    let (v4, v4_addr, _) = server("127.0.0.1:0");
+    let (v6, v6_addr, _) = server("[::1]:0");
+    traffic(&mut [(v4, v4_addr), (v6, v6_addr)]);
+    let events = events_of(&nw.stop());
+
+    assert_all(&events, family, |e| e.family == family);
+    let kept = if family == "IPv6" { v6_addr } else { v4_addr };
+    let n = PER_SERVER as usize;
+    let connects = count(&events, |e| e.event == "connect" && e.dport == kept.port());
+    let accepts = count(&events, |e| e.event == "accept" && e.sport == kept.port());
+    assert!(
+        connects == n && accepts == n,
+        "{flag}: expected {n} connects and accepts for {kept}; got {connects}, {accepts}:\n{}",
+        show(&events.iter().collect::<Vec<_>>())
+    );
+}
