@@ -56,6 +56,9 @@ pub enum OwnerSource {
     Listener = 2,
     /// The process whose `accept()` returned the socket.
     Accept = 3,
+    /// Found by the agent in /proc when it started (the socket predates
+    /// netwatch); never written by the kernel programs.
+    Proc = 4,
 }
 
 impl OwnerSource {
@@ -64,6 +67,7 @@ impl OwnerSource {
             1 => Self::Current,
             2 => Self::Listener,
             3 => Self::Accept,
+            4 => Self::Proc,
             _ => Self::Unknown,
         }
     }

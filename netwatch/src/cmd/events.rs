@@ -15,6 +15,7 @@ use crate::{
     filter::Filter,
     output::{json::Json, text::Text, EventSink},
     probe::{Options, Probes},
+    seed,
     stats::{Counts, Summary},
     stream::{Batch, Reader, ReaderOptions},
 };
@@ -30,11 +31,20 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     let (tx, mut rx) = mpsc::channel(1024);
     let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
+    let mut printer = Printer::new(args);
+    // After attaching (so nothing falls between): what already exists.
+    let mut attached = attached;
+    match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
+        Ok(seed) => {
+            attached.seed_listeners(&seed.sockets);
+            printer.tuples.preload(&seed.sockets);
+        }
+        Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
+    }
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
 
-    let mut printer = Printer::new(args);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 << 10, stdout.lock());
     printer.sink.header(&mut out)?;

@@ -1,22 +1,32 @@
-//! Completing tuples the kernel reports partially (KERNEL-NOTES point 4):
-//! `CLOSE -> SYN_SENT` fires before the local port is chosen, and by the
-//! time `-> CLOSE` fires the port has been released again. The socket's
-//! cookie ties its events together, so each event lends the next what it
-//! knew.
+//! Completing what the kernel reports partially. Tuples (KERNEL-NOTES
+//! point 4): `CLOSE -> SYN_SENT` fires before the local port is chosen, and
+//! by the time `-> CLOSE` fires the port has been released again; the
+//! socket's cookie ties its events together, so each event lends the next
+//! what it knew. Owners: a socket opened before netwatch started has none
+//! in the kernel, so the owner /proc showed at start-up is lent instead.
 
 use std::net::SocketAddr;
 
-use netwatch_common::EventKind;
+use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
-use super::Event;
+use super::{Comm, Event};
+use crate::seed::SeedSocket;
 
 /// Most recently seen endpoints per socket cookie. Cookies are kernel-made
 /// sequential integers, not attacker-chosen keys, so a fast non-keyed hash
 /// is safe here and runs for every event.
 #[derive(Debug, Default)]
 pub struct TupleCache {
-    known: FxHashMap<u64, (SocketAddr, SocketAddr)>,
+    known: FxHashMap<u64, Known>,
+}
+
+#[derive(Debug)]
+struct Known {
+    local: SocketAddr,
+    remote: SocketAddr,
+    /// (pid, comm, uid) from /proc, for sockets older than netwatch.
+    owner: Option<(u32, Comm, u32)>,
 }
 
 /// Bound on remembered sockets: past it (lost `destroy` events under
@@ -27,9 +37,16 @@ impl TupleCache {
     /// Fills unknown (zero) ports and addresses of `e` from earlier events
     /// of the same socket, and remembers what `e` knows.
     pub fn complete(&mut self, e: &mut Event) {
-        if let Some((local, remote)) = self.known.get(&e.cookie) {
-            fill(&mut e.local, local);
-            fill(&mut e.remote, remote);
+        let mut owner = None;
+        if let Some(k) = self.known.get(&e.cookie) {
+            fill(&mut e.local, &k.local);
+            fill(&mut e.remote, &k.remote);
+            owner = k.owner;
+            if e.pid == 0 {
+                if let Some((pid, comm, uid)) = k.owner {
+                    (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, OwnerSource::Proc);
+                }
+            }
         }
         if e.kind == EventKind::Destroy {
             self.known.remove(&e.cookie);
@@ -38,7 +55,20 @@ impl TupleCache {
         if self.known.len() >= MAX_SOCKETS {
             self.known.clear();
         }
-        self.known.insert(e.cookie, (e.local, e.remote));
+        self.known.insert(e.cookie, Known { local: e.local, remote: e.remote, owner });
+    }
+
+    /// Remembers the owners of sockets that existed before the programs
+    /// were attached (TCP sockets with a cookie and an owner).
+    pub fn preload(&mut self, sockets: &[SeedSocket]) {
+        for s in sockets.iter().filter(|s| s.proto == crate::seed::Proto::Tcp) {
+            let (Some(cookie), Some(p)) = (s.cookie, s.owners.first()) else { continue };
+            self.known.entry(cookie).or_insert(Known {
+                local: s.local,
+                remote: s.remote,
+                owner: Some((p.pid, Comm::new(&p.comm), s.uid)),
+            });
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -61,8 +91,6 @@ fn fill(now: &mut SocketAddr, before: &SocketAddr) {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::OwnerSource;
-
     use super::*;
     use crate::event::{Comm, Family};
 
@@ -99,6 +127,36 @@ mod tests {
         let mut other = ev(EventKind::Close, 6, "127.0.0.1:0", "127.0.0.1:80");
         c.complete(&mut other);
         assert_eq!(other.local.port(), 0);
+    }
+
+    #[test]
+    fn preloaded_owner_fills_events_without_one() {
+        let mut c = TupleCache::default();
+        let seeded = SeedSocket {
+            proto: crate::seed::Proto::Tcp,
+            family: crate::seed::Family::V4,
+            local: "127.0.0.1:22".parse().unwrap(),
+            remote: "127.0.0.1:5000".parse().unwrap(),
+            state: 1,
+            inode: 9,
+            uid: 33,
+            cookie: Some(8),
+            netns: 1,
+            owners: vec![crate::seed::Process { pid: 700, comm: "sshd".into(), fd: 4 }],
+            timer: None,
+            rx_queue: 0,
+            tx_queue: 0,
+        };
+        c.preload(&[seeded]);
+        let mut e = ev(EventKind::State, 8, "127.0.0.1:22", "127.0.0.1:5000");
+        e.pid = 0;
+        c.complete(&mut e);
+        assert_eq!((e.pid, e.comm.as_str().as_ref(), e.uid, e.owner), (700, "sshd", 33, OwnerSource::Proc));
+        // The kernel's own owner is never overridden.
+        let mut e = ev(EventKind::State, 8, "127.0.0.1:22", "127.0.0.1:5000");
+        e.pid = 5;
+        c.complete(&mut e);
+        assert_eq!(e.pid, 5);
     }
 
     #[test]

@@ -91,7 +91,13 @@ pub const fn owner_name(o: OwnerSource) -> &'static str {
         OwnerSource::Current => "process",
         OwnerSource::Listener => "listener",
         OwnerSource::Accept => "accept",
+        OwnerSource::Proc => "proc",
     }
+}
+
+/// RFC 3339 in UTC with microseconds, for one-off timestamps.
+pub fn rfc3339(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 impl EventSink for Json {
