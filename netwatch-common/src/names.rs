@@ -24,8 +24,7 @@ pub const PROG_ACCEPT4_EXIT: &str = "nw_accept4_exit";
 /// `tracepoint/syscalls/sys_exit_accept`: same, for the older syscall.
 pub const PROG_ACCEPT_EXIT: &str = "nw_accept_exit";
 /// Every program, in attach order.
-pub const ALL_PROGRAMS: [&str; 4] =
-    [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT];
+pub const ALL_PROGRAMS: [&str; 4] = [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT];
 
 /// Tracepoints behind the programs above.
 pub const TP_SET_STATE: &str = "inet_sock_set_state";

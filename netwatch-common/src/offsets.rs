@@ -6,15 +6,11 @@
 
 use core::mem::size_of;
 
-/// Byte offsets, all relative to the start of the named struct. Each is a
-/// `u32` so the record has no padding; `sock_read_len` bounds the single
-/// read of `struct sock_common` that the hot path does.
+/// Byte offsets, all relative to the start of the named struct; `u32` each
+/// so the record has no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
-    /// How many bytes of `struct sock` to copy in one read; every
-    /// `sock_common` field below lies within it.
-    pub sock_read_len: u32,
     pub skc_daddr: u32,
     pub skc_rcv_saddr: u32,
     pub skc_dport: u32,
@@ -38,10 +34,6 @@ pub struct KernelOffsets {
     pub file_private_data: u32,
     /// `struct socket` -> `sk`.
     pub socket_sk: u32,
-    pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 72);
-
-/// Upper bound of `sock_read_len`: the scratch buffer the programs copy into.
-pub const SOCK_READ_MAX: u32 = 256;
+const _: () = assert!(size_of::<KernelOffsets>() == 64);

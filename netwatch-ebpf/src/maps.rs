@@ -28,7 +28,6 @@ pub static LISTENERS: HashMap<ListenKey, Owner> = HashMap::with_max_entries(16_3
 /// sees the offsets as constants.
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
-    sock_read_len: 0,
     skc_daddr: 0,
     skc_rcv_saddr: 0,
     skc_dport: 0,
@@ -45,7 +44,6 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     fdt_max_fds: 0,
     file_private_data: 0,
     socket_sk: 0,
-    _pad: 0,
 };
 
 #[inline(always)]

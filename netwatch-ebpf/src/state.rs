@@ -10,7 +10,12 @@ use netwatch_common::{
     EventKind, Owner, OwnerSource, SockEvent,
 };
 
-use crate::{emit::submit, maps::offsets, owner, sock::{tcp_tuple, Tuple}};
+use crate::{
+    emit::submit,
+    maps::offsets,
+    owner,
+    sock::{tcp_tuple, Tuple},
+};
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn nw_set_state(ctx: BtfTracePointContext) -> i32 {
@@ -92,7 +97,7 @@ pub fn event(kind: EventKind, now: u64, cookie: u64, t: &Tuple, o: &Owner, old: 
         kind: kind as u8,
         old_state: old,
         new_state: new,
-        owner_source: o.source,
-        _pad: [0; 2],
+        owner_source: o.source as u8,
+        _pad: 0,
     }
 }

@@ -72,10 +72,10 @@ impl Event {
             start_ns: (r.start_ns != 0).then_some(r.start_ns),
             cookie: r.cookie,
             family,
-            local: SocketAddr::new(ip(family, &r.saddr), r.sport),
-            remote: SocketAddr::new(ip(family, &r.daddr), r.dport),
+            local: SocketAddr::new(ip(family, &r.saddr.0), r.sport),
+            remote: SocketAddr::new(ip(family, &r.daddr.0), r.dport),
             pid: r.pid,
-            comm: Comm(r.comm),
+            comm: Comm(r.comm.0),
             uid: r.uid,
             netns: r.netns,
             old_state: r.old_state,
@@ -158,13 +158,15 @@ pub fn display_ip(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use netwatch_common::Bytes16;
+
     use super::*;
 
     pub fn record() -> SockEvent {
-        let mut saddr = [0; 16];
-        saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
-        let mut comm = [0; 16];
-        comm[..4].copy_from_slice(b"curl");
+        let mut saddr = Bytes16::ZERO;
+        saddr.0[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let mut comm = Bytes16::ZERO;
+        comm.0[..4].copy_from_slice(b"curl");
         SockEvent {
             ts_ns: 5_000_000,
             start_ns: 2_000_000,
@@ -182,7 +184,7 @@ mod tests {
             old_state: tcp::FIN_WAIT2,
             new_state: tcp::CLOSE,
             owner_source: OwnerSource::Current as u8,
-            _pad: [0; 2],
+            _pad: 0,
         }
     }
 
@@ -215,13 +217,13 @@ mod tests {
     fn ipv6_and_mapped_addresses() {
         let mut r = record();
         r.family = AF_INET6;
-        r.saddr = Ipv6Addr::LOCALHOST.octets();
-        r.daddr = "::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets();
+        r.saddr = Bytes16(Ipv6Addr::LOCALHOST.octets());
+        r.daddr = Bytes16("::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets());
         let e = Event::from_record(&r).unwrap();
         assert_eq!(e.local.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
         assert_eq!(display_ip(e.remote.ip()), "10.1.2.3".parse::<IpAddr>().unwrap());
         assert!(e.is_ipv4_traffic());
-        r.daddr = Ipv6Addr::LOCALHOST.octets();
+        r.daddr = Bytes16(Ipv6Addr::LOCALHOST.octets());
         assert!(!Event::from_record(&r).unwrap().is_ipv4_traffic());
     }
 

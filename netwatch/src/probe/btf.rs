@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use btf_rs::{Btf, Type};
-use netwatch_common::{offsets::SOCK_READ_MAX, KernelOffsets};
+use netwatch_common::KernelOffsets;
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -14,7 +14,8 @@ fn offset(btf: &Btf, outer: &str, path: &[&str]) -> Result<u32> {
     let mut ty = struct_by_name(btf, outer).with_context(what)?;
     let mut total = 0;
     for (i, name) in path.iter().enumerate() {
-        let (bits, member_ty) = find_member(btf, &ty, name)?.ok_or_else(|| anyhow!("{} not found in kernel BTF", what()))?;
+        let (bits, member_ty) =
+            find_member(btf, &ty, name)?.ok_or_else(|| anyhow!("{} not found in kernel BTF", what()))?;
         total += bits / 8;
         if i + 1 < path.len() {
             ty = member_ty;
@@ -75,8 +76,7 @@ pub fn resolve_offsets() -> Result<KernelOffsets> {
     }
     let btf = Btf::from_file(VMLINUX_BTF).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?;
     let sc = |f: &str| offset(&btf, "sock", &["__sk_common", f]);
-    let mut o = KernelOffsets {
-        sock_read_len: 0,
+    Ok(KernelOffsets {
         skc_daddr: sc("skc_daddr")?,
         skc_rcv_saddr: sc("skc_rcv_saddr")?,
         skc_dport: sc("skc_dport")?,
@@ -93,43 +93,12 @@ pub fn resolve_offsets() -> Result<KernelOffsets> {
         fdt_max_fds: offset(&btf, "fdtable", &["max_fds"])?,
         file_private_data: offset(&btf, "file", &["private_data"])?,
         socket_sk: offset(&btf, "socket", &["sk"])?,
-        _pad: 0,
-    };
-    o.sock_read_len = sock_read_len(&o)?;
-    Ok(o)
-}
-
-/// The programs copy the head of `struct sock` once per event; every
-/// `sock_common` field they use must lie inside that copy.
-fn sock_read_len(o: &KernelOffsets) -> Result<u32> {
-    let ends = [
-        o.skc_daddr + 4,
-        o.skc_rcv_saddr + 4,
-        o.skc_dport + 2,
-        o.skc_num + 2,
-        o.skc_family + 2,
-        o.skc_net + 8,
-        o.skc_v6_daddr + 16,
-        o.skc_v6_rcv_saddr + 16,
-    ];
-    let len = ends.into_iter().max().unwrap_or(0).next_multiple_of(8);
-    if len > SOCK_READ_MAX {
-        bail!("struct sock_common fields end at byte {len}, beyond the {SOCK_READ_MAX} bytes the programs copy");
-    }
-    Ok(len)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn read_len_covers_every_field_and_rejects_oversize() {
-        let mut o = KernelOffsets { skc_v6_rcv_saddr: 72, skc_net: 48, ..Default::default() };
-        assert_eq!(sock_read_len(&o).unwrap(), 88);
-        o.skc_v6_daddr = SOCK_READ_MAX;
-        assert!(sock_read_len(&o).is_err());
-    }
 
     /// Runs against this machine's kernel; every kernel netwatch supports has
     /// these structs, so a failure here is a real incompatibility.

@@ -13,7 +13,7 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use netwatch_common::{names, ListenKey, Owner, OwnerSource};
+use netwatch_common::{names, Bytes16, ListenKey, Owner, OwnerSource};
 
 use crate::seed::{Family, SeedSocket};
 
@@ -69,12 +69,9 @@ impl Attached {
                 (_, std::net::IpAddr::V6(ip)) => (netwatch_common::tcp::AF_INET6, ip.octets()),
                 _ => continue,
             };
-            let key = ListenKey { netns: s.netns, port: s.local.port(), family, addr };
-            let mut comm = [0u8; 16];
-            let n = p.comm.len().min(15);
-            comm[..n].copy_from_slice(&p.comm.as_bytes()[..n]);
-            let owner =
-                Owner { start_ns: 0, comm, pid: p.pid, uid: s.uid, source: OwnerSource::Proc as u8, _pad: [0; 7] };
+            let key = ListenKey { netns: s.netns, port: s.local.port(), family, addr: Bytes16(addr) };
+            let comm = Bytes16(crate::event::Comm::new(&p.comm).0);
+            let owner = Owner { start_ns: 0, comm, pid: p.pid, uid: s.uid, source: OwnerSource::Proc as u32, _pad: 0 };
             // A listener that appeared meanwhile was registered by the
             // kernel itself, with a better owner: keep it.
             if self.listeners.insert(key, owner, BPF_NOEXIST).is_ok() {
@@ -102,12 +99,12 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
 
-        let events = RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?)
-            .context("opening the event ring buffer")?;
-        let counters = PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?)
-            .context("opening the counter map")?;
-        let listeners = HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?)
-            .context("opening the listener map")?;
+        let events =
+            RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
+        let counters =
+            PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
+        let listeners =
+            HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
         Ok(Self { attached: Attached { listeners, _ebpf: ebpf, degraded }, events, counters })
     }
 
@@ -122,10 +119,8 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
 }
 
 fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
-    let p: &mut BtfTracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-        .try_into()?;
+    let p: &mut BtfTracePoint =
+        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
     p.load(tracepoint, btf)
         .with_context(|| format!("loading {prog} for BTF tracepoint {tracepoint} (does this kernel have it?)"))?;
     p.attach().with_context(|| format!("attaching to BTF tracepoint {tracepoint}"))?;
@@ -136,11 +131,11 @@ fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Resul
 /// a kernel without syscall tracepoints still gets every event.
 fn attach_accept(ebpf: &mut Ebpf) -> Result<()> {
     tracefs::ensure_mounted()?;
-    for (prog, tp) in [(names::PROG_ACCEPT4_EXIT, names::TP_ACCEPT4_EXIT), (names::PROG_ACCEPT_EXIT, names::TP_ACCEPT_EXIT)] {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
+    for (prog, tp) in
+        [(names::PROG_ACCEPT4_EXIT, names::TP_ACCEPT4_EXIT), (names::PROG_ACCEPT_EXIT, names::TP_ACCEPT_EXIT)]
+    {
+        let p: &mut TracePoint =
+            ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
         p.load().with_context(|| format!("loading {prog}"))?;
         p.attach(names::SYSCALL_CATEGORY, tp).with_context(|| {
             format!(
