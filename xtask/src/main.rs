@@ -1,1 +1,58 @@
-fn main() {}
+//! `cargo xtask`: sets this machine up, then builds, tests, runs and
+//! benchmarks netwatch. Each subcommand lives in its own module; this file
+//! only parses the command line and dispatches.
+
+mod bench;
+mod cmd;
+mod libtest;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Set up, build, test, run and benchmark netwatch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what this machine is missing: apt packages, bpf-linker, the
+    /// eBPF toolchain link, the tracefs mount. Fast when nothing is missing.
+    Setup,
+    /// Set up, then run fmt, clippy, the unit tests and the privileged
+    /// integration tests (as root), stopping at the first failure.
+    Test {
+        /// Arguments for the integration tests' harness, e.g. a test-name filter.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build netwatch (release) and run it as root with these arguments.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, build, and measure netwatch's overhead, loss and latency.
+    Bench(bench::Options),
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Setup => setup::setup(),
+        Command::Test { args } => test::test(&args),
+        Command::Run { args } => run::run(&args),
+        Command::Bench(options) => bench::bench(&options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
