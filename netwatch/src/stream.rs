@@ -7,6 +7,12 @@
 //! wakeup this thread therefore sleeps a short, precise interval (a thread
 //! sleep, finer than tokio's 1 ms timer) so that one wakeup collects a
 //! batch. The same thread polls the kernel's loss counters.
+//!
+//! The thread asks for the lowest real-time priority (SCHED_FIFO 1): on a
+//! saturated machine a normal thread waits behind every busy process while
+//! the ring fills, and the tracer's delivery latency becomes the scheduler's.
+//! It only sleeps, drains and decodes, so it cannot starve anyone for long;
+//! without the privilege it runs as a normal thread.
 
 use std::{
     sync::{
@@ -100,6 +106,9 @@ fn run(
     tx: mpsc::Sender<Batch>,
     stop: &AtomicBool,
 ) -> Result<Latency> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: 0 means the calling thread; failure leaves it unchanged.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd

@@ -1,6 +1,6 @@
 //! `netwatch events`: the event stream.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
 use netwatch_common::EventKind;
@@ -46,36 +46,48 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
 
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(64 << 10, stdout.lock());
-    printer.sink.header(&mut out)?;
-    out.flush()?;
+    let mut out = stdout.lock();
+    let mut buf = Vec::with_capacity(256 << 10);
+    printer.sink.header(&mut buf)?;
+    flush(&mut out, &mut buf)?;
 
     let mut done = false;
     while !done {
         tokio::select! {
             batch = rx.recv() => match batch {
-                Some(b) => done = printer.batch(&mut out, b)?,
+                Some(b) => done = printer.batch(&mut buf, b)?,
                 None => break,
             },
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
-        out.flush()?;
+        flush(&mut out, &mut buf)?;
     }
     // Stop the reader, but keep consuming so its final drain is not blocked
     // on a full channel.
     let finishing = tokio::task::spawn_blocking(move || reader.finish());
     while let Some(b) = rx.recv().await {
         if !done {
-            done = printer.batch(&mut out, b)?;
+            done = printer.batch(&mut buf, b)?;
         }
     }
-    out.flush()?;
+    flush(&mut out, &mut buf)?;
     let latency = finishing.await.context("joining the ring buffer reader")??;
     drop(attached);
     eprintln!("{}", Summary(&printer.counts, &latency));
     if printer.counts.lost > 0 {
         eprintln!("netwatch: {} events were lost: the ring buffer was full", printer.counts.lost);
+    }
+    Ok(())
+}
+
+/// One write per batch: the lines of a batch leave together, so a reader
+/// such as `grep` sees each line as soon as its batch arrived.
+fn flush(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
+    if !buf.is_empty() {
+        out.write_all(buf)?;
+        out.flush()?;
+        buf.clear();
     }
     Ok(())
 }
@@ -110,7 +122,7 @@ impl Printer {
     }
 
     /// Prints one batch; returns true once `--count` events were printed.
-    fn batch(&mut self, out: &mut dyn Write, batch: Batch) -> io::Result<bool> {
+    fn batch(&mut self, out: &mut Vec<u8>, batch: Batch) -> io::Result<bool> {
         match batch {
             Batch::Events(records) => {
                 for r in &records {

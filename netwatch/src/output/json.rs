@@ -101,7 +101,7 @@ pub fn rfc3339(at: jiff::Timestamp) -> String {
 }
 
 impl EventSink for Json {
-    fn event(&mut self, out: &mut dyn Write, e: &Event, clock: &WallClock) -> io::Result<()> {
+    fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
         let closing = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed);
         let (prefix, us) = self.seconds.split(clock.at(e.ts_ns));
         let j = JsonEvent {
@@ -126,7 +126,7 @@ impl EventSink for Json {
         out.write_all(b"\n")
     }
 
-    fn lost(&mut self, out: &mut dyn Write, count: u64, at: jiff::Timestamp) -> io::Result<()> {
+    fn lost(&mut self, out: &mut Vec<u8>, count: u64, at: jiff::Timestamp) -> io::Result<()> {
         let (prefix, us) = self.seconds.split(at);
         serde_json::to_writer(&mut *out, &JsonLost { ts: Ts(prefix, us), event: "lost", count })?;
         out.write_all(b"\n")

@@ -46,19 +46,23 @@ pub fn endpoint(sa: SocketAddr) -> String {
 
 /// `PID/comm` as netstat's `-p` column, `-` when the owner is unknown.
 pub fn owner(pid: u32, comm: &str) -> String {
-    if pid == 0 { "-".to_owned() } else { format!("{pid}/{comm}") }
+    if pid == 0 {
+        "-".to_owned()
+    } else {
+        format!("{pid}/{comm}")
+    }
 }
 
 impl EventSink for Text {
-    fn header(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    fn header(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         writeln!(
             out,
-            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {}",
-            "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION", "DURATION"
+            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} DURATION",
+            "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION"
         )
     }
 
-    fn event(&mut self, out: &mut dyn Write, e: &Event, clock: &WallClock) -> io::Result<()> {
+    fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
         let transition = format!("{} -> {}", e.old_state_name(), e.new_state_name());
         let duration = match (e.kind, e.duration_ns()) {
             (netwatch_common::EventKind::Close | netwatch_common::EventKind::ConnectFailed, Some(ns)) => {
@@ -79,7 +83,7 @@ impl EventSink for Text {
         writeln!(out, "{}", line.trim_end())
     }
 
-    fn lost(&mut self, out: &mut dyn Write, count: u64, at: jiff::Timestamp) -> io::Result<()> {
+    fn lost(&mut self, out: &mut Vec<u8>, count: u64, at: jiff::Timestamp) -> io::Result<()> {
         writeln!(out, "{:<15} {:<14} {count} events lost (ring buffer full)", self.time(at), "lost")
     }
 }

@@ -1,0 +1,150 @@
+//! The table printed once: netstat-like text, or one JSON document.
+
+use std::io::{self, Write};
+
+use netwatch_common::tcp;
+use serde::Serialize;
+
+use super::text::owner;
+use crate::{
+    event::{display_ip, Family},
+    seed::Proto,
+    table::{Row, StateCounts, Table},
+};
+
+/// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6`.
+pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
+    match (proto, family) {
+        (Proto::Tcp, Family::V4) => "tcp",
+        (Proto::Tcp, Family::V6) => "tcp6",
+        (Proto::Udp, Family::V4) => "udp",
+        (Proto::Udp, Family::V6) => "udp6",
+    }
+}
+
+/// State column: UDP sockets have no state to speak of, as in netstat.
+pub fn state_label(r: &Row) -> &'static str {
+    match (r.proto, r.state) {
+        (Proto::Udp, tcp::ESTABLISHED) => "ESTABLISHED",
+        (Proto::Udp, _) => "",
+        (Proto::Tcp, s) => tcp::name(s),
+    }
+}
+
+/// Rows in a stable order: protocol, local port, local address, remote.
+pub fn sorted(table: &Table) -> Vec<&Row> {
+    let mut rows: Vec<&Row> = table.rows().collect();
+    rows.sort_by(|a, b| {
+        (a.proto, a.local.port(), a.local.ip(), a.remote, a.state).cmp(&(
+            b.proto,
+            b.local.port(),
+            b.local.ip(),
+            b.remote,
+            b.state,
+        ))
+    });
+    rows
+}
+
+fn addr(ip: std::net::IpAddr, port: u16) -> String {
+    let ip = display_ip(ip);
+    match port {
+        0 => format!("{ip}:*"),
+        p => format!("{ip}:{p}"),
+    }
+}
+
+pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} PID/Program name",
+        "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Netns"
+    )?;
+    for r in sorted(table) {
+        let owner = r.owners.first().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
+        let more = if r.owners.len() > 1 { format!(" (+{})", r.owners.len() - 1) } else { String::new() };
+        writeln!(
+            out,
+            "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} {owner}{more}",
+            proto_label(r.proto, r.family),
+            r.rx_queue,
+            r.tx_queue,
+            addr(r.local.ip(), r.local.port()),
+            addr(r.remote.ip(), r.remote.port()),
+            state_label(r),
+            r.netns,
+        )?;
+    }
+    writeln!(out)?;
+    counts_text(out, &table.counts())
+}
+
+pub fn counts_text(out: &mut dyn Write, c: &StateCounts) -> io::Result<()> {
+    let states: Vec<String> = c.tcp_named().iter().map(|(n, k)| format!("{n} {k}")).collect();
+    writeln!(out, "TCP: {} sockets ({})", c.tcp_total(), states.join(", "))?;
+    writeln!(out, "UDP: {} sockets", c.udp_total())
+}
+
+#[derive(Serialize)]
+struct JsonOwner<'a> {
+    pid: u32,
+    comm: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    proto: &'static str,
+    family: &'static str,
+    saddr: String,
+    sport: u16,
+    daddr: String,
+    dport: u16,
+    state: &'static str,
+    netns: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cookie: Option<u64>,
+    inode: u64,
+    uid: u32,
+    owners: Vec<JsonOwner<'a>>,
+    recv_q: u32,
+    send_q: u32,
+}
+
+#[derive(Serialize)]
+struct JsonSnapshot<'a> {
+    ts: String,
+    counts: serde_json::Value,
+    sockets: Vec<JsonRow<'a>>,
+}
+
+pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
+    let c = table.counts();
+    let tcp: serde_json::Map<String, serde_json::Value> =
+        c.tcp_named().into_iter().map(|(n, k)| (n.to_owned(), k.into())).collect();
+    let sockets = sorted(table)
+        .into_iter()
+        .map(|r| JsonRow {
+            proto: if r.proto == Proto::Tcp { "tcp" } else { "udp" },
+            family: r.family.name(),
+            saddr: display_ip(r.local.ip()).to_string(),
+            sport: r.local.port(),
+            daddr: display_ip(r.remote.ip()).to_string(),
+            dport: r.remote.port(),
+            state: if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED { "UNCONN" } else { tcp::name(r.state) },
+            netns: r.netns,
+            cookie: r.cookie,
+            inode: r.inode,
+            uid: r.uid,
+            owners: r.owners.iter().map(|o| JsonOwner { pid: o.pid, comm: &o.comm }).collect(),
+            recv_q: r.rx_queue,
+            send_q: r.tx_queue,
+        })
+        .collect();
+    let doc = JsonSnapshot {
+        ts: super::json::rfc3339(jiff::Timestamp::now()),
+        counts: serde_json::json!({ "tcp": tcp, "tcp_total": c.tcp_total(), "udp_total": c.udp_total() }),
+        sockets,
+    };
+    serde_json::to_writer(&mut *out, &doc)?;
+    out.write_all(b"\n")
+}
