@@ -24,6 +24,16 @@ pub enum Command {
     #[command(after_help = "Examples:\n  netwatch events\n  netwatch events --json --port 443\n  \
                             netwatch events -6 --pid 1234 | grep close")]
     Events(EventsArgs),
+    /// Print the current table of sockets once, with per-state counts, and exit
+    #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json")]
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct SnapshotArgs {
+    /// One JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Default, Args)]
@@ -64,8 +74,9 @@ mod tests {
 
     #[test]
     fn events_flags_parse_and_conflict() {
-        let cli = Cli::try_parse_from(["netwatch", "events", "--json", "--pid", "5", "--port", "80", "--port", "443", "-6"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["netwatch", "events", "--json", "--pid", "5", "--port", "80", "--port", "443", "-6"])
+                .unwrap();
         let Some(Command::Events(a)) = cli.command else { panic!("not events") };
         assert!(a.json && a.ipv6 && !a.ipv4);
         assert_eq!((a.pids, a.ports), (vec![5], vec![80, 443]));

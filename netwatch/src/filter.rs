@@ -16,9 +16,7 @@ pub struct Filter {
 impl Filter {
     pub fn matches(&self, e: &Event) -> bool {
         (self.pids.is_empty() || self.pids.contains(&e.pid))
-            && (self.ports.is_empty()
-                || self.ports.contains(&e.local.port())
-                || self.ports.contains(&e.remote.port()))
+            && (self.ports.is_empty() || self.ports.contains(&e.local.port()) || self.ports.contains(&e.remote.port()))
             && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
     }
 

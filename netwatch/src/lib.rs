@@ -10,26 +10,34 @@ pub mod cli;
 pub mod cmd;
 pub mod event;
 pub mod filter;
+pub mod live;
 pub mod output;
 pub mod probe;
+pub mod seed;
 pub mod stats;
 pub mod stream;
+pub mod table;
+pub mod tui;
 
 use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result};
 
+/// Closed connections the live views keep: enough that a burst of tens of
+/// thousands of closes elsewhere does not push a short-lived connection of
+/// interest out before anyone looked.
+const HISTORY: usize = 10_000;
+
 /// Runs the parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
         match cli.command {
             Some(cli::Command::Events(args)) => cmd::events::run(&args).await,
+            Some(cli::Command::Snapshot(args)) => cmd::snapshot::run(&args),
             // The full-screen view needs a terminal; scripts get the stream.
-            None if std::io::stdout().is_terminal() => cmd::events::run(&Default::default()).await,
+            None if std::io::stdout().is_terminal() => tui::run(live::Live::start(HISTORY).await?).await,
             None => cmd::events::run(&Default::default()).await,
         }
     })

@@ -15,11 +15,7 @@ fn bpftool_json(args: &[&str]) -> Vec<Value> {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("running bpftool {args:?} (is bpftool installed?): {e}"));
-    assert!(
-        out.status.success(),
-        "bpftool {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "bpftool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     match serde_json::from_slice(&out.stdout) {
         Ok(Value::Array(items)) => items,
         other => panic!("bpftool {args:?} printed no JSON array: {other:?}"),
@@ -37,10 +33,7 @@ pub fn nw_programs() -> BTreeMap<u64, String> {
 
 /// Every BPF link, as `(link id, program id)`.
 pub fn links() -> Vec<(u64, u64)> {
-    bpftool_json(&["link", "show"])
-        .iter()
-        .filter_map(|l| Some((l["id"].as_u64()?, l["prog_id"].as_u64()?)))
-        .collect()
+    bpftool_json(&["link", "show"]).iter().filter_map(|l| Some((l["id"].as_u64()?, l["prog_id"].as_u64()?))).collect()
 }
 
 /// Every path under /sys/fs/bpf (empty if bpffs is not mounted there).

@@ -5,11 +5,8 @@ use std::collections::BTreeMap;
 use crate::event::SockEvent;
 
 /// Ways a connection may end, as successive `new_state`s after ESTABLISHED.
-pub const CLOSE_SEQUENCES: [[&str; 3]; 3] = [
-    ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"],
-    ["FIN_WAIT1", "CLOSING", "CLOSE"],
-    ["CLOSE_WAIT", "LAST_ACK", "CLOSE"],
-];
+pub const CLOSE_SEQUENCES: [[&str; 3]; 3] =
+    [["FIN_WAIT1", "FIN_WAIT2", "CLOSE"], ["FIN_WAIT1", "CLOSING", "CLOSE"], ["CLOSE_WAIT", "LAST_ACK", "CLOSE"]];
 
 /// Which end of a connection a socket is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,78 +61,50 @@ pub fn show(events: &[&SockEvent]) -> String {
 /// `state` events, and are otherwise ignored.
 pub fn check_lifecycle(all: &[&SockEvent], role: Role) -> Result<(), String> {
     let fail = |why: String| Err(format!("{why}; events of this socket:\n{}", show(all)));
-    if let Some(e) = all
-        .iter()
-        .find(|e| e.old_state == e.new_state && e.event != "state")
-    {
-        return fail(format!(
-            "a same-state transition must be a `state` event: {}",
-            e.line
-        ));
+    if let Some(e) = all.iter().find(|e| e.old_state == e.new_state && e.event != "state") {
+        return fail(format!("a same-state transition must be a `state` event: {}", e.line));
     }
-    let events: Vec<&SockEvent> = all
-        .iter()
-        .copied()
-        .filter(|e| e.old_state != e.new_state)
-        .collect();
+    let events: Vec<&SockEvent> = all.iter().copied().filter(|e| e.old_state != e.new_state).collect();
     let news: Vec<&str> = events.iter().map(|e| e.new_state.as_str()).collect();
     let opening: &[&str] = match role {
         Role::Client => &["SYN_SENT", "ESTABLISHED"],
         Role::Child => &["SYN_RECV", "ESTABLISHED"],
     };
-    let valid = CLOSE_SEQUENCES
-        .iter()
-        .any(|tail| news.len() == 5 && news[..2] == *opening && news[2..] == *tail);
+    let valid = CLOSE_SEQUENCES.iter().any(|tail| news.len() == 5 && news[..2] == *opening && news[2..] == *tail);
     if !valid {
-        return fail(format!("{role:?} state sequence {news:?} is not {opening:?} followed by one of {CLOSE_SEQUENCES:?}"));
+        return fail(format!(
+            "{role:?} state sequence {news:?} is not {opening:?} followed by one of {CLOSE_SEQUENCES:?}"
+        ));
     }
     if role == Role::Client && events[0].old_state != "CLOSE" {
-        return fail(format!(
-            "connect must start from CLOSE, not {}",
-            events[0].old_state
-        ));
+        return fail(format!("connect must start from CLOSE, not {}", events[0].old_state));
     }
     for pair in events.windows(2) {
         if pair[1].old_state != pair[0].new_state {
-            return fail(format!(
-                "transition chain broken at {} after {}",
-                pair[1].line, pair[0].line
-            ));
+            return fail(format!("transition chain broken at {} after {}", pair[1].line, pair[0].line));
         }
     }
     let skip = usize::from(role == Role::Child); // the child's first old_state is not specified
     for e in &events[skip..] {
         let want = kind_of(&e.old_state, &e.new_state);
         if e.event != want {
-            return fail(format!(
-                "event {:?} should be {want:?}: {}",
-                e.event, e.line
-            ));
+            return fail(format!("event {:?} should be {want:?}: {}", e.event, e.line));
         }
     }
     if role == Role::Child && events[0].event != "state" {
-        return fail(format!(
-            "the child's SYN_RECV should be a `state` event: {}",
-            events[0].line
-        ));
+        return fail(format!("the child's SYN_RECV should be a `state` event: {}", events[0].line));
     }
     let close = events.last().expect("five events");
     match close.duration_ms {
         Some(d) if d > 0.0 => Ok(()),
-        other => fail(format!(
-            "close must carry duration_ms > 0, got {other:?}: {}",
-            close.line
-        )),
+        other => fail(format!("close must carry duration_ms > 0, got {other:?}: {}", close.line)),
     }
 }
 
 /// Checks that every event carries the owner's pid, comm and uid.
 pub fn check_owner(events: &[&SockEvent], owner: Owner<'_>) -> Result<(), String> {
-    let wrong: Vec<&SockEvent> = events
-        .iter()
-        .copied()
-        .filter(|e| e.pid != owner.pid || e.comm != owner.comm || e.uid != owner.uid)
-        .collect();
+    let wrong: Vec<&SockEvent> =
+        events.iter().copied().filter(|e| e.pid != owner.pid || e.comm != owner.comm || e.uid != owner.uid).collect();
     if wrong.is_empty() {
         Ok(())
     } else {
@@ -184,19 +153,12 @@ impl Problems {
             }
             *kinds.entry(kind).or_default() += 1;
         }
-        let histogram: String = kinds
-            .iter()
-            .map(|(k, n)| format!("  {n:>5} x {k}\n"))
-            .collect();
+        let histogram: String = kinds.iter().map(|(k, n)| format!("  {n:>5} x {k}\n")).collect();
         let shown: Vec<&str> = self.0.iter().take(10).map(String::as_str).collect();
         panic!(
             "{context}: {} problem(s):\n{histogram}\n{}:\n\n{}",
             self.0.len(),
-            if self.0.len() > 10 {
-                "the first 10"
-            } else {
-                "all"
-            },
+            if self.0.len() > 10 { "the first 10" } else { "all" },
             shown.join("\n\n")
         );
     }

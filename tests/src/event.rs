@@ -22,15 +22,7 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 7] = [
-    "listen",
-    "connect",
-    "established",
-    "accept",
-    "state",
-    "close",
-    "connect_failed",
-];
+pub const KINDS: [&str; 7] = ["listen", "connect", "established", "accept", "state", "close", "connect_failed"];
 
 /// One socket event line.
 #[derive(Clone, Debug)]
@@ -65,10 +57,7 @@ pub fn parse_all(lines: &[String]) -> Vec<Parsed> {
     lines
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            parse_line(l)
-                .unwrap_or_else(|e| panic!("stdout line {i} is not a valid event ({e}): {l}"))
-        })
+        .map(|(i, l)| parse_line(l).unwrap_or_else(|e| panic!("stdout line {i} is not a valid event ({e}): {l}")))
         .collect()
 }
 
@@ -85,16 +74,7 @@ pub fn sock_events(parsed: &[Parsed]) -> Vec<SockEvent> {
 
 /// Sum of the counts of `lost` events.
 pub fn lost_total(parsed: &[Parsed]) -> u64 {
-    parsed
-        .iter()
-        .map(|p| {
-            if let Parsed::Lost { count } = p {
-                *count
-            } else {
-                0
-            }
-        })
-        .sum()
+    parsed.iter().map(|p| if let Parsed::Lost { count } = p { *count } else { 0 }).sum()
 }
 
 pub fn parse_line(line: &str) -> Result<Parsed, String> {
@@ -103,9 +83,7 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
     check_ts(&ts)?;
     let event = string(&v, "event")?;
     if event == "lost" {
-        return Ok(Parsed::Lost {
-            count: number(&v, "count")?,
-        });
+        return Ok(Parsed::Lost { count: number(&v, "count")? });
     }
     if !KINDS.contains(&event.as_str()) {
         return Err(format!("unknown event {event:?}"));
@@ -136,16 +114,11 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
 }
 
 fn string(v: &Value, key: &str) -> Result<String, String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| format!("`{key}` missing or not a string"))
+    v.get(key).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("`{key}` missing or not a string"))
 }
 
 fn number(v: &Value, key: &str) -> Result<u64, String> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("`{key}` missing or not an unsigned integer"))
+    v.get(key).and_then(Value::as_u64).ok_or_else(|| format!("`{key}` missing or not an unsigned integer"))
 }
 
 fn port(v: &Value, key: &str) -> Result<u16, String> {
@@ -165,15 +138,13 @@ fn state(v: &Value, key: &str) -> Result<String, String> {
 /// IPv4-mapped addresses must be shown as dotted quads.
 fn address(v: &Value, key: &str, family: &str) -> Result<String, String> {
     let s = string(v, key)?;
-    let ip: IpAddr = s
-        .parse()
-        .map_err(|_| format!("`{key}` = {s:?} is not an IP address"))?;
+    let ip: IpAddr = s.parse().map_err(|_| format!("`{key}` = {s:?} is not an IP address"))?;
     match (family, ip) {
         ("IPv4", IpAddr::V4(_)) => Ok(s),
         ("IPv6", IpAddr::V4(_)) => Ok(s),
-        ("IPv6", IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => Err(format!(
-            "`{key}` = {s:?}: IPv4-mapped addresses must be shown as dotted quads"
-        )),
+        ("IPv6", IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_some() => {
+            Err(format!("`{key}` = {s:?}: IPv4-mapped addresses must be shown as dotted quads"))
+        }
         ("IPv6", IpAddr::V6(v6)) if v6.to_string() != s => {
             Err(format!("`{key}` = {s:?} is not in canonical form ({v6})"))
         }
@@ -185,10 +156,7 @@ fn address(v: &Value, key: &str, family: &str) -> Result<String, String> {
 /// RFC 3339 in UTC: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)`.
 fn check_ts(ts: &str) -> Result<(), String> {
     let bad = || format!("ts {ts:?} is not an RFC 3339 UTC timestamp");
-    let rest = ts
-        .strip_suffix('Z')
-        .or_else(|| ts.strip_suffix("+00:00"))
-        .ok_or_else(bad)?;
+    let rest = ts.strip_suffix('Z').or_else(|| ts.strip_suffix("+00:00")).ok_or_else(bad)?;
     let (base, frac) = rest.split_once('.').unwrap_or((rest, "0"));
     let shape = base.len() == 19
         && base.bytes().enumerate().all(|(i, b)| match i {
@@ -212,21 +180,14 @@ mod tests {
 
     #[test]
     fn parses_a_connect() {
-        let Ok(Parsed::Sock(e)) = parse_line(LINE) else {
-            panic!("did not parse")
-        };
-        assert_eq!(
-            (e.pid, e.dport, e.saddr.as_str(), e.duration_ms),
-            (7, 80, "::1", None)
-        );
+        let Ok(Parsed::Sock(e)) = parse_line(LINE) else { panic!("did not parse") };
+        assert_eq!((e.pid, e.dport, e.saddr.as_str(), e.duration_ms), (7, 80, "::1", None));
     }
 
     #[test]
     fn rejects_non_canonical_and_mapped_ipv6() {
         assert!(parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"0:0::1""#)).is_err());
-        assert!(
-            parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"::ffff:127.0.0.1""#)).is_err()
-        );
+        assert!(parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"::ffff:127.0.0.1""#)).is_err());
         assert!(parse_line(&LINE.replace(r#""saddr":"::1""#, r#""saddr":"127.0.0.1""#)).is_ok());
     }
 

@@ -28,10 +28,8 @@ pub fn require_root() {
 
 /// `$NETWATCH_BIN`, else `<workspace>/target/release/netwatch`.
 pub fn netwatch_bin() -> PathBuf {
-    let path = std::env::var_os("NETWATCH_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/netwatch"),
-        PathBuf::from,
-    );
+    let path = std::env::var_os("NETWATCH_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/netwatch"), PathBuf::from);
     assert!(
         path.is_file(),
         "netwatch binary not found at {} (build it with `cargo build --release -p netwatch` or set NETWATCH_BIN)",
@@ -78,17 +76,8 @@ impl Netwatch {
             .unwrap_or_else(|e| panic!("spawning netwatch {args:?}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = Lines::spawn(child.stderr.take().expect("piped stderr"));
-        let mut nw = Self {
-            child,
-            stdout: None,
-            stderr,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        if nw
-            .stderr
-            .wait_for(READY_TIMEOUT, |l| l.starts_with(READY_PREFIX))
-            .is_none()
-        {
+        let mut nw = Self { child, stdout: None, stderr, args: args.iter().map(|s| (*s).to_owned()).collect() };
+        if nw.stderr.wait_for(READY_TIMEOUT, |l| l.starts_with(READY_PREFIX)).is_none() {
             // EOF on stderr usually means it exited; give it a moment to be reaped.
             let status = wait_timeout(&mut nw.child, Duration::from_millis(500));
             kill_and_reap(&mut nw.child);
@@ -96,11 +85,7 @@ impl Netwatch {
                 Some(status) => format!("exited ({status}) before printing `{READY_PREFIX}`"),
                 None => format!("did not print `{READY_PREFIX}` within {READY_TIMEOUT:?} (killed)"),
             };
-            panic!(
-                "netwatch {:?} {what}; stderr:\n{}",
-                nw.args,
-                nw.stderr.snapshot().join("\n")
-            );
+            panic!("netwatch {:?} {what}; stderr:\n{}", nw.args, nw.stderr.snapshot().join("\n"));
         }
         (nw, stdout)
     }
@@ -120,10 +105,7 @@ impl Netwatch {
 
     /// Stdout lines so far.
     pub fn lines(&self) -> Vec<String> {
-        self.stdout
-            .as_ref()
-            .map(Lines::snapshot)
-            .unwrap_or_default()
+        self.stdout.as_ref().map(Lines::snapshot).unwrap_or_default()
     }
 
     /// Lets the output settle: waits until stdout has been quiet for 300 ms
@@ -169,24 +151,10 @@ impl Netwatch {
                 self.stderr.snapshot().join("\n")
             );
         };
-        let lines = self
-            .stdout
-            .take()
-            .map(|o| o.finish(Duration::from_secs(5)))
-            .unwrap_or_default();
-        let stderr =
-            std::mem::replace(&mut self.stderr, Lines::empty()).finish(Duration::from_secs(5));
-        let summary = stderr
-            .iter()
-            .rev()
-            .find_map(|l| parse_summary(l))
-            .unwrap_or_default();
-        Stopped {
-            status,
-            lines,
-            stderr,
-            summary,
-        }
+        let lines = self.stdout.take().map(|o| o.finish(Duration::from_secs(5))).unwrap_or_default();
+        let stderr = std::mem::replace(&mut self.stderr, Lines::empty()).finish(Duration::from_secs(5));
+        let summary = stderr.iter().rev().find_map(|l| parse_summary(l)).unwrap_or_default();
+        Stopped { status, lines, stderr, summary }
     }
 }
 
@@ -205,11 +173,7 @@ impl Stopped {
     /// A summary counter (panics if absent).
     pub fn counter(&self, key: &str) -> u64 {
         *self.summary.get(key).unwrap_or_else(|| {
-            panic!(
-                "summary has no `{key}`: {:?}\nstderr:\n{}",
-                self.summary,
-                self.stderr.join("\n")
-            )
+            panic!("summary has no `{key}`: {:?}\nstderr:\n{}", self.summary, self.stderr.join("\n"))
         })
     }
 }

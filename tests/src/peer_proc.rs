@@ -24,10 +24,7 @@ pub fn set_nw_peer_bin(path: impl Into<PathBuf>) {
 pub fn nw_peer_bin() -> PathBuf {
     let path = NW_PEER_BIN.get().cloned().unwrap_or_else(|| {
         let exe = std::env::current_exe().expect("current_exe");
-        exe.parent()
-            .and_then(|deps| deps.parent())
-            .expect("test binary in target/*/deps")
-            .join("nw-peer")
+        exe.parent().and_then(|deps| deps.parent()).expect("test binary in target/*/deps").join("nw-peer")
     });
     assert!(path.is_file(), "nw-peer not found at {}", path.display());
     path
@@ -66,12 +63,7 @@ impl Peer {
             .unwrap_or_else(|e| panic!("spawning nw-peer {args:?}: {e}"));
         let stdout = Lines::spawn(child.stdout.take().expect("piped stdout"));
         let stderr = Lines::spawn(child.stderr.take().expect("piped stderr"));
-        Self {
-            child,
-            stdout,
-            stderr,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
-        }
+        Self { child, stdout, stderr, args: args.iter().map(|s| (*s).to_owned()).collect() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -81,14 +73,9 @@ impl Peer {
     /// The next JSON line on stdout (panics after `timeout`).
     pub fn json_line(&mut self, timeout: Duration) -> Value {
         let Some(line) = self.stdout.next_line(timeout) else {
-            panic!(
-                "nw-peer {:?} printed no line within {timeout:?}; stderr: {:?}",
-                self.args,
-                self.stderr.snapshot()
-            )
+            panic!("nw-peer {:?} printed no line within {timeout:?}; stderr: {:?}", self.args, self.stderr.snapshot())
         };
-        serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("nw-peer {:?}: bad JSON {line:?}: {e}", self.args))
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("nw-peer {:?}: bad JSON {line:?}: {e}", self.args))
     }
 
     /// Waits for exit (panics after `timeout` or on a non-zero status).
@@ -115,10 +102,7 @@ impl Peer {
         let v = peer.json_line(Duration::from_secs(10));
         let info = ServerInfo {
             pid: json_u32(&v, "pid"),
-            addr: v["addr"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(|| panic!("bad addr in {v}")),
+            addr: v["addr"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad addr in {v}")),
         };
         assert_eq!(info.pid, peer.pid(), "server announced another pid: {v}");
         (peer, info)
@@ -127,34 +111,15 @@ impl Peer {
     /// Runs `nw-peer client` to completion.
     pub fn client(to: SocketAddr, count: u64, hold_ms: u64) -> ClientReport {
         let (to, count_s, hold) = (to.to_string(), count.to_string(), hold_ms.to_string());
-        let mut peer = Self::spawn(&[
-            "client",
-            "--to",
-            &to,
-            "--count",
-            &count_s,
-            "--hold-ms",
-            &hold,
-        ]);
+        let mut peer = Self::spawn(&["client", "--to", &to, "--count", &count_s, "--hold-ms", &hold]);
         let timeout = Duration::from_secs(30 + count * (hold_ms + 20) / 1000);
         peer.wait_success(timeout);
         let v = peer.json_line(Duration::from_secs(5));
-        let ports = v["local_ports"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no local_ports in {v}"));
-        let local_ports: Vec<u16> = ports
-            .iter()
-            .map(|p| {
-                p.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .expect("port")
-            })
-            .collect();
+        let ports = v["local_ports"].as_array().unwrap_or_else(|| panic!("no local_ports in {v}"));
+        let local_ports: Vec<u16> =
+            ports.iter().map(|p| p.as_u64().and_then(|p| u16::try_from(p).ok()).expect("port")).collect();
         assert_eq!(local_ports.len() as u64, count, "client reported {v}");
-        ClientReport {
-            pid: json_u32(&v, "pid"),
-            local_ports,
-        }
+        ClientReport { pid: json_u32(&v, "pid"), local_ports }
     }
 
     /// Runs `nw-peer refuse` (which must be refused); returns its pid.
@@ -174,8 +139,5 @@ impl Drop for Peer {
 }
 
 fn json_u32(v: &Value, key: &str) -> u32 {
-    v[key]
-        .as_u64()
-        .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or_else(|| panic!("no numeric {key:?} in {v}"))
+    v[key].as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or_else(|| panic!("no numeric {key:?} in {v}"))
 }

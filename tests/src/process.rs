@@ -29,9 +29,7 @@ impl Lines {
                 match reader.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf)
-                            .trim_end_matches(['\n', '\r'])
-                            .to_owned();
+                        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_owned();
                         lock(&keep).push(line.clone());
                         // The receiver may be gone; the line is kept anyway.
                         let _ = tx.send(line);
@@ -39,21 +37,13 @@ impl Lines {
                 }
             }
         });
-        Self {
-            rx,
-            all,
-            closed: false,
-        }
+        Self { rx, all, closed: false }
     }
 
     /// A reader of nothing, already at EOF.
     pub fn empty() -> Self {
         let (_, rx) = mpsc::channel();
-        Self {
-            rx,
-            all: Arc::default(),
-            closed: true,
-        }
+        Self { rx, all: Arc::default(), closed: true }
     }
 
     /// Every line read so far.
@@ -142,10 +132,5 @@ pub fn send_signal(child: &Child, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is our
     // own unreaped child, so it cannot have been recycled.
     let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
 }

@@ -1,3 +1,4 @@
 //! One module per user-facing command.
 
 pub mod events;
+pub mod snapshot;

@@ -51,11 +51,7 @@ pub struct ChurnReport {
 pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
     let listeners = (1..=config.listeners.max(1))
         .map(|i| {
-            let ip = if config.v6 {
-                IpAddr::V6(Ipv6Addr::LOCALHOST)
-            } else {
-                IpAddr::V4(Ipv4Addr::new(127, 0, 0, i))
-            };
+            let ip = if config.v6 { IpAddr::V6(Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)) };
             TcpListener::bind((ip, 0)).with_context(|| format!("binding a listener on {ip}"))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -65,10 +61,7 @@ pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
         .collect::<Result<Vec<SocketAddr>>>()?;
 
     let duration = Duration::from_secs_f64(config.seconds.max(0.0));
-    let interval = config
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let interval = config.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
     let start = Instant::now();
     let mut connections = 0u64;
     let mut addr_busy = 0u64;
@@ -101,11 +94,7 @@ pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
     })
 }
 
-fn one_connection(
-    listener: &TcpListener,
-    to: SocketAddr,
-    close_first: CloseFirst,
-) -> std::io::Result<()> {
+fn one_connection(listener: &TcpListener, to: SocketAddr, close_first: CloseFirst) -> std::io::Result<()> {
     let client = TcpStream::connect(to)?;
     let (server, _) = listener.accept()?;
     match close_first {

@@ -16,8 +16,7 @@ use serde_json::{json, Value};
 pub(super) fn run(to: SocketAddr, count: u64, hold_ms: u64) -> Result<Value> {
     let mut local_ports = Vec::new();
     for i in 0..count {
-        let mut stream = TcpStream::connect(to)
-            .with_context(|| format!("connection {i}: connecting to {to}"))?;
+        let mut stream = TcpStream::connect(to).with_context(|| format!("connection {i}: connecting to {to}"))?;
         let local = stream.local_addr().context("getsockname after connect")?;
         local_ports.push(local.port());
         stream.write_all(b"x").context("writing one byte")?;
@@ -34,15 +33,10 @@ pub(super) fn run(to: SocketAddr, count: u64, hold_ms: u64) -> Result<Value> {
 /// One connect that must be refused (nothing listens at `to`).
 pub(super) fn refuse(to: SocketAddr) -> Result<Value> {
     match TcpStream::connect(to) {
-        Ok(stream) => bail!(
-            "connect to {to} succeeded (from {:?}); something listens there",
-            stream.local_addr()
-        ),
+        Ok(stream) => bail!("connect to {to} succeeded (from {:?}); something listens there", stream.local_addr()),
         Err(err) if err.kind() == ErrorKind::ConnectionRefused => {
             Ok(json!({ "pid": std::process::id(), "error": err.to_string() }))
         }
-        Err(err) => {
-            Err(err).with_context(|| format!("connect to {to} failed, but was not refused"))
-        }
+        Err(err) => Err(err).with_context(|| format!("connect to {to} failed, but was not refused")),
     }
 }

@@ -19,10 +19,7 @@ pub use churn::{churn, ChurnConfig, ChurnReport, CloseFirst};
 
 /// Command line of `nw-peer`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "nw-peer",
-    about = "Loopback socket workloads for netwatch's tests and benchmarks"
-)]
+#[command(name = "nw-peer", about = "Loopback socket workloads for netwatch's tests and benchmarks")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -86,13 +83,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Server { addr, count } => return server::run(addr, count),
         Command::Client { to, count, hold_ms } => client::run(to, count, hold_ms)?,
         Command::Refuse { to } => client::refuse(to)?,
-        Command::Churn {
-            seconds,
-            v6,
-            rate,
-            close_first,
-            listeners,
-        } => {
+        Command::Churn { seconds, v6, rate, close_first, listeners } => {
             let config = ChurnConfig {
                 seconds,
                 v6,

@@ -10,9 +10,7 @@ use serde_json::json;
 /// before connecting), then serves `count` connections, or forever.
 pub(super) fn run(addr: SocketAddr, count: Option<u64>) -> Result<()> {
     let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    let local = listener
-        .local_addr()
-        .context("getsockname on the listener")?;
+    let local = listener.local_addr().context("getsockname on the listener")?;
     super::print_line(&json!({ "pid": std::process::id(), "addr": local.to_string() }))?;
     let mut accepted = 0u64;
     while count.is_none_or(|n| accepted < n) {

@@ -20,24 +20,11 @@ fn text_output_lines() {
     let lines = nw.stop().lines;
 
     let json = lines.iter().filter(|l| l.starts_with('{')).count();
-    assert_eq!(
-        json,
-        0,
-        "text mode printed JSON lines:\n{}",
-        lines.join("\n")
-    );
+    assert_eq!(json, 0, "text mode printed JSON lines:\n{}", lines.join("\n"));
     let expect = [
         ("connect", c4.pid, format!("127.0.0.1:{}", srv4.addr.port())),
-        (
-            "accept",
-            srv4.pid,
-            format!("127.0.0.1:{}", srv4.addr.port()),
-        ),
-        (
-            "listen",
-            srv4.pid,
-            format!("127.0.0.1:{}", srv4.addr.port()),
-        ),
+        ("accept", srv4.pid, format!("127.0.0.1:{}", srv4.addr.port())),
+        ("listen", srv4.pid, format!("127.0.0.1:{}", srv4.addr.port())),
         ("connect", c6.pid, format!("[::1]:{}", srv6.addr.port())),
         ("accept", srv6.pid, format!("[::1]:{}", srv6.addr.port())),
         ("listen", srv6.pid, format!("[::1]:{}", srv6.addr.port())),
@@ -45,9 +32,7 @@ fn text_output_lines() {
     for (event, pid, addr) in expect {
         let owner = format!("{pid}/nw-peer");
         assert!(
-            lines
-                .iter()
-                .any(|l| l.contains(event) && l.contains(&owner) && l.contains(&addr)),
+            lines.iter().any(|l| l.contains(event) && l.contains(&owner) && l.contains(&addr)),
             "no text line containing {event:?}, {owner:?} and {addr:?}:\n{}",
             lines.join("\n")
         );
@@ -57,17 +42,9 @@ fn text_output_lines() {
 #[test]
 fn bad_flags_exit_2() {
     super::setup();
-    let out = Command::new(netwatch_bin())
-        .args(["events", "--bogus"])
-        .output()
-        .expect("running netwatch");
+    let out = Command::new(netwatch_bin()).args(["events", "--bogus"]).output().expect("running netwatch");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "`netwatch events --bogus`: {}; stderr:\n{stderr}",
-        out.status
-    );
+    assert_eq!(out.status.code(), Some(2), "`netwatch events --bogus`: {}; stderr:\n{stderr}", out.status);
     assert!(
         stderr.contains("--bogus") && stderr.contains("Usage:"),
         "expected clap's error naming --bogus and a usage line; stderr:\n{stderr}"
@@ -101,21 +78,14 @@ fn not_root_is_a_clear_error() {
     let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
     let status = wait_timeout(&mut child, Duration::from_secs(10));
     kill_and_reap(&mut child);
-    let (stdout, stderr) = (
-        stdout.finish(Duration::from_secs(2)),
-        stderr.finish(Duration::from_secs(2)),
-    );
+    let (stdout, stderr) = (stdout.finish(Duration::from_secs(2)), stderr.finish(Duration::from_secs(2)));
     let _ = std::fs::remove_dir_all(&dir);
 
     let text = stderr.join("\n");
     let Some(status) = status else {
         panic!("netwatch as uid 65534 was still running after 10 s; stderr:\n{text}");
     };
-    assert!(
-        !status.success(),
-        "netwatch as uid 65534 exited 0; stderr:\n{text}\nstdout:\n{}",
-        stdout.join("\n")
-    );
+    assert!(!status.success(), "netwatch as uid 65534 exited 0; stderr:\n{text}\nstdout:\n{}", stdout.join("\n"));
     let nonempty: Vec<&String> = stderr.iter().filter(|l| !l.trim().is_empty()).collect();
     let lower = text.to_lowercase();
     assert!(

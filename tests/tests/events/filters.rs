@@ -33,12 +33,7 @@ fn count(events: &[SockEvent], pred: impl Fn(&SockEvent) -> bool) -> usize {
 
 fn assert_all(events: &[SockEvent], what: &str, pred: impl Fn(&SockEvent) -> bool) {
     let wrong: Vec<&SockEvent> = events.iter().filter(|e| !pred(e)).collect();
-    assert!(
-        wrong.is_empty(),
-        "{} event(s) that are not {what} got through the filter:\n{}",
-        wrong.len(),
-        show(&wrong)
-    );
+    assert!(wrong.is_empty(), "{} event(s) that are not {what} got through the filter:\n{}", wrong.len(), show(&wrong));
 }
 
 #[test]
@@ -51,9 +46,7 @@ fn filters_filter_by_port() {
     traffic(&mut [(matched, addr), (other, other_addr)]);
     let events = events_of(&nw.stop());
 
-    assert_all(&events, &format!("on port {port}"), |e| {
-        e.sport == port || e.dport == port
-    });
+    assert_all(&events, &format!("on port {port}"), |e| e.sport == port || e.dport == port);
     let n = PER_SERVER as usize;
     let connects = count(&events, |e| e.event == "connect" && e.dport == port);
     let accepts = count(&events, |e| e.event == "accept" && e.sport == port);
@@ -74,9 +67,7 @@ fn filters_filter_by_pid() {
     traffic(&mut [(matched, addr), (other, other_addr)]);
     let events = events_of(&nw.stop());
 
-    assert_all(&events, &format!("owned by pid {pid}"), |e| {
-        e.pid == u64::from(pid)
-    });
+    assert_all(&events, &format!("owned by pid {pid}"), |e| e.pid == u64::from(pid));
     let n = PER_SERVER as usize;
     let accepts = count(&events, |e| e.event == "accept" && e.sport == addr.port());
     // Connections only: the listener's own LISTEN -> CLOSE at exit is

@@ -10,12 +10,7 @@ use std::time::{Duration, Instant};
 use netwatch_tests::bpf::{links, nw_programs, pinned};
 use netwatch_tests::{Netwatch, Peer};
 
-const PROGRAMS: [&str; 4] = [
-    "nw_set_state",
-    "nw_destroy_sock",
-    "nw_accept4_exit",
-    "nw_accept_exit",
-];
+const PROGRAMS: [&str; 4] = ["nw_set_state", "nw_destroy_sock", "nw_accept4_exit", "nw_accept_exit"];
 
 #[test]
 fn sigterm_detaches_everything() {
@@ -35,54 +30,30 @@ fn detaches_on(signal: libc::c_int, name: &str) {
     let pinned_before = pinned();
     let nw = Netwatch::start(&["events", "--json"]);
 
-    let ours: Vec<(u64, String)> = nw_programs()
-        .into_iter()
-        .filter(|(id, _)| !before.contains_key(id))
-        .collect();
+    let ours: Vec<(u64, String)> = nw_programs().into_iter().filter(|(id, _)| !before.contains_key(id)).collect();
     let names: BTreeSet<&str> = ours.iter().map(|(_, n)| n.as_str()).collect();
     for want in PROGRAMS {
-        assert!(
-            names.contains(want),
-            "while running, `bpftool prog show` lacks {want}; new nw_ programs: {ours:?}"
-        );
+        assert!(names.contains(want), "while running, `bpftool prog show` lacks {want}; new nw_ programs: {ours:?}");
     }
     let new_pins: Vec<_> = pinned().difference(&pinned_before).cloned().collect();
-    assert!(
-        new_pins.is_empty(),
-        "netwatch pinned under /sys/fs/bpf: {new_pins:?}"
-    );
+    assert!(new_pins.is_empty(), "netwatch pinned under /sys/fs/bpf: {new_pins:?}");
 
     nw.stop_with(signal);
     // Program memory is released asynchronously after the last fd closes.
     let ids: BTreeSet<u64> = ours.iter().map(|(id, _)| *id).collect();
     let deadline = Instant::now() + Duration::from_secs(3);
     let left = loop {
-        let left: Vec<(u64, String)> = nw_programs()
-            .into_iter()
-            .filter(|(id, _)| ids.contains(id))
-            .collect();
+        let left: Vec<(u64, String)> = nw_programs().into_iter().filter(|(id, _)| ids.contains(id)).collect();
         if left.is_empty() || Instant::now() > deadline {
             break left;
         }
         thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        left.is_empty(),
-        "after {name} and exit 0, still loaded: {left:?}"
-    );
-    let stale_links: Vec<(u64, u64)> = links()
-        .into_iter()
-        .filter(|(_, prog)| ids.contains(prog))
-        .collect();
-    assert!(
-        stale_links.is_empty(),
-        "after {name}, links to our programs remain: {stale_links:?}"
-    );
+    assert!(left.is_empty(), "after {name} and exit 0, still loaded: {left:?}");
+    let stale_links: Vec<(u64, u64)> = links().into_iter().filter(|(_, prog)| ids.contains(prog)).collect();
+    assert!(stale_links.is_empty(), "after {name}, links to our programs remain: {stale_links:?}");
     let new_pins: Vec<_> = pinned().difference(&pinned_before).cloned().collect();
-    assert!(
-        new_pins.is_empty(),
-        "after {name}, left pinned under /sys/fs/bpf: {new_pins:?}"
-    );
+    assert!(new_pins.is_empty(), "after {name}, left pinned under /sys/fs/bpf: {new_pins:?}");
 }
 
 #[test]
@@ -104,16 +75,10 @@ fn closed_pipe_ends_quietly() {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             break line;
         }
-        assert!(
-            Instant::now() < deadline,
-            "netwatch printed no event in 10 s"
-        );
+        assert!(Instant::now() < deadline, "netwatch printed no event in 10 s");
     };
     reader.join().expect("reader thread");
-    assert!(
-        line.starts_with('{'),
-        "first line is not a JSON event: {line:?}"
-    );
+    assert!(line.starts_with('{'), "first line is not a JSON event: {line:?}");
 
     // Keep making events so netwatch writes into the closed pipe.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -131,10 +96,7 @@ fn closed_pipe_ends_quietly() {
     };
     thread::sleep(Duration::from_millis(200)); // let the stderr reader catch up
     let stderr = nw.stderr_lines().join("\n");
-    assert!(
-        status.success(),
-        "netwatch exited with {status} after its stdout closed; stderr:\n{stderr}"
-    );
+    assert!(status.success(), "netwatch exited with {status} after its stdout closed; stderr:\n{stderr}");
     let lower = stderr.to_lowercase();
     assert!(
         !lower.contains("broken pipe") && !lower.contains("panicked"),

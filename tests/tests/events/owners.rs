@@ -19,37 +19,19 @@ struct Scenario {
 
 #[test]
 fn ipv4_500_short_connections_have_right_owners() {
-    run(&Scenario {
-        bind: "127.0.0.1:0",
-        family: "IPv4",
-        lo: "127.0.0.1",
-        connections: 500,
-        server_first: false,
-    });
+    run(&Scenario { bind: "127.0.0.1:0", family: "IPv4", lo: "127.0.0.1", connections: 500, server_first: false });
 }
 
 #[test]
 fn ipv6_500_short_connections_have_right_owners() {
-    run(&Scenario {
-        bind: "[::1]:0",
-        family: "IPv6",
-        lo: "::1",
-        connections: 500,
-        server_first: false,
-    });
+    run(&Scenario { bind: "[::1]:0", family: "IPv6", lo: "::1", connections: 500, server_first: false });
 }
 
 /// A listener opened before netwatch started: its children's owner must come
 /// from what netwatch learns at start, as there is no `listen` event.
 #[test]
 fn listener_older_than_netwatch_gives_children_right_owner() {
-    run(&Scenario {
-        bind: "127.0.0.1:0",
-        family: "IPv4",
-        lo: "127.0.0.1",
-        connections: 50,
-        server_first: true,
-    });
+    run(&Scenario { bind: "127.0.0.1:0", family: "IPv4", lo: "127.0.0.1", connections: 50, server_first: true });
 }
 
 fn run(sc: &Scenario) {
@@ -65,35 +47,18 @@ fn run(sc: &Scenario) {
     let parsed = stopped.events();
     let events = sock_events(&parsed);
     let ports: BTreeSet<u16> = client.local_ports.iter().copied().collect();
-    assert_eq!(
-        ports.len() as u64,
-        n,
-        "nw-peer client reused local ports: {:?}",
-        client.local_ports
-    );
+    assert_eq!(ports.len() as u64, n, "nw-peer client reused local ports: {:?}", client.local_ports);
     let (lo, sp) = (sc.lo, srv.addr.port());
     let ours = |e: &SockEvent| e.family == sc.family && e.saddr == lo && e.daddr == lo;
     let cookies = by_cookie(&events);
-    let server_owner = Owner {
-        pid: u64::from(srv.pid),
-        comm: "nw-peer",
-        uid: 0,
-    };
-    let client_owner = Owner {
-        pid: u64::from(client.pid),
-        comm: "nw-peer",
-        uid: 0,
-    };
+    let server_owner = Owner { pid: u64::from(srv.pid), comm: "nw-peer", uid: 0 };
+    let client_owner = Owner { pid: u64::from(client.pid), comm: "nw-peer", uid: 0 };
     let mut problems = Problems::default();
 
     // The listener: its `listen` (unless it predates netwatch) and its close.
     let listener: Vec<&SockEvent> = events
         .iter()
-        .filter(|e| {
-            e.sport == sp
-                && e.family == sc.family
-                && (e.new_state == "LISTEN" || e.old_state == "LISTEN")
-        })
+        .filter(|e| e.sport == sp && e.family == sc.family && (e.new_state == "LISTEN" || e.old_state == "LISTEN"))
         .filter(|e| e.new_state != "SYN_RECV")
         .collect();
     let mut our_cookies: BTreeSet<u64> = listener.iter().map(|e| e.cookie).collect();
@@ -108,14 +73,7 @@ fn run(sc: &Scenario) {
     }
 
     for &port in &ports {
-        let near = || {
-            show(
-                &events
-                    .iter()
-                    .filter(|e| e.sport == port || e.dport == port)
-                    .collect::<Vec<_>>(),
-            )
-        };
+        let near = || show(&events.iter().filter(|e| e.sport == port || e.dport == port).collect::<Vec<_>>());
         let what = format!("client port {port}");
         match matching_cookies(&events, |e| ours(e) && e.sport == port && e.dport == sp).as_slice() {
             [c] => {
@@ -149,15 +107,10 @@ fn run(sc: &Scenario) {
     }
 
     let pids = [server_owner.pid, client_owner.pid];
-    let strays: Vec<&SockEvent> = events
-        .iter()
-        .filter(|e| pids.contains(&e.pid) && !our_cookies.contains(&e.cookie))
-        .collect();
+    let strays: Vec<&SockEvent> =
+        events.iter().filter(|e| pids.contains(&e.pid) && !our_cookies.contains(&e.cookie)).collect();
     if !strays.is_empty() {
-        problems.push(format!(
-            "events with our pids on sockets that are not ours:\n{}",
-            show(&strays)
-        ));
+        problems.push(format!("events with our pids on sockets that are not ours:\n{}", show(&strays)));
     }
     if lost_total(&parsed) != 0 || stopped.counter("lost") != 0 {
         problems.push(format!("events were lost: summary {:?}", stopped.summary));
@@ -175,41 +128,23 @@ fn run(sc: &Scenario) {
 
 /// Cookies of the sockets that have at least one event matching `pred`.
 fn matching_cookies(events: &[SockEvent], pred: impl Fn(&SockEvent) -> bool) -> Vec<u64> {
-    let set: BTreeSet<u64> = events
-        .iter()
-        .filter(|e| pred(e))
-        .map(|e| e.cookie)
-        .collect();
+    let set: BTreeSet<u64> = events.iter().filter(|e| pred(e)).map(|e| e.cookie).collect();
     set.into_iter().collect()
 }
 
 /// The client's `connect` (exactly one) and `established` carry the tuple.
 fn check_client(evs: &[&SockEvent], lo: &str, sp: u16, port: u16) -> Result<(), String> {
-    let connects: Vec<&SockEvent> = evs
-        .iter()
-        .copied()
-        .filter(|e| e.event == "connect")
-        .collect();
+    let connects: Vec<&SockEvent> = evs.iter().copied().filter(|e| e.event == "connect").collect();
     let [connect] = connects.as_slice() else {
         return Err(format!("expected exactly one `connect`:\n{}", show(evs)));
     };
-    if connect.saddr != lo
-        || connect.daddr != lo
-        || connect.dport != sp
-        || ![0, port].contains(&connect.sport)
-    {
-        return Err(format!(
-            "`connect` should be {lo}:{port} (or port 0) -> {lo}:{sp}: {}",
-            connect.line
-        ));
+    if connect.saddr != lo || connect.daddr != lo || connect.dport != sp || ![0, port].contains(&connect.sport) {
+        return Err(format!("`connect` should be {lo}:{port} (or port 0) -> {lo}:{sp}: {}", connect.line));
     }
     let established = evs.iter().find(|e| e.event == "established");
     match established {
         Some(e) if e.sport == port && e.dport == sp => Ok(()),
-        Some(e) => Err(format!(
-            "`established` should be :{port} -> :{sp}: {}",
-            e.line
-        )),
+        Some(e) => Err(format!("`established` should be :{port} -> :{sp}: {}", e.line)),
         None => Err(format!("no `established`:\n{}", show(evs))),
     }
 }
@@ -225,66 +160,34 @@ fn refused_connect_is_reported_as_failed() {
     let events = sock_events(&stopped.events());
     let context = format!("refused connect to {lo}:{port} by pid {pid}");
 
-    let connects: Vec<&SockEvent> = events
-        .iter()
-        .filter(|e| e.event == "connect" && e.daddr == lo && e.dport == port)
-        .collect();
+    let connects: Vec<&SockEvent> =
+        events.iter().filter(|e| e.event == "connect" && e.daddr == lo && e.dport == port).collect();
     let [connect] = connects.as_slice() else {
-        panic!(
-            "{context}: expected one `connect` to port {port}, got:\n{}",
-            show(&connects)
-        );
+        panic!("{context}: expected one `connect` to port {port}, got:\n{}", show(&connects));
     };
     let cookies = by_cookie(&events);
     let evs = &cookies[&connect.cookie];
     let mut problems = Problems::default();
-    problems.check(
-        "owner",
-        check_owner(
-            evs,
-            Owner {
-                pid,
-                comm: "nw-peer",
-                uid: 0,
-            },
-        ),
-    );
+    problems.check("owner", check_owner(evs, Owner { pid, comm: "nw-peer", uid: 0 }));
     let kinds: Vec<&str> = evs.iter().map(|e| e.event.as_str()).collect();
     if kinds != ["connect", "connect_failed"] {
-        problems.push(format!(
-            "expected `connect` then `connect_failed`, got {kinds:?}:\n{}",
-            show(evs)
-        ));
+        problems.push(format!("expected `connect` then `connect_failed`, got {kinds:?}:\n{}", show(evs)));
     }
     if let Some(failed) = evs.iter().find(|e| e.event == "connect_failed") {
         if (failed.old_state.as_str(), failed.new_state.as_str()) != ("SYN_SENT", "CLOSE") {
-            problems.push(format!(
-                "`connect_failed` should be SYN_SENT -> CLOSE: {}",
-                failed.line
-            ));
+            problems.push(format!("`connect_failed` should be SYN_SENT -> CLOSE: {}", failed.line));
         }
         if failed.duration_ms.is_none_or(|d| d < 0.0) {
-            problems.push(format!(
-                "`connect_failed` should carry duration_ms >= 0: {}",
-                failed.line
-            ));
+            problems.push(format!("`connect_failed` should carry duration_ms >= 0: {}", failed.line));
         }
         if failed.daddr != lo || failed.dport != port {
-            problems.push(format!(
-                "`connect_failed` should name {lo}:{port}: {}",
-                failed.line
-            ));
+            problems.push(format!("`connect_failed` should name {lo}:{port}: {}", failed.line));
         }
     }
-    let established: Vec<&SockEvent> = events
-        .iter()
-        .filter(|e| e.event == "established" && (e.pid == pid || e.cookie == connect.cookie))
-        .collect();
+    let established: Vec<&SockEvent> =
+        events.iter().filter(|e| e.event == "established" && (e.pid == pid || e.cookie == connect.cookie)).collect();
     if !established.is_empty() {
-        problems.push(format!(
-            "a refused connect must not be `established`:\n{}",
-            show(&established)
-        ));
+        problems.push(format!("a refused connect must not be `established`:\n{}", show(&established)));
     }
     problems.assert_none(&context);
 }

@@ -1,0 +1,162 @@
+//! The live model: kernel events applied to a seeded [`Table`].
+//!
+//! Order matters (KERNEL-NOTES point 10): the programs are attached first,
+//! so every change from then on is queued in the ring buffer and the
+//! channel; then the kernel's current sockets are enumerated; then the
+//! queued events are applied on top. Nothing falls between the two.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use tokio::sync::mpsc;
+
+use crate::{
+    event::{clock::monotonic_ns, tuples::TupleCache, Event},
+    probe::{Attached, Options, Probes},
+    seed,
+    stats::{Counts, Latency},
+    stream::{Batch, Reader, ReaderOptions},
+    table::Table,
+};
+
+/// How often TIME_WAIT rows are expired and TIME_WAIT and request sockets
+/// re-read from sock_diag: the tracepoint reports neither (KERNEL-NOTES
+/// points 2 and 3). Both walk the table, so not on every batch.
+const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What one step of the live model brought.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// Events applied, in kernel order (after tuple completion).
+    pub events: Vec<Event>,
+    /// Events the kernel lost in this step.
+    pub lost: u64,
+    /// Whether the table was rebuilt from the kernel.
+    pub reseeded: bool,
+    /// Problems worth showing (a full-screen view must not have them
+    /// printed over it).
+    pub warnings: Vec<String>,
+}
+
+pub struct Live {
+    pub table: Table,
+    pub counts: Counts,
+    pub seed_stats: seed::SeedStats,
+    tuples: TupleCache,
+    rx: mpsc::Receiver<Batch>,
+    reader: Reader,
+    attached: Attached,
+    last_maintain: Instant,
+}
+
+impl Live {
+    pub async fn start(history: usize) -> Result<Self> {
+        let (attached, events, counters) = Probes::attach(&Options::default())?.into_parts();
+        let (tx, rx) = mpsc::channel(4096);
+        let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
+        let mut live = Self {
+            table: Table::new(history),
+            counts: Counts::default(),
+            seed_stats: seed::SeedStats::default(),
+            tuples: TupleCache::default(),
+            rx,
+            reader,
+            attached,
+            last_maintain: Instant::now(),
+        };
+        live.seed().await?;
+        Ok(live)
+    }
+
+    /// Why ownership is degraded, if it is.
+    pub fn degraded(&self) -> Option<&str> {
+        self.attached.degraded.as_deref()
+    }
+
+    async fn seed(&mut self) -> Result<()> {
+        let seed = tokio::task::spawn_blocking(seed::seed_all)
+            .await
+            .context("joining the socket enumeration")?
+            .context("enumerating existing sockets")?;
+        self.seed_stats = seed.stats;
+        self.table.seed(seed.sockets, monotonic_ns());
+        Ok(())
+    }
+
+    /// Waits for the next batch from the kernel (or `timeout`), applies it
+    /// and returns what changed; `None` once the reader has stopped.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Update> {
+        let mut update = Update::default();
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(batch)) => self.apply(batch, &mut update),
+            Ok(None) => return None,
+            Err(_) => {}
+        }
+        // Take whatever else is already queued, so one redraw covers it.
+        while let Ok(batch) = self.rx.try_recv() {
+            self.apply(batch, &mut update);
+        }
+        if update.lost > 0 {
+            // The table is wrong now: rebuild it from the kernel.
+            match self.reseed().await {
+                Ok(()) => update.reseeded = true,
+                Err(e) => update.warnings.push(format!("re-reading sockets after lost events failed: {e:#}")),
+            }
+        }
+        self.maintain(&mut update).await;
+        Some(update)
+    }
+
+    async fn reseed(&mut self) -> Result<()> {
+        let seed = tokio::task::spawn_blocking(seed::seed_all).await??;
+        self.seed_stats = seed.stats;
+        self.table.reseed(seed.sockets, monotonic_ns());
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: Batch, update: &mut Update) {
+        match batch {
+            Batch::Events(records) => {
+                for r in &records {
+                    let Some(mut e) = Event::from_record(r) else { continue };
+                    self.counts.count(e.kind);
+                    self.tuples.complete(&mut e);
+                    self.table.apply(&e);
+                    update.events.push(e);
+                }
+            }
+            Batch::Lost(n) => {
+                self.counts.lost += n;
+                self.table.totals.lost_events += n;
+                update.lost += n;
+            }
+            Batch::OwnersFull(n) => self.counts.owners_full += n,
+        }
+    }
+
+    /// Housekeeping that events cannot drive: TIME_WAIT expiry and the
+    /// minisocket re-read.
+    async fn maintain(&mut self, update: &mut Update) {
+        if self.last_maintain.elapsed() < MAINTAIN_INTERVAL {
+            return;
+        }
+        self.last_maintain = Instant::now();
+        let now = monotonic_ns();
+        self.table.expire(now);
+        match tokio::task::spawn_blocking(seed::minisocks).await {
+            Ok(Ok(m)) => self.table.reconcile_minisocks(m.netns, m.sockets, now),
+            Ok(Err(e)) => update.warnings.push(format!("reading TIME_WAIT/SYN_RECV sockets failed: {e:#}")),
+            Err(e) => update.warnings.push(format!("reading TIME_WAIT/SYN_RECV sockets failed: {e}")),
+        }
+    }
+
+    /// Stops the reader and detaches everything.
+    pub async fn finish(mut self) -> Result<Latency> {
+        let reader = self.reader;
+        let finishing = tokio::task::spawn_blocking(move || reader.finish());
+        while self.rx.recv().await.is_some() {}
+        let latency = finishing.await.context("joining the ring buffer reader")??;
+        drop(self.attached);
+        Ok(latency)
+    }
+}

@@ -1,0 +1,318 @@
+//! The connection table: every current socket, kept true by events.
+//!
+//! Rows are keyed by socket cookie, the one identity that the live events
+//! and sock_diag seeding share and that the kernel never reuses (ports and
+//! socket addresses are reused, KERNEL-NOTES points 4 and 6). Rows seeded
+//! from /proc text have no cookie; they get a local id and are matched to
+//! events by their tuple the first time one arrives.
+//!
+//! What the tracepoint never reports is filled in here (KERNEL-NOTES 2, 3):
+//! an active close that ends in TIME_WAIT becomes a TIME_WAIT row with no
+//! owner, as netstat shows it, expiring when the kernel's would; the
+//! reconciliation pass ([`Table::reconcile_minisocks`]) replaces TIME_WAIT and
+//! request-socket (SYN_RECV) rows with what sock_diag reports.
+
+pub mod counters;
+pub mod row;
+
+use std::{collections::VecDeque, net::SocketAddr};
+
+use netwatch_common::{tcp, EventKind};
+use rustc_hash::FxHashMap;
+
+pub use counters::{StateCounts, Totals};
+pub use row::{Closed, Ending, Owner, Row};
+
+use crate::{
+    event::{Event, Family},
+    seed::{self, Proto, SeedSocket},
+};
+
+/// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
+pub const TIME_WAIT_NS: u64 = 60_000_000_000;
+
+/// Local ids for cookie-less rows live above every real cookie.
+const LOCAL_ID_BASE: u64 = 1 << 63;
+
+#[derive(Debug)]
+pub struct Table {
+    rows: FxHashMap<u64, Row>,
+    /// (netns, local, remote) -> key, only for rows without a cookie.
+    uncookied: FxHashMap<(u32, SocketAddr, SocketAddr), u64>,
+    next_local_id: u64,
+    history: VecDeque<Closed>,
+    history_cap: usize,
+    pub totals: Totals,
+}
+
+impl Table {
+    pub fn new(history_cap: usize) -> Self {
+        Self {
+            rows: FxHashMap::default(),
+            uncookied: FxHashMap::default(),
+            next_local_id: LOCAL_ID_BASE,
+            history: VecDeque::with_capacity(history_cap.min(4096)),
+            history_cap,
+            totals: Totals::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.rows.values()
+    }
+
+    /// Most recent last.
+    pub fn history(&self) -> impl DoubleEndedIterator<Item = &Closed> {
+        self.history.iter()
+    }
+
+    pub fn counts(&self) -> StateCounts {
+        StateCounts::of(self.rows.values())
+    }
+
+    /// Replaces every row with what the kernel reports now (start-up, and
+    /// after lost events made the table wrong). History and totals stay.
+    pub fn seed(&mut self, sockets: Vec<SeedSocket>, now_ns: u64) {
+        self.rows.clear();
+        self.uncookied.clear();
+        for s in sockets {
+            self.insert_seeded(s, now_ns);
+        }
+    }
+
+    /// Rebuild after lost events.
+    pub fn reseed(&mut self, sockets: Vec<SeedSocket>, now_ns: u64) {
+        self.totals.reseeds += 1;
+        self.seed(sockets, now_ns);
+    }
+
+    fn insert_seeded(&mut self, s: SeedSocket, now_ns: u64) {
+        let key = match s.cookie {
+            Some(c) => c,
+            None => {
+                let id = self.next_local_id;
+                self.next_local_id += 1;
+                self.uncookied.insert((s.netns, s.local, s.remote), id);
+                id
+            }
+        };
+        let row = Row {
+            proto: s.proto,
+            family: match s.family {
+                seed::Family::V4 => Family::V4,
+                seed::Family::V6 => Family::V6,
+            },
+            local: s.local,
+            remote: s.remote,
+            state: s.state,
+            netns: s.netns,
+            cookie: s.cookie,
+            inode: s.inode,
+            uid: s.uid,
+            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect(),
+            opened_ns: None,
+            seen_ns: now_ns,
+            expires_ns: None,
+            timer: s.timer,
+            rx_queue: s.rx_queue,
+            tx_queue: s.tx_queue,
+        };
+        self.rows.insert(key, row);
+    }
+
+    /// Replaces the rows the tracepoint cannot see (TIME_WAIT and request
+    /// sockets) of network namespace `netns` with a fresh sock_diag dump of
+    /// exactly those states there.
+    pub fn reconcile_minisocks(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) {
+        self.rows.retain(|_, r| r.netns != netns || !is_minisock(r));
+        for s in sockets.into_iter().filter(|s| s.proto == Proto::Tcp) {
+            // A row the events already track (a full SYN_RECV child) wins.
+            if s.cookie.is_some_and(|c| self.rows.contains_key(&c)) {
+                continue;
+            }
+            self.insert_seeded(s, now_ns);
+        }
+    }
+
+    /// Drops synthesized TIME_WAIT rows the kernel has expired by now.
+    pub fn expire(&mut self, now_ns: u64) {
+        self.rows.retain(|_, r| r.expires_ns.is_none_or(|t| t > now_ns));
+    }
+
+    /// Applies one kernel event.
+    pub fn apply(&mut self, e: &Event) {
+        match e.kind {
+            EventKind::Established => self.totals.opened_active += 1,
+            EventKind::Accept => self.totals.opened_passive += 1,
+            _ => {}
+        }
+        let key = self.key_for(e);
+        if e.kind == EventKind::Destroy {
+            // The socket is freed; a TIME_WAIT row made from it stays.
+            if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
+                self.remove(key);
+            }
+            return;
+        }
+        if e.new_state == tcp::CLOSE {
+            self.close(key, e);
+            return;
+        }
+        let row = self.rows.entry(key).or_insert_with(|| Row {
+            proto: Proto::Tcp,
+            family: e.family,
+            local: e.local,
+            remote: e.remote,
+            state: e.new_state,
+            netns: e.netns,
+            cookie: Some(e.cookie),
+            inode: 0,
+            uid: e.uid,
+            owners: Vec::new(),
+            opened_ns: None,
+            seen_ns: e.ts_ns,
+            expires_ns: None,
+            timer: None,
+            rx_queue: 0,
+            tx_queue: 0,
+        });
+        row.state = e.new_state;
+        fill(&mut row.local, e.local);
+        fill(&mut row.remote, e.remote);
+        if row.opened_ns.is_none() {
+            row.opened_ns = e.start_ns;
+        }
+        if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
+            // The kernel's owner changed (accept handed the socket to
+            // another process) or the row had none: its word is newer.
+            row.owners = vec![Owner { pid: e.pid, comm: e.comm.as_str().into_owned() }];
+            row.uid = e.uid;
+        }
+    }
+
+    fn key_for(&mut self, e: &Event) -> u64 {
+        if !self.uncookied.is_empty() && !self.rows.contains_key(&e.cookie) {
+            if let Some(id) = self.uncookied.remove(&(e.netns, e.local, e.remote)) {
+                // From now on the row answers to its real identity.
+                if let Some(mut row) = self.rows.remove(&id) {
+                    row.cookie = Some(e.cookie);
+                    self.rows.insert(e.cookie, row);
+                }
+            }
+        }
+        e.cookie
+    }
+
+    fn remove(&mut self, key: u64) -> Option<Row> {
+        let row = self.rows.remove(&key)?;
+        if row.cookie.is_none() {
+            self.uncookied.remove(&(row.netns, row.local, row.remote));
+        }
+        Some(row)
+    }
+
+    fn close(&mut self, key: u64, e: &Event) {
+        let ending = ending(e.old_state);
+        self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed);
+        self.totals.failed_connects += u64::from(ending == Ending::Failed);
+        self.totals.resets += u64::from(ending == Ending::Reset);
+        let row = self.remove(key);
+        let (mut local, mut remote) = (e.local, e.remote);
+        let mut owner = (e.pid != 0).then(|| Owner { pid: e.pid, comm: e.comm.as_str().into_owned() });
+        let mut opened = e.start_ns;
+        if let Some(r) = &row {
+            fill(&mut local, r.local);
+            fill(&mut remote, r.remote);
+            owner = owner.or_else(|| r.owners.first().cloned());
+            opened = opened.or(r.opened_ns);
+        }
+        if matches!(e.old_state, tcp::FIN_WAIT2 | tcp::CLOSING) {
+            // tcp_time_wait(): the full socket closes and a TIME_WAIT
+            // minisock with the same cookie takes over its tuple.
+            self.rows.insert(key, time_wait_row(e, local, remote));
+        }
+        if self.history_cap == 0 {
+            return;
+        }
+        if self.history.len() >= self.history_cap {
+            self.history.pop_front();
+        }
+        self.history.push_back(Closed {
+            proto: Proto::Tcp,
+            family: e.family,
+            local,
+            remote,
+            netns: e.netns,
+            cookie: Some(e.cookie),
+            owner,
+            last_state: e.old_state,
+            ending,
+            closed_ns: e.ts_ns,
+            duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),
+        });
+    }
+}
+
+/// TIME_WAIT minisockets (whose substate may read FIN_WAIT2: they are told
+/// apart by their TIME_WAIT timer) and request sockets: kernel objects no
+/// tracepoint reports, so only sock_diag can say which exist.
+fn is_minisock(r: &Row) -> bool {
+    r.proto == Proto::Tcp
+        && (r.expires_ns.is_some()
+            || r.state == tcp::TIME_WAIT
+            || r.timer.is_some_and(|t| t.kind == seed::TimerKind::TimeWait)
+            || (r.state == tcp::SYN_RECV && r.inode == 0 && r.owners.is_empty()))
+}
+
+/// How a connection that reached CLOSE from `old` ended.
+fn ending(old: u8) -> Ending {
+    match old {
+        tcp::SYN_SENT => Ending::Failed,
+        // The FIN handshake ends in these; anything else skipped it.
+        tcp::FIN_WAIT2 | tcp::CLOSING | tcp::LAST_ACK | tcp::TIME_WAIT | tcp::LISTEN | tcp::FIN_WAIT1 => Ending::Closed,
+        _ => Ending::Reset,
+    }
+}
+
+fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
+    Row {
+        proto: Proto::Tcp,
+        family: e.family,
+        local,
+        remote,
+        state: tcp::TIME_WAIT,
+        netns: e.netns,
+        cookie: Some(e.cookie),
+        inode: 0,
+        uid: 0,
+        owners: Vec::new(),
+        opened_ns: None,
+        seen_ns: e.ts_ns,
+        expires_ns: Some(e.ts_ns + TIME_WAIT_NS),
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+/// Keeps what is known: a later event may report a port the kernel already
+/// released (KERNEL-NOTES point 4).
+fn fill(known: &mut SocketAddr, new: SocketAddr) {
+    if new.port() != 0 {
+        known.set_port(new.port());
+    }
+    if !new.ip().is_unspecified() {
+        known.set_ip(new.ip());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! One socket in the table, and one connection in the closed history.
+
+use std::net::SocketAddr;
+
+use crate::{
+    event::Family,
+    seed::{Proto, Timer},
+};
+
+/// A process holding the socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub proto: Proto,
+    pub family: Family,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Kernel state number (`netwatch_common::tcp`).
+    pub state: u8,
+    pub netns: u32,
+    /// The socket cookie; `None` only for rows seeded from /proc text.
+    pub cookie: Option<u64>,
+    /// 0 when unknown (TIME_WAIT, request sockets, rows born from events).
+    pub inode: u64,
+    pub uid: u32,
+    /// Every process holding it; empty for TIME_WAIT and SYN_RECV rows.
+    pub owners: Vec<Owner>,
+    /// CLOCK_MONOTONIC ns when the connection began, when known (the
+    /// kernel's record of its connect, listen or handshake).
+    pub opened_ns: Option<u64>,
+    /// When netwatch first had this row (seed or first event).
+    pub seen_ns: u64,
+    /// For TIME_WAIT rows netwatch made from an active close: when the
+    /// kernel will have dropped it.
+    pub expires_ns: Option<u64>,
+    pub timer: Option<Timer>,
+    pub rx_queue: u32,
+    pub tx_queue: u32,
+}
+
+impl Row {
+    /// Start of the row's age: the connection's own start when known.
+    pub fn age_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.opened_ns.unwrap_or(self.seen_ns))
+    }
+
+    /// `PID/name` as netstat's `-p` column, first owner only, or `-`.
+    pub fn owner_label(&self) -> String {
+        match self.owners.first() {
+            Some(o) => format!("{}/{}", o.pid, o.comm),
+            None => "-".to_owned(),
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The normal FIN handshake.
+    Closed,
+    /// `SYN_SENT -> CLOSE`: refused, timed out or unreachable.
+    Failed,
+    /// Torn down without the FIN handshake (RST, abort, or SO_LINGER 0).
+    Reset,
+}
+
+impl Ending {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// A connection that is over, kept for the "recently closed" history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Closed {
+    pub proto: Proto,
+    pub family: Family,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub netns: u32,
+    pub cookie: Option<u64>,
+    pub owner: Option<Owner>,
+    /// The last state before CLOSE.
+    pub last_state: u8,
+    pub ending: Ending,
+    pub closed_ns: u64,
+    /// Lifetime, when its start is known.
+    pub duration_ns: Option<u64>,
+}

@@ -1,0 +1,154 @@
+use netwatch_common::OwnerSource;
+
+use super::*;
+use crate::{event::Comm, seed::Process};
+
+fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str, pid: u32) -> Event {
+    Event {
+        kind,
+        ts_ns: 1_000_000_000 + cookie * 1000 + u64::from(new),
+        start_ns: Some(1_000_000_000),
+        cookie,
+        family: Family::V4,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        pid,
+        comm: Comm::new("app"),
+        uid: 0,
+        netns: 7,
+        old_state: old,
+        new_state: new,
+        owner: OwnerSource::Current,
+    }
+}
+
+fn seeded(cookie: Option<u64>, state: u8, local: &str, remote: &str, pid: Option<u32>) -> SeedSocket {
+    SeedSocket {
+        proto: Proto::Tcp,
+        family: seed::Family::V4,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        state,
+        inode: if pid.is_some() { 99 } else { 0 },
+        uid: 0,
+        cookie,
+        netns: 7,
+        owners: pid.map(|pid| Process { pid, comm: "seeded".into(), fd: 3 }).into_iter().collect(),
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+/// The client side of a normal connection, as the kernel reports it.
+fn client_lifecycle(t: &mut Table, cookie: u64) {
+    let (l, r) = ("127.0.0.1:40000", "127.0.0.1:80");
+    t.apply(&ev(EventKind::Connect, cookie, tcp::CLOSE, tcp::SYN_SENT, "127.0.0.1:0", r, 5));
+    t.apply(&ev(EventKind::Established, cookie, tcp::SYN_SENT, tcp::ESTABLISHED, l, r, 5));
+    t.apply(&ev(EventKind::State, cookie, tcp::ESTABLISHED, tcp::FIN_WAIT1, l, r, 5));
+    t.apply(&ev(EventKind::State, cookie, tcp::FIN_WAIT1, tcp::FIN_WAIT2, l, r, 5));
+    t.apply(&ev(EventKind::Close, cookie, tcp::FIN_WAIT2, tcp::CLOSE, "127.0.0.1:0", r, 5));
+}
+
+#[test]
+fn active_close_leaves_an_ownerless_time_wait_row_and_history() {
+    let mut t = Table::new(10);
+    client_lifecycle(&mut t, 1);
+    let rows: Vec<_> = t.rows().cloned().collect();
+    assert_eq!(rows.len(), 1);
+    let tw = &rows[0];
+    assert_eq!(tw.state, tcp::TIME_WAIT);
+    assert_eq!(tw.local, "127.0.0.1:40000".parse().unwrap(), "port kept from ESTABLISHED");
+    assert!(tw.owners.is_empty());
+    assert_eq!(tw.owner_label(), "-");
+    let h: Vec<_> = t.history().collect();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].owner.as_ref().map(|o| o.pid), Some(5));
+    assert_eq!(h[0].ending, Ending::Closed);
+    assert!(h[0].duration_ns.unwrap() > 0);
+    assert_eq!((t.totals.opened_active, t.totals.closed), (1, 1));
+    // The full socket's destroy must not remove the TIME_WAIT row.
+    t.apply(&ev(EventKind::Destroy, 1, tcp::CLOSE, tcp::CLOSE, "127.0.0.1:0", "0.0.0.0:0", 5));
+    assert_eq!(t.len(), 1);
+    t.expire(tw.seen_ns + TIME_WAIT_NS - 1);
+    assert_eq!(t.len(), 1);
+    t.expire(1_000_000_000 + 1000 + u64::from(tcp::CLOSE) + TIME_WAIT_NS);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn failed_connect_and_reset_are_counted_and_leave_no_row() {
+    let mut t = Table::new(10);
+    t.apply(&ev(EventKind::Connect, 1, tcp::CLOSE, tcp::SYN_SENT, "127.0.0.1:0", "127.0.0.1:9", 5));
+    t.apply(&ev(EventKind::ConnectFailed, 1, tcp::SYN_SENT, tcp::CLOSE, "127.0.0.1:0", "127.0.0.1:9", 5));
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Close, 2, tcp::ESTABLISHED, tcp::CLOSE, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    assert!(t.is_empty());
+    assert_eq!(t.totals.failed_connects, 1);
+    assert_eq!(t.totals.resets, 1);
+    assert_eq!(t.totals.closed, 1);
+    assert_eq!(t.totals.opened_passive, 1);
+    let endings: Vec<_> = t.history().map(|c| c.ending).collect();
+    assert_eq!(endings, [Ending::Failed, Ending::Reset]);
+}
+
+#[test]
+fn history_is_bounded() {
+    let mut t = Table::new(3);
+    for cookie in 1..=10 {
+        client_lifecycle(&mut t, cookie);
+    }
+    assert_eq!(t.history().count(), 3);
+    assert_eq!(t.history().next().unwrap().cookie, Some(8));
+}
+
+#[test]
+fn seeded_rows_keep_owners_and_meet_events_by_cookie() {
+    let mut t = Table::new(10);
+    t.seed(vec![seeded(Some(40), tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5555", Some(100))], 1);
+    t.apply(&ev(EventKind::State, 40, tcp::ESTABLISHED, tcp::CLOSE_WAIT, "127.0.0.1:22", "127.0.0.1:5555", 0));
+    let r = t.rows().next().unwrap();
+    assert_eq!(r.state, tcp::CLOSE_WAIT);
+    assert_eq!(r.owner_label(), "100/seeded", "an event without owner keeps the seeded one");
+    assert_eq!(t.counts().tcp(tcp::CLOSE_WAIT), 1);
+}
+
+#[test]
+fn proc_seeded_rows_are_matched_by_tuple_then_keyed_by_cookie() {
+    let mut t = Table::new(10);
+    t.seed(vec![seeded(None, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5555", Some(100))], 1);
+    t.apply(&ev(EventKind::State, 41, tcp::ESTABLISHED, tcp::FIN_WAIT1, "127.0.0.1:22", "127.0.0.1:5555", 0));
+    assert_eq!(t.len(), 1);
+    let r = t.rows().next().unwrap();
+    assert_eq!((r.cookie, r.state), (Some(41), tcp::FIN_WAIT1));
+}
+
+#[test]
+fn reconcile_replaces_only_minisocks() {
+    let mut t = Table::new(10);
+    client_lifecycle(&mut t, 1); // synthesized TIME_WAIT, which the kernel says is gone
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    let tw = seeded(Some(3), tcp::TIME_WAIT, "127.0.0.1:80", "127.0.0.1:6000", None);
+    let syn = seeded(Some(4), tcp::SYN_RECV, "127.0.0.1:80", "127.0.0.1:6001", None);
+    let mut elsewhere = seeded(Some(9), tcp::TIME_WAIT, "127.0.0.1:80", "127.0.0.1:7000", None);
+    elsewhere.netns = 8;
+    t.seed(vec![elsewhere], 1);
+    client_lifecycle(&mut t, 1);
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.reconcile_minisocks(7, vec![tw, syn], 5);
+    let mut states: Vec<_> = t.rows().map(|r| (r.cookie, r.state)).collect();
+    states.sort();
+    // Namespace 8 was not re-read: its TIME_WAIT row stays.
+    assert_eq!(
+        states,
+        [(Some(2), tcp::ESTABLISHED), (Some(3), tcp::TIME_WAIT), (Some(4), tcp::SYN_RECV), (Some(9), tcp::TIME_WAIT)]
+    );
+}
+
+#[test]
+fn accept_moves_ownership_to_the_accepting_process() {
+    let mut t = Table::new(10);
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::State, 2, tcp::ESTABLISHED, tcp::CLOSE_WAIT, "127.0.0.1:80", "127.0.0.1:5000", 9));
+    assert_eq!(t.rows().next().unwrap().owners.iter().map(|o| o.pid).collect::<Vec<_>>(), [9]);
+}

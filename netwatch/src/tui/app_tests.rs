@@ -1,0 +1,109 @@
+use netwatch_common::{tcp, EventKind};
+
+use super::*;
+use crate::tui::fixtures::{self, event, short_lived};
+
+fn app() -> App {
+    let mut a = App::new(None, TimeZone::UTC);
+    a.ui.page = 3;
+    a
+}
+
+fn update(events: Vec<Event>) -> Update {
+    Update { events, ..Update::default() }
+}
+
+#[test]
+fn refresh_copies_rows_counts_and_history() {
+    let mut t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, 20_000_000);
+    a.reorder();
+    assert_eq!((a.snap.entries.len(), a.order.len()), (6, 6));
+    assert_eq!(a.snap.counts.tcp(tcp::LISTEN), 2);
+    let lived = short_lived();
+    for e in &lived {
+        t.apply(e);
+    }
+    a.ingest(update(lived));
+    assert!(a.table_dirty());
+    a.refresh(&t, 30_000_000);
+    assert_eq!(a.snap.events.len(), 5, "destroy is not shown");
+    assert_eq!(a.snap.closed.len(), 1);
+    assert_eq!(a.snap.closed[0].duration_ns, Some(3_000_000));
+    assert_eq!(a.snap.totals.opened_active, 1);
+    assert!(!a.table_dirty());
+}
+
+#[test]
+fn unchanged_rows_are_not_copied_or_sorted_again() {
+    let mut t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, 1);
+    a.reorder();
+    assert!(!a.order_dirty);
+    a.mark_table_dirty();
+    a.refresh(&t, 2);
+    assert!(!a.order_dirty, "same rows: order kept");
+    t.apply(&event(EventKind::Listen, 5, tcp::CLOSE, tcp::LISTEN));
+    a.refresh(&t, 3);
+    assert!(!a.order_dirty, "nothing said the table changed");
+    a.mark_table_dirty();
+    a.refresh(&t, 4);
+    assert!(a.order_dirty, "housekeeping changed a row: the fingerprint moved");
+    assert_eq!(a.snap.entries.len(), 7);
+    a.reorder();
+    let e = event(EventKind::State, 6, tcp::LISTEN, tcp::CLOSE);
+    t.apply(&e);
+    a.ingest(update(vec![e]));
+    a.refresh(&t, 5);
+    assert!(a.order_dirty, "events: copied without asking the fingerprint");
+    assert_eq!(a.snap.entries.len(), 6);
+}
+
+#[test]
+fn pause_freezes_the_snapshot_but_keeps_events() {
+    let mut t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, 1);
+    a.toggle_pause();
+    let lived = short_lived();
+    for e in &lived {
+        t.apply(e);
+    }
+    a.ingest(update(lived));
+    a.refresh(&t, 2);
+    assert_eq!((a.snap.events.len(), a.snap.closed.len(), a.snap.taken_ns), (0, 0, 1));
+    assert_eq!(a.now_for_ages(99), 1, "ages stop too");
+    a.toggle_pause();
+    a.refresh(&t, 3);
+    assert_eq!((a.snap.events.len(), a.snap.closed.len()), (5, 1), "nothing lost while paused");
+}
+
+#[test]
+fn recent_events_are_bounded() {
+    let mut a = app();
+    let many = (0..RECENT as u64 + 10).map(|i| event(EventKind::Listen, i, 7, 10)).collect();
+    a.ingest(update(many));
+    assert_eq!(a.events.len(), RECENT);
+    assert_eq!(a.events.front().map(|e| e.ts_ns), Some(10_000_000), "oldest dropped");
+}
+
+#[test]
+fn scrolling_stays_within_the_rows() {
+    let t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, 1);
+    a.reorder();
+    a.scroll_by(2);
+    assert_eq!(a.ui.scroll, 2);
+    a.scroll_by(100);
+    assert_eq!(a.ui.scroll, 3, "last page stays full (6 rows, 3 per page)");
+    a.scroll_by(-100);
+    assert_eq!(a.ui.scroll, 0);
+    a.scroll_to_end();
+    assert_eq!(a.ui.scroll, 3);
+    a.set_filter("8080");
+    a.reorder();
+    assert_eq!((a.ui.scroll, a.order.len()), (0, 4), "a new filter starts at the top");
+}

@@ -1,0 +1,151 @@
+//! The lower pane: the latest events, or the recently closed connections
+//! with their lifetimes (where a 3 ms connection stays visible after the
+//! table has dropped it). Newest on top; the table's filter applies here too.
+
+use std::fmt::Write as _;
+
+use netwatch_common::{tcp, EventKind};
+use ratatui::{
+    layout::{Constraint, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Borders, Cell, Row, Table},
+    Frame,
+};
+
+use super::{
+    app::{App, Pane},
+    format,
+};
+use crate::{
+    event::{kind_name, Event},
+    output::text::{endpoint, owner},
+    table::{Closed, Ending},
+};
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let fit = usize::from(area.height.saturating_sub(2));
+    let (titles, widths, rows): (_, _, Vec<Row>) = match app.ui.pane {
+        Pane::Events => (
+            ["Time", "Event", "PID/Program", "Local Address", "Foreign Address", "Transition", "Lifetime"],
+            [14, 14, 22, 0, 0, 26, 9],
+            newest(&app.snap.events, &app.ui.filter, fit, event_text).map(|e| event_row(app, e)).collect(),
+        ),
+        Pane::Closed => (
+            ["Closed", "Ending", "PID/Program", "Local Address", "Foreign Address", "Last State", "Lifetime"],
+            [14, 8, 22, 0, 0, 12, 9],
+            newest(&app.snap.closed, &app.ui.filter, fit, closed_text).map(|c| closed_row(app, c)).collect(),
+        ),
+    };
+    let widths = widths.map(|w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
+    let table = Table::new(rows, widths)
+        .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
+        .block(Block::new().borders(Borders::TOP).title(tabs(app)))
+        .column_spacing(1);
+    frame.render_widget(table, area);
+}
+
+/// The `fit` newest items matching the table's filter (lowercase), newest
+/// first: the same `/` narrows both halves of the screen.
+fn newest<'a, T>(
+    items: &'a [T],
+    filter: &'a str,
+    fit: usize,
+    text: fn(&T, &mut String),
+) -> impl Iterator<Item = &'a T> + 'a {
+    let mut buf = String::new();
+    items
+        .iter()
+        .rev()
+        .filter(move |item| {
+            filter.is_empty() || {
+                buf.clear();
+                text(item, &mut buf);
+                format::contains_ci(&buf, filter)
+            }
+        })
+        .take(fit)
+}
+
+/// An event's searchable text: its cells, except the time.
+fn event_text(e: &Event, buf: &mut String) {
+    let _ = write!(buf, "{} {}/{} ", kind_name(e.kind), e.pid, e.comm);
+    format::push_endpoint(buf, e.local);
+    buf.push(' ');
+    format::push_endpoint(buf, e.remote);
+    let _ = write!(buf, " {} -> {}", tcp::name(e.old_state), tcp::name(e.new_state));
+}
+
+fn closed_text(c: &Closed, buf: &mut String) {
+    buf.push_str(c.ending.name());
+    if let Some(o) = &c.owner {
+        let _ = write!(buf, " {}/{}", o.pid, o.comm);
+    }
+    buf.push(' ');
+    format::push_endpoint(buf, c.local);
+    buf.push(' ');
+    format::push_endpoint(buf, c.remote);
+    let _ = write!(buf, " {}", tcp::name(c.last_state));
+}
+
+fn tabs(app: &App) -> Line<'static> {
+    let tab = |text: String, on: bool| {
+        if on {
+            Span::styled(text, Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))
+        } else {
+            Span::styled(text, Style::new().fg(Color::DarkGray))
+        }
+    };
+    Line::from(vec![
+        Span::raw(" "),
+        tab(format!(" [e] Events ({}) ", app.snap.events.len()), app.ui.pane == Pane::Events),
+        Span::raw(" "),
+        tab(format!(" [c] Closed ({}) ", app.snap.closed.len()), app.ui.pane == Pane::Closed),
+        Span::raw(" "),
+    ])
+}
+
+fn time(app: &App, mono_ns: u64) -> String {
+    app.clock.at(mono_ns).to_zoned(app.tz.clone()).strftime("%H:%M:%S%.3f").to_string()
+}
+
+fn event_row(app: &App, e: &Event) -> Row<'static> {
+    let lifetime = match (e.kind, e.duration_ns()) {
+        (EventKind::Close | EventKind::ConnectFailed, Some(ns)) => format::duration(ns),
+        _ => String::new(),
+    };
+    let color = match e.kind {
+        EventKind::ConnectFailed => Color::Red,
+        EventKind::Close => Color::DarkGray,
+        EventKind::Established | EventKind::Accept => Color::Green,
+        EventKind::Listen => Color::Cyan,
+        _ => Color::Reset,
+    };
+    Row::new([
+        Cell::from(time(app, e.ts_ns)),
+        Cell::from(kind_name(e.kind)).style(Style::new().fg(color)),
+        Cell::from(owner(e.pid, &e.comm.as_str())),
+        Cell::from(endpoint(e.local)),
+        Cell::from(endpoint(e.remote)),
+        Cell::from(format!("{} -> {}", tcp::name(e.old_state), tcp::name(e.new_state))),
+        Cell::from(lifetime),
+    ])
+}
+
+fn closed_row(app: &App, c: &Closed) -> Row<'static> {
+    let color = match c.ending {
+        Ending::Closed => Color::Reset,
+        Ending::Failed => Color::Red,
+        Ending::Reset => Color::Yellow,
+    };
+    let who = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
+    Row::new([
+        Cell::from(time(app, c.closed_ns)),
+        Cell::from(c.ending.name()).style(Style::new().fg(color)),
+        Cell::from(who),
+        Cell::from(endpoint(c.local)),
+        Cell::from(endpoint(c.remote)),
+        Cell::from(tcp::name(c.last_state)),
+        Cell::from(c.duration_ns.map(format::duration).unwrap_or_else(|| "?".to_owned())),
+    ])
+}

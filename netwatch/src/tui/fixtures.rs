@@ -1,0 +1,115 @@
+//! Hand-built rows and events for the unit tests.
+
+use netwatch_common::{tcp, EventKind, OwnerSource};
+
+use crate::{
+    event::{Comm, Event, Family},
+    seed::{self, Process, Proto, SeedSocket},
+    table::{Owner, Row, Table},
+};
+
+/// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
+pub fn row(
+    proto: Proto,
+    local: &str,
+    remote: &str,
+    state: u8,
+    owner: Option<(u32, &str)>,
+    opened_ms: Option<u64>,
+) -> Row {
+    let local: std::net::SocketAddr = local.parse().unwrap();
+    Row {
+        proto,
+        family: if local.is_ipv4() { Family::V4 } else { Family::V6 },
+        local,
+        remote: remote.parse().unwrap(),
+        state,
+        netns: 4026531840,
+        cookie: Some(1),
+        inode: 0,
+        uid: 0,
+        owners: owner.map(|(pid, comm)| Owner { pid, comm: comm.to_owned() }).into_iter().collect(),
+        opened_ns: opened_ms.map(|ms| ms * 1_000_000),
+        seen_ns: 1_000_000,
+        expires_ns: None,
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+pub fn tcp(local: &str, remote: &str, state: u8, owner: Option<(u32, &str)>) -> Row {
+    row(Proto::Tcp, local, remote, state, owner, None)
+}
+
+/// A listener and a few connections, every TCP state the header shows.
+pub fn rows() -> Vec<Row> {
+    vec![
+        tcp("127.0.0.1:8080", "0.0.0.0:0", tcp::LISTEN, Some((100, "server"))),
+        tcp("127.0.0.1:8080", "127.0.0.1:40001", tcp::ESTABLISHED, Some((100, "server"))),
+        tcp("127.0.0.1:40001", "127.0.0.1:8080", tcp::ESTABLISHED, Some((200, "curl"))),
+        tcp("127.0.0.1:40002", "127.0.0.1:8080", tcp::TIME_WAIT, None),
+        tcp("[::1]:22", "[::]:0", tcp::LISTEN, Some((1, "sshd"))),
+        row(Proto::Udp, "127.0.0.53:53", "0.0.0.0:0", tcp::CLOSE, Some((50, "resolved")), None),
+    ]
+}
+
+pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
+    Event {
+        kind,
+        ts_ns: ts_ms * 1_000_000,
+        start_ns: Some(ts_ms.saturating_sub(3) * 1_000_000),
+        cookie: 9,
+        family: Family::V4,
+        local: "127.0.0.1:40003".parse().unwrap(),
+        remote: "127.0.0.1:8080".parse().unwrap(),
+        pid: 300,
+        comm: Comm::new("nw-peer"),
+        uid: 0,
+        netns: 1,
+        old_state: old,
+        new_state: new,
+        owner: OwnerSource::Current,
+    }
+}
+
+/// A table seeded with [`rows`] (at 1 ms).
+pub fn table() -> Table {
+    let mut t = Table::new(100);
+    let sockets = rows().into_iter().enumerate().map(|(i, r)| seed_socket(i as u64 + 1, r)).collect();
+    t.seed(sockets, 1_000_000);
+    t
+}
+
+fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
+    SeedSocket {
+        proto: r.proto,
+        family: match r.family {
+            Family::V4 => seed::Family::V4,
+            Family::V6 => seed::Family::V6,
+        },
+        local: r.local,
+        remote: r.remote,
+        state: r.state,
+        inode: 0,
+        uid: 0,
+        cookie: Some(cookie),
+        netns: r.netns,
+        owners: r.owners.into_iter().map(|o| Process { pid: o.pid, comm: o.comm, fd: 3 }).collect(),
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+/// A connection that lives 3 ms (10 ms to 13 ms) and closes passively.
+pub fn short_lived() -> Vec<Event> {
+    vec![
+        event(EventKind::Connect, 10, tcp::CLOSE, tcp::SYN_SENT),
+        event(EventKind::Established, 11, tcp::SYN_SENT, tcp::ESTABLISHED),
+        event(EventKind::State, 12, tcp::ESTABLISHED, tcp::CLOSE_WAIT),
+        event(EventKind::State, 12, tcp::CLOSE_WAIT, tcp::LAST_ACK),
+        event(EventKind::Close, 13, tcp::LAST_ACK, tcp::CLOSE),
+        event(EventKind::Destroy, 13, tcp::CLOSE, tcp::CLOSE),
+    ]
+}

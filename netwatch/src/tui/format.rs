@@ -1,0 +1,113 @@
+//! Short human labels for the table cells: pure, unit tested.
+
+use std::{fmt::Write as _, net::SocketAddr};
+
+use netwatch_common::tcp;
+
+use crate::{event::display_ip, event::Family, seed::Proto};
+
+/// netstat's Proto column: `tcp6` for an IPv6 socket, even one carrying
+/// IPv4-mapped traffic.
+pub const fn proto(proto: Proto, family: Family) -> &'static str {
+    match (proto, family) {
+        (Proto::Tcp, Family::V4) => "tcp",
+        (Proto::Tcp, Family::V6) => "tcp6",
+        (Proto::Udp, Family::V4) => "udp",
+        (Proto::Udp, Family::V6) => "udp6",
+    }
+}
+
+/// netstat's State column. UDP has no states: netstat prints nothing for
+/// an unconnected socket and ESTABLISHED for a connected one.
+pub const fn state(proto: Proto, state: u8) -> &'static str {
+    match proto {
+        Proto::Tcp => tcp::name(state),
+        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
+        Proto::Udp => "",
+    }
+}
+
+/// Appends `addr:port` (IPv6 in brackets, IPv4-mapped shown as IPv4) to
+/// `out`, the allocation-free twin of `output::text::endpoint`.
+pub fn push_endpoint(out: &mut String, sa: SocketAddr) {
+    let _ = write!(out, "{}", SocketAddr::new(display_ip(sa.ip()), sa.port()));
+}
+
+/// A duration as a person reads it: `3.2ms`, `350ms`, `12s`, `5m03s`,
+/// `2h10m`, `3d04h`. Below 10 ms a decimal is kept: that is where the
+/// short-lived connections netwatch exists to catch live.
+pub fn duration(ns: u64) -> String {
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000 * MS;
+    match ns {
+        n if n < 10 * MS => format!("{:.1}ms", n as f64 / MS as f64),
+        n if n < S => format!("{}ms", n / MS),
+        n if n < 60 * S => format!("{}s", n / S),
+        n if n < 3600 * S => format!("{}m{:02}s", n / (60 * S), n / S % 60),
+        n if n < 86_400 * S => format!("{}h{:02}m", n / (3600 * S), n / (60 * S) % 60),
+        n => format!("{}d{:02}h", n / (86_400 * S), n / (3600 * S) % 24),
+    }
+}
+
+/// The Age column; `>` marks a connection older than netwatch, whose age
+/// only counts from when it was first seen.
+pub fn age(ns: u64, start_known: bool) -> String {
+    if start_known {
+        duration(ns)
+    } else {
+        format!(">{}", duration(ns))
+    }
+}
+
+/// Case-insensitive substring test with `needle` already lowercase; no
+/// allocation, since it runs over every row when a filter is set.
+pub fn contains_ci(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_writes_them() {
+        let ms = 1_000_000;
+        let s = 1_000 * ms;
+        for (ns, want) in [
+            (0, "0.0ms"),
+            (3 * ms + 200_000, "3.2ms"),
+            (350 * ms, "350ms"),
+            (999 * ms, "999ms"),
+            (12 * s + 400 * ms, "12s"),
+            (59 * s, "59s"),
+            (5 * 60 * s + 3 * s, "5m03s"),
+            (2 * 3600 * s + 10 * 60 * s + 59 * s, "2h10m"),
+            (3 * 86_400 * s + 4 * 3600 * s, "3d04h"),
+        ] {
+            assert_eq!(duration(ns), want, "{ns} ns");
+        }
+        assert_eq!(age(12 * s, true), "12s");
+        assert_eq!(age(12 * s, false), ">12s");
+    }
+
+    #[test]
+    fn labels_follow_netstat() {
+        assert_eq!(proto(Proto::Tcp, Family::V6), "tcp6");
+        assert_eq!(proto(Proto::Udp, Family::V4), "udp");
+        assert_eq!(state(Proto::Tcp, tcp::LISTEN), "LISTEN");
+        assert_eq!(state(Proto::Udp, tcp::CLOSE), "");
+        assert_eq!(state(Proto::Udp, tcp::ESTABLISHED), "ESTABLISHED");
+        let mut s = String::new();
+        push_endpoint(&mut s, "[::ffff:10.0.0.1]:80".parse().unwrap());
+        push_endpoint(&mut s, "[::1]:22".parse().unwrap());
+        assert_eq!(s, "10.0.0.1:80[::1]:22");
+    }
+
+    #[test]
+    fn substring_ignores_ascii_case() {
+        assert!(contains_ci("1234/Nginx", "nginx"));
+        assert!(contains_ci("anything", ""));
+        assert!(!contains_ci("ab", "abc"));
+    }
+}

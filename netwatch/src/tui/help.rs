@@ -1,0 +1,58 @@
+//! The bottom line (keys, or the filter being typed) and the `?` overlay.
+
+use ratatui::{
+    layout::{Constraint, Flex, Layout, Rect},
+    style::{Color, Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Clear, Paragraph},
+    Frame,
+};
+
+use super::app::App;
+
+const KEYS: &[(&str, &str)] = &[
+    ("q, Ctrl-C", "quit"),
+    ("/", "filter rows (any column; Enter applies, Esc clears)"),
+    ("s / r", "next sort column / reverse order"),
+    ("t u l a", "view: TCP, UDP, listening, all"),
+    ("e c Tab", "lower pane: events, closed connections, toggle"),
+    ("p, Space", "pause the display (events are still collected)"),
+    ("Up Down PgUp PgDn", "scroll (also j k)"),
+    ("Home End", "first / last rows (also g G)"),
+    ("?", "this help; any key closes it"),
+];
+
+pub fn footer(frame: &mut Frame, area: Rect, app: &App) {
+    let line = match &app.ui.input {
+        Some(typed) => Line::from(vec![
+            Span::styled(" filter: ", Style::new().fg(Color::Yellow)),
+            Span::raw(typed.clone()),
+            Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
+            Span::styled("   Enter apply  Esc clear", Style::new().fg(Color::DarkGray)),
+        ]),
+        None => Line::from(Span::styled(
+            " q quit  / filter  s sort  r reverse  t/u/l/a view  e/c/Tab pane  p pause  ? help",
+            Style::new().fg(Color::DarkGray),
+        )),
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+pub fn overlay(frame: &mut Frame, area: Rect) {
+    // Key column (19) + description + border and margin.
+    let width = KEYS.iter().map(|(_, d)| d.len()).max().unwrap_or(40) as u16 + 22;
+    let height = KEYS.len() as u16 + 2;
+    let [area] = Layout::horizontal([Constraint::Length(width)]).flex(Flex::Center).areas(area);
+    let [area] = Layout::vertical([Constraint::Length(height)]).flex(Flex::Center).areas(area);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(k, d)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<18}"), Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)),
+                Span::raw(*d),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" netwatch keys ")), area);
+}

@@ -1,0 +1,120 @@
+//! Whole frames drawn on ratatui's `TestBackend`, read back as text.
+
+use jiff::tz::TimeZone;
+use ratatui::{backend::TestBackend, Terminal};
+
+use super::{
+    app::{App, Pane},
+    fixtures, ui,
+    view::Mode,
+};
+use crate::live::Update;
+
+/// 140 x 30 frame of the fixture table plus a 3 ms connection, 5 s after boot.
+fn screen(prepare: impl FnOnce(&mut App)) -> Vec<String> {
+    let mut t = fixtures::table();
+    let lived = fixtures::short_lived();
+    for e in &lived {
+        t.apply(e);
+    }
+    let mut app = App::new(None, TimeZone::UTC);
+    app.ingest(Update { events: lived, ..Update::default() });
+    app.refresh(&t, 5_000_000_000);
+    prepare(&mut app);
+    let mut term = Terminal::new(TestBackend::new(140, 30)).unwrap();
+    term.draw(|f| ui::draw(f, &mut app, 5_000_000_000)).unwrap();
+    let buf = term.backend().buffer();
+    let width = usize::from(buf.area.width);
+    buf.content.chunks(width).map(|line| line.iter().map(|c| c.symbol()).collect::<String>()).collect()
+}
+
+fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{}", lines.join("\n")))
+}
+
+fn absent(lines: &[String], needle: &str) {
+    assert!(!lines.iter().any(|l| l.contains(needle)), "{needle:?} on screen:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn header_shows_nonzero_states_totals_and_view() {
+    let s = screen(|_| {});
+    let title = find(&s, " netwatch ");
+    for want in ["5 tcp", "1 udp", "view: all", "sort: State ^"] {
+        assert!(title.contains(want), "{want:?} not in {title:?}");
+    }
+    // The 3 ms connection's client side ended in... LAST_ACK, so no TIME_WAIT row.
+    let states = find(&s, "LISTEN 2");
+    assert!(states.contains("ESTABLISHED 2") && states.contains("TIME_WAIT 1"), "{states:?}");
+    assert!(!states.contains("SYN_SENT"), "zero counts hidden: {states:?}");
+    let totals = find(&s, "opened ");
+    for want in ["opened 1 active / 0 passive", "closed 1", "failed 0", "lost 0", "reseeds 0", "conn/s"] {
+        assert!(totals.contains(want), "{want:?} not in {totals:?}");
+    }
+}
+
+#[test]
+fn table_rows_read_like_netstat() {
+    let s = screen(|_| {});
+    find(&s, "Connections: 6 shown of 6");
+    let header = find(&s, "Foreign Address");
+    assert!(header.contains("Proto") && header.contains("PID/Program") && header.contains("Age"));
+    let listen = find(&s, "127.0.0.1:8080       ");
+    assert!(listen.contains("tcp ") && listen.contains("LISTEN") && listen.contains("100/server"), "{listen:?}");
+    assert!(listen.contains(">4s"), "age from first sight: {listen:?}");
+    let v6 = find(&s, "[::1]:22");
+    assert!(v6.starts_with("tcp6") && v6.contains("1/sshd"), "{v6:?}");
+    let tw = find(&s, "127.0.0.1:40002");
+    assert!(tw.contains("TIME_WAIT") && tw.contains(" - "), "no owner: {tw:?}");
+    // Default order: listeners first.
+    let pos = |needle: &str| s.iter().position(|l| l.contains(needle)).unwrap();
+    assert!(pos("[::1]:22") < pos("TIME_WAIT  "));
+}
+
+#[test]
+fn lower_pane_shows_events_then_closed_with_lifetimes() {
+    let s = screen(|_| {});
+    find(&s, "[e] Events (5)");
+    let close = find(&s, "LAST_ACK -> CLOSE");
+    assert!(close.contains("close") && close.contains("300/nw-peer") && close.contains("3.0ms"), "{close:?}");
+    let time: Vec<char> = close.chars().take(12).collect();
+    assert!(time[2] == ':' && time[5] == ':' && time[8] == '.', "HH:MM:SS.mmm first: {close:?}");
+    absent(&s, "destroy");
+    let s = screen(|a| a.ui.pane = Pane::Closed);
+    find(&s, "[c] Closed (1)");
+    let closed = find(&s, "127.0.0.1:40003");
+    assert!(closed.contains("closed") && closed.contains("LAST_ACK") && closed.contains("3.0ms"), "{closed:?}");
+}
+
+#[test]
+fn filter_mode_pause_and_help_are_visible() {
+    let s = screen(|a| {
+        a.set_filter("SERVER");
+        a.toggle_pause();
+    });
+    find(&s, "filter: server");
+    find(&s, "PAUSED");
+    find(&s, "Connections: 2 shown of 6");
+    absent(&s, "1/sshd");
+    absent(&s, "300/nw-peer");
+    let s = screen(|a| a.set_filter("40003"));
+    find(&s, "LAST_ACK -> CLOSE");
+    let s = screen(|a| {
+        a.set_filter("40003");
+        a.ui.pane = Pane::Closed;
+    });
+    find(&s, "[c] Closed (1)");
+    find(&s, "127.0.0.1:40003");
+    let s = screen(|a| a.set_mode(Mode::Listening));
+    find(&s, "view: listening");
+    find(&s, "Connections: 3 shown of 6");
+    absent(&s, "127.0.0.1:40001");
+    let s = screen(|a| a.ui.input = Some("80".into()));
+    find(&s, "filter: 80_");
+    let s = screen(|a| a.ui.help = true);
+    find(&s, "netwatch keys");
+    find(&s, "filter rows");
+}

@@ -1,0 +1,69 @@
+//! The connection table: only the rows on screen are formatted.
+
+use ratatui::{
+    layout::{Constraint, Rect},
+    style::{Color, Modifier, Style},
+    text::Line,
+    widgets::{Block, Borders, Cell, Row, Table},
+    Frame,
+};
+
+use super::{
+    app::App,
+    format,
+    header::state_color,
+    view::{Column, Entry},
+};
+use crate::output::text::endpoint;
+
+/// Table rows that fit in `area` (inside the border, below the titles).
+pub fn page_rows(area: Rect) -> usize {
+    usize::from(area.height.saturating_sub(3))
+}
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
+    let now = app.now_for_ages(now_ns);
+    let ui = &app.ui;
+    let visible = app.order.iter().skip(ui.scroll).take(page_rows(area));
+    let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now)).collect();
+    let titles = Column::ALL.map(|c| {
+        if c == ui.sort.column {
+            let arrow = if ui.sort.reverse { "v" } else { "^" };
+            Cell::from(format!("{} {arrow}", c.title())).style(Style::new().fg(Color::Cyan))
+        } else {
+            Cell::from(c.title())
+        }
+    });
+    let shown = app.order.len();
+    let first = if shown == 0 { 0 } else { ui.scroll + 1 };
+    let last = (ui.scroll + page_rows(area)).min(shown);
+    let block = Block::new()
+        .borders(Borders::TOP | Borders::BOTTOM)
+        .title(Line::from(format!(" Connections: {shown} shown of {} ", app.snap.entries.len())))
+        .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+        Constraint::Length(12),
+        Constraint::Length(24),
+        Constraint::Length(9),
+    ];
+    let table = Table::new(rows, widths)
+        .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
+        .block(block)
+        .column_spacing(1);
+    frame.render_widget(table, area);
+}
+
+fn row(e: &Entry, now_ns: u64) -> Row<'static> {
+    let state = format::state(e.proto, e.state);
+    Row::new([
+        Cell::from(format::proto(e.proto, e.family)),
+        Cell::from(endpoint(e.local)),
+        Cell::from(endpoint(e.remote)),
+        Cell::from(state).style(Style::new().fg(state_color(state))),
+        Cell::from(e.owner_label()),
+        Cell::from(format::age(now_ns.saturating_sub(e.start_ns), e.start_known)),
+    ])
+}

@@ -1,0 +1,258 @@
+//! Which rows the table shows, and in what order: pure, unit tested.
+//!
+//! The screen works on [`Entry`], an owned copy of each row's displayed
+//! fields taken when the table changed, and an order: indices into those
+//! entries, filtered and sorted. Changing the sort, filter or mode only
+//! recomputes the indices; nothing is formatted except the visible rows.
+
+use std::{
+    cmp::Ordering,
+    net::{IpAddr, SocketAddr},
+};
+
+use netwatch_common::tcp;
+
+use super::format;
+use crate::{event::Family, seed::Proto, table::Row};
+
+/// What the table shows, as netstat's `-t`, `-u`, `-l` (and none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    All,
+    Tcp,
+    Udp,
+    /// TCP LISTEN sockets and unconnected UDP sockets, as `netstat -l`.
+    Listening,
+}
+
+impl Mode {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Listening => "listening",
+        }
+    }
+
+    pub fn shows(self, e: &Entry) -> bool {
+        match self {
+            Self::All => true,
+            Self::Tcp => e.proto == Proto::Tcp,
+            Self::Udp => e.proto == Proto::Udp,
+            Self::Listening => match e.proto {
+                Proto::Tcp => e.state == tcp::LISTEN,
+                Proto::Udp => e.state == tcp::CLOSE,
+            },
+        }
+    }
+}
+
+/// The table's columns, in screen order; also the sort keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    Proto,
+    Local,
+    Remote,
+    State,
+    Owner,
+    Age,
+}
+
+impl Column {
+    pub const ALL: [Self; 6] = [Self::Proto, Self::Local, Self::Remote, Self::State, Self::Owner, Self::Age];
+
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::Proto => "Proto",
+            Self::Local => "Local Address",
+            Self::Remote => "Foreign Address",
+            Self::State => "State",
+            Self::Owner => "PID/Program",
+            Self::Age => "Age",
+        }
+    }
+
+    /// The `s` key's cycle.
+    pub fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|&c| c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub column: Column,
+    pub reverse: bool,
+}
+
+impl Default for Sort {
+    /// Listeners first, then the rest by state, each by local port.
+    fn default() -> Self {
+        Self { column: Column::State, reverse: false }
+    }
+}
+
+/// One row's displayed fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub proto: Proto,
+    pub family: Family,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: u8,
+    /// First owner's `PID/comm`; `None` for TIME_WAIT and request sockets.
+    pub owner: Option<(u32, String)>,
+    /// Other processes holding it (a socket shared across fork).
+    pub more_owners: usize,
+    /// Start of the Age column (CLOCK_MONOTONIC ns).
+    pub start_ns: u64,
+    /// Whether `start_ns` is the connection's start, or only when
+    /// netwatch first saw it.
+    pub start_known: bool,
+    /// Sort keys, computed once per copy so that sorting compares integers.
+    local_key: AddrKey,
+    remote_key: AddrKey,
+    rank: u8,
+}
+
+/// Processes holding the socket (an owner is listed once per descriptor).
+fn distinct_pids(r: &Row) -> usize {
+    let o = &r.owners;
+    (0..o.len()).filter(|&i| !o[..i].iter().any(|p| p.pid == o[i].pid)).count()
+}
+
+/// IPv4 (and IPv4-mapped) before IPv6, then address, then port.
+type AddrKey = (u8, u128, u16);
+
+fn addr_key(sa: SocketAddr) -> AddrKey {
+    match sa.ip().to_canonical() {
+        IpAddr::V4(ip) => (0, u128::from(u32::from(ip)), sa.port()),
+        IpAddr::V6(ip) => (1, u128::from(ip), sa.port()),
+    }
+}
+
+impl Entry {
+    pub fn of(r: &Row) -> Self {
+        Self {
+            proto: r.proto,
+            family: r.family,
+            local: r.local,
+            remote: r.remote,
+            state: r.state,
+            owner: r.owners.first().map(|o| (o.pid, o.comm.clone())),
+            more_owners: distinct_pids(r).saturating_sub(1),
+            start_ns: r.opened_ns.unwrap_or(r.seen_ns),
+            start_known: r.opened_ns.is_some(),
+            local_key: addr_key(r.local),
+            remote_key: addr_key(r.remote),
+            rank: state_rank(r.state),
+        }
+    }
+
+    /// The PID/Program cell.
+    pub fn owner_label(&self) -> String {
+        match (&self.owner, self.more_owners) {
+            (None, _) => "-".to_owned(),
+            (Some((pid, comm)), 0) => format!("{pid}/{comm}"),
+            (Some((pid, comm)), n) => format!("{pid}/{comm} +{n}"),
+        }
+    }
+
+    /// Whether any cell contains `needle` (lowercase), ignoring case.
+    /// `buf` is scratch space reused across rows.
+    pub fn matches(&self, needle: &str, buf: &mut String) -> bool {
+        if needle.is_empty() {
+            return true;
+        }
+        let c = format::contains_ci;
+        if c(format::proto(self.proto, self.family), needle) || c(format::state(self.proto, self.state), needle) {
+            return true;
+        }
+        buf.clear();
+        format::push_endpoint(buf, self.local);
+        buf.push(' ');
+        format::push_endpoint(buf, self.remote);
+        buf.push(' ');
+        match &self.owner {
+            Some((pid, comm)) => {
+                use std::fmt::Write as _;
+                let _ = write!(buf, "{pid}/{comm}");
+            }
+            None => buf.push('-'),
+        }
+        c(buf, needle)
+    }
+}
+
+/// Listeners first, then states in the order a connection lives them.
+fn state_rank(state: u8) -> u8 {
+    match state {
+        tcp::LISTEN => 0,
+        tcp::ESTABLISHED => 1,
+        tcp::SYN_SENT => 2,
+        tcp::SYN_RECV | tcp::NEW_SYN_RECV => 3,
+        tcp::FIN_WAIT1 => 4,
+        tcp::FIN_WAIT2 => 5,
+        tcp::CLOSE_WAIT => 6,
+        tcp::LAST_ACK => 7,
+        tcp::CLOSING => 8,
+        tcp::TIME_WAIT => 9,
+        tcp::CLOSE => 10,
+        _ => 11,
+    }
+}
+
+/// The default order, also every other column's tie-break, so that rows
+/// never swap places between redraws.
+fn by_state(a: &Entry, b: &Entry) -> Ordering {
+    (a.rank, a.local.port(), a.local_key, a.remote_key, a.proto).cmp(&(
+        b.rank,
+        b.local.port(),
+        b.local_key,
+        b.remote_key,
+        b.proto,
+    ))
+}
+
+pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
+    let primary = match column {
+        Column::Proto => a.proto.cmp(&b.proto).then((a.family as u8).cmp(&(b.family as u8))),
+        Column::Local => a.local_key.cmp(&b.local_key),
+        Column::Remote => a.remote_key.cmp(&b.remote_key),
+        Column::State => Ordering::Equal,
+        // By program name, then PID; sockets without an owner last.
+        Column::Owner => match (&a.owner, &b.owner) {
+            (Some((pa, ca)), Some((pb, cb))) => ca.cmp(cb).then(pa.cmp(pb)),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        },
+        // Youngest first.
+        Column::Age => b.start_ns.cmp(&a.start_ns),
+    };
+    primary.then_with(|| by_state(a, b))
+}
+
+/// Indices of the entries the view shows, in display order.
+/// `filter` must be lowercase.
+pub fn order(entries: &[Entry], mode: Mode, filter: &str, sort: Sort, out: &mut Vec<u32>) {
+    out.clear();
+    let mut buf = String::new();
+    out.extend(
+        entries.iter().enumerate().filter(|(_, e)| mode.shows(e) && e.matches(filter, &mut buf)).map(|(i, _)| i as u32),
+    );
+    out.sort_unstable_by(|&a, &b| {
+        let o = compare(&entries[a as usize], &entries[b as usize], sort.column);
+        if sort.reverse {
+            o.reverse()
+        } else {
+            o
+        }
+    });
+}
+
+#[cfg(test)]
+#[path = "view_tests.rs"]
+mod tests;

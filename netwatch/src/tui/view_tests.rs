@@ -1,0 +1,119 @@
+use netwatch_common::tcp;
+
+use super::*;
+use crate::tui::fixtures::{rows, tcp};
+
+fn entries() -> Vec<Entry> {
+    rows().iter().map(Entry::of).collect()
+}
+
+fn shown(entries: &[Entry], mode: Mode, filter: &str, sort: Sort) -> Vec<String> {
+    let mut idx = Vec::new();
+    order(entries, mode, filter, sort, &mut idx);
+    idx.iter()
+        .map(|&i| {
+            let e = &entries[i as usize];
+            format!("{} {} {}", format::state(e.proto, e.state), e.local, e.remote)
+        })
+        .collect()
+}
+
+#[test]
+fn default_sort_is_state_then_local_port() {
+    let got = shown(&entries(), Mode::All, "", Sort::default());
+    assert_eq!(
+        got,
+        [
+            "LISTEN [::1]:22 [::]:0",
+            "LISTEN 127.0.0.1:8080 0.0.0.0:0",
+            "ESTABLISHED 127.0.0.1:8080 127.0.0.1:40001",
+            "ESTABLISHED 127.0.0.1:40001 127.0.0.1:8080",
+            "TIME_WAIT 127.0.0.1:40002 127.0.0.1:8080",
+            " 127.0.0.53:53 0.0.0.0:0",
+        ]
+    );
+    let reversed = shown(&entries(), Mode::All, "", Sort { reverse: true, ..Sort::default() });
+    assert_eq!(reversed.first().map(String::as_str), Some(" 127.0.0.53:53 0.0.0.0:0"));
+    assert_eq!(reversed.last().map(String::as_str), Some("LISTEN [::1]:22 [::]:0"));
+}
+
+#[test]
+fn other_columns_sort_with_state_as_tie_break() {
+    let e = entries();
+    let by_owner = shown(&e, Mode::All, "", Sort { column: Column::Owner, reverse: false });
+    // curl, resolved, server (LISTEN before ESTABLISHED), sshd, then no owner.
+    assert!(by_owner[0].contains(":40001 "));
+    assert!(by_owner[1].contains("127.0.0.53:53"));
+    assert!(by_owner[2].starts_with("LISTEN 127.0.0.1:8080"));
+    assert!(by_owner[3].starts_with("ESTABLISHED 127.0.0.1:8080"));
+    assert!(by_owner[4].contains("[::1]:22"));
+    assert!(by_owner[5].starts_with("TIME_WAIT"));
+    let by_local = shown(&e, Mode::All, "", Sort { column: Column::Local, reverse: false });
+    assert!(by_local[0].starts_with("LISTEN 127.0.0.1:8080"), "{by_local:?}");
+    assert!(by_local[5].contains("[::1]:22"), "IPv6 after IPv4: {by_local:?}");
+}
+
+#[test]
+fn age_sorts_youngest_first() {
+    let mut rows = [
+        tcp("127.0.0.1:1", "127.0.0.1:2", tcp::ESTABLISHED, None),
+        tcp("127.0.0.1:3", "127.0.0.1:4", tcp::ESTABLISHED, None),
+    ];
+    rows[0].opened_ns = Some(5_000);
+    rows[1].opened_ns = Some(9_000);
+    let e: Vec<Entry> = rows.iter().map(Entry::of).collect();
+    let got = shown(&e, Mode::All, "", Sort { column: Column::Age, reverse: false });
+    assert!(got[0].contains("127.0.0.1:3 "), "{got:?}");
+    assert!(e[0].start_known);
+}
+
+#[test]
+fn column_cycle_visits_every_column() {
+    let mut c = Column::State;
+    let mut seen = Vec::new();
+    for _ in 0..Column::ALL.len() {
+        c = c.next();
+        seen.push(c);
+    }
+    assert_eq!(c, Column::State);
+    assert!(Column::ALL.iter().all(|c| seen.contains(c)));
+}
+
+#[test]
+fn filter_matches_any_column_ignoring_case() {
+    let e = entries();
+    let n = |f: &str| shown(&e, Mode::All, f, Sort::default()).len();
+    assert_eq!(n(""), 6);
+    assert_eq!(n("8080"), 4, "local or remote port");
+    assert_eq!(n(":40001"), 2);
+    assert_eq!(n("curl"), 1);
+    assert_eq!(n("200/"), 1, "PID");
+    assert_eq!(n("time_wait"), 1, "state, any case");
+    assert_eq!(n("tcp6"), 1);
+    assert_eq!(n("udp"), 1);
+    assert_eq!(n("[::1]"), 1);
+    assert_eq!(n("nothing-like-this"), 0);
+}
+
+#[test]
+fn modes_follow_netstat_flags() {
+    let e = entries();
+    assert_eq!(shown(&e, Mode::Tcp, "", Sort::default()).len(), 5);
+    assert_eq!(shown(&e, Mode::Udp, "", Sort::default()).len(), 1);
+    let listening = shown(&e, Mode::Listening, "", Sort::default());
+    assert_eq!(listening.len(), 3, "{listening:?}");
+    assert!(listening.iter().all(|l| l.starts_with("LISTEN") || l.contains(":53 ")));
+    assert_eq!(shown(&e, Mode::Listening, "8080", Sort::default()).len(), 1, "mode and filter combine");
+}
+
+#[test]
+fn owner_label_counts_extra_owners() {
+    let mut r = tcp("127.0.0.1:1", "0.0.0.0:0", tcp::LISTEN, Some((7, "nginx")));
+    assert_eq!(Entry::of(&r).owner_label(), "7/nginx");
+    r.owners.push(crate::table::Owner { pid: 7, comm: "nginx".into() });
+    assert_eq!(Entry::of(&r).owner_label(), "7/nginx", "a second descriptor of the same process");
+    r.owners.push(crate::table::Owner { pid: 8, comm: "nginx".into() });
+    assert_eq!(Entry::of(&r).owner_label(), "7/nginx +1");
+    r.owners.clear();
+    assert_eq!(Entry::of(&r).owner_label(), "-");
+}

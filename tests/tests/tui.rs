@@ -1,0 +1,362 @@
+//! The full-screen view, used as a person would: `netwatch` with no
+//! subcommand in a tmux pane (a real terminal), keys typed with
+//! `send-keys`, the screen read with `capture-pane`.
+//!
+//! Needs root and one thread (`cargo xtask test`); without root it fails
+//! rather than skips. `NETWATCH_BIN` names the netwatch binary (default:
+//! `target/release/netwatch`). Each test runs its own tmux server on a
+//! private socket, killed on drop; only loopback addresses are used.
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead as _, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, ChildStdout, Command, Output, Stdio},
+    thread::sleep,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// How long netwatch may take to attach, enumerate sockets and draw.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How soon a new connection must be on screen.
+const SHOW_WITHIN: Duration = Duration::from_secs(1);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+
+fn require_root() {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "needs root: run `cargo xtask test`");
+}
+
+fn netwatch_bin() -> PathBuf {
+    let path = std::env::var_os("NETWATCH_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/netwatch"), PathBuf::from);
+    assert!(path.is_file(), "netwatch not found at {} (build it, or set NETWATCH_BIN)", path.display());
+    path
+}
+
+/// A tmux server of our own running netwatch in a 200x50 pane. The pane
+/// stays after netwatch exits (`remain-on-exit`) so its exit status and
+/// terminal modes can be read.
+struct Tmux {
+    socket: String,
+    target: String,
+}
+
+impl Tmux {
+    /// `tag` keeps tests apart should they ever run in parallel.
+    fn start(tag: &str) -> Self {
+        require_root();
+        let name = format!("nwtest-{}-{tag}", std::process::id());
+        let tmux = Self { socket: name.clone(), target: name.clone() };
+        let nw = netwatch_bin();
+        let nw = nw.to_str().expect("UTF-8 path");
+        // One tmux command list, so the option is set before netwatch can exit.
+        let new = ["-f", "/dev/null", "new-session", "-d", "-s", &name, "-x", "200", "-y", "50", nw];
+        let out = tmux.run(&new, &[";", "set-option", "-t", &name, "remain-on-exit", "on"]);
+        assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
+        tmux.wait_for("the header", START_TIMEOUT, |s| s.contains(" netwatch ") && header(s).contains("view: all"));
+        tmux
+    }
+
+    fn run(&self, args: &[&str], tail: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .args(tail)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tmux (is it installed?)")
+    }
+
+    fn capture(&self) -> String {
+        let out = self.run(&["capture-pane", "-p", "-t", &self.target], &[]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Key names as tmux knows them (`Enter`, `Escape`, `q`).
+    fn keys(&self, keys: &[&str]) {
+        let out = self.run(&["send-keys", "-t", &self.target], keys);
+        assert!(out.status.success(), "send-keys {keys:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", &self.target, "-l"], &[text]);
+    }
+
+    /// A pane format variable, such as `#{pane_dead}`.
+    fn pane(&self, format: &str) -> String {
+        let out = self.run(&["display-message", "-p", "-t", &self.target, format], &[]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Polls the screen until `ok`, and the same a moment later (a
+    /// capture can catch a frame half drawn); panics with the last screen.
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.capture();
+            if ok(&screen) {
+                sleep(Duration::from_millis(20));
+                if self.capture() == screen {
+                    return screen;
+                }
+            }
+            assert!(Instant::now() < deadline, "{what}: not on screen within {timeout:?}:\n{screen}");
+            sleep(POLL);
+        }
+    }
+
+    /// The netwatch process: the pane's process, or its child if tmux's
+    /// shell did not exec.
+    fn netwatch_pid(&self) -> u32 {
+        let pane: u32 = self.pane("#{pane_pid}").parse().expect("pane_pid");
+        let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm(pane).trim() == "netwatch" {
+            return pane;
+        }
+        let children = std::fs::read_to_string(format!("/proc/{pane}/task/{pane}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .find(|&p| comm(p).trim() == "netwatch")
+            .unwrap_or_else(|| panic!("no netwatch process under pane process {pane}"))
+    }
+
+    /// Waits until tmux has reaped netwatch: `pane_dead` turns 1 when the
+    /// terminal closes, the status only once the exit is collected.
+    fn wait_exit(&self, pid: u32) {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        loop {
+            match self.pane("#{pane_dead}:#{pane_dead_status}#{pane_dead_signal}").as_str() {
+                "1:" => {
+                    // Debian's tmux lets libutempter swap in its own SIGCHLD
+                    // handler when a pane closes; a child exiting then is never
+                    // reaped (tmux/tmux#311). Repeat the signal for it.
+                    let server: i32 = self.pane("#{pid}").parse().unwrap_or(0);
+                    if server > 0 {
+                        // SAFETY: kill(2) with a PID tmux reported and a valid signal.
+                        unsafe { libc::kill(server, libc::SIGCHLD) };
+                    }
+                }
+                s if s.starts_with("1:") => return,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "netwatch still running; threads:\n{}\n{}",
+                threads(pid),
+                self.capture()
+            );
+            sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"], &[]);
+    }
+}
+
+/// An `nw-peer` process, killed on drop.
+struct Peer {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nw-peer"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning nw-peer {args:?}: {e}"));
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Self { child, stdout }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The JSON line nw-peer prints (a server at once, a client at the end).
+    fn report(&mut self) -> Value {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("reading nw-peer's stdout");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("nw-peer printed {line:?}: {e}"))
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first line (the footer also says `filter:` while one is typed).
+fn header(screen: &str) -> &str {
+    screen.lines().next().unwrap_or_default()
+}
+
+/// Table rows on screen (the lower pane's lines start with a time).
+fn table_rows(screen: &str) -> Vec<&str> {
+    screen.lines().filter(|l| l.starts_with("tcp") || l.starts_with("udp")).collect()
+}
+
+fn has_row(screen: &str, needles: &[&str]) -> bool {
+    screen.lines().any(|l| needles.iter().all(|n| l.contains(n)))
+}
+
+/// Whether `/proc/net/tcp` has an ESTABLISHED socket whose remote port is `port`.
+fn established_to(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("reading /proc/net/tcp");
+    let remote = format!(":{port:04X}");
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01"
+    })
+}
+
+/// Each thread's name and where it sleeps, for a process that will not exit.
+fn threads(pid: u32) -> String {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return format!("{pid} is gone") };
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default().trim().to_owned();
+    tasks
+        .flatten()
+        .map(|t| {
+            format!(
+                "  {}: {} in {}",
+                t.file_name().to_string_lossy(),
+                read(t.path().join("comm")),
+                read(t.path().join("wchan"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// BPF program ids held open by `pid` (its program and link fds).
+fn prog_ids(pid: u32) -> BTreeSet<u32> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).expect("reading fdinfo").flatten() {
+        let info = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        ids.extend(
+            info.lines().filter_map(|l| l.strip_prefix("prog_id:")).filter_map(|v| v.trim().parse::<u32>().ok()),
+        );
+    }
+    ids
+}
+
+/// `(id, name)` of every loaded BPF program.
+fn loaded_programs() -> Vec<(u32, String)> {
+    let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("running bpftool");
+    assert!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+    let progs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    progs
+        .iter()
+        .filter_map(|p| Some((p["id"].as_u64()? as u32, p["name"].as_str().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+/// After netwatch exited: normal status, terminal out of the alternate
+/// screen, and none of its programs still loaded.
+fn assert_clean_exit(tmux: &Tmux, pid: u32, progs: &BTreeSet<u32>) {
+    tmux.wait_exit(pid);
+    let status = tmux.pane("#{pane_dead_status} #{pane_dead_signal}");
+    assert_eq!(status, "0", "exit status and signal; screen:\n{}", tmux.capture());
+    assert_eq!(tmux.pane("#{alternate_on}"), "0", "terminal left in the alternate screen");
+    // The kernel frees a program after its last reference goes, not at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<_> = loaded_programs().into_iter().filter(|(id, _)| progs.contains(id)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "programs still loaded 5 s after exit: {left:?}");
+        sleep(POLL);
+    }
+}
+
+/// The programs this netwatch attached, checked to be netwatch's own.
+fn attached_programs(tmux: &Tmux) -> BTreeSet<u32> {
+    let ids = prog_ids(tmux.netwatch_pid());
+    let names: Vec<_> = loaded_programs().into_iter().filter(|(id, _)| ids.contains(id)).collect();
+    assert!(!names.is_empty() && names.iter().all(|(_, n)| n.starts_with("nw_")), "programs: {names:?}");
+    ids
+}
+
+#[test]
+fn live_rows_filter_modes_closed_pane_and_quit() {
+    // A listener of the test's own, older than netwatch: seeded, and the
+    // row the filter must hide.
+    let decoy = TcpListener::bind("127.0.0.1:0").expect("binding the decoy listener");
+    let decoy = format!("127.0.0.1:{}", decoy.local_addr().unwrap().port());
+    let tmux = Tmux::start("live");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    tmux.wait_for("the seeded decoy listener", SHOW_WITHIN, |s| has_row(s, &[&decoy, "LISTEN"]));
+
+    let mut server = Peer::spawn(&["server", "--addr", "127.0.0.1:0"]);
+    let addr: SocketAddr = server.report()["addr"].as_str().expect("addr").parse().expect("server addr");
+    let (addr_s, port) = (addr.to_string(), addr.port().to_string());
+    let server_owner = format!("{}/nw-peer", server.pid());
+    tmux.wait_for("the new listener", SHOW_WITHIN, |s| has_row(s, &["tcp ", &addr_s, "LISTEN", &server_owner]));
+
+    tmux.keys(&["/"]);
+    tmux.type_text(&port);
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the port filter", SHOW_WITHIN, |s| header(s).contains(&format!("filter: {port}")));
+    let rows = table_rows(&s);
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.contains(&port)), "filtered rows:\n{s}");
+    assert!(!s.contains(&decoy), "the decoy is filtered out:\n{s}");
+
+    let held = Peer::spawn(&["client", "--to", &addr_s, "--count", "1", "--hold-ms", "3000"]);
+    let client_owner = format!("{}/nw-peer", held.pid());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !established_to(addr.port()) {
+        assert!(Instant::now() < deadline, "the held connection never reached ESTABLISHED");
+        sleep(Duration::from_millis(5));
+    }
+    let s = tmux
+        .wait_for("the held connection", SHOW_WITHIN, |s| has_row(s, &["tcp ", &addr_s, "ESTABLISHED", &client_owner]));
+    let client_row = table_rows(&s).into_iter().find(|r| r.contains(&client_owner)).unwrap();
+    assert!(client_row.find(&addr_s) > client_row.find("127.0.0.1:"), "server is the Foreign Address: {client_row}");
+
+    tmux.keys(&["l"]);
+    let s = tmux.wait_for("the listening view", SHOW_WITHIN, |s| header(s).contains("view: listening"));
+    let rows = table_rows(&s);
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.contains("LISTEN")), "listening rows:\n{s}");
+    assert!(has_row(&s, &[&addr_s, &server_owner]), "{s}");
+    tmux.keys(&["a"]);
+    tmux.wait_for("the full view", SHOW_WITHIN, |s| header(s).contains("view: all"));
+
+    let mut short = Peer::spawn(&["client", "--to", &addr_s, "--count", "1", "--hold-ms", "3"]);
+    let report = short.report();
+    let local = format!("127.0.0.1:{}", report["local_ports"][0].as_u64().expect("local port"));
+    tmux.wait_for("the short connection's close event", SHOW_WITHIN, |s| has_row(s, &["close ", &local]));
+    tmux.keys(&["c"]);
+    let s = tmux.wait_for("the closed pane", SHOW_WITHIN, |s| s.contains("[c] Closed"));
+    let pane = s.lines().skip_while(|l| !l.contains("[c] Closed"));
+    let closed = pane.into_iter().find(|l| l.contains(&local) && l.contains(&addr_s));
+    let closed = closed.unwrap_or_else(|| panic!("{local} not in the closed pane:\n{s}"));
+    assert!(closed.contains("closed") && closed.trim_end().ends_with("ms"), "lifetime shown: {closed}");
+
+    tmux.keys(&["q"]);
+    assert_clean_exit(&tmux, pid, &progs);
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_detaches() {
+    let tmux = Tmux::start("term");
+    let progs = attached_programs(&tmux);
+    let pid = tmux.netwatch_pid();
+    // SAFETY: kill(2) with a PID we just looked up and a valid signal.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0, "kill -TERM {pid}");
+    assert_clean_exit(&tmux, pid, &progs);
+}
