@@ -24,8 +24,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  netwatch events\n  netwatch events --json --port 443\n  \
                             netwatch events -6 --pid 1234 | grep close")]
     Events(EventsArgs),
-    /// Print the current table of sockets once, with per-state counts, and exit
-    #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json")]
+    /// Print the table of sockets once, with per-state counts, and exit
+    #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json\n  \
+                            netwatch snapshot --for 10s     # also every connection that came and went")]
     Snapshot(SnapshotArgs),
 }
 
@@ -34,6 +35,27 @@ pub struct SnapshotArgs {
     /// One JSON document instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Watch the kernel's events for this long (e.g. 500ms, 10s, 2m) first, then print the live
+    /// table and the connections that opened and closed meanwhile (needs root)
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub watch: Option<std::time::Duration>,
+    /// How many closed connections to keep for --for
+    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "watch")]
+    pub history: usize,
+}
+
+/// `500ms`, `10s`, `2m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 500ms, 10s, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use ms, s, m or h)")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[derive(Debug, Default, Args)]
@@ -70,6 +92,16 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), Ok(std::time::Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(std::time::Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(std::time::Duration::from_millis(1500)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

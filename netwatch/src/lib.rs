@@ -35,7 +35,7 @@ pub fn run(cli: cli::Cli) -> Result<()> {
     rt.block_on(async {
         match cli.command {
             Some(cli::Command::Events(args)) => cmd::events::run(&args).await,
-            Some(cli::Command::Snapshot(args)) => cmd::snapshot::run(&args),
+            Some(cli::Command::Snapshot(args)) => cmd::snapshot::run(&args).await,
             // The full-screen view needs a terminal; scripts get the stream.
             None if std::io::stdout().is_terminal() => tui::run(live::Live::start(HISTORY).await?).await,
             None => cmd::events::run(&Default::default()).await,

@@ -1,28 +1,69 @@
 //! `netwatch snapshot`: the table once, for scripts.
 //!
-//! A one-shot view has no events to wait for, so it reads the kernel's
-//! sockets into the same [`Table`] the live view keeps, without attaching
-//! the programs: start-up cost is the enumeration alone.
+//! Without `--for`, there are no events to wait for, so it reads the
+//! kernel's sockets into the same [`Table`] the live view keeps without
+//! attaching the programs: start-up cost is the enumeration alone. With
+//! `--for`, it runs the live model for that long and prints its table, the
+//! connections that came and went meanwhile, and the counters.
 
-use std::io::{self, BufWriter, Write};
+use std::{
+    io::{self, BufWriter, Write},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 
-use crate::{cli::SnapshotArgs, event::clock::monotonic_ns, output::snapshot, seed, table::Table};
+use crate::{cli::SnapshotArgs, event::clock::monotonic_ns, live::Live, output::snapshot, seed, table::Table};
 
-pub fn run(args: &SnapshotArgs) -> Result<()> {
-    let seed = seed::seed_all().context("enumerating sockets")?;
-    for w in &seed.stats.warnings {
-        eprintln!("netwatch: warning: {w}");
+pub async fn run(args: &SnapshotArgs) -> Result<()> {
+    let live;
+    let once;
+    let table = match args.watch {
+        Some(span) => {
+            live = watch(span, args.history).await?;
+            &live
+        }
+        None => {
+            let seed = seed::seed_all().context("enumerating sockets")?;
+            for w in &seed.stats.warnings {
+                eprintln!("netwatch: warning: {w}");
+            }
+            let mut t = Table::new(0);
+            t.seed(seed.sockets, monotonic_ns());
+            once = t;
+            &once
+        }
+    };
+    print(args, table)
+}
+
+/// Runs the live model for `span`; returns its table.
+async fn watch(span: Duration, history: usize) -> Result<Table> {
+    let mut live = Live::start(history).await?;
+    eprintln!("netwatch: watching for {:.1}s", span.as_secs_f64());
+    let deadline = Instant::now() + span;
+    let mut result = Ok(());
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match live.next(left.min(Duration::from_millis(200))).await {
+            Some(update) => update.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}")),
+            None => {
+                result = Err(anyhow::anyhow!("the event reader stopped early"));
+                break;
+            }
+        }
     }
-    let mut table = Table::new(0);
-    table.seed(seed.sockets, monotonic_ns());
+    let table = std::mem::replace(&mut live.table, Table::new(0));
+    live.finish().await?;
+    result.map(|()| table)
+}
+
+fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.json {
-        snapshot::json(&mut out, &table)?;
+        snapshot::json(&mut out, table)?;
     } else {
-        snapshot::text(&mut out, &table)?;
+        snapshot::text(&mut out, table)?;
     }
     out.flush()?;
     Ok(())

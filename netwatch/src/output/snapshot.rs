@@ -9,7 +9,7 @@ use super::text::owner;
 use crate::{
     event::{display_ip, Family},
     seed::Proto,
-    table::{Row, StateCounts, Table},
+    table::{Closed, Row, StateCounts, Table, Totals},
 };
 
 /// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6`.
@@ -75,8 +75,38 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             r.netns,
         )?;
     }
+    if table.history().next().is_some() {
+        writeln!(out, "\nClosed while watching:")?;
+        writeln!(
+            out,
+            "{:<5} {:<39} {:<39} {:<11} {:<7} {:>11} PID/Program name",
+            "Proto", "Local Address", "Foreign Address", "Last state", "Ending", "Lifetime"
+        )?;
+        for c in table.history() {
+            let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
+            let lifetime = c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", super::duration_ms(ns)));
+            writeln!(
+                out,
+                "{:<5} {:<39} {:<39} {:<11} {:<7} {lifetime:>11} {owner}",
+                proto_label(c.proto, c.family),
+                addr(c.local.ip(), c.local.port()),
+                addr(c.remote.ip(), c.remote.port()),
+                tcp::name(c.last_state),
+                c.ending.name(),
+            )?;
+        }
+    }
     writeln!(out)?;
-    counts_text(out, &table.counts())
+    counts_text(out, &table.counts())?;
+    let t = &table.totals;
+    if t != &Totals::default() {
+        writeln!(
+            out,
+            "Since start: opened {} active, {} passive; closed {}; failed connects {}; resets {}; lost events {}",
+            t.opened_active, t.opened_passive, t.closed, t.failed_connects, t.resets, t.lost_events
+        )?;
+    }
+    Ok(())
 }
 
 pub fn counts_text(out: &mut dyn Write, c: &StateCounts) -> io::Result<()> {
@@ -114,7 +144,46 @@ struct JsonRow<'a> {
 struct JsonSnapshot<'a> {
     ts: String,
     counts: serde_json::Value,
+    totals: &'a Totals,
     sockets: Vec<JsonRow<'a>>,
+    /// Connections that ended while netwatch watched, oldest first.
+    closed: Vec<JsonClosed<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonClosed<'a> {
+    proto: &'static str,
+    family: &'static str,
+    saddr: String,
+    sport: u16,
+    daddr: String,
+    dport: u16,
+    netns: u32,
+    cookie: Option<u64>,
+    pid: u32,
+    comm: &'a str,
+    last_state: &'static str,
+    ending: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<f64>,
+}
+
+fn closed_json(c: &Closed) -> JsonClosed<'_> {
+    JsonClosed {
+        proto: if c.proto == Proto::Tcp { "tcp" } else { "udp" },
+        family: c.family.name(),
+        saddr: display_ip(c.local.ip()).to_string(),
+        sport: c.local.port(),
+        daddr: display_ip(c.remote.ip()).to_string(),
+        dport: c.remote.port(),
+        netns: c.netns,
+        cookie: c.cookie,
+        pid: c.owner.as_ref().map_or(0, |o| o.pid),
+        comm: c.owner.as_ref().map_or("", |o| &o.comm),
+        last_state: tcp::name(c.last_state),
+        ending: c.ending.name(),
+        duration_ms: c.duration_ns.map(super::duration_ms),
+    }
 }
 
 pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
@@ -143,7 +212,9 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
     let doc = JsonSnapshot {
         ts: super::json::rfc3339(jiff::Timestamp::now()),
         counts: serde_json::json!({ "tcp": tcp, "tcp_total": c.tcp_total(), "udp_total": c.udp_total() }),
+        totals: &table.totals,
         sockets,
+        closed: table.history().map(closed_json).collect(),
     };
     serde_json::to_writer(&mut *out, &doc)?;
     out.write_all(b"\n")

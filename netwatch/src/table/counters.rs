@@ -49,7 +49,7 @@ impl StateCounts {
 }
 
 /// Cumulative counters since netwatch started.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     /// Connections this machine opened (`connect()` completed).
     pub opened_active: u64,
