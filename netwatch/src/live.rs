@@ -143,10 +143,22 @@ impl Live {
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
         self.table.expire(now);
-        match tokio::task::spawn_blocking(seed::minisocks).await {
-            Ok(Ok(m)) => self.table.reconcile_minisocks(m.netns, m.sockets, now),
-            Ok(Err(e)) => update.warnings.push(format!("reading TIME_WAIT/SYN_RECV sockets failed: {e:#}")),
-            Err(e) => update.warnings.push(format!("reading TIME_WAIT/SYN_RECV sockets failed: {e}")),
+        let m = match tokio::task::spawn_blocking(seed::minisocks).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),
+            Err(e) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e}")),
+        };
+        self.table.reconcile_minisocks(m.netns, m.tcp, now);
+        let unowned = self.table.reconcile_udp(m.netns, m.udp, now);
+        if unowned.is_empty() {
+            return;
+        }
+        // New UDP sockets: one /proc scan finds their owners, and only when
+        // there are new ones, so a quiet machine pays nothing.
+        match tokio::task::spawn_blocking(|| seed::scan_owners(std::path::Path::new("/proc"), 2)).await {
+            Ok(Ok(mut scan)) => self.table.set_owners(&mut scan.owners),
+            Ok(Err(e)) => update.warnings.push(format!("finding owners of new UDP sockets: {e:#}")),
+            Err(e) => update.warnings.push(format!("finding owners of new UDP sockets: {e}")),
         }
     }
 

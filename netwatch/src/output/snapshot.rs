@@ -84,7 +84,8 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
         )?;
         for c in table.history() {
             let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
-            let lifetime = c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", super::duration_ms(ns)));
+            let lifetime =
+                c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", super::duration_ms(ns)));
             writeln!(
                 out,
                 "{:<5} {:<39} {:<39} {:<11} {:<7} {lifetime:>11} {owner}",

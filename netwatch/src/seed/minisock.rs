@@ -1,6 +1,7 @@
-//! TIME_WAIT and request sockets (SYN_RECV): kernel objects that no
-//! tracepoint reports (KERNEL-NOTES points 2 and 3), re-read periodically by
-//! the live model so its table matches what `ss` shows.
+//! What no tracepoint reports, re-read periodically by the live model so
+//! its table matches what `ss` shows: TIME_WAIT and request sockets
+//! (SYN_RECV, KERNEL-NOTES points 2 and 3), and UDP sockets, which have no
+//! state machine to trace (point 12).
 //!
 //! Only netwatch's own network namespace: a filtered sock_diag dump there
 //! costs a syscall or two; other namespaces keep what the seed and the
@@ -17,19 +18,24 @@ use super::{diag::DiagSocket, Family, Proto, SeedSocket};
 #[derive(Debug, Default)]
 pub struct Minisocks {
     pub netns: u32,
-    pub sockets: Vec<SeedSocket>,
+    /// TIME_WAIT minisockets (also in their FIN_WAIT2 substate) and
+    /// request sockets, IPv4 and IPv6.
+    pub tcp: Vec<SeedSocket>,
+    /// Every UDP socket, IPv4 and IPv6, without owners (see
+    /// [`super::attach_owners`]).
+    pub udp: Vec<SeedSocket>,
 }
 
-/// TIME_WAIT minisockets (also in their FIN_WAIT2 substate) and request
-/// sockets, IPv4 and IPv6, of the calling thread's network namespace.
+/// Re-reads the calling thread's network namespace.
 pub fn minisocks() -> Result<Minisocks> {
     let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     let states = (1 << tcp::TIME_WAIT) | (1 << tcp::NEW_SYN_RECV);
-    let mut sockets = Vec::new();
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, states, netns, &mut sockets)
+        diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)
             .with_context(|| format!("dumping TIME_WAIT and SYN_RECV sockets ({family:?})"))?;
+        diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
-    Ok(Minisocks { netns, sockets })
+    Ok(Minisocks { netns, tcp, udp })
 }

@@ -142,6 +142,41 @@ impl Table {
         }
     }
 
+    /// Replaces the UDP rows of `netns` with a fresh dump, keeping the owners
+    /// already known by cookie. Returns the dumped sockets whose owners are
+    /// unknown (new since the last read), for the caller to look up.
+    pub fn reconcile_udp(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) -> Vec<u64> {
+        let mut known: FxHashMap<u64, (Vec<Owner>, u64)> = FxHashMap::default();
+        self.rows.retain(|key, r| {
+            let drop = r.proto == Proto::Udp && r.netns == netns;
+            if drop && !r.owners.is_empty() {
+                known.insert(*key, (std::mem::take(&mut r.owners), r.seen_ns));
+            }
+            !drop
+        });
+        let mut unowned = Vec::new();
+        for s in sockets.into_iter().filter(|s| s.proto == Proto::Udp) {
+            let (cookie, inode) = (s.cookie, s.inode);
+            self.insert_seeded(s, now_ns);
+            let Some(cookie) = cookie else { continue };
+            match (known.remove(&cookie), self.rows.get_mut(&cookie)) {
+                (Some((owners, seen)), Some(row)) => (row.owners, row.seen_ns) = (owners, seen),
+                (None, Some(_)) if inode != 0 => unowned.push(inode),
+                _ => {}
+            }
+        }
+        unowned
+    }
+
+    /// Gives rows found by inode their owners.
+    pub fn set_owners(&mut self, owners: &mut std::collections::HashMap<u64, Vec<seed::Process>>) {
+        for r in self.rows.values_mut().filter(|r| r.owners.is_empty() && r.inode != 0) {
+            if let Some(ps) = owners.remove(&r.inode) {
+                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect();
+            }
+        }
+    }
+
     /// Drops synthesized TIME_WAIT rows the kernel has expired by now.
     pub fn expire(&mut self, now_ns: u64) {
         self.rows.retain(|_, r| r.expires_ns.is_none_or(|t| t > now_ns));

@@ -152,3 +152,24 @@ fn accept_moves_ownership_to_the_accepting_process() {
     t.apply(&ev(EventKind::State, 2, tcp::ESTABLISHED, tcp::CLOSE_WAIT, "127.0.0.1:80", "127.0.0.1:5000", 9));
     assert_eq!(t.rows().next().unwrap().owners.iter().map(|o| o.pid).collect::<Vec<_>>(), [9]);
 }
+
+#[test]
+fn udp_reconcile_keeps_known_owners_and_reports_new_sockets() {
+    let mut t = Table::new(10);
+    let udp = |cookie: u64, port: u16, pid: Option<u32>| {
+        let mut s = seeded(Some(cookie), tcp::CLOSE, &format!("127.0.0.1:{port}"), "0.0.0.0:0", pid);
+        s.proto = Proto::Udp;
+        s.inode = 90 + cookie;
+        s
+    };
+    t.seed(vec![udp(1, 53, Some(10)), udp(2, 54, Some(11))], 1);
+    // Socket 2 was closed, socket 3 is new (the dump has no owners).
+    let unowned = t.reconcile_udp(7, vec![udp(1, 53, None), udp(3, 55, None)], 2);
+    let mut rows: Vec<_> = t.rows().map(|r| (r.cookie, r.owner_label())).collect();
+    rows.sort();
+    assert_eq!(rows, [(Some(1), "10/seeded".to_owned()), (Some(3), "-".to_owned())]);
+    assert_eq!(unowned, [93]);
+    let mut owners = std::collections::HashMap::from([(93, vec![Process { pid: 12, comm: "dns".into(), fd: 5 }])]);
+    t.set_owners(&mut owners);
+    assert!(t.rows().any(|r| r.cookie == Some(3) && r.owner_label() == "12/dns"));
+}
