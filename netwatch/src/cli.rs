@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "netwatch",
     version,
+    args_conflicts_with_subcommands = true,
     about = "Live TCP connection tracer: every connection, with its process, as the kernel sees it",
     long_about = "netwatch traces TCP connections with eBPF programs on the kernel's TCP state \
                   machine: every connect, accept, state change and close, with the owning \
@@ -16,6 +17,9 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// net-tools netstat's flags: `netwatch -tulpn` prints what `netstat -tulpn` prints.
+    #[command(flatten)]
+    pub netstat: crate::netstat::NetstatArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod event;
 pub mod filter;
 pub mod live;
+pub mod netstat;
 pub mod output;
 pub mod probe;
 pub mod seed;
@@ -30,6 +31,9 @@ const HISTORY: usize = 10_000;
 
 /// Runs the parsed command line.
 pub fn run(cli: cli::Cli) -> Result<()> {
+    if cli.command.is_none() && cli.netstat.requested() {
+        return netstat::run(&cli.netstat);
+    }
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {

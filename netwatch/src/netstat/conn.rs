@@ -1,0 +1,241 @@
+//! The connection views (`-t -u -U -w -x -g`, `-a -l`, `-e -p -o -W -n`):
+//! the sections, in netstat.c `main()` order, of our own network
+//! namespace, read from `/proc/net` as netstat reads it.
+
+use std::{
+    io,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{anyhow, Context as _, Result};
+
+use super::{
+    addr::pad,
+    flags::Opts,
+    groups::{self, Group},
+    inet::{self, InetRow, Kind},
+    names::Names,
+    progs::Programs,
+    unix::{self, UnixRow},
+};
+use crate::seed::diag::DiagSocket;
+
+/// One table file: its Proto label and rows, or `None` when it is missing.
+pub struct Table {
+    pub prot: &'static str,
+    pub rows: Option<Vec<InetRow>>,
+}
+
+/// Everything one refresh prints, read before any formatting.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Sections in print order; each has its IPv4 and/or IPv6 file.
+    pub inet: Vec<(Kind, Vec<Table>)>,
+    /// `Some(true)` when the SCTP files exist (netwatch does not list SCTP).
+    pub sctp: Option<bool>,
+    /// `-g`: each file is `None` when not asked for, `Some(None)` when missing.
+    pub groups: Option<[Option<Option<Vec<Group>>>; 2]>,
+    pub unix: Option<Option<Vec<UnixRow>>>,
+    pub programs: Programs,
+}
+
+/// `(servers and established)` and friends.
+pub fn scope(o: &Opts) -> &'static str {
+    match (o.all, o.listening) {
+        (true, _) => "(servers and established)",
+        (false, true) => "(only servers)",
+        (false, false) => "(w/o servers)",
+    }
+}
+
+fn wants_inet(o: &Opts) -> bool {
+    !o.arg || o.tcp || o.sctp || o.udp || o.udplite || o.raw
+}
+
+/// Reads every file the flags ask for; the `/proc/*/fd` scan for `-p`
+/// runs alongside on its own thread.
+pub fn read(o: &Opts, proc_root: &Path) -> Result<Snapshot> {
+    let net = proc_root.join("net");
+    std::thread::scope(|s| {
+        let progs = (o.programs && (wants_inet(o) || !o.arg || o.unix)).then(|| s.spawn(|| Programs::load(proc_root)));
+        let mut snap = read_tables(o, &net)?;
+        if let Some(progs) = progs {
+            snap.programs = progs.join().map_err(|_| anyhow!("the /proc scan panicked"))??;
+        }
+        Ok(snap)
+    })
+}
+
+fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
+    let mut snap = Snapshot::default();
+    let diag_socket = DiagSocket::open().ok();
+    let kinds = [(Kind::Tcp, o.tcp), (Kind::Udp, o.udp), (Kind::UdpLite, o.udplite), (Kind::Raw, o.raw)];
+    for (kind, wanted) in kinds {
+        if o.arg && !wanted {
+            continue;
+        }
+        let [v4, v6] = kind.files();
+        // TCP through sock_diag when its fields are /proc's (all but -o
+        // timers), and only for the real /proc: ten times faster to read.
+        let diag = (kind == Kind::Tcp && !o.timers && net == Path::new("/proc/net"))
+            .then_some(&diag_socket)
+            .and_then(Option::as_ref);
+        let mut tables = Vec::new();
+        for ((file, prot, layout), on) in [(v4, !o.arg || o.inet), (v6, !o.arg || o.inet6)] {
+            if !on {
+                continue;
+            }
+            if let Some(rows) = diag.and_then(|d| inet::dump_tcp(d, layout)) {
+                tables.push(Table { prot, rows: Some(rows) });
+                continue;
+            }
+            let path = net.join(file);
+            let rows = match read_optional(&path)? {
+                Some(text) => Some(inet::parse(layout, &path.display().to_string(), &text)?),
+                None => None,
+            };
+            tables.push(Table { prot, rows });
+        }
+        snap.inet.push((kind, tables));
+    }
+    if !o.arg || o.sctp {
+        snap.sctp = Some(net.join("sctp").join("eps").exists());
+    }
+    if o.groups {
+        let read = |on: bool, file: &str, parse: fn(&str) -> Vec<Group>| -> Result<_> {
+            Ok(if on { Some(read_optional(&net.join(file))?.map(|t| parse(&t))) } else { None })
+        };
+        snap.groups = Some([
+            read(!o.arg || o.inet, "igmp", groups::parse_igmp)?,
+            read(!o.arg || o.inet6, "igmp6", groups::parse_igmp6)?,
+        ]);
+    }
+    if !o.arg || o.unix {
+        let path = net.join("unix");
+        snap.unix = Some(match std::fs::read(&path) {
+            Ok(text) => Some(unix::parse(&text)?),
+            Err(e) if missing(&e) => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        });
+    }
+    Ok(snap)
+}
+
+fn missing(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
+}
+
+fn read_optional(path: &PathBuf) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if missing(&e) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Every address the snapshot will print under these flags.
+fn addresses(snap: &Snapshot, o: &Opts) -> Vec<IpAddr> {
+    let mut ips = Vec::new();
+    for (kind, tables) in &snap.inet {
+        for rows in tables.iter().filter_map(|t| t.rows.as_ref()) {
+            ips.extend(rows.iter().filter(|r| inet::shown(*kind, r, o)).flat_map(|r| [r.local.ip(), r.remote.ip()]));
+        }
+    }
+    ips
+}
+
+/// Formats a snapshot as netstat prints it. `Err` after printing when a
+/// requested protocol is missing from this kernel (netstat exits 1 there).
+pub fn render(out: &mut Vec<u8>, snap: &Snapshot, o: &Opts, names: &mut Names) -> Result<()> {
+    if !o.num_host {
+        names.prefetch(addresses(snap, o));
+    }
+    let progs = &snap.programs;
+    if o.programs {
+        progs.warn();
+    }
+    if wants_inet(o) {
+        inet_header(out, o);
+    }
+    let missing = |name: &str| -> Result<()> {
+        if !o.noprot && (o.arg || o.verbose) {
+            eprintln!("netwatch: no support for `{name}' on this system.");
+        }
+        if !o.noprot && o.arg {
+            return Err(anyhow!("no support for `{name}' on this system"));
+        }
+        Ok(())
+    };
+    for (kind, tables) in &snap.inet {
+        // SCTP comes between TCP and UDP in netstat's order.
+        if *kind == Kind::Udp {
+            sctp(snap, o, &missing)?;
+        }
+        // A missing IPv4 file fails the section after its IPv6 rows.
+        let mut failed = Ok(());
+        for table in tables {
+            match &table.rows {
+                Some(rows) => {
+                    for row in rows.iter().filter(|r| inet::shown(*kind, r, o)) {
+                        inet::format_row(out, *kind, table.prot, row, o, names, progs);
+                    }
+                }
+                None if table.prot.ends_with('6') => {}
+                None => failed = missing(kind.af_name()),
+            }
+        }
+        failed?;
+    }
+    if !snap.inet.iter().any(|(k, _)| *k == Kind::Udp) {
+        sctp(snap, o, &missing)?;
+    }
+    if let Some([v4, v6]) = &snap.groups {
+        out.extend_from_slice(groups::HEADER.as_bytes());
+        let failed = if matches!(v4, Some(None)) { missing("AF INET (igmp)") } else { Ok(()) };
+        for g in [v4, v6].into_iter().flatten().flatten().flatten() {
+            groups::format(out, g, names);
+        }
+        failed?;
+    }
+    if let Some(rows) = &snap.unix {
+        unix::header(out, o);
+        match rows {
+            Some(rows) => rows.iter().filter(|r| unix::shown(r, o)).for_each(|r| unix::format_row(out, r, o, progs)),
+            None => missing("AF UNIX")?,
+        }
+    }
+    Ok(())
+}
+
+fn sctp(snap: &Snapshot, o: &Opts, missing: &dyn Fn(&str) -> Result<()>) -> Result<()> {
+    match snap.sctp {
+        Some(false) => missing("AF INET (sctp)"),
+        Some(true) if o.sctp || o.verbose => {
+            eprintln!("netwatch: SCTP sockets are not listed (netstat would show them)");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn inet_header(out: &mut Vec<u8>, o: &Opts) {
+    out.extend_from_slice(b"Active Internet connections ");
+    out.extend_from_slice(scope(o).as_bytes());
+    out.extend_from_slice(b"\nProto Recv-Q Send-Q Local Address           Foreign Address         State      ");
+    if o.exp > 1 {
+        out.extend_from_slice(b" User       Inode     ");
+    }
+    if o.programs {
+        out.push(b' ');
+        pad(out, b"PID/Program name", 20);
+    }
+    if o.timers {
+        out.extend_from_slice(b" Timer");
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -1,0 +1,121 @@
+//! `-c` for the connection views: netstat's listing every second, and
+//! after it the TCP connections that opened and closed between two
+//! refreshes, which netstat cannot see. Those come from the live eBPF
+//! model ([`crate::live::Live`]); without it (not root, no BPF) the
+//! listing still refreshes, as netstat's does, and says why once.
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    os::unix::fs::MetadataExt as _,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+use super::{addr::pad, conn, emit, flags::Opts, names::Names, INTERVAL};
+use crate::{event::clock::monotonic_ns, live::Live, seed::Proto, table::Closed};
+
+/// Closed connections kept by the live model between two refreshes.
+const HISTORY: usize = 65_536;
+
+pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        let mut live = if o.tcp || !o.arg {
+            match Live::start(HISTORY).await {
+                Ok(live) => Some(live),
+                Err(e) => {
+                    eprintln!("netwatch: -c without the closed-connections block: {e:#}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let netns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32).unwrap_or(0);
+        let mut shown: HashSet<(SocketAddr, SocketAddr)> = HashSet::new();
+        let mut last_ns = monotonic_ns();
+        loop {
+            let snap = conn::read(o, Path::new("/proc"))?;
+            let now_ns = monotonic_ns();
+            let mut out = Vec::new();
+            let result = conn::render(&mut out, &snap, o, names);
+            if let Some(live) = &live {
+                let closed: Vec<&Closed> = live
+                    .table
+                    .history()
+                    .filter(|c| c.proto == Proto::Tcp && c.netns == netns && c.closed_ns > last_ns)
+                    .filter(|c| !shown.contains(&(c.local, c.remote)) && family_wanted(o, c))
+                    .collect();
+                closed_block(&mut out, &closed, o, names);
+            }
+            emit(&out)?;
+            result?;
+            shown = snap
+                .inet
+                .iter()
+                .flat_map(|(_, t)| t)
+                .flat_map(|t| t.rows.iter().flatten())
+                .map(|r| (r.local, r.remote))
+                .collect();
+            last_ns = now_ns;
+            let until = Instant::now() + INTERVAL;
+            match &mut live {
+                Some(live) => {
+                    while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                        if live.next(left.min(Duration::from_millis(200))).await.is_none() {
+                            break;
+                        }
+                    }
+                }
+                None => tokio::time::sleep(INTERVAL).await,
+            }
+        }
+    })
+}
+
+/// The flags' family and `-a`/`-l` choice, as the listing applies them
+/// (a TCP listener is a row without a remote port).
+fn family_wanted(o: &Opts, c: &Closed) -> bool {
+    let family = match c.local {
+        SocketAddr::V4(_) => !o.arg || o.inet,
+        SocketAddr::V6(_) => !o.arg || o.inet6,
+    };
+    family && (o.all || (c.remote.port() != 0) != o.listening)
+}
+
+/// The connections that came and went since the last refresh, in the
+/// connection view's columns; the State column says how each ended.
+fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Names) {
+    if closed.is_empty() {
+        return;
+    }
+    out.extend_from_slice(b"Closed since last refresh (netwatch, from eBPF)\n");
+    out.extend_from_slice(
+        b"Proto Local Address           Foreign Address         State       PID/Program name     Lifetime\n",
+    );
+    for c in closed {
+        let prot: &[u8] = if c.local.is_ipv4() { b"tcp" } else { b"tcp6" };
+        let endpoint = |names: &mut Names, a: SocketAddr| {
+            let host = names.sprint(a.ip());
+            super::addr::addr_port(host.as_bytes(), names.service(a.port(), "tcp").as_bytes(), 22, o.wide)
+        };
+        pad(out, prot, 5);
+        out.push(b' ');
+        pad(out, &endpoint(names, c.local), 23);
+        out.push(b' ');
+        pad(out, &endpoint(names, c.remote), 23);
+        out.push(b' ');
+        pad(out, c.ending.name().to_uppercase().as_bytes(), 11);
+        out.push(b' ');
+        let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |w| format!("{}/{}", w.pid, w.comm));
+        pad(out, owner.as_bytes(), 20);
+        let lifetime = c.duration_ns.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d as f64 / 1e9));
+        out.push(b' ');
+        out.extend_from_slice(lifetime.as_bytes());
+        out.push(b'\n');
+    }
+}
