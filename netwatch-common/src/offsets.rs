@@ -34,6 +34,16 @@ pub struct KernelOffsets {
     pub file_private_data: u32,
     /// `struct socket` -> `sk`.
     pub socket_sk: u32,
+    /// `struct sock` -> `sk_socket` (the `struct socket *`, NULL until a
+    /// file holds the socket, e.g. a child not accepted yet).
+    pub sk_socket: u32,
+    /// From a `struct socket` to its inode's `i_ino`: sockets live in a
+    /// `struct socket_alloc` next to their `vfs_inode`.
+    pub socket_ino: u32,
+    /// `struct sock` -> `__sk_common.skc_cookie` (where
+    /// `bpf_get_socket_cookie` stores the cookie once made).
+    pub skc_cookie: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 64);
+const _: () = assert!(size_of::<KernelOffsets>() == 80);

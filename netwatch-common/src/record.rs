@@ -38,6 +38,9 @@ pub enum EventKind {
     /// `tcp_destroy_sock`: the kernel freed the socket; its identity may be
     /// reused from now on.
     Destroy = 7,
+    /// `accept()` returned the socket to a process, now its owner; the
+    /// state is unchanged (old and new state are the same).
+    Adopt = 8,
 }
 
 impl EventKind {
@@ -51,6 +54,7 @@ impl EventKind {
             5 => Self::ConnectFailed,
             6 => Self::Close,
             7 => Self::Destroy,
+            8 => Self::Adopt,
             _ => return None,
         })
     }
@@ -102,6 +106,9 @@ pub struct SockEvent {
     /// The socket cookie: unique per socket for the whole boot, unlike the
     /// kernel address, which is reused (KERNEL-NOTES point 6).
     pub cookie: u64,
+    /// Inode number of the socket's file, as `ss -e` and /proc show it; 0
+    /// while no file holds it (a child not accepted yet, or after close()).
+    pub inode: u64,
     pub saddr: Bytes16,
     pub daddr: Bytes16,
     /// The owner's process name, NUL-padded (the kernel's 16-byte comm).
@@ -124,7 +131,7 @@ pub struct SockEvent {
     pub _pad: u16,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 96);
+const _: () = assert!(size_of::<SockEvent>() == 104);
 
 /// Who owns a socket, recorded only in process context (KERNEL-NOTES point 1).
 #[repr(C)]

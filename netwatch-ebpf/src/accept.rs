@@ -3,16 +3,24 @@
 //! Process context: `current` is the process `accept()` returned to. The
 //! returned fd is resolved to its `struct sock` through the task's fd table
 //! (`task->files->fdt->fd[ret]->private_data->sk`) and that process becomes
-//! the socket's owner; until now it carried the listener's owner.
+//! the socket's owner; until now it carried the listener's owner. An `Adopt`
+//! event tells the agent at once, with the socket's inode, which only
+//! exists from now on.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use netwatch_common::OwnerSource;
+use netwatch_common::{EventKind, OwnerSource};
 
-use crate::{maps::offsets, owner, sock::read_kernel};
+use crate::{
+    emit::submit,
+    maps::offsets,
+    owner,
+    sock::{read_kernel, tcp_tuple},
+    state::event,
+};
 
 /// `long ret` in the `sys_exit_*` record (after the 8-byte common header and
 /// `int __syscall_nr`); this layout has not changed since syscall tracepoints
@@ -60,5 +68,11 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
         o.start_ns = prev.start_ns;
     }
     owner::remember(sk, &o);
+    // accept() also returns non-TCP sockets (unix, SCTP): tcp_tuple filters.
+    let t = tcp_tuple(sk, &off)?;
+    // The cookie was made when the handshake's events were sent.
+    let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;
+    let state = netwatch_common::tcp::ESTABLISHED;
+    submit(&event(EventKind::Adopt, now, cookie, &t, &o, state, state));
     Ok(())
 }

@@ -44,6 +44,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     fdt_max_fds: 0,
     file_private_data: 0,
     socket_sk: 0,
+    sk_socket: 0,
+    socket_ino: 0,
+    skc_cookie: 0,
+    _pad: 0,
 };
 
 #[inline(always)]

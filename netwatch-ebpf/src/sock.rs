@@ -18,6 +18,7 @@ pub struct Tuple {
     pub dport: u16,
     pub family: u16,
     pub netns: u32,
+    pub inode: u64,
 }
 
 #[inline(always)]
@@ -84,6 +85,7 @@ pub fn tcp_tuple(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
         _ => return Err(0),
     };
     let net: u64 = at(sk, off.skc_net)?;
+    let socket: u64 = at(sk, off.sk_socket)?;
     Ok(Tuple {
         saddr,
         daddr,
@@ -92,5 +94,6 @@ pub fn tcp_tuple(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
         dport: u16::from_be(at(sk, off.skc_dport)?),
         family,
         netns: if net == 0 { 0 } else { at(net, off.net_inum).unwrap_or(0) },
+        inode: if socket == 0 { 0 } else { at(socket, off.socket_ino).unwrap_or(0) },
     })
 }

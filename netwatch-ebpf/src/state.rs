@@ -85,6 +85,7 @@ pub fn event(kind: EventKind, now: u64, cookie: u64, t: &Tuple, o: &Owner, old: 
         ts_ns: now,
         start_ns: o.start_ns,
         cookie,
+        inode: t.inode,
         saddr: t.saddr,
         daddr: t.daddr,
         comm: o.comm,

@@ -40,6 +40,7 @@ mod tests {
             ts_ns: 0,
             start_ns: None,
             cookie: 0,
+            inode: 0,
             family: if local.starts_with('[') { Family::V6 } else { Family::V4 },
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),

@@ -78,6 +78,8 @@ impl Live {
             .await
             .context("joining the socket enumeration")?
             .context("enumerating existing sockets")?;
+        // Listeners older than netwatch: their children inherit their owner.
+        self.attached.seed_listeners(&seed.sockets);
         self.seed_stats = seed.stats;
         self.table.seed(seed.sockets, monotonic_ns());
         Ok(())
@@ -109,6 +111,7 @@ impl Live {
 
     async fn reseed(&mut self) -> Result<()> {
         let seed = tokio::task::spawn_blocking(seed::seed_all).await??;
+        self.attached.seed_listeners(&seed.sockets);
         self.seed_stats = seed.stats;
         self.table.reseed(seed.sockets, monotonic_ns());
         Ok(())
@@ -132,6 +135,14 @@ impl Live {
             }
             Batch::OwnersFull(n) => self.counts.owners_full += n,
         }
+    }
+
+    /// Re-reads what events cannot report, now (for a final, exact table).
+    pub async fn refresh(&mut self) -> Vec<String> {
+        let mut update = Update::default();
+        self.last_maintain = Instant::now() - MAINTAIN_INTERVAL;
+        self.maintain(&mut update).await;
+        update.warnings
     }
 
     /// Housekeeping that events cannot drive: TIME_WAIT expiry and the

@@ -130,7 +130,10 @@ impl Printer {
                     self.counts.count(e.kind);
                     // Before filtering: every event of a socket completes the next.
                     self.tuples.complete(&mut e);
-                    if (e.kind == EventKind::Destroy && !self.teardown) || !self.filter.matches(&e) {
+                    // Adopt only moves ownership (later events carry it);
+                    // destroy is teardown detail unless asked for.
+                    let hidden = e.kind == EventKind::Adopt || (e.kind == EventKind::Destroy && !self.teardown);
+                    if hidden || !self.filter.matches(&e) {
                         continue;
                     }
                     self.sink.event(out, &e, &self.clock)?;

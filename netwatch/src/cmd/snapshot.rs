@@ -52,6 +52,12 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
             }
         }
     }
+    // Apply what is queued, then re-read what events cannot report, so the
+    // table printed is exact as of now.
+    if let Some(update) = live.next(Duration::ZERO).await {
+        update.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
+    }
+    live.refresh().await.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
     let table = std::mem::replace(&mut live.table, Table::new(0));
     live.finish().await?;
     result.map(|()| table)

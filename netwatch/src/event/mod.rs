@@ -47,6 +47,8 @@ pub struct Event {
     /// When the owner was recorded; `None` for sockets older than netwatch.
     pub start_ns: Option<u64>,
     pub cookie: u64,
+    /// 0 while no file holds the socket.
+    pub inode: u64,
     pub family: Family,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -71,6 +73,7 @@ impl Event {
             ts_ns: r.ts_ns,
             start_ns: (r.start_ns != 0).then_some(r.start_ns),
             cookie: r.cookie,
+            inode: r.inode,
             family,
             local: SocketAddr::new(ip(family, &r.saddr.0), r.sport),
             remote: SocketAddr::new(ip(family, &r.daddr.0), r.dport),
@@ -116,6 +119,7 @@ pub const fn kind_name(kind: EventKind) -> &'static str {
         EventKind::ConnectFailed => "connect_failed",
         EventKind::Close => "close",
         EventKind::Destroy => "destroy",
+        EventKind::Adopt => "adopt",
     }
 }
 
@@ -171,6 +175,7 @@ mod tests {
             ts_ns: 5_000_000,
             start_ns: 2_000_000,
             cookie: 77,
+            inode: 4242,
             saddr,
             daddr: saddr,
             comm,

@@ -100,6 +100,7 @@ mod tests {
             ts_ns: 0,
             start_ns: None,
             cookie,
+            inode: 0,
             family: Family::V4,
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),

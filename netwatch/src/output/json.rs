@@ -144,6 +144,7 @@ mod tests {
             ts_ns: 10_000_000,
             start_ns: Some(6_500_000),
             cookie: 9,
+            inode: 0,
             family: Family::V6,
             local: "[::ffff:127.0.0.1]:5000".parse().unwrap(),
             remote: "[::1]:80".parse().unwrap(),

@@ -102,6 +102,7 @@ mod tests {
             ts_ns: 2_000_000,
             start_ns: Some(1_000_000),
             cookie: 1,
+            inode: 0,
             family: Family::V6,
             local: "[::1]:41000".parse().unwrap(),
             remote: "[::1]:9".parse().unwrap(),

@@ -93,6 +93,12 @@ pub fn resolve_offsets() -> Result<KernelOffsets> {
         fdt_max_fds: offset(&btf, "fdtable", &["max_fds"])?,
         file_private_data: offset(&btf, "file", &["private_data"])?,
         socket_sk: offset(&btf, "socket", &["sk"])?,
+        sk_socket: offset(&btf, "sock", &["sk_socket"])?,
+        socket_ino: offset(&btf, "socket_alloc", &["vfs_inode", "i_ino"])?
+            .checked_sub(offset(&btf, "socket_alloc", &["socket"])?)
+            .ok_or_else(|| anyhow!("struct socket_alloc: vfs_inode precedes socket"))?,
+        skc_cookie: sc("skc_cookie")?,
+        _pad: 0,
     })
 }
 

@@ -18,8 +18,8 @@ use super::{diag::DiagSocket, Family, Proto, SeedSocket};
 #[derive(Debug, Default)]
 pub struct Minisocks {
     pub netns: u32,
-    /// TIME_WAIT minisockets (also in their FIN_WAIT2 substate) and
-    /// request sockets, IPv4 and IPv6.
+    /// TIME_WAIT minisockets (also in their FIN_WAIT2 substate), request
+    /// sockets, and full FIN_WAIT2 sockets, IPv4 and IPv6.
     pub tcp: Vec<SeedSocket>,
     /// Every UDP socket, IPv4 and IPv6, without owners (see
     /// [`super::attach_owners`]).
@@ -30,7 +30,10 @@ pub struct Minisocks {
 pub fn minisocks() -> Result<Minisocks> {
     let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
-    let states = (1 << tcp::TIME_WAIT) | (1 << tcp::NEW_SYN_RECV);
+    // sock_diag filters TIME_WAIT minisockets by their substate, so an
+    // orphan's FIN_WAIT2 one needs its own bit (that also returns full
+    // FIN_WAIT2 sockets, which the table tracks by events and skips).
+    let states = (1 << tcp::TIME_WAIT) | (1 << tcp::FIN_WAIT2) | (1 << tcp::NEW_SYN_RECV);
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     for family in [Family::V4, Family::V6] {
         diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)

@@ -13,6 +13,7 @@
 //! request-socket (SYN_RECV) rows with what sock_diag reports.
 
 pub mod counters;
+mod names;
 pub mod row;
 
 use std::{collections::VecDeque, net::SocketAddr};
@@ -42,6 +43,7 @@ pub struct Table {
     next_local_id: u64,
     history: VecDeque<Closed>,
     history_cap: usize,
+    names: names::ProcNames,
     pub totals: Totals,
 }
 
@@ -53,6 +55,7 @@ impl Table {
             next_local_id: LOCAL_ID_BASE,
             history: VecDeque::with_capacity(history_cap.min(4096)),
             history_cap,
+            names: names::ProcNames::default(),
             totals: Totals::default(),
         }
     }
@@ -134,11 +137,16 @@ impl Table {
     pub fn reconcile_minisocks(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) {
         self.rows.retain(|_, r| r.netns != netns || !is_minisock(r));
         for s in sockets.into_iter().filter(|s| s.proto == Proto::Tcp) {
-            // A row the events already track (a full SYN_RECV child) wins.
+            // A row the events already track (a full socket) wins.
             if s.cookie.is_some_and(|c| self.rows.contains_key(&c)) {
                 continue;
             }
-            self.insert_seeded(s, now_ns);
+            let minisock = s.state == tcp::TIME_WAIT
+                || s.timer.is_some_and(|t| t.kind == seed::TimerKind::TimeWait)
+                || (s.state == tcp::SYN_RECV && s.inode == 0);
+            if minisock {
+                self.insert_seeded(s, now_ns);
+            }
         }
     }
 
@@ -190,6 +198,15 @@ impl Table {
             _ => {}
         }
         let key = self.key_for(e);
+        if e.kind == EventKind::Adopt {
+            // accept() returned it: the owner and, now, a file (inode).
+            if let Some(row) = self.rows.get_mut(&key) {
+                row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+                row.uid = e.uid;
+                row.inode = e.inode;
+            }
+            return;
+        }
         if e.kind == EventKind::Destroy {
             // The socket is freed; a TIME_WAIT row made from it stays.
             if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
@@ -209,7 +226,7 @@ impl Table {
             state: e.new_state,
             netns: e.netns,
             cookie: Some(e.cookie),
-            inode: 0,
+            inode: e.inode,
             uid: e.uid,
             owners: Vec::new(),
             opened_ns: None,
@@ -220,6 +237,9 @@ impl Table {
             tx_queue: 0,
         });
         row.state = e.new_state;
+        if e.inode != 0 {
+            row.inode = e.inode;
+        }
         fill(&mut row.local, e.local);
         fill(&mut row.remote, e.remote);
         if row.opened_ns.is_none() {
@@ -228,7 +248,7 @@ impl Table {
         if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
-            row.owners = vec![Owner { pid: e.pid, comm: e.comm.as_str().into_owned() }];
+            row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
             row.uid = e.uid;
         }
     }
@@ -261,13 +281,17 @@ impl Table {
         self.totals.resets += u64::from(ending == Ending::Reset);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
-        let mut owner = (e.pid != 0).then(|| Owner { pid: e.pid, comm: e.comm.as_str().into_owned() });
+        let mut owner = None;
         let mut opened = e.start_ns;
         if let Some(r) = &row {
             fill(&mut local, r.local);
             fill(&mut remote, r.remote);
-            owner = owner.or_else(|| r.owners.first().cloned());
+            // The row's owner has the process name already resolved.
+            owner = r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned();
             opened = opened.or(r.opened_ns);
+        }
+        if owner.is_none() && e.pid != 0 {
+            owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         if matches!(e.old_state, tcp::FIN_WAIT2 | tcp::CLOSING) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT

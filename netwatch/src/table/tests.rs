@@ -9,6 +9,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         ts_ns: 1_000_000_000 + cookie * 1000 + u64::from(new),
         start_ns: Some(1_000_000_000),
         cookie,
+        inode: 0,
         family: Family::V4,
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
@@ -172,4 +173,19 @@ fn udp_reconcile_keeps_known_owners_and_reports_new_sockets() {
     let mut owners = std::collections::HashMap::from([(93, vec![Process { pid: 12, comm: "dns".into(), fd: 5 }])]);
     t.set_owners(&mut owners);
     assert!(t.rows().any(|r| r.cookie == Some(3) && r.owner_label() == "12/dns"));
+}
+
+#[test]
+fn adopt_gives_the_row_its_accepting_owner_and_inode() {
+    let mut t = Table::new(10);
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    assert_eq!(t.rows().next().unwrap().inode, 0, "not accepted yet: no file");
+    let mut adopt = ev(EventKind::Adopt, 2, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 9);
+    adopt.inode = 777;
+    t.apply(&adopt);
+    let r = t.rows().next().unwrap();
+    assert_eq!((r.inode, r.state, r.owners[0].pid), (777, tcp::ESTABLISHED, 9));
+    // Adopting a socket the table never saw creates nothing.
+    t.apply(&ev(EventKind::Adopt, 3, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5001", 9));
+    assert_eq!(t.len(), 1);
 }

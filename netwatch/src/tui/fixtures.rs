@@ -60,6 +60,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         ts_ns: ts_ms * 1_000_000,
         start_ns: Some(ts_ms.saturating_sub(3) * 1_000_000),
         cookie: 9,
+        inode: 0,
         family: Family::V4,
         local: "127.0.0.1:40003".parse().unwrap(),
         remote: "127.0.0.1:8080".parse().unwrap(),
