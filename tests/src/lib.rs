@@ -4,10 +4,15 @@
 pub mod bpf;
 pub mod conn;
 pub mod event;
+pub mod held;
+pub mod netns;
 pub mod netwatch;
 pub mod peer;
 pub mod peer_proc;
 pub mod process;
+pub mod snapshot;
+pub mod ss;
+pub mod table_diff;
 
 pub use conn::{Owner, Problems, Role};
 pub use event::{Parsed, SockEvent};

@@ -7,10 +7,12 @@
 
 mod churn;
 mod client;
+mod hold;
 mod server;
+mod synflood;
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -68,6 +70,42 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         listeners: u8,
     },
+    /// Open sockets and hold them until stdin closes; print what was opened,
+    /// then obey `connect ADDR`, `close PORT`, `reset PORT` lines on stdin.
+    Hold {
+        /// TCP listener (repeatable); accepted connections are held and announced.
+        #[arg(long)]
+        listen: Vec<SocketAddr>,
+        /// Self-connected pairs to make on each listener first (both ends held).
+        #[arg(long, default_value_t = 0)]
+        pairs: u32,
+        /// Outgoing TCP connection to hold (repeatable).
+        #[arg(long)]
+        connect: Vec<SocketAddr>,
+        /// Unconnected UDP socket (repeatable).
+        #[arg(long)]
+        udp_bind: Vec<SocketAddr>,
+        /// Connected UDP socket, from an ephemeral port (repeatable).
+        #[arg(long)]
+        udp_connect: Vec<SocketAddr>,
+        /// Fork a child that holds every socket too (two owners each).
+        #[arg(long)]
+        share: bool,
+        #[arg(long, default_value_t = 600)]
+        max_seconds: u64,
+    },
+    /// Listen, send raw SYNs from a spoofed loopback source (in a namespace
+    /// whose SYN-ACKs go nowhere), hold the half-open connections until stdin closes.
+    Synflood {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.2")]
+        from: Ipv4Addr,
+        #[arg(long, default_value_t = 8)]
+        count: u16,
+        #[arg(long, default_value_t = 600)]
+        max_seconds: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -81,6 +119,13 @@ pub fn run(cli: Cli) -> Result<()> {
     let line = match cli.command {
         // The server announces itself when it starts listening, not at the end.
         Command::Server { addr, count } => return server::run(addr, count),
+        // These announce themselves once set up, then hold until stdin closes.
+        Command::Hold { listen, pairs, connect, udp_bind, udp_connect, share, max_seconds } => {
+            return hold::run(&hold::HoldConfig { listen, pairs, connect, udp_bind, udp_connect, share, max_seconds })
+        }
+        Command::Synflood { listen, from, count, max_seconds } => {
+            return synflood::run(listen, from, count, max_seconds)
+        }
         Command::Client { to, count, hold_ms } => client::run(to, count, hold_ms)?,
         Command::Refuse { to } => client::refuse(to)?,
         Command::Churn { seconds, v6, rate, close_first, listeners } => {

@@ -8,12 +8,16 @@
 mod agent;
 mod baseline;
 mod burner;
+mod churn_rss;
+mod holders;
 mod latency;
 mod overhead;
 mod peer;
 mod report;
 mod saturated;
+mod seeding;
 mod traced;
+mod watcher;
 
 use std::{os::unix::process::CommandExt as _, path::PathBuf, process::Command};
 
@@ -50,11 +54,14 @@ pub fn bench(options: &Options) -> Result<()> {
     }
     let ctx = Ctx::new(options.seconds)?;
     let mut report = Report::default();
+    // First, while no churn's TIME_WAIT rows inflate the tables it times.
+    report.scenario(&seeding::title(), |section| seeding::run(&ctx, section));
     let baseline = report.scenario(baseline::TITLE, |section| baseline::run(&ctx, section));
     let baseline_rate = baseline.map(|churn| churn.rate);
     report.scenario(overhead::TITLE, |section| overhead::run(&ctx, baseline_rate, section));
     report.scenario(&saturated::title(), |section| saturated::run(&ctx, section));
     report.scenario(&latency::title(), |section| latency::run(&ctx, section));
+    report.scenario(&churn_rss::title(), |section| churn_rss::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {
         0 => Ok(()),

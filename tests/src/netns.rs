@@ -1,0 +1,70 @@
+//! A network namespace of the test's own (`ip netns add`), deleted on drop,
+//! set up so that SYN-ACKs to 127.0.0.2 vanish: the way to keep request
+//! sockets (SYN_RECV) alive with nothing but loopback addresses.
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+/// The spoofed source whose SYN-ACKs go nowhere.
+pub const SINK: &str = "127.0.0.2";
+
+pub struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    /// `ip netns add nwtest-PID-TAG`, with lo up and 127.0.0.2 routed to a
+    /// veth whose peer is down (its packets are dropped).
+    ///
+    /// 127.0.0.2 stops being local (the `local 127.0.0.0/8` route goes;
+    /// 127.0.0.1 keeps its own), and `route_localnet` lets a loopback
+    /// source leave through a non-loopback device; otherwise our own stack
+    /// would answer each SYN-ACK with a RST and end the half-open connection.
+    pub fn with_syn_sink(tag: &str) -> Self {
+        let name = format!("nwtest-{}-{tag}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Self { name };
+        let n = ns.name.as_str();
+        ip(&["-n", n, "link", "set", "lo", "up"]);
+        ip(&["-n", n, "link", "add", "nwsink0", "type", "veth", "peer", "name", "nwsink1"]);
+        ip(&["-n", n, "link", "set", "nwsink0", "up"]);
+        ip(&["netns", "exec", n, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"]);
+        ip(&["-n", n, "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local"]);
+        ip(&["-n", n, "route", "add", &format!("{SINK}/32"), "dev", "nwsink0"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Inode of the namespace, as netwatch reports it in `netns`.
+    pub fn inode(&self) -> u64 {
+        let path = format!("/run/netns/{}", self.name);
+        std::fs::metadata(&path).unwrap_or_else(|e| panic!("stat {path}: {e}")).ino()
+    }
+
+    /// `ip netns exec NAME program args...`: `ip` execs the program, so the
+    /// child's pid is the program's.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]).args(args);
+        c
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// The inode of our own network namespace.
+pub fn own_inode() -> u64 {
+    std::fs::metadata("/proc/self/ns/net").expect("stat /proc/self/ns/net").ino()
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
+    assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,130 @@
+//! The live table's memory under endless churn: `netwatch snapshot
+//! --for` (table, TIME_WAIT rows, closed history) while `nw-peer churn`
+//! runs unpaced. Its RSS after 100,000 and after 1,000,000 connections must
+//! be about the same: nothing may grow with the number of connections seen.
+//!
+//! Connections are counted live from the kernel's `Tcp: ActiveOpens`
+//! (/proc/net/snmp, this network namespace): the peer prints its own count
+//! only at the end. Other processes' connects are counted too, so run it on
+//! a quiet machine.
+
+use std::{
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{
+    report::Section,
+    traced::rate,
+    watcher::{mib, Mem, Watcher},
+    Ctx,
+};
+use crate::cmd;
+
+const FIRST: u64 = 100_000;
+const SECOND: u64 = 1_000_000;
+/// At the ~30-40k connections/s of the development VM, 1,000,000 takes
+/// 25-35 s; past this the second sample is taken wherever the count is.
+const LIMIT: Duration = Duration::from_secs(60);
+const GROWTH_TARGET: f64 = 0.10;
+
+pub fn title() -> String {
+    format!("memory under churn: `netwatch snapshot --for` RSS after {FIRST} and {SECOND} connections")
+}
+
+pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
+    let watcher = Watcher::start(&ctx.netwatch, LIMIT + Duration::from_secs(60))?;
+    let start_mem = watcher.mem()?;
+    let base = active_opens()?;
+    let started = Instant::now();
+    let mut churn = Churn::start(ctx, LIMIT + Duration::from_secs(5))?;
+    let first = sample_at(&watcher, &mut churn, base, FIRST, started)?;
+    let second = sample_at(&watcher, &mut churn, base, SECOND, started)?;
+    drop(churn);
+    watcher.kill();
+
+    section.row("RSS when watching began", mib(start_mem.rss_kib));
+    for (label, s) in [("first", &first), ("second", &second)] {
+        section.row(
+            &format!("RSS after {} connections", s.connections),
+            format!("{} ({label}; {:.1} s, {})", mib(s.mem.rss_kib), s.seconds, rate(s.connections as f64 / s.seconds)),
+        );
+    }
+    section.row("peak RSS (VmHWM)", mib(second.mem.hwm_kib));
+    let growth = second.mem.rss_kib as f64 / first.mem.rss_kib.max(1) as f64 - 1.0;
+    section.check(
+        "RSS growth, second over first",
+        format!("{:+.1}%", growth * 100.0),
+        &format!("<= {:.0}%", GROWTH_TARGET * 100.0),
+        growth <= GROWTH_TARGET,
+    );
+    if second.connections < SECOND {
+        section.row("note", format!("{SECOND} connections not reached within {} s", LIMIT.as_secs()));
+    }
+    Ok(())
+}
+
+struct Sample {
+    connections: u64,
+    seconds: f64,
+    mem: Mem,
+}
+
+/// Waits until `want` connections have been opened since `base` (or the
+/// time limit), then reads netwatch's memory.
+fn sample_at(watcher: &Watcher, churn: &mut Churn, base: u64, want: u64, started: Instant) -> Result<Sample> {
+    loop {
+        let connections = active_opens()?.saturating_sub(base);
+        if connections >= want || started.elapsed() >= LIMIT {
+            return Ok(Sample { connections, seconds: started.elapsed().as_secs_f64(), mem: watcher.mem()? });
+        }
+        churn.check()?;
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `nw-peer churn`, unpaced, killed on drop.
+struct Churn {
+    child: Child,
+}
+
+impl Churn {
+    fn start(ctx: &Ctx, span: Duration) -> Result<Churn> {
+        let mut command = Command::new(&ctx.peer);
+        command.args(["churn", "--seconds", &span.as_secs().to_string()]);
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        let child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
+        Ok(Churn { child })
+    }
+
+    /// Fails if the peer ended early.
+    fn check(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait().context("waiting for nw-peer churn")? {
+            bail!("nw-peer churn ended early ({status})");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Tcp: ... ActiveOpens` from /proc/net/snmp: connects this namespace began.
+fn active_opens() -> Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").context("reading /proc/net/snmp")?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().context("no Tcp: header")?, tcp.next().context("no Tcp: values")?);
+    let (_, value) = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ActiveOpens")
+        .context("/proc/net/snmp has no Tcp ActiveOpens")?;
+    value.parse().with_context(|| format!("ActiveOpens {value:?} is not a count"))
+}
