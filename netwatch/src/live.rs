@@ -11,10 +11,10 @@ use anyhow::{Context as _, Result};
 use tokio::sync::mpsc;
 
 use crate::{
-    event::{clock::monotonic_ns, tuples::TupleCache, Event},
+    event::{clock::monotonic_ns, Decoder, Event},
     probe::{Attached, Options, Probes},
     seed,
-    stats::{Counts, Latency},
+    stats::Latency,
     stream::{Batch, Reader, ReaderOptions},
     table::Table,
 };
@@ -40,9 +40,8 @@ pub struct Update {
 
 pub struct Live {
     pub table: Table,
-    pub counts: Counts,
+    pub decoder: Decoder,
     pub seed_stats: seed::SeedStats,
-    tuples: TupleCache,
     rx: mpsc::Receiver<Batch>,
     reader: Reader,
     attached: Attached,
@@ -56,9 +55,8 @@ impl Live {
         let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
         let mut live = Self {
             table: Table::new(history),
-            counts: Counts::default(),
+            decoder: Decoder::default(),
             seed_stats: seed::SeedStats::default(),
-            tuples: TupleCache::default(),
             rx,
             reader,
             attached,
@@ -121,19 +119,17 @@ impl Live {
         match batch {
             Batch::Events(records) => {
                 for r in &records {
-                    let Some(mut e) = Event::from_record(r) else { continue };
-                    self.counts.count(e.kind);
-                    self.tuples.complete(&mut e);
+                    let Some(e) = self.decoder.event(r) else { continue };
                     self.table.apply(&e);
                     update.events.push(e);
                 }
             }
             Batch::Lost(n) => {
-                self.counts.lost += n;
+                self.decoder.counts.lost += n;
                 self.table.totals.lost_events += n;
                 update.lost += n;
             }
-            Batch::OwnersFull(n) => self.counts.owners_full += n,
+            Batch::OwnersFull(n) => self.decoder.counts.owners_full += n,
         }
     }
 

@@ -11,12 +11,12 @@ use tokio::{
 
 use crate::{
     cli::EventsArgs,
-    event::{clock::WallClock, tuples::TupleCache, Event},
+    event::{clock::WallClock, Decoder},
     filter::Filter,
     output::{json::Json, text::Text, EventSink},
     probe::{Options, Probes},
     seed,
-    stats::{Counts, Summary},
+    stats::Summary,
     stream::{Batch, Reader, ReaderOptions},
 };
 
@@ -37,7 +37,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
         Ok(seed) => {
             attached.seed_listeners(&seed.sockets);
-            printer.tuples.preload(&seed.sockets);
+            printer.decoder.tuples.preload(&seed.sockets);
         }
         Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
     }
@@ -74,9 +74,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     flush(&mut out, &mut buf)?;
     let latency = finishing.await.context("joining the ring buffer reader")??;
     drop(attached);
-    eprintln!("{}", Summary(&printer.counts, &latency));
-    if printer.counts.lost > 0 {
-        eprintln!("netwatch: {} events were lost: the ring buffer was full", printer.counts.lost);
+    let counts = &printer.decoder.counts;
+    eprintln!("{}", Summary(counts, &latency));
+    if counts.lost > 0 {
+        eprintln!("netwatch: {} events were lost: the ring buffer was full", counts.lost);
     }
     Ok(())
 }
@@ -96,8 +97,7 @@ struct Printer {
     sink: Box<dyn EventSink>,
     filter: Filter,
     clock: WallClock,
-    counts: Counts,
-    tuples: TupleCache,
+    decoder: Decoder,
     teardown: bool,
     remaining: Option<u64>,
 }
@@ -114,8 +114,7 @@ impl Printer {
             sink,
             filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4 },
             clock: WallClock::new(),
-            counts: Counts::default(),
-            tuples: TupleCache::default(),
+            decoder: Decoder::default(),
             teardown: args.teardown,
             remaining: args.count,
         }
@@ -126,10 +125,7 @@ impl Printer {
         match batch {
             Batch::Events(records) => {
                 for r in &records {
-                    let Some(mut e) = Event::from_record(r) else { continue };
-                    self.counts.count(e.kind);
-                    // Before filtering: every event of a socket completes the next.
-                    self.tuples.complete(&mut e);
+                    let Some(e) = self.decoder.event(r) else { continue };
                     // Adopt only moves ownership (later events carry it);
                     // destroy is teardown detail unless asked for.
                     let hidden = e.kind == EventKind::Adopt || (e.kind == EventKind::Destroy && !self.teardown);
@@ -143,11 +139,11 @@ impl Printer {
                 }
             }
             Batch::Lost(n) => {
-                self.counts.lost += n;
+                self.decoder.counts.lost += n;
                 self.sink.lost(out, n, jiff::Timestamp::now())?;
             }
             Batch::OwnersFull(n) => {
-                self.counts.owners_full += n;
+                self.decoder.counts.owners_full += n;
                 eprintln!("netwatch: warning: {n} sockets could not be given an owner (owner map full)");
             }
         }

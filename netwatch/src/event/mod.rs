@@ -22,6 +22,26 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<SockEvent>()) })
 }
 
+/// Turns ring-buffer records into events: typed, counted, and their tuples
+/// completed from earlier events of the same socket. Every consumer of the
+/// stream goes through one, so they all count and complete alike.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    pub counts: crate::stats::Counts,
+    pub tuples: tuples::TupleCache,
+}
+
+impl Decoder {
+    /// `None` for a record no event can be made of (unknown kind or family).
+    pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
+        let mut e = Event::from_record(r)?;
+        self.counts.count(e.kind);
+        // Before any filtering: every event of a socket completes the next.
+        self.tuples.complete(&mut e);
+        Some(e)
+    }
+}
+
 /// IP family of a socket, as the kernel created it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
