@@ -122,14 +122,35 @@ struct JsonOwner<'a> {
     comm: &'a str,
 }
 
+/// The addressing fields every socket and closed connection carries, named
+/// as in `netwatch events --json`.
 #[derive(Serialize)]
-struct JsonRow<'a> {
+struct JsonEnds {
     proto: &'static str,
     family: &'static str,
     saddr: String,
     sport: u16,
     daddr: String,
     dport: u16,
+}
+
+impl JsonEnds {
+    fn new(proto: Proto, family: Family, local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Self {
+        Self {
+            proto: if proto == Proto::Tcp { "tcp" } else { "udp" },
+            family: family.name(),
+            saddr: display_ip(local.ip()).to_string(),
+            sport: local.port(),
+            daddr: display_ip(remote.ip()).to_string(),
+            dport: remote.port(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    #[serde(flatten)]
+    ends: JsonEnds,
     state: &'static str,
     netns: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,12 +174,8 @@ struct JsonSnapshot<'a> {
 
 #[derive(Serialize)]
 struct JsonClosed<'a> {
-    proto: &'static str,
-    family: &'static str,
-    saddr: String,
-    sport: u16,
-    daddr: String,
-    dport: u16,
+    #[serde(flatten)]
+    ends: JsonEnds,
     netns: u32,
     cookie: Option<u64>,
     pid: u32,
@@ -171,12 +188,7 @@ struct JsonClosed<'a> {
 
 fn closed_json(c: &Closed) -> JsonClosed<'_> {
     JsonClosed {
-        proto: if c.proto == Proto::Tcp { "tcp" } else { "udp" },
-        family: c.family.name(),
-        saddr: display_ip(c.local.ip()).to_string(),
-        sport: c.local.port(),
-        daddr: display_ip(c.remote.ip()).to_string(),
-        dport: c.remote.port(),
+        ends: JsonEnds::new(c.proto, c.family, c.local, c.remote),
         netns: c.netns,
         cookie: c.cookie,
         pid: c.owner.as_ref().map_or(0, |o| o.pid),
@@ -194,12 +206,7 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
     let sockets = sorted(table)
         .into_iter()
         .map(|r| JsonRow {
-            proto: if r.proto == Proto::Tcp { "tcp" } else { "udp" },
-            family: r.family.name(),
-            saddr: display_ip(r.local.ip()).to_string(),
-            sport: r.local.port(),
-            daddr: display_ip(r.remote.ip()).to_string(),
-            dport: r.remote.port(),
+            ends: JsonEnds::new(r.proto, r.family, r.local, r.remote),
             state: if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED { "UNCONN" } else { tcp::name(r.state) },
             netns: r.netns,
             cookie: r.cookie,
