@@ -8,6 +8,7 @@
 use std::{io::Write as _, net::SocketAddr};
 
 use anyhow::Result;
+use netwatch_common::tcp;
 
 use super::{
     addr::pad,
@@ -148,21 +149,6 @@ pub fn shown(kind: Kind, row: &InetRow, o: &Opts) -> bool {
     o.all || connected != o.listening
 }
 
-const TCP_STATES: [&str; 12] = [
-    "",
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-];
-
 /// Appends one netstat line for `row`.
 pub fn format_row(
     out: &mut Vec<u8>,
@@ -189,7 +175,7 @@ pub fn format_row(
     names.push_endpoint(out, row.remote, proto, o.wide);
     out.push(b' ');
     match kind {
-        Kind::Tcp => pad(out, TCP_STATES.get(usize::from(row.state)).copied().unwrap_or("UNKNOWN").as_bytes(), 11),
+        Kind::Tcp => pad(out, tcp_state(row.state).as_bytes(), 11),
         Kind::Udp | Kind::UdpLite => {
             let state: &[u8] = match row.state {
                 1 => b"ESTABLISHED",
@@ -239,5 +225,15 @@ fn timer_text(kind: Kind, r: &InetRow) -> String {
         (_, 0) => format!("off (0.00/{})", counts(0)),
         (_, n @ (1 | 2)) => format!("on{n} ({secs}/{})", counts(0)),
         (_, n) => format!("unkn-{n} ({secs}/{})", counts(0)),
+    }
+}
+
+/// netstat.c's `tcp_state[]`: empty for 0, the shared names up to CLOSING,
+/// `UNKNOWN` past it (netstat predates NEW_SYN_RECV and BOUND_INACTIVE).
+fn tcp_state(state: u8) -> &'static str {
+    match state {
+        0 => "",
+        s @ tcp::ESTABLISHED..=tcp::CLOSING => tcp::name(s),
+        _ => "UNKNOWN",
     }
 }
