@@ -75,17 +75,7 @@ pub fn exact(ss: &[&SsSocket], nw: &[&NwSocket], netns: u64) -> Vec<String> {
         }
         match ss.get(&cookie) {
             None => problems.push(format!("netwatch has a socket ss does not show: {}", n.json)),
-            Some(s) => {
-                let d = row_diff(s, n);
-                if !d.is_empty() {
-                    problems.push(format!(
-                        "socket differs ({}):\n    ss:       {}\n    netwatch: {}",
-                        d.join("; "),
-                        s.line.trim(),
-                        n.json
-                    ));
-                }
-            }
+            Some(s) => problems.extend(differs(s, n)),
         }
     }
     for (cookie, s) in &ss {
@@ -94,6 +84,14 @@ pub fn exact(ss: &[&SsSocket], nw: &[&NwSocket], netns: u64) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The report for one socket both tools show, if they disagree on it.
+fn differs(s: &SsSocket, n: &NwSocket) -> Option<String> {
+    let d = row_diff(s, n);
+    (!d.is_empty()).then(|| {
+        format!("socket differs ({}):\n    ss:       {}\n    netwatch: {}", d.join("; "), s.line.trim(), n.json)
+    })
 }
 
 /// The whole table of a namespace that others may be changing, against ss
@@ -111,17 +109,7 @@ pub fn between(before: &[&SsSocket], after: &[&SsSocket], nw: &[&NwSocket]) -> V
         let Some(a) = after.get(cookie).filter(|a| ss_same(a, b)) else { continue };
         match nw_by.get(cookie) {
             None => problems.push(format!("a socket both ss reads show is not in netwatch: {}", a.line.trim())),
-            Some(n) => {
-                let d = row_diff(a, n);
-                if !d.is_empty() {
-                    problems.push(format!(
-                        "socket differs ({}):\n    ss:       {}\n    netwatch: {}",
-                        d.join("; "),
-                        a.line.trim(),
-                        n.json
-                    ));
-                }
-            }
+            Some(n) => problems.extend(differs(a, n)),
         }
     }
     for (cookie, n) in &nw_by {
