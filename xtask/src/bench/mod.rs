@@ -31,6 +31,10 @@ pub struct Options {
     /// Length of each measured run, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Run only the scenarios whose title contains this text (repeatable;
+    /// case-insensitive), e.g. `--only seeding --only overhead`.
+    #[arg(long, value_name = "TEXT")]
+    only: Vec<String>,
     /// Skip set-up and build: used when bench re-runs itself under sudo.
     #[arg(long, hide = true)]
     measure_only: bool,
@@ -53,15 +57,16 @@ pub fn bench(options: &Options) -> Result<()> {
         }
     }
     let ctx = Ctx::new(options.seconds)?;
-    let mut report = Report::default();
+    let mut report = Report::new(options.only.clone());
     // First, while no churn's TIME_WAIT rows inflate the tables it times.
-    report.scenario(&seeding::title(), |section| seeding::run(&ctx, section));
-    let baseline = report.scenario(baseline::TITLE, |section| baseline::run(&ctx, section));
+    report.scenario_if(&seeding::title(), false, |section| seeding::run(&ctx, section));
+    let overhead_wanted = report.selected(overhead::TITLE);
+    let baseline = report.scenario_if(baseline::TITLE, overhead_wanted, |section| baseline::run(&ctx, section));
     let baseline_rate = baseline.map(|churn| churn.rate);
-    report.scenario(overhead::TITLE, |section| overhead::run(&ctx, baseline_rate, section));
-    report.scenario(&saturated::title(), |section| saturated::run(&ctx, section));
-    report.scenario(&latency::title(), |section| latency::run(&ctx, section));
-    report.scenario(&churn_rss::title(), |section| churn_rss::run(&ctx, section));
+    report.scenario_if(overhead::TITLE, false, |section| overhead::run(&ctx, baseline_rate, section));
+    report.scenario_if(&saturated::title(), false, |section| saturated::run(&ctx, section));
+    report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
+    report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {
         0 => Ok(()),
@@ -81,6 +86,9 @@ fn reexec_as_root(options: &Options) -> Result<()> {
     let xtask = std::env::current_exe().context("cannot find the running xtask binary to re-run it under sudo")?;
     let mut command: Command = cmd::as_root(&xtask)?;
     command.args(["bench", "--measure-only", "--seconds", &options.seconds.to_string()]);
+    for only in &options.only {
+        command.args(["--only", only]);
+    }
     let err = command.exec();
     Err(err).with_context(|| format!("could not start `{}`", cmd::describe(&command)))
 }

@@ -8,6 +8,8 @@ use anyhow::Result;
 #[derive(Default)]
 pub struct Report {
     sections: Vec<Section>,
+    /// `--only`: lower-cased title fragments; empty runs everything.
+    only: Vec<String>,
 }
 
 pub struct Section {
@@ -23,6 +25,30 @@ struct Row {
 }
 
 impl Report {
+    pub fn new(only: Vec<String>) -> Report {
+        Report { sections: Vec::new(), only: only.iter().map(|o| o.to_lowercase()).collect() }
+    }
+
+    /// Whether `--only` selects the scenario with this title.
+    pub fn selected(&self, title: &str) -> bool {
+        let title = title.to_lowercase();
+        self.only.is_empty() || self.only.iter().any(|o| title.contains(o))
+    }
+
+    /// [`Report::scenario`] if `--only` selects it (or `needed`, when a
+    /// selected scenario depends on its result); otherwise skipped.
+    pub fn scenario_if<T>(
+        &mut self,
+        title: &str,
+        needed: bool,
+        run: impl FnOnce(&mut Section) -> Result<T>,
+    ) -> Option<T> {
+        match needed || self.selected(title) {
+            true => self.scenario(title, run),
+            false => None,
+        }
+    }
+
     /// Runs one scenario, which fills its section; a failure is recorded in
     /// the section so the other scenarios still run.
     pub fn scenario<T>(&mut self, title: &str, run: impl FnOnce(&mut Section) -> Result<T>) -> Option<T> {
