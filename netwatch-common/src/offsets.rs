@@ -43,7 +43,12 @@ pub struct KernelOffsets {
     /// `struct sock` -> `__sk_common.skc_cookie` (where
     /// `bpf_get_socket_cookie` stores the cookie once made).
     pub skc_cookie: u32,
+    /// `struct task_struct` -> `tgid` (the socket-file iterator reports
+    /// processes, not threads).
+    pub task_tgid: u32,
+    /// `struct task_struct` -> `comm`.
+    pub task_comm: u32,
     pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 80);
+const _: () = assert!(size_of::<KernelOffsets>() == 88);

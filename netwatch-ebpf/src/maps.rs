@@ -47,6 +47,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     sk_socket: 0,
     socket_ino: 0,
     skc_cookie: 0,
+    task_tgid: 0,
+    task_comm: 0,
     _pad: 0,
 };
 

@@ -98,6 +98,8 @@ pub fn resolve_offsets() -> Result<KernelOffsets> {
             .checked_sub(offset(&btf, "socket_alloc", &["socket"])?)
             .ok_or_else(|| anyhow!("struct socket_alloc: vfs_inode precedes socket"))?,
         skc_cookie: sc("skc_cookie")?,
+        task_tgid: offset(&btf, "task_struct", &["tgid"])?,
+        task_comm: offset(&btf, "task_struct", &["comm"])?,
         _pad: 0,
     })
 }
