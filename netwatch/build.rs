@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     };
     if matches!(toolchain, Toolchain::Custom(_)) {
         // SAFETY: build scripts are single-threaded at this point.
-        unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf") };
+        unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf,netwatch") };
     }
     let pkg = Package { name: "netwatch-ebpf", root_dir: "../netwatch-ebpf", ..Default::default() };
     aya_build::build_ebpf([pkg], toolchain).context("building the eBPF programs (netwatch-ebpf)")

@@ -58,3 +58,16 @@ pub fn offsets() -> KernelOffsets {
     // fold the zero initialiser the loader replaces.
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
+
+/// Socket cookie -> traffic totals. Keyed by cookie because that is the one
+/// identity the cgroup_skb hook, the TCP tracepoints and the agent's table
+/// share: `bpf_get_socket_cookie(skb)` names the socket a packet belongs to
+/// in both directions (the ingress hook runs with the receiving socket set,
+/// verified on this kernel), so an unconnected UDP socket talking to many
+/// peers keeps one row and a listener's children each get their own, where
+/// a 4-tuple key would merge reused ports and split an unconnected socket's
+/// peers. The netns and tuple come with the table row of the same cookie.
+/// Not LRU (a live row must not vanish); a full map is counted. Rows are
+/// deleted at `tcp_destroy_sock` (TCP) and `sock_release` (everything else).
+#[map]
+pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> = HashMap::with_max_entries(131_072, 0);

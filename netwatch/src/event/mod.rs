@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use anyhow::{bail, Result};
 use netwatch_common::{
     tcp::{self, AF_INET, AF_INET6},
-    EventKind, OwnerSource, SockEvent,
+    EventKind, OwnerSource, SockEvent, Traffic,
 };
 
 /// Reads one ring-buffer record. The ring only guarantees 8-byte alignment
@@ -79,6 +79,8 @@ pub struct Event {
     pub old_state: u8,
     pub new_state: u8,
     pub owner: OwnerSource,
+    /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
+    pub traffic: Traffic,
 }
 
 impl Event {
@@ -104,6 +106,7 @@ impl Event {
             old_state: r.old_state,
             new_state: r.new_state,
             owner: OwnerSource::from_u8(r.owner_source),
+            traffic: r.traffic,
         })
     }
 
@@ -140,6 +143,7 @@ pub const fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Close => "close",
         EventKind::Destroy => "destroy",
         EventKind::Adopt => "adopt",
+        EventKind::UdpClose => "udp_close",
     }
 }
 
@@ -210,6 +214,7 @@ mod tests {
             new_state: tcp::CLOSE,
             owner_source: OwnerSource::Current as u8,
             _pad: 0,
+            traffic: Traffic::ZERO,
         }
     }
 

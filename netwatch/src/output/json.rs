@@ -60,6 +60,44 @@ struct JsonEvent<'a> {
     owner: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<f64>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    traffic: Option<JsonTraffic>,
+}
+
+/// A socket's traffic totals, in every JSON output that has them (the
+/// README documents how headers are counted).
+#[derive(Serialize)]
+pub struct JsonTraffic {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_ip_bytes: u64,
+    pub rx_ip_bytes: u64,
+    pub retransmits: u32,
+    pub resets_sent: u32,
+    pub resets_received: u32,
+}
+
+impl From<&netwatch_common::Traffic> for JsonTraffic {
+    fn from(t: &netwatch_common::Traffic) -> Self {
+        Self {
+            tx_bytes: t.tx_bytes,
+            rx_bytes: t.rx_bytes,
+            tx_packets: t.tx_packets,
+            rx_packets: t.rx_packets,
+            tx_ip_bytes: t.tx_ip_bytes,
+            rx_ip_bytes: t.rx_ip_bytes,
+            retransmits: t.retransmits,
+            resets_sent: t.resets_sent,
+            resets_received: t.resets_received,
+        }
+    }
+}
+
+/// Whether an event of this kind carries the socket's final totals.
+pub const fn has_totals(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
 }
 
 #[derive(Serialize)]
@@ -121,6 +159,7 @@ impl EventSink for Json {
             cookie: e.cookie,
             owner: owner_name(e.owner),
             duration_ms: if closing { e.duration_ns().map(duration_ms) } else { None },
+            traffic: has_totals(e.kind).then(|| JsonTraffic::from(&e.traffic)),
         };
         serde_json::to_writer(&mut *out, &j)?;
         out.write_all(b"\n")
@@ -155,6 +194,7 @@ mod tests {
             old_state: 9,
             new_state: 7,
             owner: OwnerSource::Accept,
+            traffic: netwatch_common::Traffic::ZERO,
         }
     }
 
@@ -173,6 +213,8 @@ mod tests {
         assert_eq!((v["old_state"].as_str(), v["new_state"].as_str()), (Some("LAST_ACK"), Some("CLOSE")));
         assert_eq!(v["duration_ms"], 3.5);
         assert_eq!(v["owner"], "accept");
+        assert_eq!((v["tx_bytes"].as_u64(), v["rx_bytes"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(v["retransmits"], 0);
         let ts = v["ts"].as_str().unwrap();
         assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
         assert_eq!(ts.len(), "2026-11-22T00:37:00.784084Z".len());
@@ -193,6 +235,26 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             assert!(v.get("duration_ms").is_none());
         }
+    }
+
+    #[test]
+    fn totals_only_on_closing_events() {
+        let mut e = event();
+        e.traffic.tx_bytes = 1_000_000;
+        e.traffic.rx_bytes = 10_000;
+        e.traffic.retransmits = 3;
+        e.traffic.resets_received = 1;
+        let mut j = Json::new();
+        let mut out = Vec::new();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!((v["tx_bytes"].as_u64(), v["rx_bytes"].as_u64()), (Some(1_000_000), Some(10_000)));
+        assert_eq!((v["retransmits"].as_u64(), v["resets_received"].as_u64()), (Some(3), Some(1)));
+        e.kind = EventKind::State;
+        out.clear();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("tx_bytes").is_none());
     }
 
     #[test]

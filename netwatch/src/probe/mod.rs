@@ -6,6 +6,7 @@
 pub mod btf;
 pub mod privilege;
 pub mod tracefs;
+pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
@@ -28,11 +29,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ne
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Attach the traffic counters (off with `NETWATCH_NO_TRAFFIC=1`).
+    pub traffic: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20 }
+        Self { ring_bytes: 16 << 20, traffic: !traffic::disabled_by_env() }
     }
 }
 
@@ -49,6 +52,8 @@ pub struct Attached {
     _ebpf: Ebpf,
     /// Why accept attribution is unavailable, when it is.
     pub degraded: Option<String>,
+    /// Per-socket traffic counters; `None` when turned off.
+    pub traffic: Option<traffic::TrafficMap>,
 }
 
 impl Attached {
@@ -98,6 +103,7 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
+        let traffic = if opts.traffic { Some(traffic::attach(&mut ebpf, &kernel_btf)?) } else { None };
 
         let events =
             RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
@@ -105,7 +111,7 @@ impl Probes {
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
         let listeners =
             HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
-        Ok(Self { attached: Attached { listeners, _ebpf: ebpf, degraded }, events, counters })
+        Ok(Self { attached: Attached { listeners, _ebpf: ebpf, degraded, traffic }, events, counters })
     }
 
     /// Splits the attachment guard from the maps the reader consumes.

@@ -71,6 +71,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         old_state: old,
         new_state: new,
         owner: OwnerSource::Current,
+        traffic: netwatch_common::Traffic::ZERO,
     }
 }
 
