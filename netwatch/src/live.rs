@@ -150,6 +150,7 @@ impl Live {
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
         self.table.expire(now);
+        self.read_traffic(now);
         let m = match tokio::task::spawn_blocking(seed::minisocks).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),
@@ -166,6 +167,15 @@ impl Live {
             Ok(Ok(mut scan)) => self.table.set_owners(&mut scan.owners),
             Ok(Err(e)) => update.warnings.push(format!("finding owners of new UDP sockets: {e:#}")),
             Err(e) => update.warnings.push(format!("finding owners of new UDP sockets: {e}")),
+        }
+    }
+
+    /// Copies the kernel's per-socket counters into the rows (once a second:
+    /// rates are per second, and one pass over the map costs two syscalls a
+    /// socket).
+    fn read_traffic(&mut self, now: u64) {
+        if let Some(map) = &self.attached.traffic {
+            self.table.update_traffic(&map.read_all(), now);
         }
     }
 

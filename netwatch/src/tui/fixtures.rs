@@ -35,6 +35,7 @@ pub fn row(
         timer: None,
         rx_queue: 0,
         tx_queue: 0,
+        traffic: Default::default(),
     }
 }
 
