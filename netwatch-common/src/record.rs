@@ -133,8 +133,9 @@ pub struct SockEvent {
     /// An [`OwnerSource`].
     pub owner_source: u8,
     pub _pad: u16,
-    /// The socket's traffic totals on `Close`, `ConnectFailed` and
-    /// `UdpClose` events (tcplife's TX_KB/RX_KB); zero on every other event.
+    /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`
+    /// and (final, including a reset sent after the close) `Destroy`
+    /// events (tcplife's TX_KB/RX_KB); zero on every other event.
     pub traffic: crate::Traffic,
 }
 

@@ -24,9 +24,13 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: sk is the tracepoint's own `struct sock *` argument.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
-    // The totals left with the `-> CLOSE` event; the cookie is never reused.
+    // Final totals: an abortive close (SO_LINGER 0, unread data) sends its
+    // RST after the `-> CLOSE` event left, so only this event has it.
+    let totals = crate::traffic::totals(cookie);
     crate::traffic::forget(cookie);
     let state = netwatch_common::tcp::CLOSE;
-    submit(&event(EventKind::Destroy, now, cookie, &t, &o, state, state));
+    let mut e = event(EventKind::Destroy, now, cookie, &t, &o, state, state);
+    e.traffic = totals;
+    submit(&e);
     Ok(())
 }

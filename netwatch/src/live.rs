@@ -118,6 +118,7 @@ impl Live {
     fn apply(&mut self, batch: Batch, update: &mut Update) {
         match batch {
             Batch::Events(records) => {
+                self.decoder.start_batch(&records);
                 for r in &records {
                     let Some(e) = self.decoder.event(r) else { continue };
                     self.table.apply(&e);

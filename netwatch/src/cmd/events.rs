@@ -124,6 +124,7 @@ impl Printer {
     fn batch(&mut self, out: &mut Vec<u8>, batch: Batch) -> io::Result<bool> {
         match batch {
             Batch::Events(records) => {
+                self.decoder.start_batch(&records);
                 for r in &records {
                     let Some(e) = self.decoder.event(r) else { continue };
                     // Adopt only moves ownership (later events carry it);

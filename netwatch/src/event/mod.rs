@@ -29,17 +29,41 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
 pub struct Decoder {
     pub counts: crate::stats::Counts,
     pub tuples: tuples::TupleCache,
+    /// [`final_totals`] of the batch being decoded.
+    final_totals: rustc_hash::FxHashMap<u64, Traffic>,
 }
 
 impl Decoder {
+    /// Call before decoding a batch's records (see [`final_totals`]).
+    pub fn start_batch(&mut self, records: &[SockEvent]) {
+        self.final_totals = final_totals(records);
+    }
+
     /// `None` for a record no event can be made of (unknown kind or family).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = Event::from_record(r)?;
+        if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
+            if let Some(t) = self.final_totals.get(&e.cookie) {
+                e.traffic = *t;
+            }
+        }
         self.counts.count(e.kind);
         // Before any filtering: every event of a socket completes the next.
         self.tuples.complete(&mut e);
         Some(e)
     }
+}
+
+/// The final traffic totals that `Destroy` records of a batch carry, by
+/// cookie. An abortive close sends its RST after the `-> CLOSE` event, so a
+/// close event takes its totals from its socket's destroy when that came in
+/// the same batch (it almost always does: both happen in one close()).
+pub fn final_totals(records: &[SockEvent]) -> rustc_hash::FxHashMap<u64, Traffic> {
+    records
+        .iter()
+        .filter(|r| r.kind == EventKind::Destroy as u8 && r.traffic != Traffic::ZERO)
+        .map(|r| (r.cookie, r.traffic))
+        .collect()
 }
 
 /// IP family of a socket, as the kernel created it.

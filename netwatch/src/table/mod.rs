@@ -226,6 +226,7 @@ impl Table {
             return;
         }
         if e.kind == EventKind::Destroy {
+            self.final_traffic(e);
             // The socket is freed; a TIME_WAIT row made from it stays.
             if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
                 self.remove(key);

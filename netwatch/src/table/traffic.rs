@@ -75,6 +75,19 @@ pub fn add(a: &mut Traffic, b: &Traffic) {
     a.resets_received += b.resets_received;
 }
 
+/// Takes `b` out of `a` (an earlier addition being replaced).
+fn sub(a: &mut Traffic, b: &Traffic) {
+    a.tx_bytes = a.tx_bytes.saturating_sub(b.tx_bytes);
+    a.rx_bytes = a.rx_bytes.saturating_sub(b.rx_bytes);
+    a.tx_packets = a.tx_packets.saturating_sub(b.tx_packets);
+    a.rx_packets = a.rx_packets.saturating_sub(b.rx_packets);
+    a.tx_ip_bytes = a.tx_ip_bytes.saturating_sub(b.tx_ip_bytes);
+    a.rx_ip_bytes = a.rx_ip_bytes.saturating_sub(b.rx_ip_bytes);
+    a.retransmits = a.retransmits.saturating_sub(b.retransmits);
+    a.resets_sent = a.resets_sent.saturating_sub(b.resets_sent);
+    a.resets_received = a.resets_received.saturating_sub(b.resets_received);
+}
+
 impl Table {
     /// Applies one reading of the kernel's per-socket counters (socket
     /// cookie -> totals). Rows the kernel has no counters for keep theirs.
@@ -116,6 +129,28 @@ impl Table {
             all.push(other);
         }
         all
+    }
+
+    /// A destroyed socket's final totals (see `event::final_totals`) replace
+    /// what its close event carried, when they differ: a reset sent after
+    /// the close, in a later batch. Only recent history is searched: the
+    /// destroy follows the close within the same close() or timer.
+    pub(super) fn final_traffic(&mut self, e: &Event) {
+        if e.traffic == Traffic::ZERO {
+            return;
+        }
+        let Some(c) = self.history.iter_mut().rev().take(64).find(|c| c.cookie == Some(e.cookie)) else { return };
+        if c.traffic == e.traffic {
+            return;
+        }
+        let (old, owner) = (c.traffic, c.owner.clone());
+        c.traffic = e.traffic;
+        // The per-process sum took the old totals: replace them.
+        let name = owner.as_ref().map_or("-", |o| o.comm.as_str());
+        if let Some(sum) = self.closed_traffic.get_mut(name) {
+            sub(sum, &old);
+            add(sum, &e.traffic);
+        }
     }
 
     pub(super) fn add_closed_traffic(&mut self, owner: Option<&Owner>, t: &Traffic) {
