@@ -5,6 +5,7 @@
 //! did (its PID, the ports it used); the test harness parses that line. Only
 //! loopback addresses are ever used.
 
+mod bulk;
 mod churn;
 mod client;
 mod hold;
@@ -95,6 +96,15 @@ pub enum Command {
         share: bool,
         #[arg(long, default_value_t = 600)]
         max_seconds: u64,
+    },
+    /// One loopback TCP stream of `--bytes` as fast as it goes; print
+    /// `{"bytes","seconds","rate"}` (rate in bytes/s).
+    Bulk {
+        #[arg(long, default_value_t = 4 << 30)]
+        bytes: u64,
+        /// Use ::1 instead of 127.0.0.1.
+        #[arg(long)]
+        v6: bool,
     },
     /// Listen (TCP) or bind (UDP), print `{"pid","addr"}`; take one peer's
     /// `--expect` bytes, answer `--send` bytes, and when the peer is done
@@ -189,6 +199,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrafficServer { proto, addr, plan } => return traffic::server(proto, addr, &plan.plan()),
         Command::TrafficClient { proto, to, plan } => return traffic::client(proto, to, &plan.plan()),
         Command::Client { to, count, hold_ms } => client::run(to, count, hold_ms)?,
+        Command::Bulk { bytes, v6 } => bulk::run(bytes, v6)?,
         Command::Refuse { to } => client::refuse(to)?,
         Command::Churn { seconds, v6, rate, close_first, listeners } => {
             let config = ChurnConfig {

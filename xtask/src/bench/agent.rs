@@ -41,7 +41,13 @@ pub struct Summary(BTreeMap<String, String>);
 
 impl Agent {
     pub fn start(netwatch: &Path) -> Result<Agent> {
+        Self::start_env(netwatch, &[])
+    }
+
+    /// [`Agent::start`] with extra environment (e.g. `NETWATCH_NO_TRAFFIC=1`).
+    pub fn start_env(netwatch: &Path, env: &[(&str, &str)]) -> Result<Agent> {
         let mut command = Command::new(netwatch);
+        command.envs(env.iter().copied());
         command.args(["events", "--json"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
         let stderr = child.stderr.take().context("netwatch's stderr was not captured")?;
