@@ -282,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn close_takes_the_final_totals_of_its_destroy_in_the_same_batch() {
+        let close = record();
+        let mut destroy = record();
+        destroy.kind = EventKind::Destroy as u8;
+        destroy.traffic.tx_bytes = 1000;
+        destroy.traffic.resets_sent = 1;
+        let mut other = record();
+        other.cookie = 78;
+        let mut d = Decoder::default();
+        d.start_batch(&[close, destroy, other]);
+        let e = d.event(&close).unwrap();
+        assert_eq!((e.traffic.tx_bytes, e.traffic.resets_sent), (1000, 1));
+        assert_eq!(d.event(&other).unwrap().traffic, Traffic::ZERO);
+        // Another batch: nothing carried over.
+        d.start_batch(&[close]);
+        assert_eq!(d.event(&close).unwrap().traffic, Traffic::ZERO);
+    }
+
+    #[test]
     fn unknown_start_and_bad_fields() {
         let mut r = record();
         r.start_ns = 0;
