@@ -6,8 +6,11 @@
 //! `-Z build-std` as usual; otherwise the `debian-bpf` toolchain (Debian's
 //! rustc with a prebuilt `core` for the BPF targets, linked by
 //! `cargo xtask setup`) builds with no unstable flags at all except
-//! `RUSTC_BOOTSTRAP=aya_ebpf`, which enables the one feature aya-ebpf uses
-//! for that crate only.
+//! `RUSTC_BOOTSTRAP=aya_ebpf,netwatch`, which enables unstable features for
+//! those two crates only: the one aya-ebpf uses, and `core_intrinsics` in
+//! the kernel programs (crate `netwatch`, the eBPF binary) for the atomic
+//! adds of the traffic counters. A list, not `1`: aya-build would add
+//! `-Z build-std` for `1`, which needs rust-src.
 
 use std::{path::Path, process::Command};
 
