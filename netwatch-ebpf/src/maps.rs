@@ -66,7 +66,10 @@ pub fn offsets() -> KernelOffsets {
 /// verified on this kernel), so an unconnected UDP socket talking to many
 /// peers keeps one row and a listener's children each get their own, where
 /// a 4-tuple key would merge reused ports and split an unconnected socket's
-/// peers. The netns and tuple come with the table row of the same cookie.
+/// peers. A listener's row counts the handshakes it answers (the SYN-ACK
+/// leaves from a request socket, which the egress hook charges to its
+/// listener); each accepted child counts its own traffic from its first
+/// packet on. The netns and tuple come with the table row of the same cookie.
 /// Not LRU (a live row must not vanish); a full map is counted. Rows are
 /// deleted at `tcp_destroy_sock` (TCP) and `sock_release` (everything else).
 #[map]
