@@ -66,6 +66,11 @@ impl Live {
         Ok(live)
     }
 
+    /// Why the traffic counters are missing, if they are.
+    pub fn traffic_degraded(&self) -> Option<&str> {
+        self.attached.traffic_degraded.as_deref()
+    }
+
     /// Why ownership is degraded, if it is.
     pub fn degraded(&self) -> Option<&str> {
         self.attached.degraded.as_deref()

@@ -23,6 +23,9 @@ use crate::{
 pub async fn run(args: &EventsArgs) -> Result<()> {
     let probes = Probes::attach(&Options::default())?;
     let (attached, events, counters) = probes.into_parts();
+    if let Some(why) = &attached.traffic_degraded {
+        eprintln!("netwatch: warning: no traffic counters ({why})");
+    }
     if let Some(why) = &attached.degraded {
         eprintln!(
             "netwatch: warning: accepted connections keep their listener's owner \

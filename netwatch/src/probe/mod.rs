@@ -52,8 +52,10 @@ pub struct Attached {
     _ebpf: Ebpf,
     /// Why accept attribution is unavailable, when it is.
     pub degraded: Option<String>,
-    /// Per-socket traffic counters; `None` when turned off.
+    /// Per-socket traffic counters; `None` when turned off or unavailable.
     pub traffic: Option<traffic::TrafficMap>,
+    /// Why the traffic counters are unavailable, when they were wanted.
+    pub traffic_degraded: Option<String>,
 }
 
 impl Attached {
@@ -103,7 +105,12 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
-        let traffic = if opts.traffic { Some(traffic::attach(&mut ebpf, &kernel_btf)?) } else { None };
+        // Counters are an addition: without them every event still flows.
+        let (traffic, traffic_degraded) = match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf)) {
+            None => (None, None),
+            Some(Ok(map)) => (Some(map), None),
+            Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        };
 
         let events =
             RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
@@ -111,7 +118,11 @@ impl Probes {
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
         let listeners =
             HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
-        Ok(Self { attached: Attached { listeners, _ebpf: ebpf, degraded, traffic }, events, counters })
+        Ok(Self {
+            attached: Attached { listeners, _ebpf: ebpf, degraded, traffic, traffic_degraded },
+            events,
+            counters,
+        })
     }
 
     /// Splits the attachment guard from the maps the reader consumes.

@@ -7,7 +7,7 @@
 
 use std::{fs::File, path::PathBuf};
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use aya::{
     maps::{HashMap, MapData},
     programs::{links::CgroupAttachMode, BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSock},
@@ -75,13 +75,24 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The cgroup v2 root, from our mount namespace or else from init's: `ip
+/// netns exec` runs us in a mount namespace with a fresh /sys, where the
+/// hierarchy is not mounted, yet it is the same hierarchy, reachable
+/// through `/proc/1/root`.
 fn open_cgroup_root() -> Result<(PathBuf, File)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let Some(path) = cgroup2_mount(&text) else {
-        bail!(
-            "no cgroup v2 hierarchy is mounted, and the traffic counters attach to its root \
-             (mount it with `mount -t cgroup2 none /sys/fs/cgroup`, or set {DISABLE_ENV}=1 to run without them)"
-        );
+    let path = match cgroup2_mount(&text) {
+        Some(path) => path,
+        None => std::fs::read_to_string("/proc/1/mountinfo")
+            .ok()
+            .and_then(|init| cgroup2_mount(&init))
+            .map(|p| PathBuf::from("/proc/1/root").join(p.strip_prefix("/").unwrap_or(&p)))
+            .ok_or_else(|| {
+                anyhow!(
+                    "no cgroup v2 hierarchy is mounted (here or in init's mount namespace), and the \
+                     traffic counters attach to its root: mount it with `mount -t cgroup2 none /sys/fs/cgroup`"
+                )
+            })?,
     };
     let file = File::open(&path).with_context(|| format!("opening the cgroup v2 root {}", path.display()))?;
     Ok((path, file))
