@@ -125,13 +125,28 @@ fn load<T>(ctx: &SkBuffContext, off: u32) -> Result<MaybeUninit<T>, i64> {
     Ok(out)
 }
 
-/// Reads one byte of a loaded header by offset: some network-types fields
-/// are enums that do not cover every value a packet may hold, so they are
-/// never read as such.
+/// The packet's byte at `off` (from the IP header): read in place when the
+/// skb's linear part holds it, as it holds the headers of every packet the
+/// local stack builds and of what loopback and GRO deliver; otherwise
+/// copied out with `bpf_skb_load_bytes`, which reaches into fragments.
+/// One byte at a time, because some network-types fields are enums that do
+/// not cover every value a packet may hold, so they are never read as such.
 #[inline(always)]
-fn byte<T>(hdr: &MaybeUninit<T>, off: usize) -> u8 {
-    // SAFETY: `off` is a field offset inside T, initialised by `load`.
-    unsafe { *hdr.as_ptr().cast::<u8>().add(off) }
+fn pkt_byte(ctx: &SkBuffContext, off: u32) -> Result<u8, i64> {
+    let skb: *const __sk_buff = ctx.skb.skb;
+    // SAFETY: fields of the program's own context.
+    let (data, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    let at = data + off as usize;
+    // Two bytes, where one is read: LLVM rewrites `at + 1 <= end` into
+    // `at < end`, from which the verifier learns no readable range. Every
+    // byte read here has another header byte after it.
+    if at + 2 <= end {
+        // SAFETY: bounds checked against data_end just above.
+        return Ok(unsafe { *(at as *const u8) });
+    }
+    let b: MaybeUninit<u8> = load(ctx, off)?;
+    // SAFETY: initialised by load.
+    Ok(unsafe { b.assume_init() })
 }
 
 #[inline(always)]
@@ -141,27 +156,15 @@ fn parse(ctx: &SkBuffContext) -> Result<Packet, i64> {
         let skb: *const __sk_buff = ctx.skb.skb;
         (u64::from((*skb).len), u64::from((*skb).gso_segs))
     };
-    let first: MaybeUninit<u8> = load(ctx, 0)?;
-    // SAFETY: initialised by load.
-    let version = unsafe { first.assume_init() } >> 4;
-    let (proto, ip_len) = match version {
-        4 => {
-            let h: MaybeUninit<Ipv4Hdr> = load(ctx, 0)?;
-            let ihl = u32::from(byte(&h, offset_of!(Ipv4Hdr, vihl)) & 0xf) * 4;
-            (byte(&h, offset_of!(Ipv4Hdr, proto)), ihl)
-        }
-        6 => {
-            let h: MaybeUninit<Ipv6Hdr> = load(ctx, 0)?;
-            skip_extensions(ctx, byte(&h, offset_of!(Ipv6Hdr, next_hdr)), Ipv6Hdr::LEN as u32)?
-        }
+    let vihl = pkt_byte(ctx, offset_of!(Ipv4Hdr, vihl) as u32)?;
+    let (proto, ip_len) = match vihl >> 4 {
+        4 => (pkt_byte(ctx, offset_of!(Ipv4Hdr, proto) as u32)?, u32::from(vihl & 0xf) * 4),
+        6 => skip_extensions(ctx, pkt_byte(ctx, offset_of!(Ipv6Hdr, next_hdr) as u32)?, Ipv6Hdr::LEN as u32)?,
         _ => return Err(0),
     };
     let l4_len = match proto {
-        IPPROTO_TCP => {
-            let h: MaybeUninit<TcpHdr> = load(ctx, ip_len)?;
-            // doff: the high nibble of byte 12, in 32-bit words.
-            u32::from(byte(&h, offset_of!(TcpHdr, _bitfield_1)) >> 4) * 4
-        }
+        // doff: the high nibble of the byte after ack_seq, in 32-bit words.
+        IPPROTO_TCP => u32::from(pkt_byte(ctx, ip_len + offset_of!(TcpHdr, _bitfield_1) as u32)? >> 4) * 4,
         IPPROTO_UDP => UdpHdr::LEN as u32,
         _ => return Err(0),
     };
@@ -184,9 +187,9 @@ fn skip_extensions(ctx: &SkBuffContext, mut next: u8, mut off: u32) -> Result<(u
         }
         // Every one of these starts with: next header, length in 8-byte
         // units not counting the first 8.
-        let ext: MaybeUninit<[u8; 2]> = load(ctx, off)?;
-        next = byte(&ext, 0);
-        off += (u32::from(byte(&ext, 1)) + 1) * 8;
+        let len = pkt_byte(ctx, off + 1)?;
+        next = pkt_byte(ctx, off)?;
+        off += (u32::from(len) + 1) * 8;
     }
     Err(0)
 }
