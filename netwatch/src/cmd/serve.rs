@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// Process names with their own connection-count series; the rest sum as `other`
     #[arg(long, value_name = "N")]
     pub top_processes: Option<usize>,
+    /// Listeners with their own per-state connection series; the rest sum as `other`
+    #[arg(long, value_name = "N")]
+    pub top_listeners: Option<usize>,
     /// Append events as JSON lines to this file [config: export.file.path]
     #[arg(long, value_name = "PATH")]
     pub export_file: Option<PathBuf>,
@@ -81,6 +84,7 @@ impl ServeArgs {
             c.metrics.listen.clear();
         }
         set(&mut c.metrics.top_processes, self.top_processes);
+        set(&mut c.metrics.top_listeners, self.top_listeners);
         let file = &mut c.export.file;
         if self.export_file.is_some() {
             file.path.clone_from(&self.export_file);

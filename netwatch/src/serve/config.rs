@@ -47,11 +47,13 @@ pub struct Metrics {
     /// Process names with their own `netwatch_process_connections` series;
     /// the rest are summed as `other`.
     pub top_processes: usize,
+    /// Listeners with their own `netwatch_listener_connections` series.
+    pub top_listeners: usize,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9977".to_owned(), top_processes: 10 }
+        Self { listen: "127.0.0.1:9977".to_owned(), top_processes: 10, top_listeners: 20 }
     }
 }
 

@@ -17,7 +17,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::export::Errors;
+use super::{alerts::endpoint, export::Errors, listeners::ListenerIndex};
 use crate::{seed::Proto, table::Table};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +40,13 @@ struct Opened {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Process {
     process: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerState {
+    listener: String,
+    netns: String,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,16 +73,18 @@ pub struct Metrics {
     lost: Counter,
     reseeds: Counter,
     processes: Family<Process, Gauge>,
+    per_listener: Family<ListenerState, Gauge>,
     alerts: Family<Kind, Counter>,
     table_rows: Gauge,
     drain_events: Histogram,
     drain_max: Gauge,
     export_errors: Family<Output, Counter>,
     top_processes: usize,
+    top_listeners: usize,
 }
 
 impl Metrics {
-    pub fn new(top_processes: usize) -> Self {
+    pub fn new(top_processes: usize, top_listeners: usize) -> Self {
         let mut m = Self {
             registry: Registry::default(),
             sockets: Family::default(),
@@ -87,12 +96,14 @@ impl Metrics {
             lost: Counter::default(),
             reseeds: Counter::default(),
             processes: Family::default(),
+            per_listener: Family::default(),
             alerts: Family::default(),
             table_rows: Gauge::default(),
             drain_events: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             drain_max: Gauge::default(),
             export_errors: Family::default(),
             top_processes,
+            top_listeners,
         };
         m.register();
         m
@@ -125,6 +136,12 @@ impl Metrics {
             "Open TCP connections (listeners excluded) by owning process name: the top N, the rest as `other`",
             self.processes.clone(),
         );
+        r.register(
+            "netwatch_listener_connections",
+            "TCP connections per listener (accepted and half-open) by state: the N listeners with most, \
+             the rest summed as listener=\"other\"",
+            self.per_listener.clone(),
+        );
         r.register("netwatch_alerts", "Alerts fired, by kind", self.alerts.clone());
         r.register("netwatch_table_rows", "Rows in the live table (agent health)", self.table_rows.clone());
         r.register(
@@ -145,8 +162,9 @@ impl Metrics {
         }
     }
 
-    pub fn set_top_processes(&mut self, n: usize) {
-        self.top_processes = n;
+    pub fn set_limits(&mut self, top_processes: usize, top_listeners: usize) {
+        self.top_processes = top_processes;
+        self.top_listeners = top_listeners;
     }
 
     /// One drain of the ring buffer brought `events` events.
@@ -204,6 +222,10 @@ impl Metrics {
         for (name, n) in top_processes(table, self.top_processes) {
             self.processes.get_or_create(&Process { process: name }).set(n);
         }
+        self.per_listener.clear();
+        for ((listener, netns, state), n) in per_listener(table, self.top_listeners) {
+            self.per_listener.get_or_create(&ListenerState { listener, netns, state }).set(n);
+        }
     }
 }
 
@@ -229,5 +251,32 @@ pub fn top_processes(table: &Table, n: usize) -> Vec<(String, i64)> {
     if rest > 0 {
         out.push((OTHER.to_owned(), rest));
     }
+    out
+}
+
+/// Connections per (listener, netns, state) for the `n` listeners with the
+/// most connections; the others' summed per state as listener `other`.
+fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str), i64)> {
+    let index = ListenerIndex::new(table);
+    let mut per: HashMap<(u32, std::net::SocketAddr), HashMap<u8, i64>> = HashMap::new();
+    for r in table.rows() {
+        if let Some(l) = index.find(r) {
+            *per.entry((l.netns, l.local)).or_default().entry(r.state).or_default() += 1;
+        }
+    }
+    let mut all: Vec<_> = per.into_iter().map(|(k, states)| (states.values().sum::<i64>(), k, states)).collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out = Vec::new();
+    let mut other: HashMap<u8, i64> = HashMap::new();
+    for (i, (_, (netns, local), states)) in all.into_iter().enumerate() {
+        for (state, k) in states {
+            if i < n {
+                out.push(((endpoint(local), netns.to_string(), tcp::name(state)), k));
+            } else {
+                *other.entry(state).or_default() += k;
+            }
+        }
+    }
+    out.extend(other.into_iter().map(|(state, k)| ((OTHER.to_owned(), String::new(), tcp::name(state)), k)));
     out
 }

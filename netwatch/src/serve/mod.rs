@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod config;
 pub mod export;
 pub mod http;
+pub mod listeners;
 pub mod metrics;
 pub mod rotate;
 pub mod syslog;
@@ -49,7 +50,7 @@ fn settings(args: &ServeArgs) -> Result<Settings> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let Settings { config, baseline, exporter } = settings(&args)?;
     let mut agent = Agent {
-        metrics: Metrics::new(config.metrics.top_processes),
+        metrics: Metrics::new(config.metrics.top_processes, config.metrics.top_listeners),
         alerts: Engine::new(config.alerts.clone(), baseline),
         exporter,
         config,
@@ -155,7 +156,7 @@ impl Agent {
                 }
                 self.exporter.flush();
                 self.exporter = s.exporter;
-                self.metrics.set_top_processes(s.config.metrics.top_processes);
+                self.metrics.set_limits(s.config.metrics.top_processes, s.config.metrics.top_listeners);
                 self.alerts.reconfigure(s.config.alerts.clone(), s.baseline);
                 self.config = s.config;
                 eprintln!("netwatch: reloaded {}", path.display());

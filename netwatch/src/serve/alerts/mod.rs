@@ -23,6 +23,7 @@ use crate::{
     output::snapshot::state_label,
     table::{Owner, Row, Table},
 };
+pub use rules::endpoint;
 pub use tracker::Transition;
 
 /// A socket an alert names.

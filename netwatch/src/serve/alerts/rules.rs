@@ -12,7 +12,7 @@ use super::{Finding, SockRef};
 use crate::{
     event::display_ip,
     seed::Proto,
-    serve::baseline::Listener,
+    serve::{baseline::Listener, listeners::ListenerIndex},
     table::{Owner, Row, Table},
 };
 
@@ -29,18 +29,10 @@ fn connections(table: &Table) -> impl Iterator<Item = &Row> {
 /// listener of the same namespace and port (and address, unless the
 /// listener's is a wildcard).
 pub fn syn_backlog(table: &Table) -> Vec<Finding> {
-    let mut listeners: HashMap<(u32, u16), Vec<&Row>> = HashMap::new();
-    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN) {
-        listeners.entry((r.netns, r.local.port())).or_default().push(r);
-    }
+    let index = ListenerIndex::new(table);
     let mut per: HashMap<(u32, SocketAddr), (&Row, Vec<&Row>)> = HashMap::new();
     for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::SYN_RECV) {
-        let Some(ls) = listeners.get(&(r.netns, r.local.port())) else { continue };
-        let found = ls
-            .iter()
-            .find(|l| same_ip(l.local.ip(), r.local.ip()))
-            .or_else(|| ls.iter().find(|l| l.local.ip().is_unspecified()));
-        let Some(l) = found else { continue };
+        let Some(l) = index.find(r) else { continue };
         per.entry((l.netns, l.local)).or_insert_with(|| (l, Vec::new())).1.push(r);
     }
     per.into_values()
@@ -62,10 +54,6 @@ pub fn syn_backlog(table: &Table) -> Vec<Finding> {
             }
         })
         .collect()
-}
-
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
-    display_ip(a) == display_ip(b)
 }
 
 /// Current connections per remote address.
