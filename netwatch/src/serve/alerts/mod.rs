@@ -242,7 +242,7 @@ fn alert(name: &str, t: Transition, f: Finding, rule: Rule) -> Alert {
         Transition::Cleared => "cleared",
     };
     let message = match t {
-        Transition::Cleared => format!("{kind} cleared: {} below {} now", f.subject, rule.threshold),
+        Transition::Cleared => format!("{kind} cleared (under {} now): {}", rule.threshold, f.subject),
         _ => format!("{kind}: {} {} (threshold {})", f.value, f.subject, rule.threshold),
     };
     Alert {

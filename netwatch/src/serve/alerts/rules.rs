@@ -76,13 +76,14 @@ pub fn remote_connections(table: &Table) -> Vec<Finding> {
         .collect()
 }
 
-/// Sockets with a listed port at either end: connections and listeners in
+/// Sockets with a listed port at either end: connections (not TIME_WAIT) and listeners in
 /// the table, plus `recent` connections seen in events since the last
 /// check (too short-lived to be in the table by then).
 pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]) -> Vec<Finding> {
     let mut per: HashMap<u16, Vec<SockRef>> = HashMap::new();
     let mut seen = BTreeSet::new();
-    let rows = table.rows().filter(|r| r.proto == Proto::Tcp);
+    // TIME_WAIT rows are over: no process is on them any more.
+    let rows = table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::TIME_WAIT);
     for s in rows.map(SockRef::of).chain(recent.iter().cloned()) {
         let Some(port) = [s.sport, s.dport].into_iter().find(|p| ports.contains(p)) else { continue };
         // A connection both in the table and in the events counts once.
