@@ -36,7 +36,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  netwatch serve\n  netwatch serve --config /etc/netwatch/netwatch.toml\n  \
                             netwatch serve --metrics 127.0.0.1:9977 --export-file /var/log/netwatch.jsonl \\\n      \
                             --alert syn_backlog=100/30s --baseline base.json")]
-    Serve(crate::cmd::serve::ServeArgs),
+    Serve(Box<crate::cmd::serve::ServeArgs>),
 }
 
 #[derive(Debug, Default, Args)]

@@ -9,7 +9,7 @@ fn args(argv: &[&str]) -> crate::cmd::serve::ServeArgs {
     let mut full = vec!["netwatch", "serve"];
     full.extend(argv);
     match Cli::try_parse_from(full).unwrap().command {
-        Some(Command::Serve(a)) => a,
+        Some(Command::Serve(a)) => *a,
         other => panic!("not serve: {other:?}"),
     }
 }

@@ -185,7 +185,7 @@ impl Metrics {
 
     /// The text exposition of everything, as of `table` now.
     pub fn scrape(&self, table: &Table, errors: Errors) -> String {
-        self.from_table(table, errors);
+        self.update_from(table, errors);
         let mut out = String::with_capacity(8 << 10);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -193,7 +193,7 @@ impl Metrics {
         out
     }
 
-    fn from_table(&self, table: &Table, errors: Errors) {
+    fn update_from(&self, table: &Table, errors: Errors) {
         let counts = table.counts();
         for state in tcp::ESTABLISHED..=tcp::CLOSING {
             let n = counts.tcp(state);

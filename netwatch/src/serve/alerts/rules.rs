@@ -93,7 +93,7 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
     }
     per.into_iter()
         .map(|(port, mut socks)| {
-            socks.sort_by(|a, b| (a.state == "LISTEN", a.sport, a.dport).cmp(&(b.state == "LISTEN", b.sport, b.dport)));
+            socks.sort_by_key(|s| (s.state == "LISTEN", s.sport, s.dport));
             let owner =
                 socks.iter().find_map(|s| s.pid.map(|pid| Owner { pid, comm: s.comm.clone().unwrap_or_default() }));
             Finding {
