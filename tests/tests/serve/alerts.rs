@@ -39,6 +39,9 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     let half_open = netwatch_tests::ss::run("-tane", Some(ns.name())).iter().filter(|s| s.state == "SYN_RECV").count();
     assert!(half_open >= 100, "the flood made only {half_open} half-open connections");
 
+    // The flood starts before serve: request sockets of other namespaces
+    // enter the table from the start-up enumeration (the once-a-second
+    // sock_diag re-read covers netwatch's own namespace only).
     // Threshold under what the flood made: the alert must fire, once, and
     // name the listener in the namespace and the process holding it.
     let threshold = 50;
