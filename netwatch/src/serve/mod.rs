@@ -32,6 +32,35 @@ use metrics::Metrics;
 const HISTORY: usize = 0;
 /// How often alerts are checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait for kernel events before scrapes and signals are looked at.
+const POLL: Duration = Duration::from_millis(100);
+
+enum Control {
+    Stop,
+    Reload,
+}
+
+/// SIGINT/SIGTERM (stop) and SIGHUP (reload), as messages the agent loop
+/// reads between batches.
+fn signals() -> Result<mpsc::UnboundedReceiver<Control>> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = sigint.recv() => Control::Stop,
+                _ = sigterm.recv() => Control::Stop,
+                _ = sighup.recv() => Control::Reload,
+            };
+            if tx.send(c).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
 
 /// What a config (re)load produces.
 struct Settings {
@@ -65,9 +94,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => None,
     };
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut control = signals()?;
 
     let mut live = Live::start(HISTORY).await?;
     if let Some(why) = live.degraded() {
@@ -80,18 +107,21 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::process::id()
     );
     let mut next_check = Instant::now();
+    // `Live::next` is awaited to the end every time, never raced against
+    // other futures in a select: once it has applied a batch to the table,
+    // dropping it half-way (in its sock_diag re-read) would lose that
+    // batch's events for export and alerts. Scrapes and signals wait at
+    // most one POLL.
     let result = loop {
-        tokio::select! {
-            update = live.next(CHECK_INTERVAL) => match update {
-                Some(u) => agent.update(u),
-                None => break Err(anyhow::anyhow!("the event reader stopped")),
-            },
-            Some(reply) = scrapes.recv() => {
-                let _ = reply.send(agent.metrics.scrape(&live.table, agent.exporter.errors));
-            }
-            _ = sighup.recv() => agent.reload(&args),
-            _ = sigint.recv() => break Ok(()),
-            _ = sigterm.recv() => break Ok(()),
+        let Some(update) = live.next(POLL).await else { break Err(anyhow::anyhow!("the event reader stopped")) };
+        agent.update(update);
+        while let Ok(reply) = scrapes.try_recv() {
+            let _ = reply.send(agent.metrics.scrape(&live.table, agent.exporter.errors));
+        }
+        match control.try_recv() {
+            Ok(Control::Stop) => break Ok(()),
+            Ok(Control::Reload) => agent.reload(&args),
+            Err(_) => {}
         }
         if Instant::now() >= next_check {
             next_check = Instant::now() + CHECK_INTERVAL;
