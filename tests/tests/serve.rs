@@ -8,6 +8,8 @@
 
 #[path = "serve/alerts.rs"]
 mod alerts;
+#[path = "serve/churn.rs"]
+mod churn;
 #[path = "serve/export.rs"]
 mod export;
 #[path = "serve/harness.rs"]
