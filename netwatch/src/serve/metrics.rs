@@ -280,3 +280,7 @@ fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str),
     out.extend(other.into_iter().map(|(state, k)| ((OTHER.to_owned(), String::new(), tcp::name(state)), k)));
     out
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
