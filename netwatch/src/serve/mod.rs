@@ -10,6 +10,7 @@ pub mod export;
 pub mod http;
 pub mod listeners;
 pub mod metrics;
+pub mod netns_minisocks;
 pub mod rotate;
 pub mod syslog;
 pub mod tcpext;
@@ -22,7 +23,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::{cmd::serve::ServeArgs, live::Live};
+use crate::{cmd::serve::ServeArgs, event::clock::monotonic_ns, live::Live};
 use alerts::Engine;
 use config::Config;
 use export::Exporter;
@@ -83,6 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         alerts: Engine::new(config.alerts.clone(), baseline),
         exporter,
         config,
+        namespaces: netns_minisocks::OtherNamespaces::default(),
     };
     let (scrape_tx, mut scrapes) = mpsc::channel::<http::Scrape>(16);
     let server = match agent.config.metrics_addr()? {
@@ -125,6 +127,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         if Instant::now() >= next_check {
             next_check = Instant::now() + CHECK_INTERVAL;
+            for w in agent.namespaces.refresh(&mut live.table, monotonic_ns()) {
+                eprintln!("netwatch: warning: {w}");
+            }
             agent.check(&live.table);
         }
     };
@@ -143,6 +148,7 @@ struct Agent {
     metrics: Metrics,
     alerts: Engine,
     exporter: Exporter,
+    namespaces: netns_minisocks::OtherNamespaces,
 }
 
 impl Agent {

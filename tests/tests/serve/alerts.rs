@@ -30,6 +30,18 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     super::setup();
     let dir = TempDir::new("synflood");
     let ns = TestNetns::with_syn_sink("serve");
+    // Serve first: the flood comes while it runs, so the half-open
+    // connections reach the table live (the agent re-reads request sockets
+    // of namespaces with listeners once a second).
+    // Threshold under what the flood makes: the alert must fire, once, and
+    // name the listener in the namespace and the process holding it.
+    let threshold = 50;
+    let export = dir.path("events.jsonl");
+    let cfg = config(&dir, &only_alerts(&["syn_backlog"]));
+    let alert = format!("syn_backlog={threshold}/1h");
+    let serve =
+        Serve::start(&cfg, &["--alert", &alert, "--export-file", export.to_str().unwrap(), "--export-kinds", "alert"]);
+
     let peer = netwatch_tests::nw_peer_bin();
     let mut cmd =
         ns.command(peer.to_str().expect("UTF-8"), &["synflood", "--from", SINK, "--count", &SYNS.to_string()]);
@@ -39,17 +51,6 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     let half_open = netwatch_tests::ss::run("-tane", Some(ns.name())).iter().filter(|s| s.state == "SYN_RECV").count();
     assert!(half_open >= 100, "the flood made only {half_open} half-open connections");
 
-    // The flood starts before serve: request sockets of other namespaces
-    // enter the table from the start-up enumeration (the once-a-second
-    // sock_diag re-read covers netwatch's own namespace only).
-    // Threshold under what the flood made: the alert must fire, once, and
-    // name the listener in the namespace and the process holding it.
-    let threshold = 50;
-    let export = dir.path("events.jsonl");
-    let cfg = config(&dir, &only_alerts(&["syn_backlog"]));
-    let alert = format!("syn_backlog={threshold}/1h");
-    let serve =
-        Serve::start(&cfg, &["--alert", &alert, "--export-file", export.to_str().unwrap(), "--export-kinds", "alert"]);
     let netns = ns.inode().to_string();
     let line = serve.wait_stderr(ALERT_TIMEOUT, "about the flood", |l| {
         l.contains("alert: syn_backlog") && l.contains(&format!("{addr} (netns {netns})"))
@@ -70,7 +71,11 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     assert_eq!(format!("{}:{}", listener["saddr"].as_str().unwrap(), listener["sport"]), addr);
     assert_eq!(a["sockets"][1]["state"], "SYN_RECV");
     assert_eq!(a["sockets"][1]["daddr"], SINK);
+    // The flood's listener closes: its request sockets go, the alert clears.
     drop(flood);
+    serve.wait_stderr(ALERT_TIMEOUT, "the flood alert cleared", |l| {
+        l.contains("syn_backlog cleared") && l.contains(&format!("{addr} (netns {netns})"))
+    });
     serve.nw.stop_with(libc::SIGTERM);
 }
 
