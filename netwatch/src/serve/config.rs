@@ -202,6 +202,18 @@ pub const ALERTS: &[&str] =
     &["syn_backlog", "listen_drops", "remote_connections", "suspicious_ports", "new_listener", "total_connections"];
 
 impl Alerts {
+    /// Every rule with its name, in [`ALERTS`] order.
+    pub fn rules(&self) -> [(&'static str, Rule); 6] {
+        [
+            ("syn_backlog", self.syn_backlog),
+            ("listen_drops", self.listen_drops),
+            ("remote_connections", self.remote_connections),
+            ("suspicious_ports", self.suspicious_ports),
+            ("new_listener", self.new_listener),
+            ("total_connections", self.total_connections),
+        ]
+    }
+
     pub fn rule_mut(&mut self, name: &str) -> Option<&mut Rule> {
         Some(match name {
             "syn_backlog" => &mut self.syn_backlog,
@@ -267,9 +279,7 @@ impl Config {
             bail!("export.file.keep and export.file.max_bytes must be at least 1");
         }
         super::syslog::facility(&self.export.syslog.facility)?;
-        for name in ALERTS {
-            let mut alerts = self.alerts.clone();
-            let rule = alerts.rule_mut(name).expect("known name");
+        for (name, rule) in self.alerts.rules() {
             if rule.window.is_zero() {
                 bail!("alerts.{name}.window must be longer than 0");
             }

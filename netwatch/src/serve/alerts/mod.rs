@@ -143,9 +143,8 @@ impl Engine {
     /// New settings (SIGHUP). Alerts active under the old thresholds are
     /// re-judged by the new ones at the next check.
     pub fn reconfigure(&mut self, cfg: config::Alerts, baseline: Option<BTreeSet<Listener>>) {
-        for (i, name) in config::ALERTS.iter().enumerate() {
-            let mut new = cfg.clone();
-            if !new.rule_mut(name).is_some_and(|r| r.enabled) {
+        for (i, (_, rule)) in cfg.rules().into_iter().enumerate() {
+            if !rule.enabled {
                 self.trackers[i].clear_all();
             }
         }
@@ -169,9 +168,7 @@ impl Engine {
     pub fn evaluate(&mut self, table: &Table, now: Instant) -> Vec<Alert> {
         let mut out = Vec::new();
         let recent = std::mem::take(&mut self.recent);
-        for (i, name) in config::ALERTS.iter().enumerate() {
-            let mut cfg = self.cfg.clone();
-            let rule = *cfg.rule_mut(name).expect("known name");
+        for (i, (name, rule)) in self.cfg.rules().into_iter().enumerate() {
             if !rule.enabled {
                 continue;
             }
@@ -234,8 +231,7 @@ impl Engine {
     }
 }
 
-fn alert(name: &str, t: Transition, f: Finding, rule: Rule) -> Alert {
-    let kind = config::ALERTS.iter().copied().find(|k| *k == name).unwrap_or("unknown");
+fn alert(kind: &'static str, t: Transition, f: Finding, rule: Rule) -> Alert {
     let state = match t {
         Transition::Firing => "firing",
         Transition::Repeat => "firing",
