@@ -29,7 +29,7 @@ use config::Config;
 use export::Exporter;
 use metrics::Metrics;
 
-/// Closed connections kept: the agent reads none of them, so few.
+/// Closed connections kept: none, the agent reads no history.
 const HISTORY: usize = 0;
 /// How often alerts are checked.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
