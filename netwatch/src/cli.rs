@@ -32,6 +32,11 @@ pub enum Command {
     #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json\n  \
                             netwatch snapshot --for 10s     # also every connection that came and went")]
     Snapshot(SnapshotArgs),
+    /// Run as a service: Prometheus metrics, JSON/syslog export and alerts, until SIGTERM
+    #[command(after_help = "Examples:\n  netwatch serve\n  netwatch serve --config /etc/netwatch/netwatch.toml\n  \
+                            netwatch serve --metrics 127.0.0.1:9977 --export-file /var/log/netwatch.jsonl \\\n      \
+                            --alert syn_backlog=100/30s --baseline base.json")]
+    Serve(Box<crate::cmd::serve::ServeArgs>),
 }
 
 #[derive(Debug, Default, Args)]
@@ -49,7 +54,7 @@ pub struct SnapshotArgs {
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or plain seconds.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 500ms, 10s, 2m)"))?;
     let secs = match unit {

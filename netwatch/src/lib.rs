@@ -15,6 +15,7 @@ pub mod netstat;
 pub mod output;
 pub mod probe;
 pub mod seed;
+pub mod serve;
 pub mod stats;
 pub mod stream;
 pub mod table;
@@ -40,6 +41,7 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         match cli.command {
             Some(cli::Command::Events(args)) => cmd::events::run(&args).await,
             Some(cli::Command::Snapshot(args)) => cmd::snapshot::run(&args).await,
+            Some(cli::Command::Serve(args)) => cmd::serve::run(&args).await,
             // The full-screen view needs a terminal; scripts get the stream.
             None if std::io::stdout().is_terminal() => tui::run(live::Live::start(HISTORY).await?).await,
             None => cmd::events::run(&Default::default()).await,

@@ -1,4 +1,5 @@
 //! One module per user-facing command.
 
 pub mod events;
+pub mod serve;
 pub mod snapshot;

@@ -41,8 +41,13 @@ pub struct Summary(BTreeMap<String, String>);
 
 impl Agent {
     pub fn start(netwatch: &Path) -> Result<Agent> {
+        Self::start_with(netwatch, &["events", "--json"])
+    }
+
+    /// `netwatch ARGS`, stdout to /dev/null.
+    pub fn start_with(netwatch: &Path, args: &[&str]) -> Result<Agent> {
         let mut command = Command::new(netwatch);
-        command.args(["events", "--json"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
         let stderr = child.stderr.take().context("netwatch's stderr was not captured")?;
         let (ready_tx, ready_rx) = mpsc::channel();
