@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::seed::Seed;
+
 /// Where `ip netns add` bind-mounts named namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
@@ -28,12 +30,20 @@ pub fn resolve_all(specs: &[String]) -> Result<Vec<u32>> {
     specs.iter().map(|s| resolve(s)).collect()
 }
 
-/// Fails unless each requested namespace is one the seed read.
-pub fn require_seen(wanted: &[u32], seen: &[u32]) -> Result<()> {
-    if let Some(missing) = wanted.iter().find(|ns| !seen.contains(ns)) {
+/// Fails unless each requested namespace is one the seed read: counting
+/// nothing in a namespace netwatch could not see would read as "all fine".
+pub fn require_read(wanted: &[u32], seed: &Seed) -> Result<()> {
+    if let Some(missing) = wanted.iter().find(|ns| !seed.namespaces.contains(ns)) {
         bail!(
-            "network namespace {missing} was not found (netwatch reads namespaces that a process lives in or that \
-             are mounted under {NETNS_DIR}; other namespaces need root)"
+            "network namespace {missing} was not found (netwatch finds namespaces that a process lives in, which \
+             needs CAP_SYS_PTRACE for other users' processes, or that are mounted under {NETNS_DIR})"
+        );
+    }
+    if let Some(unread) = wanted.iter().find(|ns| seed.stats.namespaces_unread.contains(ns)) {
+        bail!(
+            "network namespace {unread} could not be read (entering a namespace no process lives in needs \
+             CAP_SYS_ADMIN): {}",
+            seed.stats.warnings.join("; ")
         );
     }
     Ok(())

@@ -24,9 +24,10 @@ Output: one line, `NETWATCH STATUS - text | perfdata`, perfdata `label=value;war
 exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, no access). Several checks: the \
 worst status.
 
-Privileges: none for the network namespace netwatch runs in (sock_diag needs no root); other \
-namespaces (containers, --netns) need root (CAP_SYS_ADMIN to enter them, CAP_SYS_PTRACE to find \
-them). No eBPF program is loaded: it reads the kernel's socket tables once, which costs a few \
+Privileges: none for the network namespace netwatch runs in (sock_diag needs no root). Other \
+namespaces (containers, --netns) need root: CAP_SYS_PTRACE to find them through their processes \
+and read them, CAP_SYS_ADMIN for a namespace no process lives in. A --netns that cannot be read \
+is UNKNOWN, never a count of 0. No eBPF program is loaded: it reads the kernel's socket tables once, which costs a few \
 milliseconds, so it suits cron and NRPE.
 
 Examples:

@@ -50,7 +50,7 @@ fn evaluate(args: &CheckArgs) -> Result<(Status, String)> {
     for w in &seed.stats.warnings {
         eprintln!("netwatch: warning: {w}");
     }
-    super::netns::require_seen(&netns, &seed.namespaces)?;
+    super::netns::require_read(&netns, &seed)?;
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
     let rows: Vec<_> = table.rows().filter(|r| netns.is_empty() || netns.contains(&r.netns)).collect();

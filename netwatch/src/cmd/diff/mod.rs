@@ -92,7 +92,7 @@ fn now(netns: &[u32]) -> Result<Baseline> {
     for w in &seed.stats.warnings {
         eprintln!("netwatch: warning: {w}");
     }
-    super::netns::require_seen(netns, &seed.namespaces)?;
+    super::netns::require_read(netns, &seed)?;
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
     Ok(Baseline::from_table(&table))
