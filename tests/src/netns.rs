@@ -34,6 +34,16 @@ impl TestNetns {
         ns
     }
 
+    /// `ip netns add nwtest-PID-TAG` with lo up and nothing else: a
+    /// namespace whose sockets are exactly the ones the test makes there.
+    pub fn plain(tag: &str) -> Self {
+        let name = format!("nwtest-{}-{tag}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Self { name };
+        ip(&["-n", ns.name.as_str(), "link", "set", "lo", "up"]);
+        ns
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -58,7 +58,7 @@ pub fn install(opts: &Options) -> Result<()> {
     for item in &items {
         let target = staged(opts.destdir.as_deref(), &item.path);
         let outcome = put(item, &target)?;
-        changed += usize::from(outcome != "unchanged");
+        changed += usize::from(matches!(outcome, "installed" | "updated"));
         eprintln!("xtask install: {outcome:<9} {}", target.display());
     }
     eprintln!("xtask install: {} files, {changed} changed", items.len());
