@@ -162,3 +162,37 @@ fn put(item: &Item, target: &Path) -> Result<&'static str> {
     fs::rename(&tmp, target).with_context(|| format!("moving {} to {}", tmp.display(), target.display()))?;
     Ok(if existing.is_some() { "updated" } else { "installed" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destdir_prefixes_absolute_paths() {
+        let p = Path::new("/usr/local/bin/netwatch");
+        assert_eq!(staged(Some(Path::new("/tmp/root")), p), PathBuf::from("/tmp/root/usr/local/bin/netwatch"));
+        assert_eq!(staged(None, p), p.to_path_buf());
+    }
+
+    #[test]
+    fn put_is_idempotent_and_keeps_edited_config() {
+        let dir = std::env::temp_dir().join(format!("xtask-install-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let target = dir.join("a/b/file");
+        let item = |content: &str, mode, keep_existing| Item {
+            path: PathBuf::from("/a/b/file"),
+            content: content.as_bytes().to_vec(),
+            mode,
+            keep_existing,
+        };
+        assert_eq!(put(&item("one", 0o644, false), &target).unwrap(), "installed");
+        assert_eq!(put(&item("one", 0o644, false), &target).unwrap(), "unchanged");
+        assert_eq!(put(&item("one", 0o755, false), &target).unwrap(), "updated");
+        assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(put(&item("two", 0o644, true), &target).unwrap(), "kept");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "one");
+        assert_eq!(put(&item("two", 0o644, false), &target).unwrap(), "updated");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "two");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
