@@ -38,14 +38,14 @@ impl Status {
         }
     }
 
-    /// Which of two results several checks report: the worse, where
-    /// CRITICAL outranks UNKNOWN (a definite problem is the more useful
-    /// page), as the guidelines' "worst state" ordering has it.
+    /// Which of two results several checks report: the worse, ranked as
+    /// monitoring-plugins' `max_state_alt` ranks them (CRITICAL, WARNING,
+    /// UNKNOWN, OK): a definite problem is the more useful page.
     pub fn worst(self, other: Self) -> Self {
         let rank = |s: Self| match s {
             Self::Ok => 0,
-            Self::Warning => 1,
-            Self::Unknown => 2,
+            Self::Unknown => 1,
+            Self::Warning => 2,
             Self::Critical => 3,
         };
         if rank(other) > rank(self) {
@@ -187,10 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn worst_status_ranks_critical_above_unknown() {
+    fn worst_status_ranks_as_monitoring_plugins() {
         assert_eq!(Status::Ok.worst(Status::Warning), Status::Warning);
         assert_eq!(Status::Critical.worst(Status::Unknown), Status::Critical);
-        assert_eq!(Status::Unknown.worst(Status::Warning), Status::Unknown);
+        assert_eq!(Status::Unknown.worst(Status::Warning), Status::Warning);
+        assert_eq!(Status::Ok.worst(Status::Unknown), Status::Unknown);
         assert_eq!(
             [Status::Ok.code(), Status::Warning.code(), Status::Critical.code(), Status::Unknown.code()],
             [0, 1, 2, 3]
