@@ -12,4 +12,4 @@ pub mod record;
 pub mod tcp;
 
 pub use offsets::KernelOffsets;
-pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent};
+pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent, SocketFd};

@@ -29,6 +29,7 @@
 
 mod accept;
 mod emit;
+mod iter;
 mod maps;
 mod owner;
 mod sock;
