@@ -51,6 +51,14 @@ pub struct ListenerKey {
     pub port: u16,
 }
 
+impl ListenerKey {
+    /// The key of a socket listening on `local`, with an IPv4-mapped address
+    /// made IPv4 as baselines hold it (for listeners seen in live events).
+    pub fn new(proto: Proto, local: SocketAddr) -> Self {
+        Self { proto, addr: display_ip(local.ip()), port: local.port() }
+    }
+}
+
 impl Socket {
     /// TCP in LISTEN, or UDP bound to a port and not connected: what
     /// `netstat -tulpn` lists as listening.
@@ -62,7 +70,7 @@ impl Socket {
     }
 
     pub fn listener_key(&self) -> Option<ListenerKey> {
-        self.is_listener().then_some(ListenerKey { proto: self.proto, addr: self.local.ip(), port: self.local.port() })
+        self.is_listener().then(|| ListenerKey::new(self.proto, self.local))
     }
 }
 
@@ -186,6 +194,8 @@ mod tests {
         assert_eq!(b.sockets[1].local, "127.0.0.1:22".parse().unwrap(), "mapped address made IPv4");
         let keys: Vec<_> = b.listener_keys().into_iter().map(|k| (k.proto, k.addr.to_string(), k.port)).collect();
         assert_eq!(keys, vec![(Proto::Tcp, "0.0.0.0".into(), 22), (Proto::Udp, "0.0.0.0".into(), 53)]);
+        let mapped = ListenerKey::new(Proto::Tcp, "[::ffff:0.0.0.0]:22".parse().unwrap());
+        assert!(b.listener_keys().contains(&mapped));
     }
 
     #[test]
