@@ -47,6 +47,8 @@ fn check(ns: &TestNetns, args: &[&str]) -> Outcome {
 fn assert_line(out: &Outcome, code: i32, line: &str) {
     out.expect_code(code);
     assert_eq!(out.lines(), vec![line], "netwatch {:?}; stderr:\n{}", out.args, out.stderr);
+    // Quiet unless -v: cron mails whatever a job prints.
+    assert_eq!(out.stderr, "", "netwatch {:?} wrote to stderr", out.args);
 }
 
 #[test]

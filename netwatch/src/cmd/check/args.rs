@@ -64,6 +64,10 @@ struct Flags {
     /// /proc/PID/ns/net, or the namespace's inode number (repeatable; default: every namespace)
     #[arg(long = "netns", value_name = "NETNS")]
     netns: Vec<String>,
+    /// Print on stderr what was worked around while reading the sockets (fallbacks, namespaces
+    /// without access); quiet by default, as cron mails whatever a job prints
+    #[arg(short = 'v', long)]
+    verbose: bool,
 }
 
 /// `netwatch check`'s arguments, grouped into checks.
@@ -71,6 +75,7 @@ struct Flags {
 pub struct CheckArgs {
     pub checks: Vec<Check>,
     pub netns: Vec<String>,
+    pub verbose: bool,
 }
 
 fn parse_state(s: &str) -> Result<u8, String> {
@@ -143,7 +148,7 @@ impl FromArgMatches for CheckArgs {
         items.extend(positioned(m, "labels", f.labels, Item::Label));
         items.sort_by_key(|(i, _)| *i);
         let checks = group(items).map_err(|e| clap::Error::raw(ErrorKind::ArgumentConflict, e))?;
-        Ok(Self { checks, netns: f.netns })
+        Ok(Self { checks, netns: f.netns, verbose: f.verbose })
     }
 
     fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
@@ -214,7 +219,8 @@ mod tests {
 
     #[test]
     fn thresholds_first_check_every_connection() {
-        let a = parse(&["-w", "10", "-c", "20", "--netns", "x"]).unwrap();
+        let a = parse(&["-w", "10", "-c", "20", "--netns", "x", "-v"]).unwrap();
+        assert!(a.verbose);
         assert_eq!(a.checks.len(), 1);
         assert_eq!(a.checks[0].label(), "connections");
         assert_eq!(a.netns, vec!["x".to_owned()]);

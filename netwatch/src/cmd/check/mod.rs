@@ -47,8 +47,8 @@ fn evaluate(args: &CheckArgs) -> Result<(Status, String)> {
     let netns = super::netns::resolve_all(&args.netns)?;
     let opts = SeedOptions { owners: false, ..SeedOptions::default() };
     let seed = seed::seed(&opts).context("reading the kernel's socket tables")?;
-    for w in &seed.stats.warnings {
-        eprintln!("netwatch: warning: {w}");
+    if args.verbose {
+        seed.stats.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
     }
     super::netns::require_read(&netns, &seed)?;
     let mut table = Table::new(0);
