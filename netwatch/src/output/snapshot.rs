@@ -31,6 +31,15 @@ pub fn state_label(r: &Row) -> &'static str {
     }
 }
 
+/// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.
+pub fn json_state(r: &Row) -> &'static str {
+    if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED {
+        "UNCONN"
+    } else {
+        tcp::name(r.state)
+    }
+}
+
 /// Rows in a stable order: protocol, local port, local address, remote
 /// address and port, state.
 pub fn sorted(table: &Table) -> Vec<&Row> {
@@ -263,7 +272,7 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
         .into_iter()
         .map(|r| JsonRow {
             ends: JsonEnds::new(r.proto, r.family, r.local, r.remote),
-            state: if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED { "UNCONN" } else { tcp::name(r.state) },
+            state: json_state(r),
             netns: r.netns,
             cookie: r.cookie,
             inode: r.inode,

@@ -201,6 +201,9 @@ pub struct SeedStats {
     pub namespaces_proc: usize,
     /// Namespaces whose processes all exited before their sockets were read.
     pub namespaces_vanished: usize,
+    /// Namespaces none of whose socket tables could be read (gone, or no
+    /// privilege to enter them): listed in [`Seed::namespaces`] all the same.
+    pub namespaces_unread: Vec<u32>,
     /// /proc tables whose last line was cut short (tolerated, dropped).
     pub truncated_lines: usize,
     /// sock_diag dumps the kernel flagged as possibly inconsistent

@@ -92,13 +92,13 @@ pub fn find_owners(proc_root: &Path, threads: usize) -> Result<OwnerScan> {
     Ok(scan)
 }
 
-/// The iterator needs CAP_BPF/CAP_PERFMON, and reports host process ids.
+/// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
+/// grants just those to an unprivileged user), and reports host process ids.
 fn iterator_usable() -> bool {
     /// `PROC_PID_INIT_INO`: the inode of the initial PID namespace.
     const INIT_PID_NS: &str = "pid:[4026531836]";
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    root && std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INIT_PID_NS)
+    crate::probe::privilege::can_load()
+        && std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INIT_PID_NS)
 }
 
 /// A scan from the iterator's records, with `netns` (a [`scan_netns`]
