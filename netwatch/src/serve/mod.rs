@@ -4,7 +4,6 @@
 //! (detaching every program), SIGHUP reloads the config file.
 
 pub mod alerts;
-pub mod baseline;
 pub mod config;
 pub mod export;
 pub mod http;
@@ -66,13 +65,14 @@ fn signals() -> Result<mpsc::UnboundedReceiver<Control>> {
 /// What a config (re)load produces.
 struct Settings {
     config: Config,
-    baseline: Option<std::collections::BTreeSet<baseline::Listener>>,
+    baseline: Option<std::collections::BTreeSet<crate::baseline::ListenerKey>>,
     exporter: Exporter,
 }
 
 fn settings(args: &ServeArgs) -> Result<Settings> {
     let config = args.load()?;
-    let baseline = config.alerts.baseline.as_deref().map(baseline::listeners).transpose()?;
+    let baseline = config.alerts.baseline.as_deref().map(crate::baseline::Baseline::load).transpose()?;
+    let baseline = baseline.map(|b| b.listener_keys());
     let exporter = Exporter::new(&config.export)?;
     Ok(Settings { config, baseline, exporter })
 }

@@ -14,11 +14,11 @@ use netwatch_common::{tcp, EventKind};
 use serde::Serialize;
 
 use super::{
-    baseline::Listener,
     config::{self, Rule},
     tcpext,
 };
 use crate::{
+    baseline::ListenerKey,
     event::{display_ip, Event},
     output::snapshot::state_label,
     table::{Owner, Row, Table},
@@ -120,7 +120,7 @@ const RECENT_CAP: usize = 1024;
 
 pub struct Engine {
     cfg: config::Alerts,
-    baseline: Option<BTreeSet<Listener>>,
+    baseline: Option<BTreeSet<ListenerKey>>,
     trackers: [tracker::Tracker; 6],
     /// (when, ListenOverflows + ListenDrops), oldest first, over the window.
     drops: VecDeque<(Instant, u64)>,
@@ -129,7 +129,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: config::Alerts, baseline: Option<BTreeSet<Listener>>) -> Self {
+    pub fn new(cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) -> Self {
         Self {
             cfg,
             baseline,
@@ -142,7 +142,7 @@ impl Engine {
 
     /// New settings (SIGHUP). Alerts active under the old thresholds are
     /// re-judged by the new ones at the next check.
-    pub fn reconfigure(&mut self, cfg: config::Alerts, baseline: Option<BTreeSet<Listener>>) {
+    pub fn reconfigure(&mut self, cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) {
         for (i, (_, rule)) in cfg.rules().into_iter().enumerate() {
             if !rule.enabled {
                 self.trackers[i].clear_all();

@@ -10,9 +10,10 @@ use netwatch_common::tcp;
 
 use super::{Finding, SockRef};
 use crate::{
+    baseline::ListenerKey,
     event::display_ip,
     seed::Proto,
-    serve::{baseline::Listener, listeners::ListenerIndex},
+    serve::listeners::ListenerIndex,
     table::{Owner, Row, Table},
 };
 
@@ -108,11 +109,11 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
 }
 
 /// Listening TCP sockets whose (address, port) the baseline lacks.
-pub fn new_listeners(table: &Table, baseline: &BTreeSet<Listener>) -> Vec<Finding> {
+pub fn new_listeners(table: &Table, baseline: &BTreeSet<ListenerKey>) -> Vec<Finding> {
     table
         .rows()
         .filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN)
-        .filter(|r| !baseline.contains(&("tcp".to_owned(), display_ip(r.local.ip()), r.local.port())))
+        .filter(|r| !baseline.contains(&ListenerKey::new(Proto::Tcp, r.local)))
         .map(|r| {
             let owner = r.owners.first().cloned();
             Finding {

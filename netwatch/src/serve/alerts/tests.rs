@@ -90,7 +90,7 @@ fn suspicious_ports_from_table_and_events() {
 
 #[test]
 fn new_listener_against_baseline() {
-    let baseline = [("tcp".to_owned(), "127.0.0.1".parse().unwrap(), 22)].into();
+    let baseline = [ListenerKey::new(Proto::Tcp, "127.0.0.1:22".parse().unwrap())].into();
     let cfg = only(|c| c.new_listener.enabled = true);
     let mut e = Engine::new(cfg, Some(baseline));
     let a = e.evaluate(&flood(0), Instant::now());
