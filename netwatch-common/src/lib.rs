@@ -13,5 +13,5 @@ pub mod tcp;
 pub mod traffic;
 
 pub use offsets::KernelOffsets;
-pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent};
+pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent, SocketFd};
 pub use traffic::Traffic;

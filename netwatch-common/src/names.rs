@@ -23,7 +23,13 @@ pub const PROG_DESTROY_SOCK: &str = "nw_destroy_sock";
 pub const PROG_ACCEPT4_EXIT: &str = "nw_accept4_exit";
 /// `tracepoint/syscalls/sys_exit_accept`: same, for the older syscall.
 pub const PROG_ACCEPT_EXIT: &str = "nw_accept_exit";
-/// Every program, in attach order.
+/// `iter/task_file`: writes a [`crate::SocketFd`] per open socket descriptor
+/// of every process, when the agent reads the iterator (seeding only; never
+/// left attached).
+pub const PROG_ITER_SOCKET_FDS: &str = "nw_iter_sockfd";
+/// The kernel iterator behind [`PROG_ITER_SOCKET_FDS`] (`bpf_iter_task_file`).
+pub const ITER_TASK_FILE: &str = "task_file";
+/// Every program attached while tracing, in attach order.
 pub const ALL_PROGRAMS: [&str; 4] = [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT];
 
 /// Tracepoints behind the programs above.

@@ -170,6 +170,22 @@ pub struct ListenKey {
 
 const _: () = assert!(size_of::<ListenKey>() == 24);
 
+/// One socket held open by a process, as the socket-file iterator writes
+/// it: the seed's owner scan (`/proc/*/fd` without a readlink per fd).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketFd {
+    /// Inode of the socket (what `/proc/PID/fd/N` shows as `socket:[N]`).
+    pub inode: u64,
+    /// Thread-group id of the process holding the descriptor.
+    pub tgid: u32,
+    pub fd: u32,
+    /// The process's command (the group leader's `comm`).
+    pub comm: Bytes16,
+}
+
+const _: () = assert!(size_of::<SocketFd>() == 32);
+
 /// Slots of the per-CPU counter array.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +209,7 @@ mod pod {
     unsafe impl aya::Pod for super::SockEvent {}
     unsafe impl aya::Pod for super::Owner {}
     unsafe impl aya::Pod for super::ListenKey {}
+    unsafe impl aya::Pod for super::SocketFd {}
     unsafe impl aya::Pod for crate::KernelOffsets {}
     unsafe impl aya::Pod for crate::Traffic {}
 }

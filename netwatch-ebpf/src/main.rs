@@ -36,6 +36,7 @@
 
 mod accept;
 mod emit;
+mod iter;
 mod maps;
 mod owner;
 mod sock;

@@ -1,7 +1,7 @@
 //! Command-line definition (clap). Parsing only: validation that needs the
 //! system happens in the commands.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{error::ErrorKind, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +32,43 @@ pub enum Command {
     #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json\n  \
                             netwatch snapshot --for 10s     # also every connection that came and went")]
     Snapshot(SnapshotArgs),
+    /// Run as a service: Prometheus metrics, JSON/syslog export and alerts, until SIGTERM
+    #[command(after_help = "Examples:\n  netwatch serve\n  netwatch serve --config /etc/netwatch/netwatch.toml\n  \
+                            netwatch serve --metrics 127.0.0.1:9977 --export-file /var/log/netwatch.jsonl \\\n      \
+                            --alert syn_backlog=100/30s --baseline base.json")]
+    Serve(Box<crate::cmd::serve::ServeArgs>),
+    /// Monitoring plugin (Nagios, Icinga, NRPE): thresholds on connection counts per state, port
+    /// or remote address; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+    Check(crate::cmd::check::CheckArgs),
+    /// Listeners and established peers that appeared or disappeared since a baseline saved with
+    /// `netwatch snapshot --json`; exit 0 no change, 1 changed, 2 error
+    Diff(crate::cmd::diff::DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(crate::cmd::docs::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory
+    Man(crate::cmd::docs::ManArgs),
+}
+
+/// Parses the process's command line, exiting on errors as clap does, except
+/// that `netwatch check` follows the monitoring-plugin convention: a bad
+/// command line prints `NETWATCH UNKNOWN - ...` on stdout and exits 3
+/// (clap's exit code 2 would read as CRITICAL to a scheduler).
+pub fn parse() -> Cli {
+    let err = match Cli::try_parse() {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    let is_check = std::env::args_os().nth(1).is_some_and(|a| a == "check");
+    let informational = matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !is_check || informational {
+        err.exit();
+    }
+    let rendered = err.render().to_string();
+    let first = rendered.lines().next().unwrap_or("bad arguments");
+    let (_, line) = crate::cmd::check::unknown(first.trim_start_matches("error: "));
+    println!("{line}");
+    eprint!("{rendered}");
+    std::process::exit(i32::from(crate::plugin::Status::Unknown.code()));
 }
 
 #[derive(Debug, Default, Args)]
@@ -49,7 +86,7 @@ pub struct SnapshotArgs {
 }
 
 /// `500ms`, `10s`, `2m`, `1h`, or plain seconds.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((s, "s"), |i| s.split_at(i));
     let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 500ms, 10s, 2m)"))?;
     let secs = match unit {

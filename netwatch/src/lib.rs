@@ -6,6 +6,7 @@
 //! decodes records; [`filter`] and [`output`] decide what is shown and how;
 //! [`cmd`] holds one module per command.
 
+pub mod baseline;
 pub mod cli;
 pub mod cmd;
 pub mod event;
@@ -13,14 +14,16 @@ pub mod filter;
 pub mod live;
 pub mod netstat;
 pub mod output;
+pub mod plugin;
 pub mod probe;
 pub mod seed;
+pub mod serve;
 pub mod stats;
 pub mod stream;
 pub mod table;
 pub mod tui;
 
-use std::io::IsTerminal as _;
+use std::{io::IsTerminal as _, process::ExitCode};
 
 use anyhow::{Context as _, Result};
 
@@ -29,10 +32,11 @@ use anyhow::{Context as _, Result};
 /// interest out before anyone looked.
 const HISTORY: usize = 10_000;
 
-/// Runs the parsed command line.
-pub fn run(cli: cli::Cli) -> Result<()> {
+/// Runs the parsed command line. Most commands succeed or fail; `check`
+/// and `diff` have exit codes of their own (monitoring plugins, diff(1)).
+pub fn run(cli: cli::Cli) -> Result<ExitCode> {
     if cli.command.is_none() && cli.netstat.requested() {
-        return netstat::run(&cli.netstat);
+        return netstat::run(&cli.netstat).map(|()| ExitCode::SUCCESS);
     }
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
@@ -40,10 +44,16 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         match cli.command {
             Some(cli::Command::Events(args)) => cmd::events::run(&args).await,
             Some(cli::Command::Snapshot(args)) => cmd::snapshot::run(&args).await,
+            Some(cli::Command::Serve(args)) => cmd::serve::run(&args).await,
+            Some(cli::Command::Check(args)) => return Ok(cmd::check::run(&args)),
+            Some(cli::Command::Diff(args)) => return Ok(cmd::diff::run(&args)),
+            Some(cli::Command::Completions(args)) => cmd::docs::completions(&args),
+            Some(cli::Command::Man(args)) => cmd::docs::man(&args),
             // The full-screen view needs a terminal; scripts get the stream.
             None if std::io::stdout().is_terminal() => tui::run(live::Live::start(HISTORY).await?).await,
             None => cmd::events::run(&Default::default()).await,
         }
+        .map(|()| ExitCode::SUCCESS)
     })
 }
 

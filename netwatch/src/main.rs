@@ -1,11 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    let cli = netwatch::cli::Cli::parse();
+    let cli = netwatch::cli::parse();
     match netwatch::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if netwatch::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("netwatch: {e:#}");

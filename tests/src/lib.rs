@@ -7,6 +7,7 @@ pub mod event;
 pub mod held;
 pub mod netns;
 pub mod netwatch;
+pub mod oneshot;
 pub mod peer;
 pub mod peer_proc;
 pub mod process;

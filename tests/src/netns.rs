@@ -31,6 +31,21 @@ impl TestNetns {
         ip(&["netns", "exec", n, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"]);
         ip(&["-n", n, "route", "del", "127.0.0.0/8", "dev", "lo", "table", "local"]);
         ip(&["-n", n, "route", "add", &format!("{SINK}/32"), "dev", "nwsink0"]);
+        // A permanent neighbour entry: otherwise ARP for the sink fails after
+        // ~3 s, the resulting ICMP host-unreachable reaches the listener, and
+        // the kernel drops every half-open connection (tcp_req_err) while
+        // the test still counts on them.
+        ip(&["-n", n, "neigh", "add", SINK, "lladdr", "02:00:00:00:00:02", "dev", "nwsink0", "nud", "permanent"]);
+        ns
+    }
+
+    /// `ip netns add nwtest-PID-TAG` with lo up and nothing else: a
+    /// namespace whose sockets are exactly the ones the test makes there.
+    pub fn plain(tag: &str) -> Self {
+        let name = format!("nwtest-{}-{tag}", std::process::id());
+        ip(&["netns", "add", &name]);
+        let ns = Self { name };
+        ip(&["-n", ns.name.as_str(), "link", "set", "lo", "up"]);
         ns
     }
 

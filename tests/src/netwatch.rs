@@ -94,6 +94,11 @@ impl Netwatch {
         self.child.id()
     }
 
+    /// Sends `signal` without waiting (e.g. SIGHUP to reload).
+    pub fn signal(&self, signal: libc::c_int) {
+        send_signal(&self.child, signal);
+    }
+
     /// `Some(status)` once netwatch has exited.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         wait_timeout(&mut self.child, Duration::ZERO)

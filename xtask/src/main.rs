@@ -4,6 +4,7 @@
 
 mod bench;
 mod cmd;
+mod install;
 mod libtest;
 mod run;
 mod setup;
@@ -39,6 +40,9 @@ enum Command {
     },
     /// Set up, build, and measure netwatch's overhead, loss and latency.
     Bench(bench::Options),
+    /// Build netwatch (release) and install it with its systemd unit, example
+    /// configuration, man pages and bash/zsh/fish completions. Idempotent.
+    Install(install::Options),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Test { args } => test::test(&args),
         Command::Run { args } => run::run(&args),
         Command::Bench(options) => bench::bench(&options),
+        Command::Install(options) => install::install(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,7 +78,9 @@ fn integration(libtest_args: &[String], total: usize) -> Result<Tally> {
     tests
         .args(["test", "--release", "-p", "netwatch-tests", "--", "--test-threads=1"])
         .args(libtest_args)
-        .env("NETWATCH_BIN", &netwatch);
+        .env("NETWATCH_BIN", &netwatch)
+        // The install test runs this very xtask (cargo is locked meanwhile).
+        .env("XTASK_BIN", std::env::current_exe().context("locating the xtask binary")?);
     if !cmd::is_root() {
         // Cargo builds as this user; only the test binaries run as root.
         cmd::require_sudo("the integration tests")?;

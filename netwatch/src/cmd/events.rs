@@ -21,6 +21,10 @@ use crate::{
 };
 
 pub async fn run(args: &EventsArgs) -> Result<()> {
+    // Before anything slow: a Ctrl-C during start-up must still end the run
+    // cleanly, even when the shell started us with SIGINT ignored.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let probes = Probes::attach(&Options::default())?;
     let (attached, events, counters) = probes.into_parts();
     if let Some(why) = &attached.traffic_degraded {
@@ -44,8 +48,6 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         }
         Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
     }
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
 
     let stdout = io::stdout();

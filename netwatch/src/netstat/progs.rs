@@ -11,7 +11,7 @@ use std::{collections::HashMap, path::Path, sync::Arc};
 use anyhow::Result;
 use rustc_hash::FxHashMap;
 
-use crate::seed::{scan_owners, OwnerScan};
+use crate::seed::{find_owners, OwnerScan};
 
 /// netstat's `PROGNAME_WIDTH`: the buffer size, so 19 bytes of text.
 pub const PROGNAME_WIDTH: usize = 20;
@@ -27,7 +27,7 @@ impl Programs {
     /// Scans every process under `proc_root`.
     pub fn load(proc_root: &Path) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-        let scan = scan_owners(proc_root, threads)?;
+        let scan = find_owners(proc_root, threads)?;
         Ok(Self::from_scan(&scan, |pid| std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()))
     }
 

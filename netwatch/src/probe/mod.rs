@@ -4,6 +4,7 @@
 //! SIGKILL) detaches everything.
 
 pub mod btf;
+pub mod iter;
 pub mod privilege;
 pub mod tracefs;
 pub mod traffic;

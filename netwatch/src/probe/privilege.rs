@@ -16,12 +16,19 @@ fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether tracing programs can be loaded: CAP_BPF and CAP_PERFMON, or
+/// CAP_SYS_ADMIN. Capabilities, not uid 0: the systemd unit runs netwatch as
+/// an unprivileged user holding just these.
+pub fn can_load() -> bool {
+    let caps = effective_caps();
+    let has = |cap: u32| caps & (1 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
 /// Loading tracing programs needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN,
 /// which also covers mounting tracefs).
 pub fn check() -> Result<()> {
-    let caps = effective_caps();
-    let has = |cap: u32| caps & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+    if can_load() {
         return Ok(());
     }
     bail!(

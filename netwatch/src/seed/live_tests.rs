@@ -136,6 +136,34 @@ fn seed_sees_our_sockets_both_ways() {
     zoo.check(&proc);
 }
 
+/// As root, owners come from the kernel's socket-file iterator; they must be
+/// exactly what the `/proc/*/fd` scan finds for our own sockets (pid, fd,
+/// comm), and the seed must say which way it went.
+#[test]
+fn iterator_owners_match_the_proc_scan() {
+    if !is_root() {
+        eprintln!("skipping: the socket-file iterator needs root");
+        return;
+    }
+    let zoo = Zoo::new();
+    let fast = find_owners(Path::new("/proc"), 2).unwrap();
+    assert!(fast.stats.via_iterator, "iterator not used: {:?}", fast.stats.iterator_error);
+    let slow = scan_owners(Path::new("/proc"), 2).unwrap();
+    assert!(!slow.stats.via_iterator);
+    let me = std::process::id();
+    for inode in zoo.inodes() {
+        let mine = |scan: &OwnerScan| -> Vec<Process> {
+            scan.owners.get(&inode).into_iter().flatten().filter(|p| p.pid == me).cloned().collect()
+        };
+        let (a, b) = (mine(&fast), mine(&slow));
+        assert_eq!(a.len(), 1, "inode {inode}: {a:?}");
+        assert_eq!(a, b, "inode {inode}");
+    }
+    // Other processes come and go between the two scans; ours stays.
+    assert!(fast.netns.get(&own_netns()).is_some_and(|pids| pids.contains(&me)), "{:?}", fast.netns);
+    zoo.check(&seed_all().unwrap());
+}
+
 /// Compares the seed with `ss -tuanpe` for the zoo's sockets: state,
 /// inode, cookie (`sk:`) and the owner's fd.
 #[test]

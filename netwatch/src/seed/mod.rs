@@ -46,7 +46,7 @@ use std::{
 use anyhow::Result;
 
 pub use minisock::{minisocks, Minisocks};
-pub use owners::{scan_netns, scan_owners, OwnerScan, OwnerStats};
+pub use owners::{find_owners, scan_netns, scan_owners, OwnerScan, OwnerStats};
 pub use proc_net::{parse_proc_net, read_proc_net, ProcNetFile, ProcNetTable};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -201,6 +201,9 @@ pub struct SeedStats {
     pub namespaces_proc: usize,
     /// Namespaces whose processes all exited before their sockets were read.
     pub namespaces_vanished: usize,
+    /// Namespaces none of whose socket tables could be read (gone, or no
+    /// privilege to enter them): listed in [`Seed::namespaces`] all the same.
+    pub namespaces_unread: Vec<u32>,
     /// /proc tables whose last line was cut short (tolerated, dropped).
     pub truncated_lines: usize,
     /// sock_diag dumps the kernel flagged as possibly inconsistent
@@ -242,7 +245,7 @@ pub fn seed(opts: &SeedOptions) -> Result<Seed> {
             anyhow::Ok((ns, sockets, stats))
         });
         let scan = match opts.owners {
-            true => scan_owners(&opts.proc_root, opts.scan_threads),
+            true => find_owners(&opts.proc_root, opts.scan_threads),
             false => scan_netns(&opts.proc_root),
         };
         let scan = scan.map(|scan| (scan, start.elapsed()));
@@ -251,6 +254,9 @@ pub fn seed(opts: &SeedOptions) -> Result<Seed> {
     });
     let ((mut scan, elapsed_owners), (own, mut sockets, mut stats)) = (scan?, own?);
     stats.elapsed_owners = elapsed_owners;
+    if let Some(e) = &scan.stats.iterator_error {
+        stats.warnings.push(format!("socket-file iterator unavailable, scanned /proc/*/fd instead: {e}"));
+    }
     stats.owner_scan = scan.stats.clone();
 
     let others_start = Instant::now();

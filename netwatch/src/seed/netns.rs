@@ -85,9 +85,12 @@ pub(super) fn read_others(
         if diag.is_none() && entry.pids.is_empty() {
             stats.warnings.push(format!("netns {ns}: no process to read it through, and no sock_diag"));
             stats.namespaces_vanished += 1;
+            stats.namespaces_unread.push(ns);
             continue;
         }
-        read_tables(ns, diag, &entry.pids, &opts.proc_root, out, stats);
+        if read_tables(ns, diag, &entry.pids, &opts.proc_root, out, stats) == 0 {
+            stats.namespaces_unread.push(ns);
+        }
     }
     if let Some(first) = refused.first() {
         stats.warnings.push(format!(

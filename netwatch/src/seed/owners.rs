@@ -9,6 +9,12 @@
 //! by network namespace.
 //!
 //! Processes exit while we look: ENOENT and ESRCH are counted, not errors.
+//!
+//! [`find_owners`] first asks the kernel instead: the socket-file iterator
+//! (`crate::probe::iter`) walks every file table in one pass at a fraction
+//! of the cost, and the scan above remains the fallback (not root, no
+//! iterator support, or a PID namespace other than the initial one, where
+//! the iterator's process ids would not be the ones our `/proc` shows).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -43,6 +49,10 @@ pub struct OwnerStats {
     pub fds_vanished: usize,
     /// Socket descriptors found (any socket family).
     pub socket_fds: usize,
+    /// Owners came from the kernel's socket-file iterator, not `/proc/*/fd`.
+    pub via_iterator: bool,
+    /// Why the iterator could not be used although it should have been.
+    pub iterator_error: Option<String>,
 }
 
 impl OwnerStats {
@@ -64,6 +74,52 @@ pub struct OwnerScan {
     /// Network namespace inode -> pids living in it, ascending.
     pub netns: BTreeMap<u32, Vec<u32>>,
     pub stats: OwnerStats,
+}
+
+/// Socket owners by the fastest way available: the socket-file iterator
+/// when we are root in the initial PID namespace and read the real
+/// `/proc`, else [`scan_owners`].
+pub fn find_owners(proc_root: &Path, threads: usize) -> Result<OwnerScan> {
+    let mut iterator_error = None;
+    if proc_root == Path::new("/proc") && iterator_usable() {
+        match crate::probe::iter::socket_fds() {
+            Ok(fds) => return Ok(from_socket_fds(fds, scan_netns(proc_root)?)),
+            Err(e) => iterator_error = Some(format!("{e:#}")),
+        }
+    }
+    let mut scan = scan_owners(proc_root, threads)?;
+    scan.stats.iterator_error = iterator_error;
+    Ok(scan)
+}
+
+/// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
+/// grants just those to an unprivileged user), and reports host process ids.
+fn iterator_usable() -> bool {
+    /// `PROC_PID_INIT_INO`: the inode of the initial PID namespace.
+    const INIT_PID_NS: &str = "pid:[4026531836]";
+    crate::probe::privilege::can_load()
+        && std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INIT_PID_NS)
+}
+
+/// A scan from the iterator's records, with `netns` (a [`scan_netns`]
+/// result) for the namespace grouping.
+fn from_socket_fds(fds: Vec<netwatch_common::SocketFd>, netns: OwnerScan) -> OwnerScan {
+    let mut scan = netns;
+    scan.stats.via_iterator = true;
+    scan.stats.socket_fds = fds.len();
+    scan.owners.reserve(fds.len());
+    for f in fds {
+        let comm = crate::event::Comm(f.comm.0).as_str().into_owned();
+        scan.owners.entry(f.inode).or_insert_with(|| Vec::with_capacity(1)).push(Process {
+            pid: f.tgid,
+            comm,
+            fd: f.fd,
+        });
+    }
+    for owners in scan.owners.values_mut().filter(|o| o.len() > 1) {
+        owners.sort_unstable_by_key(|p| (p.pid, p.fd));
+    }
+    scan
 }
 
 /// Scans every process under `proc_root` with up to `threads` threads.

@@ -16,6 +16,7 @@ mod peer;
 mod report;
 mod saturated;
 mod seeding;
+mod serve;
 mod traced;
 mod traffic;
 mod watcher;
@@ -68,6 +69,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&saturated::title(), false, |section| saturated::run(&ctx, section));
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
+    report.scenario_if(&serve::title(), false, |section| serve::run(&ctx, section));
     report.scenario_if(traffic::TITLE, false, |section| traffic::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {

@@ -1,0 +1,81 @@
+//! `netwatch diff` output: one line per change, or one JSON document.
+
+use std::{
+    io::{self, Write},
+    net::IpAddr,
+};
+
+use serde_json::{json, Value};
+
+use super::{Changes, DiffArgs, Entry, Key};
+use crate::{baseline::Baseline, seed::Proto};
+
+const fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+/// `+ listen  tcp  127.0.0.1:8080  1234/python3`, `- peer ...`; the
+/// disappeared first. Nothing at all when nothing changed, as diff(1).
+pub fn text(out: &mut dyn Write, c: &Changes) -> io::Result<()> {
+    for (sign, entries) in [('-', &c.disappeared), ('+', &c.appeared)] {
+        for e in entries {
+            writeln!(out, "{sign} {}", line(e))?;
+        }
+    }
+    Ok(())
+}
+
+fn line(e: &Entry) -> String {
+    let (kind, proto, what) = match e.key {
+        Key::Listener(k) => ("listen", k.proto, endpoint(k.addr, k.port)),
+        Key::Peer { proto, direction: super::Direction::In, remote, port } => {
+            ("peer", proto, format!("{remote} -> local port {port}"))
+        }
+        Key::Peer { proto, direction: super::Direction::Out, remote, port } => {
+            ("peer", proto, format!("local -> {}", endpoint(remote, port)))
+        }
+    };
+    let owners: Vec<String> = e.owners.iter().map(|o| format!("{}/{}", o.pid, o.comm)).collect();
+    let owners = if owners.is_empty() { "-".to_owned() } else { owners.join(",") };
+    let count = if e.sockets > 1 { format!(" ({} sockets)", e.sockets) } else { String::new() };
+    format!("{kind:<6} {:<4} {what:<52} {owners}{count}", proto_name(proto))
+}
+
+fn entry_json(e: &Entry) -> Value {
+    let mut v = match e.key {
+        Key::Listener(k) => json!({
+            "kind": "listener", "proto": proto_name(k.proto), "addr": k.addr.to_string(), "port": k.port,
+        }),
+        Key::Peer { proto: p, direction, remote, port } => json!({
+            "kind": "peer", "proto": proto_name(p), "direction": direction.name(), "remote": remote.to_string(),
+            "port": port,
+        }),
+    };
+    v["sockets"] = json!(e.sockets);
+    v["netns"] = json!(e.netns);
+    v["owners"] = e.owners.iter().map(|o| json!({ "pid": o.pid, "comm": o.comm })).collect();
+    v
+}
+
+pub fn json(out: &mut dyn Write, c: &Changes, before: &Baseline, args: &DiffArgs) -> io::Result<()> {
+    let doc = json!({
+        "baseline": args.baseline.display().to_string(),
+        "baseline_ts": before.ts,
+        "current": args.current.as_ref().map(|p| p.display().to_string()),
+        "changed": !c.is_empty(),
+        "appeared": c.appeared.iter().map(entry_json).collect::<Vec<_>>(),
+        "disappeared": c.disappeared.iter().map(entry_json).collect::<Vec<_>>(),
+    });
+    serde_json::to_writer(&mut *out, &doc)?;
+    out.write_all(b"\n")
+}

@@ -1,0 +1,262 @@
+//! Alerts: conditions on the live table (and a few on events and kernel
+//! counters), each with a threshold and a window, said as `alert` events to
+//! every output and counted in metrics.
+
+mod rules;
+mod tracker;
+
+use std::{
+    collections::{BTreeSet, VecDeque},
+    time::{Duration, Instant},
+};
+
+use netwatch_common::{tcp, EventKind};
+use serde::Serialize;
+
+use super::{
+    config::{self, Rule},
+    tcpext,
+};
+use crate::{
+    baseline::ListenerKey,
+    event::{display_ip, Event},
+    output::snapshot::state_label,
+    table::{Owner, Row, Table},
+};
+pub use rules::endpoint;
+pub use tracker::Transition;
+
+/// A socket an alert names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SockRef {
+    pub proto: &'static str,
+    pub saddr: String,
+    pub sport: u16,
+    pub daddr: String,
+    pub dport: u16,
+    pub state: &'static str,
+    pub netns: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+}
+
+impl SockRef {
+    pub fn of(r: &Row) -> Self {
+        let o = r.owners.first();
+        Self {
+            proto: if r.proto == crate::seed::Proto::Tcp { "tcp" } else { "udp" },
+            saddr: display_ip(r.local.ip()).to_string(),
+            sport: r.local.port(),
+            daddr: display_ip(r.remote.ip()).to_string(),
+            dport: r.remote.port(),
+            state: state_label(r),
+            netns: r.netns,
+            pid: o.map(|o| o.pid),
+            comm: o.map(|o| o.comm.clone()),
+        }
+    }
+
+    fn of_event(e: &Event) -> Self {
+        Self {
+            proto: "tcp",
+            saddr: display_ip(e.local.ip()).to_string(),
+            sport: e.local.port(),
+            daddr: display_ip(e.remote.ip()).to_string(),
+            dport: e.remote.port(),
+            state: tcp::name(e.new_state),
+            netns: e.netns,
+            pid: (e.pid != 0).then_some(e.pid),
+            comm: (e.pid != 0).then(|| e.comm.as_str().into_owned()),
+        }
+    }
+}
+
+/// One candidate of a condition and its current figure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Finding {
+    /// What the alert is about, unique within its kind (a listener, an
+    /// address, a port).
+    pub key: String,
+    pub value: u64,
+    /// Human words for what `value` counts.
+    pub subject: String,
+    pub owner: Option<Owner>,
+    pub sockets: Vec<SockRef>,
+}
+
+/// One alert event, as exported (a JSON line) and logged.
+#[derive(Clone, Debug, Serialize)]
+pub struct Alert {
+    pub ts: String,
+    pub event: &'static str,
+    pub alert: &'static str,
+    pub state: &'static str,
+    pub key: String,
+    pub value: u64,
+    pub threshold: u64,
+    pub window_s: f64,
+    pub pid: u32,
+    pub comm: String,
+    pub message: String,
+    pub sockets: Vec<SockRef>,
+}
+
+impl Alert {
+    pub fn firing(&self) -> bool {
+        self.state != "cleared"
+    }
+
+    pub fn json_line(&self) -> String {
+        let mut s = serde_json::to_string(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// How many event-seen suspicious connections are kept between checks.
+const RECENT_CAP: usize = 1024;
+
+pub struct Engine {
+    cfg: config::Alerts,
+    baseline: Option<BTreeSet<ListenerKey>>,
+    trackers: [tracker::Tracker; 6],
+    /// (when, ListenOverflows + ListenDrops), oldest first, over the window.
+    drops: VecDeque<(Instant, u64)>,
+    drops_failed: bool,
+    recent: Vec<SockRef>,
+}
+
+impl Engine {
+    pub fn new(cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) -> Self {
+        Self {
+            cfg,
+            baseline,
+            trackers: Default::default(),
+            drops: VecDeque::new(),
+            drops_failed: false,
+            recent: Vec::new(),
+        }
+    }
+
+    /// New settings (SIGHUP). Alerts active under the old thresholds are
+    /// re-judged by the new ones at the next check.
+    pub fn reconfigure(&mut self, cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) {
+        for (i, (_, rule)) in cfg.rules().into_iter().enumerate() {
+            if !rule.enabled {
+                self.trackers[i].clear_all();
+            }
+        }
+        self.cfg = cfg;
+        self.baseline = baseline;
+    }
+
+    /// Remembers connections on suspicious ports from events, so that one
+    /// opened and closed between two checks is still reported.
+    pub fn observe(&mut self, e: &Event) {
+        if !self.cfg.suspicious_ports.enabled || !matches!(e.kind, EventKind::Established | EventKind::Accept) {
+            return;
+        }
+        let ports = &self.cfg.ports;
+        if (ports.contains(&e.local.port()) || ports.contains(&e.remote.port())) && self.recent.len() < RECENT_CAP {
+            self.recent.push(SockRef::of_event(e));
+        }
+    }
+
+    /// Checks every enabled condition against `table` now.
+    pub fn evaluate(&mut self, table: &Table, now: Instant) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let recent = std::mem::take(&mut self.recent);
+        for (i, (name, rule)) in self.cfg.rules().into_iter().enumerate() {
+            if !rule.enabled {
+                continue;
+            }
+            let Some(found) = self.findings(name, table, &recent, now, rule) else { continue };
+            let over = found.into_iter().filter(|f| f.value >= rule.threshold).collect();
+            for (t, f) in self.trackers[i].step(over, now, rule.window) {
+                out.push(alert(name, t, f, rule));
+            }
+        }
+        out
+    }
+
+    fn findings(
+        &mut self,
+        name: &str,
+        table: &Table,
+        recent: &[SockRef],
+        now: Instant,
+        rule: Rule,
+    ) -> Option<Vec<Finding>> {
+        Some(match name {
+            "syn_backlog" => rules::syn_backlog(table),
+            "listen_drops" => self.listen_drops(now, rule.window)?,
+            "remote_connections" => rules::remote_connections(table),
+            "suspicious_ports" => rules::suspicious_ports(table, &self.cfg.ports, recent),
+            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?),
+            "total_connections" => rules::total_connections(table),
+            _ => return None,
+        })
+    }
+
+    /// Growth of the listen-drop counters over the window. `None` when they
+    /// cannot be read (said once on stderr).
+    fn listen_drops(&mut self, now: Instant, window: Duration) -> Option<Vec<Finding>> {
+        let total = match tcpext::read() {
+            Ok(v) => v,
+            Err(e) => {
+                if !std::mem::replace(&mut self.drops_failed, true) {
+                    eprintln!("netwatch: warning: listen_drops alert disabled: {e:#}");
+                }
+                return None;
+            }
+        };
+        self.drops.push_back((now, total));
+        while self.drops.front().is_some_and(|(t, _)| now.duration_since(*t) > window) {
+            self.drops.pop_front();
+        }
+        let oldest = self.drops.front().map_or(total, |(_, v)| *v);
+        Some(vec![Finding {
+            key: "netns".to_owned(),
+            value: total.saturating_sub(oldest),
+            subject: format!(
+                "SYNs or handshakes dropped at full listen queues in {:.0}s (TcpExt ListenOverflows + ListenDrops, \
+                 netwatch's own network namespace)",
+                window.as_secs_f64()
+            ),
+            owner: None,
+            sockets: Vec::new(),
+        }])
+    }
+}
+
+fn alert(kind: &'static str, t: Transition, f: Finding, rule: Rule) -> Alert {
+    let state = match t {
+        Transition::Firing => "firing",
+        Transition::Repeat => "firing",
+        Transition::Cleared => "cleared",
+    };
+    let message = match t {
+        Transition::Cleared => format!("{kind} cleared (under {} now): {}", rule.threshold, f.subject),
+        _ => format!("{kind}: {} {} (threshold {})", f.value, f.subject, rule.threshold),
+    };
+    Alert {
+        ts: crate::output::json::rfc3339(jiff::Timestamp::now()),
+        event: "alert",
+        alert: kind,
+        state,
+        key: f.key,
+        value: f.value,
+        threshold: rule.threshold,
+        window_s: rule.window.as_secs_f64(),
+        pid: f.owner.as_ref().map_or(0, |o| o.pid),
+        comm: f.owner.map(|o| o.comm).unwrap_or_default(),
+        message,
+        sockets: f.sockets,
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,304 @@
+//! `netwatch serve`'s configuration: a TOML file (every key optional, so an
+//! empty file or none at all means the defaults), then the command-line
+//! flags on top. Reloaded on SIGHUP with the same flags re-applied, so a
+//! flag always wins over the file.
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Deserializer};
+
+/// Where the systemd unit and a bare `netwatch serve` look.
+pub const DEFAULT_PATH: &str = "/etc/netwatch/netwatch.toml";
+
+/// The event kinds an exporter may select, plus `lost` and `alert`.
+pub const KINDS: &[&str] = &[
+    "state",
+    "listen",
+    "connect",
+    "established",
+    "accept",
+    "connect_failed",
+    "close",
+    "destroy",
+    "adopt",
+    "lost",
+    "alert",
+];
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub metrics: Metrics,
+    pub export: Export,
+    pub alerts: Alerts,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// `host:port` of the Prometheus endpoint; empty disables it.
+    pub listen: String,
+    /// Process names with their own `netwatch_process_connections` series;
+    /// the rest are summed as `other`.
+    pub top_processes: usize,
+    /// Listeners with their own `netwatch_listener_connections` series.
+    pub top_listeners: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9977".to_owned(), top_processes: 10, top_listeners: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Export {
+    pub file: FileExport,
+    pub syslog: SyslogExport,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileExport {
+    /// JSON lines go here; unset disables the file export.
+    pub path: Option<PathBuf>,
+    /// Rotate once the file reaches this size.
+    pub max_bytes: u64,
+    /// Rotated files kept (`PATH.1` newest .. `PATH.K`).
+    pub keep: usize,
+    #[serde(deserialize_with = "kinds")]
+    pub kinds: BTreeSet<String>,
+}
+
+impl Default for FileExport {
+    fn default() -> Self {
+        Self { path: None, max_bytes: 100 << 20, keep: 5, kinds: default_kinds() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogExport {
+    pub enabled: bool,
+    /// A unix datagram socket speaking syslog.
+    pub socket: PathBuf,
+    /// RFC 5424 facility name (`daemon`, `local0` .. `local7`, ...).
+    pub facility: String,
+    #[serde(deserialize_with = "kinds")]
+    pub kinds: BTreeSet<String>,
+}
+
+impl Default for SyslogExport {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            socket: PathBuf::from("/dev/log"),
+            facility: "daemon".to_owned(),
+            // A SIEM wants the security-relevant part, not every state change.
+            kinds: ["alert", "lost"].map(str::to_owned).into(),
+        }
+    }
+}
+
+/// Everything but teardown detail (`destroy`, `adopt`), as `netwatch events`
+/// prints by default.
+fn default_kinds() -> BTreeSet<String> {
+    KINDS.iter().filter(|k| !matches!(**k, "destroy" | "adopt")).map(|k| (*k).to_owned()).collect()
+}
+
+fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    parse_kinds(list.iter().map(String::as_str)).map_err(serde::de::Error::custom)
+}
+
+/// Validates kind names; `all` stands for every kind.
+pub fn parse_kinds<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for k in list {
+        match k {
+            "all" => out.extend(KINDS.iter().map(|k| (*k).to_owned())),
+            k if KINDS.contains(&k) => {
+                out.insert(k.to_owned());
+            }
+            k => return Err(format!("unknown event kind {k:?} (one of: all, {})", KINDS.join(", "))),
+        }
+    }
+    Ok(out)
+}
+
+/// One alert's knobs.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rule {
+    pub enabled: bool,
+    pub threshold: u64,
+    /// Level alerts fire again after this long while the condition holds;
+    /// growth alerts also measure their growth over it.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+}
+
+impl Rule {
+    const fn new(threshold: u64, window_s: u64) -> Self {
+        Self { enabled: true, threshold, window: Duration::from_secs(window_s) }
+    }
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Self::new(1, 60)
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::cli::parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alerts {
+    /// SYN_RECV (half-open) connections per listener.
+    pub syn_backlog: Rule,
+    /// Growth of TcpExt ListenOverflows + ListenDrops within the window.
+    pub listen_drops: Rule,
+    /// Current connections with one remote address.
+    pub remote_connections: Rule,
+    /// Connections with one of `ports` at either end.
+    pub suspicious_ports: Rule,
+    pub ports: BTreeSet<u16>,
+    /// A listening socket absent from the baseline (needs `baseline`).
+    pub new_listener: Rule,
+    /// A `netwatch snapshot --json` document whose listeners are expected.
+    pub baseline: Option<PathBuf>,
+    /// All current TCP connections (listeners excluded).
+    pub total_connections: Rule,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Self {
+            syn_backlog: Rule::new(256, 60),
+            listen_drops: Rule::new(1, 60),
+            remote_connections: Rule::new(500, 60),
+            suspicious_ports: Rule::new(1, 300),
+            ports: [1234, 4444, 5555, 6666, 7777, 8888, 9999].into(),
+            new_listener: Rule::new(1, 3600),
+            baseline: None,
+            total_connections: Rule::new(50_000, 60),
+        }
+    }
+}
+
+/// Alert names as flags, the config file and metrics labels spell them.
+pub const ALERTS: &[&str] =
+    &["syn_backlog", "listen_drops", "remote_connections", "suspicious_ports", "new_listener", "total_connections"];
+
+impl Alerts {
+    /// Every rule with its name, in [`ALERTS`] order.
+    pub fn rules(&self) -> [(&'static str, Rule); 6] {
+        [
+            ("syn_backlog", self.syn_backlog),
+            ("listen_drops", self.listen_drops),
+            ("remote_connections", self.remote_connections),
+            ("suspicious_ports", self.suspicious_ports),
+            ("new_listener", self.new_listener),
+            ("total_connections", self.total_connections),
+        ]
+    }
+
+    pub fn rule_mut(&mut self, name: &str) -> Option<&mut Rule> {
+        Some(match name {
+            "syn_backlog" => &mut self.syn_backlog,
+            "listen_drops" => &mut self.listen_drops,
+            "remote_connections" => &mut self.remote_connections,
+            "suspicious_ports" => &mut self.suspicious_ports,
+            "new_listener" => &mut self.new_listener,
+            "total_connections" => &mut self.total_connections,
+            _ => return None,
+        })
+    }
+}
+
+/// `--alert NAME=THRESHOLD[/WINDOW]` or `--alert NAME=off`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertFlag {
+    pub name: String,
+    /// `None` for `off`.
+    pub threshold: Option<u64>,
+    pub window: Option<Duration>,
+}
+
+pub fn parse_alert_flag(s: &str) -> Result<AlertFlag, String> {
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=THRESHOLD[/WINDOW], not {s:?}"))?;
+    if !ALERTS.contains(&name) {
+        return Err(format!("unknown alert {name:?} (one of: {})", ALERTS.join(", ")));
+    }
+    let name = name.to_owned();
+    if value == "off" {
+        return Ok(AlertFlag { name, threshold: None, window: None });
+    }
+    let (threshold, window) = match value.split_once('/') {
+        Some((t, w)) => (t, Some(crate::cli::parse_duration(w)?)),
+        None => (value, None),
+    };
+    let threshold = threshold.parse().map_err(|_| format!("threshold of {name} must be a whole number: {s:?}"))?;
+    Ok(AlertFlag { name, threshold: Some(threshold), window })
+}
+
+/// Reads the file: `explicit` says whether the user named it (then it must
+/// exist); the default path may be absent.
+pub fn load(path: &Path, explicit: bool) -> Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Config::default()),
+        Err(e) => return Err(e).with_context(|| format!("reading the config file {}", path.display())),
+    };
+    parse(&text).with_context(|| format!("in the config file {}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<Config> {
+    let config: Config = toml::from_str(text)?;
+    config.validate()?;
+    Ok(config)
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        if !self.metrics.listen.is_empty() {
+            self.metrics_addr()?;
+        }
+        if self.export.file.keep == 0 || self.export.file.max_bytes == 0 {
+            bail!("export.file.keep and export.file.max_bytes must be at least 1");
+        }
+        super::syslog::facility(&self.export.syslog.facility)?;
+        for (name, rule) in self.alerts.rules() {
+            if rule.window.is_zero() {
+                bail!("alerts.{name}.window must be longer than 0");
+            }
+        }
+        Ok(())
+    }
+
+    /// The metrics address, `None` when disabled.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>> {
+        if self.metrics.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr = self.metrics.listen.parse().with_context(|| {
+            format!("metrics.listen {:?} is not an IP:PORT address (e.g. 127.0.0.1:9977)", self.metrics.listen)
+        })?;
+        Ok(Some(addr))
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

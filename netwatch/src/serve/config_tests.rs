@@ -1,0 +1,110 @@
+use std::time::Duration;
+
+use clap::Parser as _;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn args(argv: &[&str]) -> crate::cmd::serve::ServeArgs {
+    let mut full = vec!["netwatch", "serve"];
+    full.extend(argv);
+    match Cli::try_parse_from(full).unwrap().command {
+        Some(Command::Serve(a)) => *a,
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
+#[test]
+fn empty_file_is_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.metrics.listen, "127.0.0.1:9977");
+    assert_eq!(c.alerts.ports, [1234, 4444, 5555, 6666, 7777, 8888, 9999].into());
+    assert!(c.export.file.path.is_none() && !c.export.syslog.enabled);
+}
+
+#[test]
+fn file_values_and_errors() {
+    let c = parse(
+        r#"
+        [metrics]
+        listen = "127.0.0.1:9100"
+        [export.file]
+        path = "/tmp/x.jsonl"
+        kinds = ["close", "alert"]
+        [alerts.syn_backlog]
+        threshold = 50
+        window = "30s"
+        [alerts]
+        ports = [31337]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.metrics.listen, "127.0.0.1:9100");
+    assert_eq!(c.export.file.kinds, ["alert", "close"].map(str::to_owned).into());
+    assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (50, Duration::from_secs(30)));
+    assert!(c.alerts.syn_backlog.enabled);
+    assert_eq!(c.alerts.ports, [31337].into());
+    for bad in [
+        "[metrics]\nlisten = \"nowhere\"",
+        "[export.file]\nkinds = [\"bogus\"]",
+        "[alerts.syn_backlog]\nwindow = \"5 parsecs\"",
+        "[alerts.syn_backlog]\nwindow = \"0s\"",
+        "[alerts.nope]\nthreshold = 1",
+        "[export.syslog]\nfacility = \"mail2\"",
+        "not toml =",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
+fn missing_files() {
+    let nowhere = Path::new("/nonexistent/netwatch.toml");
+    assert_eq!(load(nowhere, false).unwrap(), Config::default());
+    let e = load(nowhere, true).unwrap_err();
+    assert!(format!("{e:#}").contains("/nonexistent/netwatch.toml"), "{e:#}");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = std::env::temp_dir().join(format!("nw-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("netwatch.toml");
+    std::fs::write(&path, "[alerts.syn_backlog]\nthreshold = 50\nwindow = \"30s\"\n[metrics]\ntop_processes = 3\n")
+        .unwrap();
+    let p = path.to_str().unwrap();
+    let c =
+        args(&["--config", p, "--alert", "syn_backlog=7", "--alert", "total_connections=off", "--top-processes", "9"])
+            .load()
+            .unwrap();
+    assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (7, Duration::from_secs(30)));
+    assert!(!c.alerts.total_connections.enabled);
+    assert_eq!(c.metrics.top_processes, 9);
+    let c =
+        args(&["--config", p, "--export-file", "/tmp/e", "--export-kinds", "close,alert", "--syslog"]).load().unwrap();
+    assert_eq!(c.export.file.path.as_deref(), Some(Path::new("/tmp/e")));
+    assert_eq!(c.export.file.kinds.len(), 2);
+    assert!(c.export.syslog.enabled);
+    let c = args(&["--config", p, "--no-metrics", "--alert", "remote_connections=3/2m"]).load().unwrap();
+    assert!(c.metrics_addr().unwrap().is_none());
+    assert_eq!(c.alerts.remote_connections.window, Duration::from_secs(120));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn alert_flag_syntax() {
+    assert!(parse_alert_flag("syn_backlog").is_err());
+    assert!(parse_alert_flag("bogus=1").is_err());
+    assert!(parse_alert_flag("syn_backlog=x").is_err());
+    assert!(parse_alert_flag("syn_backlog=1/5 parsecs").is_err());
+    assert_eq!(parse_alert_flag("new_listener=off").unwrap().threshold, None);
+    let f = parse_alert_flag("syn_backlog=100/30s").unwrap();
+    assert_eq!((f.threshold, f.window), (Some(100), Some(Duration::from_secs(30))));
+}
+
+#[test]
+fn shipped_example_is_the_defaults() {
+    let text = include_str!("../../dist/netwatch.toml");
+    assert_eq!(parse(text).unwrap(), Config::default());
+}

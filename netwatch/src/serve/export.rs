@@ -1,0 +1,160 @@
+//! Event export: JSON lines, in exactly `netwatch events --json`'s schema
+//! (the same [`Json`] sink formats them), to a rotated file and to syslog,
+//! each with its own choice of event kinds. Alerts go the same way.
+//!
+//! A failing output never stops the agent: errors are counted (metrics) and
+//! reported on stderr at most once a minute per output.
+
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use netwatch_common::EventKind;
+
+use super::{
+    config::Export,
+    rotate::RotatingFile,
+    syslog::{Severity, Syslog},
+};
+use crate::{
+    event::{clock::WallClock, kind_name, Event},
+    output::{json::Json, EventSink},
+};
+
+const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Errors {
+    pub file: u64,
+    pub syslog: u64,
+}
+
+pub struct Exporter {
+    json: Json,
+    clock: WallClock,
+    file: Option<(RotatingFile, BTreeSet<String>)>,
+    syslog: Option<(Syslog, BTreeSet<String>)>,
+    line: Vec<u8>,
+    pub errors: Errors,
+    last_report: Option<Instant>,
+}
+
+impl Exporter {
+    pub fn new(cfg: &Export) -> Result<Self> {
+        let file = match &cfg.file.path {
+            Some(p) => Some((RotatingFile::open(p, cfg.file.max_bytes, cfg.file.keep)?, cfg.file.kinds.clone())),
+            None => None,
+        };
+        let syslog = if cfg.syslog.enabled {
+            Some((Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)?, cfg.syslog.kinds.clone()))
+        } else {
+            None
+        };
+        Ok(Self {
+            json: Json::new(),
+            clock: WallClock::new(),
+            file,
+            syslog,
+            line: Vec::with_capacity(512),
+            errors: Errors::default(),
+            last_report: None,
+        })
+    }
+
+    /// Where the outputs go, for the start-up log line.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some((f, _)) = &self.file {
+            parts.push(format!("file {}", f.path().display()));
+        }
+        if self.syslog.is_some() {
+            parts.push("syslog".to_owned());
+        }
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn wants(&self, kind: &str) -> (bool, bool) {
+        (
+            self.file.as_ref().is_some_and(|(_, k)| k.contains(kind)),
+            self.syslog.as_ref().is_some_and(|(_, k)| k.contains(kind)),
+        )
+    }
+
+    pub fn event(&mut self, e: &Event) {
+        let kind = kind_name(e.kind);
+        let (file, syslog) = self.wants(kind);
+        if !file && !syslog {
+            return;
+        }
+        self.line.clear();
+        if self.json.event(&mut self.line, e, &self.clock).is_err() {
+            return;
+        }
+        let severity = if e.kind == EventKind::ConnectFailed { Severity::Notice } else { Severity::Info };
+        self.emit(file, syslog, kind, severity);
+    }
+
+    pub fn lost(&mut self, count: u64) {
+        let (file, syslog) = self.wants("lost");
+        if !file && !syslog {
+            return;
+        }
+        self.line.clear();
+        if self.json.lost(&mut self.line, count, jiff::Timestamp::now()).is_ok() {
+            self.emit(file, syslog, "lost", Severity::Warning);
+        }
+    }
+
+    /// One alert, already a JSON line (with its newline).
+    pub fn alert(&mut self, json_line: &str, firing: bool) {
+        let (file, syslog) = self.wants("alert");
+        self.line.clear();
+        self.line.extend_from_slice(json_line.as_bytes());
+        let severity = if firing { Severity::Warning } else { Severity::Notice };
+        self.emit(file, syslog, "alert", severity);
+    }
+
+    fn emit(&mut self, file: bool, syslog: bool, kind: &str, severity: Severity) {
+        if file {
+            if let Some((f, _)) = &mut self.file {
+                if let Err(e) = f.line(&self.line) {
+                    self.errors.file += 1;
+                    report(&mut self.last_report, "export file", &e);
+                }
+            }
+        }
+        if syslog {
+            if let Some((s, _)) = &mut self.syslog {
+                let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
+                let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
+                if let Err(e) = s.send(severity, kind, &ts, &text) {
+                    self.errors.syslog += 1;
+                    report(&mut self.last_report, "syslog", &e);
+                }
+            }
+        }
+    }
+
+    /// Writes the file's queued lines: once per batch.
+    pub fn flush(&mut self) {
+        if let Some((f, _)) = &mut self.file {
+            if let Err(e) = f.flush() {
+                self.errors.file += 1;
+                report(&mut self.last_report, "export file", &e);
+            }
+        }
+    }
+}
+
+fn report(last: &mut Option<Instant>, what: &str, e: &std::io::Error) {
+    if last.is_none_or(|t| t.elapsed() >= ERROR_REPORT_INTERVAL) {
+        *last = Some(Instant::now());
+        eprintln!("netwatch: warning: writing to {what} failed: {e} (counted in netwatch_export_errors_total)");
+    }
+}

@@ -1,0 +1,286 @@
+//! The Prometheus metrics, built from the live table at each scrape (so a
+//! scrape is exact as of the last applied batch) plus counters fed as events
+//! and alerts happen. Labels are per protocol, state, direction, process
+//! name and alert kind; never per 4-tuple (KERNEL-NOTES point 14).
+
+use std::collections::HashMap;
+
+use netwatch_common::tcp;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+use super::{alerts::endpoint, export::Errors, listeners::ListenerIndex};
+use crate::{seed::Proto, table::Table};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtoState {
+    proto: &'static str,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtoLabel {
+    proto: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Opened {
+    proto: &'static str,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Process {
+    process: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerState {
+    listener: String,
+    netns: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Output {
+    output: &'static str,
+}
+
+/// The label a process-name series gets once the top N are taken.
+pub const OTHER: &str = "other";
+
+pub struct Metrics {
+    registry: Registry,
+    sockets: Family<ProtoState, Gauge>,
+    listeners: Family<ProtoLabel, Gauge>,
+    opened: Family<Opened, Counter>,
+    closed: Family<ProtoLabel, Counter>,
+    connect_failures: Counter,
+    resets: Counter,
+    lost: Counter,
+    reseeds: Counter,
+    processes: Family<Process, Gauge>,
+    per_listener: Family<ListenerState, Gauge>,
+    alerts: Family<Kind, Counter>,
+    table_rows: Gauge,
+    drain_events: Histogram,
+    drain_max: Gauge,
+    export_errors: Family<Output, Counter>,
+    top_processes: usize,
+    top_listeners: usize,
+}
+
+impl Metrics {
+    pub fn new(top_processes: usize, top_listeners: usize) -> Self {
+        let mut m = Self {
+            registry: Registry::default(),
+            sockets: Family::default(),
+            listeners: Family::default(),
+            opened: Family::default(),
+            closed: Family::default(),
+            connect_failures: Counter::default(),
+            resets: Counter::default(),
+            lost: Counter::default(),
+            reseeds: Counter::default(),
+            processes: Family::default(),
+            per_listener: Family::default(),
+            alerts: Family::default(),
+            table_rows: Gauge::default(),
+            drain_events: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
+            drain_max: Gauge::default(),
+            export_errors: Family::default(),
+            top_processes,
+            top_listeners,
+        };
+        m.register();
+        m
+    }
+
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register("netwatch_sockets", "Current sockets by protocol and state (the live table)", self.sockets.clone());
+        r.register("netwatch_listeners", "Listening TCP sockets and unconnected UDP sockets", self.listeners.clone());
+        r.register(
+            "netwatch_connections_opened",
+            "TCP connections opened: active (connect) or passive (accepted handshake)",
+            self.opened.clone(),
+        );
+        r.register("netwatch_connections_closed", "TCP connections closed", self.closed.clone());
+        r.register(
+            "netwatch_connect_failures",
+            "Active opens that failed (SYN_SENT -> CLOSE)",
+            self.connect_failures.clone(),
+        );
+        r.register("netwatch_resets", "Connections torn down without the FIN handshake", self.resets.clone());
+        r.register(
+            "netwatch_events_lost",
+            "Events the kernel dropped because the ring buffer was full",
+            self.lost.clone(),
+        );
+        r.register("netwatch_table_reseeds", "Table rebuilds from the kernel after lost events", self.reseeds.clone());
+        r.register(
+            "netwatch_process_connections",
+            "Open TCP connections (listeners excluded) by owning process name: the top N, the rest as `other`",
+            self.processes.clone(),
+        );
+        r.register(
+            "netwatch_listener_connections",
+            "TCP connections per listener (accepted and half-open) by state: the N listeners with most, \
+             the rest summed as listener=\"other\"",
+            self.per_listener.clone(),
+        );
+        r.register("netwatch_alerts", "Alerts fired, by kind", self.alerts.clone());
+        r.register("netwatch_table_rows", "Rows in the live table (agent health)", self.table_rows.clone());
+        r.register(
+            "netwatch_ring_drain_events",
+            "Events taken from the ring buffer per drain (agent health: aya exposes no fill level, so \
+             the batch size and netwatch_events_lost_total are what shows the ring filling)",
+            self.drain_events.clone(),
+        );
+        r.register(
+            "netwatch_ring_drain_max_events",
+            "Largest number of events taken in one drain since the previous scrape",
+            self.drain_max.clone(),
+        );
+        r.register("netwatch_export_errors", "Failed writes per export output", self.export_errors.clone());
+        for kind in super::config::ALERTS {
+            // Every kind present from the start, so rate() works on the first alert.
+            drop(self.alerts.get_or_create(&Kind { kind }));
+        }
+    }
+
+    pub fn set_limits(&mut self, top_processes: usize, top_listeners: usize) {
+        self.top_processes = top_processes;
+        self.top_listeners = top_listeners;
+    }
+
+    /// One drain of the ring buffer brought `events` events.
+    pub fn drained(&mut self, events: usize) {
+        if events == 0 {
+            return;
+        }
+        self.drain_events.observe(events as f64);
+        let n = i64::try_from(events).unwrap_or(i64::MAX);
+        if n > self.drain_max.get() {
+            self.drain_max.set(n);
+        }
+    }
+
+    pub fn alert(&self, kind: &'static str) {
+        self.alerts.get_or_create(&Kind { kind }).inc();
+    }
+
+    /// The text exposition of everything, as of `table` now.
+    pub fn scrape(&self, table: &Table, errors: Errors) -> String {
+        self.update_from(table, errors);
+        let mut out = String::with_capacity(8 << 10);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.drain_max.set(0);
+        out
+    }
+
+    fn update_from(&self, table: &Table, errors: Errors) {
+        let counts = table.counts();
+        for state in tcp::ESTABLISHED..=tcp::CLOSING {
+            let n = counts.tcp(state);
+            self.sockets.get_or_create(&ProtoState { proto: "tcp", state: tcp::name(state) }).set(n.into());
+        }
+        let udp_connected = counts.udp[usize::from(tcp::ESTABLISHED)];
+        let udp_unconn = counts.udp_total() - udp_connected;
+        self.sockets.get_or_create(&ProtoState { proto: "udp", state: "ESTABLISHED" }).set(udp_connected.into());
+        self.sockets.get_or_create(&ProtoState { proto: "udp", state: "UNCONN" }).set(udp_unconn.into());
+        self.listeners.get_or_create(&ProtoLabel { proto: "tcp" }).set(counts.tcp(tcp::LISTEN).into());
+        self.listeners.get_or_create(&ProtoLabel { proto: "udp" }).set(udp_unconn.into());
+
+        let t = &table.totals;
+        sync(&self.opened.get_or_create(&Opened { proto: "tcp", direction: "active" }), t.opened_active);
+        sync(&self.opened.get_or_create(&Opened { proto: "tcp", direction: "passive" }), t.opened_passive);
+        sync(&self.closed.get_or_create(&ProtoLabel { proto: "tcp" }), t.closed);
+        sync(&self.connect_failures, t.failed_connects);
+        sync(&self.resets, t.resets);
+        sync(&self.lost, t.lost_events);
+        sync(&self.reseeds, t.reseeds);
+        self.table_rows.set(i64::try_from(table.len()).unwrap_or(i64::MAX));
+        sync(&self.export_errors.get_or_create(&Output { output: "file" }), errors.file);
+        sync(&self.export_errors.get_or_create(&Output { output: "syslog" }), errors.syslog);
+
+        self.processes.clear();
+        for (name, n) in top_processes(table, self.top_processes) {
+            self.processes.get_or_create(&Process { process: name }).set(n);
+        }
+        self.per_listener.clear();
+        for ((listener, netns, state), n) in per_listener(table, self.top_listeners) {
+            self.per_listener.get_or_create(&ListenerState { listener, netns, state }).set(n);
+        }
+    }
+}
+
+/// Brings a counter up to a total kept elsewhere (the table's).
+fn sync(c: &Counter, total: u64) {
+    c.inc_by(total.saturating_sub(c.get()));
+}
+
+/// Open TCP connections (not listeners, not TIME_WAIT or half-open rows,
+/// which have no owner) per first owner's name: the `n` largest, then the
+/// rest summed as [`OTHER`]. Sorted by count, then name, for stable output.
+pub fn top_processes(table: &Table, n: usize) -> Vec<(String, i64)> {
+    let mut per: HashMap<&str, i64> = HashMap::new();
+    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN) {
+        if let Some(o) = r.owners.first() {
+            *per.entry(o.comm.as_str()).or_default() += 1;
+        }
+    }
+    let mut all: Vec<(&str, i64)> = per.into_iter().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let rest: i64 = all.iter().skip(n).map(|(_, k)| k).sum();
+    let mut out: Vec<(String, i64)> = all.into_iter().take(n).map(|(s, k)| (s.to_owned(), k)).collect();
+    if rest > 0 {
+        out.push((OTHER.to_owned(), rest));
+    }
+    out
+}
+
+/// Connections per (listener, netns, state) for the `n` listeners with the
+/// most connections; the others' summed per state as listener `other`.
+fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str), i64)> {
+    let index = ListenerIndex::new(table);
+    let mut per: HashMap<(u32, std::net::SocketAddr), HashMap<u8, i64>> = HashMap::new();
+    for r in table.rows() {
+        if let Some(l) = index.find(r) {
+            *per.entry((l.netns, l.local)).or_default().entry(r.state).or_default() += 1;
+        }
+    }
+    let mut all: Vec<_> = per.into_iter().map(|(k, states)| (states.values().sum::<i64>(), k, states)).collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out = Vec::new();
+    let mut other: HashMap<u8, i64> = HashMap::new();
+    for (i, (_, (netns, local), states)) in all.into_iter().enumerate() {
+        for (state, k) in states {
+            if i < n {
+                out.push(((endpoint(local), netns.to_string(), tcp::name(state)), k));
+            } else {
+                *other.entry(state).or_default() += k;
+            }
+        }
+    }
+    out.extend(other.into_iter().map(|(state, k)| ((OTHER.to_owned(), String::new(), tcp::name(state)), k)));
+    out
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

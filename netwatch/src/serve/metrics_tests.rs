@@ -1,0 +1,87 @@
+use netwatch_common::tcp;
+
+use super::*;
+use crate::seed::{self, Process, SeedSocket};
+
+fn sock(proto: Proto, state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
+    SeedSocket {
+        proto,
+        family: seed::Family::V4,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        state,
+        inode: if owner.is_some() { 99 } else { 0 },
+        uid: 0,
+        cookie: None,
+        netns: 7,
+        owners: owner.map(|(pid, comm)| Process { pid, comm: comm.into(), fd: 3 }).into_iter().collect(),
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+fn table() -> Table {
+    let tcp = Proto::Tcp;
+    let mut s = vec![
+        sock(tcp, tcp::LISTEN, "0.0.0.0:8080", "0.0.0.0:0", Some((10, "web"))),
+        sock(tcp, tcp::LISTEN, "127.0.0.1:22", "0.0.0.0:0", Some((11, "sshd"))),
+        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
+        sock(tcp, tcp::TIME_WAIT, "127.0.0.1:8080", "127.0.0.1:5001", None),
+        sock(Proto::Udp, tcp::CLOSE, "0.0.0.0:53", "0.0.0.0:0", Some((12, "dns"))),
+        sock(Proto::Udp, tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))),
+    ];
+    for i in 0..3 {
+        s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))));
+        s.push(sock(tcp, tcp::SYN_RECV, "127.0.0.1:8080", &format!("127.0.0.2:{}", 7000 + i), None));
+    }
+    let mut t = Table::new(0);
+    t.seed(s, 1);
+    t
+}
+
+fn has(text: &str, line: &str) {
+    assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+}
+
+#[test]
+fn scrape_reflects_the_table_with_bounded_labels() {
+    let t = table();
+    let mut m = Metrics::new(1, 1);
+    m.drained(40);
+    m.drained(3);
+    let text = m.scrape(&t, Errors { file: 2, syslog: 0 });
+    has(&text, r#"netwatch_sockets{proto="tcp",state="ESTABLISHED"} 4"#);
+    has(&text, r#"netwatch_sockets{proto="tcp",state="SYN_RECV"} 3"#);
+    has(&text, r#"netwatch_sockets{proto="tcp",state="CLOSE_WAIT"} 0"#);
+    has(&text, r#"netwatch_sockets{proto="udp",state="UNCONN"} 1"#);
+    has(&text, r#"netwatch_sockets{proto="udp",state="ESTABLISHED"} 1"#);
+    has(&text, r#"netwatch_listeners{proto="tcp"} 2"#);
+    has(&text, "netwatch_table_rows 12");
+    // Top 1 process by open connections, the rest as `other`.
+    has(&text, r#"netwatch_process_connections{process="web"} 3"#);
+    has(&text, r#"netwatch_process_connections{process="other"} 1"#);
+    // Top 1 listener: 8080 (3 ESTABLISHED, 3 SYN_RECV, 1 TIME_WAIT); 22 is `other`.
+    has(&text, r#"netwatch_listener_connections{listener="0.0.0.0:8080",netns="7",state="SYN_RECV"} 3"#);
+    has(&text, r#"netwatch_listener_connections{listener="0.0.0.0:8080",netns="7",state="TIME_WAIT"} 1"#);
+    has(&text, r#"netwatch_listener_connections{listener="other",netns="",state="ESTABLISHED"} 1"#);
+    has(&text, r#"netwatch_export_errors_total{output="file"} 2"#);
+    has(&text, "netwatch_ring_drain_max_events 40");
+    has(&text, r#"netwatch_alerts_total{kind="syn_backlog"} 0"#);
+    assert!(text.ends_with("# EOF\n"));
+    // The drain maximum is per scrape.
+    has(&m.scrape(&t, Errors::default()), "netwatch_ring_drain_max_events 0");
+}
+
+#[test]
+fn counters_follow_the_totals() {
+    let mut t = table();
+    let m = Metrics::new(10, 10);
+    t.totals.resets = 5;
+    t.totals.opened_active = 7;
+    has(&m.scrape(&t, Errors::default()), "netwatch_resets_total 5");
+    t.totals.resets = 9;
+    let text = m.scrape(&t, Errors::default());
+    has(&text, "netwatch_resets_total 9");
+    has(&text, r#"netwatch_connections_opened_total{proto="tcp",direction="active"} 7"#);
+}

@@ -1,0 +1,148 @@
+//! Alerts on real conditions: a SYN flood in a namespace of the test's own,
+//! a suspicious port, a listener absent from the baseline.
+
+use std::time::Duration;
+
+use netwatch_tests::held::Held;
+use netwatch_tests::netns::{TestNetns, SINK};
+use netwatch_tests::{free_port, netwatch_bin};
+use serde_json::Value;
+
+use super::harness::{Serve, TempDir};
+use super::{config, hold, only_alerts, own_peer};
+
+const ALERT_TIMEOUT: Duration = Duration::from_secs(15);
+/// SYNs sent: a few thousand, once; the flood process exits by itself.
+const SYNS: u16 = 3000;
+
+/// Alert lines of the export file that satisfy `pred`.
+fn exported_alerts(path: &std::path::Path, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad export line {l:?}: {e}")))
+        .filter(|v| v["event"] == "alert" && pred(v))
+        .collect()
+}
+
+#[test]
+fn syn_flood_fires_naming_the_listener_and_its_process() {
+    super::setup();
+    let dir = TempDir::new("synflood");
+    let ns = TestNetns::with_syn_sink("serve");
+    // Serve first: the flood comes while it runs, so the half-open
+    // connections reach the table live (the agent re-reads request sockets
+    // of namespaces with listeners once a second).
+    // Threshold under what the flood makes: the alert must fire, once, and
+    // name the listener in the namespace and the process holding it.
+    let threshold = 50;
+    let export = dir.path("events.jsonl");
+    let cfg = config(&dir, &only_alerts(&["syn_backlog"]));
+    let alert = format!("syn_backlog={threshold}/1h");
+    let serve =
+        Serve::start(&cfg, &["--alert", &alert, "--export-file", export.to_str().unwrap(), "--export-kinds", "alert"]);
+
+    let peer = netwatch_tests::nw_peer_bin();
+    let mut cmd =
+        ns.command(peer.to_str().expect("UTF-8"), &["synflood", "--from", SINK, "--count", &SYNS.to_string()]);
+    cmd.args(["--max-seconds", "60"]);
+    let flood = Held::spawn(cmd);
+    let addr = flood.announced["addr"].as_str().expect("addr").to_owned();
+    let half_open = netwatch_tests::ss::run("-tane", Some(ns.name())).iter().filter(|s| s.state == "SYN_RECV").count();
+    assert!(half_open >= 100, "the flood made only {half_open} half-open connections");
+
+    let netns = ns.inode().to_string();
+    let line = serve.wait_stderr(ALERT_TIMEOUT, "about the flood", |l| {
+        l.contains("alert: syn_backlog") && l.contains(&format!("{addr} (netns {netns})"))
+    });
+    assert!(line.contains(&format!("pid {} (", flood.pid())), "alert does not name the flood's process: {line}");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let key = format!("{netns}/{addr}");
+    let ours = exported_alerts(&export, |v| v["key"] == key.as_str());
+    assert_eq!(ours.len(), 1, "one alert while the flood holds (no re-firing each second): {ours:?}");
+    let a = &ours[0];
+    assert_eq!((a["alert"].as_str(), a["state"].as_str()), (Some("syn_backlog"), Some("firing")));
+    assert_eq!(a["pid"].as_u64(), Some(u64::from(flood.pid())));
+    assert!(a["value"].as_u64().unwrap() >= threshold, "{a}");
+    assert_eq!(a["threshold"].as_u64(), Some(threshold));
+    let listener = &a["sockets"][0];
+    assert_eq!(listener["state"], "LISTEN");
+    assert_eq!(format!("{}:{}", listener["saddr"].as_str().unwrap(), listener["sport"]), addr);
+    assert_eq!(a["sockets"][1]["state"], "SYN_RECV");
+    assert_eq!(a["sockets"][1]["daddr"], SINK);
+    // The flood's listener closes: its request sockets go, the alert clears.
+    drop(flood);
+    serve.wait_stderr(ALERT_TIMEOUT, "the flood alert cleared", |l| {
+        l.contains("syn_backlog cleared") && l.contains(&format!("{addr} (netns {netns})"))
+    });
+    serve.nw.stop_with(libc::SIGTERM);
+}
+
+#[test]
+fn suspicious_port_and_new_listener() {
+    super::setup();
+    let dir = TempDir::new("listener");
+    let peer = own_peer(&dir.0);
+    // The baseline: every listener now.
+    let baseline = dir.path("base.json");
+    let out = std::process::Command::new(netwatch_bin()).args(["snapshot", "--json"]).output().expect("snapshot");
+    assert!(out.status.success(), "snapshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&baseline, &out.stdout).expect("writing the baseline");
+
+    let port = free_port([127, 0, 0, 1].into());
+    let export = dir.path("events.jsonl");
+    let cfg = config(&dir, &only_alerts(&["suspicious_ports", "new_listener"]));
+    let ports = port.to_string();
+    let serve = Serve::start(
+        &cfg,
+        &[
+            "--baseline",
+            baseline.to_str().unwrap(),
+            "--suspicious-ports",
+            &ports,
+            "--export-file",
+            export.to_str().unwrap(),
+            "--export-kinds",
+            "alert",
+        ],
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = hold(&peer, &["--listen", &addr]);
+    let new =
+        serve.wait_stderr(ALERT_TIMEOUT, "new_listener", |l| l.contains("alert: new_listener") && l.contains(&addr));
+    assert!(new.contains(&format!("pid {} (", server.pid())), "{new}");
+    let client = hold(&peer, &["--connect", &addr]);
+    server.accepted(1);
+    let conn = client.connected()[0];
+    let sus = serve.wait_stderr(ALERT_TIMEOUT, "suspicious_ports", |l| {
+        l.contains("alert: suspicious_ports") && l.contains(&format!("port {port}"))
+    });
+    assert!(
+        sus.contains(&format!("pid {} (", server.pid())) || sus.contains(&format!("pid {} (", client.pid())),
+        "{sus}"
+    );
+
+    // The export file has both, with the sockets.
+    std::thread::sleep(Duration::from_millis(1500));
+    let susp = exported_alerts(&export, |v| v["alert"] == "suspicious_ports" && v["key"] == ports.as_str());
+    assert!(!susp.is_empty(), "no suspicious_ports alert exported");
+    let socks = susp.last().unwrap()["sockets"].as_array().unwrap().clone();
+    assert!(socks.iter().any(|s| s["sport"] == port && s["state"] == "LISTEN"), "{socks:?}");
+    let newl =
+        exported_alerts(&export, |v| v["alert"] == "new_listener" && v["key"].as_str().unwrap().ends_with(&addr));
+    assert_eq!(newl.len(), 1, "{newl:?}");
+    assert_eq!(newl[0]["pid"].as_u64(), Some(u64::from(server.pid())));
+
+    // The connection goes, the listener goes: both clear.
+    drop(client);
+    drop(server);
+    serve.wait_stderr(ALERT_TIMEOUT, "new_listener cleared", |l| {
+        l.contains("new_listener cleared") && l.contains(&addr)
+    });
+    serve.wait_stderr(ALERT_TIMEOUT, "suspicious_ports cleared", |l| {
+        l.contains("suspicious_ports cleared") && l.contains(&format!("port {port}"))
+    });
+    let _ = conn;
+    serve.nw.stop_with(libc::SIGTERM);
+}

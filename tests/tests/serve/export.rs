@@ -1,0 +1,116 @@
+//! Event export: the rotated JSON-lines file and RFC 5424 syslog lines.
+
+use std::collections::BTreeSet;
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use netwatch_tests::Peer;
+use serde_json::Value;
+
+use super::config;
+use super::harness::{Serve, TempDir};
+
+/// Fields of a `netwatch events --json` line (`duration_ms` on closes).
+const EVENT_FIELDS: &[&str] = &[
+    "ts",
+    "event",
+    "pid",
+    "comm",
+    "uid",
+    "family",
+    "saddr",
+    "sport",
+    "daddr",
+    "dport",
+    "old_state",
+    "new_state",
+    "netns",
+    "cookie",
+    "owner",
+];
+
+#[test]
+fn export_file_rotates_by_size_keeping_k() {
+    super::setup();
+    let dir = TempDir::new("rotate");
+    let path = dir.path("events.jsonl");
+    let cfg = config(&dir, &super::only_alerts(&[]));
+    let p = path.to_str().unwrap();
+    let serve = Serve::start(&cfg, &["--export-file", p, "--export-max-bytes", "4000", "--export-keep", "2"]);
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(40));
+    let client = Peer::client(srv.addr, 40, 0);
+    server.wait_success(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let rotated = |i: usize| dir.path(&format!("events.jsonl.{i}"));
+    assert!(rotated(1).is_file() && rotated(2).is_file(), "40 connections (~240 lines) did not rotate twice");
+    assert!(!rotated(3).exists(), "keep=2, yet events.jsonl.3 exists");
+    let mut ours = BTreeSet::new();
+    for f in [path.clone(), rotated(1), rotated(2)] {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.len() <= 4000, "{} is {} bytes, over the 4000 limit", f.display(), text.len());
+        assert!(text.is_empty() || text.ends_with('\n'), "{} ends mid-line", f.display());
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+            let obj = v.as_object().unwrap();
+            if v["event"] == "alert" || v["event"] == "lost" {
+                continue;
+            }
+            let keys: BTreeSet<&str> = obj.keys().map(String::as_str).filter(|k| *k != "duration_ms").collect();
+            assert_eq!(keys, EVENT_FIELDS.iter().copied().collect(), "not the events --json schema: {line}");
+            let port = srv.addr.port();
+            if v["sport"] == port && v["pid"] == srv.pid || v["dport"] == port && v["pid"] == client.pid {
+                ours.insert(v["cookie"].as_u64().unwrap());
+            }
+        }
+    }
+    // The newest files hold the last connections: at least some of ours.
+    assert!(!ours.is_empty(), "no event of the test's connections is in the kept files");
+    serve.nw.stop_with(libc::SIGTERM);
+}
+
+#[test]
+fn syslog_lines_are_rfc5424_per_kind() {
+    super::setup();
+    let dir = TempDir::new("syslog");
+    let sock_path = dir.path("log.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("binding our syslog socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let cfg = config(
+        &dir,
+        &format!(
+            "[export.syslog]\nenabled = true\nsocket = {sock_path:?}\nkinds = [\"connect\"]\nfacility = \"local3\"\n{}",
+            super::only_alerts(&[])
+        ),
+    );
+    let serve = Serve::start(&cfg, &[]);
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
+    let client = Peer::client(srv.addr, 1, 0);
+    server.wait_success(Duration::from_secs(10));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 65536];
+    let mut kinds = BTreeSet::new();
+    let found = loop {
+        assert!(Instant::now() < deadline, "no syslog line for our connect; kinds seen: {kinds:?}");
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let line = String::from_utf8(buf[..n].to_vec()).expect("UTF-8 syslog line");
+        // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG
+        let parts: Vec<&str> = line.splitn(8, ' ').collect();
+        assert_eq!(parts.len(), 8, "not RFC 5424: {line}");
+        kinds.insert(parts[5].to_owned());
+        // local3 (19) * 8 + informational (6).
+        assert_eq!(parts[0], "<158>1", "{line}");
+        let ts = parts[1].as_bytes();
+        assert!(ts.len() == 27 && ts[10] == b'T' && ts[26] == b'Z', "timestamp {:?} is not RFC 3339 UTC", parts[1]);
+        assert_eq!((parts[3], parts[4], parts[6]), ("netwatch", serve.nw.pid().to_string().as_str(), "-"), "{line}");
+        let v: Value = serde_json::from_str(parts[7]).unwrap_or_else(|e| panic!("message is not JSON: {line}: {e}"));
+        assert_eq!(v["event"].as_str(), Some(parts[5]));
+        if v["dport"] == srv.addr.port() && v["pid"] == client.pid {
+            break v;
+        }
+    };
+    assert_eq!(found["event"], "connect");
+    assert_eq!(kinds, ["connect".to_owned()].into(), "syslog carried kinds it was not asked for");
+    serve.nw.stop_with(libc::SIGTERM);
+}
