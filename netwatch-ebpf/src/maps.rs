@@ -6,7 +6,8 @@ use aya_ebpf::{
 };
 use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
 
-/// 16 MiB: at ~100 bytes an event this absorbs ~160,000 events, several
+/// 16 MiB: at 168 bytes an event (176 with the ring's header) this
+/// absorbs ~95,000 events, several
 /// hundred milliseconds of the heaviest churn, while the agent is descheduled.
 /// The agent may resize it at load time.
 #[map]
