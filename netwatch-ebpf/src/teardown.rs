@@ -7,7 +7,13 @@ use aya_ebpf::{
 };
 use netwatch_common::EventKind;
 
-use crate::{emit::submit, maps::offsets, owner, sock::tcp_tuple, state::event};
+use crate::{
+    emit::submit,
+    maps::{offsets, teardown_events},
+    owner,
+    sock::{tcp_tuple, Direct},
+    state::event,
+};
 
 #[btf_tracepoint(function = "tcp_destroy_sock")]
 pub fn nw_destroy_sock(ctx: BtfTracePointContext) -> i32 {
@@ -17,10 +23,16 @@ pub fn nw_destroy_sock(ctx: BtfTracePointContext) -> i32 {
 
 fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let sk: u64 = ctx.arg::<u64>(0);
+    // Two of the twelve runs per connection: without anyone asking for
+    // teardown events, forgetting the owner is all there is to do.
+    if !teardown_events() {
+        owner::forget(sk);
+        return Ok(());
+    }
     let o = owner::lookup(sk).unwrap_or_else(owner::unknown);
     // Forget first: whatever happens below, the address may be reused now.
     owner::forget(sk);
-    let t = tcp_tuple(sk, &offsets())?;
+    let t = tcp_tuple::<Direct>(sk, &offsets())?;
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: sk is the tracepoint's own `struct sock *` argument.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };

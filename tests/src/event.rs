@@ -22,7 +22,8 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 7] = ["listen", "connect", "established", "accept", "state", "close", "connect_failed"];
+pub const KINDS: [&str; 8] =
+    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "destroy"];
 
 /// One socket event line.
 #[derive(Clone, Debug)]

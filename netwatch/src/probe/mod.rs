@@ -29,11 +29,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ne
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Emit a `Destroy` event for every freed socket (`events --teardown`).
+    pub teardown_events: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20 }
+        Self { ring_bytes: 16 << 20, teardown_events: false }
     }
 }
 
@@ -89,9 +91,11 @@ impl Probes {
         privilege::check()?;
         let offsets = btf::resolve_offsets()?;
         let kernel_btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
+        let teardown = u32::from(opts.teardown_events);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
             .override_global(names::GLOBAL_OFFSETS, &offsets, true)
+            .override_global(names::GLOBAL_TEARDOWN_EVENTS, &teardown, true)
             .map_max_entries(names::MAP_EVENTS, opts.ring_bytes)
             .load(OBJECT)
             .context("loading netwatch's eBPF object into the kernel")?;
