@@ -119,8 +119,8 @@ impl Live {
         match batch {
             Batch::Events(records) => {
                 for r in &records {
-                    let Some(e) = self.decoder.event(r) else { continue };
-                    self.table.apply(&e);
+                    let Some(mut e) = self.decoder.decode(r) else { continue };
+                    self.table.complete_and_apply(&mut e);
                     update.events.push(e);
                 }
             }

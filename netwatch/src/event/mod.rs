@@ -34,10 +34,17 @@ pub struct Decoder {
 impl Decoder {
     /// `None` for a record no event can be made of (unknown kind or family).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
-        let mut e = Event::from_record(r)?;
-        self.counts.count(e.kind);
+        let mut e = self.decode(r)?;
         // Before any filtering: every event of a socket completes the next.
         self.tuples.complete(&mut e);
+        Some(e)
+    }
+
+    /// [`Decoder::event`] without the tuple cache, for a consumer that keeps
+    /// its own per-socket state (the live table) and completes events from it.
+    pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
+        let e = Event::from_record(r)?;
+        self.counts.count(e.kind);
         Some(e)
     }
 }
