@@ -69,27 +69,45 @@ fn addr(ip: std::net::IpAddr, port: u16) -> String {
     out
 }
 
-/// `s` left-aligned in `width` columns (never cut, as `{:<width}`).
+/// `s` left-aligned in `width` columns (never cut, as `{:<width}`). Only
+/// for ASCII text (addresses, numbers, netwatch's own labels): widths are
+/// counted in bytes.
 fn column(buf: &mut Vec<u8>, s: &str, width: usize) {
     buf.extend_from_slice(s.as_bytes());
-    buf.resize(buf.len() + width.saturating_sub(s.chars().count()), b' ');
+    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
 }
 
-/// `s` right-aligned in `width` columns.
+/// `s` right-aligned in `width` columns (ASCII, as [`column`]).
 fn column_right(buf: &mut Vec<u8>, s: &str, width: usize) {
-    buf.resize(buf.len() + width.saturating_sub(s.chars().count()), b' ');
+    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
     buf.extend_from_slice(s.as_bytes());
 }
 
-/// `addr:port`, or `addr:*` for port 0, appended to `out`.
+/// `addr:port`, or `addr:*` for port 0, appended to `out`. IPv4 is
+/// written octet by octet: through `Display` it was a tenth of a large
+/// snapshot.
 fn push_addr(out: &mut String, ip: std::net::IpAddr, port: u16) {
     use std::fmt::Write as _;
-    let ip = display_ip(ip);
-    // Writing to a String cannot fail.
-    let _ = match port {
-        0 => write!(out, "{ip}:*"),
-        p => write!(out, "{ip}:{p}"),
-    };
+    let mut n = itoa::Buffer::new();
+    match display_ip(ip) {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(n.format(octet));
+            }
+        }
+        // Writing to a String cannot fail.
+        v6 => _ = write!(out, "{v6}"),
+    }
+    match port {
+        0 => out.push_str(":*"),
+        p => {
+            out.push(':');
+            out.push_str(n.format(p));
+        }
+    }
 }
 
 pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {

@@ -86,6 +86,7 @@ impl Table {
     pub fn seed(&mut self, sockets: Vec<SeedSocket>, now_ns: u64) {
         self.rows.clear();
         self.uncookied.clear();
+        self.rows.reserve(sockets.len());
         for s in sockets {
             self.insert_seeded(s, now_ns);
         }
