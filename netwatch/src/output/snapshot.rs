@@ -64,48 +64,35 @@ pub fn sorted(table: &Table) -> Vec<&Row> {
 }
 
 fn addr(ip: std::net::IpAddr, port: u16) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     push_addr(&mut out, ip, port);
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `s` left-aligned in `width` columns (never cut, as `{:<width}`). Only
 /// for ASCII text (addresses, numbers, netwatch's own labels): widths are
 /// counted in bytes.
-fn column(buf: &mut Vec<u8>, s: &str, width: usize) {
-    buf.extend_from_slice(s.as_bytes());
+fn column(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
+    let s = s.as_ref();
+    buf.extend_from_slice(s);
     buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
 }
 
 /// `s` right-aligned in `width` columns (ASCII, as [`column`]).
-fn column_right(buf: &mut Vec<u8>, s: &str, width: usize) {
+fn column_right(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
+    let s = s.as_ref();
     buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
-    buf.extend_from_slice(s.as_bytes());
+    buf.extend_from_slice(s);
 }
 
-/// `addr:port`, or `addr:*` for port 0, appended to `out`. IPv4 is
-/// written octet by octet: through `Display` it was a tenth of a large
-/// snapshot.
-fn push_addr(out: &mut String, ip: std::net::IpAddr, port: u16) {
-    use std::fmt::Write as _;
-    let mut n = itoa::Buffer::new();
-    match display_ip(ip) {
-        std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                out.push_str(n.format(octet));
-            }
-        }
-        // Writing to a String cannot fail.
-        v6 => _ = write!(out, "{v6}"),
-    }
+/// `addr:port`, or `addr:*` for port 0, appended to `out`.
+fn push_addr(out: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
+    super::write_ip(out, ip);
     match port {
-        0 => out.push_str(":*"),
+        0 => out.extend_from_slice(b":*"),
         p => {
-            out.push(':');
-            out.push_str(n.format(p));
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
         }
     }
 }
@@ -121,7 +108,7 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
     // normal case, and `{:<39}` pads one `write_char` at a time.
     let rows = sorted(table);
     let mut buf = Vec::with_capacity(rows.len() * 140);
-    let mut cell = String::with_capacity(48);
+    let mut cell = Vec::with_capacity(48);
     let mut num = itoa::Buffer::new();
     for r in rows {
         column(&mut buf, proto_label(r.proto, r.family), 5);
