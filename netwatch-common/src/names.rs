@@ -40,6 +40,10 @@ pub const TP_ACCEPT_EXIT: &str = "sys_exit_accept";
 
 /// Global holding the [`crate::KernelOffsets`] resolved from BTF at load time.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+/// Global `u32`: non-zero makes [`PROG_DESTROY_SOCK`] emit a `Destroy` event
+/// for every freed socket (`netwatch events --teardown`); otherwise it only
+/// frees the socket's owner record, which is all the table needs.
+pub const GLOBAL_TEARDOWN_EVENTS: &str = "TEARDOWN_EVENTS";
 
 /// Tracepoints of the `syscalls` category attached by [`PROG_ACCEPT4_EXIT`]
 /// and [`PROG_ACCEPT_EXIT`] (they need tracefs).

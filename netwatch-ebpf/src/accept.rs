@@ -18,7 +18,7 @@ use crate::{
     emit::submit,
     maps::offsets,
     owner,
-    sock::{read_kernel, tcp_tuple},
+    sock::{read_kernel, tcp_tuple, Probe},
     state::event,
 };
 
@@ -61,6 +61,10 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if sk == 0 {
         return Ok(());
     }
+    // accept() also returns non-TCP sockets (unix, SCTP): tcp_tuple filters,
+    // before anything is stored: their owner records would never be freed
+    // (only TCP sockets pass tcp_destroy_sock).
+    let t = tcp_tuple::<Probe>(sk, &off)?;
     let now = unsafe { bpf_ktime_get_ns() };
     let mut o = owner::current(now, OwnerSource::Accept);
     if let Some(prev) = owner::lookup(sk) {
@@ -68,8 +72,6 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
         o.start_ns = prev.start_ns;
     }
     owner::remember(sk, &o);
-    // accept() also returns non-TCP sockets (unix, SCTP): tcp_tuple filters.
-    let t = tcp_tuple(sk, &off)?;
     // The cookie was made when the handshake's events were sent.
     let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;
     let state = netwatch_common::tcp::ESTABLISHED;

@@ -53,6 +53,16 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     _pad: 0,
 };
 
+/// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).
+#[unsafe(no_mangle)]
+pub static TEARDOWN_EVENTS: u32 = 0;
+
+#[inline(always)]
+pub fn teardown_events() -> bool {
+    // SAFETY: a plain read of a global, volatile for the same reason as OFFSETS.
+    unsafe { core::ptr::read_volatile(&TEARDOWN_EVENTS) != 0 }
+}
+
 #[inline(always)]
 pub fn offsets() -> KernelOffsets {
     // SAFETY: a plain read of a global; volatile so the compiler does not

@@ -17,7 +17,14 @@ use aya_ebpf::{
 };
 use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
 
-use crate::{emit::submit, maps::offsets, owner, sock::inet_tuple, state::event, traffic};
+use crate::{
+    emit::submit,
+    maps::offsets,
+    owner,
+    sock::{inet_tuple, Probe},
+    state::event,
+    traffic,
+};
 
 const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
@@ -57,7 +64,7 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     // not read the addresses from it directly (the verifier limits
     // sock_release to bound_dev_if, mark, priority, family, type, protocol
     // and state), so they are read the way the tracepoints read them.
-    let t = inet_tuple(sk as u64, &offsets())?;
+    let t = inet_tuple::<Probe>(sk as u64, &offsets())?;
     let now = unsafe { bpf_ktime_get_ns() };
     let mut o = owner::current(now, OwnerSource::Current);
     // No start time is known for a UDP socket: no duration.

@@ -64,42 +64,71 @@ fn v4(addr: [u8; 4]) -> Bytes16 {
     out
 }
 
-#[inline(always)]
-fn at<T>(base: u64, off: u32) -> Result<T, i64> {
-    read_kernel(base + u64::from(off))
+/// How fields are read from a socket pointer.
+pub trait Fields {
+    fn at<T>(base: u64, off: u32) -> Result<T, i64>;
+}
+
+/// `bpf_probe_read_kernel`, for pointers the verifier knows only as numbers
+/// (the accept hook finds its socket by walking the fd table).
+pub struct Probe;
+
+impl Fields for Probe {
+    #[inline(always)]
+    fn at<T>(base: u64, off: u32) -> Result<T, i64> {
+        read_kernel(base + u64::from(off))
+    }
+}
+
+/// Plain loads, for the `struct sock *` a BTF tracepoint hands over: the
+/// verifier knows its type, sees the offsets (read-only globals) as
+/// constants, checks each access against the kernel's BTF and turns it into
+/// a fault-safe load, about a nanosecond instead of a ~6 ns helper call.
+/// Only for fields inside `struct sock` and the structs its pointers name.
+pub struct Direct;
+
+impl Fields for Direct {
+    #[inline(always)]
+    fn at<T>(base: u64, off: u32) -> Result<T, i64> {
+        // SAFETY: see above: the verifier checks the access, and a faulting
+        // load reads as zero instead of crashing.
+        Ok(unsafe { core::ptr::read_volatile((base + u64::from(off)) as *const T) })
+    }
 }
 
 /// Reads the tuple of a TCP socket; `Err` for other protocols (the
 /// tracepoint also fires for SCTP, MPTCP and DCCP, KERNEL-NOTES point 7) and
 /// for families other than IPv4/IPv6.
 #[inline(always)]
-pub fn tcp_tuple(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
-    let protocol: u16 = at(sk, off.sk_protocol)?;
+pub fn tcp_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
+    let protocol: u16 = R::at(sk, off.sk_protocol)?;
     if protocol != IPPROTO_TCP {
         return Err(0);
     }
-    inet_tuple(sk, off)
+    inet_tuple::<R>(sk, off)
 }
 
 /// Reads the tuple of an IPv4/IPv6 socket of any protocol.
 #[inline(always)]
-pub fn inet_tuple(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
-    let family: u16 = at(sk, off.skc_family)?;
+pub fn inet_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
+    let family: u16 = R::at(sk, off.skc_family)?;
     let (saddr, daddr) = match family {
-        AF_INET => (v4(at(sk, off.skc_rcv_saddr)?), v4(at(sk, off.skc_daddr)?)),
-        AF_INET6 => (at(sk, off.skc_v6_rcv_saddr)?, at(sk, off.skc_v6_daddr)?),
+        AF_INET => (v4(R::at(sk, off.skc_rcv_saddr)?), v4(R::at(sk, off.skc_daddr)?)),
+        AF_INET6 => (R::at(sk, off.skc_v6_rcv_saddr)?, R::at(sk, off.skc_v6_daddr)?),
         _ => return Err(0),
     };
-    let net: u64 = at(sk, off.skc_net)?;
-    let socket: u64 = at(sk, off.sk_socket)?;
+    let net: u64 = R::at(sk, off.skc_net)?;
+    let socket: u64 = R::at(sk, off.sk_socket)?;
     Ok(Tuple {
         saddr,
         daddr,
         // skc_num is host order, skc_dport network order.
-        sport: at(sk, off.skc_num)?,
-        dport: u16::from_be(at(sk, off.skc_dport)?),
+        sport: R::at(sk, off.skc_num)?,
+        dport: u16::from_be(R::at(sk, off.skc_dport)?),
         family,
-        netns: if net == 0 { 0 } else { at(net, off.net_inum).unwrap_or(0) },
-        inode: if socket == 0 { 0 } else { at(socket, off.socket_ino).unwrap_or(0) },
+        netns: if net == 0 { 0 } else { R::at(net, off.net_inum).unwrap_or(0) },
+        // The inode lies beyond `struct socket`, in the `socket_alloc`
+        // around it, where the verifier would refuse a direct load.
+        inode: if socket == 0 { 0 } else { Probe::at(socket, off.socket_ino).unwrap_or(0) },
     })
 }

@@ -14,7 +14,7 @@ use crate::{
     emit::submit,
     maps::offsets,
     owner,
-    sock::{tcp_tuple, Tuple},
+    sock::{tcp_tuple, Direct, Tuple},
 };
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -42,7 +42,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let old = ctx.arg::<i32>(1) as u8;
     let new = ctx.arg::<i32>(2) as u8;
     let off = offsets();
-    let t = tcp_tuple(sk, &off)?;
+    let t = tcp_tuple::<Direct>(sk, &off)?;
     let now = unsafe { bpf_ktime_get_ns() };
     let owner = owner_for(sk, old, new, &t, now);
     if old == LISTEN && new == CLOSE {

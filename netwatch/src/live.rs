@@ -125,8 +125,8 @@ impl Live {
             Batch::Events(records) => {
                 self.decoder.start_batch(&records);
                 for r in &records {
-                    let Some(e) = self.decoder.event(r) else { continue };
-                    self.table.apply(&e);
+                    let Some(mut e) = self.decoder.decode(r) else { continue };
+                    self.table.complete_and_apply(&mut e);
                     update.events.push(e);
                 }
             }

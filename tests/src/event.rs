@@ -22,8 +22,8 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 8] =
-    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close"];
+pub const KINDS: [&str; 9] =
+    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close", "destroy"];
 
 /// Events that end a socket, and carry its traffic totals.
 pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];

@@ -11,6 +11,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+use std::io::Write as _;
+
 use anyhow::{bail, Context as _, Result};
 
 use crate::cmd;
@@ -52,7 +54,9 @@ const STEPS: &[(&str, Step)] = &[
 pub fn setup() -> Result<()> {
     for &(name, step) in STEPS {
         let done = step().with_context(|| format!("setup step `{name}` failed"))?;
-        eprintln!("setup: {name}: {done}");
+        // Not eprintln!: it panics when stderr is a closed pipe
+        // (`cargo xtask run -- snapshot 2>&1 | head -1`).
+        let _ = writeln!(std::io::stderr(), "setup: {name}: {done}");
     }
     Ok(())
 }

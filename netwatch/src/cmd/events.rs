@@ -25,7 +25,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     // cleanly, even when the shell started us with SIGINT ignored.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let probes = Probes::attach(&Options::default())?;
+    let probes = Probes::attach(&Options { teardown_events: args.teardown, ..Options::default() })?;
     let (attached, events, counters) = probes.into_parts();
     if let Some(why) = &attached.traffic_degraded {
         eprintln!("netwatch: warning: no traffic counters ({why})");

@@ -41,6 +41,15 @@ impl Decoder {
 
     /// `None` for a record no event can be made of (unknown kind or family).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
+        let mut e = self.decode(r)?;
+        // Before any filtering: every event of a socket completes the next.
+        self.tuples.complete(&mut e);
+        Some(e)
+    }
+
+    /// [`Decoder::event`] without the tuple cache, for a consumer that keeps
+    /// its own per-socket state (the live table) and completes events from it.
+    pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = Event::from_record(r)?;
         if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
             if let Some(t) = self.final_totals.get(&e.cookie) {
@@ -48,8 +57,6 @@ impl Decoder {
             }
         }
         self.counts.count(e.kind);
-        // Before any filtering: every event of a socket completes the next.
-        self.tuples.complete(&mut e);
         Some(e)
     }
 }

@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use super::{duration_ms, EventSink};
 use crate::event::{
     clock::{SecondCache, WallClock},
-    display_ip, kind_name, Event,
+    kind_name, Event,
 };
 
 /// RFC 3339 in UTC with a fixed microsecond precision, so that lines sort
@@ -74,6 +74,19 @@ pub const fn has_totals(kind: EventKind) -> bool {
     matches!(kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
 }
 
+/// `.uuuuuuZ`: the fixed-width fraction of an RFC 3339 timestamp.
+fn micros(out: &mut Vec<u8>, us: u32) {
+    let mut digits = [b'0'; 6];
+    let mut v = us.min(999_999);
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push(b'.');
+    out.extend_from_slice(&digits);
+    out.push(b'Z');
+}
+
 fn number(out: &mut Vec<u8>, n: &mut itoa::Buffer, key: &str, value: impl itoa::Integer) {
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(n.format(value).as_bytes());
@@ -128,7 +141,8 @@ impl EventSink for Json {
         let (prefix, us) = self.seconds.split(clock.at(e.ts_ns));
         let mut n = itoa::Buffer::new();
         out.extend_from_slice(b"{\"ts\":\"");
-        write!(out, "{}", Ts(prefix, us))?;
+        out.extend_from_slice(prefix.as_bytes());
+        micros(out, us);
         raw(out, "\",\"event\":\"", kind_name(e.kind));
         out.extend_from_slice(b"\",\"pid\":");
         out.extend_from_slice(n.format(e.pid).as_bytes());
@@ -137,10 +151,10 @@ impl EventSink for Json {
         number(out, &mut n, ",\"uid\":", e.uid);
         raw(out, ",\"family\":\"", e.family.name());
         out.extend_from_slice(b"\",\"saddr\":\"");
-        write!(out, "{}", display_ip(e.local.ip()))?;
+        super::write_ip(out, e.local.ip());
         number(out, &mut n, "\",\"sport\":", e.local.port());
         out.extend_from_slice(b",\"daddr\":\"");
-        write!(out, "{}", display_ip(e.remote.ip()))?;
+        super::write_ip(out, e.remote.ip());
         number(out, &mut n, "\",\"dport\":", e.remote.port());
         raw(out, ",\"old_state\":\"", e.old_state_name());
         raw(out, "\",\"new_state\":\"", e.new_state_name());
@@ -178,6 +192,7 @@ impl EventSink for Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::display_ip;
     use crate::event::{Comm, Family};
 
     pub fn event() -> Event {

@@ -64,32 +64,37 @@ pub fn sorted(table: &Table) -> Vec<&Row> {
 }
 
 fn addr(ip: std::net::IpAddr, port: u16) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     push_addr(&mut out, ip, port);
-    out
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `s` left-aligned in `width` columns (never cut, as `{:<width}`).
-fn column(buf: &mut Vec<u8>, s: &str, width: usize) {
-    buf.extend_from_slice(s.as_bytes());
-    buf.resize(buf.len() + width.saturating_sub(s.chars().count()), b' ');
+/// `s` left-aligned in `width` columns (never cut, as `{:<width}`). Only
+/// for ASCII text (addresses, numbers, netwatch's own labels): widths are
+/// counted in bytes.
+fn column(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
+    let s = s.as_ref();
+    buf.extend_from_slice(s);
+    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
 }
 
-/// `s` right-aligned in `width` columns.
-fn column_right(buf: &mut Vec<u8>, s: &str, width: usize) {
-    buf.resize(buf.len() + width.saturating_sub(s.chars().count()), b' ');
-    buf.extend_from_slice(s.as_bytes());
+/// `s` right-aligned in `width` columns (ASCII, as [`column`]).
+fn column_right(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
+    let s = s.as_ref();
+    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
+    buf.extend_from_slice(s);
 }
 
 /// `addr:port`, or `addr:*` for port 0, appended to `out`.
-fn push_addr(out: &mut String, ip: std::net::IpAddr, port: u16) {
-    use std::fmt::Write as _;
-    let ip = display_ip(ip);
-    // Writing to a String cannot fail.
-    let _ = match port {
-        0 => write!(out, "{ip}:*"),
-        p => write!(out, "{ip}:{p}"),
-    };
+fn push_addr(out: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
+    super::write_ip(out, ip);
+    match port {
+        0 => out.extend_from_slice(b":*"),
+        p => {
+            out.push(b':');
+            out.extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
+        }
+    }
 }
 
 pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
@@ -103,7 +108,7 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
     // normal case, and `{:<39}` pads one `write_char` at a time.
     let rows = sorted(table);
     let mut buf = Vec::with_capacity(rows.len() * 140);
-    let mut cell = String::with_capacity(48);
+    let mut cell = Vec::with_capacity(48);
     let mut num = itoa::Buffer::new();
     for r in rows {
         column(&mut buf, proto_label(r.proto, r.family), 5);

@@ -32,11 +32,13 @@ pub struct Options {
     pub ring_bytes: u32,
     /// Attach the traffic counters (off with `NETWATCH_NO_TRAFFIC=1`).
     pub traffic: bool,
+    /// Emit a `Destroy` event for every freed socket (`events --teardown`).
+    pub teardown_events: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20, traffic: !traffic::disabled_by_env() }
+        Self { ring_bytes: 16 << 20, traffic: !traffic::disabled_by_env(), teardown_events: false }
     }
 }
 
@@ -96,9 +98,11 @@ impl Probes {
         privilege::check()?;
         let offsets = btf::resolve_offsets()?;
         let kernel_btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
+        let teardown = u32::from(opts.teardown_events);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
             .override_global(names::GLOBAL_OFFSETS, &offsets, true)
+            .override_global(names::GLOBAL_TEARDOWN_EVENTS, &teardown, true)
             .map_max_entries(names::MAP_EVENTS, opts.ring_bytes)
             .load(OBJECT)
             .context("loading netwatch's eBPF object into the kernel")?;

@@ -19,7 +19,7 @@ pub mod traffic;
 
 use std::{collections::VecDeque, net::SocketAddr};
 
-use netwatch_common::{tcp, EventKind};
+use netwatch_common::{tcp, EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
 pub use counters::{StateCounts, Totals};
@@ -27,7 +27,7 @@ pub use row::{Closed, Ending, Owner, Row};
 pub use traffic::{ProcessTraffic, RowTraffic};
 
 use crate::{
-    event::{Event, Family},
+    event::{Comm, Event, Family},
     seed::{self, Proto, SeedSocket},
 };
 
@@ -92,6 +92,7 @@ impl Table {
     pub fn seed(&mut self, sockets: Vec<SeedSocket>, now_ns: u64) {
         self.rows.clear();
         self.uncookied.clear();
+        self.rows.reserve(sockets.len());
         for s in sockets {
             self.insert_seeded(s, now_ns);
         }
@@ -202,6 +203,27 @@ impl Table {
     /// Drops synthesized TIME_WAIT rows the kernel has expired by now.
     pub fn expire(&mut self, now_ns: u64) {
         self.rows.retain(|_, r| r.expires_ns.is_none_or(|t| t > now_ns));
+    }
+
+    /// Fills in what the kernel left out of `e` from the socket's row (a
+    /// local port the socket has given back by the time it is freed; the
+    /// owner of a socket older than netwatch, from the seed), then applies
+    /// it. What the live model hands on (the full-screen view's events,
+    /// `serve`'s export) is then as complete as the table, without a
+    /// second per-socket cache beside it.
+    pub fn complete_and_apply(&mut self, e: &mut Event) {
+        if let Some(row) = self.rows.get(&e.cookie) {
+            let (mut local, mut remote) = (row.local, row.remote);
+            fill(&mut local, e.local);
+            fill(&mut remote, e.remote);
+            (e.local, e.remote) = (local, remote);
+            if e.pid == 0 {
+                if let Some(o) = row.owners.first() {
+                    (e.pid, e.comm, e.uid, e.owner) = (o.pid, Comm::new(&o.comm), row.uid, OwnerSource::Proc);
+                }
+            }
+        }
+        self.apply(e);
     }
 
     /// Applies one kernel event.

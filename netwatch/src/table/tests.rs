@@ -190,3 +190,19 @@ fn adopt_gives_the_row_its_accepting_owner_and_inode() {
     t.apply(&ev(EventKind::Adopt, 3, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5001", 9));
     assert_eq!(t.len(), 1);
 }
+
+/// The live model hands events on completed from the table: a socket older
+/// than netwatch gets its seeded owner, and a local port the kernel no
+/// longer reports comes from the row.
+#[test]
+fn events_are_completed_from_their_row() {
+    let mut t = Table::new(10);
+    t.seed(vec![seeded(Some(40), tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5555", Some(100))], 1);
+    let mut e = ev(EventKind::Close, 40, tcp::ESTABLISHED, tcp::CLOSE, "127.0.0.1:0", "127.0.0.1:5555", 0);
+    t.complete_and_apply(&mut e);
+    assert_eq!((e.local.port(), e.pid, e.comm.as_str().as_ref(), e.owner), (22, 100, "seeded", OwnerSource::Proc));
+    // A kernel-known owner is left alone.
+    let mut e = ev(EventKind::Connect, 50, tcp::CLOSE, tcp::SYN_SENT, "127.0.0.1:0", "127.0.0.1:9", 5);
+    t.complete_and_apply(&mut e);
+    assert_eq!((e.pid, e.owner), (5, OwnerSource::Current));
+}

@@ -58,6 +58,32 @@ fn filters_filter_by_port() {
     );
 }
 
+/// Destroy events (a socket freed) only with `--teardown`: the kernel only
+/// makes them when asked (they are two of every connection's twelve runs).
+#[test]
+fn teardown_shows_every_freed_socket_and_only_when_asked() {
+    super::setup();
+    let port = free_port("127.0.0.1".parse().expect("ip"));
+    let with = Netwatch::start(&["events", "--json", "--teardown", "--port", &port.to_string()]);
+    let without = Netwatch::start(&["events", "--json", "--port", &port.to_string()]);
+    let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
+    traffic(&mut [(matched, addr)]);
+    // The listener goes when its server exits; give its teardown a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (with, without) = (events_of(&with.stop()), events_of(&without.stop()));
+
+    let n = PER_SERVER as usize;
+    let destroyed = count(&with, |e| e.event == "destroy");
+    // Both ends of every connection, and the listener.
+    assert_eq!(destroyed, 2 * n + 1, "with --teardown:\n{}", show(&with.iter().collect::<Vec<_>>()));
+    assert_all(&with, "destroy on CLOSE", |e| {
+        e.event != "destroy" || (e.old_state == "CLOSE" && e.new_state == "CLOSE")
+    });
+    assert_eq!(count(&without, |e| e.event == "destroy"), 0);
+    // Everything else is the same stream.
+    assert_eq!(with.len() - destroyed, without.len());
+}
+
 #[test]
 fn filters_filter_by_pid() {
     super::setup();

@@ -53,6 +53,10 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
             format!("{} ({label}; {:.1} s, {})", mib(s.mem.rss_kib), s.seconds, rate(s.connections as f64 / s.seconds)),
         );
     }
+    section.row(
+        "kernel TIME_WAIT sockets then",
+        format!("{} / {} (rows the table must hold)", first.time_wait, second.time_wait),
+    );
     section.row("peak RSS (VmHWM)", mib(second.mem.hwm_kib));
     let growth = second.mem.rss_kib as f64 / first.mem.rss_kib.max(1) as f64 - 1.0;
     section.check(
@@ -71,6 +75,10 @@ struct Sample {
     connections: u64,
     seconds: f64,
     mem: Mem,
+    /// TIME_WAIT sockets in the kernel then: the table keeps a row for each,
+    /// so they are memory netwatch must hold, bounded by the kernel's
+    /// `tcp_max_tw_buckets`, not by netwatch.
+    time_wait: u64,
 }
 
 /// Waits until `want` connections have been opened since `base` (or the
@@ -79,7 +87,8 @@ fn sample_at(watcher: &Watcher, churn: &mut Churn, base: u64, want: u64, started
     loop {
         let connections = active_opens()?.saturating_sub(base);
         if connections >= want || started.elapsed() >= LIMIT {
-            return Ok(Sample { connections, seconds: started.elapsed().as_secs_f64(), mem: watcher.mem()? });
+            let seconds = started.elapsed().as_secs_f64();
+            return Ok(Sample { connections, seconds, mem: watcher.mem()?, time_wait: time_wait()? });
         }
         churn.check()?;
         thread::sleep(Duration::from_millis(20));
@@ -114,6 +123,19 @@ impl Drop for Churn {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `tw N` of the `TCP:` line in /proc/net/sockstat.
+fn time_wait() -> Result<u64> {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").context("reading /proc/net/sockstat")?;
+    let line = sockstat.lines().find(|l| l.starts_with("TCP:")).context("no TCP: line in /proc/net/sockstat")?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "tw" {
+            return words.next().context("tw without a value")?.parse().context("tw value in /proc/net/sockstat");
+        }
+    }
+    bail!("no tw field in /proc/net/sockstat: {line}")
 }
 
 /// `Tcp: ... ActiveOpens` from /proc/net/snmp: connects this namespace began.
