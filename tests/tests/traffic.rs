@@ -86,8 +86,22 @@ impl Transfer {
 
     /// Checks one end's counters: exact payload both ways, and for UDP
     /// exact packets and header bytes.
-    fn check(&self, what: &str, t: &Traffic, sent: u64, received: u64) {
-        assert_eq!((t.tx_bytes, t.rx_bytes), (sent, received), "{what}: payload bytes {t:?}");
+    /// TCP payload is exact unless segments were sent twice: even loopback
+    /// retransmits now and then on a loaded machine, and retransmitted
+    /// payload counts again on the sender (and, when the first copy had
+    /// arrived too, on the receiver), as the README says.
+    fn check(&self, what: &str, t: &Traffic, peer: &Traffic, sent: u64, received: u64) {
+        if t.retransmits == 0 {
+            assert_eq!(t.tx_bytes, sent, "{what}: payload bytes sent {t:?}");
+        } else {
+            // A retransmitted SYN or FIN carries no payload: at least.
+            assert!(t.tx_bytes >= sent, "{what}: payload bytes sent {t:?}");
+        }
+        if peer.retransmits == 0 {
+            assert_eq!(t.rx_bytes, received, "{what}: payload bytes received {t:?}");
+        } else {
+            assert!(t.rx_bytes >= received, "{what}: payload bytes received {t:?} (peer retransmitted)");
+        }
         if self.proto == "udp" {
             let (tx_packets, rx_packets) = (sent / CHUNK, received / CHUNK);
             assert_eq!((t.tx_packets, t.rx_packets), (tx_packets, rx_packets), "{what}: packets {t:?}");
@@ -101,7 +115,7 @@ impl Transfer {
             assert!(t.tx_packets > 0 && t.rx_packets > 0, "{what}: no packets counted {t:?}");
             assert!(t.tx_ip_bytes > t.tx_bytes && t.rx_ip_bytes > t.rx_bytes, "{what}: header bytes {t:?}");
         }
-        assert_eq!((t.retransmits, t.resets_sent, t.resets_received), (0, 0, 0), "{what}: {t:?}");
+        assert_eq!((t.resets_sent, t.resets_received), (0, 0), "{what}: {t:?}");
     }
 
     fn check_live(&self, snap: &Snapshot) {
@@ -115,8 +129,8 @@ impl Transfer {
         let s = row(&|s| self.is_server(local(s), s.dport), "server row");
         assert!(c.owners.iter().any(|(pid, _)| *pid == self.client.pid), "client owner: {}", c.json);
         assert!(s.owners.iter().any(|(pid, _)| *pid == self.server.pid), "server owner: {}", s.json);
-        self.check(&format!("live {} client", self.proto), &c.traffic, UP, DOWN);
-        self.check(&format!("live {} server", self.proto), &s.traffic, DOWN, UP);
+        self.check(&format!("live {} client", self.proto), &c.traffic, &s.traffic, UP, DOWN);
+        self.check(&format!("live {} server", self.proto), &s.traffic, &c.traffic, DOWN, UP);
     }
 
     fn check_closed(&self, events: &[SockEvent]) {
@@ -129,8 +143,8 @@ impl Transfer {
         let local = |e: &SockEvent| SocketAddr::new(e.saddr.parse().expect("saddr"), e.sport);
         let c = find(&|e| self.is_client(local(e)) && u64::from(self.client.pid) == e.pid, "client close");
         let s = find(&|e| self.is_server(local(e), e.dport) && u64::from(self.server.pid) == e.pid, "server close");
-        self.check(&format!("closed {} client", self.proto), &c, UP, DOWN);
-        self.check(&format!("closed {} server", self.proto), &s, DOWN, UP);
+        self.check(&format!("closed {} client", self.proto), &c, &s, UP, DOWN);
+        self.check(&format!("closed {} server", self.proto), &s, &c, DOWN, UP);
     }
 }
 
