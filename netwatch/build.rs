@@ -6,8 +6,11 @@
 //! `-Z build-std` as usual; otherwise the `debian-bpf` toolchain (Debian's
 //! rustc with a prebuilt `core` for the BPF targets, linked by
 //! `cargo xtask setup`) builds with no unstable flags at all except
-//! `RUSTC_BOOTSTRAP=aya_ebpf`, which enables the one feature aya-ebpf uses
-//! for that crate only.
+//! `RUSTC_BOOTSTRAP=aya_ebpf,netwatch`, which enables unstable features for
+//! those two crates only: the one aya-ebpf uses, and `core_intrinsics` in
+//! the kernel programs (crate `netwatch`, the eBPF binary) for the atomic
+//! adds of the traffic counters. A list, not `1`: aya-build would add
+//! `-Z build-std` for `1`, which needs rust-src.
 
 use std::{path::Path, process::Command};
 
@@ -32,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     };
     if matches!(toolchain, Toolchain::Custom(_)) {
         // SAFETY: build scripts are single-threaded at this point.
-        unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf") };
+        unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf,netwatch") };
     }
     let pkg = Package { name: "netwatch-ebpf", root_dir: "../netwatch-ebpf", ..Default::default() };
     aya_build::build_ebpf([pkg], toolchain).context("building the eBPF programs (netwatch-ebpf)")

@@ -10,6 +10,8 @@ pub mod names;
 pub mod offsets;
 pub mod record;
 pub mod tcp;
+pub mod traffic;
 
 pub use offsets::KernelOffsets;
 pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent, SocketFd};
+pub use traffic::Traffic;

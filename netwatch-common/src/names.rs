@@ -48,3 +48,25 @@ pub const GLOBAL_TEARDOWN_EVENTS: &str = "TEARDOWN_EVENTS";
 /// Tracepoints of the `syscalls` category attached by [`PROG_ACCEPT4_EXIT`]
 /// and [`PROG_ACCEPT_EXIT`] (they need tracefs).
 pub const SYSCALL_CATEGORY: &str = "syscalls";
+
+/// Hash map: socket cookie -> [`crate::Traffic`] (bytes, packets,
+/// retransmits, resets), one row per socket.
+pub const MAP_TRAFFIC: &str = "TRAFFIC";
+/// `cgroup_skb/ingress` on the cgroup v2 root: every packet a socket receives.
+pub const PROG_SKB_INGRESS: &str = "nw_skb_ingress";
+/// `cgroup_skb/egress` on the cgroup v2 root: every packet a socket sends.
+pub const PROG_SKB_EGRESS: &str = "nw_skb_egress";
+/// `cgroup/sock_release`: a UDP socket's totals, and its `TRAFFIC` row freed.
+pub const PROG_SOCK_RELEASE: &str = "nw_sock_release";
+/// `tp_btf/tcp_retransmit_skb`.
+pub const PROG_RETRANSMIT: &str = "nw_retransmit";
+/// `tp_btf/tcp_send_reset`.
+pub const PROG_SEND_RESET: &str = "nw_send_reset";
+/// `tp_btf/tcp_receive_reset`.
+pub const PROG_RECV_RESET: &str = "nw_recv_reset";
+/// The traffic counting programs, in attach order.
+pub const TRAFFIC_PROGRAMS: [&str; 6] =
+    [PROG_SKB_INGRESS, PROG_SKB_EGRESS, PROG_SOCK_RELEASE, PROG_RETRANSMIT, PROG_SEND_RESET, PROG_RECV_RESET];
+pub const TP_RETRANSMIT: &str = "tcp_retransmit_skb";
+pub const TP_SEND_RESET: &str = "tcp_send_reset";
+pub const TP_RECV_RESET: &str = "tcp_receive_reset";

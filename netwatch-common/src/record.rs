@@ -41,6 +41,9 @@ pub enum EventKind {
     /// `accept()` returned the socket to a process, now its owner; the
     /// state is unchanged (old and new state are the same).
     Adopt = 8,
+    /// A UDP socket was released (its last file closed): the end of its
+    /// traffic totals. UDP has no state machine, so no other event exists.
+    UdpClose = 9,
 }
 
 impl EventKind {
@@ -55,6 +58,7 @@ impl EventKind {
             6 => Self::Close,
             7 => Self::Destroy,
             8 => Self::Adopt,
+            9 => Self::UdpClose,
             _ => return None,
         })
     }
@@ -129,9 +133,13 @@ pub struct SockEvent {
     /// An [`OwnerSource`].
     pub owner_source: u8,
     pub _pad: u16,
+    /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`
+    /// and (final, including a reset sent after the close) `Destroy`
+    /// events (tcplife's TX_KB/RX_KB); zero on every other event.
+    pub traffic: crate::Traffic,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 104);
+const _: () = assert!(size_of::<SockEvent>() == 168);
 
 /// Who owns a socket, recorded only in process context (KERNEL-NOTES point 1).
 #[repr(C)]
@@ -188,10 +196,12 @@ pub enum Counter {
     OwnersFull = 1,
     /// Listener records that did not fit in `LISTENERS`.
     ListenersFull = 2,
+    /// Sockets whose traffic could not be counted: `TRAFFIC` was full.
+    TrafficFull = 3,
 }
 
 /// Number of slots in the counter array.
-pub const COUNTER_SLOTS: u32 = 3;
+pub const COUNTER_SLOTS: u32 = 4;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -201,4 +211,5 @@ mod pod {
     unsafe impl aya::Pod for super::ListenKey {}
     unsafe impl aya::Pod for super::SocketFd {}
     unsafe impl aya::Pod for crate::KernelOffsets {}
+    unsafe impl aya::Pod for crate::Traffic {}
 }

@@ -5,6 +5,9 @@
 //! | `tp_btf/inet_sock_set_state` | [`state::set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS`; owner records in `SOCK_OWNERS`/`LISTENERS` |
 //! | `tp_btf/tcp_destroy_sock` | [`teardown::destroy_sock`] | a `Destroy` event; frees the socket's owner record |
 //! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::accept_exit`] | the accepting process becomes the owner |
+//! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
+//! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
+//! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
 //!
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
 //! (net/ipv4/tcp.c) and `inet_sk_state_store()` (net/ipv4/af_inet.c) for
@@ -26,6 +29,10 @@
 //! Syscall tracepoints have no BTF variant, hence the classic ones for accept.
 #![no_std]
 #![no_main]
+// `atomic_xadd` for the traffic counters (see traffic::add); netwatch/build.rs
+// enables it for this crate with RUSTC_BOOTSTRAP on a stable compiler.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod accept;
 mod emit;
@@ -35,6 +42,10 @@ mod owner;
 mod sock;
 mod state;
 mod teardown;
+// Traffic counters (bytes, packets, retransmits, resets per socket).
+mod release;
+mod tcp_events;
+mod traffic;
 
 use netwatch_common::SockEvent;
 

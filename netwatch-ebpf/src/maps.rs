@@ -6,7 +6,8 @@ use aya_ebpf::{
 };
 use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
 
-/// 16 MiB: at ~100 bytes an event this absorbs ~160,000 events, several
+/// 16 MiB: at 168 bytes an event (176 with the ring's header) this
+/// absorbs ~95,000 events, several
 /// hundred milliseconds of the heaviest churn, while the agent is descheduled.
 /// The agent may resize it at load time.
 #[map]
@@ -68,3 +69,19 @@ pub fn offsets() -> KernelOffsets {
     // fold the zero initialiser the loader replaces.
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
+
+/// Socket cookie -> traffic totals. Keyed by cookie because that is the one
+/// identity the cgroup_skb hook, the TCP tracepoints and the agent's table
+/// share: `bpf_get_socket_cookie(skb)` names the socket a packet belongs to
+/// in both directions (the ingress hook runs with the receiving socket set,
+/// verified on this kernel), so an unconnected UDP socket talking to many
+/// peers keeps one row and a listener's children each get their own, where
+/// a 4-tuple key would merge reused ports and split an unconnected socket's
+/// peers. A listener's row counts the handshakes it answers (the SYN-ACK
+/// leaves from a request socket, which the egress hook charges to its
+/// listener); each accepted child counts its own traffic from its first
+/// packet on. The netns and tuple come with the table row of the same cookie.
+/// Not LRU (a live row must not vanish); a full map is counted. Rows are
+/// deleted at `tcp_destroy_sock` (TCP) and `sock_release` (everything else).
+#[map]
+pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> = HashMap::with_max_entries(131_072, 0);

@@ -105,6 +105,12 @@ pub fn tcp_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> 
     if protocol != IPPROTO_TCP {
         return Err(0);
     }
+    inet_tuple::<R>(sk, off)
+}
+
+/// Reads the tuple of an IPv4/IPv6 socket of any protocol.
+#[inline(always)]
+pub fn inet_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {
     let family: u16 = R::at(sk, off.skc_family)?;
     let (saddr, daddr) = match family {
         AF_INET => (v4(R::at(sk, off.skc_rcv_saddr)?), v4(R::at(sk, off.skc_daddr)?)),

@@ -50,7 +50,12 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
     // SAFETY: sk is the tracepoint's own `struct sock *` argument.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
-    submit(&event(classify(old, new), now, cookie, &t, &owner, old, new));
+    let mut e = event(classify(old, new), now, cookie, &t, &owner, old, new);
+    if new == CLOSE {
+        // tcplife's TX_KB/RX_KB: the final totals ride on the close event.
+        e.traffic = crate::traffic::totals(cookie);
+    }
+    submit(&e);
     Ok(())
 }
 
@@ -100,5 +105,6 @@ pub fn event(kind: EventKind, now: u64, cookie: u64, t: &Tuple, o: &Owner, old: 
         new_state: new,
         owner_source: o.source as u8,
         _pad: 0,
+        traffic: crate::traffic::zero(),
     }
 }

@@ -23,9 +23,17 @@ pub fn nw_destroy_sock(ctx: BtfTracePointContext) -> i32 {
 
 fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let sk: u64 = ctx.arg::<u64>(0);
+    // SAFETY: sk is the tracepoint's own `struct sock *` argument.
+    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
+    // The traffic row goes in every case; its final totals ride on this
+    // event when there is one (the cookie is never reused).
+    let totals = crate::traffic::totals(cookie);
+    crate::traffic::forget(cookie);
     // Two of the twelve runs per connection: without anyone asking for
-    // teardown events, forgetting the owner is all there is to do.
-    if !teardown_events() {
+    // teardown events, forgetting is all there is to do, unless an abortive
+    // close (SO_LINGER 0, unread data) sent its RST after the `-> CLOSE`
+    // event left: then only this event has the final totals.
+    if !teardown_events() && totals.resets_sent == 0 {
         owner::forget(sk);
         return Ok(());
     }
@@ -34,9 +42,9 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     owner::forget(sk);
     let t = tcp_tuple::<Direct>(sk, &offsets())?;
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: sk is the tracepoint's own `struct sock *` argument.
-    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
     let state = netwatch_common::tcp::CLOSE;
-    submit(&event(EventKind::Destroy, now, cookie, &t, &o, state, state));
+    let mut e = event(EventKind::Destroy, now, cookie, &t, &o, state, state);
+    e.traffic = totals;
+    submit(&e);
     Ok(())
 }

@@ -51,6 +51,7 @@ mod tests {
             old_state: 1,
             new_state: 1,
             owner: OwnerSource::Unknown,
+            traffic: netwatch_common::Traffic::ZERO,
         }
     }
 

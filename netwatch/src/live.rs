@@ -66,6 +66,11 @@ impl Live {
         Ok(live)
     }
 
+    /// Why the traffic counters are missing, if they are.
+    pub fn traffic_degraded(&self) -> Option<&str> {
+        self.attached.traffic_degraded.as_deref()
+    }
+
     /// Why ownership is degraded, if it is.
     pub fn degraded(&self) -> Option<&str> {
         self.attached.degraded.as_deref()
@@ -118,6 +123,7 @@ impl Live {
     fn apply(&mut self, batch: Batch, update: &mut Update) {
         match batch {
             Batch::Events(records) => {
+                self.decoder.start_batch(&records);
                 for r in &records {
                     let Some(mut e) = self.decoder.decode(r) else { continue };
                     self.table.complete_and_apply(&mut e);
@@ -150,6 +156,7 @@ impl Live {
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
         self.table.expire(now);
+        self.read_traffic(now);
         let m = match tokio::task::spawn_blocking(seed::minisocks).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),
@@ -166,6 +173,15 @@ impl Live {
             Ok(Ok(mut scan)) => self.table.set_owners(&mut scan.owners),
             Ok(Err(e)) => update.warnings.push(format!("finding owners of new UDP sockets: {e:#}")),
             Err(e) => update.warnings.push(format!("finding owners of new UDP sockets: {e}")),
+        }
+    }
+
+    /// Copies the kernel's per-socket counters into the rows (once a second:
+    /// rates are per second, and one pass over the map costs two syscalls a
+    /// socket).
+    fn read_traffic(&mut self, now: u64) {
+        if let Some(map) = &self.attached.traffic {
+            self.table.update_traffic(&map.read_all(), now);
         }
     }
 

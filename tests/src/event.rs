@@ -22,8 +22,42 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 8] =
-    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "destroy"];
+pub const KINDS: [&str; 9] =
+    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close", "destroy"];
+
+/// Events that end a socket, and carry its traffic totals.
+pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];
+
+/// A socket's traffic totals, as every JSON output names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_ip_bytes: u64,
+    pub rx_ip_bytes: u64,
+    pub retransmits: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+}
+
+impl Traffic {
+    /// Reads every field (all required).
+    pub fn from_json(v: &Value) -> Result<Self, String> {
+        Ok(Self {
+            tx_bytes: number(v, "tx_bytes")?,
+            rx_bytes: number(v, "rx_bytes")?,
+            tx_packets: number(v, "tx_packets")?,
+            rx_packets: number(v, "rx_packets")?,
+            tx_ip_bytes: number(v, "tx_ip_bytes")?,
+            rx_ip_bytes: number(v, "rx_ip_bytes")?,
+            retransmits: number(v, "retransmits")?,
+            resets_sent: number(v, "resets_sent")?,
+            resets_received: number(v, "resets_received")?,
+        })
+    }
+}
 
 /// One socket event line.
 #[derive(Clone, Debug)]
@@ -44,6 +78,8 @@ pub struct SockEvent {
     pub netns: u64,
     pub cookie: u64,
     pub duration_ms: Option<f64>,
+    /// On closing events only (required there, absent elsewhere).
+    pub traffic: Option<Traffic>,
 }
 
 /// A parsed stdout line.
@@ -90,7 +126,15 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
         return Err(format!("unknown event {event:?}"));
     }
     let family = string(&v, "family")?;
+    let traffic = if CLOSING.contains(&event.as_str()) {
+        Some(Traffic::from_json(&v)?)
+    } else if v.get("tx_bytes").is_some() {
+        return Err(format!("{event} event with traffic totals"));
+    } else {
+        None
+    };
     let e = SockEvent {
+        traffic,
         line: line.to_owned(),
         ts,
         event,

@@ -14,6 +14,7 @@ pub mod process;
 pub mod snapshot;
 pub mod ss;
 pub mod table_diff;
+pub mod traffic_peer;
 
 pub use conn::{Owner, Problems, Role};
 pub use event::{Parsed, SockEvent};

@@ -83,3 +83,45 @@ fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
     assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Two namespaces of the test's own joined by a veth pair: `a` holds
+/// [`VethPair::A_ADDR`], `b` holds [`VethPair::B_ADDR`] (documentation
+/// addresses, which exist only inside these namespaces). Traffic between
+/// them crosses the veth, unlike traffic inside one namespace, which the
+/// kernel delivers over loopback however it is addressed.
+pub struct VethPair {
+    pub a: TestNetns,
+    pub b: TestNetns,
+}
+
+impl VethPair {
+    pub const A_ADDR: &'static str = "192.0.2.1";
+    pub const B_ADDR: &'static str = "192.0.2.2";
+    const B_DEV: &'static str = "nwvb";
+
+    pub fn new(tag: &str) -> Self {
+        let pid = std::process::id();
+        let make = |side: &str| {
+            let name = format!("nwtest-{pid}-{tag}-{side}");
+            ip(&["netns", "add", &name]);
+            ip(&["-n", &name, "link", "set", "lo", "up"]);
+            TestNetns { name }
+        };
+        let (a, b) = (make("a"), make("b"));
+        let (na, nb) = (a.name(), b.name());
+        ip(&["-n", na, "link", "add", "nwva", "type", "veth", "peer", "name", Self::B_DEV, "netns", nb]);
+        ip(&["-n", na, "addr", "add", &format!("{}/24", Self::A_ADDR), "dev", "nwva"]);
+        ip(&["-n", nb, "addr", "add", &format!("{}/24", Self::B_ADDR), "dev", Self::B_DEV]);
+        ip(&["-n", na, "link", "set", "nwva", "up"]);
+        ip(&["-n", nb, "link", "set", Self::B_DEV, "up"]);
+        Self { a, b }
+    }
+
+    /// Takes `b`'s end of the wire down or up. While it is down, a veth
+    /// drops everything sent towards it (`veth_xmit` cannot deliver to a
+    /// device that is not up), so TCP on `a` must retransmit. This stands
+    /// in for a netem loss qdisc, which this kernel does not have.
+    pub fn set_b_link(&self, up: bool) {
+        ip(&["-n", self.b.name(), "link", "set", Self::B_DEV, if up { "up" } else { "down" }]);
+    }
+}

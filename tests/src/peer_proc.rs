@@ -54,7 +54,12 @@ pub struct ClientReport {
 
 impl Peer {
     pub fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(nw_peer_bin())
+        Self::spawn_program(Command::new(nw_peer_bin()), args)
+    }
+
+    /// Like [`Peer::spawn`], through another program (e.g. `ip netns exec`).
+    pub fn spawn_program(mut program: Command, args: &[&str]) -> Self {
+        let mut child = program
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -34,6 +34,7 @@ pub struct NwSocket {
     pub uid: u32,
     /// `(pid, comm)`, once per process.
     pub owners: BTreeSet<(u32, String)>,
+    pub traffic: crate::event::Traffic,
     pub json: String,
 }
 
@@ -51,6 +52,7 @@ pub struct NwClosed {
     pub last_state: String,
     pub ending: String,
     pub duration_ms: Option<f64>,
+    pub traffic: crate::event::Traffic,
     pub json: String,
 }
 
@@ -186,6 +188,7 @@ fn socket(v: &Value) -> Result<NwSocket, String> {
         inode: u64_of(v, "inode").map_err(ctx)?,
         uid: u32_of(v, "uid").map_err(ctx)?,
         owners,
+        traffic: crate::event::Traffic::from_json(v).map_err(ctx)?,
         json,
     })
 }
@@ -209,6 +212,7 @@ fn closed(v: &Value) -> Result<NwClosed, String> {
         last_state: string(v, "last_state").map_err(ctx)?,
         ending: string(v, "ending").map_err(ctx)?,
         duration_ms,
+        traffic: crate::event::Traffic::from_json(v).map_err(ctx)?,
         json,
     })
 }

@@ -27,6 +27,9 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let probes = Probes::attach(&Options { teardown_events: args.teardown, ..Options::default() })?;
     let (attached, events, counters) = probes.into_parts();
+    if let Some(why) = &attached.traffic_degraded {
+        eprintln!("netwatch: warning: no traffic counters ({why})");
+    }
     if let Some(why) = &attached.degraded {
         eprintln!(
             "netwatch: warning: accepted connections keep their listener's owner \
@@ -126,6 +129,7 @@ impl Printer {
     fn batch(&mut self, out: &mut Vec<u8>, batch: Batch) -> io::Result<bool> {
         match batch {
             Batch::Events(records) => {
+                self.decoder.start_batch(&records);
                 for r in &records {
                     let Some(e) = self.decoder.event(r) else { continue };
                     // Adopt only moves ownership (later events carry it);

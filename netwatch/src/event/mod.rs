@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use anyhow::{bail, Result};
 use netwatch_common::{
     tcp::{self, AF_INET, AF_INET6},
-    EventKind, OwnerSource, SockEvent,
+    EventKind, OwnerSource, SockEvent, Traffic,
 };
 
 /// Reads one ring-buffer record. The ring only guarantees 8-byte alignment
@@ -29,9 +29,16 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
 pub struct Decoder {
     pub counts: crate::stats::Counts,
     pub tuples: tuples::TupleCache,
+    /// [`final_totals`] of the batch being decoded.
+    final_totals: rustc_hash::FxHashMap<u64, Traffic>,
 }
 
 impl Decoder {
+    /// Call before decoding a batch's records (see [`final_totals`]).
+    pub fn start_batch(&mut self, records: &[SockEvent]) {
+        self.final_totals = final_totals(records);
+    }
+
     /// `None` for a record no event can be made of (unknown kind or family).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = self.decode(r)?;
@@ -43,10 +50,27 @@ impl Decoder {
     /// [`Decoder::event`] without the tuple cache, for a consumer that keeps
     /// its own per-socket state (the live table) and completes events from it.
     pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
-        let e = Event::from_record(r)?;
+        let mut e = Event::from_record(r)?;
+        if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
+            if let Some(t) = self.final_totals.get(&e.cookie) {
+                e.traffic = *t;
+            }
+        }
         self.counts.count(e.kind);
         Some(e)
     }
+}
+
+/// The final traffic totals that `Destroy` records of a batch carry, by
+/// cookie. An abortive close sends its RST after the `-> CLOSE` event, so a
+/// close event takes its totals from its socket's destroy when that came in
+/// the same batch (it almost always does: both happen in one close()).
+pub fn final_totals(records: &[SockEvent]) -> rustc_hash::FxHashMap<u64, Traffic> {
+    records
+        .iter()
+        .filter(|r| r.kind == EventKind::Destroy as u8 && r.traffic != Traffic::ZERO)
+        .map(|r| (r.cookie, r.traffic))
+        .collect()
 }
 
 /// IP family of a socket, as the kernel created it.
@@ -86,6 +110,8 @@ pub struct Event {
     pub old_state: u8,
     pub new_state: u8,
     pub owner: OwnerSource,
+    /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
+    pub traffic: Traffic,
 }
 
 impl Event {
@@ -111,6 +137,7 @@ impl Event {
             old_state: r.old_state,
             new_state: r.new_state,
             owner: OwnerSource::from_u8(r.owner_source),
+            traffic: r.traffic,
         })
     }
 
@@ -147,6 +174,7 @@ pub const fn kind_name(kind: EventKind) -> &'static str {
         EventKind::Close => "close",
         EventKind::Destroy => "destroy",
         EventKind::Adopt => "adopt",
+        EventKind::UdpClose => "udp_close",
     }
 }
 
@@ -217,6 +245,7 @@ mod tests {
             new_state: tcp::CLOSE,
             owner_source: OwnerSource::Current as u8,
             _pad: 0,
+            traffic: Traffic::ZERO,
         }
     }
 
@@ -257,6 +286,25 @@ mod tests {
         assert!(e.is_ipv4_traffic());
         r.daddr = Bytes16(Ipv6Addr::LOCALHOST.octets());
         assert!(!Event::from_record(&r).unwrap().is_ipv4_traffic());
+    }
+
+    #[test]
+    fn close_takes_the_final_totals_of_its_destroy_in_the_same_batch() {
+        let close = record();
+        let mut destroy = record();
+        destroy.kind = EventKind::Destroy as u8;
+        destroy.traffic.tx_bytes = 1000;
+        destroy.traffic.resets_sent = 1;
+        let mut other = record();
+        other.cookie = 78;
+        let mut d = Decoder::default();
+        d.start_batch(&[close, destroy, other]);
+        let e = d.event(&close).unwrap();
+        assert_eq!((e.traffic.tx_bytes, e.traffic.resets_sent), (1000, 1));
+        assert_eq!(d.event(&other).unwrap().traffic, Traffic::ZERO);
+        // Another batch: nothing carried over.
+        d.start_batch(&[close]);
+        assert_eq!(d.event(&close).unwrap().traffic, Traffic::ZERO);
     }
 
     #[test]

@@ -111,6 +111,7 @@ mod tests {
             old_state: 0,
             new_state: 0,
             owner: OwnerSource::Unknown,
+            traffic: netwatch_common::Traffic::ZERO,
         }
     }
 

@@ -38,6 +38,42 @@ fn raw(out: &mut Vec<u8>, key: &str, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
+/// A socket's traffic totals, in every JSON output that has them (the
+/// README documents how headers are counted).
+#[derive(Serialize)]
+pub struct JsonTraffic {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_ip_bytes: u64,
+    pub rx_ip_bytes: u64,
+    pub retransmits: u32,
+    pub resets_sent: u32,
+    pub resets_received: u32,
+}
+
+impl From<&netwatch_common::Traffic> for JsonTraffic {
+    fn from(t: &netwatch_common::Traffic) -> Self {
+        Self {
+            tx_bytes: t.tx_bytes,
+            rx_bytes: t.rx_bytes,
+            tx_packets: t.tx_packets,
+            rx_packets: t.rx_packets,
+            tx_ip_bytes: t.tx_ip_bytes,
+            rx_ip_bytes: t.rx_ip_bytes,
+            retransmits: t.retransmits,
+            resets_sent: t.resets_sent,
+            resets_received: t.resets_received,
+        }
+    }
+}
+
+/// Whether an event of this kind carries the socket's final totals.
+pub const fn has_totals(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
+}
+
 /// `.uuuuuuZ`: the fixed-width fraction of an RFC 3339 timestamp.
 fn micros(out: &mut Vec<u8>, us: u32) {
     let mut digits = [b'0'; 6];
@@ -130,6 +166,18 @@ impl EventSink for Json {
             out.extend_from_slice(b",\"duration_ms\":");
             serde_json::to_writer(&mut *out, &ms)?;
         }
+        if has_totals(e.kind) {
+            let t = &e.traffic;
+            number(out, &mut n, ",\"tx_bytes\":", t.tx_bytes);
+            number(out, &mut n, ",\"rx_bytes\":", t.rx_bytes);
+            number(out, &mut n, ",\"tx_packets\":", t.tx_packets);
+            number(out, &mut n, ",\"rx_packets\":", t.rx_packets);
+            number(out, &mut n, ",\"tx_ip_bytes\":", t.tx_ip_bytes);
+            number(out, &mut n, ",\"rx_ip_bytes\":", t.rx_ip_bytes);
+            number(out, &mut n, ",\"retransmits\":", t.retransmits);
+            number(out, &mut n, ",\"resets_sent\":", t.resets_sent);
+            number(out, &mut n, ",\"resets_received\":", t.resets_received);
+        }
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -164,6 +212,7 @@ mod tests {
             old_state: 9,
             new_state: 7,
             owner: OwnerSource::Accept,
+            traffic: netwatch_common::Traffic::ZERO,
         }
     }
 
@@ -188,6 +237,8 @@ mod tests {
         owner: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         duration_ms: Option<f64>,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        traffic: Option<JsonTraffic>,
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
@@ -209,6 +260,7 @@ mod tests {
             cookie: e.cookie,
             owner: owner_name(e.owner),
             duration_ms: if closing { e.duration_ns().map(duration_ms) } else { None },
+            traffic: has_totals(e.kind).then(|| JsonTraffic::from(&e.traffic)),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
@@ -221,8 +273,12 @@ mod tests {
         odd.local = "10.1.2.3:65535".parse().unwrap();
         odd.cookie = u64::MAX;
         odd.uid = u32::MAX;
+        odd.traffic.tx_bytes = u64::MAX;
+        odd.traffic.retransmits = 7;
         let mut cases = vec![event(), odd];
-        for kind in [EventKind::State, EventKind::ConnectFailed, EventKind::Accept, EventKind::Destroy] {
+        for kind in
+            [EventKind::State, EventKind::ConnectFailed, EventKind::Accept, EventKind::Destroy, EventKind::UdpClose]
+        {
             let mut e = event();
             e.kind = kind;
             cases.push(e);
@@ -255,6 +311,8 @@ mod tests {
         assert_eq!((v["old_state"].as_str(), v["new_state"].as_str()), (Some("LAST_ACK"), Some("CLOSE")));
         assert_eq!(v["duration_ms"], 3.5);
         assert_eq!(v["owner"], "accept");
+        assert_eq!((v["tx_bytes"].as_u64(), v["rx_bytes"].as_u64()), (Some(0), Some(0)));
+        assert_eq!(v["retransmits"], 0);
         let ts = v["ts"].as_str().unwrap();
         assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
         assert_eq!(ts.len(), "2026-11-22T00:37:00.784084Z".len());
@@ -275,6 +333,26 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             assert!(v.get("duration_ms").is_none());
         }
+    }
+
+    #[test]
+    fn totals_only_on_closing_events() {
+        let mut e = event();
+        e.traffic.tx_bytes = 1_000_000;
+        e.traffic.rx_bytes = 10_000;
+        e.traffic.retransmits = 3;
+        e.traffic.resets_received = 1;
+        let mut j = Json::new();
+        let mut out = Vec::new();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!((v["tx_bytes"].as_u64(), v["rx_bytes"].as_u64()), (Some(1_000_000), Some(10_000)));
+        assert_eq!((v["retransmits"].as_u64(), v["resets_received"].as_u64()), (Some(3), Some(1)));
+        e.kind = EventKind::State;
+        out.clear();
+        j.event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("tx_bytes").is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use netwatch_common::tcp;
 use serde::Serialize;
 
-use super::text::owner;
+use super::{json::JsonTraffic, text::owner};
 use crate::{
     event::{display_ip, Family},
     seed::Proto,
@@ -100,8 +100,8 @@ fn push_addr(out: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
 pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
     writeln!(
         out,
-        "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} PID/Program name",
-        "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Netns"
+        "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} {:>12} {:>12} PID/Program name",
+        "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Netns", "TX bytes", "RX bytes"
     )?;
     // Rows are formatted into one buffer, written once, with hand-padded
     // columns and reused address strings: tens of thousands of rows are the
@@ -129,6 +129,10 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
         buf.push(b' ');
         column(&mut buf, num.format(r.netns), 10);
         buf.push(b' ');
+        column_right(&mut buf, num.format(r.traffic.totals.tx_bytes), 12);
+        buf.push(b' ');
+        column_right(&mut buf, num.format(r.traffic.totals.rx_bytes), 12);
+        buf.push(b' ');
         match r.owners.first() {
             Some(o) if o.pid != 0 => {
                 buf.extend_from_slice(num.format(o.pid).as_bytes());
@@ -149,8 +153,8 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
         writeln!(out, "\nClosed while watching:")?;
         writeln!(
             out,
-            "{:<5} {:<39} {:<39} {:<11} {:<7} {:>11} PID/Program name",
-            "Proto", "Local Address", "Foreign Address", "Last state", "Ending", "Lifetime"
+            "{:<5} {:<39} {:<39} {:<11} {:<7} {:>11} {:>12} {:>12} PID/Program name",
+            "Proto", "Local Address", "Foreign Address", "Last state", "Ending", "Lifetime", "TX bytes", "RX bytes"
         )?;
         for c in table.history() {
             let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
@@ -158,12 +162,14 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
                 c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", super::duration_ms(ns)));
             writeln!(
                 out,
-                "{:<5} {:<39} {:<39} {:<11} {:<7} {lifetime:>11} {owner}",
+                "{:<5} {:<39} {:<39} {:<11} {:<7} {lifetime:>11} {:>12} {:>12} {owner}",
                 proto_label(c.proto, c.family),
                 addr(c.local.ip(), c.local.port()),
                 addr(c.remote.ip(), c.remote.port()),
                 tcp::name(c.last_state),
                 c.ending.name(),
+                c.traffic.tx_bytes,
+                c.traffic.rx_bytes,
             )?;
         }
     }
@@ -230,6 +236,11 @@ struct JsonRow<'a> {
     owners: Vec<JsonOwner<'a>>,
     recv_q: u32,
     send_q: u32,
+    #[serde(flatten)]
+    traffic: JsonTraffic,
+    /// Payload bytes per second over the last second, each way.
+    tx_rate: u64,
+    rx_rate: u64,
 }
 
 #[derive(Serialize)]
@@ -240,7 +251,22 @@ struct JsonSnapshot<'a> {
     sockets: Vec<JsonRow<'a>>,
     /// Connections that ended while netwatch watched, oldest first.
     closed: Vec<JsonClosed<'a>>,
+    /// Traffic per process name (live and closed sockets), busiest first.
+    processes: Vec<JsonProcess>,
 }
+
+#[derive(Serialize)]
+struct JsonProcess {
+    comm: String,
+    sockets: u32,
+    #[serde(flatten)]
+    traffic: JsonTraffic,
+    tx_rate: u64,
+    rx_rate: u64,
+}
+
+/// Process names listed in the JSON snapshot before the rest is summed up.
+const TOP_PROCESSES: usize = 20;
 
 #[derive(Serialize)]
 struct JsonClosed<'a> {
@@ -254,6 +280,8 @@ struct JsonClosed<'a> {
     ending: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     duration_ms: Option<f64>,
+    #[serde(flatten)]
+    traffic: JsonTraffic,
 }
 
 fn closed_json(c: &Closed) -> JsonClosed<'_> {
@@ -266,6 +294,7 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
         last_state: tcp::name(c.last_state),
         ending: c.ending.name(),
         duration_ms: c.duration_ns.map(super::duration_ms),
+        traffic: JsonTraffic::from(&c.traffic),
     }
 }
 
@@ -285,6 +314,9 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             owners: r.owners.iter().map(|o| JsonOwner { pid: o.pid, comm: &o.comm }).collect(),
             recv_q: r.rx_queue,
             send_q: r.tx_queue,
+            traffic: JsonTraffic::from(&r.traffic.totals),
+            tx_rate: r.traffic.tx_rate,
+            rx_rate: r.traffic.rx_rate,
         })
         .collect();
     let doc = JsonSnapshot {
@@ -293,6 +325,17 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
         totals: &table.totals,
         sockets,
         closed: table.history().map(closed_json).collect(),
+        processes: table
+            .traffic_by_process(TOP_PROCESSES)
+            .into_iter()
+            .map(|p| JsonProcess {
+                traffic: JsonTraffic::from(&p.totals),
+                comm: p.name,
+                sockets: p.sockets,
+                tx_rate: p.tx_rate,
+                rx_rate: p.rx_rate,
+            })
+            .collect(),
     };
     serde_json::to_writer(&mut *out, &doc)?;
     out.write_all(b"\n")

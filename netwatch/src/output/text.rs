@@ -53,12 +53,17 @@ pub fn owner(pid: u32, comm: &str) -> String {
     }
 }
 
+/// Bytes as whole KiB, rounded down as tcplife does.
+fn kib(bytes: u64) -> String {
+    (bytes / 1024).to_string()
+}
+
 impl EventSink for Text {
     fn header(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         writeln!(
             out,
-            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} DURATION",
-            "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION"
+            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {:<12} {:>9} {:>9}",
+            "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION", "DURATION", "TX_KB", "RX_KB"
         )
     }
 
@@ -70,15 +75,23 @@ impl EventSink for Text {
             }
             _ => String::new(),
         };
+        // tcplife's columns: payload KiB each way, on the events that end a socket.
+        let (tx, rx) = if super::json::has_totals(e.kind) {
+            (kib(e.traffic.tx_bytes), kib(e.traffic.rx_bytes))
+        } else {
+            (String::new(), String::new())
+        };
         let line = format!(
-            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {}",
+            "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {:<12} {:>9} {:>9}",
             self.time(clock.at(e.ts_ns)),
             kind_name(e.kind),
             owner(e.pid, &e.comm.as_str()),
             endpoint(e.local),
             endpoint(e.remote),
             transition,
-            duration
+            duration,
+            tx,
+            rx
         );
         writeln!(out, "{}", line.trim_end())
     }
@@ -113,6 +126,7 @@ mod tests {
             old_state: 2,
             new_state: 7,
             owner: OwnerSource::Current,
+            traffic: netwatch_common::Traffic::ZERO,
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
@@ -120,7 +134,7 @@ mod tests {
         for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
-        assert!(s.ends_with("ms\n"));
+        assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
         assert_eq!(owner(0, ""), "-");
     }
 }

@@ -7,6 +7,7 @@ pub mod btf;
 pub mod iter;
 pub mod privilege;
 pub mod tracefs;
+pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
@@ -29,13 +30,15 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ne
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Attach the traffic counters (off with `NETWATCH_NO_TRAFFIC=1`).
+    pub traffic: bool,
     /// Emit a `Destroy` event for every freed socket (`events --teardown`).
     pub teardown_events: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20, teardown_events: false }
+        Self { ring_bytes: 16 << 20, traffic: !traffic::disabled_by_env(), teardown_events: false }
     }
 }
 
@@ -52,6 +55,10 @@ pub struct Attached {
     _ebpf: Ebpf,
     /// Why accept attribution is unavailable, when it is.
     pub degraded: Option<String>,
+    /// Per-socket traffic counters; `None` when turned off or unavailable.
+    pub traffic: Option<traffic::TrafficMap>,
+    /// Why the traffic counters are unavailable, when they were wanted.
+    pub traffic_degraded: Option<String>,
 }
 
 impl Attached {
@@ -103,6 +110,12 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
+        // Counters are an addition: without them every event still flows.
+        let (traffic, traffic_degraded) = match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf)) {
+            None => (None, None),
+            Some(Ok(map)) => (Some(map), None),
+            Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        };
 
         let events =
             RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
@@ -110,7 +123,11 @@ impl Probes {
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
         let listeners =
             HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
-        Ok(Self { attached: Attached { listeners, _ebpf: ebpf, degraded }, events, counters })
+        Ok(Self {
+            attached: Attached { listeners, _ebpf: ebpf, degraded, traffic, traffic_degraded },
+            events,
+            counters,
+        })
     }
 
     /// Splits the attachment guard from the maps the reader consumes.

@@ -15,6 +15,7 @@
 pub mod counters;
 mod names;
 pub mod row;
+pub mod traffic;
 
 use std::{collections::VecDeque, net::SocketAddr};
 
@@ -23,6 +24,7 @@ use rustc_hash::FxHashMap;
 
 pub use counters::{StateCounts, Totals};
 pub use row::{Closed, Ending, Owner, Row};
+pub use traffic::{ProcessTraffic, RowTraffic};
 
 use crate::{
     event::{Comm, Event, Family},
@@ -45,6 +47,9 @@ pub struct Table {
     history_cap: usize,
     names: names::ProcNames,
     pub totals: Totals,
+    /// Traffic of closed sockets per process name, for per-process totals
+    /// that do not shrink when a connection ends.
+    closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
 }
 
 impl Table {
@@ -57,6 +62,7 @@ impl Table {
             history_cap,
             names: names::ProcNames::default(),
             totals: Totals::default(),
+            closed_traffic: FxHashMap::default(),
         }
     }
 
@@ -128,6 +134,7 @@ impl Table {
             timer: s.timer,
             rx_queue: s.rx_queue,
             tx_queue: s.tx_queue,
+            traffic: RowTraffic::default(),
         };
         self.rows.insert(key, row);
     }
@@ -156,10 +163,14 @@ impl Table {
     /// unknown (new since the last read), for the caller to look up.
     pub fn reconcile_udp(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) -> Vec<u64> {
         let mut known: FxHashMap<u64, (Vec<Owner>, u64)> = FxHashMap::default();
+        let mut traffic: FxHashMap<u64, RowTraffic> = FxHashMap::default();
         self.rows.retain(|key, r| {
             let drop = r.proto == Proto::Udp && r.netns == netns;
             if drop && !r.owners.is_empty() {
                 known.insert(*key, (std::mem::take(&mut r.owners), r.seen_ns));
+            }
+            if drop && r.traffic != RowTraffic::default() {
+                traffic.insert(*key, r.traffic);
             }
             !drop
         });
@@ -168,6 +179,9 @@ impl Table {
             let (cookie, inode) = (s.cookie, s.inode);
             self.insert_seeded(s, now_ns);
             let Some(cookie) = cookie else { continue };
+            if let (Some(t), Some(row)) = (traffic.remove(&cookie), self.rows.get_mut(&cookie)) {
+                row.traffic = t;
+            }
             match (known.remove(&cookie), self.rows.get_mut(&cookie)) {
                 (Some((owners, seen)), Some(row)) => (row.owners, row.seen_ns) = (owners, seen),
                 (None, Some(_)) if inode != 0 => unowned.push(inode),
@@ -229,7 +243,12 @@ impl Table {
             }
             return;
         }
+        if e.kind == EventKind::UdpClose {
+            self.udp_close(key, e);
+            return;
+        }
         if e.kind == EventKind::Destroy {
+            self.final_traffic(e);
             // The socket is freed; a TIME_WAIT row made from it stays.
             if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
                 self.remove(key);
@@ -257,6 +276,7 @@ impl Table {
             timer: None,
             rx_queue: 0,
             tx_queue: 0,
+            traffic: RowTraffic::default(),
         });
         row.state = e.new_state;
         if e.inode != 0 {
@@ -296,6 +316,16 @@ impl Table {
         Some(row)
     }
 
+    fn push_history(&mut self, closed: Closed) {
+        if self.history_cap == 0 {
+            return;
+        }
+        if self.history.len() >= self.history_cap {
+            self.history.pop_front();
+        }
+        self.history.push_back(closed);
+    }
+
     fn close(&mut self, key: u64, e: &Event) {
         let ending = ending(e.old_state);
         self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed);
@@ -315,6 +345,7 @@ impl Table {
         if owner.is_none() && e.pid != 0 {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
+        self.add_closed_traffic(owner.as_ref(), &e.traffic);
         if matches!(e.old_state, tcp::FIN_WAIT2 | tcp::CLOSING) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
@@ -338,6 +369,7 @@ impl Table {
             ending,
             closed_ns: e.ts_ns,
             duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),
+            traffic: e.traffic,
         });
     }
 }
@@ -381,6 +413,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         timer: None,
         rx_queue: 0,
         tx_queue: 0,
+        traffic: RowTraffic::default(),
     }
 }
 

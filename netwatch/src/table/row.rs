@@ -41,6 +41,8 @@ pub struct Row {
     pub timer: Option<Timer>,
     pub rx_queue: u32,
     pub tx_queue: u32,
+    /// Bytes, packets, retransmits and resets, with the current rates.
+    pub traffic: super::traffic::RowTraffic,
 }
 
 impl Row {
@@ -95,4 +97,6 @@ pub struct Closed {
     pub closed_ns: u64,
     /// Lifetime, when its start is known.
     pub duration_ns: Option<u64>,
+    /// Final totals, from the kernel's closing event.
+    pub traffic: netwatch_common::Traffic,
 }

@@ -20,6 +20,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         old_state: old,
         new_state: new,
         owner: OwnerSource::Current,
+        traffic: netwatch_common::Traffic::ZERO,
     }
 }
 

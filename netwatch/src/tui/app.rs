@@ -18,13 +18,16 @@ use super::{
 use crate::{
     event::{clock::WallClock, Event},
     live::Update,
-    table::{Closed, Row, StateCounts, Table, Totals},
+    table::{Closed, ProcessTraffic, Row, StateCounts, Table, Totals},
 };
 
 /// Events and closed connections kept for the lower pane: enough that a
 /// burst elsewhere (a mass close is tens of thousands of events) does not
 /// push out what a filter is looking for at once.
 pub const RECENT: usize = 10_000;
+
+/// Program names the process pane lists before summing the rest as `other`.
+const TOP_PROCESSES: usize = 100;
 
 /// The connection rate's averaging window.
 const RATE_WINDOW_NS: u64 = 5_000_000_000;
@@ -43,6 +46,8 @@ pub enum Pane {
     #[default]
     Events,
     Closed,
+    /// Top talkers per process: traffic summed by program name.
+    Processes,
 }
 
 /// What the table looked like at one instant.
@@ -57,6 +62,8 @@ pub struct Snapshot {
     pub events: Vec<Event>,
     /// Most recent last.
     pub closed: Vec<Closed>,
+    /// Traffic per program name, busiest first.
+    pub processes: Vec<ProcessTraffic>,
     /// CLOCK_MONOTONIC ns when taken.
     pub taken_ns: u64,
 }
@@ -173,6 +180,7 @@ impl App {
         s.closed.clear();
         s.closed.extend(table.history().rev().take(RECENT).cloned());
         s.closed.reverse();
+        s.processes = table.traffic_by_process(TOP_PROCESSES);
         s.taken_ns = now_ns;
         self.dirty = Dirty::Clean;
     }
@@ -241,6 +249,8 @@ fn fingerprint<'a>(rows: impl Iterator<Item = &'a Row>) -> u64 {
         let mut h = FxHasher::default();
         (r.proto, r.cookie, r.state, r.local, r.remote, r.opened_ns, r.seen_ns).hash(&mut h);
         (r.owners.len(), r.owners.first().map(|o| o.pid)).hash(&mut h);
+        // Traffic moves once a second, when the counters are read.
+        r.traffic.sampled_ns.hash(&mut h);
         acc.wrapping_add(h.finish())
     })
 }

@@ -36,6 +36,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             [14, 8, 22, 0, 0, 12, 9],
             newest(&app.snap.closed, &app.ui.filter, fit, closed_text).map(|c| closed_row(app, c)).collect(),
         ),
+        Pane::Processes => (
+            ["Program", "Sockets", "Rx/s", "Tx/s", "Rx", "Tx", "Retrans/RST"],
+            [22, 8, 0, 0, 0, 0, 12],
+            super::talkers::rows(&app.snap.processes, &app.ui.filter, fit),
+        ),
     };
     let widths = widths.map(|w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
     let table = Table::new(rows, widths)
@@ -101,6 +106,8 @@ fn tabs(app: &App) -> Line<'static> {
         tab(format!(" [e] Events ({}) ", app.snap.events.len()), app.ui.pane == Pane::Events),
         Span::raw(" "),
         tab(format!(" [c] Closed ({}) ", app.snap.closed.len()), app.ui.pane == Pane::Closed),
+        Span::raw(" "),
+        tab(" [P] Traffic per process ".to_owned(), app.ui.pane == Pane::Processes),
         Span::raw(" "),
     ])
 }

@@ -35,6 +35,7 @@ pub fn row(
         timer: None,
         rx_queue: 0,
         tx_queue: 0,
+        traffic: Default::default(),
     }
 }
 
@@ -71,6 +72,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         old_state: old,
         new_state: new,
         owner: OwnerSource::Current,
+        traffic: netwatch_common::Traffic::ZERO,
     }
 }
 

@@ -33,6 +33,27 @@ pub fn push_endpoint(out: &mut String, sa: SocketAddr) {
     let _ = write!(out, "{}", SocketAddr::new(display_ip(sa.ip()), sa.port()));
 }
 
+/// A byte count in 4 characters or so, binary units: `0`, `512`, `1.5K`,
+/// `340K`, `12M`, `3.1G`. Empty for zero would hide "counted nothing"
+/// from "not counted", so zero is `0`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{}{}", v as u64, UNITS[unit])
+    }
+}
+
 /// A duration as a person reads it: `3.2ms`, `350ms`, `12s`, `5m03s`,
 /// `2h10m`, `3d04h`. Below 10 ms a decimal is kept: that is where the
 /// short-lived connections netwatch exists to catch live.
@@ -69,6 +90,15 @@ pub fn contains_ci(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_are_short() {
+        assert_eq!(bytes(0), "0");
+        assert_eq!(bytes(1023), "1023");
+        assert_eq!(bytes(1536), "1.5K");
+        assert_eq!(bytes(1_000_000), "976K");
+        assert_eq!(bytes(5 << 30), "5.0G");
+    }
 
     #[test]
     fn durations_read_like_a_person_writes_them() {

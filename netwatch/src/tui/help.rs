@@ -15,7 +15,8 @@ const KEYS: &[(&str, &str)] = &[
     ("/", "filter rows (any column; Enter applies, Esc clears)"),
     ("s / r", "next sort column / reverse order"),
     ("t u l a", "view: TCP, UDP, listening, all"),
-    ("e c Tab", "lower pane: events, closed connections, toggle"),
+    ("e c P Tab", "lower pane: events, closed connections, traffic per process, cycle"),
+    ("b", "sort by bandwidth, busiest first (top talkers)"),
     ("p, Space", "pause the display (events are still collected)"),
     ("Up Down PgUp PgDn", "scroll (also j k)"),
     ("Home End", "first / last rows (also g G)"),
@@ -31,7 +32,7 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App) {
             Span::styled("   Enter apply  Esc clear", Style::new().fg(Color::DarkGray)),
         ]),
         None => Line::from(Span::styled(
-            " q quit  / filter  s sort  r reverse  t/u/l/a view  e/c/Tab pane  p pause  ? help",
+            " q quit  / filter  s sort  b bandwidth  r reverse  t/u/l/a view  e/c/P/Tab pane  p pause  ? help",
             Style::new().fg(Color::DarkGray),
         )),
     };

@@ -5,7 +5,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyM
 
 use super::{
     app::{App, Pane},
-    view::{Mode, Sort},
+    view::{Column, Mode, Sort},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,10 +55,14 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('a') => app.set_mode(Mode::All),
         KeyCode::Char('e') => app.ui.pane = Pane::Events,
         KeyCode::Char('c') => app.ui.pane = Pane::Closed,
+        KeyCode::Char('P') => app.ui.pane = Pane::Processes,
+        // Top talkers: the busiest connections first.
+        KeyCode::Char('b') => app.set_sort(Sort { column: Column::Bandwidth, reverse: false }),
         KeyCode::Tab | KeyCode::BackTab => {
             app.ui.pane = match app.ui.pane {
                 Pane::Events => Pane::Closed,
-                Pane::Closed => Pane::Events,
+                Pane::Closed => Pane::Processes,
+                Pane::Processes => Pane::Events,
             }
         }
         KeyCode::Up | KeyCode::Char('k') => app.scroll_by(-1),

@@ -16,6 +16,7 @@ mod help;
 mod input;
 mod rate;
 mod table_view;
+mod talkers;
 mod terminal;
 mod ui;
 mod view;

@@ -27,7 +27,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let visible = app.order.iter().skip(ui.scroll).take(page_rows(area));
     let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now)).collect();
     let titles = Column::ALL.map(|c| {
-        if c == ui.sort.column {
+        if c.sorted_by(ui.sort.column) {
             let arrow = if ui.sort.reverse { "v" } else { "^" };
             Cell::from(format!("{} {arrow}", c.title())).style(Style::new().fg(Color::Cyan))
         } else {
@@ -48,6 +48,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         Constraint::Length(12),
         Constraint::Length(24),
         Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
     ];
     let table = Table::new(rows, widths)
         .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
@@ -65,5 +69,9 @@ fn row(e: &Entry, now_ns: u64) -> Row<'static> {
         Cell::from(state).style(Style::new().fg(state_color(state))),
         Cell::from(e.owner_label()),
         Cell::from(format::age(now_ns.saturating_sub(e.start_ns), e.start_known)),
+        Cell::from(format::bytes(e.rx_rate)),
+        Cell::from(format::bytes(e.tx_rate)),
+        Cell::from(format::bytes(e.rx_bytes)),
+        Cell::from(format::bytes(e.tx_bytes)),
     ])
 }

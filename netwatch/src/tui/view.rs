@@ -58,10 +58,29 @@ pub enum Column {
     State,
     Owner,
     Age,
+    /// Payload bytes per second received, sent.
+    RxRate,
+    TxRate,
+    /// Payload bytes received, sent, since netwatch started counting.
+    RxBytes,
+    TxBytes,
+    /// Not shown: the `b` key's sort, both rates together ("top talkers").
+    Bandwidth,
 }
 
 impl Column {
-    pub const ALL: [Self; 6] = [Self::Proto, Self::Local, Self::Remote, Self::State, Self::Owner, Self::Age];
+    pub const ALL: [Self; 10] = [
+        Self::Proto,
+        Self::Local,
+        Self::Remote,
+        Self::State,
+        Self::Owner,
+        Self::Age,
+        Self::RxRate,
+        Self::TxRate,
+        Self::RxBytes,
+        Self::TxBytes,
+    ];
 
     pub const fn title(self) -> &'static str {
         match self {
@@ -71,7 +90,17 @@ impl Column {
             Self::State => "State",
             Self::Owner => "PID/Program",
             Self::Age => "Age",
+            Self::RxRate => "Rx/s",
+            Self::TxRate => "Tx/s",
+            Self::RxBytes => "Rx",
+            Self::TxBytes => "Tx",
+            Self::Bandwidth => "Rx+Tx/s",
         }
+    }
+
+    /// Whether the column's title is highlighted for sort `by`.
+    pub fn sorted_by(self, by: Self) -> bool {
+        self == by || (by == Self::Bandwidth && matches!(self, Self::RxRate | Self::TxRate))
     }
 
     /// The `s` key's cycle.
@@ -111,6 +140,11 @@ pub struct Entry {
     /// Whether `start_ns` is the connection's start, or only when
     /// netwatch first saw it.
     pub start_known: bool,
+    /// Payload bytes/s and totals (zero while the kernel has not counted any).
+    pub rx_rate: u64,
+    pub tx_rate: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
     /// Sort keys, computed once per copy so that sorting compares integers.
     local_key: AddrKey,
     remote_key: AddrKey,
@@ -145,6 +179,10 @@ impl Entry {
             more_owners: distinct_pids(r).saturating_sub(1),
             start_ns: r.opened_ns.unwrap_or(r.seen_ns),
             start_known: r.opened_ns.is_some(),
+            rx_rate: r.traffic.rx_rate,
+            tx_rate: r.traffic.tx_rate,
+            rx_bytes: r.traffic.totals.rx_bytes,
+            tx_bytes: r.traffic.totals.tx_bytes,
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
             rank: state_rank(r.state),
@@ -231,6 +269,14 @@ pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
         },
         // Youngest first.
         Column::Age => b.start_ns.cmp(&a.start_ns),
+        // Traffic: the busiest first.
+        Column::RxRate => b.rx_rate.cmp(&a.rx_rate),
+        Column::TxRate => b.tx_rate.cmp(&a.tx_rate),
+        Column::RxBytes => b.rx_bytes.cmp(&a.rx_bytes),
+        Column::TxBytes => b.tx_bytes.cmp(&a.tx_bytes),
+        Column::Bandwidth => (b.rx_rate + b.tx_rate)
+            .cmp(&(a.rx_rate + a.tx_rate))
+            .then((b.rx_bytes + b.tx_bytes).cmp(&(a.rx_bytes + a.tx_bytes))),
     };
     primary.then_with(|| by_state(a, b))
 }

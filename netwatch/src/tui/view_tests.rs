@@ -117,3 +117,22 @@ fn owner_label_counts_extra_owners() {
     r.owners.clear();
     assert_eq!(Entry::of(&r).owner_label(), "-");
 }
+
+#[test]
+fn bandwidth_sort_puts_the_top_talkers_first() {
+    let mut rows = rows();
+    // The UDP socket receives a little; the 40001 client sends a lot.
+    for r in &mut rows {
+        match r.local.port() {
+            53 => r.traffic.rx_rate = 500,
+            40001 => (r.traffic.tx_rate, r.traffic.totals.tx_bytes) = (90_000, 1 << 20),
+            _ => {}
+        }
+    }
+    let entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
+    let got = shown(&entries, Mode::All, "", Sort { column: Column::Bandwidth, reverse: false });
+    assert_eq!(&got[..2], ["ESTABLISHED 127.0.0.1:40001 127.0.0.1:8080", " 127.0.0.53:53 0.0.0.0:0"]);
+    let by_tx = shown(&entries, Mode::All, "", Sort { column: Column::TxBytes, reverse: false });
+    assert_eq!(by_tx[0], "ESTABLISHED 127.0.0.1:40001 127.0.0.1:8080");
+    assert!(Column::RxRate.sorted_by(Column::Bandwidth) && !Column::Age.sorted_by(Column::Bandwidth));
+}

@@ -5,11 +5,13 @@
 //! did (its PID, the ports it used); the test harness parses that line. Only
 //! loopback addresses are ever used.
 
+mod bulk;
 mod churn;
 mod client;
 mod hold;
 mod server;
 mod synflood;
+mod traffic;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -18,6 +20,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use churn::{churn, ChurnConfig, ChurnReport, CloseFirst};
+pub use traffic::Proto as TrafficProto;
 
 /// Command line of `nw-peer`.
 #[derive(Debug, Parser)]
@@ -94,6 +97,37 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         max_seconds: u64,
     },
+    /// One loopback TCP stream of `--bytes` as fast as it goes; print
+    /// `{"bytes","seconds","rate"}` (rate in bytes/s).
+    Bulk {
+        #[arg(long, default_value_t = 4 << 30)]
+        bytes: u64,
+        /// Use ::1 instead of 127.0.0.1.
+        #[arg(long)]
+        v6: bool,
+    },
+    /// Listen (TCP) or bind (UDP), print `{"pid","addr"}`; take one peer's
+    /// `--expect` bytes, answer `--send` bytes, and when the peer is done
+    /// print `{"pid","local","peer","received","sent"}`.
+    TrafficServer {
+        #[arg(long, value_enum, default_value_t = traffic::Proto::Tcp)]
+        proto: traffic::Proto,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Connect (TCP) or bind an unconnected socket (UDP), print
+    /// `{"pid","local"}`; send `--send` bytes, take `--expect` back, hold,
+    /// close, print `{"pid","local","received","sent"}`.
+    TrafficClient {
+        #[arg(long, value_enum, default_value_t = traffic::Proto::Tcp)]
+        proto: traffic::Proto,
+        #[arg(long)]
+        to: SocketAddr,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
     /// Listen, send raw SYNs from a spoofed loopback source (in a namespace
     /// whose SYN-ACKs go nowhere), hold the half-open connections until stdin closes.
     Synflood {
@@ -106,6 +140,42 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         max_seconds: u64,
     },
+}
+
+/// How a traffic peer moves its bytes.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Bytes to send.
+    #[arg(long, default_value_t = 0)]
+    send: u64,
+    /// Bytes to receive before answering (server) or closing (client).
+    #[arg(long, default_value_t = 0)]
+    expect: u64,
+    /// Write size, or datagram size for UDP.
+    #[arg(long, default_value_t = 1000)]
+    chunk: usize,
+    /// Pause between writes, in ms.
+    #[arg(long, default_value_t = 0)]
+    interval_ms: u64,
+    /// Keep the socket open this long after the transfer, in ms.
+    #[arg(long, default_value_t = 0)]
+    hold_ms: u64,
+    /// Close with SO_LINGER 0, which sends a reset (TCP client).
+    #[arg(long)]
+    reset: bool,
+}
+
+impl PlanArgs {
+    fn plan(&self) -> traffic::Plan {
+        traffic::Plan {
+            send: self.send,
+            expect: self.expect,
+            chunk: self.chunk,
+            interval_ms: self.interval_ms,
+            hold_ms: self.hold_ms,
+            reset: self.reset,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -126,7 +196,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Synflood { listen, from, count, max_seconds } => {
             return synflood::run(listen, from, count, max_seconds)
         }
+        Command::TrafficServer { proto, addr, plan } => return traffic::server(proto, addr, &plan.plan()),
+        Command::TrafficClient { proto, to, plan } => return traffic::client(proto, to, &plan.plan()),
         Command::Client { to, count, hold_ms } => client::run(to, count, hold_ms)?,
+        Command::Bulk { bytes, v6 } => bulk::run(bytes, v6)?,
         Command::Refuse { to } => client::refuse(to)?,
         Command::Churn { seconds, v6, rate, close_first, listeners } => {
             let config = ChurnConfig {

@@ -29,6 +29,19 @@ const EVENT_FIELDS: &[&str] = &[
     "owner",
 ];
 
+/// Added to [`EVENT_FIELDS`] on the events that end a socket.
+const TRAFFIC_FIELDS: &[&str] = &[
+    "tx_bytes",
+    "rx_bytes",
+    "tx_packets",
+    "rx_packets",
+    "tx_ip_bytes",
+    "rx_ip_bytes",
+    "retransmits",
+    "resets_sent",
+    "resets_received",
+];
+
 #[test]
 fn export_file_rotates_by_size_keeping_k() {
     super::setup();
@@ -57,7 +70,10 @@ fn export_file_rotates_by_size_keeping_k() {
                 continue;
             }
             let keys: BTreeSet<&str> = obj.keys().map(String::as_str).filter(|k| *k != "duration_ms").collect();
-            assert_eq!(keys, EVENT_FIELDS.iter().copied().collect(), "not the events --json schema: {line}");
+            let closing = netwatch_tests::event::CLOSING.contains(&v["event"].as_str().unwrap_or(""));
+            let extra = if closing { TRAFFIC_FIELDS } else { &[] };
+            let want: BTreeSet<&str> = EVENT_FIELDS.iter().chain(extra).copied().collect();
+            assert_eq!(keys, want, "not the events --json schema: {line}");
             let port = srv.addr.port();
             if v["sport"] == port && v["pid"] == srv.pid || v["dport"] == port && v["pid"] == client.pid {
                 ours.insert(v["cookie"].as_u64().unwrap());

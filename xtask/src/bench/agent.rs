@@ -44,9 +44,19 @@ impl Agent {
         Self::start_with(netwatch, &["events", "--json"])
     }
 
+    /// [`Agent::start`] with extra environment (e.g. `NETWATCH_NO_TRAFFIC=1`).
+    pub fn start_env(netwatch: &Path, env: &[(&str, &str)]) -> Result<Agent> {
+        Self::start_full(netwatch, &["events", "--json"], env)
+    }
+
     /// `netwatch ARGS`, stdout to /dev/null.
     pub fn start_with(netwatch: &Path, args: &[&str]) -> Result<Agent> {
+        Self::start_full(netwatch, args, &[])
+    }
+
+    fn start_full(netwatch: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Agent> {
         let mut command = Command::new(netwatch);
+        command.envs(env.iter().copied());
         command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
         let stderr = child.stderr.take().context("netwatch's stderr was not captured")?;

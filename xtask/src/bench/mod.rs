@@ -18,6 +18,7 @@ mod saturated;
 mod seeding;
 mod serve;
 mod traced;
+mod traffic;
 mod watcher;
 
 use std::{os::unix::process::CommandExt as _, path::PathBuf, process::Command};
@@ -69,6 +70,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
     report.scenario_if(&serve::title(), false, |section| serve::run(&ctx, section));
+    report.scenario_if(traffic::TITLE, false, |section| traffic::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {
         0 => Ok(()),

@@ -62,7 +62,7 @@ fn parse(stdout: &str) -> Result<Churn> {
 
 /// A flat JSON object of numbers, as the peer prints it; enough for this
 /// contract without pulling in a JSON library.
-fn flat_json(line: &str) -> Result<BTreeMap<String, String>> {
+pub(super) fn flat_json(line: &str) -> Result<BTreeMap<String, String>> {
     let body = line.trim().strip_prefix('{').and_then(|rest| rest.strip_suffix('}')).context("not a JSON object")?;
     body.split(',')
         .filter(|pair| !pair.trim().is_empty())

@@ -1,0 +1,56 @@
+//! Per-socket traffic counters: the value of the `TRAFFIC` map (key: the
+//! socket cookie) and the totals a closing socket's event carries.
+//!
+//! How bytes are counted (the cgroup_skb programs see every IP packet a
+//! socket sends or receives, starting at the IP header):
+//! - `*_bytes` is transport payload: the packet's length minus the IP header
+//!   (IPv4 options and IPv6 extension headers included) minus the TCP header
+//!   with its options, or minus the 8-byte UDP header. It is what the
+//!   application wrote or read, exactly (retransmitted payload counts again).
+//! - `*_packets` counts IP packets as they leave or arrive: a GSO/GRO
+//!   aggregate (loopback hands 64 KiB TCP skbs around whole) counts as the
+//!   segments it stands for.
+//! - `*_ip_bytes` adds one IP + transport header per packet to the payload:
+//!   the bytes an interface carries, link-layer framing aside.
+
+use core::mem::size_of;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_ip_bytes: u64,
+    pub rx_ip_bytes: u64,
+    /// `tcp:tcp_retransmit_skb` hits (one per retransmitted skb, as tcpretrans counts).
+    pub retransmits: u32,
+    /// `tcp:tcp_send_reset`: RSTs this socket sent.
+    pub resets_sent: u32,
+    /// `tcp:tcp_receive_reset`: RSTs this socket received.
+    pub resets_received: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(size_of::<Traffic>() == 64);
+
+impl Traffic {
+    pub const ZERO: Self = Self {
+        tx_bytes: 0,
+        rx_bytes: 0,
+        tx_packets: 0,
+        rx_packets: 0,
+        tx_ip_bytes: 0,
+        rx_ip_bytes: 0,
+        retransmits: 0,
+        resets_sent: 0,
+        resets_received: 0,
+        _pad: 0,
+    };
+
+    /// Both resets directions together.
+    pub const fn resets(&self) -> u32 {
+        self.resets_sent.saturating_add(self.resets_received)
+    }
+}

@@ -1,0 +1,78 @@
+//! `cgroup/sock_release` on the cgroup v2 root: runs in `inet_release()`
+//! when the last file of an IPv4/IPv6 socket closes, in the closing
+//! process's context.
+//!
+//! UDP has no state machine and no destroy tracepoint, so this is where a
+//! UDP socket ends: its totals leave in an `UdpClose` event and its
+//! `TRAFFIC` row is freed. TCP rows are left alone: a closed TCP socket
+//! still flushes its send queue and exchanges FINs, and its totals leave
+//! with the `-> CLOSE` transition; `tcp_destroy_sock` frees the row. Any
+//! other socket with a row (a raw socket sees TCP/UDP packets too) is
+//! simply freed.
+
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, generated::bpf_get_socket_cookie},
+    macros::cgroup_sock,
+    programs::SockContext,
+};
+use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
+
+use crate::{
+    emit::submit,
+    maps::offsets,
+    owner,
+    sock::{inet_tuple, Probe},
+    state::event,
+    traffic,
+};
+
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+
+#[cgroup_sock(sock_release)]
+pub fn nw_sock_release(ctx: SockContext) -> i32 {
+    let _ = try_release(&ctx);
+    // The return value of a release program is ignored; 1 is "allow".
+    1
+}
+
+#[inline(always)]
+fn read(p: *const u32) -> u32 {
+    // SAFETY: a field of the program's context. Volatile: the verifier
+    // only accepts 4-byte reads of these, which LLVM must not merge.
+    unsafe { core::ptr::read_volatile(p) }
+}
+
+fn try_release(ctx: &SockContext) -> Result<(), i64> {
+    let sk = ctx.sock;
+    // SAFETY: field pointers of the context, read one by one.
+    let (ty, proto) = unsafe { (read(&raw const (*sk).type_), read(&raw const (*sk).protocol)) };
+    if ty == SOCK_STREAM && proto == IPPROTO_TCP {
+        return Ok(());
+    }
+    // SAFETY: the context is the socket being released.
+    let cookie = unsafe { bpf_get_socket_cookie(sk.cast()) };
+    if ty != SOCK_DGRAM || proto != IPPROTO_UDP {
+        traffic::forget(cookie);
+        return Ok(());
+    }
+    let totals = traffic::totals(cookie);
+    traffic::forget(cookie);
+    // The context is the `struct sock` itself, and this attach type may
+    // not read the addresses from it directly (the verifier limits
+    // sock_release to bound_dev_if, mark, priority, family, type, protocol
+    // and state), so they are read the way the tracepoints read them.
+    let t = inet_tuple::<Probe>(sk as u64, &offsets())?;
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut o = owner::current(now, OwnerSource::Current);
+    // No start time is known for a UDP socket: no duration.
+    o.start_ns = 0;
+    // SAFETY: a context field.
+    let state = unsafe { read(&raw const (*sk).state) } as u8;
+    let mut e = event(EventKind::UdpClose, now, cookie, &t, &o, state, CLOSE);
+    e.traffic = totals;
+    submit(&e);
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `tp_btf/tcp_retransmit_skb`, `tp_btf/tcp_send_reset`,
+//! `tp_btf/tcp_receive_reset`: retransmits and resets per socket, in the
+//! socket's `TRAFFIC` row (the BTF variants need no tracefs).
+//!
+//! Only rows that exist are updated, never created: a socket that reaches
+//! these points has sent or received a packet already (the handshake, or
+//! the RST itself, which passes the ingress hook before `tcp_reset()`), and
+//! creating rows here could resurrect one `tcp_destroy_sock` just deleted
+//! (a reset sent for a TIME_WAIT socket carries the old socket's cookie).
+
+use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext};
+
+use crate::{maps::TRAFFIC, traffic::add32};
+
+#[derive(Clone, Copy)]
+enum What {
+    Retransmit,
+    ResetSent,
+    ResetReceived,
+}
+
+/// `(const struct sock *sk, const struct sk_buff *skb, int err)`
+#[btf_tracepoint(function = "tcp_retransmit_skb")]
+pub fn nw_retransmit(ctx: BtfTracePointContext) -> i32 {
+    bump(&ctx, What::Retransmit);
+    0
+}
+
+/// `(const struct sock *sk, const struct sk_buff *skb, enum sk_rst_reason)`;
+/// `sk` is NULL for a reset answering a packet no socket wanted.
+#[btf_tracepoint(function = "tcp_send_reset")]
+pub fn nw_send_reset(ctx: BtfTracePointContext) -> i32 {
+    bump(&ctx, What::ResetSent);
+    0
+}
+
+/// `(struct sock *sk)`
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn nw_recv_reset(ctx: BtfTracePointContext) -> i32 {
+    bump(&ctx, What::ResetReceived);
+    0
+}
+
+#[inline(always)]
+fn bump(ctx: &BtfTracePointContext, what: What) {
+    let sk: u64 = ctx.arg::<u64>(0);
+    if sk == 0 {
+        return;
+    }
+    // SAFETY: sk is the tracepoint's own, non-NULL `struct sock *`.
+    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
+    let Some(t) = TRAFFIC.get_ptr_mut(&cookie) else { return };
+    // SAFETY: `t` points into a map value.
+    let field = unsafe {
+        match what {
+            What::Retransmit => &raw mut (*t).retransmits,
+            What::ResetSent => &raw mut (*t).resets_sent,
+            What::ResetReceived => &raw mut (*t).resets_received,
+        }
+    };
+    add32(field, 1);
+}

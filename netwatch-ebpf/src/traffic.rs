@@ -1,0 +1,234 @@
+//! `cgroup_skb/{ingress,egress}` on the cgroup v2 root: bytes and packets
+//! per socket, in `TRAFFIC`.
+//!
+//! The programs see each IP packet starting at its IP header, with
+//! `skb->sk` set to the socket that sends or receives it (the receive hook
+//! runs from `sk_filter()` in `tcp_v4_rcv`/`udp_queue_rcv_one_skb` and their
+//! IPv6 twins, after the socket lookup). Headers are parsed with
+//! network-types' layouts, so no kernel struct offset is involved. Loopback
+//! passes whole GSO aggregates (up to 64 KiB and more) through both hooks,
+//! so payload is always the skb's length minus the headers, never a
+//! per-segment guess; `gso_segs` says how many packets it stands for.
+//!
+//! Both programs always return 1 (pass): counting must never drop a packet.
+
+use aya_ebpf::{
+    bindings::__sk_buff,
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_load_bytes},
+    macros::cgroup_skb,
+    programs::SkBuffContext,
+};
+use core::{
+    intrinsics::{atomic_xadd, AtomicOrdering::Relaxed},
+    mem::{offset_of, MaybeUninit},
+};
+use netwatch_common::{Counter, Traffic};
+use network_types::{
+    ip::{Ipv4Hdr, Ipv6Hdr},
+    tcp::TcpHdr,
+    udp::UdpHdr,
+};
+
+use crate::{emit::count, maps::TRAFFIC};
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const BPF_NOEXIST: u64 = 1;
+
+#[cgroup_skb(ingress)]
+pub fn nw_skb_ingress(ctx: SkBuffContext) -> i32 {
+    let _ = try_count(&ctx, Dir::Rx);
+    1
+}
+
+#[cgroup_skb(egress)]
+pub fn nw_skb_egress(ctx: SkBuffContext) -> i32 {
+    let _ = try_count(&ctx, Dir::Tx);
+    1
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Tx,
+    Rx,
+}
+
+/// One packet (or GSO aggregate) as counted.
+struct Packet {
+    payload: u64,
+    headers: u64,
+    segs: u64,
+}
+
+#[inline(always)]
+fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
+    let p = parse(ctx)?;
+    // SAFETY: cgroup_skb programs always have a socket behind the skb.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    let t = match row(cookie) {
+        Some(t) => t,
+        None => return Ok(()),
+    };
+    let (bytes, packets, ip_bytes) = match dir {
+        // SAFETY: `t` points into a map value, valid and 8-aligned.
+        Dir::Tx => unsafe { (&raw mut (*t).tx_bytes, &raw mut (*t).tx_packets, &raw mut (*t).tx_ip_bytes) },
+        Dir::Rx => unsafe { (&raw mut (*t).rx_bytes, &raw mut (*t).rx_packets, &raw mut (*t).rx_ip_bytes) },
+    };
+    add(bytes, p.payload);
+    add(packets, p.segs);
+    add(ip_bytes, p.payload + p.headers * p.segs);
+    Ok(())
+}
+
+/// The socket's row, created on its first packet.
+#[inline(always)]
+fn row(cookie: u64) -> Option<*mut Traffic> {
+    if let Some(t) = TRAFFIC.get_ptr_mut(&cookie) {
+        return Some(t);
+    }
+    // NOEXIST: a packet on another CPU may have created it meanwhile, and
+    // its counts must not be overwritten.
+    if TRAFFIC.insert(&cookie, &zero(), BPF_NOEXIST).is_err() && TRAFFIC.get_ptr_mut(&cookie).is_none() {
+        count(Counter::TrafficFull);
+        return None;
+    }
+    TRAFFIC.get_ptr_mut(&cookie)
+}
+
+/// Packets of one socket are counted on several CPUs at once (threads
+/// sharing a UDP socket, receive softirqs on two CPUs), hence atomic adds on
+/// the shared row: BPF's `lock xadd`. The intrinsic, because the BPF target
+/// has no compare-and-swap, so core's `AtomicU64::fetch_add` does not exist
+/// for it; the result is unused, which is what makes LLVM emit the plain add.
+#[inline(always)]
+pub fn add(field: *mut u64, n: u64) {
+    // SAFETY: `field` is an aligned u64 inside a map value.
+    unsafe { atomic_xadd::<u64, u64, { Relaxed }>(field, n) };
+}
+
+#[inline(always)]
+pub fn add32(field: *mut u32, n: u32) {
+    // SAFETY: `field` is an aligned u32 inside a map value.
+    unsafe { atomic_xadd::<u32, u32, { Relaxed }>(field, n) };
+}
+
+/// Reads `T` at `off` into uninitialised stack memory (no zero-fill, which
+/// the BPF backend turns into a byte-loop memset call).
+#[inline(always)]
+fn load<T>(ctx: &SkBuffContext, off: u32) -> Result<MaybeUninit<T>, i64> {
+    let mut out = MaybeUninit::<T>::uninit();
+    // SAFETY: the helper writes exactly size_of::<T>() bytes or fails.
+    let r = unsafe { bpf_skb_load_bytes(ctx.skb.skb as *const _, off, out.as_mut_ptr().cast(), size_of::<T>() as u32) };
+    if r < 0 {
+        return Err(r);
+    }
+    Ok(out)
+}
+
+/// The packet's byte at `off` (from the IP header): read in place when the
+/// skb's linear part holds it, as it holds the headers of every packet the
+/// local stack builds and of what loopback and GRO deliver; otherwise
+/// copied out with `bpf_skb_load_bytes`, which reaches into fragments.
+/// One byte at a time, because some network-types fields are enums that do
+/// not cover every value a packet may hold, so they are never read as such.
+#[inline(always)]
+fn pkt_byte(ctx: &SkBuffContext, off: u32) -> Result<u8, i64> {
+    let skb: *const __sk_buff = ctx.skb.skb;
+    // SAFETY: fields of the program's own context.
+    let (data, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };
+    let at = data + off as usize;
+    // Two bytes, where one is read: LLVM rewrites `at + 1 <= end` into
+    // `at < end`, from which the verifier learns no readable range. Every
+    // byte read here has another header byte after it.
+    if at + 2 <= end {
+        // SAFETY: bounds checked against data_end just above.
+        return Ok(unsafe { *(at as *const u8) });
+    }
+    let b: MaybeUninit<u8> = load(ctx, off)?;
+    // SAFETY: initialised by load.
+    Ok(unsafe { b.assume_init() })
+}
+
+#[inline(always)]
+fn parse(ctx: &SkBuffContext) -> Result<Packet, i64> {
+    // SAFETY: reading fields of the program's own context.
+    let (len, segs) = unsafe {
+        let skb: *const __sk_buff = ctx.skb.skb;
+        (u64::from((*skb).len), u64::from((*skb).gso_segs))
+    };
+    let vihl = pkt_byte(ctx, offset_of!(Ipv4Hdr, vihl) as u32)?;
+    let (proto, ip_len) = match vihl >> 4 {
+        4 => (pkt_byte(ctx, offset_of!(Ipv4Hdr, proto) as u32)?, u32::from(vihl & 0xf) * 4),
+        6 => skip_extensions(ctx, pkt_byte(ctx, offset_of!(Ipv6Hdr, next_hdr) as u32)?, Ipv6Hdr::LEN as u32)?,
+        _ => return Err(0),
+    };
+    let l4_len = match proto {
+        // doff: the high nibble of the byte after ack_seq, in 32-bit words.
+        IPPROTO_TCP => u32::from(pkt_byte(ctx, ip_len + offset_of!(TcpHdr, _bitfield_1) as u32)? >> 4) * 4,
+        IPPROTO_UDP => UdpHdr::LEN as u32,
+        _ => return Err(0),
+    };
+    let headers = u64::from(ip_len + l4_len);
+    Ok(Packet { payload: len.saturating_sub(headers), headers, segs: if segs == 0 { 1 } else { segs } })
+}
+
+/// IPv6 extension headers the stack itself adds: hop-by-hop options (a
+/// loopback GSO aggregate of a 1 MB write carries one, verified here),
+/// routing and destination options. Returns the transport protocol and
+/// its offset; fragments and anything unexpected are not counted.
+#[inline(always)]
+fn skip_extensions(ctx: &SkBuffContext, mut next: u8, mut off: u32) -> Result<(u8, u32), i64> {
+    const HOP_BY_HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const DEST_OPTS: u8 = 60;
+    for _ in 0..4 {
+        if next != HOP_BY_HOP && next != ROUTING && next != DEST_OPTS {
+            return Ok((next, off));
+        }
+        // Every one of these starts with: next header, length in 8-byte
+        // units not counting the first 8.
+        let len = pkt_byte(ctx, off + 1)?;
+        next = pkt_byte(ctx, off)?;
+        off += (u32::from(len) + 1) * 8;
+    }
+    Err(0)
+}
+
+/// The totals of `cookie` for its closing event, zero if it never carried a
+/// packet (each field copied on its own: see `Bytes16` on zero-fills).
+#[inline(always)]
+pub fn totals(cookie: u64) -> Traffic {
+    let mut out = zero();
+    // SAFETY: copied out at once; a concurrent add is at worst not seen.
+    if let Some(t) = unsafe { TRAFFIC.get(&cookie) } {
+        out = *t;
+    }
+    out
+}
+
+/// A zero [`Traffic`] built from a zero LLVM cannot see through (a
+/// volatile load): constant zero stores, even volatile ones, end up merged
+/// into a call to the BPF backend's byte-loop `memset` (see `Bytes16`).
+#[inline(always)]
+pub fn zero() -> Traffic {
+    let src = 0u64;
+    // SAFETY: reading a local.
+    let z = unsafe { core::ptr::read_volatile(&src) };
+    Traffic {
+        tx_bytes: z,
+        rx_bytes: z,
+        tx_packets: z,
+        rx_packets: z,
+        tx_ip_bytes: z,
+        rx_ip_bytes: z,
+        retransmits: z as u32,
+        resets_sent: z as u32,
+        resets_received: z as u32,
+        _pad: z as u32,
+    }
+}
+
+#[inline(always)]
+pub fn forget(cookie: u64) {
+    let _ = TRAFFIC.remove(&cookie);
+}

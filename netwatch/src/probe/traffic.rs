@@ -1,0 +1,165 @@
+//! The traffic counters: cgroup_skb and cgroup sock programs on the cgroup
+//! v2 root (every socket of every process, in every network namespace, is
+//! under it) and the TCP retransmit/reset BTF tracepoints.
+//!
+//! Attached through bpf_link, like everything else, so closing our fds
+//! detaches them: nothing stays in the kernel after netwatch exits.
+
+use std::{fs::File, path::PathBuf};
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::{
+    maps::{HashMap, MapData},
+    programs::{links::CgroupAttachMode, BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSock},
+    Btf, Ebpf,
+};
+use netwatch_common::{names, Traffic};
+
+/// Environment variable that leaves the traffic programs out (`1`), e.g. to
+/// measure what they cost.
+pub const DISABLE_ENV: &str = "NETWATCH_NO_TRAFFIC";
+
+/// Whether the user asked for no traffic counting.
+pub fn disabled_by_env() -> bool {
+    std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The per-socket counters the kernel keeps, by socket cookie.
+pub struct TrafficMap {
+    map: HashMap<MapData, u64, Traffic>,
+}
+
+impl TrafficMap {
+    /// Every socket's counters now. One pass over the kernel map; a row
+    /// deleted meanwhile is skipped, not an error.
+    pub fn read_all(&self) -> Vec<(u64, Traffic)> {
+        self.map.iter().filter_map(Result::ok).collect()
+    }
+}
+
+/// Where cgroup v2 is mounted, from a mountinfo text: the unified
+/// hierarchy's root (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on a
+/// hybrid layout).
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        // `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPEROPTS`
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        let mut f = left.split_whitespace();
+        let root = f.nth(3)?;
+        let mountpoint = f.next()?;
+        // Only a mount of the hierarchy's root sees every process.
+        (fstype == "cgroup2" && root == "/").then(|| PathBuf::from(unescape(mountpoint)))
+    })
+}
+
+/// mountinfo escapes spaces, tabs, newlines and backslashes as `\ooo`.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(char::from(c));
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The cgroup v2 root, from our mount namespace or else from init's: `ip
+/// netns exec` runs us in a mount namespace with a fresh /sys, where the
+/// hierarchy is not mounted, yet it is the same hierarchy, reachable
+/// through `/proc/1/root`.
+fn open_cgroup_root() -> Result<(PathBuf, File)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let path = match cgroup2_mount(&text) {
+        Some(path) => path,
+        None => std::fs::read_to_string("/proc/1/mountinfo")
+            .ok()
+            .and_then(|init| cgroup2_mount(&init))
+            .map(|p| PathBuf::from("/proc/1/root").join(p.strip_prefix("/").unwrap_or(&p)))
+            .ok_or_else(|| {
+                anyhow!(
+                    "no cgroup v2 hierarchy is mounted (here or in init's mount namespace), and the \
+                     traffic counters attach to its root: mount it with `mount -t cgroup2 none /sys/fs/cgroup`"
+                )
+            })?,
+    };
+    let file = File::open(&path).with_context(|| format!("opening the cgroup v2 root {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// Loads and attaches every traffic program; returns the counter map.
+pub fn attach(ebpf: &mut Ebpf, btf: &Btf) -> Result<TrafficMap> {
+    let (path, cgroup) = open_cgroup_root()?;
+    let at = || format!("the cgroup v2 root {}", path.display());
+    for (prog, dir) in
+        [(names::PROG_SKB_INGRESS, CgroupSkbAttachType::Ingress), (names::PROG_SKB_EGRESS, CgroupSkbAttachType::Egress)]
+    {
+        let p: &mut CgroupSkb = program(ebpf, prog)?.try_into()?;
+        p.load().with_context(|| format!("loading {prog}"))?;
+        // `Single` is flags 0, which bpf_link_create requires for cgroups
+        // (any flag is EINVAL): a cgroup link always runs alongside other
+        // tools' programs on the root, as BPF_F_ALLOW_MULTI would.
+        p.attach(&cgroup, dir, CgroupAttachMode::Single).with_context(|| format!("attaching {prog} to {}", at()))?;
+    }
+    let p: &mut CgroupSock = program(ebpf, names::PROG_SOCK_RELEASE)?.try_into()?;
+    p.load().with_context(|| format!("loading {}", names::PROG_SOCK_RELEASE))?;
+    p.attach(&cgroup, CgroupAttachMode::Single)
+        .with_context(|| format!("attaching {} to {}", names::PROG_SOCK_RELEASE, at()))?;
+    for (prog, tp) in [
+        (names::PROG_RETRANSMIT, names::TP_RETRANSMIT),
+        (names::PROG_SEND_RESET, names::TP_SEND_RESET),
+        (names::PROG_RECV_RESET, names::TP_RECV_RESET),
+    ] {
+        let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
+        p.load(tp, btf)
+            .with_context(|| format!("loading {prog} for BTF tracepoint {tp} (does this kernel have it?)"))?;
+        p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
+    }
+    let map = ebpf.take_map(names::MAP_TRAFFIC).ok_or_else(|| anyhow!("map {} missing", names::MAP_TRAFFIC))?;
+    Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")? })
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing from the eBPF object"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_unified_root_in_a_hybrid_layout() {
+        let text = "\
+24 30 0:22 / /sys rw,nosuid - sysfs sysfs rw
+31 24 0:27 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+42 31 0:39 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+";
+        assert_eq!(cgroup2_mount(text), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+    }
+
+    #[test]
+    fn skips_subtree_mounts_and_unescapes() {
+        let text = "\
+50 31 0:38 /user.slice /mnt/sub rw - cgroup2 cgroup2 rw
+51 31 0:38 / /mnt/my\\040cg rw shared:1 - cgroup2 none rw
+";
+        assert_eq!(cgroup2_mount(text), Some(PathBuf::from("/mnt/my cg")));
+    }
+
+    #[test]
+    fn none_without_cgroup2() {
+        assert_eq!(cgroup2_mount("24 30 0:22 / /sys rw - sysfs sysfs rw\n"), None);
+    }
+}

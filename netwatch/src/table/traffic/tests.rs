@@ -1,0 +1,105 @@
+use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
+
+use super::super::Table;
+use crate::{
+    event::{Comm, Event, Family},
+    seed::{self, Proto, SeedSocket},
+};
+
+fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
+    SeedSocket {
+        proto,
+        family: seed::Family::V4,
+        local: format!("127.0.0.1:{port}").parse().unwrap(),
+        remote: "127.0.0.1:9000".parse().unwrap(),
+        state: tcp::ESTABLISHED,
+        inode: 10 + cookie,
+        uid: 0,
+        cookie: Some(cookie),
+        netns: 7,
+        owners: vec![seed::Process { pid, comm: comm.into(), fd: 3 }],
+        timer: None,
+        rx_queue: 0,
+        tx_queue: 0,
+    }
+}
+
+fn traffic(tx: u64, rx: u64) -> Traffic {
+    Traffic { tx_bytes: tx, rx_bytes: rx, tx_packets: 1, rx_packets: 1, ..Traffic::ZERO }
+}
+
+fn table() -> Table {
+    let mut t = Table::new(10);
+    t.seed(
+        vec![
+            sock(1, Proto::Tcp, 1000, 10, "curl"),
+            sock(2, Proto::Tcp, 1001, 10, "curl"),
+            sock(3, Proto::Udp, 1002, 20, "dnsd"),
+            sock(4, Proto::Tcp, 1003, 30, "sshd"),
+        ],
+        0,
+    );
+    t
+}
+
+#[test]
+fn rates_come_from_two_readings() {
+    let mut t = table();
+    t.update_traffic(&[(1, traffic(1000, 50)), (99, traffic(5, 5))], 1_000_000_000);
+    let row = t.rows().find(|r| r.cookie == Some(1)).unwrap();
+    assert_eq!((row.traffic.totals.tx_bytes, row.traffic.tx_rate), (1000, 0), "no rate from one reading");
+    t.update_traffic(&[(1, traffic(3000, 550))], 1_500_000_000);
+    let row = t.rows().find(|r| r.cookie == Some(1)).unwrap();
+    assert_eq!((row.traffic.tx_rate, row.traffic.rx_rate), (4000, 1000));
+    assert_eq!(row.traffic.rate(), 5000);
+}
+
+#[test]
+fn per_process_totals_with_other_and_closed_connections() {
+    let mut t = table();
+    t.update_traffic(&[(1, traffic(100, 0)), (2, traffic(0, 900)), (3, traffic(40, 40)), (4, traffic(1, 2))], 1);
+    let all = t.traffic_by_process(10);
+    let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["curl", "dnsd", "sshd"]);
+    assert_eq!((all[0].totals.tx_bytes, all[0].totals.rx_bytes, all[0].sockets), (100, 900, 2));
+    let top = t.traffic_by_process(1);
+    assert_eq!(top.len(), 2);
+    assert_eq!((top[1].name.as_str(), top[1].totals.tx_bytes, top[1].sockets), ("other", 41, 2));
+
+    // A UDP socket's release moves it to the history, and its totals stay
+    // with its program.
+    let e = Event {
+        kind: EventKind::UdpClose,
+        ts_ns: 5,
+        start_ns: None,
+        cookie: 3,
+        inode: 0,
+        family: Family::V4,
+        local: "127.0.0.1:1002".parse().unwrap(),
+        remote: "0.0.0.0:0".parse().unwrap(),
+        pid: 20,
+        comm: Comm::new("dnsd"),
+        uid: 0,
+        netns: 7,
+        old_state: tcp::CLOSE,
+        new_state: tcp::CLOSE,
+        owner: OwnerSource::Current,
+        traffic: traffic(70, 80),
+    };
+    t.apply(&e);
+    assert!(t.rows().all(|r| r.cookie != Some(3)));
+    let closed = t.history().last().unwrap();
+    assert_eq!((closed.proto, closed.traffic.tx_bytes, closed.traffic.rx_bytes), (Proto::Udp, 70, 80));
+    assert_eq!(closed.owner.as_ref().map(|o| o.comm.as_str()), Some("dnsd"));
+    let dnsd = t.traffic_by_process(10).into_iter().find(|p| p.name == "dnsd").unwrap();
+    assert_eq!((dnsd.totals.tx_bytes, dnsd.sockets), (70, 0));
+}
+
+#[test]
+fn udp_rows_keep_their_counters_across_the_sock_diag_reread() {
+    let mut t = table();
+    t.update_traffic(&[(3, traffic(40, 40))], 1);
+    t.reconcile_udp(7, vec![sock(3, Proto::Udp, 1002, 20, "dnsd")], 2);
+    let row = t.rows().find(|r| r.cookie == Some(3)).unwrap();
+    assert_eq!(row.traffic.totals.tx_bytes, 40);
+}
