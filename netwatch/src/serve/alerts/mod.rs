@@ -194,7 +194,7 @@ impl Engine {
             "listen_drops" => self.listen_drops(now, rule.window)?,
             "remote_connections" => rules::remote_connections(table),
             "suspicious_ports" => rules::suspicious_ports(table, &self.cfg.ports, recent),
-            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?),
+            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?, std::process::id()),
             "total_connections" => rules::total_connections(table),
             _ => return None,
         })
