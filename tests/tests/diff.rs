@@ -135,3 +135,36 @@ fn diff_errors_exit_2() {
         assert!(out.stderr.contains("netwatch") && !out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
     }
 }
+
+/// Without root, namespaces of other users' processes cannot be read: their
+/// sockets are unknown now, not gone. A listener in such a namespace must
+/// not be reported as disappeared (a false exit 1 would page someone).
+#[test]
+fn diff_as_non_root_leaves_unreadable_namespaces_out() {
+    use std::os::unix::fs::PermissionsExt as _;
+    setup();
+    let ns = TestNetns::plain("diff-nobody");
+    let tmp = TempDir::new("diff-nobody");
+    let _listener = hold(&ns, &["--listen", "127.0.0.1:17345"]);
+    let base = tmp.path().join("base.json");
+    oneshot::save_baseline(&base);
+    let bin = tmp.path().join("netwatch");
+    std::fs::copy(netwatch_tests::netwatch_bin(), &bin).expect("copying netwatch");
+    for (path, mode) in [(tmp.path(), 0o755), (bin.as_path(), 0o755), (base.as_path(), 0o644)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["diff", "--port", "17345"])
+        .arg(&base)
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running setpriv");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "diff as uid 65534\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout, "", "nothing changed that netwatch could see");
+    assert!(stderr.contains(&ns.inode().to_string()), "the namespace left out is named on stderr:\n{stderr}");
+}

@@ -111,3 +111,27 @@ fn install_into_destdir_is_complete_and_idempotent() {
         assert!(second.contains("kept"), "{second}");
     }
 }
+
+/// `netwatch completions bash | head -1` and the like: the reader goes away
+/// before netwatch writes, which must end it quietly (exit 0, as every other
+/// netwatch output does), not with a panic and a backtrace.
+#[test]
+fn completions_and_man_into_a_closed_pipe_exit_quietly() {
+    let tmp = TempDir::new("closed-pipe");
+    let dir = tmp.path().join("man1");
+    let dir = dir.to_str().expect("UTF-8 path");
+    for args in [vec!["completions", "bash"], vec!["completions", "zsh"], vec!["man"], vec!["man", "--dir", dir]] {
+        let mut child = Command::new(netwatch_bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running netwatch");
+        // Closed before netwatch has started writing.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("waiting for netwatch");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "netwatch {args:?} panicked:\n{stderr}");
+        assert_eq!(out.status.code(), Some(0), "netwatch {args:?}: {}\n{stderr}", out.status);
+    }
+}

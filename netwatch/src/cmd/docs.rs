@@ -34,9 +34,12 @@ pub struct ManArgs {
 
 pub fn completions(args: &CompletionsArgs) -> Result<()> {
     let mut cmd = Cli::command();
+    // Into memory first: clap_complete panics on a write error, and a
+    // closed pipe (`| head`) must end netwatch quietly (main.rs).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "netwatch", &mut script);
     let mut out = io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "netwatch", &mut out);
-    out.flush().context("writing the completion script")
+    out.write_all(&script).and_then(|()| out.flush()).context("writing the completion script")
 }
 
 pub fn man(args: &ManArgs) -> Result<()> {
@@ -63,7 +66,8 @@ fn write_pages(cmd: &clap::Command, dir: &Path) -> Result<()> {
         let mut buf = Vec::new();
         page.render(&mut buf).with_context(|| format!("rendering {name}"))?;
         std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
-        println!("{}", path.display());
+        // Not println!, which panics on a closed pipe.
+        writeln!(io::stdout(), "{}", path.display()).context("writing to stdout")?;
     }
     Ok(())
 }

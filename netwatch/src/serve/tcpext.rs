@@ -2,7 +2,12 @@
 //! kernel's own count of SYNs and handshakes dropped at full listen queues
 //! (KERNEL-NOTES point 3), for this network namespace.
 
+use std::os::unix::fs::MetadataExt as _;
+
 use anyhow::{bail, Context as _, Result};
+use netwatch_common::tcp;
+
+use crate::seed::{diag::DiagSocket, Family, Proto, SeedSocket};
 
 /// `ListenOverflows + ListenDrops` (drops already includes overflows on
 /// current kernels, but older ones counted them apart; the sum only ever
@@ -35,8 +40,52 @@ pub fn parse(text: &str) -> Result<u64> {
     bail!("/proc/net/netstat has no TcpExt section")
 }
 
+/// This namespace's TCP listeners as sock_diag reports them now, with their
+/// accept queues (`rx_queue`: waiting to be accepted, `tx_queue`: backlog).
+pub fn listeners() -> Result<Vec<SeedSocket>> {
+    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
+    let diag = DiagSocket::open().context("opening a sock_diag socket")?;
+    let mut out = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut out)
+            .with_context(|| format!("dumping listeners ({family:?})"))?;
+    }
+    Ok(out)
+}
+
+/// Listeners whose accept queue is full (the kernel drops a handshake when
+/// the queue holds more than the backlog allows), fullest first: the likely
+/// cause of drops the TcpExt counters only count.
+pub fn full_queues(listeners: &[SeedSocket]) -> Vec<&SeedSocket> {
+    let mut full: Vec<&SeedSocket> = listeners.iter().filter(|l| l.rx_queue > 0 && l.rx_queue >= l.tx_queue).collect();
+    full.sort_by_key(|l| std::cmp::Reverse(l.rx_queue));
+    full
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn full_queues_are_those_at_their_backlog() {
+        let l = |port: u16, rx: u32, tx: u32| crate::seed::SeedSocket {
+            proto: crate::seed::Proto::Tcp,
+            family: crate::seed::Family::V4,
+            local: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            state: netwatch_common::tcp::LISTEN,
+            inode: 0,
+            uid: 0,
+            cookie: None,
+            netns: 7,
+            owners: Vec::new(),
+            timer: None,
+            rx_queue: rx,
+            tx_queue: tx,
+        };
+        let socks = [l(1, 0, 0), l(2, 3, 128), l(3, 1, 0), l(4, 5, 5), l(5, 0, 4096)];
+        let ports: Vec<u16> = super::full_queues(&socks).iter().map(|s| s.local.port()).collect();
+        assert_eq!(ports, [4, 3]);
+    }
+
     #[test]
     fn sums_overflows_and_drops() {
         let text = "TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPHPHits\n\

@@ -328,7 +328,9 @@ impl Table {
 
     fn close(&mut self, key: u64, e: &Event) {
         let ending = ending(e.old_state);
-        self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed);
+        // A listener closing ends no connection: counting it would make
+        // closed run ahead of opened (and netwatch_connections_closed_total).
+        self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed && e.old_state != tcp::LISTEN);
         self.totals.failed_connects += u64::from(ending == Ending::Failed);
         self.totals.resets += u64::from(ending == Ending::Reset);
         let row = self.remove(key);

@@ -95,6 +95,17 @@ fn failed_connect_and_reset_are_counted_and_leave_no_row() {
 }
 
 #[test]
+fn a_listener_closing_is_not_a_connection_closed() {
+    let mut t = Table::new(10);
+    t.apply(&ev(EventKind::Listen, 1, tcp::CLOSE, tcp::LISTEN, "127.0.0.1:80", "0.0.0.0:0", 6));
+    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Close, 2, tcp::ESTABLISHED, tcp::CLOSE, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Close, 1, tcp::LISTEN, tcp::CLOSE, "127.0.0.1:80", "0.0.0.0:0", 6));
+    assert!(t.is_empty());
+    assert_eq!((t.totals.opened_passive, t.totals.closed), (1, 1), "{:?}", t.totals);
+}
+
+#[test]
 fn history_is_bounded() {
     let mut t = Table::new(3);
     for cookie in 1..=10 {

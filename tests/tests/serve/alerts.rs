@@ -146,3 +146,45 @@ fn suspicious_port_and_new_listener() {
     let _ = conn;
     serve.nw.stop_with(libc::SIGTERM);
 }
+
+/// A listener with backlog 0 that never accepts, and a few connects: the
+/// kernel drops the handshakes past the first, TcpExt counts them, and the
+/// alert names the listener whose accept queue is full and its process.
+#[test]
+fn listen_drops_names_the_listener_with_a_full_queue() {
+    super::setup();
+    let dir = TempDir::new("drops");
+    let port = free_port([127, 0, 0, 1].into());
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let cfg = config(&dir, &only_alerts(&["listen_drops"]));
+    let serve = Serve::start(&cfg, &["--alert", "listen_drops=1/2s"]);
+
+    // SAFETY: plain socket calls on a descriptor this test owns.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: `sin` is a valid sockaddr_in for its size.
+    let bound =
+        unsafe { libc::bind(fd, std::ptr::from_ref(&sin).cast(), size_of::<libc::sockaddr_in>() as libc::socklen_t) };
+    assert_eq!(bound, 0, "bind {addr}: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a bound TCP socket.
+    assert_eq!(unsafe { libc::listen(fd, 0) }, 0, "listen: {}", std::io::Error::last_os_error());
+
+    let clients: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(move || std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(4))))
+        .collect();
+    let line = serve.wait_stderr(ALERT_TIMEOUT, "listen_drops naming the listener", |l| {
+        l.contains("alert: listen_drops") && l.contains(&format!("full accept queue now: {addr} of pid "))
+    });
+    assert!(line.contains(&format!("{addr} of pid {} (", std::process::id())), "{line}");
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    for c in clients {
+        let _ = c.join();
+    }
+}

@@ -24,7 +24,8 @@ ports, PIDs and namespace inodes changing are not changes. Owners are shown from
 the socket exists. Listeners are TCP LISTEN and bound, unconnected UDP sockets; peers are TCP \
 ESTABLISHED connections.
 
-Owners need root (the /proc/*/fd scan); so do other network namespaces.
+Owners need root (the /proc/*/fd scan); so do other network namespaces (without it, baseline sockets in \
+namespaces that cannot be read are left out, not reported as disappeared).
 
 Examples:
   netwatch snapshot --json > base.json
@@ -68,10 +69,14 @@ pub fn run(args: &DiffArgs) -> ExitCode {
 
 fn diff(args: &DiffArgs) -> Result<Changes> {
     let netns = super::netns::resolve_all(&args.netns)?;
-    let before = Baseline::load(&args.baseline)?;
+    let mut before = Baseline::load(&args.baseline)?;
     let after = match &args.current {
         Some(path) => Baseline::load(path)?,
-        None => now(&netns)?,
+        None => {
+            let (after, unread) = now(&netns)?;
+            leave_out_unread(&mut before, &unread);
+            after
+        }
     };
     let scope = Scope { netns, ports: args.ports.clone(), listeners_only: args.listeners };
     let changes = compare(&before, &after, &scope, &changes::ephemeral_range());
@@ -86,8 +91,9 @@ fn diff(args: &DiffArgs) -> Result<Changes> {
     Ok(changes)
 }
 
-/// The sockets now, with owners, as `netwatch snapshot` reads them.
-fn now(netns: &[u32]) -> Result<Baseline> {
+/// The sockets now, with owners, as `netwatch snapshot` reads them, and the
+/// namespaces whose sockets could not be read (no privilege to enter them).
+fn now(netns: &[u32]) -> Result<(Baseline, Vec<u32>)> {
     let seed = seed::seed_all().context("enumerating sockets")?;
     for w in &seed.stats.warnings {
         eprintln!("netwatch: warning: {w}");
@@ -95,5 +101,22 @@ fn now(netns: &[u32]) -> Result<Baseline> {
     super::netns::require_read(netns, &seed)?;
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
-    Ok(Baseline::from_table(&table))
+    Ok((Baseline::from_table(&table), seed.stats.namespaces_unread))
+}
+
+/// A namespace netwatch could not read now (not root) has sockets nobody
+/// knows: the baseline's sockets there are left out rather than reported as
+/// disappeared, and stderr says so.
+fn leave_out_unread(before: &mut Baseline, unread: &[u32]) {
+    let count = before.sockets.len();
+    before.sockets.retain(|s| !unread.contains(&s.netns));
+    let left_out = count - before.sockets.len();
+    if left_out > 0 {
+        let list: Vec<String> = unread.iter().map(u32::to_string).collect();
+        eprintln!(
+            "netwatch: warning: {left_out} baseline socket(s) in network namespace(s) {} not compared: \
+             they could not be read now (root needed)",
+            list.join(", ")
+        );
+    }
 }

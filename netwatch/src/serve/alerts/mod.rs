@@ -7,7 +7,7 @@ mod tracker;
 
 use std::{
     collections::{BTreeSet, VecDeque},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use netwatch_common::{tcp, EventKind};
@@ -191,10 +191,10 @@ impl Engine {
     ) -> Option<Vec<Finding>> {
         Some(match name {
             "syn_backlog" => rules::syn_backlog(table),
-            "listen_drops" => self.listen_drops(now, rule.window)?,
+            "listen_drops" => self.listen_drops(table, now, rule)?,
             "remote_connections" => rules::remote_connections(table),
             "suspicious_ports" => rules::suspicious_ports(table, &self.cfg.ports, recent),
-            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?),
+            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?, std::process::id()),
             "total_connections" => rules::total_connections(table),
             _ => return None,
         })
@@ -202,7 +202,8 @@ impl Engine {
 
     /// Growth of the listen-drop counters over the window. `None` when they
     /// cannot be read (said once on stderr).
-    fn listen_drops(&mut self, now: Instant, window: Duration) -> Option<Vec<Finding>> {
+    fn listen_drops(&mut self, table: &Table, now: Instant, rule: Rule) -> Option<Vec<Finding>> {
+        let window = rule.window;
         let total = match tcpext::read() {
             Ok(v) => v,
             Err(e) => {
@@ -217,16 +218,26 @@ impl Engine {
             self.drops.pop_front();
         }
         let oldest = self.drops.front().map_or(total, |(_, v)| *v);
+        let value = total.saturating_sub(oldest);
+        // The counters say how many, not where: name the listeners whose
+        // accept queue is full now (read only when the alert would fire).
+        let (owner, sockets) = if value >= rule.threshold { full_listeners(table) } else { (None, Vec::new()) };
+        let named = match sockets.first() {
+            Some(s) => {
+                format!("; full accept queue now: {}:{} of {}", s.saddr, s.sport, rules::owner_text(owner.as_ref()))
+            }
+            None => String::new(),
+        };
         Some(vec![Finding {
             key: "netns".to_owned(),
-            value: total.saturating_sub(oldest),
+            value,
             subject: format!(
                 "SYNs or handshakes dropped at full listen queues in {:.0}s (TcpExt ListenOverflows + ListenDrops, \
-                 netwatch's own network namespace)",
+                 netwatch's own network namespace{named})",
                 window.as_secs_f64()
             ),
-            owner: None,
-            sockets: Vec::new(),
+            owner,
+            sockets,
         }])
     }
 }
@@ -255,6 +266,33 @@ fn alert(kind: &'static str, t: Transition, f: Finding, rule: Rule) -> Alert {
         message,
         sockets: f.sockets,
     }
+}
+
+/// Listeners of netwatch's namespace whose accept queue is full now, fullest
+/// first, with their owners from the table; nothing if they cannot be read.
+fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
+    let Ok(listeners) = tcpext::listeners() else { return (None, Vec::new()) };
+    let rows: Vec<&Row> = table.rows().filter(|r| r.state == tcp::LISTEN).collect();
+    let refs: Vec<(Option<Owner>, SockRef)> = tcpext::full_queues(&listeners)
+        .into_iter()
+        .take(rules::SAMPLE)
+        .map(|l| {
+            let row = rows.iter().find(|r| r.netns == l.netns && r.local == l.local);
+            let owner = row.and_then(|r| r.owners.first().cloned());
+            let mut sock = row.map_or_else(SockRef::default, |r| SockRef::of(r));
+            if row.is_none() {
+                sock.proto = "tcp";
+                sock.saddr = display_ip(l.local.ip()).to_string();
+                sock.sport = l.local.port();
+                sock.daddr = display_ip(l.remote.ip()).to_string();
+                sock.state = "LISTEN";
+                sock.netns = l.netns;
+            }
+            (owner, sock)
+        })
+        .collect();
+    let owner = refs.first().and_then(|(o, _)| o.clone());
+    (owner, refs.into_iter().map(|(_, s)| s).collect())
 }
 
 #[cfg(test)]

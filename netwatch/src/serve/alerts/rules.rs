@@ -108,11 +108,15 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
         .collect()
 }
 
-/// Listening TCP sockets whose (address, port) the baseline lacks.
-pub fn new_listeners(table: &Table, baseline: &BTreeSet<ListenerKey>) -> Vec<Finding> {
+/// Listening TCP sockets whose (address, port) the baseline lacks, except
+/// the agent's own (`own_pid`, its metrics endpoint): a baseline is usually
+/// taken before the agent first starts, and the agent warning about itself
+/// at every start is noise.
+pub fn new_listeners(table: &Table, baseline: &BTreeSet<ListenerKey>, own_pid: u32) -> Vec<Finding> {
     table
         .rows()
         .filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN)
+        .filter(|r| r.owners.is_empty() || r.owners.iter().any(|o| o.pid != own_pid))
         .filter(|r| !baseline.contains(&ListenerKey::new(Proto::Tcp, r.local)))
         .map(|r| {
             let owner = r.owners.first().cloned();

@@ -99,6 +99,19 @@ fn new_listener_against_baseline() {
 }
 
 #[test]
+fn new_listener_spares_the_agents_own_metrics_endpoint() {
+    let baseline = [ListenerKey::new(Proto::Tcp, "127.0.0.1:22".parse().unwrap())].into();
+    let t = table(vec![
+        sock(tcp::LISTEN, "127.0.0.1:22", "0.0.0.0:0", Some((11, "sshd"))),
+        sock(tcp::LISTEN, "127.0.0.1:9977", "0.0.0.0:0", Some((42, "netwatch"))),
+        sock(tcp::LISTEN, "127.0.0.1:4000", "0.0.0.0:0", Some((43, "nc"))),
+    ]);
+    let found = rules::new_listeners(&t, &baseline, 42);
+    let keys: Vec<&str> = found.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(keys, ["7/127.0.0.1:4000"]);
+}
+
+#[test]
 fn remote_and_total_connections() {
     let cfg = only(|c| {
         c.remote_connections = Rule { enabled: true, threshold: 3, window: Duration::from_secs(60) };
