@@ -55,6 +55,12 @@ struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProcessDirection {
+    process: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Output {
     output: &'static str,
 }
@@ -73,6 +79,8 @@ pub struct Metrics {
     lost: Counter,
     reseeds: Counter,
     processes: Family<Process, Gauge>,
+    process_bytes: Family<ProcessDirection, Gauge>,
+    process_packets: Family<ProcessDirection, Gauge>,
     per_listener: Family<ListenerState, Gauge>,
     alerts: Family<Kind, Counter>,
     table_rows: Gauge,
@@ -96,6 +104,8 @@ impl Metrics {
             lost: Counter::default(),
             reseeds: Counter::default(),
             processes: Family::default(),
+            process_bytes: Family::default(),
+            process_packets: Family::default(),
             per_listener: Family::default(),
             alerts: Family::default(),
             table_rows: Gauge::default(),
@@ -135,6 +145,20 @@ impl Metrics {
             "netwatch_process_connections",
             "Open TCP connections (listeners excluded) by owning process name: the top N, the rest as `other`",
             self.processes.clone(),
+        );
+        // Gauges, not counters: a name moves in and out of the top N (and of
+        // `other`) between scrapes, so no series is guaranteed to only grow.
+        r.register(
+            "netwatch_process_traffic_bytes",
+            "Payload bytes sent (tx) and received (rx) since netwatch started, by owning process name, live \
+             and closed sockets: the top N by bytes, the rest as `other`",
+            self.process_bytes.clone(),
+        );
+        r.register(
+            "netwatch_process_traffic_packets",
+            "Packets sent (tx) and received (rx) since netwatch started, by owning process name (as \
+             netwatch_process_traffic_bytes)",
+            self.process_packets.clone(),
         );
         r.register(
             "netwatch_listener_connections",
@@ -221,6 +245,18 @@ impl Metrics {
         self.processes.clear();
         for (name, n) in top_processes(table, self.top_processes) {
             self.processes.get_or_create(&Process { process: name }).set(n);
+        }
+        self.process_bytes.clear();
+        self.process_packets.clear();
+        for p in table.traffic_by_process(self.top_processes) {
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            for (direction, bytes, packets) in
+                [("tx", p.totals.tx_bytes, p.totals.tx_packets), ("rx", p.totals.rx_bytes, p.totals.rx_packets)]
+            {
+                let labels = ProcessDirection { process: p.name.clone(), direction };
+                self.process_bytes.get_or_create(&labels).set(gauge(bytes));
+                self.process_packets.get_or_create(&labels).set(gauge(packets));
+            }
         }
         self.per_listener.clear();
         for ((listener, netns, state), n) in per_listener(table, self.top_listeners) {

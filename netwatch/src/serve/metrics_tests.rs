@@ -85,3 +85,35 @@ fn counters_follow_the_totals() {
     has(&text, "netwatch_resets_total 9");
     has(&text, r#"netwatch_connections_opened_total{proto="tcp",direction="active"} 7"#);
 }
+
+/// Payload per process name and direction, from the kernel's per-socket
+/// counters, top N by bytes and the rest as `other`.
+#[test]
+fn traffic_per_process_top_n() {
+    let tcp = Proto::Tcp;
+    let mut rows = vec![
+        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", "127.0.0.9:6000", Some((10, "web"))),
+        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
+        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))),
+    ];
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.cookie = Some(100 + i as u64);
+    }
+    let mut t = Table::new(0);
+    t.seed(rows, 1);
+    let bytes = |tx: u64, rx: u64| netwatch_common::Traffic {
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_packets: tx / 1000,
+        rx_packets: rx / 1000,
+        ..Default::default()
+    };
+    t.update_traffic(&[(100, bytes(5_000_000, 20_000)), (101, bytes(3_000, 1_000)), (102, bytes(2_000, 4_000))], 2);
+    let text = Metrics::new(1, 1).scrape(&t, Errors::default());
+    has(&text, r#"netwatch_process_traffic_bytes{process="web",direction="tx"} 5000000"#);
+    has(&text, r#"netwatch_process_traffic_bytes{process="web",direction="rx"} 20000"#);
+    has(&text, r#"netwatch_process_traffic_bytes{process="other",direction="tx"} 5000"#);
+    has(&text, r#"netwatch_process_traffic_bytes{process="other",direction="rx"} 5000"#);
+    has(&text, r#"netwatch_process_traffic_packets{process="web",direction="tx"} 5000"#);
+    assert!(!text.contains("sshd"), "beyond the top 1, names are summed:\n{text}");
+}
