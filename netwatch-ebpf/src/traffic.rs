@@ -22,7 +22,7 @@ use core::{
     intrinsics::{atomic_xadd, AtomicOrdering::Relaxed},
     mem::{offset_of, MaybeUninit},
 };
-use netwatch_common::{Counter, Traffic};
+use netwatch_common::{tcp, Counter, Traffic};
 use network_types::{
     ip::{Ipv4Hdr, Ipv6Hdr},
     tcp::TcpHdr,
@@ -62,6 +62,21 @@ struct Packet {
 
 #[inline(always)]
 fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
+    // SAFETY: the context's own skb; `sk` is checked for NULL before use.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return Ok(());
+    }
+    // Minisockets are never freed through tcp_destroy_sock, so a row made
+    // for one would stay in the map for good: a TIME_WAIT socket (same
+    // cookie as the full socket whose row was freed at its teardown) gets
+    // the last ACKs, a request socket the SYN-ACK. At tens of thousands of
+    // connections a second that filled the map within seconds.
+    // SAFETY: `state` is one of the fields every socket kind has.
+    let state = unsafe { (*sk).state };
+    if state == u32::from(tcp::TIME_WAIT) || state == u32::from(tcp::NEW_SYN_RECV) {
+        return Ok(());
+    }
     let p = parse(ctx)?;
     // SAFETY: cgroup_skb programs always have a socket behind the skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };

@@ -203,6 +203,23 @@ impl Table {
     /// Drops synthesized TIME_WAIT rows the kernel has expired by now.
     pub fn expire(&mut self, now_ns: u64) {
         self.rows.retain(|_, r| r.expires_ns.is_none_or(|t| t > now_ns));
+        self.trim();
+    }
+
+    /// Gives memory back after a burst: a hash map keeps the capacity of its
+    /// largest size, and a churn burst leaves up to `tcp_max_tw_buckets`
+    /// TIME_WAIT rows that expire a minute later. Shrinks once the rows fill
+    /// under a quarter of it, to twice the rows, so a steady table does not
+    /// shrink and regrow.
+    pub fn trim(&mut self) {
+        const MIN_ROWS: usize = 4096;
+        let rows = self.rows.len().max(MIN_ROWS);
+        if self.rows.capacity() > 4 * rows {
+            self.rows.shrink_to(2 * rows);
+        }
+        if self.uncookied.capacity() > 4 * self.uncookied.len().max(MIN_ROWS) {
+            self.uncookied.shrink_to(2 * self.uncookied.len().max(MIN_ROWS));
+        }
     }
 
     /// Fills in what the kernel left out of `e` from the socket's row (a

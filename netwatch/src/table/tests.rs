@@ -217,3 +217,27 @@ fn events_are_completed_from_their_row() {
     t.complete_and_apply(&mut e);
     assert_eq!((e.pid, e.owner), (5, OwnerSource::Current));
 }
+
+/// After a burst of rows has gone, the table gives the memory back.
+#[test]
+fn memory_is_given_back_after_a_burst() {
+    let mut t = Table::new(10);
+    let burst: Vec<SeedSocket> = (0..100_000u64)
+        .map(|i| {
+            let remote = format!("127.0.0.2:{}", 1024 + i % 60_000);
+            let mut s = seeded(Some(1_000 + i), tcp::TIME_WAIT, "127.0.0.1:80", &remote, None);
+            s.netns = 7 + (i / 60_000) as u32;
+            s
+        })
+        .collect();
+    t.seed(burst, 1);
+    assert!(t.rows.capacity() >= 100_000);
+    t.seed(vec![seeded(Some(1), tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5555", Some(100))], 2);
+    t.trim();
+    assert!(t.rows.capacity() < 20_000, "capacity {} after the burst", t.rows.capacity());
+    assert_eq!(t.len(), 1);
+    // A steady table is left alone.
+    let before = t.rows.capacity();
+    t.trim();
+    assert_eq!(t.rows.capacity(), before);
+}
