@@ -103,21 +103,34 @@ impl Ns {
     }
 
     /// netstat then netwatch, back to back; sorted lines, `mask` applied.
+    /// Live values can move between the two reads (an IPv6 route's Ref
+    /// count when a multicast packet holds it, a queue), so a difference is
+    /// re-read up to twice: it must be there every time to count.
     fn compare_with(&self, flags: &str, pipeline: &str, mask: fn(&str) -> String) {
         let netwatch = netwatch_bin();
-        let want = self.output("netstat", flags, pipeline);
-        let got = self.output(netwatch.to_str().unwrap(), flags, pipeline);
         let sorted = |text: &str| {
             let mut lines: Vec<String> = text.lines().map(mask).collect();
             lines.sort();
             lines
         };
-        let (want, got) = (sorted(&want), sorted(&got));
-        assert!(!want.is_empty(), "netstat {flags} {pipeline} printed nothing");
-        if want != got {
-            let only_netstat: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
-            let only_netwatch: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
-            panic!("`{flags} {pipeline}` differs\nonly netstat:  {only_netstat:#?}\nonly netwatch: {only_netwatch:#?}");
+        let mut attempt = 0;
+        loop {
+            let want = sorted(&self.output("netstat", flags, pipeline));
+            let got = sorted(&self.output(netwatch.to_str().unwrap(), flags, pipeline));
+            assert!(!want.is_empty(), "netstat {flags} {pipeline} printed nothing");
+            if want == got {
+                return;
+            }
+            attempt += 1;
+            if attempt == 3 {
+                let only_netstat: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
+                let only_netwatch: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
+                panic!(
+                    "`{flags} {pipeline}` differs (3 reads)\nonly netstat:  {only_netstat:#?}\nonly netwatch: \
+                     {only_netwatch:#?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
