@@ -370,13 +370,7 @@ impl Table {
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
         }
-        if self.history_cap == 0 {
-            return;
-        }
-        if self.history.len() >= self.history_cap {
-            self.history.pop_front();
-        }
-        self.history.push_back(Closed {
+        self.push_history(Closed {
             proto: Proto::Tcp,
             family: e.family,
             local,
