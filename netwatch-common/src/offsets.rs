@@ -48,7 +48,21 @@ pub struct KernelOffsets {
     pub task_tgid: u32,
     /// `struct task_struct` -> `comm`.
     pub task_comm: u32,
-    pub _pad: u32,
+    /// `struct tcp_sock` fields (the `struct sock` pointer is the
+    /// `tcp_sock`'s): the kernel's own per-connection totals, which a
+    /// closing TCP socket's event carries, as tcplife reports them.
+    /// `bytes_sent` counts retransmitted payload again, `bytes_retrans` is
+    /// that part; `bytes_received` counts each byte once.
+    pub tcp_bytes_sent: u32,
+    pub tcp_bytes_retrans: u32,
+    pub tcp_bytes_received: u32,
+    pub tcp_segs_out: u32,
+    pub tcp_segs_in: u32,
+    /// `struct sock` -> `__sk_common.skc_flags` (`sk_flags`): `SOCK_DONE` says the peer's FIN
+    /// arrived, which `bytes_received` counts as one byte.
+    pub sk_flags: u32,
+    /// `struct sock` -> `__sk_common.skc_state`.
+    pub skc_state: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 88);
+const _: () = assert!(size_of::<KernelOffsets>() == 112);

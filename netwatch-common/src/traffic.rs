@@ -36,6 +36,21 @@ pub struct Traffic {
 const _: () = assert!(size_of::<Traffic>() == 64);
 
 impl Traffic {
+    /// A TCP socket's totals at its close (`self`, payload and segments
+    /// from the kernel's own counters) updated with what its teardown saw
+    /// later (`later`, the counter row): an abortive close sends its RST
+    /// after the close, and resets the socket's own counters.
+    pub fn after_close(self, later: &Traffic) -> Traffic {
+        Traffic {
+            tx_ip_bytes: self.tx_ip_bytes.max(later.tx_ip_bytes),
+            rx_ip_bytes: self.rx_ip_bytes.max(later.rx_ip_bytes),
+            retransmits: self.retransmits.max(later.retransmits),
+            resets_sent: self.resets_sent.max(later.resets_sent),
+            resets_received: self.resets_received.max(later.resets_received),
+            ..self
+        }
+    }
+
     pub const ZERO: Self = Self {
         tx_bytes: 0,
         rx_bytes: 0,

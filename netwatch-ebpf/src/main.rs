@@ -42,6 +42,7 @@ mod owner;
 mod sock;
 mod state;
 mod teardown;
+mod totals;
 // Traffic counters (bytes, packets, retransmits, resets per socket).
 mod release;
 mod tcp_events;

@@ -50,7 +50,13 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_cookie: 0,
     task_tgid: 0,
     task_comm: 0,
-    _pad: 0,
+    tcp_bytes_sent: 0,
+    tcp_bytes_retrans: 0,
+    tcp_bytes_received: 0,
+    tcp_segs_out: 0,
+    tcp_segs_in: 0,
+    sk_flags: 0,
+    skc_state: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).

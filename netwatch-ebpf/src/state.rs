@@ -53,7 +53,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let mut e = event(classify(old, new), now, cookie, &t, &owner, old, new);
     if new == CLOSE {
         // tcplife's TX_KB/RX_KB: the final totals ride on the close event.
-        e.traffic = crate::traffic::totals(cookie);
+        e.traffic = crate::totals::tcp(sk, &off, crate::traffic::totals(cookie));
     }
     submit(&e);
     Ok(())

@@ -2,15 +2,20 @@
 //! `tp_btf/tcp_receive_reset`: retransmits and resets per socket, in the
 //! socket's `TRAFFIC` row (the BTF variants need no tracefs).
 //!
-//! Only rows that exist are updated, never created: a socket that reaches
-//! these points has sent or received a packet already (the handshake, or
-//! the RST itself, which passes the ingress hook before `tcp_reset()`), and
-//! creating rows here could resurrect one `tcp_destroy_sock` just deleted
-//! (a reset sent for a TIME_WAIT socket carries the old socket's cookie).
+//! A row is created if the socket has none (without the per-packet
+//! counters nothing else creates it), but never for a TIME_WAIT or request
+//! socket: those are not freed through `tcp_destroy_sock`, so their rows
+//! would stay (a reset sent for a TIME_WAIT socket carries the cookie of
+//! the full socket whose row was deleted at its teardown).
 
 use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext};
+use netwatch_common::tcp;
 
-use crate::{maps::TRAFFIC, traffic::add32};
+use crate::{
+    maps::offsets,
+    sock::{Direct, Fields},
+    traffic::{add32, row},
+};
 
 #[derive(Clone, Copy)]
 enum What {
@@ -47,9 +52,13 @@ fn bump(ctx: &BtfTracePointContext, what: What) {
     if sk == 0 {
         return;
     }
+    let state: u8 = Direct::at(sk, offsets().skc_state).unwrap_or(tcp::TIME_WAIT);
+    if state == tcp::TIME_WAIT || state == tcp::NEW_SYN_RECV {
+        return;
+    }
     // SAFETY: sk is the tracepoint's own, non-NULL `struct sock *`.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
-    let Some(t) = TRAFFIC.get_ptr_mut(&cookie) else { return };
+    let Some(t) = row(cookie) else { return };
     // SAFETY: `t` points into a map value.
     let field = unsafe {
         match what {

@@ -97,7 +97,7 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
 
 /// The socket's row, created on its first packet.
 #[inline(always)]
-fn row(cookie: u64) -> Option<*mut Traffic> {
+pub fn row(cookie: u64) -> Option<*mut Traffic> {
     if let Some(t) = TRAFFIC.get_ptr_mut(&cookie) {
         return Some(t);
     }

@@ -116,6 +116,10 @@ pub struct EventsArgs {
     /// Only IPv6 traffic
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
+    /// Count every packet, for UDP totals and on-the-wire bytes on closes
+    /// (TCP payload and segment totals come from the kernel either way)
+    #[arg(long)]
+    pub traffic: bool,
     /// Also print `destroy` events (the kernel freeing a socket)
     #[arg(long)]
     pub teardown: bool,

@@ -35,23 +35,24 @@ pub struct Traffic {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub rx_packets: u64,
-    pub tx_ip_bytes: u64,
-    pub rx_ip_bytes: u64,
+    /// Only with per-packet counting (`events --traffic`, the live model).
+    pub tx_ip_bytes: Option<u64>,
+    pub rx_ip_bytes: Option<u64>,
     pub retransmits: u64,
     pub resets_sent: u64,
     pub resets_received: u64,
 }
 
 impl Traffic {
-    /// Reads every field (all required).
+    /// Reads every field (all required but the IP byte counts).
     pub fn from_json(v: &Value) -> Result<Self, String> {
         Ok(Self {
             tx_bytes: number(v, "tx_bytes")?,
             rx_bytes: number(v, "rx_bytes")?,
             tx_packets: number(v, "tx_packets")?,
             rx_packets: number(v, "rx_packets")?,
-            tx_ip_bytes: number(v, "tx_ip_bytes")?,
-            rx_ip_bytes: number(v, "rx_ip_bytes")?,
+            tx_ip_bytes: optional(v, "tx_ip_bytes")?,
+            rx_ip_bytes: optional(v, "rx_ip_bytes")?,
             retransmits: number(v, "retransmits")?,
             resets_sent: number(v, "resets_sent")?,
             resets_received: number(v, "resets_received")?,
@@ -126,7 +127,8 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
         return Err(format!("unknown event {event:?}"));
     }
     let family = string(&v, "family")?;
-    let traffic = if CLOSING.contains(&event.as_str()) {
+    // A UDP close without per-packet counting has no totals.
+    let traffic = if CLOSING.contains(&event.as_str()) && (event != "udp_close" || v.get("tx_bytes").is_some()) {
         Some(Traffic::from_json(&v)?)
     } else if v.get("tx_bytes").is_some() {
         return Err(format!("{event} event with traffic totals"));
@@ -164,6 +166,10 @@ fn string(v: &Value, key: &str) -> Result<String, String> {
 
 fn number(v: &Value, key: &str) -> Result<u64, String> {
     v.get(key).and_then(Value::as_u64).ok_or_else(|| format!("`{key}` missing or not an unsigned integer"))
+}
+
+fn optional(v: &Value, key: &str) -> Result<Option<u64>, String> {
+    v.get(key).map(|_| number(v, key)).transpose()
 }
 
 fn port(v: &Value, key: &str) -> Result<u16, String> {

@@ -117,11 +117,14 @@ impl VethPair {
         Self { a, b }
     }
 
-    /// Takes `b`'s end of the wire down or up. While it is down, a veth
-    /// drops everything sent towards it (`veth_xmit` cannot deliver to a
-    /// device that is not up), so TCP on `a` must retransmit. This stands
-    /// in for a netem loss qdisc, which this kernel does not have.
-    pub fn set_b_link(&self, up: bool) {
-        ip(&["-n", self.b.name(), "link", "set", Self::B_DEV, if up { "up" } else { "down" }]);
+    /// Makes `b` unable to answer `a` (a blackhole route), or able again.
+    /// Meanwhile `a`'s segments still arrive but no ACK comes back, so `a`
+    /// must retransmit, as after a loss on the wire: its transmits succeed,
+    /// unlike with the link down, where `veth_xmit` refuses them at once
+    /// and TCP re-sends them as new data. This stands in for a netem loss
+    /// qdisc, which this kernel does not have.
+    pub fn set_b_answers(&self, answers: bool) {
+        let route = format!("{}/32", Self::A_ADDR);
+        ip(&["-n", self.b.name(), "route", if answers { "del" } else { "add" }, "blackhole", &route]);
     }
 }

@@ -25,7 +25,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     // cleanly, even when the shell started us with SIGINT ignored.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let probes = Probes::attach(&Options { teardown_events: args.teardown, ..Options::default() })?;
+    // Nothing per packet unless asked: a tracer of connections should cost
+    // nothing on a busy data path (TCP totals need no packet counting).
+    let opts = Options { teardown_events: args.teardown, packet_counters: args.traffic, ..Options::default() };
+    let probes = Probes::attach(&opts)?;
     let (attached, events, counters) = probes.into_parts();
     if let Some(why) = &attached.traffic_degraded {
         eprintln!("netwatch: warning: no traffic counters ({why})");
@@ -38,7 +41,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     let (tx, mut rx) = mpsc::channel(1024);
     let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
-    let mut printer = Printer::new(args);
+    let mut printer = Printer::new(args, attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     let mut attached = attached;
     match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
@@ -108,8 +111,13 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(args: &EventsArgs) -> Self {
-        let sink: Box<dyn EventSink> = if args.json { Box::new(Json::new()) } else { Box::new(Text::new()) };
+    fn new(args: &EventsArgs, packet_counters: bool) -> Self {
+        let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
+            (true, true) => Box::new(Json::new()),
+            (true, false) => Box::new(Json::without_packet_counters()),
+            (false, true) => Box::new(Text::new()),
+            (false, false) => Box::new(Text::without_packet_counters()),
+        };
         let ipv4 = match (args.ipv4, args.ipv6) {
             (true, _) => Some(true),
             (_, true) => Some(false),

@@ -74,6 +74,12 @@ pub const fn has_totals(kind: EventKind) -> bool {
     matches!(kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
 }
 
+/// [`has_totals`], when it is known: a TCP socket's totals come from its own
+/// counters in the kernel, a UDP socket's only from the per-packet counters.
+pub const fn totals_known(kind: EventKind, packet_counters: bool) -> bool {
+    has_totals(kind) && (packet_counters || !matches!(kind, EventKind::UdpClose))
+}
+
 /// `.uuuuuuZ`: the fixed-width fraction of an RFC 3339 timestamp.
 fn micros(out: &mut Vec<u8>, us: u32) {
     let mut digits = [b'0'; 6];
@@ -101,11 +107,19 @@ struct JsonLost<'a> {
 
 pub struct Json {
     seconds: SecondCache,
+    packets: bool,
 }
 
 impl Json {
+    /// With totals from the per-packet counters.
     pub fn new() -> Self {
-        Self { seconds: SecondCache::new("%Y-%m-%dT%H:%M:%S", jiff::tz::TimeZone::UTC) }
+        Self { seconds: SecondCache::new("%Y-%m-%dT%H:%M:%S", jiff::tz::TimeZone::UTC), packets: true }
+    }
+
+    /// Without per-packet counters only a TCP socket's own counters are
+    /// known: a UDP close carries no totals, a TCP close no `*_ip_bytes`.
+    pub fn without_packet_counters() -> Self {
+        Self { packets: false, ..Self::new() }
     }
 }
 
@@ -166,14 +180,16 @@ impl EventSink for Json {
             out.extend_from_slice(b",\"duration_ms\":");
             serde_json::to_writer(&mut *out, &ms)?;
         }
-        if has_totals(e.kind) {
+        if totals_known(e.kind, self.packets) {
             let t = &e.traffic;
             number(out, &mut n, ",\"tx_bytes\":", t.tx_bytes);
             number(out, &mut n, ",\"rx_bytes\":", t.rx_bytes);
             number(out, &mut n, ",\"tx_packets\":", t.tx_packets);
             number(out, &mut n, ",\"rx_packets\":", t.rx_packets);
-            number(out, &mut n, ",\"tx_ip_bytes\":", t.tx_ip_bytes);
-            number(out, &mut n, ",\"rx_ip_bytes\":", t.rx_ip_bytes);
+            if self.packets {
+                number(out, &mut n, ",\"tx_ip_bytes\":", t.tx_ip_bytes);
+                number(out, &mut n, ",\"rx_ip_bytes\":", t.rx_ip_bytes);
+            }
             number(out, &mut n, ",\"retransmits\":", t.retransmits);
             number(out, &mut n, ",\"resets_sent\":", t.resets_sent);
             number(out, &mut n, ",\"resets_received\":", t.resets_received);

@@ -15,6 +15,7 @@ use crate::event::{
 
 pub struct Text {
     seconds: SecondCache,
+    packets: bool,
 }
 
 impl Text {
@@ -24,7 +25,12 @@ impl Text {
     }
 
     fn in_zone(tz: TimeZone) -> Self {
-        Self { seconds: SecondCache::new("%H:%M:%S", tz) }
+        Self { seconds: SecondCache::new("%H:%M:%S", tz), packets: true }
+    }
+
+    /// See [`super::json::Json::without_packet_counters`].
+    pub fn without_packet_counters() -> Self {
+        Self { packets: false, ..Self::new() }
     }
 
     fn time(&mut self, at: jiff::Timestamp) -> String {
@@ -76,7 +82,7 @@ impl EventSink for Text {
             _ => String::new(),
         };
         // tcplife's columns: payload KiB each way, on the events that end a socket.
-        let (tx, rx) = if super::json::has_totals(e.kind) {
+        let (tx, rx) = if super::json::totals_known(e.kind, self.packets) {
             (kib(e.traffic.tx_bytes), kib(e.traffic.rx_bytes))
         } else {
             (String::new(), String::new())

@@ -14,7 +14,8 @@ use netwatch_common::KernelOffsets;
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The structs [`resolve_offsets`] reads members of; the index pass records their ids.
-const STRUCTS: &[&str] = &["sock", "net", "task_struct", "files_struct", "fdtable", "file", "socket", "socket_alloc"];
+const STRUCTS: &[&str] =
+    &["sock", "net", "task_struct", "files_struct", "fdtable", "file", "socket", "socket_alloc", "tcp_sock"];
 
 const MAGIC: u16 = 0xeb9f;
 /// `struct btf_header` up to and including `str_len`; later versions may append fields.
@@ -335,7 +336,13 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         skc_cookie: sc("skc_cookie")?,
         task_tgid: btf.offset("task_struct", &["tgid"])?,
         task_comm: btf.offset("task_struct", &["comm"])?,
-        _pad: 0,
+        tcp_bytes_sent: btf.offset("tcp_sock", &["bytes_sent"])?,
+        tcp_bytes_retrans: btf.offset("tcp_sock", &["bytes_retrans"])?,
+        tcp_bytes_received: btf.offset("tcp_sock", &["bytes_received"])?,
+        tcp_segs_out: btf.offset("tcp_sock", &["segs_out"])?,
+        tcp_segs_in: btf.offset("tcp_sock", &["segs_in"])?,
+        sk_flags: sc("skc_flags")?,
+        skc_state: sc("skc_state")?,
     })
 }
 
@@ -651,7 +658,13 @@ mod tests {
             skc_cookie: sc("skc_cookie"),
             task_tgid: off("task_struct", &["tgid"]),
             task_comm: off("task_struct", &["comm"]),
-            _pad: 0,
+            tcp_bytes_sent: off("tcp_sock", &["bytes_sent"]),
+            tcp_bytes_retrans: off("tcp_sock", &["bytes_retrans"]),
+            tcp_bytes_received: off("tcp_sock", &["bytes_received"]),
+            tcp_segs_out: off("tcp_sock", &["segs_out"]),
+            tcp_segs_in: off("tcp_sock", &["segs_in"]),
+            sk_flags: sc("skc_flags"),
+            skc_state: sc("skc_state"),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

@@ -30,15 +30,24 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ne
 pub struct Options {
     /// Ring buffer size in bytes (a power of two, multiple of the page size).
     pub ring_bytes: u32,
-    /// Attach the traffic counters (off with `NETWATCH_NO_TRAFFIC=1`).
+    /// Attach the traffic programs (off with `NETWATCH_NO_TRAFFIC=1`).
     pub traffic: bool,
+    /// With them, count every packet (cgroup_skb): live per-socket
+    /// totals and UDP totals. Without, TCP totals still come from the
+    /// kernel's own counters at close, and nothing runs per packet.
+    pub packet_counters: bool,
     /// Emit a `Destroy` event for every freed socket (`events --teardown`).
     pub teardown_events: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20, traffic: !traffic::disabled_by_env(), teardown_events: false }
+        Self {
+            ring_bytes: 16 << 20,
+            traffic: !traffic::disabled_by_env(),
+            packet_counters: true,
+            teardown_events: false,
+        }
     }
 }
 
@@ -111,11 +120,12 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
         // Counters are an addition: without them every event still flows.
-        let (traffic, traffic_degraded) = match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf)) {
-            None => (None, None),
-            Some(Ok(map)) => (Some(map), None),
-            Some(Err(e)) => (None, Some(format!("{e:#}"))),
-        };
+        let (traffic, traffic_degraded) =
+            match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)) {
+                None => (None, None),
+                Some(Ok(map)) => (Some(map), None),
+                Some(Err(e)) => (None, Some(format!("{e:#}"))),
+            };
 
         let events =
             RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;

@@ -27,6 +27,9 @@ pub fn disabled_by_env() -> bool {
 /// The per-socket counters the kernel keeps, by socket cookie.
 pub struct TrafficMap {
     map: HashMap<MapData, u64, Traffic>,
+    /// Whether every packet is counted; without, the map only has
+    /// retransmits and resets.
+    pub packets: bool,
 }
 
 impl TrafficMap {
@@ -98,13 +101,16 @@ fn open_cgroup_root() -> Result<(PathBuf, File)> {
     Ok((path, file))
 }
 
-/// Loads and attaches every traffic program; returns the counter map.
-pub fn attach(ebpf: &mut Ebpf, btf: &Btf) -> Result<TrafficMap> {
+/// Loads and attaches the traffic programs, the per-packet ones only with
+/// `packets`; returns the counter map.
+pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
     let (path, cgroup) = open_cgroup_root()?;
     let at = || format!("the cgroup v2 root {}", path.display());
-    for (prog, dir) in
-        [(names::PROG_SKB_INGRESS, CgroupSkbAttachType::Ingress), (names::PROG_SKB_EGRESS, CgroupSkbAttachType::Egress)]
-    {
+    let per_packet = [
+        (names::PROG_SKB_INGRESS, CgroupSkbAttachType::Ingress),
+        (names::PROG_SKB_EGRESS, CgroupSkbAttachType::Egress),
+    ];
+    for (prog, dir) in per_packet.into_iter().filter(|_| packets) {
         let p: &mut CgroupSkb = program(ebpf, prog)?.try_into()?;
         p.load().with_context(|| format!("loading {prog}"))?;
         // `Single` is flags 0, which bpf_link_create requires for cgroups
@@ -127,7 +133,7 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf) -> Result<TrafficMap> {
         p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
     }
     let map = ebpf.take_map(names::MAP_TRAFFIC).ok_or_else(|| anyhow!("map {} missing", names::MAP_TRAFFIC))?;
-    Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")? })
+    Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")?, packets })
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {

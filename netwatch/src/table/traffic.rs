@@ -140,16 +140,17 @@ impl Table {
             return;
         }
         let Some(c) = self.history.iter_mut().rev().take(64).find(|c| c.cookie == Some(e.cookie)) else { return };
-        if c.traffic == e.traffic {
+        let merged = c.traffic.after_close(&e.traffic);
+        if c.traffic == merged {
             return;
         }
         let (old, owner) = (c.traffic, c.owner.clone());
-        c.traffic = e.traffic;
+        c.traffic = merged;
         // The per-process sum took the old totals: replace them.
         let name = owner.as_ref().map_or("-", |o| o.comm.as_str());
         if let Some(sum) = self.closed_traffic.get_mut(name) {
             sub(sum, &old);
-            add(sum, &e.traffic);
+            add(sum, &merged);
         }
     }
 
