@@ -5,20 +5,23 @@
 //! (`task->files->fdt->fd[ret]->private_data->sk`) and that process becomes
 //! the socket's owner; until now it carried the listener's owner. An `Adopt`
 //! event tells the agent at once, with the socket's inode, which only
-//! exists from now on.
+//! exists from now on (and its family; no addresses: see below).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use netwatch_common::{EventKind, OwnerSource};
+use netwatch_common::{
+    tcp::{AF_INET, AF_INET6, IPPROTO_TCP},
+    EventKind, OwnerSource,
+};
 
 use crate::{
     emit::submit,
     maps::offsets,
     owner,
-    sock::{read_kernel, tcp_tuple, Probe},
+    sock::{read_kernel, zero16, Fields, Probe, Tuple},
     state::event,
 };
 
@@ -61,10 +64,26 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if sk == 0 {
         return Ok(());
     }
-    // accept() also returns non-TCP sockets (unix, SCTP): tcp_tuple filters,
-    // before anything is stored: their owner records would never be freed
-    // (only TCP sockets pass tcp_destroy_sock).
-    let t = tcp_tuple::<Probe>(sk, &off)?;
+    // accept() also returns non-TCP sockets (unix, SCTP): filtered before
+    // anything is stored, as their owner records would never be freed (only
+    // TCP sockets pass tcp_destroy_sock).
+    let protocol: u16 = Probe::at(sk, off.sk_protocol)?;
+    let family: u16 = Probe::at(sk, off.skc_family)?;
+    if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
+        return Ok(());
+    }
+    // Only the family and the new file's inode: the agent knows the tuple
+    // from the handshake's events of the same cookie, and the probe reads
+    // it took were half this hook's cost.
+    let t = Tuple {
+        saddr: zero16(),
+        daddr: zero16(),
+        sport: 0,
+        dport: 0,
+        family,
+        netns: 0,
+        inode: Probe::at(socket, off.socket_ino).unwrap_or(0),
+    };
     let now = unsafe { bpf_ktime_get_ns() };
     let mut o = owner::current(now, OwnerSource::Accept);
     if let Some(prev) = owner::lookup(sk) {

@@ -127,7 +127,11 @@ impl Printer {
             sink,
             filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4 },
             clock: WallClock::new(),
-            decoder: Decoder::default(),
+            decoder: {
+                let mut d = Decoder::default();
+                d.tuples.until_destroy = args.teardown;
+                d
+            },
             teardown: args.teardown,
             remaining: args.count,
         }

@@ -19,6 +19,9 @@ use crate::seed::SeedSocket;
 #[derive(Debug, Default)]
 pub struct TupleCache {
     known: FxHashMap<u64, Known>,
+    /// Keep a socket until its `destroy` event rather than its close: only
+    /// when destroy events are wanted (the kernel sends few otherwise).
+    pub until_destroy: bool,
 }
 
 #[derive(Debug)]
@@ -29,6 +32,19 @@ struct Known {
     owner: Option<(u32, Comm, u32)>,
 }
 
+impl Known {
+    /// Fills what `e` lacks from what this socket's earlier events knew.
+    fn lend(&self, e: &mut Event) {
+        fill(&mut e.local, &self.local);
+        fill(&mut e.remote, &self.remote);
+        if e.pid == 0 {
+            if let Some((pid, comm, uid)) = self.owner {
+                (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, OwnerSource::Proc);
+            }
+        }
+    }
+}
+
 /// Bound on remembered sockets: past it (lost `destroy` events under
 /// overload) the cache starts over rather than grow without limit.
 const MAX_SOCKETS: usize = 1 << 20;
@@ -37,25 +53,28 @@ impl TupleCache {
     /// Fills unknown (zero) ports and addresses of `e` from earlier events
     /// of the same socket, and remembers what `e` knows.
     pub fn complete(&mut self, e: &mut Event) {
-        let mut owner = None;
-        if let Some(k) = self.known.get(&e.cookie) {
-            fill(&mut e.local, &k.local);
-            fill(&mut e.remote, &k.remote);
-            owner = k.owner;
-            if e.pid == 0 {
-                if let Some((pid, comm, uid)) = k.owner {
-                    (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, OwnerSource::Proc);
-                }
-            }
-        }
         if e.kind == EventKind::Destroy {
-            self.known.remove(&e.cookie);
+            if let Some(k) = self.known.remove(&e.cookie) {
+                k.lend(e);
+            }
             return;
         }
-        if self.known.len() >= MAX_SOCKETS {
+        if self.known.len() >= MAX_SOCKETS && !self.known.contains_key(&e.cookie) {
             self.known.clear();
         }
-        self.known.insert(e.cookie, Known { local: e.local, remote: e.remote, owner });
+        let ends = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose);
+        if ends && !self.until_destroy {
+            // Its last event: the cache stays as small as the set of live
+            // sockets, and its lookups in cache.
+            if let Some(k) = self.known.remove(&e.cookie) {
+                k.lend(e);
+            }
+            return;
+        }
+        // One hash lookup per event: this runs for every event.
+        let k = self.known.entry(e.cookie).or_insert(Known { local: e.local, remote: e.remote, owner: None });
+        k.lend(e);
+        (k.local, k.remote) = (e.local, e.remote);
     }
 
     /// Remembers the owners of sockets that existed before the programs
@@ -170,5 +189,21 @@ mod tests {
         assert_eq!(d.local.port(), 4000);
         assert_eq!(d.remote, "127.0.0.1:80".parse().unwrap());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn close_forgets_unless_destroy_events_are_wanted() {
+        for until_destroy in [false, true] {
+            let mut c = TupleCache { until_destroy, ..TupleCache::default() };
+            c.complete(&mut ev(EventKind::Established, 5, "127.0.0.1:4000", "127.0.0.1:80"));
+            let mut close = ev(EventKind::Close, 5, "127.0.0.1:0", "127.0.0.1:80");
+            c.complete(&mut close);
+            assert_eq!(close.local.port(), 4000, "the close is completed either way");
+            assert_eq!(c.len(), usize::from(until_destroy));
+            let mut d = ev(EventKind::Destroy, 5, "127.0.0.1:0", "0.0.0.0:0");
+            c.complete(&mut d);
+            assert_eq!(d.local.port(), if until_destroy { 4000 } else { 0 });
+            assert!(c.is_empty());
+        }
     }
 }

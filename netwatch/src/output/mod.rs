@@ -32,7 +32,7 @@ pub fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
                 if i > 0 {
                     out.push(b'.');
                 }
-                out.extend_from_slice(n.format(octet).as_bytes());
+                json::short(out, n.format(octet).as_bytes());
             }
         }
         // Writing to a Vec cannot fail.

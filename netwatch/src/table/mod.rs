@@ -234,6 +234,10 @@ impl Table {
             fill(&mut local, e.local);
             fill(&mut remote, e.remote);
             (e.local, e.remote) = (local, remote);
+            if e.netns == 0 {
+                // An `Adopt` carries no tuple and no namespace.
+                e.netns = row.netns;
+            }
             if e.pid == 0 {
                 if let Some(o) = row.owners.first() {
                     (e.pid, e.comm, e.uid, e.owner) = (o.pid, Comm::new(&o.comm), row.uid, OwnerSource::Proc);
