@@ -1,10 +1,19 @@
 //! `nw-peer bulk`: one loopback TCP stream as fast as it goes, for the
 //! traffic counters' throughput benchmark. Prints
-//! `{"bytes":N,"seconds":S,"rate":R}` (R in bytes per second).
+//! `{"bytes":N,"seconds":S,"rate":R,"sender_cpu":C,"receiver_cpu":C}`
+//! (R in bytes per second; a CPU is -1 when the thread was not pinned).
+//!
+//! The stream is either a fixed size (`--bytes`) or a fixed time
+//! (`--seconds`): the benchmark wants many short runs, and a time bound
+//! keeps each one short however fast or slow the machine is at that moment.
+//! Sender and receiver threads can be pinned to CPUs so that two runs
+//! compared with each other get the same placement: on loopback the
+//! receive path (softirq) runs on the sender's CPU, so where each thread
+//! runs decides which CPU does how much of the work.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -12,35 +21,91 @@ use serde_json::{json, Value};
 /// Write size: large, as a bulk sender's would be.
 const CHUNK: usize = 1 << 20;
 
-pub(super) fn run(bytes: u64, v6: bool) -> Result<Value> {
-    let ip = if v6 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
+#[derive(Clone, Copy, Debug)]
+pub struct BulkConfig {
+    /// How much to send, unless `seconds` bounds the run instead.
+    pub bytes: u64,
+    /// Send for this long instead of a fixed size.
+    pub seconds: Option<f64>,
+    pub v6: bool,
+    pub sender_cpu: Option<usize>,
+    pub receiver_cpu: Option<usize>,
+}
+
+pub(super) fn run(config: &BulkConfig) -> Result<Value> {
+    let ip = if config.v6 { Ipv6Addr::LOCALHOST.into() } else { Ipv4Addr::LOCALHOST.into() };
     let listener = TcpListener::bind(SocketAddr::new(ip, 0)).context("binding the receiver")?;
     let addr = listener.local_addr().context("getsockname")?;
+    let receiver_cpu = config.receiver_cpu;
     let receiver = std::thread::spawn(move || -> Result<u64> {
-        let (mut s, _) = listener.accept().context("accept")?;
-        let mut buf = vec![0u8; CHUNK];
-        let mut got = 0u64;
-        loop {
-            match s.read(&mut buf).context("reading")? {
-                0 => return Ok(got),
-                n => got += n as u64,
-            }
+        if let Some(cpu) = receiver_cpu {
+            pin(cpu).context("pinning the receiver thread")?;
         }
+        receive(&listener)
     });
-    let start = Instant::now();
-    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    let buf = vec![b'b'; CHUNK];
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(CHUNK as u64) as usize;
-        s.write_all(&buf[..n]).context("writing")?;
-        left -= n as u64;
+    if let Some(cpu) = config.sender_cpu {
+        pin(cpu).context("pinning the sender thread")?;
     }
-    drop(s);
+    let start = Instant::now();
+    let sent = send(addr, config, start)?;
     let got = receiver.join().map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let seconds = start.elapsed().as_secs_f64();
-    if got != bytes {
-        bail!("received {got} of {bytes} bytes");
+    if got != sent {
+        bail!("received {got} of {sent} bytes");
     }
-    Ok(json!({ "bytes": bytes, "seconds": seconds, "rate": bytes as f64 / seconds }))
+    let cpu = |c: Option<usize>| c.map_or(-1, |c| c as i64);
+    Ok(json!({
+        "bytes": sent,
+        "seconds": seconds,
+        "rate": sent as f64 / seconds,
+        "sender_cpu": cpu(config.sender_cpu),
+        "receiver_cpu": cpu(receiver_cpu),
+    }))
+}
+
+/// Connects and writes until the size or time bound is reached, then closes;
+/// returns the bytes sent.
+fn send(addr: SocketAddr, config: &BulkConfig, start: Instant) -> Result<u64> {
+    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    let buf = vec![b'b'; CHUNK];
+    let deadline = config.seconds.map(|secs| start + Duration::from_secs_f64(secs));
+    let mut sent = 0u64;
+    loop {
+        let n = match deadline {
+            Some(deadline) if Instant::now() >= deadline => break,
+            Some(_) => CHUNK,
+            None if sent >= config.bytes => break,
+            None => (config.bytes - sent).min(CHUNK as u64) as usize,
+        };
+        s.write_all(&buf[..n]).context("writing")?;
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
+fn receive(listener: &TcpListener) -> Result<u64> {
+    let (mut s, _) = listener.accept().context("accept")?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut got = 0u64;
+    loop {
+        match s.read(&mut buf).context("reading")? {
+            0 => return Ok(got),
+            n => got += n as u64,
+        }
+    }
+}
+
+/// Pins the calling thread to one CPU.
+fn pin(cpu: usize) -> Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        bail!("CPU {cpu} is beyond what a cpu_set_t holds");
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays within it (checked above).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("sched_setaffinity to CPU {cpu}"));
+    }
+    Ok(())
 }
