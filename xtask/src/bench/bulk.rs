@@ -1,0 +1,77 @@
+//! Drives `nw-peer bulk` (tests crate): one loopback TCP stream for a fixed
+//! time, sender and receiver threads pinned where the scenario says.
+
+use std::{
+    io::Read as _,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{peer, Ctx};
+use crate::cmd;
+
+/// Slack beyond the run's own length before a stuck peer is killed.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// Where the peer's two threads run.
+#[derive(Clone, Copy)]
+pub struct Placement {
+    pub sender_cpu: usize,
+    pub receiver_cpu: usize,
+}
+
+/// One run's outcome, as the peer measured it.
+pub struct Stream {
+    pub bytes: u64,
+    /// Bytes per second.
+    pub rate: f64,
+}
+
+/// One `nw-peer bulk --seconds S` run pinned to `placement`.
+pub fn run(ctx: &Ctx, seconds: f64, placement: Placement) -> Result<Stream> {
+    let mut command = Command::new(&ctx.peer);
+    command.args(["bulk", "--seconds", &seconds.to_string()]);
+    command.args(["--sender-cpu", &placement.sender_cpu.to_string()]);
+    command.args(["--receiver-cpu", &placement.receiver_cpu.to_string()]);
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
+    let limit = Duration::from_secs_f64(seconds) + GRACE;
+    let Some(status) = cmd::wait_timeout(&mut child, limit)? else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("`{}` still running after {} s: killed", cmd::describe(&command), limit.as_secs());
+    };
+    // One short line: it fits in the pipe, so reading after exit is safe.
+    let mut stdout = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout).context("reading nw-peer's output")?;
+    }
+    cmd::check(&command, status)?;
+    parse(&stdout).with_context(|| format!("unexpected output from `{}`: {stdout:?}", cmd::describe(&command)))
+}
+
+fn parse(stdout: &str) -> Result<Stream> {
+    let fields = peer::flat_json(stdout.trim())?;
+    let field = |key: &str| fields.get(key).with_context(|| format!("no `{key}` field"));
+    Ok(Stream {
+        bytes: field("bytes")?.parse().context("`bytes` is not a count")?,
+        rate: field("rate")?.parse().context("`rate` is not a number")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_the_peer_line() {
+        let line = r#"{"bytes":957349888,"rate":1905293756.08,"receiver_cpu":1,"seconds":0.5,"sender_cpu":1}"#;
+        let stream = parse(line).unwrap();
+        assert_eq!(stream.bytes, 957_349_888);
+        assert_eq!(stream.rate, 1_905_293_756.08);
+        assert!(parse(r#"{"bytes":-5,"rate":1}"#).is_err());
+        assert!(parse(r#"{"bytes":5}"#).is_err());
+    }
+}
