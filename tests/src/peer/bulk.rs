@@ -1,7 +1,8 @@
 //! `nw-peer bulk`: one loopback TCP stream as fast as it goes, for the
 //! traffic counters' throughput benchmark. Prints
-//! `{"bytes":N,"seconds":S,"rate":R,"sender_cpu":C,"receiver_cpu":C}`
-//! (R in bytes per second; a CPU is -1 when the thread was not pinned).
+//! `{"bytes":N,"seconds":S,"rate":R,"segs_out":N,"segs_in":N,"sender_cpu":C,"receiver_cpu":C}`
+//! (R in bytes per second; segs are the sending socket's packets each way,
+//! from TCP_INFO; a CPU is -1 when the thread was not pinned).
 //!
 //! The stream is either a fixed size (`--bytes`) or a fixed time
 //! (`--seconds`): the benchmark wants many short runs, and a time bound
@@ -13,6 +14,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -47,7 +49,7 @@ pub(super) fn run(config: &BulkConfig) -> Result<Value> {
         pin(cpu).context("pinning the sender thread")?;
     }
     let start = Instant::now();
-    let sent = send(addr, config, start)?;
+    let (sent, info) = send(addr, config, start)?;
     let got = receiver.join().map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
     let seconds = start.elapsed().as_secs_f64();
     if got != sent {
@@ -58,14 +60,16 @@ pub(super) fn run(config: &BulkConfig) -> Result<Value> {
         "bytes": sent,
         "seconds": seconds,
         "rate": sent as f64 / seconds,
+        "segs_out": info.tcpi_segs_out,
+        "segs_in": info.tcpi_segs_in,
         "sender_cpu": cpu(config.sender_cpu),
         "receiver_cpu": cpu(receiver_cpu),
     }))
 }
 
 /// Connects and writes until the size or time bound is reached, then closes;
-/// returns the bytes sent.
-fn send(addr: SocketAddr, config: &BulkConfig, start: Instant) -> Result<u64> {
+/// returns the bytes sent and the socket's TCP_INFO just before closing.
+fn send(addr: SocketAddr, config: &BulkConfig, start: Instant) -> Result<(u64, libc::tcp_info)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     let buf = vec![b'b'; CHUNK];
     let deadline = config.seconds.map(|secs| start + Duration::from_secs_f64(secs));
@@ -80,7 +84,22 @@ fn send(addr: SocketAddr, config: &BulkConfig, start: Instant) -> Result<u64> {
         s.write_all(&buf[..n]).context("writing")?;
         sent += n as u64;
     }
-    Ok(sent)
+    Ok((sent, tcp_info(&s)?))
+}
+
+/// The kernel's TCP_INFO for `s`: its packet counts tell the benchmark how
+/// many times each per-packet program ran for this stream.
+fn tcp_info(s: &TcpStream) -> Result<libc::tcp_info> {
+    // SAFETY: tcp_info is plain integers; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes and `len` is passed by pointer as getsockopt expects.
+    let rc =
+        unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("getsockopt(TCP_INFO)");
+    }
+    Ok(info)
 }
 
 fn receive(listener: &TcpListener) -> Result<u64> {

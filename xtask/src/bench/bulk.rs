@@ -27,6 +27,9 @@ pub struct Stream {
     pub bytes: u64,
     /// Bytes per second.
     pub rate: f64,
+    /// Packets of the connection, both directions (the sender's TCP_INFO
+    /// segs_out + segs_in): each passes one egress and one ingress program.
+    pub packets: u64,
 }
 
 /// One `nw-peer bulk --seconds S` run pinned to `placement`.
@@ -58,6 +61,8 @@ fn parse(stdout: &str) -> Result<Stream> {
     Ok(Stream {
         bytes: field("bytes")?.parse().context("`bytes` is not a count")?,
         rate: field("rate")?.parse().context("`rate` is not a number")?,
+        packets: field("segs_out")?.parse::<u64>().context("`segs_out` is not a count")?
+            + field("segs_in")?.parse::<u64>().context("`segs_in` is not a count")?,
     })
 }
 
@@ -67,11 +72,13 @@ mod tests {
 
     #[test]
     fn parses_the_peer_line() {
-        let line = r#"{"bytes":957349888,"rate":1905293756.08,"receiver_cpu":1,"seconds":0.5,"sender_cpu":1}"#;
+        let line = r#"{"bytes":957349888,"rate":1905293756.08,"receiver_cpu":1,"seconds":0.5,"segs_in":698,"segs_out":11973,"sender_cpu":1}"#;
         let stream = parse(line).unwrap();
         assert_eq!(stream.bytes, 957_349_888);
         assert_eq!(stream.rate, 1_905_293_756.08);
+        assert_eq!(stream.packets, 12_671);
         assert!(parse(r#"{"bytes":-5,"rate":1}"#).is_err());
         assert!(parse(r#"{"bytes":5}"#).is_err());
+        assert!(parse(r#"{"bytes":5,"rate":1,"segs_out":3}"#).is_err());
     }
 }

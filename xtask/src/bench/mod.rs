@@ -10,6 +10,7 @@ mod baseline;
 mod bulk;
 mod burner;
 mod churn_rss;
+mod cpu;
 mod holders;
 mod latency;
 mod overhead;
