@@ -97,14 +97,24 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         max_seconds: u64,
     },
-    /// One loopback TCP stream of `--bytes` as fast as it goes; print
-    /// `{"bytes","seconds","rate"}` (rate in bytes/s).
+    /// One loopback TCP stream of `--bytes` (or for `--seconds`) as fast as
+    /// it goes; print `{"bytes","seconds","rate","sender_cpu","receiver_cpu"}`
+    /// (rate in bytes/s).
     Bulk {
         #[arg(long, default_value_t = 4 << 30)]
         bytes: u64,
+        /// Send for this long instead of a fixed number of bytes.
+        #[arg(long, conflicts_with = "bytes")]
+        seconds: Option<f64>,
         /// Use ::1 instead of 127.0.0.1.
         #[arg(long)]
         v6: bool,
+        /// Pin the sending thread to this CPU.
+        #[arg(long)]
+        sender_cpu: Option<usize>,
+        /// Pin the receiving thread to this CPU.
+        #[arg(long)]
+        receiver_cpu: Option<usize>,
     },
     /// Listen (TCP) or bind (UDP), print `{"pid","addr"}`; take one peer's
     /// `--expect` bytes, answer `--send` bytes, and when the peer is done
@@ -199,7 +209,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrafficServer { proto, addr, plan } => return traffic::server(proto, addr, &plan.plan()),
         Command::TrafficClient { proto, to, plan } => return traffic::client(proto, to, &plan.plan()),
         Command::Client { to, count, hold_ms } => client::run(to, count, hold_ms)?,
-        Command::Bulk { bytes, v6 } => bulk::run(bytes, v6)?,
+        Command::Bulk { bytes, seconds, v6, sender_cpu, receiver_cpu } => {
+            if seconds.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+                anyhow::bail!("--seconds must be a positive number");
+            }
+            bulk::run(&bulk::BulkConfig { bytes, seconds, v6, sender_cpu, receiver_cpu })?
+        }
         Command::Refuse { to } => client::refuse(to)?,
         Command::Churn { seconds, v6, rate, close_first, listeners } => {
             let config = ChurnConfig {

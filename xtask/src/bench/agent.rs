@@ -44,18 +44,22 @@ impl Agent {
         Self::start_with(netwatch, &["events", "--json"])
     }
 
-    /// [`Agent::start`] with extra environment (e.g. `NETWATCH_NO_TRAFFIC=1`).
-    pub fn start_env(netwatch: &Path, env: &[(&str, &str)]) -> Result<Agent> {
-        Self::start_full(netwatch, &["events", "--json"], env)
+    /// `netwatch ARGS` with extra environment (e.g. `NETWATCH_NO_TRAFFIC=1`),
+    /// confined to `cpu` if given.
+    pub fn start_on(netwatch: &Path, args: &[&str], env: &[(&str, &str)], cpu: Option<usize>) -> Result<Agent> {
+        Self::start_full(netwatch, args, env, cpu)
     }
 
     /// `netwatch ARGS`, stdout to /dev/null.
     pub fn start_with(netwatch: &Path, args: &[&str]) -> Result<Agent> {
-        Self::start_full(netwatch, args, &[])
+        Self::start_full(netwatch, args, &[], None)
     }
 
-    fn start_full(netwatch: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Agent> {
+    fn start_full(netwatch: &Path, args: &[&str], env: &[(&str, &str)], cpu: Option<usize>) -> Result<Agent> {
         let mut command = Command::new(netwatch);
+        if let Some(cpu) = cpu {
+            super::cpu::pin(&mut command, cpu).context("confining netwatch to one CPU")?;
+        }
         command.envs(env.iter().copied());
         command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
@@ -71,6 +75,10 @@ impl Agent {
                 Err(agent.fail(&format!("printed no `{READY}` line within {} s", READY_TIMEOUT.as_secs())))
             }
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// User plus system CPU time so far, all threads.

@@ -7,16 +7,20 @@
 
 mod agent;
 mod baseline;
+mod bulk;
 mod burner;
 mod churn_rss;
+mod cpu;
 mod holders;
 mod latency;
 mod overhead;
 mod peer;
+mod progstats;
 mod report;
 mod saturated;
 mod seeding;
 mod serve;
+mod spread;
 mod traced;
 mod traffic;
 mod watcher;
