@@ -107,7 +107,7 @@ const PLACEMENT: Placement = Placement { sender_cpu: 1, receiver_cpu: 1 };
 /// netwatch's userspace: the CPU the stream does not use.
 const AGENT_CPU: usize = 0;
 /// How netwatch runs in the "with" state; see [`counting_agent`].
-const AGENT_ARGS: &[&str] = &["events", "--json"];
+const AGENT_ARGS: &[&str] = &["events", "--json", "--traffic"];
 /// After netwatch says it is tracing: let its start-up work (seeding,
 /// first ring buffer drains) finish before a stream is timed.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -157,10 +157,10 @@ fn churn_pairs(ctx: &Ctx, section: &mut Section) -> Result<()> {
 }
 
 /// The one place that chooses how netwatch runs in the "with" state.
-/// `events --json` attaches the counters (and `snapshot --for` would too);
-/// whichever command is used, the programs are checked to be attached, so
-/// a change that makes counters opt-in fails here instead of silently
-/// measuring nothing. With `counters` false they are switched off and
+/// `events --json --traffic` attaches the per-packet counters (as the
+/// live model of `snapshot --for`, the TUI and `serve` does); whichever
+/// command is used, the programs are checked to be attached, so a change
+/// in what attaches them fails here instead of silently measuring nothing. With `counters` false they are switched off and
 /// checked to be absent.
 /// `cpu` confines netwatch's threads (not its kernel programs) to one CPU.
 fn counting_agent(ctx: &Ctx, counters: bool, cpu: Option<usize>) -> Result<Running> {
