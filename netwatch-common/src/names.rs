@@ -52,6 +52,8 @@ pub const SYSCALL_CATEGORY: &str = "syscalls";
 /// Hash map: socket cookie -> [`crate::Traffic`] (bytes, packets,
 /// retransmits, resets), one row per socket.
 pub const MAP_TRAFFIC: &str = "TRAFFIC";
+/// How many rows `TRAFFIC` holds (kernel-side only).
+pub const MAP_TRAFFIC_ROWS: &str = "TRAFFIC_ROWS";
 /// `cgroup_skb/ingress` on the cgroup v2 root: every packet a socket receives.
 pub const PROG_SKB_INGRESS: &str = "nw_skb_ingress";
 /// `cgroup_skb/egress` on the cgroup v2 root: every packet a socket sends.

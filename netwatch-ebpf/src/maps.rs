@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
 
@@ -91,3 +91,10 @@ pub fn offsets() -> KernelOffsets {
 /// deleted at `tcp_destroy_sock` (TCP) and `sock_release` (everything else).
 #[map]
 pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> = HashMap::with_max_entries(131_072, 0);
+
+/// How many rows `TRAFFIC` has, kept by the code that adds and deletes
+/// them. Without the per-packet counters rows are rare (a reset or a
+/// retransmit makes one), and a zero here spares every closing socket
+/// three hash operations that would find nothing.
+#[map]
+pub static TRAFFIC_ROWS: Array<u64> = Array::with_max_entries(1, 0);

@@ -29,7 +29,10 @@ use network_types::{
     udp::UdpHdr,
 };
 
-use crate::{emit::count, maps::TRAFFIC};
+use crate::{
+    emit::count,
+    maps::{TRAFFIC, TRAFFIC_ROWS},
+};
 
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -103,7 +106,9 @@ pub fn row(cookie: u64) -> Option<*mut Traffic> {
     }
     // NOEXIST: a packet on another CPU may have created it meanwhile, and
     // its counts must not be overwritten.
-    if TRAFFIC.insert(&cookie, &zero(), BPF_NOEXIST).is_err() && TRAFFIC.get_ptr_mut(&cookie).is_none() {
+    if TRAFFIC.insert(&cookie, &zero(), BPF_NOEXIST).is_ok() {
+        rows_add(1);
+    } else if TRAFFIC.get_ptr_mut(&cookie).is_none() {
         count(Counter::TrafficFull);
         return None;
     }
@@ -214,11 +219,30 @@ fn skip_extensions(ctx: &SkBuffContext, mut next: u8, mut off: u32) -> Result<(u
 #[inline(always)]
 pub fn totals(cookie: u64) -> Traffic {
     let mut out = zero();
+    if no_rows() {
+        return out;
+    }
     // SAFETY: copied out at once; a concurrent add is at worst not seen.
     if let Some(t) = unsafe { TRAFFIC.get(&cookie) } {
         out = *t;
     }
     out
+}
+
+/// Whether `TRAFFIC` is empty. A socket's row is made (and counted) before
+/// its own teardown looks, by programs that hold the socket, so a zero
+/// never hides the row of the socket asking.
+#[inline(always)]
+fn no_rows() -> bool {
+    // SAFETY: a plain read of the one slot.
+    TRAFFIC_ROWS.get(0).is_none_or(|n| *n == 0)
+}
+
+#[inline(always)]
+fn rows_add(n: u64) {
+    if let Some(slot) = TRAFFIC_ROWS.get_ptr_mut(0) {
+        add(slot, n);
+    }
 }
 
 /// A zero [`Traffic`] built from a zero LLVM cannot see through (a
@@ -245,5 +269,7 @@ pub fn zero() -> Traffic {
 
 #[inline(always)]
 pub fn forget(cookie: u64) {
-    let _ = TRAFFIC.remove(&cookie);
+    if !no_rows() && TRAFFIC.remove(&cookie).is_ok() {
+        rows_add(u64::MAX); // -1, wrapping
+    }
 }
