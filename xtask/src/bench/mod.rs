@@ -14,6 +14,7 @@ mod cpu;
 mod holders;
 mod latency;
 mod overhead;
+mod pairs;
 mod peer;
 mod progstats;
 mod report;

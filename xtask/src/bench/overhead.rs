@@ -4,6 +4,8 @@
 use anyhow::Result;
 
 use super::{
+    agent::Agent,
+    pairs, peer,
     report::Section,
     traced::{self, rate, Load},
     Ctx,
@@ -12,6 +14,9 @@ use super::{
 pub const TITLE: &str = "with netwatch: full-rate churn, `netwatch events --json`";
 /// Traced rate over untraced rate.
 const RATIO_TARGET: f64 = 0.9;
+/// Alternating runs for the drift-proof ratio (see `pairs`).
+const PAIRS: usize = 6;
+const PAIR_SECONDS: u64 = 2;
 
 pub fn run(ctx: &Ctx, baseline_rate: Option<f64>, section: &mut Section) -> Result<()> {
     let run = traced::run(ctx, Load::default())?;
@@ -26,5 +31,17 @@ pub fn run(ctx: &Ctx, baseline_rate: Option<f64>, section: &mut Section) -> Resu
         _ => section.row("rate with (no baseline to compare)", rate(with)),
     }
     run.report_cpu(section);
-    run.report_latency(section)
+    run.report_latency(section)?;
+    // The single long run of each side above measures the machine's drift
+    // as much as netwatch; alternating short runs cancel it.
+    let short = Ctx { netwatch: ctx.netwatch.clone(), peer: ctx.peer.clone(), seconds: PAIR_SECONDS };
+    let alone = || Ok(peer::churn(&short, None)?.rate);
+    let traced = || {
+        let agent = Agent::start(&ctx.netwatch)?;
+        let churn = peer::churn(&short, None);
+        agent.stop()?;
+        Ok(churn?.rate)
+    };
+    let p = pairs::run(PAIRS, alone, traced)?;
+    p.report(section, &format!("churn, {PAIR_SECONDS} s runs, alone / traced"), Some(RATIO_TARGET))
 }

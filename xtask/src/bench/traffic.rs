@@ -86,10 +86,9 @@ use anyhow::{bail, Context as _, Result};
 use super::{
     agent::Agent,
     bulk::{self, Placement},
-    peer, progstats,
+    pairs, peer, progstats,
     report::Section,
     spread::{median_ci95, Spread},
-    traced::rate,
     Ctx,
 };
 
@@ -134,26 +133,8 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
 /// hardest on, so netwatch is not confined here; both states have it.
 fn churn_pairs(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let short = Ctx { netwatch: ctx.netwatch.clone(), peer: ctx.peer.clone(), seconds: CHURN_SECONDS };
-    let mut off = vec![churn(&short, false)?];
-    let (mut on, mut ratios) = (Vec::new(), Vec::new());
-    for _ in 0..CHURN_PAIRS {
-        let with = churn(&short, true)?;
-        let after = churn(&short, false)?;
-        let before = *off.last().context("no churn run before the pair")?;
-        ratios.push(with / ((before + after) / 2.0));
-        on.push(with);
-        off.push(after);
-    }
-    let median = |v: &[f64]| Spread::of(v).map_or(0.0, |s| s.median);
-    section.row(
-        &format!("churn, {CHURN_PAIRS} pairs x {CHURN_SECONDS} s"),
-        format!("counters off / on: median {} / {}", rate(median(&off)), rate(median(&on))),
-    );
-    let r = Spread::of(&ratios).context("no churn pairs measured")?;
-    section.row("churn ratio on / off", format!("{:.3} (median)", r.median));
-    let interval = median_ci95(&ratios).map_or("too few pairs".into(), |(lo, hi)| format!("{lo:.3}..{hi:.3}"));
-    section.row("  spread; 95% interval of median", format!("min {:.3} max {:.3}; {interval}", r.min, r.max));
-    Ok(())
+    let pairs = pairs::run(CHURN_PAIRS, || churn(&short, false), || churn(&short, true))?;
+    pairs.report(section, &format!("churn, {CHURN_SECONDS} s runs, counters off / on"), None)
 }
 
 /// The one place that chooses how netwatch runs in the "with" state.
