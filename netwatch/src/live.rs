@@ -5,7 +5,10 @@
 //! channel; then the kernel's current sockets are enumerated; then the
 //! queued events are applied on top. Nothing falls between the two.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use tokio::sync::mpsc;
@@ -24,11 +27,21 @@ use crate::{
 /// points 2 and 3). Both walk the table, so not on every batch.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Events an [`Update`] hands on, the newest: what the full-screen view
+/// keeps. Under churn one step can apply hundreds of thousands of events
+/// (everything queued while the model was busy); keeping them all made
+/// netwatch's memory follow its worst backlog so far, about 200 bytes an
+/// event, for consumers that keep the last few thousand or none.
+pub const RECENT_EVENTS: usize = 10_000;
+
 /// What one step of the live model brought.
 #[derive(Debug, Default)]
 pub struct Update {
-    /// Events applied, in kernel order (after tuple completion).
-    pub events: Vec<Event>,
+    /// The newest [`RECENT_EVENTS`] events applied, in kernel order (after
+    /// tuple completion).
+    pub events: VecDeque<Event>,
+    /// Every event applied, including those older than `events` holds.
+    pub applied: u64,
     /// Events the kernel lost in this step.
     pub lost: u64,
     /// Whether the table was rebuilt from the kernel.
@@ -36,6 +49,16 @@ pub struct Update {
     /// Problems worth showing (a full-screen view must not have them
     /// printed over it).
     pub warnings: Vec<String>,
+}
+
+impl Update {
+    fn push(&mut self, e: Event) {
+        self.applied += 1;
+        if self.events.len() == RECENT_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
 }
 
 pub struct Live {
@@ -127,7 +150,7 @@ impl Live {
                 for r in &records {
                     let Some(mut e) = self.decoder.decode(r) else { continue };
                     self.table.complete_and_apply(&mut e);
-                    update.events.push(e);
+                    update.push(e);
                 }
             }
             Batch::Lost(n) => {
@@ -193,5 +216,28 @@ impl Live {
         let latency = finishing.await.context("joining the ring buffer reader")??;
         drop(self.attached);
         Ok(latency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netwatch_common::{tcp, EventKind};
+
+    use super::*;
+    use crate::tui::fixtures::event;
+
+    /// A step that applies a flood keeps only the newest events, whatever
+    /// the backlog was: memory must not follow the worst one.
+    #[test]
+    fn an_update_keeps_the_newest_events_only() {
+        let mut u = Update::default();
+        let flood = 10 * RECENT_EVENTS as u64;
+        for ms in 0..flood {
+            u.push(event(EventKind::State, ms, tcp::ESTABLISHED, tcp::FIN_WAIT1));
+        }
+        assert_eq!((u.applied, u.events.len()), (flood, RECENT_EVENTS));
+        assert_eq!(u.events.front().map(|e| e.ts_ns), Some((flood - RECENT_EVENTS as u64) * 1_000_000));
+        assert_eq!(u.events.back().map(|e| e.ts_ns), Some((flood - 1) * 1_000_000));
+        assert!(u.events.capacity() < 2 * RECENT_EVENTS, "capacity {}", u.events.capacity());
     }
 }
