@@ -179,6 +179,7 @@ impl Live {
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
         self.table.expire(now);
+        give_back_memory();
         self.read_traffic(now);
         let m = match tokio::task::spawn_blocking(seed::minisocks).await {
             Ok(Ok(m)) => m,
@@ -216,6 +217,22 @@ impl Live {
         let latency = finishing.await.context("joining the ring buffer reader")??;
         drop(self.attached);
         Ok(latency)
+    }
+}
+
+/// Hands the memory freed since the last call back to the kernel. glibc
+/// keeps freed memory for reuse, and once a large block (a table resize, a
+/// burst's event batches) has been freed it raises its mmap and trim
+/// thresholds (up to 32 and 64 MiB), after which such blocks come from the
+/// heap and stay there: under churn the main arena held 63-124 MiB free
+/// beside 23-49 MiB in use, all of it in RSS, more after every burst.
+/// Once a second it costs about a millisecond.
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only reads and releases glibc's own free lists; it
+    // is thread-safe (takes each arena's lock).
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

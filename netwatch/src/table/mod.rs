@@ -43,9 +43,9 @@ pub struct Table {
     rows: FxHashMap<u64, Row>,
     /// (netns, local, remote) -> key, only for rows without a cookie.
     uncookied: FxHashMap<(u32, SocketAddr, SocketAddr), u64>,
-    /// (netns, local, remote) -> key of TIME_WAIT rows; may name rows gone
-    /// since (see [`time_wait`]).
-    time_wait: FxHashMap<time_wait::Tuple, u64>,
+    /// Hash of (netns, local, remote) -> key of TIME_WAIT rows; may name
+    /// rows gone since (see [`time_wait`]).
+    time_wait: FxHashMap<u64, u64>,
     next_local_id: u64,
     history: VecDeque<Closed>,
     history_cap: usize,

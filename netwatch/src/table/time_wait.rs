@@ -10,16 +10,16 @@
 //! the row instead: the kernel's established hash holds one socket per
 //! tuple and namespace, so the TIME_WAIT one is gone by then.
 
-use std::net::SocketAddr;
+use std::{
+    hash::{Hash as _, Hasher as _},
+    net::SocketAddr,
+};
 
 use netwatch_common::tcp;
+use rustc_hash::FxHasher;
 
 use super::{Row, Table};
 use crate::{event::Event, seed::TimerKind};
-
-/// Network namespace, local and remote address: what the kernel's
-/// established hash is keyed on.
-pub(super) type Tuple = (u32, SocketAddr, SocketAddr);
 
 /// A TIME_WAIT socket, synthesized from an active close or dumped by
 /// sock_diag (whose substate may read FIN_WAIT2: its timer tells).
@@ -27,34 +27,47 @@ pub(super) fn is_time_wait(r: &Row) -> bool {
     r.state == tcp::TIME_WAIT || r.timer.is_some_and(|t| t.kind == TimerKind::TimeWait)
 }
 
-fn complete(local: SocketAddr, remote: SocketAddr) -> bool {
-    local.port() != 0 && remote.port() != 0
+/// What the index is keyed on: a hash of the network namespace, local and
+/// remote address (the kernel's established hash has one socket per such
+/// tuple). A hash, not the 68-byte tuple, so the index costs 16 bytes a
+/// row; a collision only costs a retirement missed until the next re-read,
+/// as every hit is checked against the row.
+fn tuple_hash(r: &Row) -> Option<u64> {
+    if r.local.port() == 0 || r.remote.port() == 0 {
+        return None;
+    }
+    let mut h = FxHasher::default();
+    (r.netns, r.local, r.remote).hash(&mut h);
+    Some(h.finish())
 }
+
+/// `(netns, local, remote)`: what the kernel's established hash is keyed on.
+type Tuple = (u32, SocketAddr, SocketAddr);
 
 impl Table {
     /// Remembers a TIME_WAIT row's tuple, so the socket that reuses it can
     /// retire the row.
     pub(super) fn index_time_wait(&mut self, key: u64) {
         let Some(r) = self.rows.get(&key) else { return };
-        if is_time_wait(r) && complete(r.local, r.remote) {
-            self.time_wait.insert((r.netns, r.local, r.remote), key);
+        if let (true, Some(hash)) = (is_time_wait(r), tuple_hash(r)) {
+            self.time_wait.insert(hash, key);
         }
     }
 
-    /// A socket with a complete tuple (its row is under `key`) retires the TIME_WAIT row the kernel killed to make way for it.
+    /// A socket with a complete tuple (its row is under `key`) retires the
+    /// TIME_WAIT row the kernel killed to make way for it.
     pub(super) fn retire_reused(&mut self, key: u64, e: &Event) {
         if self.time_wait.is_empty() || !matches!(e.new_state, tcp::SYN_RECV | tcp::ESTABLISHED) {
             return;
         }
         let Some(r) = self.rows.get(&key) else { return };
-        let tuple = (r.netns, r.local, r.remote);
-        if !complete(tuple.1, tuple.2) {
-            return;
-        }
-        let Some(old) = self.time_wait.remove(&tuple) else { return };
-        // The index is pruned lazily: act only on a row that still is what
-        // was indexed.
-        if old != key && self.rows.get(&old).is_some_and(|r| is_time_wait(r) && (r.netns, r.local, r.remote) == tuple) {
+        let Some(hash) = tuple_hash(r) else { return };
+        let tuple: Tuple = (r.netns, r.local, r.remote);
+        let Some(old) = self.time_wait.remove(&hash) else { return };
+        // The index is pruned lazily and keyed by a hash: act only on a row
+        // that still is what was indexed.
+        let killed = self.rows.get(&old).is_some_and(|o| is_time_wait(o) && (o.netns, o.local, o.remote) == tuple);
+        if old != key && killed {
             self.remove(old);
         }
     }
@@ -62,9 +75,8 @@ impl Table {
     /// Drops index entries whose rows have gone (expired, re-read, replaced).
     pub(super) fn prune_time_wait(&mut self) {
         let rows = &self.rows;
-        self.time_wait.retain(|tuple, key| {
-            rows.get(key).is_some_and(|r| is_time_wait(r) && (r.netns, r.local, r.remote) == *tuple)
-        });
+        self.time_wait
+            .retain(|hash, key| rows.get(key).is_some_and(|r| is_time_wait(r) && tuple_hash(r) == Some(*hash)));
     }
 }
 
