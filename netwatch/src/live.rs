@@ -5,10 +5,7 @@
 //! channel; then the kernel's current sockets are enumerated; then the
 //! queued events are applied on top. Nothing falls between the two.
 
-use std::{
-    collections::VecDeque,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use tokio::sync::mpsc;
@@ -27,21 +24,19 @@ use crate::{
 /// points 2 and 3). Both walk the table, so not on every batch.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Events an [`Update`] hands on, the newest: what the full-screen view
-/// keeps. Under churn one step can apply hundreds of thousands of events
-/// (everything queued while the model was busy); keeping them all made
-/// netwatch's memory follow its worst backlog so far, about 200 bytes an
-/// event, for consumers that keep the last few thousand or none.
-pub const RECENT_EVENTS: usize = 10_000;
+/// Events one step applies, about (whole batches are taken, so it can
+/// end up to one batch over): the rest stays queued for the next step.
+/// Under churn everything queued while the model was busy (a sock_diag
+/// re-read, a redraw) is hundreds of thousands of events; taking it all in
+/// one step held all of them decoded at once (55 MiB in heaptrack), so
+/// netwatch's memory followed the worst backlog it had met so far.
+const STEP_EVENTS: usize = 16_384;
 
 /// What one step of the live model brought.
 #[derive(Debug, Default)]
 pub struct Update {
-    /// The newest [`RECENT_EVENTS`] events applied, in kernel order (after
-    /// tuple completion).
-    pub events: VecDeque<Event>,
-    /// Every event applied, including those older than `events` holds.
-    pub applied: u64,
+    /// Events applied, in kernel order (after tuple completion).
+    pub events: Vec<Event>,
     /// Events the kernel lost in this step.
     pub lost: u64,
     /// Whether the table was rebuilt from the kernel.
@@ -49,16 +44,6 @@ pub struct Update {
     /// Problems worth showing (a full-screen view must not have them
     /// printed over it).
     pub warnings: Vec<String>,
-}
-
-impl Update {
-    fn push(&mut self, e: Event) {
-        self.applied += 1;
-        if self.events.len() == RECENT_EVENTS {
-            self.events.pop_front();
-        }
-        self.events.push_back(e);
-    }
 }
 
 pub struct Live {
@@ -120,10 +105,19 @@ impl Live {
             Ok(None) => return None,
             Err(_) => {}
         }
-        // Take whatever else is already queued, so one redraw covers it.
-        while let Ok(batch) = self.rx.try_recv() {
-            self.apply(batch, &mut update);
-        }
+        // Take what else is already queued, so one redraw covers it, up to
+        // a step's worth.
+        let Self { rx, decoder, table, .. } = self;
+        take_queued(rx, STEP_EVENTS, update.events.len(), |batch| {
+            apply(decoder, table, batch, &mut update);
+            update.events.len()
+        });
+        self.reseed_if_lost(&mut update).await;
+        self.maintain(&mut update).await;
+        Some(update)
+    }
+
+    async fn reseed_if_lost(&mut self, update: &mut Update) {
         if update.lost > 0 {
             // The table is wrong now: rebuild it from the kernel.
             match self.reseed().await {
@@ -131,8 +125,6 @@ impl Live {
                 Err(e) => update.warnings.push(format!("re-reading sockets after lost events failed: {e:#}")),
             }
         }
-        self.maintain(&mut update).await;
-        Some(update)
     }
 
     async fn reseed(&mut self) -> Result<()> {
@@ -144,27 +136,20 @@ impl Live {
     }
 
     fn apply(&mut self, batch: Batch, update: &mut Update) {
-        match batch {
-            Batch::Events(records) => {
-                self.decoder.start_batch(&records);
-                for r in &records {
-                    let Some(mut e) = self.decoder.decode(r) else { continue };
-                    self.table.complete_and_apply(&mut e);
-                    update.push(e);
-                }
-            }
-            Batch::Lost(n) => {
-                self.decoder.counts.lost += n;
-                self.table.totals.lost_events += n;
-                update.lost += n;
-            }
-            Batch::OwnersFull(n) => self.decoder.counts.owners_full += n,
-        }
+        apply(&mut self.decoder, &mut self.table, batch, update);
     }
 
-    /// Re-reads what events cannot report, now (for a final, exact table).
+    /// Applies what is queued now and re-reads what events cannot report
+    /// (for a final, exact table). The events are not handed on.
     pub async fn refresh(&mut self) -> Vec<String> {
         let mut update = Update::default();
+        // Only what is queued now: the kernel goes on sending meanwhile.
+        for _ in 0..self.rx.len() {
+            let Ok(batch) = self.rx.try_recv() else { break };
+            self.apply(batch, &mut update);
+            update.events.clear();
+        }
+        self.reseed_if_lost(&mut update).await;
         self.last_maintain = Instant::now() - MAINTAIN_INTERVAL;
         self.maintain(&mut update).await;
         update.warnings
@@ -220,6 +205,35 @@ impl Live {
     }
 }
 
+/// Applies one batch from the reader to the table.
+fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Update) {
+    match batch {
+        Batch::Events(records) => {
+            decoder.start_batch(&records);
+            for r in &records {
+                let Some(mut e) = decoder.decode(r) else { continue };
+                table.complete_and_apply(&mut e);
+                update.events.push(e);
+            }
+        }
+        Batch::Lost(n) => {
+            decoder.counts.lost += n;
+            table.totals.lost_events += n;
+            update.lost += n;
+        }
+        Batch::OwnersFull(n) => decoder.counts.owners_full += n,
+    }
+}
+
+/// Hands queued batches to `apply` (which returns the events the step holds
+/// then) until the step holds `limit` events; `held` are there already.
+fn take_queued(rx: &mut mpsc::Receiver<Batch>, limit: usize, mut held: usize, mut apply: impl FnMut(Batch) -> usize) {
+    while held < limit {
+        let Ok(batch) = rx.try_recv() else { break };
+        held = apply(batch);
+    }
+}
+
 /// Hands the memory freed since the last call back to the kernel. glibc
 /// keeps freed memory for reuse, and once a large block (a table resize, a
 /// burst's event batches) has been freed it raises its mmap and trim
@@ -238,23 +252,41 @@ fn give_back_memory() {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::{tcp, EventKind};
+    use netwatch_common::SockEvent;
 
     use super::*;
-    use crate::tui::fixtures::event;
 
-    /// A step that applies a flood keeps only the newest events, whatever
-    /// the backlog was: memory must not follow the worst one.
+    fn batch(n: usize) -> Batch {
+        // SAFETY: SockEvent is plain integers and byte arrays (it crosses
+        // the kernel boundary), for which all zeroes is a valid value.
+        Batch::Events(vec![unsafe { std::mem::zeroed::<SockEvent>() }; n])
+    }
+
+    /// Events one step takes from `rx` when it holds `held` already.
+    fn step(rx: &mut mpsc::Receiver<Batch>, held: usize) -> usize {
+        let mut n = held;
+        take_queued(rx, STEP_EVENTS, held, |b| {
+            if let Batch::Events(records) = b {
+                n += records.len();
+            }
+            n
+        });
+        n - held
+    }
+
+    /// A backlog is applied a step's worth at a time, whatever its size:
+    /// one step must not hold all of it decoded.
     #[test]
-    fn an_update_keeps_the_newest_events_only() {
-        let mut u = Update::default();
-        let flood = 10 * RECENT_EVENTS as u64;
-        for ms in 0..flood {
-            u.push(event(EventKind::State, ms, tcp::ESTABLISHED, tcp::FIN_WAIT1));
+    fn a_step_takes_a_bounded_share_of_the_backlog() {
+        let (tx, mut rx) = mpsc::channel(64);
+        for _ in 0..10 {
+            tx.try_send(batch(STEP_EVENTS / 3)).unwrap();
         }
-        assert_eq!((u.applied, u.events.len()), (flood, RECENT_EVENTS));
-        assert_eq!(u.events.front().map(|e| e.ts_ns), Some((flood - RECENT_EVENTS as u64) * 1_000_000));
-        assert_eq!(u.events.back().map(|e| e.ts_ns), Some((flood - 1) * 1_000_000));
-        assert!(u.events.capacity() < 2 * RECENT_EVENTS, "capacity {}", u.events.capacity());
+        // Whole batches, up to the one that fills the step.
+        assert_eq!((step(&mut rx, 0), rx.len()), (4 * (STEP_EVENTS / 3), 6));
+        assert_eq!((step(&mut rx, 0), rx.len()), (4 * (STEP_EVENTS / 3), 2));
+        // Events the step holds already count.
+        assert_eq!((step(&mut rx, STEP_EVENTS), rx.len()), (0, 2));
+        assert_eq!((step(&mut rx, 0), rx.len()), (2 * (STEP_EVENTS / 3), 0));
     }
 }

@@ -23,9 +23,8 @@ use crate::{
 
 /// Events and closed connections kept for the lower pane: enough that a
 /// burst elsewhere (a mass close is tens of thousands of events) does not
-/// push out what a filter is looking for at once. The live model hands on
-/// no more than this per step either.
-pub const RECENT: usize = crate::live::RECENT_EVENTS;
+/// push out what a filter is looking for at once.
+pub const RECENT: usize = 10_000;
 
 /// Program names the process pane lists before summing the rest as `other`.
 const TOP_PROCESSES: usize = 100;
@@ -125,7 +124,7 @@ impl App {
     /// Takes what one `Live::next` brought. Events are kept even while
     /// paused, so unpausing shows everything that happened.
     pub fn ingest(&mut self, update: Update) {
-        if update.applied > 0 || update.reseeded {
+        if !update.events.is_empty() || update.reseeded {
             self.dirty = Dirty::Yes;
         }
         for e in update.events {

@@ -10,7 +10,7 @@ fn app() -> App {
 }
 
 fn update(events: Vec<Event>) -> Update {
-    Update { applied: events.len() as u64, events: events.into(), ..Update::default() }
+    Update { events, ..Update::default() }
 }
 
 #[test]

@@ -22,7 +22,7 @@ mod ui;
 mod view;
 
 #[cfg(test)]
-pub(crate) mod fixtures;
+mod fixtures;
 #[cfg(test)]
 mod render_tests;
 

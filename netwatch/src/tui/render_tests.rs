@@ -18,7 +18,7 @@ fn screen(prepare: impl FnOnce(&mut App)) -> Vec<String> {
         t.apply(e);
     }
     let mut app = App::new(None, TimeZone::UTC);
-    app.ingest(Update { applied: lived.len() as u64, events: lived.into(), ..Update::default() });
+    app.ingest(Update { events: lived, ..Update::default() });
     app.refresh(&t, 5_000_000_000);
     prepare(&mut app);
     let mut term = Terminal::new(TestBackend::new(140, 30)).unwrap();
