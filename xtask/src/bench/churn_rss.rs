@@ -7,6 +7,13 @@
 //! (/proc/net/snmp, this network namespace): the peer prints its own count
 //! only at the end. Other processes' connects are counted too, so run it on
 //! a quiet machine.
+//!
+//! Each sample is the median of readings over one second, the live model's
+//! housekeeping period: a single reading also catches whatever is in flight
+//! at that instant (events queued behind a busy moment, a sock_diag dump
+//! being applied): readings a second apart differed by up to 10% on the
+//! shared development VM, by 20% after a stall. The spread of the readings is printed beside it, and
+//! the peak (VmHWM) is reported as before.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -30,6 +37,9 @@ const SECOND: u64 = 1_000_000;
 /// 25-35 s; past this the second sample is taken wherever the count is.
 const LIMIT: Duration = Duration::from_secs(60);
 const GROWTH_TARGET: f64 = 0.10;
+/// Readings per sample, and the time between them: one second in all.
+const READINGS: usize = 10;
+const READING_GAP: Duration = Duration::from_millis(100);
 
 pub fn title() -> String {
     format!("memory under churn: `netwatch snapshot --for` RSS after {FIRST} and {SECOND} connections")
@@ -50,15 +60,22 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     for (label, s) in [("first", &first), ("second", &second)] {
         section.row(
             &format!("RSS after {} connections", s.connections),
-            format!("{} ({label}; {:.1} s, {})", mib(s.mem.rss_kib), s.seconds, rate(s.connections as f64 / s.seconds)),
+            format!(
+                "{} ({label}; {:.1} s, {}; readings {}-{})",
+                mib(s.rss_kib),
+                s.seconds,
+                rate(s.connections as f64 / s.seconds),
+                mib(s.spread.0),
+                mib(s.spread.1)
+            ),
         );
     }
     section.row(
         "kernel TIME_WAIT sockets then",
         format!("{} / {} (rows the table must hold)", first.time_wait, second.time_wait),
     );
-    section.row("peak RSS (VmHWM)", mib(second.mem.hwm_kib));
-    let growth = second.mem.rss_kib as f64 / first.mem.rss_kib.max(1) as f64 - 1.0;
+    section.row("peak RSS (VmHWM)", mib(second.hwm_kib));
+    let growth = second.rss_kib as f64 / first.rss_kib.max(1) as f64 - 1.0;
     section.check(
         "RSS growth, second over first",
         format!("{:+.1}%", growth * 100.0),
@@ -74,7 +91,10 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
 struct Sample {
     connections: u64,
     seconds: f64,
-    mem: Mem,
+    /// Median RSS of the readings, and their lowest and highest.
+    rss_kib: u64,
+    spread: (u64, u64),
+    hwm_kib: u64,
     /// TIME_WAIT sockets in the kernel then: the table keeps a row for each,
     /// so they are memory netwatch must hold, bounded by the kernel's
     /// `tcp_max_tw_buckets`, not by netwatch.
@@ -82,17 +102,41 @@ struct Sample {
 }
 
 /// Waits until `want` connections have been opened since `base` (or the
-/// time limit), then reads netwatch's memory.
+/// time limit), then reads netwatch's memory over the next second (the
+/// churn goes on meanwhile).
 fn sample_at(watcher: &Watcher, churn: &mut Churn, base: u64, want: u64, started: Instant) -> Result<Sample> {
     loop {
         let connections = active_opens()?.saturating_sub(base);
         if connections >= want || started.elapsed() >= LIMIT {
             let seconds = started.elapsed().as_secs_f64();
-            return Ok(Sample { connections, seconds, mem: watcher.mem()?, time_wait: time_wait()? });
+            let time_wait = time_wait()?;
+            let readings = readings(watcher, churn)?;
+            let (rss_kib, spread) = median(readings.iter().map(|m| m.rss_kib).collect());
+            let hwm_kib = readings.last().map_or(0, |m| m.hwm_kib);
+            return Ok(Sample { connections, seconds, rss_kib, spread, hwm_kib, time_wait });
         }
         churn.check()?;
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn readings(watcher: &Watcher, churn: &mut Churn) -> Result<Vec<Mem>> {
+    let mut out = Vec::with_capacity(READINGS);
+    for i in 0..READINGS {
+        if i > 0 {
+            thread::sleep(READING_GAP);
+        }
+        out.push(watcher.mem()?);
+        churn.check()?;
+    }
+    Ok(out)
+}
+
+/// The median (upper one for an even count) and the extremes.
+fn median(mut kib: Vec<u64>) -> (u64, (u64, u64)) {
+    kib.sort_unstable();
+    let at = |i: usize| kib.get(i).copied().unwrap_or(0);
+    (at(kib.len() / 2), (at(0), at(kib.len().saturating_sub(1))))
 }
 
 /// `nw-peer churn`, unpaced, killed on drop.
