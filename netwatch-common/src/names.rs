@@ -10,6 +10,9 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_SOCK_OWNERS: &str = "SOCK_OWNERS";
 /// Hash map: [`crate::ListenKey`] -> [`crate::Owner`] of the listening socket.
 pub const MAP_LISTENERS: &str = "LISTENERS";
+/// Array of one u32 the agent writes: 1 while its reader drains the ring
+/// on its own clock, so the programs submit without waking it.
+pub const MAP_READER_AWAKE: &str = "READER_AWAKE";
 
 // Program names carry an `nw_` prefix so `bpftool prog show` tells at a
 // glance whether anything of netwatch is still attached (15 chars at most:

@@ -2,7 +2,10 @@
 
 use netwatch_common::{Counter, SockEvent};
 
-use crate::maps::{COUNTERS, EVENTS};
+use crate::maps::{COUNTERS, EVENTS, READER_AWAKE};
+
+/// `bpf_ringbuf_submit` flag: do not wake the reader.
+const BPF_RB_NO_WAKEUP: u64 = 1;
 
 #[inline(always)]
 pub fn count(counter: Counter) {
@@ -15,15 +18,20 @@ pub fn count(counter: Counter) {
 
 /// Hands `event` to the agent, or counts it as lost (KERNEL-NOTES point 5).
 ///
-/// Default wakeup flags: the kernel only wakes the agent when the ring was
-/// empty, and the agent waits ~1 ms after a wakeup before draining, so under
-/// load one wakeup covers hundreds of events.
+/// While events flow the agent drains the ring on its own timer and says
+/// so in `READER_AWAKE`: then nothing is woken from here. A wakeup is an
+/// interrupt on the CPU of whatever process caused the event, and it pulls
+/// the agent onto that CPU, where it competes with the traced workload;
+/// that, more than the programs, slowed a busy workload. Once the ring has
+/// been quiet the agent sleeps until the kernel's default wakeup (when the
+/// ring was empty) tells it of the next event.
 #[inline(always)]
 pub fn submit(event: &SockEvent) {
     match EVENTS.reserve::<SockEvent>(0) {
         Some(mut entry) => {
             entry.write(*event);
-            entry.submit(0);
+            let awake = READER_AWAKE.get(0).is_some_and(|v| *v != 0);
+            entry.submit(if awake { BPF_RB_NO_WAKEUP } else { 0 });
         }
         None => count(Counter::LostEvents),
     }

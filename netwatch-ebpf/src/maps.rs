@@ -22,6 +22,10 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 #[map]
 pub static SOCK_OWNERS: HashMap<u64, Owner> = HashMap::with_max_entries(262_144, 0);
 
+/// Written by the agent (see `netwatch_common::names::MAP_READER_AWAKE`).
+#[map]
+pub static READER_AWAKE: Array<u32> = Array::with_max_entries(1, 0);
+
 #[map]
 pub static LISTENERS: HashMap<ListenKey, Owner> = HashMap::with_max_entries(16_384, 0);
 

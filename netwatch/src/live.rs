@@ -58,9 +58,9 @@ pub struct Live {
 
 impl Live {
     pub async fn start(history: usize) -> Result<Self> {
-        let (attached, events, counters) = Probes::attach(&Options::default())?.into_parts();
+        let (attached, ring) = Probes::attach(&Options::default())?.into_parts();
         let (tx, rx) = mpsc::channel(4096);
-        let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
+        let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
         let mut live = Self {
             table: Table::new(history),
             decoder: Decoder::default(),

@@ -1,18 +1,24 @@
 //! How events cross into userspace: a dedicated thread drains the ring
 //! buffer and hands batches to the agent.
 //!
-//! Wakeups, not throughput, are what slow the traced workload: with default
-//! flags the kernel wakes the reader whenever it finds the ring empty, so a
-//! reader that drains instantly is woken for nearly every event. After each
-//! wakeup this thread therefore sleeps a short, precise interval (a thread
-//! sleep, finer than tokio's 1 ms timer) so that one wakeup collects a
-//! batch. The same thread polls the kernel's loss counters.
+//! Wakeups, not throughput, are what slow the traced workload. A ring
+//! buffer wakeup is an interrupt on the CPU of the process that caused the
+//! event, and the woken reader tends to be placed on that CPU, right where
+//! the busy workload runs. So while events flow the reader drains on its
+//! own clock (a short, precise thread sleep between drains) and tells the
+//! kernel programs, through `READER_AWAKE`, to submit without waking it;
+//! after a quiet spell it clears the flag and sleeps until the kernel's
+//! wakeup for the next event. The same thread polls the kernel's loss
+//! counters.
 //!
-//! The thread asks for the lowest real-time priority (SCHED_FIFO 1): on a
-//! saturated machine a normal thread waits behind every busy process while
-//! the ring fills, and the tracer's delivery latency becomes the scheduler's.
-//! It only sleeps, drains and decodes, so it cannot starve anyone for long;
-//! without the privilege it runs as a normal thread.
+//! The thread is a normal one. It used to ask for real-time priority, so
+//! as not to wait behind busy processes on a saturated machine; but a
+//! real-time thread wakes where it last ran and preempts whatever runs
+//! there, which under churn was the traced workload: with its timer
+//! wakeups, that cost the workload more than everything else netwatch
+//! does. As a normal thread the scheduler moves it to the idle CPU. On a
+//! saturated machine its fair share still drains the 16 MiB ring far
+//! faster than it fills (the bench's saturated scenario: nothing lost).
 
 use std::{
     sync::{
@@ -24,7 +30,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use netwatch_common::{Counter, SockEvent};
 use tokio::{
     io::{unix::AsyncFd, Interest},
@@ -35,6 +41,14 @@ use crate::{
     event::{clock::monotonic_ns, decode},
     stats::Latency,
 };
+
+/// The kernel side of the crossing: the ring, the loss counters, and the
+/// flag that says whether the reader is draining on its own clock.
+pub struct RingMaps {
+    pub events: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, u64>,
+    pub awake: Array<MapData, u32>,
+}
 
 /// What the reader thread sends.
 #[derive(Debug)]
@@ -48,15 +62,17 @@ pub enum Batch {
 
 #[derive(Clone, Copy, Debug)]
 pub struct ReaderOptions {
-    /// Sleep after a wakeup before draining.
+    /// Sleep between drains while events flow.
     pub batch_delay: Duration,
+    /// Empty drains in a row after which the reader sleeps until woken.
+    pub quiet_drains: u32,
     /// How often loss counters are read.
     pub counter_interval: Duration,
 }
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        Self { batch_delay: Duration::from_micros(500), counter_interval: Duration::from_millis(50) }
+        Self { batch_delay: Duration::from_micros(500), quiet_drains: 40, counter_interval: Duration::from_millis(50) }
     }
 }
 
@@ -67,17 +83,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn spawn(
-        events: RingBuf<MapData>,
-        counters: PerCpuArray<MapData, u64>,
-        opts: ReaderOptions,
-        tx: mpsc::Sender<Batch>,
-    ) -> Result<Self> {
+    pub fn spawn(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
             .name("netwatch-ring".into())
-            .spawn(move || run(events, counters, opts, tx, &flag))
+            .spawn(move || run(maps, opts, tx, &flag))
             .context("starting the ring buffer reader thread")?;
         Ok(Self { stop, handle: Some(handle) })
     }
@@ -99,16 +110,8 @@ impl Drop for Reader {
     }
 }
 
-fn run(
-    events: RingBuf<MapData>,
-    counters: PerCpuArray<MapData, u64>,
-    opts: ReaderOptions,
-    tx: mpsc::Sender<Batch>,
-    stop: &AtomicBool,
-) -> Result<Latency> {
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: 0 means the calling thread; failure leaves it unchanged.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &AtomicBool) -> Result<Latency> {
+    let RingMaps { events, counters, mut awake } = maps;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
@@ -120,22 +123,38 @@ fn run(
         let mut loss = LossTracker::default();
         let mut last_counters = Instant::now();
         let mut last_batch = 0;
+        // Empty drains in a row while on our own clock; None while asleep.
+        let mut quiet: Option<u32> = None;
         while !stop.load(Ordering::Relaxed) {
-            // Wake on data, or every counter interval regardless: the
-            // timeout also bounds how long a stop request waits.
-            if let Ok(guard) = tokio::time::timeout(opts.counter_interval, ring.readable_mut()).await {
-                let mut guard = guard.context("waiting on the ring buffer")?;
-                std::thread::sleep(opts.batch_delay);
-                let batch = drain(guard.get_inner_mut(), &mut latency, last_batch + last_batch / 4);
-                last_batch = batch.len();
-                // A full batch may have left records behind: stay ready so
-                // the next turn drains again (the kernel only wakes us once
-                // the ring ran empty).
-                if batch.len() < MAX_DRAIN {
-                    guard.clear_ready();
+            match quiet {
+                Some(n) => {
+                    // A full drain may have left records behind: no pause.
+                    if last_batch < MAX_DRAIN {
+                        std::thread::sleep(opts.batch_delay);
+                    }
+                    let mut batch = drain(ring.get_mut(), &mut latency, last_batch + last_batch / 4);
+                    quiet = if batch.is_empty() { Some(n + 1) } else { Some(0) };
+                    if quiet.is_some_and(|n| n >= opts.quiet_drains) {
+                        set_awake(&mut awake, false)?;
+                        quiet = None;
+                        // Whatever was submitted unannounced before the flag
+                        // changed; anything later wakes us.
+                        batch = drain(ring.get_mut(), &mut latency, 64);
+                    }
+                    last_batch = batch.len();
+                    if !batch.is_empty() && tx.send(Batch::Events(batch)).await.is_err() {
+                        break; // the agent is gone
+                    }
                 }
-                if !batch.is_empty() && tx.send(Batch::Events(batch)).await.is_err() {
-                    break; // the agent is gone
+                None => {
+                    // Wake on data, or every counter interval regardless: the
+                    // timeout also bounds how long a stop request waits.
+                    if let Ok(guard) = tokio::time::timeout(opts.counter_interval, ring.readable_mut()).await {
+                        guard.context("waiting on the ring buffer")?.clear_ready();
+                        set_awake(&mut awake, true)?;
+                        quiet = Some(0);
+                        last_batch = 0;
+                    }
                 }
             }
             if last_counters.elapsed() >= opts.counter_interval {
@@ -157,6 +176,10 @@ fn run(
         }
         Ok(latency)
     })
+}
+
+fn set_awake(awake: &mut Array<MapData, u32>, on: bool) -> Result<()> {
+    awake.set(0, u32::from(on), 0).context("writing the reader flag map")
 }
 
 /// Records taken per drain at most. A drain that went on while the kernel

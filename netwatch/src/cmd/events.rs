@@ -29,7 +29,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     // nothing on a busy data path (TCP totals need no packet counting).
     let opts = Options { teardown_events: args.teardown, packet_counters: args.traffic, ..Options::default() };
     let probes = Probes::attach(&opts)?;
-    let (attached, events, counters) = probes.into_parts();
+    let (attached, ring) = probes.into_parts();
     if let Some(why) = &attached.traffic_degraded {
         eprintln!("netwatch: warning: no traffic counters ({why})");
     }
@@ -40,7 +40,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         );
     }
     let (tx, mut rx) = mpsc::channel(1024);
-    let reader = Reader::spawn(events, counters, ReaderOptions::default(), tx)?;
+    let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
     let mut printer = Printer::new(args, attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     let mut attached = attached;

@@ -11,13 +11,16 @@ pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use netwatch_common::{names, Bytes16, ListenKey, Owner, OwnerSource};
 
-use crate::seed::{Family, SeedSocket};
+use crate::{
+    seed::{Family, SeedSocket},
+    stream::RingMaps,
+};
 
 /// `bpf_map_update_elem` flag: only create, never overwrite.
 const BPF_NOEXIST: u64 = 1;
@@ -54,8 +57,7 @@ impl Default for Options {
 /// Attached programs plus the maps the agent reads.
 pub struct Probes {
     attached: Attached,
-    events: RingBuf<MapData>,
-    counters: PerCpuArray<MapData, u64>,
+    ring: RingMaps,
 }
 
 /// Keeps the programs attached while alive; dropping it detaches them all.
@@ -131,18 +133,19 @@ impl Probes {
             RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
         let counters =
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
+        let awake =
+            Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
         let listeners =
             HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
         Ok(Self {
             attached: Attached { listeners, _ebpf: ebpf, degraded, traffic, traffic_degraded },
-            events,
-            counters,
+            ring: RingMaps { events, counters, awake },
         })
     }
 
     /// Splits the attachment guard from the maps the reader consumes.
-    pub fn into_parts(self) -> (Attached, RingBuf<MapData>, PerCpuArray<MapData, u64>) {
-        (self.attached, self.events, self.counters)
+    pub fn into_parts(self) -> (Attached, RingMaps) {
+        (self.attached, self.ring)
     }
 }
 
