@@ -138,7 +138,10 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                         set_awake(&mut awake, false)?;
                         quiet = None;
                         // Whatever was submitted unannounced before the flag
-                        // changed; anything later wakes us.
+                        // changed, once programs that read the old flag are
+                        // done (they run for microseconds); anything later
+                        // wakes us, as the ring is then empty.
+                        std::thread::sleep(opts.batch_delay);
                         batch = drain(ring.get_mut(), &mut latency, 64);
                     }
                     last_batch = batch.len();
@@ -149,11 +152,24 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                 None => {
                     // Wake on data, or every counter interval regardless: the
                     // timeout also bounds how long a stop request waits.
-                    if let Ok(guard) = tokio::time::timeout(opts.counter_interval, ring.readable_mut()).await {
-                        guard.context("waiting on the ring buffer")?.clear_ready();
+                    let woken = match tokio::time::timeout(opts.counter_interval, ring.readable_mut()).await {
+                        Ok(guard) => {
+                            guard.context("waiting on the ring buffer")?.clear_ready();
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                    // A record left in the ring would keep the kernel from
+                    // ever waking us again (it only wakes a reader that had
+                    // caught up), so a timeout drains too.
+                    let batch = if woken { Vec::new() } else { drain(ring.get_mut(), &mut latency, 64) };
+                    if woken || !batch.is_empty() {
                         set_awake(&mut awake, true)?;
                         quiet = Some(0);
-                        last_batch = 0;
+                        last_batch = batch.len();
+                    }
+                    if !batch.is_empty() && tx.send(Batch::Events(batch)).await.is_err() {
+                        break;
                     }
                 }
             }

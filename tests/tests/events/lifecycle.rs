@@ -103,3 +103,36 @@ fn closed_pipe_ends_quietly() {
         "netwatch complained about the closed pipe:\n{stderr}"
     );
 }
+
+/// Events reach the output while netwatch runs, whether the reader was
+/// draining on its own clock (a burst) or had gone to sleep after a quiet
+/// spell (a lone connection later): every connection's two closes are
+/// printed within a second, before netwatch is stopped.
+#[test]
+fn events_arrive_after_bursts_and_quiet_spells() {
+    super::setup();
+    let rounds: [u64; 4] = [50, 1, 20, 1];
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(rounds.iter().sum()));
+    let port = srv.addr.port().to_string();
+    let nw = Netwatch::start(&["events", "--json", "--port", &port]);
+    // Connections' closes, not the listener's (the server exits after its count).
+    let closes = || {
+        let lines = nw.lines();
+        lines.iter().filter(|l| l.contains("\"event\":\"close\"") && !l.contains("\"old_state\":\"LISTEN\"")).count()
+            as u64
+    };
+    let mut expected = 0;
+    for (i, n) in rounds.into_iter().enumerate() {
+        // Quiet long enough for the reader to stop draining on its clock.
+        thread::sleep(Duration::from_millis(300));
+        Peer::client(srv.addr, n, 1);
+        expected += 2 * n;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while closes() < expected && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(closes(), expected, "round {i} ({n} connections): closes printed within a second");
+    }
+    server.wait_success(Duration::from_secs(10));
+    nw.stop();
+}
