@@ -3,10 +3,9 @@
 //! socket's `TRAFFIC` row (the BTF variants need no tracefs).
 //!
 //! A row is created if the socket has none (without the per-packet
-//! counters nothing else creates it), but never for a TIME_WAIT or request
-//! socket: those are not freed through `tcp_destroy_sock`, so their rows
-//! would stay (a reset sent for a TIME_WAIT socket carries the cookie of
-//! the full socket whose row was deleted at its teardown).
+//! counters nothing else creates it), but never for a minisocket (see
+//! `traffic::is_minisock`; a reset sent for a TIME_WAIT socket carries the
+//! cookie of the full socket whose row was deleted at its teardown).
 
 use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext};
 use netwatch_common::tcp;
@@ -14,7 +13,7 @@ use netwatch_common::tcp;
 use crate::{
     maps::offsets,
     sock::{Direct, Fields},
-    traffic::{add32, row},
+    traffic::{add32, is_minisock, row},
 };
 
 #[derive(Clone, Copy)]
@@ -53,7 +52,7 @@ fn bump(ctx: &BtfTracePointContext, what: What) {
         return;
     }
     let state: u8 = Direct::at(sk, offsets().skc_state).unwrap_or(tcp::TIME_WAIT);
-    if state == tcp::TIME_WAIT || state == tcp::NEW_SYN_RECV {
+    if is_minisock(u32::from(state)) {
         return;
     }
     // SAFETY: sk is the tracepoint's own, non-NULL `struct sock *`.

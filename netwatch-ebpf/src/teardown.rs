@@ -40,8 +40,7 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let o = owner::lookup(sk).unwrap_or_else(owner::unknown);
     // Forget first: whatever happens below, the address may be reused now.
     owner::forget(sk);
-    let off = offsets();
-    let t = tcp_tuple::<Direct>(sk, &off)?;
+    let t = tcp_tuple::<Direct>(sk, offsets())?;
     let now = unsafe { bpf_ktime_get_ns() };
     let state = netwatch_common::tcp::CLOSE;
     let mut e = event(EventKind::Destroy, now, cookie, &t, &o, state, state);

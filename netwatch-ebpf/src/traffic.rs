@@ -70,14 +70,8 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
     if sk.is_null() {
         return Ok(());
     }
-    // Minisockets are never freed through tcp_destroy_sock, so a row made
-    // for one would stay in the map for good: a TIME_WAIT socket (same
-    // cookie as the full socket whose row was freed at its teardown) gets
-    // the last ACKs, a request socket the SYN-ACK. At tens of thousands of
-    // connections a second that filled the map within seconds.
     // SAFETY: `state` is one of the fields every socket kind has.
-    let state = unsafe { (*sk).state };
-    if state == u32::from(tcp::TIME_WAIT) || state == u32::from(tcp::NEW_SYN_RECV) {
+    if is_minisock(unsafe { (*sk).state }) {
         return Ok(());
     }
     let p = parse(ctx)?;
@@ -96,6 +90,17 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
     add(packets, p.segs);
     add(ip_bytes, p.payload + p.headers * p.segs);
     Ok(())
+}
+
+/// Whether a socket in `state` is a TIME_WAIT or request minisocket,
+/// which must never get a row: minisockets are not freed through
+/// `tcp_destroy_sock`, so the row would stay in the map for good. A
+/// TIME_WAIT socket (same cookie as the full socket whose row was freed at
+/// its teardown) gets the last ACKs, a request socket the SYN-ACK; at tens
+/// of thousands of connections a second that filled the map within seconds.
+#[inline(always)]
+pub fn is_minisock(state: u32) -> bool {
+    state == u32::from(tcp::TIME_WAIT) || state == u32::from(tcp::NEW_SYN_RECV)
 }
 
 /// The socket's row, created on its first packet.

@@ -53,7 +53,11 @@ impl TupleCache {
     /// Fills unknown (zero) ports and addresses of `e` from earlier events
     /// of the same socket, and remembers what `e` knows.
     pub fn complete(&mut self, e: &mut Event) {
-        if e.kind == EventKind::Destroy {
+        // The socket's last event: its destroy, or its close unless destroy
+        // events are wanted. Forgetting at the close keeps the cache as
+        // small as the set of live sockets, and its lookups in cache.
+        let ends = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose);
+        if e.kind == EventKind::Destroy || (ends && !self.until_destroy) {
             if let Some(k) = self.known.remove(&e.cookie) {
                 k.lend(e);
             }
@@ -61,15 +65,6 @@ impl TupleCache {
         }
         if self.known.len() >= MAX_SOCKETS && !self.known.contains_key(&e.cookie) {
             self.known.clear();
-        }
-        let ends = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose);
-        if ends && !self.until_destroy {
-            // Its last event: the cache stays as small as the set of live
-            // sockets, and its lookups in cache.
-            if let Some(k) = self.known.remove(&e.cookie) {
-                k.lend(e);
-            }
-            return;
         }
         // One hash lookup per event: this runs for every event.
         let k = self.known.entry(e.cookie).or_insert(Known { local: e.local, remote: e.remote, owner: None });
