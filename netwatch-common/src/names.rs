@@ -6,8 +6,6 @@
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Per-CPU array of [`crate::Counter`] values (lost events, full maps).
 pub const MAP_COUNTERS: &str = "COUNTERS";
-/// Hash map: kernel socket address -> [`crate::Owner`].
-pub const MAP_SOCK_OWNERS: &str = "SOCK_OWNERS";
 /// Hash map: [`crate::ListenKey`] -> [`crate::Owner`] of the listening socket.
 pub const MAP_LISTENERS: &str = "LISTENERS";
 /// Array of one u32 the agent writes: 1 while its reader drains the ring
@@ -44,8 +42,8 @@ pub const TP_ACCEPT_EXIT: &str = "sys_exit_accept";
 /// Global holding the [`crate::KernelOffsets`] resolved from BTF at load time.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 /// Global `u32`: non-zero makes [`PROG_DESTROY_SOCK`] emit a `Destroy` event
-/// for every freed socket (`netwatch events --teardown`); otherwise it only
-/// frees the socket's owner record, which is all the table needs.
+/// for every freed socket (`netwatch events --teardown`); otherwise it sends
+/// one only when a reset went out after the close (the final totals).
 pub const GLOBAL_TEARDOWN_EVENTS: &str = "TEARDOWN_EVENTS";
 
 /// Tracepoints of the `syscalls` category attached by [`PROG_ACCEPT4_EXIT`]

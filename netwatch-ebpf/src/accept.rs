@@ -4,13 +4,15 @@
 //! returned fd is resolved to its `struct sock` through the task's fd table
 //! (`task->files->fdt->fd[ret]->private_data->sk`) and that process becomes
 //! the socket's owner; until now it carried the listener's owner. An `Adopt`
-//! event tells the agent at once, with the socket's inode, which only
-//! exists from now on (and its family; no addresses: see below).
+//! event tells the agent, which lends the new owner to the socket's later
+//! events, with the socket's inode, which only exists from now on (and its
+//! family; no addresses: see below).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_task_btf, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
+    EbpfContext,
 };
 use netwatch_common::{
     tcp::{AF_INET, AF_INET6, IPPROTO_TCP},
@@ -18,11 +20,9 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit::submit,
+    emit::{Draft, Who},
     maps::offsets,
-    owner,
-    sock::{read_kernel, zero16, Fields, Probe, Tuple},
-    state::event,
+    sock::{read_kernel, zero16, Direct, Fields, Probe, Tuple},
 };
 
 /// `long ret` in the `sys_exit_*` record (after the 8-byte common header and
@@ -43,21 +43,33 @@ pub fn nw_accept_exit(ctx: TracePointContext) -> i32 {
 }
 
 fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    // SAFETY: RET_OFFSET lies within every sys_exit record.
-    let fd: i64 = unsafe { ctx.read_at(RET_OFFSET) }.map_err(i64::from)?;
+    // SAFETY: RET_OFFSET lies within every sys_exit record, and the
+    // verifier lets a tracepoint program load its record directly.
+    let fd: i64 = unsafe { core::ptr::read_volatile(ctx.as_ptr().cast::<u8>().add(RET_OFFSET).cast::<i64>()) };
     if fd < 0 {
         return Ok(());
     }
     let off = offsets();
-    // SAFETY: a pointer to the current task, only ever read through probes.
-    let task = unsafe { bpf_get_current_task() };
-    let files: u64 = read_kernel(task + off.task_files as u64)?;
-    let fdt: u64 = read_kernel(files + off.files_fdt as u64)?;
-    let max_fds: u32 = read_kernel(fdt + off.fdt_max_fds as u64)?;
+    // The task typed by BTF: down to the descriptor array the verifier
+    // checks plain loads against the kernel's types (`Direct`), where
+    // untyped pointers need a probe read per step.
+    // SAFETY: the helper returns the current task, never NULL.
+    let task = unsafe { bpf_get_current_task_btf() } as u64;
+    let files: u64 = Direct::at(task, off.task_files)?;
+    if files == 0 {
+        return Ok(());
+    }
+    let fdt: u64 = Direct::at(files, off.files_fdt)?;
+    if fdt == 0 {
+        return Ok(());
+    }
+    let max_fds: u32 = Direct::at(fdt, off.fdt_max_fds)?;
     if fd as u64 >= max_fds as u64 {
         return Ok(());
     }
-    let fds: u64 = read_kernel(fdt + off.fdt_fd as u64)?;
+    // `struct file **`: a pointer to pointers is a plain number to the
+    // verifier, so from here on it is probe reads again.
+    let fds: u64 = Direct::at(fdt, off.fdt_fd)?;
     let file: u64 = read_kernel(fds + 8 * fd as u64)?;
     let socket: u64 = read_kernel(file + off.file_private_data as u64)?;
     let sk: u64 = read_kernel(socket + off.socket_sk as u64)?;
@@ -72,28 +84,18 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
         return Ok(());
     }
-    // Only the family and the new file's inode: the agent knows the tuple
-    // from the handshake's events of the same cookie, and the probe reads
-    // it took were half this hook's cost.
-    let t = Tuple {
-        saddr: zero16(),
-        daddr: zero16(),
-        sport: 0,
-        dport: 0,
-        family,
-        netns: 0,
-        inode: Probe::at(socket, off.socket_ino).unwrap_or(0),
-    };
+    // Only the family, the owner and the new file's inode: the agent
+    // knows the tuple from the handshake's events of the same cookie, and
+    // the probe reads it took were half this hook's cost.
+    let t = Tuple { saddr: zero16(), daddr: zero16(), sport: 0, dport: 0, family, netns: 0 };
+    let inode = Probe::at(socket, off.socket_ino).unwrap_or(0);
     let now = unsafe { bpf_ktime_get_ns() };
-    let mut o = owner::current(now, OwnerSource::Accept);
-    if let Some(prev) = owner::lookup(sk) {
-        // The connection's lifetime started at the handshake, not here.
-        o.start_ns = prev.start_ns;
-    }
-    owner::remember(sk, &o);
     // The cookie was made when the handshake's events were sent.
     let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;
     let state = netwatch_common::tcp::ESTABLISHED;
-    submit(&event(EventKind::Adopt, now, cookie, &t, &o, state, state));
+    // No start time: the agent keeps the connection's, which began at the
+    // handshake.
+    let who = Who::Current(OwnerSource::Accept, 0);
+    Draft::new(EventKind::Adopt, now, cookie, &t, who, inode, state, state).send();
     Ok(())
 }

@@ -1,8 +1,14 @@
 //! Counting and the ring buffer: how an event leaves the kernel.
 
-use netwatch_common::{Counter, SockEvent};
+use core::mem::MaybeUninit;
 
-use crate::maps::{COUNTERS, EVENTS, READER_AWAKE};
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, generated};
+use netwatch_common::{Counter, EventKind, Owner, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
+
+use crate::{
+    maps::{COUNTERS, EVENTS, READER_AWAKE},
+    sock::Tuple,
+};
 
 /// `bpf_ringbuf_submit` flag: do not wake the reader.
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -16,7 +22,144 @@ pub fn count(counter: Counter) {
     }
 }
 
-/// Hands `event` to the agent, or counts it as lost (KERNEL-NOTES point 5).
+/// Whose socket an event is about, as far as the kernel can tell here.
+pub enum Who<'a> {
+    /// The current task: only in the owner's own system call. With the
+    /// socket's start time, 0 where this is not its birth.
+    Current(OwnerSource, u64),
+    /// A passive child's listener (a `LISTENERS` value), since `start_ns`.
+    Listener(&'a Owner, u64),
+    /// Not known here (softirq context): the agent lends the owner from
+    /// the socket's birth event.
+    Nobody,
+}
+
+/// An event being written on the stack. Its head (everything but the
+/// traffic totals) is always written; the totals only for the events that
+/// carry them, and only those events send them: the rest of the record is
+/// never touched, so no event pays for zeroing what it does not send. The
+/// owner is written straight into it, never copied through the stack (a
+/// program has 512 bytes of it).
+pub struct Draft(MaybeUninit<SockEvent>);
+
+impl Draft {
+    /// `inode`: 0 where the owner is not known either: only an owner's
+    /// events read the socket's file.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(kind: EventKind, now: u64, cookie: u64, t: &Tuple, who: Who, inode: u64, old: u8, new: u8) -> Self {
+        let mut d = Self(MaybeUninit::uninit());
+        let p = d.0.as_mut_ptr();
+        // SAFETY: field pointers into our own stack slot, written once each.
+        unsafe {
+            (&raw mut (*p).ts_ns).write(now);
+            (&raw mut (*p).cookie).write(cookie);
+            (&raw mut (*p).inode).write(inode);
+            (&raw mut (*p).saddr).write(t.saddr);
+            (&raw mut (*p).daddr).write(t.daddr);
+            (&raw mut (*p).netns).write(t.netns);
+            (&raw mut (*p).sport).write(t.sport);
+            (&raw mut (*p).dport).write(t.dport);
+            (&raw mut (*p).family).write(t.family);
+            (&raw mut (*p).kind).write(kind as u8);
+            (&raw mut (*p).old_state).write(old);
+            (&raw mut (*p).new_state).write(new);
+            (&raw mut (*p)._pad).write(0);
+            let comm = &raw mut (*p).comm;
+            match who {
+                Who::Current(source, start_ns) => {
+                    // The helper writes all 16 bytes (NUL-padded, or
+                    // zeroed on error).
+                    generated::bpf_get_current_comm(comm.cast(), 16);
+                    (&raw mut (*p).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
+                    (&raw mut (*p).uid).write(bpf_get_current_uid_gid() as u32);
+                    (&raw mut (*p).start_ns).write(start_ns);
+                    (&raw mut (*p).owner_source).write(source as u8);
+                }
+                Who::Listener(o, start_ns) => {
+                    // Word by word: a plain copy from the map value became
+                    // a call to the backend's byte-loop memmove.
+                    let from = (&raw const o.comm).cast::<u64>();
+                    comm.cast::<u64>().write(core::ptr::read_volatile(from));
+                    comm.cast::<u64>().add(1).write(core::ptr::read_volatile(from.add(1)));
+                    (&raw mut (*p).pid).write(o.pid);
+                    (&raw mut (*p).uid).write(o.uid);
+                    (&raw mut (*p).start_ns).write(start_ns);
+                    (&raw mut (*p).owner_source).write(OwnerSource::Listener as u8);
+                }
+                Who::Nobody => {
+                    // Zeros LLVM cannot see through: adjacent constant zero
+                    // stores become a call to the byte-loop memset (see
+                    // `Bytes16`).
+                    let z = opaque_zero();
+                    comm.cast::<u64>().write(z);
+                    comm.cast::<u64>().add(1).write(z);
+                    (&raw mut (*p).pid).write(z as u32);
+                    (&raw mut (*p).uid).write(z as u32);
+                    (&raw mut (*p).start_ns).write(z);
+                    (&raw mut (*p).owner_source).write(OwnerSource::Unknown as u8);
+                }
+            }
+        }
+        d
+    }
+
+    /// The owner as written (for a listener's record), with `cookie`.
+    #[inline(always)]
+    pub fn owner(&self, cookie: u64) -> Owner {
+        let p = self.0.as_ptr();
+        // SAFETY: the owner fields were written in `new`; read through raw
+        // pointers, as the totals may not be.
+        unsafe {
+            Owner {
+                start_ns: (&raw const (*p).start_ns).read(),
+                comm: (&raw const (*p).comm).read(),
+                pid: (&raw const (*p).pid).read(),
+                uid: (&raw const (*p).uid).read(),
+                source: u32::from((&raw const (*p).owner_source).read()),
+                _pad: 0,
+                cookie,
+            }
+        }
+    }
+
+    /// Sends the head only.
+    #[inline(always)]
+    pub fn send(&self) {
+        // SAFETY: the head was written in `new`.
+        let head = unsafe { core::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), SOCK_EVENT_HEAD) };
+        output(head);
+    }
+
+    /// Sends the whole record, its traffic totals zeroed and then filled
+    /// in place by `fill` (by value they would cost the stack 64 bytes a
+    /// copy, and a program has 512).
+    #[inline(always)]
+    pub fn send_with_totals(mut self, fill: impl FnOnce(&mut Traffic)) {
+        let p = self.0.as_mut_ptr();
+        // SAFETY: the head was written in `new`, the totals here.
+        let whole = unsafe {
+            let totals = &raw mut (*p).traffic;
+            totals.write(crate::traffic::zero());
+            fill(&mut *totals);
+            core::slice::from_raw_parts(p.cast::<u8>(), size_of::<SockEvent>())
+        };
+        output(whole);
+    }
+}
+
+/// A zero the compiler cannot treat as a constant (a volatile load).
+#[inline(always)]
+pub fn opaque_zero() -> u64 {
+    let src = 0u64;
+    // SAFETY: reading a local.
+    unsafe { core::ptr::read_volatile(&src) }
+}
+
+/// Hands a record to the agent, or counts it as lost (KERNEL-NOTES point 5).
+///
+/// `bpf_ringbuf_output` copies the record in one helper call, where
+/// reserve, write and submit took two calls and a copy in BPF.
 ///
 /// While events flow the agent drains the ring on its own timer and says
 /// so in `READER_AWAKE`: then nothing is woken from here. A wakeup is an
@@ -26,13 +169,9 @@ pub fn count(counter: Counter) {
 /// been quiet the agent sleeps until the kernel's default wakeup (when the
 /// ring was empty) tells it of the next event.
 #[inline(always)]
-pub fn submit(event: &SockEvent) {
-    match EVENTS.reserve::<SockEvent>(0) {
-        Some(mut entry) => {
-            entry.write(*event);
-            let awake = READER_AWAKE.get(0).is_some_and(|v| *v != 0);
-            entry.submit(if awake { BPF_RB_NO_WAKEUP } else { 0 });
-        }
-        None => count(Counter::LostEvents),
+fn output(record: &[u8]) {
+    let awake = READER_AWAKE.get(0).is_some_and(|v| *v != 0);
+    if EVENTS.output::<[u8]>(record, if awake { BPF_RB_NO_WAKEUP } else { 0 }).is_err() {
+        count(Counter::LostEvents);
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! | hook | program | feeds |
 //! |---|---|---|
-//! | `tp_btf/inet_sock_set_state` | [`state::set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS`; owner records in `SOCK_OWNERS`/`LISTENERS` |
-//! | `tp_btf/tcp_destroy_sock` | [`teardown::destroy_sock`] | a `Destroy` event; frees the socket's owner record |
+//! | `tp_btf/inet_sock_set_state` | [`state::nw_set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS` (owners on births only); listener owners in `LISTENERS` |
+//! | `tp_btf/tcp_destroy_sock` | [`teardown::nw_destroy_sock`] | a `Destroy` event (when asked for, or when a reset followed the close) |
 //! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::accept_exit`] | the accepting process becomes the owner |
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
@@ -17,10 +17,11 @@
 //! system call: `CLOSE -> SYN_SENT` (`connect()`) and `CLOSE -> LISTEN`
 //! (`listen()`); a passive child inherits its listener's owner until
 //! `accept()` returns it, when the syscall exit tracepoint (process context
-//! again) hands it to the accepting process. `tcp_destroy_sock`
-//! (`tcp_v4_destroy_sock()`, shared by IPv6) is the one point every TCP
-//! socket passes when freed, so per-socket entries are deleted there and the
-//! kernel address can be reused safely (KERNEL-NOTES point 6).
+//! again) hands it to the accepting process. Each of these events carries
+//! the owner and the agent lends it to the socket's later events (see
+//! [`owner`]). `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6)
+//! is the one point every TCP socket passes when freed, so per-socket
+//! traffic rows are deleted there (KERNEL-NOTES point 6).
 //!
 //! The BTF variants of the TCP tracepoints are used because they need no
 //! tracefs and cost a fraction of a classic tracepoint (no record is built);

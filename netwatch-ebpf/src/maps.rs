@@ -6,9 +6,9 @@ use aya_ebpf::{
 };
 use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
 
-/// 16 MiB: at 168 bytes an event (176 with the ring's header) this
-/// absorbs ~95,000 events, several
-/// hundred milliseconds of the heaviest churn, while the agent is descheduled.
+/// 16 MiB: at 112 bytes an event with the ring's header (176 for a close)
+/// this absorbs ~130,000 events, several hundred milliseconds of the
+/// heaviest churn, while the agent is descheduled.
 /// The agent may resize it at load time.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
@@ -16,16 +16,13 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
-/// Sized for busy servers; deliberately not LRU, which would evict live
-/// owners silently (KERNEL-NOTES point 6): a full map is counted instead.
-/// The agent may resize it at load time.
-#[map]
-pub static SOCK_OWNERS: HashMap<u64, Owner> = HashMap::with_max_entries(262_144, 0);
-
 /// Written by the agent (see `netwatch_common::names::MAP_READER_AWAKE`).
 #[map]
 pub static READER_AWAKE: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Owner of every listening socket, for its passive children's first
+/// event. Not LRU, which would evict live listeners silently (KERNEL-NOTES
+/// point 6): a full map is counted instead.
 #[map]
 pub static LISTENERS: HashMap<ListenKey, Owner> = HashMap::with_max_entries(16_384, 0);
 

@@ -18,11 +18,9 @@ use aya_ebpf::{
 use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
 
 use crate::{
-    emit::submit,
+    emit::{Draft, Who},
     maps::offsets,
-    owner,
-    sock::{inet_tuple, Probe},
-    state::event,
+    sock::{inet_tuple, inode, Probe},
     traffic,
 };
 
@@ -58,21 +56,21 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
         traffic::forget(cookie);
         return Ok(());
     }
-    let totals = traffic::totals(cookie);
+    let mut totals = traffic::zero();
+    traffic::totals_into(cookie, &mut totals);
     traffic::forget(cookie);
     // The context is the `struct sock` itself, and this attach type may
     // not read the addresses from it directly (the verifier limits
     // sock_release to bound_dev_if, mark, priority, family, type, protocol
     // and state), so they are read the way the tracepoints read them.
-    let t = inet_tuple::<Probe>(sk as u64, &offsets())?;
+    let off = offsets();
+    let t = inet_tuple::<Probe>(sk as u64, off)?;
     let now = unsafe { bpf_ktime_get_ns() };
-    let mut o = owner::current(now, OwnerSource::Current);
-    // No start time is known for a UDP socket: no duration.
-    o.start_ns = 0;
     // SAFETY: a context field.
     let state = unsafe { read(&raw const (*sk).state) } as u8;
-    let mut e = event(EventKind::UdpClose, now, cookie, &t, &o, state, CLOSE);
-    e.traffic = totals;
-    submit(&e);
+    let file = inode::<Probe>(sk as u64, off);
+    // No start time is known for a UDP socket: no duration.
+    let who = Who::Current(OwnerSource::Current, 0);
+    Draft::new(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE).send_with_totals(|t| *t = totals);
     Ok(())
 }

@@ -18,7 +18,6 @@ pub struct Tuple {
     pub dport: u16,
     pub family: u16,
     pub netns: u32,
-    pub inode: u64,
 }
 
 #[inline(always)]
@@ -118,7 +117,6 @@ pub fn inet_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64>
         _ => return Err(0),
     };
     let net: u64 = R::at(sk, off.skc_net)?;
-    let socket: u64 = R::at(sk, off.sk_socket)?;
     Ok(Tuple {
         saddr,
         daddr,
@@ -127,8 +125,18 @@ pub fn inet_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64>
         dport: u16::from_be(R::at(sk, off.skc_dport)?),
         family,
         netns: if net == 0 { 0 } else { R::at(net, off.net_inum).unwrap_or(0) },
-        // The inode lies beyond `struct socket`, in the `socket_alloc`
-        // around it, where the verifier would refuse a direct load.
-        inode: if socket == 0 { 0 } else { Probe::at(socket, off.socket_ino).unwrap_or(0) },
     })
+}
+
+/// Inode number of the socket's file; 0 while no file holds it.
+#[inline(always)]
+pub fn inode<R: Fields>(sk: u64, off: &KernelOffsets) -> u64 {
+    let socket: u64 = R::at(sk, off.sk_socket).unwrap_or(0);
+    // The inode lies beyond `struct socket`, in the `socket_alloc` around
+    // it, where the verifier would refuse a direct load.
+    if socket == 0 {
+        0
+    } else {
+        Probe::at(socket, off.socket_ino).unwrap_or(0)
+    }
 }

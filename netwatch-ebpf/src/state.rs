@@ -7,14 +7,14 @@ use aya_ebpf::{
 };
 use netwatch_common::{
     tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
-    EventKind, Owner, OwnerSource, SockEvent,
+    EventKind, OwnerSource,
 };
 
 use crate::{
-    emit::submit,
+    emit::{Draft, Who},
     maps::offsets,
     owner,
-    sock::{tcp_tuple, Direct, Tuple},
+    sock::{inode, tcp_tuple, Direct},
 };
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -42,69 +42,42 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let old = ctx.arg::<i32>(1) as u8;
     let new = ctx.arg::<i32>(2) as u8;
     let off = offsets();
-    let t = tcp_tuple::<Direct>(sk, &off)?;
+    let t = tcp_tuple::<Direct>(sk, off)?;
     let now = unsafe { bpf_ktime_get_ns() };
-    let owner = owner_for(sk, old, new, &t, now);
-    if old == LISTEN && new == CLOSE {
-        owner::forget_listener(&t, owner.start_ns);
-    }
     // SAFETY: sk is the tracepoint's own `struct sock *` argument.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
-    let mut e = event(classify(old, new), now, cookie, &t, &owner, old, new);
+    // The owner a socket is born with, on its first event only; later
+    // events carry none and the agent lends them this one. That is why the
+    // kernel keeps no per-socket owner: looking it up again on each of a
+    // connection's ten transitions, and freeing it, cost more than the rest
+    // of this program. Only the two transitions that run in the caller's
+    // own system call take `current`; a passive child, born in softirq
+    // (cloned from its listener: LISTEN -> SYN_RECV), takes its listener's
+    // owner until `accept()` hands it on.
+    let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
+    let who = if born {
+        Who::Current(OwnerSource::Current, now)
+    } else if old == LISTEN && new == SYN_RECV {
+        owner::of_listener(&t).map_or(Who::Nobody, |o| Who::Listener(o, now))
+    } else {
+        Who::Nobody
+    };
+    let file = if born { inode::<Direct>(sk, off) } else { 0 };
+    let e = Draft::new(classify(old, new), now, cookie, &t, who, file, old, new);
+    if born && new == LISTEN {
+        owner::remember_listener(&t, &e.owner(cookie));
+    }
+    if old == LISTEN && new == CLOSE {
+        owner::forget_listener(&t, cookie);
+    }
     if new == CLOSE {
         // tcplife's TX_KB/RX_KB: the final totals ride on the close event.
-        e.traffic = crate::totals::tcp(sk, &off, crate::traffic::totals(cookie));
+        e.send_with_totals(|totals| {
+            crate::traffic::totals_into(cookie, totals);
+            crate::totals::tcp(sk, off, totals);
+        });
+    } else {
+        e.send();
     }
-    submit(&e);
     Ok(())
-}
-
-/// Who owns `sk` at this transition. Only the two transitions that run in
-/// the caller's own system call take `current`; everything else is looked up.
-#[inline(always)]
-fn owner_for(sk: u64, old: u8, new: u8, t: &Tuple, now: u64) -> Owner {
-    if old == CLOSE && (new == SYN_SENT || new == LISTEN) {
-        let o = owner::current(now, OwnerSource::Current);
-        owner::remember(sk, &o);
-        if new == LISTEN {
-            owner::remember_listener(t, &o);
-        }
-        return o;
-    }
-    if let Some(o) = owner::lookup(sk) {
-        return o;
-    }
-    // A passive child: created in softirq by the listener, not yet accepted.
-    if new == SYN_RECV || old == SYN_RECV {
-        if let Some(o) = owner::of_listener(t, now) {
-            owner::remember(sk, &o);
-            return o;
-        }
-    }
-    owner::unknown()
-}
-
-#[inline(always)]
-pub fn event(kind: EventKind, now: u64, cookie: u64, t: &Tuple, o: &Owner, old: u8, new: u8) -> SockEvent {
-    SockEvent {
-        ts_ns: now,
-        start_ns: o.start_ns,
-        cookie,
-        inode: t.inode,
-        saddr: t.saddr,
-        daddr: t.daddr,
-        comm: o.comm,
-        pid: o.pid,
-        uid: o.uid,
-        netns: t.netns,
-        sport: t.sport,
-        dport: t.dport,
-        family: t.family,
-        kind: kind as u8,
-        old_state: old,
-        new_state: new,
-        owner_source: o.source as u8,
-        _pad: 0,
-        traffic: crate::traffic::zero(),
-    }
 }

@@ -8,11 +8,9 @@ use aya_ebpf::{
 use netwatch_common::EventKind;
 
 use crate::{
-    emit::submit,
+    emit::{Draft, Who},
     maps::{offsets, teardown_events},
-    owner,
     sock::{tcp_tuple, Direct},
-    state::event,
 };
 
 #[btf_tracepoint(function = "tcp_destroy_sock")]
@@ -27,26 +25,22 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
     // The traffic row goes in every case; its final totals ride on this
     // event when there is one (the cookie is never reused).
-    let totals = crate::traffic::totals(cookie);
+    let mut totals = crate::traffic::zero();
+    crate::traffic::totals_into(cookie, &mut totals);
     crate::traffic::forget(cookie);
     // Two of the twelve runs per connection: without anyone asking for
-    // teardown events, forgetting is all there is to do, unless an abortive
+    // teardown events there is nothing more to do, unless an abortive
     // close (SO_LINGER 0, unread data) sent its RST after the `-> CLOSE`
     // event left: then only this event has the final totals.
     if !teardown_events() && totals.resets_sent == 0 {
-        owner::forget(sk);
         return Ok(());
     }
-    let o = owner::lookup(sk).unwrap_or_else(owner::unknown);
-    // Forget first: whatever happens below, the address may be reused now.
-    owner::forget(sk);
     let t = tcp_tuple::<Direct>(sk, offsets())?;
     let now = unsafe { bpf_ktime_get_ns() };
     let state = netwatch_common::tcp::CLOSE;
-    let mut e = event(EventKind::Destroy, now, cookie, &t, &o, state, state);
-    // The map row only: an abortive close has already zeroed the socket's
-    // own counters (tcp_disconnect), which the close event carried.
-    e.traffic = totals;
-    submit(&e);
+    // No owner: the agent knows it from the socket's birth. The map row
+    // only: an abortive close has already zeroed the socket's own counters
+    // (tcp_disconnect), which the close event carried.
+    Draft::new(EventKind::Destroy, now, cookie, &t, Who::Nobody, 0, state, state).send_with_totals(|t| *t = totals);
     Ok(())
 }

@@ -7,27 +7,34 @@
 //! Retransmits, resets and on-the-wire bytes come from the per-socket
 //! `TRAFFIC` row where the counting programs keep one.
 
+use aya_ebpf::helpers::generated::bpf_skc_to_tcp_sock;
 use netwatch_common::{KernelOffsets, Traffic};
 
-use crate::sock::{Direct, Fields, Probe};
+use crate::sock::{Direct, Fields};
 
 /// `enum sock_flags`: set by `tcp_fin()` when the peer's FIN arrives.
 const SOCK_DONE: u64 = 1;
 
 /// `row`: the socket's `TRAFFIC` row (zero without one); its payload and
-/// segment counts are replaced.
+/// segment counts are replaced. `sk`: a BTF tracepoint's `struct sock *`.
 #[inline(always)]
-pub fn tcp(sk: u64, off: &KernelOffsets, mut row: Traffic) -> Traffic {
-    // Beyond `struct sock`, where the verifier refuses direct loads: probe
-    // reads, five per closing socket.
-    let sent: u64 = Probe::at(sk, off.tcp_bytes_sent).unwrap_or(0);
-    let retrans: u64 = Probe::at(sk, off.tcp_bytes_retrans).unwrap_or(0);
+pub fn tcp(sk: u64, off: &KernelOffsets, row: &mut Traffic) {
+    // The fields lie beyond `struct sock`; the helper hands back the same
+    // socket typed as `struct tcp_sock *` (NULL for any other kind), so the
+    // verifier allows plain loads there too: five probe reads spared per
+    // closing socket.
+    // SAFETY: sk is the tracepoint's own socket argument.
+    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
+    if tp == 0 {
+        return;
+    }
+    let sent: u64 = Direct::at(tp, off.tcp_bytes_sent).unwrap_or(0);
+    let retrans: u64 = Direct::at(tp, off.tcp_bytes_retrans).unwrap_or(0);
     row.tx_bytes = sent.saturating_sub(retrans);
     // The peer's FIN advanced rcv_nxt, and with it bytes_received, by one.
-    let received: u64 = Probe::at(sk, off.tcp_bytes_received).unwrap_or(0);
+    let received: u64 = Direct::at(tp, off.tcp_bytes_received).unwrap_or(0);
     let flags: u64 = Direct::at(sk, off.sk_flags).unwrap_or(0);
     row.rx_bytes = received.saturating_sub((flags >> SOCK_DONE) & 1);
-    row.tx_packets = u64::from(Probe::at::<u32>(sk, off.tcp_segs_out).unwrap_or(0));
-    row.rx_packets = u64::from(Probe::at::<u32>(sk, off.tcp_segs_in).unwrap_or(0));
-    row
+    row.tx_packets = u64::from(Direct::at::<u32>(tp, off.tcp_segs_out).unwrap_or(0));
+    row.rx_packets = u64::from(Direct::at::<u32>(tp, off.tcp_segs_in).unwrap_or(0));
 }

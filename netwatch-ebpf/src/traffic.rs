@@ -219,19 +219,17 @@ fn skip_extensions(ctx: &SkBuffContext, mut next: u8, mut off: u32) -> Result<(u
     Err(0)
 }
 
-/// The totals of `cookie` for its closing event, zero if it never carried a
-/// packet (each field copied on its own: see `Bytes16` on zero-fills).
+/// Copies the totals of `cookie` into `out` for its closing event; leaves
+/// `out` alone if the socket never had a row.
 #[inline(always)]
-pub fn totals(cookie: u64) -> Traffic {
-    let mut out = zero();
+pub fn totals_into(cookie: u64, out: &mut Traffic) {
     if no_rows() {
-        return out;
+        return;
     }
     // SAFETY: copied out at once; a concurrent add is at worst not seen.
     if let Some(t) = unsafe { TRAFFIC.get(&cookie) } {
-        out = *t;
+        *out = *t;
     }
-    out
 }
 
 /// Whether `TRAFFIC` is empty. A socket's row is made (and counted) before
@@ -255,9 +253,7 @@ fn rows_add(n: u64) {
 /// into a call to the BPF backend's byte-loop `memset` (see `Bytes16`).
 #[inline(always)]
 pub fn zero() -> Traffic {
-    let src = 0u64;
-    // SAFETY: reading a local.
-    let z = unsafe { core::ptr::read_volatile(&src) };
+    let z = crate::emit::opaque_zero();
     Traffic {
         tx_bytes: z,
         rx_bytes: z,

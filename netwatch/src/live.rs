@@ -221,7 +221,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
             table.totals.lost_events += n;
             update.lost += n;
         }
-        Batch::OwnersFull(n) => decoder.counts.owners_full += n,
+        Batch::ListenersFull(n) => decoder.counts.listeners_full += n,
     }
 }
 

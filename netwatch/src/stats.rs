@@ -69,7 +69,7 @@ pub struct Counts {
     pub closes: u64,
     pub failed: u64,
     pub lost: u64,
-    pub owners_full: u64,
+    pub listeners_full: u64,
 }
 
 impl Counts {

@@ -56,8 +56,9 @@ pub enum Batch {
     Events(Vec<SockEvent>),
     /// Events the kernel could not queue since the previous report.
     Lost(u64),
-    /// Owner records the kernel could not store since the previous report.
-    OwnersFull(u64),
+    /// Listening sockets the kernel could not record since the previous
+    /// report: their passive children are born without an owner.
+    ListenersFull(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -205,7 +206,7 @@ fn set_awake(awake: &mut Array<MapData, u32>, on: bool) -> Result<()> {
 const MAX_DRAIN: usize = 65_536;
 
 fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> Vec<SockEvent> {
-    // Sized like the previous batch: growing a Vec of 168-byte records by
+    // Sized like the previous batch: growing a Vec of 168-byte decoded records by
     // doubling copied each batch about twice over.
     let mut out = Vec::with_capacity(expect.clamp(64, MAX_DRAIN));
     let now = monotonic_ns();
@@ -227,7 +228,7 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
 #[derive(Default)]
 struct LossTracker {
     lost: u64,
-    owners_full: u64,
+    listeners_full: u64,
 }
 
 impl LossTracker {
@@ -242,10 +243,10 @@ impl LossTracker {
             out.push(Batch::Lost(lost - self.lost));
             self.lost = lost;
         }
-        let full = sum(Counter::OwnersFull)?;
-        if full > self.owners_full {
-            out.push(Batch::OwnersFull(full - self.owners_full));
-            self.owners_full = full;
+        let full = sum(Counter::ListenersFull)?;
+        if full > self.listeners_full {
+            out.push(Batch::ListenersFull(full - self.listeners_full));
+            self.listeners_full = full;
         }
         Ok(out)
     }

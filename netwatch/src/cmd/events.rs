@@ -160,9 +160,12 @@ impl Printer {
                 self.decoder.counts.lost += n;
                 self.sink.lost(out, n, jiff::Timestamp::now())?;
             }
-            Batch::OwnersFull(n) => {
-                self.decoder.counts.owners_full += n;
-                eprintln!("netwatch: warning: {n} sockets could not be given an owner (owner map full)");
+            Batch::ListenersFull(n) => {
+                self.decoder.counts.listeners_full += n;
+                eprintln!(
+                    "netwatch: warning: {n} listening sockets could not be recorded (listener map full): \
+                     their connections show no owner until accept()"
+                );
             }
         }
         Ok(false)

@@ -8,18 +8,25 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use anyhow::{bail, Result};
 use netwatch_common::{
     tcp::{self, AF_INET, AF_INET6},
-    EventKind, OwnerSource, SockEvent, Traffic,
+    EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD,
 };
 
-/// Reads one ring-buffer record. The ring only guarantees 8-byte alignment
-/// and the length of what was reserved, so both are checked here rather
-/// than trusted.
+/// Reads one ring-buffer record: a whole [`SockEvent`], or its head alone
+/// (every event without traffic totals), whose totals are then zero. The
+/// ring only guarantees 8-byte alignment and the length of what was
+/// written, so both are checked here rather than trusted.
 pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
-    if bytes.len() != size_of::<SockEvent>() {
-        bail!("ring buffer record of {} bytes, expected {}", bytes.len(), size_of::<SockEvent>());
+    let len = bytes.len();
+    if len != size_of::<SockEvent>() && len != SOCK_EVENT_HEAD {
+        bail!("ring buffer record of {len} bytes, expected {} or {SOCK_EVENT_HEAD}", size_of::<SockEvent>());
     }
-    // SAFETY: length checked; SockEvent is plain data valid for any bits.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<SockEvent>()) })
+    let mut out = std::mem::MaybeUninit::<SockEvent>::zeroed();
+    // SAFETY: at most size_of::<SockEvent>() bytes into a zeroed SockEvent,
+    // plain data valid for any bits.
+    Ok(unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), len);
+        out.assume_init()
+    })
 }
 
 /// Turns ring-buffer records into events: typed, counted, and their tuples
@@ -265,6 +272,18 @@ mod tests {
         assert_eq!(decode(&buf[1..]).unwrap(), r);
         assert!(decode(&buf).is_err());
         assert!(decode(&buf[..10]).is_err());
+    }
+
+    #[test]
+    fn a_head_alone_decodes_with_zero_totals() {
+        let mut r = record();
+        r.traffic.tx_bytes = 99;
+        // SAFETY: viewing a plain-data record as bytes.
+        let bytes = unsafe { std::slice::from_raw_parts((&raw const r).cast::<u8>(), size_of::<SockEvent>()) };
+        let head = decode(&bytes[..SOCK_EVENT_HEAD]).unwrap();
+        assert_eq!(head, SockEvent { traffic: Traffic::ZERO, ..r });
+        assert_eq!(decode(bytes).unwrap().traffic.tx_bytes, 99);
+        assert!(decode(&bytes[..SOCK_EVENT_HEAD + 8]).is_err());
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Completing what the kernel reports partially. Tuples (KERNEL-NOTES
-//! point 4): `CLOSE -> SYN_SENT` fires before the local port is chosen, and
-//! by the time `-> CLOSE` fires the port has been released again; the
-//! socket's cookie ties its events together, so each event lends the next
-//! what it knew. Owners: a socket opened before netwatch started has none
-//! in the kernel, so the owner /proc showed at start-up is lent instead.
+//! Completing what the kernel reports partially; the socket's cookie ties
+//! its events together, so each event lends the next what it knew.
+//!
+//! - Tuples (KERNEL-NOTES point 4): `CLOSE -> SYN_SENT` fires before the
+//!   local port is chosen, and by the time `-> CLOSE` fires the port has
+//!   been released again.
+//! - Owners, start times and inodes: the kernel sends them only on the
+//!   events that run in the owner's own system call or name the socket's
+//!   birth (connect, listen, a passive child's first transition, accept);
+//!   the rest, mostly in softirq, carry none and get them here. A socket
+//!   opened before netwatch started gets the owner /proc showed at start-up.
 
 use std::net::SocketAddr;
 
@@ -28,19 +33,46 @@ pub struct TupleCache {
 struct Known {
     local: SocketAddr,
     remote: SocketAddr,
-    /// (pid, comm, uid) from /proc, for sockets older than netwatch.
-    owner: Option<(u32, Comm, u32)>,
+    /// (pid, comm, uid, how it was learnt): from the socket's birth or
+    /// accept event, or from /proc for sockets older than netwatch.
+    owner: Option<(u32, Comm, u32, OwnerSource)>,
+    start_ns: Option<u64>,
+    inode: u64,
 }
 
 impl Known {
+    fn new(e: &Event) -> Self {
+        Self { local: e.local, remote: e.remote, owner: None, start_ns: None, inode: 0 }
+    }
+
     /// Fills what `e` lacks from what this socket's earlier events knew.
     fn lend(&self, e: &mut Event) {
         fill(&mut e.local, &self.local);
         fill(&mut e.remote, &self.remote);
         if e.pid == 0 {
-            if let Some((pid, comm, uid)) = self.owner {
-                (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, OwnerSource::Proc);
+            if let Some((pid, comm, uid, source)) = self.owner {
+                (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, source);
             }
+        }
+        if e.start_ns.is_none() {
+            e.start_ns = self.start_ns;
+        }
+        if e.inode == 0 {
+            e.inode = self.inode;
+        }
+    }
+
+    /// Remembers what `e`, already completed, knows.
+    fn learn(&mut self, e: &Event) {
+        (self.local, self.remote) = (e.local, e.remote);
+        if e.pid != 0 {
+            // The kernel's word is newer (accept handed the socket on).
+            self.owner = Some((e.pid, e.comm, e.uid, e.owner));
+        }
+        // The first start wins: the socket's birth.
+        self.start_ns = self.start_ns.or(e.start_ns);
+        if e.inode != 0 {
+            self.inode = e.inode;
         }
     }
 }
@@ -50,8 +82,8 @@ impl Known {
 const MAX_SOCKETS: usize = 1 << 20;
 
 impl TupleCache {
-    /// Fills unknown (zero) ports and addresses of `e` from earlier events
-    /// of the same socket, and remembers what `e` knows.
+    /// Fills unknown (zero) ports, addresses, owner, start and inode of `e`
+    /// from earlier events of the same socket, and remembers what `e` knows.
     pub fn complete(&mut self, e: &mut Event) {
         // The socket's last event: its destroy, or its close unless destroy
         // events are wanted. Forgetting at the close keeps the cache as
@@ -67,9 +99,9 @@ impl TupleCache {
             self.known.clear();
         }
         // One hash lookup per event: this runs for every event.
-        let k = self.known.entry(e.cookie).or_insert(Known { local: e.local, remote: e.remote, owner: None });
+        let k = self.known.entry(e.cookie).or_insert_with(|| Known::new(e));
         k.lend(e);
-        (k.local, k.remote) = (e.local, e.remote);
+        k.learn(e);
     }
 
     /// Remembers the owners of sockets that existed before the programs
@@ -80,7 +112,9 @@ impl TupleCache {
             self.known.entry(cookie).or_insert(Known {
                 local: s.local,
                 remote: s.remote,
-                owner: Some((p.pid, Comm::new(&p.comm), s.uid)),
+                owner: Some((p.pid, Comm::new(&p.comm), s.uid, OwnerSource::Proc)),
+                start_ns: None,
+                inode: s.inode,
             });
         }
     }
@@ -173,6 +207,35 @@ mod tests {
         e.pid = 5;
         c.complete(&mut e);
         assert_eq!(e.pid, 5);
+    }
+
+    #[test]
+    fn the_births_owner_start_and_inode_are_lent_until_accept_hands_it_on() {
+        let mut c = TupleCache::default();
+        // A passive child's first event names its listener's owner.
+        let mut born = ev(EventKind::State, 9, "127.0.0.1:80", "127.0.0.1:4000");
+        (born.pid, born.owner, born.start_ns) = (10, OwnerSource::Listener, Some(1_000));
+        c.complete(&mut born);
+        // Softirq events carry no owner, start or inode.
+        let mut accept = ev(EventKind::Accept, 9, "127.0.0.1:80", "127.0.0.1:4000");
+        (accept.pid, accept.start_ns) = (0, None);
+        c.complete(&mut accept);
+        assert_eq!((accept.pid, accept.owner, accept.start_ns), (10, OwnerSource::Listener, Some(1_000)));
+        // accept() in another process: its owner from now on, the start
+        // still the handshake's.
+        let mut adopt = ev(EventKind::Adopt, 9, "0.0.0.0:0", "0.0.0.0:0");
+        (adopt.pid, adopt.owner, adopt.start_ns, adopt.inode) = (11, OwnerSource::Accept, None, 555);
+        c.complete(&mut adopt);
+        assert_eq!(adopt.local, "127.0.0.1:80".parse().unwrap());
+        let mut close = ev(EventKind::Close, 9, "127.0.0.1:80", "127.0.0.1:4000");
+        (close.pid, close.start_ns) = (0, None);
+        c.complete(&mut close);
+        assert_eq!((close.pid, close.owner, close.start_ns, close.inode), (11, OwnerSource::Accept, Some(1_000), 555));
+        // Another socket learns nothing from this one.
+        let mut other = ev(EventKind::State, 10, "127.0.0.1:80", "127.0.0.1:4001");
+        (other.pid, other.start_ns) = (0, None);
+        c.complete(&mut other);
+        assert_eq!((other.pid, other.start_ns, other.inode), (0, None, 0));
     }
 
     #[test]

@@ -92,7 +92,15 @@ impl Attached {
             };
             let key = ListenKey { netns: s.netns, port: s.local.port(), family, addr: Bytes16(addr) };
             let comm = Bytes16(crate::event::Comm::new(&p.comm).0);
-            let owner = Owner { start_ns: 0, comm, pid: p.pid, uid: s.uid, source: OwnerSource::Proc as u32, _pad: 0 };
+            let owner = Owner {
+                start_ns: 0,
+                comm,
+                pid: p.pid,
+                uid: s.uid,
+                source: OwnerSource::Proc as u32,
+                _pad: 0,
+                cookie: s.cookie.unwrap_or(0),
+            };
             // A listener that appeared meanwhile was registered by the
             // kernel itself, with a better owner: keep it.
             if self.listeners.insert(key, owner, BPF_NOEXIST).is_ok() {

@@ -134,6 +134,7 @@ impl Table {
             inode: s.inode,
             uid: s.uid,
             owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect(),
+            owner_source: OwnerSource::Proc,
             opened_ns: None,
             seen_ns: now_ns,
             expires_ns: None,
@@ -250,10 +251,18 @@ impl Table {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
             }
+            // The kernel sends the owner, start and inode only with a
+            // socket's birth and accept (see `event::tuples`).
             if e.pid == 0 {
                 if let Some(o) = row.owners.first() {
-                    (e.pid, e.comm, e.uid, e.owner) = (o.pid, Comm::new(&o.comm), row.uid, OwnerSource::Proc);
+                    (e.pid, e.comm, e.uid, e.owner) = (o.pid, Comm::new(&o.comm), row.uid, row.owner_source);
                 }
+            }
+            if e.start_ns.is_none() {
+                e.start_ns = row.opened_ns;
+            }
+            if e.inode == 0 {
+                e.inode = row.inode;
             }
         }
         self.apply(e);
@@ -271,6 +280,7 @@ impl Table {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
                 row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+                row.owner_source = e.owner;
                 row.uid = e.uid;
                 row.inode = e.inode;
             }
@@ -303,6 +313,7 @@ impl Table {
             inode: e.inode,
             uid: e.uid,
             owners: Vec::new(),
+            owner_source: e.owner,
             opened_ns: None,
             seen_ns: e.ts_ns,
             expires_ns: None,
@@ -324,6 +335,7 @@ impl Table {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
             row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+            row.owner_source = e.owner;
             row.uid = e.uid;
         }
         self.retire_reused(key, e);
@@ -443,6 +455,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         inode: 0,
         uid: 0,
         owners: Vec::new(),
+        owner_source: OwnerSource::Unknown,
         opened_ns: None,
         seen_ns: e.ts_ns,
         expires_ns: Some(e.ts_ns + TIME_WAIT_NS),

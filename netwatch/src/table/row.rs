@@ -30,6 +30,9 @@ pub struct Row {
     pub uid: u32,
     /// Every process holding it; empty for TIME_WAIT and SYN_RECV rows.
     pub owners: Vec<Owner>,
+    /// How the first owner was learnt (lent to the socket's events that
+    /// carry none, see [`super::Table::complete_and_apply`]).
+    pub owner_source: netwatch_common::OwnerSource,
     /// CLOCK_MONOTONIC ns when the connection began, when known (the
     /// kernel's record of its connect, listen or handshake).
     pub opened_ns: Option<u64>,

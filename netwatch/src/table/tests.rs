@@ -218,6 +218,32 @@ fn events_are_completed_from_their_row() {
     assert_eq!((e.pid, e.owner), (5, OwnerSource::Current));
 }
 
+/// The kernel names a socket's owner on its birth and at accept only: the
+/// events between get it from the row, with how it was learnt and when the
+/// connection began.
+#[test]
+fn softirq_events_get_the_owner_of_the_birth_or_the_accept() {
+    let mut t = Table::new(10);
+    let mut born = ev(EventKind::State, 60, tcp::LISTEN, tcp::SYN_RECV, "127.0.0.1:80", "127.0.0.1:4000", 10);
+    born.owner = OwnerSource::Listener;
+    t.complete_and_apply(&mut born);
+    let bare = |kind, old, new| {
+        let mut e = ev(kind, 60, old, new, "127.0.0.1:80", "127.0.0.1:4000", 0);
+        e.start_ns = None;
+        e.owner = OwnerSource::Unknown;
+        e
+    };
+    let mut accept = bare(EventKind::Accept, tcp::SYN_RECV, tcp::ESTABLISHED);
+    t.complete_and_apply(&mut accept);
+    assert_eq!((accept.pid, accept.owner, accept.start_ns), (10, OwnerSource::Listener, Some(1_000_000_000)));
+    let mut adopt = ev(EventKind::Adopt, 60, tcp::ESTABLISHED, tcp::ESTABLISHED, "0.0.0.0:0", "0.0.0.0:0", 11);
+    (adopt.owner, adopt.start_ns, adopt.inode, adopt.netns) = (OwnerSource::Accept, None, 888, 0);
+    t.complete_and_apply(&mut adopt);
+    let mut fin = bare(EventKind::State, tcp::ESTABLISHED, tcp::CLOSE_WAIT);
+    t.complete_and_apply(&mut fin);
+    assert_eq!((fin.pid, fin.owner, fin.start_ns, fin.inode), (11, OwnerSource::Accept, Some(1_000_000_000), 888));
+}
+
 /// After a burst of rows has gone, the table gives the memory back.
 #[test]
 fn memory_is_given_back_after_a_burst() {

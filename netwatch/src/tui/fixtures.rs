@@ -29,6 +29,7 @@ pub fn row(
         inode: 0,
         uid: 0,
         owners: owner.map(|(pid, comm)| Owner { pid, comm: comm.to_owned() }).into_iter().collect(),
+        owner_source: OwnerSource::Proc,
         opened_ns: opened_ms.map(|ms| ms * 1_000_000),
         seen_ns: 1_000_000,
         expires_ns: None,
