@@ -96,6 +96,8 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     // No start time: the agent keeps the connection's, which began at the
     // handshake.
     let who = Who::Current(OwnerSource::Accept, 0);
-    Draft::new(EventKind::Adopt, now, cookie, &t, who, inode, state, state).send();
+    let mut e = Draft::uninit();
+    e.head(EventKind::Adopt, now, cookie, &t, who, inode, state, state);
+    e.send();
     Ok(())
 }

@@ -43,13 +43,20 @@ pub enum Who<'a> {
 pub struct Draft(MaybeUninit<SockEvent>);
 
 impl Draft {
-    /// `inode`: 0 where the owner is not known either: only an owner's
-    /// events read the socket's file.
+    /// A slot to write an event into with [`Draft::head`]. Written in place
+    /// because a record returned by value was copied, all 168 bytes, into
+    /// the caller's slot.
+    #[inline(always)]
+    pub const fn uninit() -> Self {
+        Self(MaybeUninit::uninit())
+    }
+
+    /// Writes the head. `inode`: 0 where the owner is not known either:
+    /// only an owner's events read the socket's file.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn new(kind: EventKind, now: u64, cookie: u64, t: &Tuple, who: Who, inode: u64, old: u8, new: u8) -> Self {
-        let mut d = Self(MaybeUninit::uninit());
-        let p = d.0.as_mut_ptr();
+    pub fn head(&mut self, kind: EventKind, now: u64, cookie: u64, t: &Tuple, who: Who, inode: u64, old: u8, new: u8) {
+        let p = self.0.as_mut_ptr();
         // SAFETY: field pointers into our own stack slot, written once each.
         unsafe {
             (&raw mut (*p).ts_ns).write(now);
@@ -101,14 +108,13 @@ impl Draft {
                 }
             }
         }
-        d
     }
 
-    /// The owner as written (for a listener's record), with `cookie`.
+    /// The owner [`Draft::head`] wrote (for a listener's record), with `cookie`.
     #[inline(always)]
     pub fn owner(&self, cookie: u64) -> Owner {
         let p = self.0.as_ptr();
-        // SAFETY: the owner fields were written in `new`; read through raw
+        // SAFETY: the owner fields were written by `head`; read through raw
         // pointers, as the totals may not be.
         unsafe {
             Owner {
@@ -126,7 +132,7 @@ impl Draft {
     /// Sends the head only.
     #[inline(always)]
     pub fn send(&self) {
-        // SAFETY: the head was written in `new`.
+        // SAFETY: the head was written by `head`.
         let head = unsafe { core::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), SOCK_EVENT_HEAD) };
         output(head);
     }
@@ -137,7 +143,7 @@ impl Draft {
     #[inline(always)]
     pub fn send_with_totals(mut self, fill: impl FnOnce(&mut Traffic)) {
         let p = self.0.as_mut_ptr();
-        // SAFETY: the head was written in `new`, the totals here.
+        // SAFETY: the head was written by `head`, the totals here.
         let whole = unsafe {
             let totals = &raw mut (*p).traffic;
             totals.write(crate::traffic::zero());

@@ -71,6 +71,8 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     let file = inode::<Probe>(sk as u64, off);
     // No start time is known for a UDP socket: no duration.
     let who = Who::Current(OwnerSource::Current, 0);
-    Draft::new(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE).send_with_totals(|t| *t = totals);
+    let mut e = Draft::uninit();
+    e.head(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE);
+    e.send_with_totals(|t| *t = totals);
     Ok(())
 }

@@ -55,12 +55,35 @@ unsafe fn zero_words(b: *mut Bytes16) {
     }
 }
 
-/// An IPv4 address, bytes as the kernel stores them, in the first 4 bytes.
+/// An IPv4 address, bytes as the kernel stores them, in the first 4 bytes
+/// (the rest zero): one word, as the kernel's `__be32` is read.
 #[inline(always)]
-fn v4(addr: [u8; 4]) -> Bytes16 {
-    let mut out = zero16();
-    out.0[..4].copy_from_slice(&addr);
-    out
+fn v4(addr: u32) -> Bytes16 {
+    let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
+    let words = out.as_mut_ptr().cast::<u64>();
+    // SAFETY: both words of our own Bytes16 are written. On this
+    // little-endian target the address's bytes land first, in order.
+    unsafe {
+        words.write(u64::from(addr));
+        words.add(1).write(crate::emit::opaque_zero());
+        out.assume_init()
+    }
+}
+
+/// An IPv6 address read as two words: read as a 16-byte array it became
+/// sixteen byte loads and the shifts to put them together.
+#[inline(always)]
+fn v6<R: Fields>(sk: u64, off: u32) -> Result<Bytes16, i64> {
+    let lo: u64 = R::at(sk, off)?;
+    let hi: u64 = R::at(sk, off + 8)?;
+    let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
+    let words = out.as_mut_ptr().cast::<u64>();
+    // SAFETY: both words of our own Bytes16 are written.
+    unsafe {
+        words.write(lo);
+        words.add(1).write(hi);
+        Ok(out.assume_init())
+    }
 }
 
 /// How fields are read from a socket pointer.
@@ -113,7 +136,7 @@ pub fn inet_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64>
     let family: u16 = R::at(sk, off.skc_family)?;
     let (saddr, daddr) = match family {
         AF_INET => (v4(R::at(sk, off.skc_rcv_saddr)?), v4(R::at(sk, off.skc_daddr)?)),
-        AF_INET6 => (R::at(sk, off.skc_v6_rcv_saddr)?, R::at(sk, off.skc_v6_daddr)?),
+        AF_INET6 => (v6::<R>(sk, off.skc_v6_rcv_saddr)?, v6::<R>(sk, off.skc_v6_daddr)?),
         _ => return Err(0),
     };
     let net: u64 = R::at(sk, off.skc_net)?;

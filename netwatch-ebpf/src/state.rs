@@ -63,7 +63,8 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         Who::Nobody
     };
     let file = if born { inode::<Direct>(sk, off) } else { 0 };
-    let e = Draft::new(classify(old, new), now, cookie, &t, who, file, old, new);
+    let mut e = Draft::uninit();
+    e.head(classify(old, new), now, cookie, &t, who, file, old, new);
     if born && new == LISTEN {
         owner::remember_listener(&t, &e.owner(cookie));
     }

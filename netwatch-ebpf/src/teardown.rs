@@ -41,6 +41,8 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // No owner: the agent knows it from the socket's birth. The map row
     // only: an abortive close has already zeroed the socket's own counters
     // (tcp_disconnect), which the close event carried.
-    Draft::new(EventKind::Destroy, now, cookie, &t, Who::Nobody, 0, state, state).send_with_totals(|t| *t = totals);
+    let mut e = Draft::uninit();
+    e.head(EventKind::Destroy, now, cookie, &t, Who::Nobody, 0, state, state);
+    e.send_with_totals(|t| *t = totals);
     Ok(())
 }
