@@ -45,6 +45,21 @@ pub struct ChurnReport {
     pub connections: u64,
     pub seconds: f64,
     pub rate: f64,
+    /// Seconds this thread ran, and waited runnable behind other tasks, by
+    /// the scheduler's own account (`/proc/thread-self/schedstat`; `None`
+    /// without CONFIG_SCHED_INFO). Their sum is the time the machine gave
+    /// the generator: unlike wall time it leaves out what a hypervisor stole
+    /// (with paravirt steal accounting), and unlike CPU time it keeps the
+    /// time another process on the same CPU (a tracer) held it up.
+    pub ran_seconds: Option<f64>,
+    pub waited_seconds: Option<f64>,
+}
+
+/// (run time, run-queue wait) of the calling thread, in nanoseconds.
+fn schedstat() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?))
 }
 
 /// Runs the generator for `config.seconds` and reports what it achieved.
@@ -62,6 +77,7 @@ pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
 
     let duration = Duration::from_secs_f64(config.seconds.max(0.0));
     let interval = config.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+    let sched_start = schedstat();
     let start = Instant::now();
     let mut connections = 0u64;
     let mut addr_busy = 0u64;
@@ -84,6 +100,9 @@ pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let sched = sched_start
+        .zip(schedstat())
+        .map(|((r0, w0), (r1, w1))| (r1.saturating_sub(r0) as f64 / 1e9, w1.saturating_sub(w0) as f64 / 1e9));
     if addr_busy > 0 {
         eprintln!("nw-peer churn: {addr_busy} connects failed with EADDRNOTAVAIL");
     }
@@ -91,6 +110,8 @@ pub fn churn(config: &ChurnConfig) -> Result<ChurnReport> {
         connections,
         seconds: (seconds * 1000.0).round() / 1000.0,
         rate: (connections as f64 / seconds * 10.0).round() / 10.0,
+        ran_seconds: sched.map(|s| s.0),
+        waited_seconds: sched.map(|s| s.1),
     })
 }
 

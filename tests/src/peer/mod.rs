@@ -56,7 +56,8 @@ pub enum Command {
         to: SocketAddr,
     },
     /// Loopback connect/accept/close as fast as possible (or at --rate);
-    /// print `{"connections","seconds","rate"}`.
+    /// print `{"connections","seconds","rate"}` and, where the scheduler
+    /// says, `"ran_seconds","waited_seconds"` (see `ChurnReport`).
     Churn {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
@@ -228,11 +229,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 listeners,
             };
             let report = churn(&config)?;
-            serde_json::json!({
+            let mut line = serde_json::json!({
                 "connections": report.connections,
                 "seconds": report.seconds,
                 "rate": report.rate,
-            })
+            });
+            if let (Some(ran), Some(waited)) = (report.ran_seconds, report.waited_seconds) {
+                line["ran_seconds"] = serde_json::json!((ran * 1e6).round() / 1e6);
+                line["waited_seconds"] = serde_json::json!((waited * 1e6).round() / 1e6);
+            }
+            line
         }
     };
     print_line(&line)

@@ -22,6 +22,7 @@ mod saturated;
 mod seeding;
 mod serve;
 mod spread;
+mod steal;
 mod traced;
 mod traffic;
 mod watcher;
@@ -69,8 +70,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&seeding::title(), false, |section| seeding::run(&ctx, section));
     let overhead_wanted = report.selected(overhead::TITLE);
     let baseline = report.scenario_if(baseline::TITLE, overhead_wanted, |section| baseline::run(&ctx, section));
-    let baseline_rate = baseline.map(|churn| churn.rate);
-    report.scenario_if(overhead::TITLE, false, |section| overhead::run(&ctx, baseline_rate, section));
+    report.scenario_if(overhead::TITLE, false, |section| overhead::run(&ctx, baseline.as_ref(), section));
     report.scenario_if(&saturated::title(), false, |section| saturated::run(&ctx, section));
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));

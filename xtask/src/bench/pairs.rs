@@ -20,20 +20,37 @@ pub struct Pairs {
 }
 
 /// Runs `n` bracketed pairs; each closure returns one run's rate.
-pub fn run(n: usize, mut without: impl FnMut() -> Result<f64>, mut with: impl FnMut() -> Result<f64>) -> Result<Pairs> {
-    let mut p = Pairs { without: vec![without()?], with: Vec::new(), ratios: Vec::new() };
+pub fn run(n: usize, without: impl FnMut() -> Result<f64>, with: impl FnMut() -> Result<f64>) -> Result<Pairs> {
+    let (without, with) = runs(n, without, with)?;
+    Pairs::of(without, with)
+}
+
+/// Runs `n` bracketed pairs and keeps every run's result, for figures
+/// that need more than one rate per run: `n + 1` without, `n` with.
+pub fn runs<T>(
+    n: usize,
+    mut without: impl FnMut() -> Result<T>,
+    mut with: impl FnMut() -> Result<T>,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let mut out = (vec![without()?], Vec::new());
     for _ in 0..n {
-        let w = with()?;
-        let after = without()?;
-        let before = *p.without.last().context("no run before the pair")?;
-        p.ratios.push(w / ((before + after) / 2.0));
-        p.with.push(w);
-        p.without.push(after);
+        out.1.push(with()?);
+        out.0.push(without()?);
     }
-    Ok(p)
+    Ok(out)
 }
 
 impl Pairs {
+    /// Pairs from bracketed rates: `without` has one more than `with`.
+    pub fn of(without: Vec<f64>, with: Vec<f64>) -> Result<Self> {
+        if without.len() != with.len() + 1 {
+            anyhow::bail!("{} runs without for {} with: not bracketed", without.len(), with.len());
+        }
+        let ratios =
+            with.iter().zip(without.windows(2)).map(|(w, around)| w / ((around[0] + around[1]) / 2.0)).collect();
+        Ok(Self { without, with, ratios })
+    }
+
     /// Rows: the median rates of each side, then the median ratio, checked
     /// against `target` when one is given, with its spread and interval.
     pub fn report(&self, section: &mut Section, what: &str, target: Option<f64>) -> Result<()> {
@@ -51,5 +68,17 @@ impl Pairs {
         let interval = median_ci95(&self.ratios).map_or("too few pairs".into(), |(lo, hi)| format!("{lo:.3}..{hi:.3}"));
         section.row("  spread; 95% interval of median", format!("min {:.3} max {:.3}; {interval}", r.min, r.max));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pairs;
+
+    #[test]
+    fn each_with_is_divided_by_the_mean_of_its_neighbours() {
+        let p = Pairs::of(vec![100.0, 300.0, 200.0], vec![180.0, 125.0]).unwrap();
+        assert_eq!(p.ratios, vec![0.9, 0.5]);
+        assert!(Pairs::of(vec![1.0, 2.0], vec![1.0, 2.0]).is_err());
     }
 }

@@ -23,6 +23,18 @@ pub struct Churn {
     pub seconds: f64,
     /// Connections per second, as measured by the peer.
     pub rate: f64,
+    /// Seconds the scheduler gave the peer: run time plus time waiting
+    /// runnable (see `nw-peer churn`); `None` when it could not say.
+    pub given_seconds: Option<f64>,
+}
+
+impl Churn {
+    /// Connections per second the machine gave the generator: wall time
+    /// less what a hypervisor took from this VM, which on a shared host
+    /// moves the wall-clock rate by tens of percent between runs.
+    pub fn given_rate(&self) -> Option<f64> {
+        self.given_seconds.filter(|s| *s > 0.0).map(|s| self.connections as f64 / s)
+    }
 }
 
 /// Runs the peer for `ctx.seconds`, at full speed or paced to `rate` connections/s.
@@ -53,10 +65,18 @@ fn parse(stdout: &str) -> Result<Churn> {
     let line = stdout.lines().rev().find(|line| line.trim_start().starts_with('{')).context("no JSON line")?;
     let fields = flat_json(line)?;
     let field = |key: &str| fields.get(key).with_context(|| format!("no `{key}` field"));
+    let optional = |key: &str| -> Result<Option<f64>> {
+        fields.get(key).map(|v| v.parse().with_context(|| format!("`{key}` is not a number"))).transpose()
+    };
+    let given = match (optional("ran_seconds")?, optional("waited_seconds")?) {
+        (Some(ran), Some(waited)) => Some(ran + waited),
+        _ => None,
+    };
     Ok(Churn {
         connections: field("connections")?.parse().context("`connections` is not a count")?,
         seconds: field("seconds")?.parse().context("`seconds` is not a number")?,
         rate: field("rate")?.parse().context("`rate` is not a number")?,
+        given_seconds: given,
     })
 }
 
@@ -80,7 +100,13 @@ mod tests {
     #[test]
     fn parses_the_last_json_line() {
         let out = "warming up\n{\"connections\": 123456, \"seconds\": 10.0, \"rate\": 12345.6}\n";
-        assert_eq!(parse(out).unwrap(), Churn { connections: 123456, seconds: 10.0, rate: 12345.6 });
+        assert_eq!(
+            parse(out).unwrap(),
+            Churn { connections: 123456, seconds: 10.0, rate: 12345.6, given_seconds: None }
+        );
+        let out = "{\"connections\":1000,\"seconds\":1.0,\"rate\":1000,\"ran_seconds\":0.4,\"waited_seconds\":0.1}";
+        let c = parse(out).unwrap();
+        assert_eq!(c.given_rate(), Some(2000.0));
     }
 
     #[test]
