@@ -63,6 +63,10 @@ pub struct KernelOffsets {
     pub sk_flags: u32,
     /// `struct sock` -> `__sk_common.skc_state`.
     pub skc_state: u32,
+    /// `struct tcp_sock` -> `inet_conn.icsk_inet.inet_sport`: the local port
+    /// in network order, which outlives `skc_num` when a failed connect
+    /// gives its port back (what `getsockname` reports).
+    pub inet_sport: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 112);
+const _: () = assert!(size_of::<KernelOffsets>() == 116);

@@ -58,6 +58,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     tcp_segs_in: 0,
     sk_flags: 0,
     skc_state: 0,
+    inet_sport: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).

@@ -42,7 +42,12 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let old = ctx.arg::<i32>(1) as u8;
     let new = ctx.arg::<i32>(2) as u8;
     let off = offsets();
-    let t = tcp_tuple::<Direct>(sk, off)?;
+    let mut t = tcp_tuple::<Direct>(sk, off)?;
+    if old == SYN_SENT && new == CLOSE && t.sport == 0 {
+        // A failed connect has given its port back already (KERNEL-NOTES
+        // point 4); the socket still names it where getsockname looks.
+        t.sport = crate::totals::local_port(sk, off);
+    }
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: sk is the tracepoint's own `struct sock *` argument.
     let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };

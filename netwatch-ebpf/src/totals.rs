@@ -1,4 +1,5 @@
-//! The traffic totals a closing TCP socket's event carries.
+//! What a closing TCP socket's event reads beyond `struct sock`: its
+//! traffic totals, and for a failed connect the local port.
 //!
 //! Payload and segment counts come from the kernel's own per-connection
 //! counters in `struct tcp_sock` (what tcplife reports), read once at the
@@ -14,6 +15,18 @@ use crate::sock::{Direct, Fields};
 
 /// `enum sock_flags`: set by `tcp_fin()` when the peer's FIN arrives.
 const SOCK_DONE: u64 = 1;
+
+/// `inet_sport` of a TCP socket (`sk`: a BTF tracepoint's `struct sock *`),
+/// host order; 0 if it is not a `tcp_sock`.
+#[inline(always)]
+pub fn local_port(sk: u64, off: &KernelOffsets) -> u16 {
+    // SAFETY: sk is the tracepoint's own socket argument.
+    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
+    if tp == 0 {
+        return 0;
+    }
+    u16::from_be(Direct::at(tp, off.inet_sport).unwrap_or(0))
+}
 
 /// `row`: the socket's `TRAFFIC` row (zero without one); its payload and
 /// segment counts are replaced. `sk`: a BTF tracepoint's `struct sock *`.

@@ -127,13 +127,15 @@ impl Peer {
         ClientReport { pid: json_u32(&v, "pid"), local_ports }
     }
 
-    /// Runs `nw-peer refuse` (which must be refused); returns its pid.
-    pub fn refuse(to: SocketAddr) -> u32 {
+    /// Runs `nw-peer refuse` (which must be refused); returns its pid and
+    /// the local port its connect had used.
+    pub fn refuse(to: SocketAddr) -> (u32, u16) {
         let to = to.to_string();
         let mut peer = Self::spawn(&["refuse", "--to", &to]);
         peer.wait_success(Duration::from_secs(10));
         let v = peer.json_line(Duration::from_secs(5));
-        json_u32(&v, "pid")
+        let port = json_u32(&v, "local_port");
+        (json_u32(&v, "pid"), u16::try_from(port).unwrap_or_else(|_| panic!("local_port {port} in {v}")))
     }
 }
 

@@ -343,6 +343,7 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         tcp_segs_in: btf.offset("tcp_sock", &["segs_in"])?,
         sk_flags: sc("skc_flags")?,
         skc_state: sc("skc_state")?,
+        inet_sport: btf.offset("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"])?,
     })
 }
 
@@ -665,6 +666,7 @@ mod tests {
             tcp_segs_in: off("tcp_sock", &["segs_in"]),
             sk_flags: sc("skc_flags"),
             skc_state: sc("skc_state"),
+            inet_sport: off("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"]),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

@@ -165,7 +165,8 @@ fn refused_connect_is_reported_as_failed() {
     let lo = "127.0.0.1";
     let port = free_port(lo.parse().expect("ip"));
     let nw = Netwatch::start(&["events", "--json"]);
-    let pid = u64::from(Peer::refuse(format!("{lo}:{port}").parse().expect("addr")));
+    let (pid, local_port) = Peer::refuse(format!("{lo}:{port}").parse().expect("addr"));
+    let pid = u64::from(pid);
     let stopped = nw.stop();
     let events = sock_events(&stopped.events());
     let context = format!("refused connect to {lo}:{port} by pid {pid}");
@@ -192,6 +193,11 @@ fn refused_connect_is_reported_as_failed() {
         }
         if failed.daddr != lo || failed.dport != port {
             problems.push(format!("`connect_failed` should name {lo}:{port}: {}", failed.line));
+        }
+        // The kernel has given the port back by now; the event still names
+        // the one the connect used, as getsockname does.
+        if failed.saddr != lo || failed.sport != local_port {
+            problems.push(format!("`connect_failed` should be from {lo}:{local_port}: {}", failed.line));
         }
     }
     let established: Vec<&SockEvent> =

@@ -62,7 +62,7 @@ fn scrape_matches_ss_for_the_tests_own_connections() {
     assert_eq!(want.get("CLOSE_WAIT"), Some(&1.0), "the test made one CLOSE_WAIT: {want:?}");
 
     // Counters only grow, by at least what the test did.
-    let refused =
+    let (refused, _) =
         Peer::refuse(format!("127.0.0.1:{}", netwatch_tests::free_port([127, 0, 0, 1].into())).parse().unwrap());
     assert!(refused > 0);
     std::thread::sleep(Duration::from_millis(500));

@@ -81,7 +81,7 @@ fn totals_and_history_count_opens_failures_and_resets() {
     let watch = Watch::start_with(Duration::from_secs(6), &HISTORY);
 
     let client = Peer::client(srv.addr, N, 0);
-    let refusers: Vec<u32> = (0..M).map(|_| Peer::refuse(refused)).collect();
+    let refusers: Vec<u32> = (0..M).map(|_| Peer::refuse(refused).0).collect();
     let reset_ports: Vec<u16> = (0..K).map(|_| resetter.connect(srv.addr).local.port()).collect();
     for &p in &reset_ports {
         assert_eq!(resetter.reset(p), 1, "resetting the connection from port {p}");
