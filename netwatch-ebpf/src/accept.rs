@@ -76,9 +76,8 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if sk == 0 {
         return Ok(());
     }
-    // accept() also returns non-TCP sockets (unix, SCTP): filtered before
-    // anything is stored, as their owner records would never be freed (only
-    // TCP sockets pass tcp_destroy_sock).
+    // accept() also returns non-TCP sockets (unix, SCTP), which have no
+    // other events and no place in the table.
     let protocol: u16 = Probe::at(sk, off.sk_protocol)?;
     let family: u16 = Probe::at(sk, off.skc_family)?;
     if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {

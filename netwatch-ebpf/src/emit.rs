@@ -97,7 +97,8 @@ impl Draft {
                 Who::Nobody => {
                     // Zeros LLVM cannot see through: adjacent constant zero
                     // stores become a call to the byte-loop memset (see
-                    // `Bytes16`).
+                    // `Bytes16`); even `sock::zero_words`' volatile ones did
+                    // here, in the teardown program.
                     let z = opaque_zero();
                     comm.cast::<u64>().write(z);
                     comm.cast::<u64>().add(1).write(z);

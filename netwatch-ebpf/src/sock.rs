@@ -26,16 +26,13 @@ pub fn read_kernel<T>(addr: u64) -> Result<T, i64> {
     unsafe { bpf_probe_read_kernel(addr as *const T) }.map_err(i64::from)
 }
 
-/// A zeroed [`Bytes16`] without a `memset` call (see `Bytes16`): volatile
-/// word stores are not merged into one.
+/// A zeroed [`Bytes16`] without a `memset` call (see `Bytes16`): made of
+/// zeros LLVM cannot see (volatile loads). Volatile stores were not enough:
+/// the value copied on into a record was still known to be zero, and that
+/// copy became a memset.
 #[inline(always)]
 pub fn zero16() -> Bytes16 {
-    let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
-    // SAFETY: zero_words initialises all 16 bytes.
-    unsafe {
-        zero_words(out.as_mut_ptr());
-        out.assume_init()
-    }
+    from_words(crate::emit::opaque_zero(), crate::emit::opaque_zero())
 }
 
 /// Zeroes `b` in place with two volatile 64-bit stores.
@@ -55,35 +52,32 @@ unsafe fn zero_words(b: *mut Bytes16) {
     }
 }
 
-/// An IPv4 address, bytes as the kernel stores them, in the first 4 bytes
-/// (the rest zero): one word, as the kernel's `__be32` is read.
+/// A [`Bytes16`] from its two 64-bit words, in memory order.
 #[inline(always)]
-fn v4(addr: u32) -> Bytes16 {
-    let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
-    let words = out.as_mut_ptr().cast::<u64>();
-    // SAFETY: both words of our own Bytes16 are written. On this
-    // little-endian target the address's bytes land first, in order.
-    unsafe {
-        words.write(u64::from(addr));
-        words.add(1).write(crate::emit::opaque_zero());
-        out.assume_init()
-    }
-}
-
-/// An IPv6 address read as two words: read as a 16-byte array it became
-/// sixteen byte loads and the shifts to put them together.
-#[inline(always)]
-fn v6<R: Fields>(sk: u64, off: u32) -> Result<Bytes16, i64> {
-    let lo: u64 = R::at(sk, off)?;
-    let hi: u64 = R::at(sk, off + 8)?;
+fn from_words(lo: u64, hi: u64) -> Bytes16 {
     let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
     let words = out.as_mut_ptr().cast::<u64>();
     // SAFETY: both words of our own Bytes16 are written.
     unsafe {
         words.write(lo);
         words.add(1).write(hi);
-        Ok(out.assume_init())
+        out.assume_init()
     }
+}
+
+/// An IPv4 address, bytes as the kernel stores them, in the first 4 bytes
+/// (the rest zero): one word, as the kernel's `__be32` is read. On this
+/// little-endian target the address's bytes land first, in order.
+#[inline(always)]
+fn v4(addr: u32) -> Bytes16 {
+    from_words(u64::from(addr), crate::emit::opaque_zero())
+}
+
+/// An IPv6 address read as two words: read as a 16-byte array it became
+/// sixteen byte loads and the shifts to put them together.
+#[inline(always)]
+fn v6<R: Fields>(sk: u64, off: u32) -> Result<Bytes16, i64> {
+    Ok(from_words(R::at(sk, off)?, R::at(sk, off + 8)?))
 }
 
 /// How fields are read from a socket pointer.

@@ -16,31 +16,28 @@ use crate::sock::{Direct, Fields};
 /// `enum sock_flags`: set by `tcp_fin()` when the peer's FIN arrives.
 const SOCK_DONE: u64 = 1;
 
-/// `inet_sport` of a TCP socket (`sk`: a BTF tracepoint's `struct sock *`),
-/// host order; 0 if it is not a `tcp_sock`.
+/// The fields read here lie beyond `struct sock`; the helper hands back the
+/// same socket (`sk`: a BTF tracepoint's `struct sock *`) typed as
+/// `struct tcp_sock *`, `None` for any other kind, and the verifier allows
+/// plain loads there too: no probe reads.
 #[inline(always)]
-pub fn local_port(sk: u64, off: &KernelOffsets) -> u16 {
+fn tcp_sock(sk: u64) -> Option<u64> {
     // SAFETY: sk is the tracepoint's own socket argument.
     let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
-    if tp == 0 {
-        return 0;
-    }
-    u16::from_be(Direct::at(tp, off.inet_sport).unwrap_or(0))
+    (tp != 0).then_some(tp)
+}
+
+/// `inet_sport` of a TCP socket, host order; 0 if it is not a `tcp_sock`.
+#[inline(always)]
+pub fn local_port(sk: u64, off: &KernelOffsets) -> u16 {
+    tcp_sock(sk).map_or(0, |tp| u16::from_be(Direct::at(tp, off.inet_sport).unwrap_or(0)))
 }
 
 /// `row`: the socket's `TRAFFIC` row (zero without one); its payload and
-/// segment counts are replaced. `sk`: a BTF tracepoint's `struct sock *`.
+/// segment counts are replaced.
 #[inline(always)]
 pub fn tcp(sk: u64, off: &KernelOffsets, row: &mut Traffic) {
-    // The fields lie beyond `struct sock`; the helper hands back the same
-    // socket typed as `struct tcp_sock *` (NULL for any other kind), so the
-    // verifier allows plain loads there too: five probe reads spared per
-    // closing socket.
-    // SAFETY: sk is the tracepoint's own socket argument.
-    let tp = unsafe { bpf_skc_to_tcp_sock(sk as *mut core::ffi::c_void) } as u64;
-    if tp == 0 {
-        return;
-    }
+    let Some(tp) = tcp_sock(sk) else { return };
     let sent: u64 = Direct::at(tp, off.tcp_bytes_sent).unwrap_or(0);
     let retrans: u64 = Direct::at(tp, off.tcp_bytes_retrans).unwrap_or(0);
     row.tx_bytes = sent.saturating_sub(retrans);
