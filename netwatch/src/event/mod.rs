@@ -148,6 +148,24 @@ impl Event {
         })
     }
 
+    /// Fills in what the kernel sends only with a socket's birth and
+    /// accept (see [`tuples`]), from what its earlier events said: the
+    /// owner (pid, name, uid and how it was learnt) while the event has
+    /// none, the start and the inode. What the event carries is kept.
+    pub fn lend(&mut self, owner: Option<(u32, Comm, u32, OwnerSource)>, start_ns: Option<u64>, inode: u64) {
+        if self.pid == 0 {
+            if let Some((pid, comm, uid, source)) = owner {
+                (self.pid, self.comm, self.uid, self.owner) = (pid, comm, uid, source);
+            }
+        }
+        if self.start_ns.is_none() {
+            self.start_ns = start_ns;
+        }
+        if self.inode == 0 {
+            self.inode = inode;
+        }
+    }
+
     /// The connection's lifetime so far, when its start is known.
     pub fn duration_ns(&self) -> Option<u64> {
         self.start_ns.map(|s| self.ts_ns.saturating_sub(s))

@@ -49,17 +49,7 @@ impl Known {
     fn lend(&self, e: &mut Event) {
         fill(&mut e.local, &self.local);
         fill(&mut e.remote, &self.remote);
-        if e.pid == 0 {
-            if let Some((pid, comm, uid, source)) = self.owner {
-                (e.pid, e.comm, e.uid, e.owner) = (pid, comm, uid, source);
-            }
-        }
-        if e.start_ns.is_none() {
-            e.start_ns = self.start_ns;
-        }
-        if e.inode == 0 {
-            e.inode = self.inode;
-        }
+        e.lend(self.owner, self.start_ns, self.inode);
     }
 
     /// Remembers what `e`, already completed, knows.

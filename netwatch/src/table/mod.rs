@@ -251,19 +251,8 @@ impl Table {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
             }
-            // The kernel sends the owner, start and inode only with a
-            // socket's birth and accept (see `event::tuples`).
-            if e.pid == 0 {
-                if let Some(o) = row.owners.first() {
-                    (e.pid, e.comm, e.uid, e.owner) = (o.pid, Comm::new(&o.comm), row.uid, row.owner_source);
-                }
-            }
-            if e.start_ns.is_none() {
-                e.start_ns = row.opened_ns;
-            }
-            if e.inode == 0 {
-                e.inode = row.inode;
-            }
+            let owner = row.owners.first().map(|o| (o.pid, Comm::new(&o.comm), row.uid, row.owner_source));
+            e.lend(owner, row.opened_ns, row.inode);
         }
         self.apply(e);
     }
