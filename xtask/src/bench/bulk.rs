@@ -1,11 +1,7 @@
 //! Drives `nw-peer bulk` (tests crate): one loopback TCP stream for a fixed
 //! time, sender and receiver threads pinned where the scenario says.
 
-use std::{
-    io::Read as _,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 use anyhow::{bail, Context as _, Result};
 
@@ -52,20 +48,7 @@ fn run_peer(ctx: &Ctx, seconds: f64, placement: Placement) -> Result<Stream> {
     command.args(["bulk", "--seconds", &seconds.to_string()]);
     command.args(["--sender-cpu", &placement.sender_cpu.to_string()]);
     command.args(["--receiver-cpu", &placement.receiver_cpu.to_string()]);
-    command.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
-    let limit = Duration::from_secs_f64(seconds) + GRACE;
-    let Some(status) = cmd::wait_timeout(&mut child, limit)? else {
-        let _ = child.kill();
-        let _ = child.wait();
-        bail!("`{}` still running after {} s: killed", cmd::describe(&command), limit.as_secs());
-    };
-    // One short line: it fits in the pipe, so reading after exit is safe.
-    let mut stdout = String::new();
-    if let Some(mut pipe) = child.stdout.take() {
-        pipe.read_to_string(&mut stdout).context("reading nw-peer's output")?;
-    }
-    cmd::check(&command, status)?;
+    let stdout = peer::run(&mut command, Duration::from_secs_f64(seconds) + GRACE)?;
     parse(&stdout).with_context(|| format!("unexpected output from `{}`: {stdout:?}", cmd::describe(&command)))
 }
 

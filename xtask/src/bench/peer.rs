@@ -44,21 +44,29 @@ pub fn churn(ctx: &Ctx, rate: Option<u32>) -> Result<Churn> {
     if let Some(rate) = rate {
         command.args(["--rate", &rate.to_string()]);
     }
-    // stderr stays inherited: the peer's own complaints are worth seeing.
+    let stdout = run(&mut command, Duration::from_secs(ctx.seconds) + GRACE)?;
+    parse(&stdout).with_context(|| format!("unexpected output from `{}`: {stdout:?}", cmd::describe(&command)))
+}
+
+/// Runs an `nw-peer` command to its end and returns what it printed (one
+/// short JSON line); a peer still running after `limit` is killed, and a
+/// failed one is an error. stderr stays inherited: the peer's own
+/// complaints are worth seeing.
+pub fn run(command: &mut Command, limit: Duration) -> Result<String> {
     command.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&command)))?;
-    let Some(status) = cmd::wait_timeout(&mut child, Duration::from_secs(ctx.seconds) + GRACE)? else {
+    let mut child = command.spawn().with_context(|| format!("could not start `{}`", cmd::describe(command)))?;
+    let Some(status) = cmd::wait_timeout(&mut child, limit)? else {
         let _ = child.kill();
         let _ = child.wait();
-        bail!("`{}` was still running {} s after its end: killed", cmd::describe(&command), GRACE.as_secs());
+        bail!("`{}` was still running after {} s: killed", cmd::describe(command), limit.as_secs());
     };
     // One short line: it fits in the pipe, so reading after exit is safe.
     let mut stdout = String::new();
     if let Some(mut pipe) = child.stdout.take() {
         pipe.read_to_string(&mut stdout).context("reading nw-peer's output")?;
     }
-    cmd::check(&command, status)?;
-    parse(&stdout).with_context(|| format!("unexpected output from `{}`: {stdout:?}", cmd::describe(&command)))
+    cmd::check(command, status)?;
+    Ok(stdout)
 }
 
 fn parse(stdout: &str) -> Result<Churn> {
