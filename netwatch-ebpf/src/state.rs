@@ -43,9 +43,13 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let new = ctx.arg::<i32>(2) as u8;
     let off = offsets();
     let mut t = tcp_tuple::<Direct>(sk, off)?;
-    if old == SYN_SENT && new == CLOSE && t.sport == 0 {
-        // A failed connect has given its port back already (KERNEL-NOTES
-        // point 4); the socket still names it where getsockname looks.
+    if new == CLOSE && t.sport == 0 {
+        // The tracepoint fires after `tcp_set_state()` has unhashed the
+        // socket and given back a port the kernel picked (`inet_put_port`
+        // zeroes `inet_num`): a failed connect (KERNEL-NOTES point 4), a
+        // client's close, a listener bound to port 0. The socket still
+        // names the port where getsockname looks; without it a listener's
+        // `LISTENERS` entry would never be found again to be deleted.
         t.sport = crate::totals::local_port(sk, off);
     }
     let now = unsafe { bpf_ktime_get_ns() };

@@ -1,5 +1,5 @@
 //! What a closing TCP socket's event reads beyond `struct sock`: its
-//! traffic totals, and for a failed connect the local port.
+//! traffic totals, and the local port it gave back.
 //!
 //! Payload and segment counts come from the kernel's own per-connection
 //! counters in `struct tcp_sock` (what tcplife reports), read once at the

@@ -54,3 +54,33 @@ pub fn pinned() -> BTreeSet<PathBuf> {
     walk(Path::new("/sys/fs/bpf"), &mut out);
     out
 }
+
+/// The id of the map called `name` that process `pid` holds open: each
+/// BPF map fd's fdinfo names its id, and bpftool the id's name. This finds
+/// one netwatch's map while other tests run their own.
+pub fn map_of(pid: u32, name: &str) -> Option<u64> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("map_id:")?.trim().parse::<u64>().ok()))
+        .find(|id| bpftool_json(&["map", "show"]).iter().any(|m| m["id"].as_u64() == Some(*id) && m["name"] == name))
+}
+
+/// The keys of map `id`, as bytes.
+pub fn map_keys(id: u64) -> Vec<Vec<u8>> {
+    let id = id.to_string();
+    bpftool_json(&["map", "dump", "id", &id])
+        .iter()
+        .map(|entry| {
+            let bytes = entry["key"].as_array().unwrap_or_else(|| panic!("bpftool map dump: no key in {entry}"));
+            bytes
+                .iter()
+                .map(|b| {
+                    let hex = b.as_str().and_then(|s| s.strip_prefix("0x"));
+                    hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .unwrap_or_else(|| panic!("bpftool map dump: key byte {b}"))
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -2,11 +2,12 @@
 //! right sequence of states.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
 use netwatch_tests::conn::{by_cookie, check_lifecycle, check_owner, show};
 use netwatch_tests::event::{lost_total, sock_events};
-use netwatch_tests::{free_port, Netwatch, Owner, Peer, Problems, Role, SockEvent};
+use netwatch_tests::{bpf, free_port, Netwatch, Owner, Peer, Problems, Role, SockEvent};
 
 struct Scenario {
     bind: &'static str,
@@ -206,4 +207,48 @@ fn refused_connect_is_reported_as_failed() {
         problems.push(format!("a refused connect must not be `established`:\n{}", show(&established)));
     }
     problems.assert_none(&context);
+}
+
+/// A listener's entry in the kernel's `LISTENERS` map (its owner, for its
+/// children born in softirq) is there while it listens and gone once it is
+/// closed: for a port the kernel picked, which it gives back before the
+/// tracepoint fires, as for one the caller chose; with a child or without.
+/// A stale entry per closed listener would fill the map on a server that
+/// opens many short-lived listeners.
+#[test]
+fn closed_listeners_leave_no_entry_in_the_kernel() {
+    super::setup();
+    let nw = Netwatch::start(&["events", "--json"]);
+    let map = bpf::map_of(nw.pid(), "LISTENERS").expect("netwatch holds a LISTENERS map");
+    // ListenKey: netns (u32), port (u16, host order), family (u16), address.
+    let listed = |port: u16| bpf::map_keys(map).iter().any(|k| k.len() == 24 && k[4..6] == port.to_ne_bytes());
+    let settles = |port: u16, want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while listed(port) != want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        listed(port) == want
+    };
+    let v4: IpAddr = Ipv4Addr::LOCALHOST.into();
+    let v6: IpAddr = Ipv6Addr::LOCALHOST.into();
+    let mut problems = Problems::default();
+    for (ip, port, with_child) in [(v4, 0, false), (v4, free_port(v4), false), (v6, 0, true)] {
+        let listener = TcpListener::bind((ip, port)).expect("binding a listener");
+        let at = listener.local_addr().expect("getsockname");
+        let case = format!("listener {at} (asked for port {port}, child: {with_child})");
+        if !settles(at.port(), true) {
+            problems.push(format!("{case}: no LISTENERS entry while it listens"));
+        }
+        if with_child {
+            let client = TcpStream::connect(at).expect("connecting to our listener");
+            let (child, _) = listener.accept().expect("accept");
+            drop((child, client));
+        }
+        drop(listener);
+        if !settles(at.port(), false) {
+            problems.push(format!("{case}: its LISTENERS entry outlived it"));
+        }
+    }
+    drop(nw.stop());
+    problems.assert_none("closed listeners");
 }
