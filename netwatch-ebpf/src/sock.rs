@@ -4,7 +4,7 @@
 //! one copy of the struct's head: a stack buffer that size has to be zeroed
 //! first, and that memset, a byte loop in BPF, cost 40x more than the reads.
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_socket_cookie};
 use netwatch_common::{
     tcp::{AF_INET, AF_INET6, IPPROTO_TCP},
     Bytes16, KernelOffsets,
@@ -155,5 +155,18 @@ pub fn inode<R: Fields>(sk: u64, off: &KernelOffsets) -> u64 {
         0
     } else {
         Probe::at(socket, off.socket_ino).unwrap_or(0)
+    }
+}
+
+/// The socket's cookie, for a BTF tracepoint's `struct sock *`. Read where
+/// the kernel keeps it once made (`skc_cookie`, never changed after): the
+/// helper that makes it is called only while it is 0, on a socket's first
+/// event, where it was a call on every one of a connection's twelve.
+#[inline(always)]
+pub fn cookie(sk: u64, off: &KernelOffsets) -> u64 {
+    match Direct::at::<u64>(sk, off.skc_cookie) {
+        Ok(c) if c != 0 => c,
+        // SAFETY: sk is the tracepoint's own socket argument.
+        _ => unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) },
     }
 }

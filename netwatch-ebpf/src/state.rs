@@ -1,10 +1,6 @@
 //! `tp_btf/inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)`
 
-use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, generated::bpf_get_socket_cookie},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
 use netwatch_common::{
     tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
     EventKind, OwnerSource,
@@ -53,8 +49,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         t.sport = crate::totals::local_port(sk, off);
     }
     let now = unsafe { bpf_ktime_get_ns() };
-    // SAFETY: sk is the tracepoint's own `struct sock *` argument.
-    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
+    let cookie = crate::sock::cookie(sk, off);
     // The owner a socket is born with, on its first event only; later
     // events carry none and the agent lends them this one. That is why the
     // kernel keeps no per-socket owner: looking it up again on each of a

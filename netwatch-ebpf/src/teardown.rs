@@ -1,10 +1,6 @@
 //! `tp_btf/tcp_destroy_sock(struct sock *sk)`
 
-use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, generated::bpf_get_socket_cookie},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
-};
+use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
 use netwatch_common::EventKind;
 
 use crate::{
@@ -20,22 +16,26 @@ pub fn nw_destroy_sock(ctx: BtfTracePointContext) -> i32 {
 }
 
 fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    // Two of the twelve runs per connection: without anyone asking for
+    // teardown events, and with no traffic row to free (so no reset after
+    // the close to report), there is nothing to do.
+    if !teardown_events() && !crate::traffic::any_rows() {
+        return Ok(());
+    }
     let sk: u64 = ctx.arg::<u64>(0);
-    // SAFETY: sk is the tracepoint's own `struct sock *` argument.
-    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
+    let off = offsets();
+    let cookie = crate::sock::cookie(sk, off);
     // The traffic row goes in every case; its final totals ride on this
     // event when there is one (the cookie is never reused).
     let mut totals = crate::traffic::zero();
     crate::traffic::totals_into(cookie, &mut totals);
     crate::traffic::forget(cookie);
-    // Two of the twelve runs per connection: without anyone asking for
-    // teardown events there is nothing more to do, unless an abortive
-    // close (SO_LINGER 0, unread data) sent its RST after the `-> CLOSE`
-    // event left: then only this event has the final totals.
+    // An abortive close (SO_LINGER 0, unread data) that sent its RST after
+    // the `-> CLOSE` event left: only this event has the final totals.
     if !teardown_events() && totals.resets_sent == 0 {
         return Ok(());
     }
-    let t = tcp_tuple::<Direct>(sk, offsets())?;
+    let t = tcp_tuple::<Direct>(sk, off)?;
     let now = unsafe { bpf_ktime_get_ns() };
     let state = netwatch_common::tcp::CLOSE;
     // No owner: the agent knows it from the socket's birth. The map row
