@@ -55,15 +55,30 @@ pub fn pinned() -> BTreeSet<PathBuf> {
     out
 }
 
-/// The id of the map called `name` that process `pid` holds open: each
-/// BPF map fd's fdinfo names its id, and bpftool the id's name. This finds
-/// one netwatch's map while other tests run their own.
-pub fn map_of(pid: u32, name: &str) -> Option<u64> {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).ok()?;
+/// The ids of the BPF objects (`what`: "map_id", "prog_id") that process
+/// `pid` holds open, as its fds' fdinfo names them: how a test tells its
+/// own netwatch's programs and maps from those of netwatches other tests
+/// run at the same time.
+pub fn held_by(pid: u32, what: &str) -> BTreeSet<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return BTreeSet::new();
+    };
     fds.flatten()
         .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
-        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("map_id:")?.trim().parse::<u64>().ok()))
-        .find(|id| bpftool_json(&["map", "show"]).iter().any(|m| m["id"].as_u64() == Some(*id) && m["name"] == name))
+        .filter_map(|info| {
+            info.lines().find_map(|l| l.strip_prefix(what)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+        })
+        .collect()
+}
+
+/// The id of the map called `name` that process `pid` holds open.
+pub fn map_of(pid: u32, name: &str) -> Option<u64> {
+    let held = held_by(pid, "map_id");
+    bpftool_json(&["map", "show"])
+        .iter()
+        .filter(|m| m["name"] == name)
+        .filter_map(|m| m["id"].as_u64())
+        .find(|id| held.contains(id))
 }
 
 /// The keys of map `id`, as bytes.

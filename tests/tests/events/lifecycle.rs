@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netwatch_tests::bpf::{links, nw_programs, pinned};
+use netwatch_tests::bpf::{held_by, links, nw_programs, pinned};
 use netwatch_tests::{Netwatch, Peer};
 
 const PROGRAMS: [&str; 4] = ["nw_set_state", "nw_destroy_sock", "nw_accept4_exit", "nw_accept_exit"];
@@ -25,12 +25,13 @@ fn sigint_detaches_everything() {
 }
 
 fn detaches_on(signal: libc::c_int, name: &str) {
-    // Programs of another netwatch running on this machine are not ours.
-    let before = nw_programs();
     let pinned_before = pinned();
     let nw = Netwatch::start(&["events", "--json"]);
 
-    let ours: Vec<(u64, String)> = nw_programs().into_iter().filter(|(id, _)| !before.contains_key(id)).collect();
+    // Programs of other netwatches (other tests run at the same time) are
+    // not ours: ours are those this process holds.
+    let held = held_by(nw.pid(), "prog_id");
+    let ours: Vec<(u64, String)> = nw_programs().into_iter().filter(|(id, _)| held.contains(id)).collect();
     let names: BTreeSet<&str> = ours.iter().map(|(_, n)| n.as_str()).collect();
     for want in PROGRAMS {
         assert!(names.contains(want), "while running, `bpftool prog show` lacks {want}; new nw_ programs: {ours:?}");

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use netwatch_tests::bpf::{links, nw_programs};
+use netwatch_tests::bpf::{held_by, links, nw_programs};
 use netwatch_tests::free_port;
 
 use super::harness::{Serve, TempDir};
@@ -47,9 +47,10 @@ fn sigterm_exits_0_and_detaches_everything() {
     super::setup();
     let dir = TempDir::new("term");
     let cfg = config(&dir, "");
-    let before = nw_programs();
     let serve = Serve::start(&cfg, &[]);
-    let ours: BTreeSet<u64> = nw_programs().into_keys().filter(|id| !before.contains_key(id)).collect();
+    // Only the programs this serve holds: other tests run netwatches too.
+    let held = held_by(serve.nw.pid(), "prog_id");
+    let ours: BTreeSet<u64> = nw_programs().into_keys().filter(|id| held.contains(id)).collect();
     assert!(!ours.is_empty(), "no nw_ program appeared while serve ran");
     serve.nw.stop_with(libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(3);
