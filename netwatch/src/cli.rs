@@ -126,6 +126,20 @@ pub struct EventsArgs {
     /// Exit after this many printed events
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Size of the kernel's event ring buffer, in MiB (a power of two, 1 to
+    /// 1024): how long a burst it holds while netwatch is descheduled,
+    /// about 130,000 events per 16 MiB
+    #[arg(long = "ring-size", value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+}
+
+/// A ring size in MiB: the kernel wants a power of two number of pages.
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let mib: u32 = s.parse().map_err(|_| format!("`{s}` is not a whole number of MiB"))?;
+    if !(1..=1024).contains(&mib) || !mib.is_power_of_two() {
+        return Err(format!("{mib} MiB: the ring size must be a power of two from 1 to 1024"));
+    }
+    Ok(mib)
 }
 
 #[cfg(test)]
@@ -137,6 +151,16 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_mib("1"), Ok(1));
+        assert_eq!(parse_ring_mib("64"), Ok(64));
+        assert_eq!(parse_ring_mib("1024"), Ok(1024));
+        for bad in ["0", "3", "48", "2048", "-1", "1.5", "big"] {
+            assert!(parse_ring_mib(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

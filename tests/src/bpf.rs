@@ -9,15 +9,19 @@ use serde_json::Value;
 /// Prefix of every netwatch program name.
 pub const PROG_PREFIX: &str = "nw_";
 
-fn bpftool_json(args: &[&str]) -> Vec<Value> {
+fn bpftool(args: &[&str]) -> Value {
     let out = Command::new("bpftool")
         .arg("-j")
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("running bpftool {args:?} (is bpftool installed?): {e}"));
     assert!(out.status.success(), "bpftool {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    match serde_json::from_slice(&out.stdout) {
-        Ok(Value::Array(items)) => items,
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bpftool {args:?} printed no JSON: {e}"))
+}
+
+fn bpftool_json(args: &[&str]) -> Vec<Value> {
+    match bpftool(args) {
+        Value::Array(items) => items,
         other => panic!("bpftool {args:?} printed no JSON array: {other:?}"),
     }
 }
@@ -79,6 +83,13 @@ pub fn map_of(pid: u32, name: &str) -> Option<u64> {
         .filter(|m| m["name"] == name)
         .filter_map(|m| m["id"].as_u64())
         .find(|id| held.contains(id))
+}
+
+/// `max_entries` of map `id` (a ring buffer's size in bytes).
+pub fn max_entries(id: u64) -> u64 {
+    let id = id.to_string();
+    let shown = bpftool(&["map", "show", "id", &id]);
+    shown["max_entries"].as_u64().unwrap_or_else(|| panic!("bpftool map show id {id}: {shown}"))
 }
 
 /// The keys of map `id`, as bytes.

@@ -27,7 +27,12 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     // Nothing per packet unless asked: a tracer of connections should cost
     // nothing on a busy data path (TCP totals need no packet counting).
-    let opts = Options { teardown_events: args.teardown, packet_counters: args.traffic, ..Options::default() };
+    let opts = Options {
+        teardown_events: args.teardown,
+        packet_counters: args.traffic,
+        ring_bytes: args.ring_mib << 20,
+        ..Options::default()
+    };
     let probes = Probes::attach(&opts)?;
     let (attached, ring) = probes.into_parts();
     if let Some(why) = &attached.traffic_degraded {
@@ -85,7 +90,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let counts = &printer.decoder.counts;
     eprintln!("{}", Summary(counts, &latency));
     if counts.lost > 0 {
-        eprintln!("netwatch: {} events were lost: the ring buffer was full", counts.lost);
+        eprintln!(
+            "netwatch: {} events were lost: the ring buffer was full (a larger --ring-size holds longer bursts)",
+            counts.lost
+        );
     }
     Ok(())
 }

@@ -4,8 +4,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use netwatch_tests::event::sock_events;
 use netwatch_tests::process::{kill_and_reap, wait_timeout, Lines};
-use netwatch_tests::{netwatch_bin, Netwatch, Peer};
+use netwatch_tests::{bpf, netwatch_bin, Netwatch, Peer};
 
 #[test]
 fn text_output_lines() {
@@ -97,4 +98,32 @@ fn not_root_is_a_clear_error() {
         !lower.contains("panicked") && !lower.contains("backtrace"),
         "netwatch as uid 65534 panicked or printed a backtrace:\n{text}"
     );
+}
+
+/// `--ring-size` sizes the kernel's ring (in MiB, as `bpftool` shows its
+/// `max_entries` in bytes) and events still flow through a small one; a
+/// size the kernel cannot take is refused before anything loads.
+#[test]
+fn ring_size_sets_the_kernel_ring() {
+    super::setup();
+    let out = Command::new(netwatch_bin()).args(["events", "--ring-size", "3"]).output().expect("running netwatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "`--ring-size 3`: {}; stderr:\n{stderr}", out.status);
+    assert!(stderr.contains("power of two"), "expected the reason; stderr:\n{stderr}");
+
+    let nw = Netwatch::start(&["events", "--json", "--ring-size", "1"]);
+    let ring = bpf::map_of(nw.pid(), "EVENTS").expect("netwatch holds an EVENTS map");
+    assert_eq!(bpf::max_entries(ring), 1 << 20, "EVENTS map of `--ring-size 1`");
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
+    let client = Peer::client(srv.addr, 1, 1);
+    server.wait_success(Duration::from_secs(10));
+    let stopped = nw.stop();
+    // The client's side (its `connect` shows local port 0: the kernel has
+    // not picked one yet).
+    let seen = sock_events(&stopped.events())
+        .iter()
+        .filter(|e| e.dport == srv.addr.port() && e.pid == u64::from(client.pid))
+        .map(|e| e.event.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(seen, ["connect", "established", "state", "state", "close"], "the client's events");
 }
