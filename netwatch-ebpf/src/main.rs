@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `tp_btf/inet_sock_set_state` | [`state::nw_set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS` (owners on births only); listener owners in `LISTENERS` |
 //! | `tp_btf/tcp_destroy_sock` | [`teardown::nw_destroy_sock`] | a `Destroy` event (when asked for, or when a reset followed the close) |
-//! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::accept_exit`] | the accepting process becomes the owner |
+//! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::nw_accept4_exit`], [`accept::nw_accept_exit`] | the accepting process becomes the owner |
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |

@@ -7,12 +7,12 @@
 //! `traffic::is_minisock`; a reset sent for a TIME_WAIT socket carries the
 //! cookie of the full socket whose row was deleted at its teardown).
 
-use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use netwatch_common::tcp;
 
 use crate::{
     maps::offsets,
-    sock::{Direct, Fields},
+    sock::{cookie, Direct, Fields},
     traffic::{add32, is_minisock, row},
 };
 
@@ -51,13 +51,12 @@ fn bump(ctx: &BtfTracePointContext, what: What) {
     if sk == 0 {
         return;
     }
-    let state: u8 = Direct::at(sk, offsets().skc_state).unwrap_or(tcp::TIME_WAIT);
+    let off = offsets();
+    let state: u8 = Direct::at(sk, off.skc_state).unwrap_or(tcp::TIME_WAIT);
     if is_minisock(u32::from(state)) {
         return;
     }
-    // SAFETY: sk is the tracepoint's own, non-NULL `struct sock *`.
-    let cookie = unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) };
-    let Some(t) = row(cookie) else { return };
+    let Some(t) = row(cookie(sk, off)) else { return };
     // SAFETY: `t` points into a map value.
     let field = unsafe {
         match what {

@@ -19,7 +19,7 @@ fn try_destroy_sock(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // Two of the twelve runs per connection: without anyone asking for
     // teardown events, and with no traffic row to free (so no reset after
     // the close to report), there is nothing to do.
-    if !teardown_events() && !crate::traffic::any_rows() {
+    if !teardown_events() && crate::traffic::no_rows() {
         return Ok(());
     }
     let sk: u64 = ctx.arg::<u64>(0);

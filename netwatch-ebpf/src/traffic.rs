@@ -232,17 +232,11 @@ pub fn totals_into(cookie: u64, out: &mut Traffic) {
     }
 }
 
-/// Whether `TRAFFIC` has any row (see [`no_rows`]).
-#[inline(always)]
-pub fn any_rows() -> bool {
-    !no_rows()
-}
-
 /// Whether `TRAFFIC` is empty. A socket's row is made (and counted) before
 /// its own teardown looks, by programs that hold the socket, so a zero
 /// never hides the row of the socket asking.
 #[inline(always)]
-fn no_rows() -> bool {
+pub fn no_rows() -> bool {
     // SAFETY: a plain read of the one slot.
     TRAFFIC_ROWS.get(0).is_none_or(|n| *n == 0)
 }
