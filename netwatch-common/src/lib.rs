@@ -13,5 +13,5 @@ pub mod tcp;
 pub mod traffic;
 
 pub use offsets::KernelOffsets;
-pub use record::{Bytes16, Counter, EventKind, ListenKey, Owner, OwnerSource, SockEvent, SocketFd, SOCK_EVENT_HEAD};
+pub use record::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, SocketFd, SOCK_EVENT_HEAD};
 pub use traffic::Traffic;

@@ -4,10 +4,8 @@
 
 /// Ring buffer carrying [`crate::SockEvent`] records to the agent.
 pub const MAP_EVENTS: &str = "EVENTS";
-/// Per-CPU array of [`crate::Counter`] values (lost events, full maps).
+/// Per-CPU array of [`crate::Counter`] values (lost events, a full traffic map).
 pub const MAP_COUNTERS: &str = "COUNTERS";
-/// Hash map: [`crate::ListenKey`] -> [`crate::Owner`] of the listening socket.
-pub const MAP_LISTENERS: &str = "LISTENERS";
 /// Array of one u32 the agent writes: 1 while its reader drains the ring
 /// on its own clock, so the programs submit without waking it.
 pub const MAP_READER_AWAKE: &str = "READER_AWAKE";

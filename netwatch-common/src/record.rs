@@ -73,7 +73,8 @@ pub enum OwnerSource {
     Unknown = 0,
     /// The process that called `connect()` or `listen()`.
     Current = 1,
-    /// Inherited from the listening socket (passive open, before `accept()`).
+    /// Inherited from the listening socket (passive open, before
+    /// `accept()`); lent by the agent, never written by the kernel programs.
     Listener = 2,
     /// The process whose `accept()` returned the socket.
     Accept = 3,
@@ -120,9 +121,10 @@ pub struct SockEvent {
     /// The owner's process name, NUL-padded (the kernel's 16-byte comm).
     pub comm: Bytes16,
     /// Owner's tgid (the PID users know); 0 when the kernel does not say.
-    /// Only a socket's birth (connect, listen, a passive child's first
-    /// transition), `accept()` and a UDP release carry the owner; the agent
-    /// lends it to the socket's later events (`event::tuples`, `table`).
+    /// Only a socket's birth (connect, listen), `accept()` and a UDP
+    /// release carry the owner; the agent lends it to the socket's later
+    /// events (`event::tuples`, `table`), and a listener's to its passive
+    /// children until accept (`event::listeners`).
     pub pid: u32,
     pub uid: u32,
     /// Inode number of the socket's network namespace.
@@ -154,42 +156,6 @@ pub const SOCK_EVENT_HEAD: usize = core::mem::offset_of!(SockEvent, traffic);
 // A multiple of 8, as the ring keeps records aligned.
 const _: () = assert!(SOCK_EVENT_HEAD == 104);
 
-/// Who owns a socket, taken only in process context (KERNEL-NOTES point 1).
-/// The kernel keeps one per listening socket (`LISTENERS`), so a passive
-/// child's first event can name its listener's owner; every other socket's
-/// owner rides on its birth event and the agent carries it forward.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Owner {
-    pub start_ns: u64,
-    pub comm: Bytes16,
-    pub pid: u32,
-    pub uid: u32,
-    /// An [`OwnerSource`].
-    pub source: u32,
-    pub _pad: u32,
-    /// Cookie of the listening socket this record belongs to: SO_REUSEPORT
-    /// lets several share one [`ListenKey`], and only the one that
-    /// registered last may delete it. 0 when unknown.
-    pub cookie: u64,
-}
-
-const _: () = assert!(size_of::<Owner>() == 48);
-
-/// Key of a listening socket: children look their owner up by the address
-/// and port they were accepted on, exactly, then with a wildcard address.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ListenKey {
-    pub netns: u32,
-    pub port: u16,
-    pub family: u16,
-    /// Network order; all zero for a wildcard (`0.0.0.0` or `::`) listener.
-    pub addr: Bytes16,
-}
-
-const _: () = assert!(size_of::<ListenKey>() == 24);
-
 /// One socket held open by a process, as the socket-file iterator writes
 /// it: the seed's owner scan (`/proc/*/fd` without a readlink per fd).
 #[repr(C)]
@@ -212,21 +178,17 @@ const _: () = assert!(size_of::<SocketFd>() == 32);
 pub enum Counter {
     /// Ring-buffer reservations that failed: events the agent never saw.
     LostEvents = 0,
-    /// Listener records that did not fit in `LISTENERS`.
-    ListenersFull = 1,
     /// Sockets whose traffic could not be counted: `TRAFFIC` was full.
-    TrafficFull = 2,
+    TrafficFull = 1,
 }
 
 /// Number of slots in the counter array.
-pub const COUNTER_SLOTS: u32 = 3;
+pub const COUNTER_SLOTS: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain-old-data records: repr(C), no padding, every bit pattern valid.
     unsafe impl aya::Pod for super::SockEvent {}
-    unsafe impl aya::Pod for super::Owner {}
-    unsafe impl aya::Pod for super::ListenKey {}
     unsafe impl aya::Pod for super::SocketFd {}
     unsafe impl aya::Pod for crate::KernelOffsets {}
     unsafe impl aya::Pod for crate::Traffic {}

@@ -3,7 +3,7 @@
 use core::mem::MaybeUninit;
 
 use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, generated};
-use netwatch_common::{Counter, EventKind, Owner, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
+use netwatch_common::{Counter, EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
 
 use crate::{
     maps::{COUNTERS, EVENTS, READER_AWAKE},
@@ -23,12 +23,14 @@ pub fn count(counter: Counter) {
 }
 
 /// Whose socket an event is about, as far as the kernel can tell here.
-pub enum Who<'a> {
+pub enum Who {
     /// The current task: only in the owner's own system call. With the
     /// socket's start time, 0 where this is not its birth.
     Current(OwnerSource, u64),
-    /// A passive child's listener (a `LISTENERS` value), since `start_ns`.
-    Listener(&'a Owner, u64),
+    /// A passive child at its birth (`start_ns`), in softirq: its owner is
+    /// its listener's, which the agent knows from the listener's own birth
+    /// (or /proc) and lends it.
+    Child(u64),
     /// Not known here (softirq context): the agent lends the owner from
     /// the socket's birth event.
     Nobody,
@@ -83,49 +85,15 @@ impl Draft {
                     (&raw mut (*p).start_ns).write(start_ns);
                     (&raw mut (*p).owner_source).write(source as u8);
                 }
-                Who::Listener(o, start_ns) => {
-                    // Word by word: a plain copy from the map value became
-                    // a call to the backend's byte-loop memmove.
-                    let from = (&raw const o.comm).cast::<u64>();
-                    comm.cast::<u64>().write(core::ptr::read_volatile(from));
-                    comm.cast::<u64>().add(1).write(core::ptr::read_volatile(from.add(1)));
-                    (&raw mut (*p).pid).write(o.pid);
-                    (&raw mut (*p).uid).write(o.uid);
-                    (&raw mut (*p).start_ns).write(start_ns);
-                    (&raw mut (*p).owner_source).write(OwnerSource::Listener as u8);
-                }
+                // Zeros LLVM cannot see through: adjacent constant zero
+                // stores become a call to the byte-loop memset (see
+                // `Bytes16`); even volatile ones did
+                // here, in the teardown program.
+                Who::Child(start_ns) => unowned(p, opaque_zero(), start_ns),
                 Who::Nobody => {
-                    // Zeros LLVM cannot see through: adjacent constant zero
-                    // stores become a call to the byte-loop memset (see
-                    // `Bytes16`); even `sock::zero_words`' volatile ones did
-                    // here, in the teardown program.
                     let z = opaque_zero();
-                    comm.cast::<u64>().write(z);
-                    comm.cast::<u64>().add(1).write(z);
-                    (&raw mut (*p).pid).write(z as u32);
-                    (&raw mut (*p).uid).write(z as u32);
-                    (&raw mut (*p).start_ns).write(z);
-                    (&raw mut (*p).owner_source).write(OwnerSource::Unknown as u8);
+                    unowned(p, z, z);
                 }
-            }
-        }
-    }
-
-    /// The owner [`Draft::head`] wrote (for a listener's record), with `cookie`.
-    #[inline(always)]
-    pub fn owner(&self, cookie: u64) -> Owner {
-        let p = self.0.as_ptr();
-        // SAFETY: the owner fields were written by `head`; read through raw
-        // pointers, as the totals may not be.
-        unsafe {
-            Owner {
-                start_ns: (&raw const (*p).start_ns).read(),
-                comm: (&raw const (*p).comm).read(),
-                pid: (&raw const (*p).pid).read(),
-                uid: (&raw const (*p).uid).read(),
-                source: u32::from((&raw const (*p).owner_source).read()),
-                _pad: 0,
-                cookie,
             }
         }
     }
@@ -152,6 +120,21 @@ impl Draft {
             core::slice::from_raw_parts(p.cast::<u8>(), size_of::<SockEvent>())
         };
         output(whole);
+    }
+}
+
+/// Writes an owner nobody knows here: `z` must be an [`opaque_zero`].
+#[inline(always)]
+unsafe fn unowned(p: *mut SockEvent, z: u64, start_ns: u64) {
+    // SAFETY: the caller's own record, written once per field.
+    unsafe {
+        let comm = (&raw mut (*p).comm).cast::<u64>();
+        comm.write(z);
+        comm.add(1).write(z);
+        (&raw mut (*p).pid).write(z as u32);
+        (&raw mut (*p).uid).write(z as u32);
+        (&raw mut (*p).start_ns).write(start_ns);
+        (&raw mut (*p).owner_source).write(OwnerSource::Unknown as u8);
     }
 }
 

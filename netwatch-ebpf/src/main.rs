@@ -2,7 +2,7 @@
 //!
 //! | hook | program | feeds |
 //! |---|---|---|
-//! | `tp_btf/inet_sock_set_state` | [`state::nw_set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS` (owners on births only); listener owners in `LISTENERS` |
+//! | `tp_btf/inet_sock_set_state` | [`state::nw_set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS` (owners on births only) |
 //! | `tp_btf/tcp_destroy_sock` | [`teardown::nw_destroy_sock`] | a `Destroy` event (when asked for, or when a reset followed the close) |
 //! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::nw_accept4_exit`], [`accept::nw_accept_exit`] | the accepting process becomes the owner |
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
@@ -15,11 +15,11 @@
 //! whoever happened to be on the CPU (KERNEL-NOTES point 1). So the owner is
 //! taken from `current` only where the transition runs in the owner's own
 //! system call: `CLOSE -> SYN_SENT` (`connect()`) and `CLOSE -> LISTEN`
-//! (`listen()`); a passive child inherits its listener's owner until
+//! (`listen()`); a passive child, born in softirq, belongs to its
+//! listener's owner (which the agent lends it: `event::listeners`) until
 //! `accept()` returns it, when the syscall exit tracepoint (process context
 //! again) hands it to the accepting process. Each of these events carries
-//! the owner and the agent lends it to the socket's later events (see
-//! [`owner`]). `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6)
+//! the owner and the agent lends it to the socket's later events. `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6)
 //! is the one point every TCP socket passes when freed, so per-socket
 //! traffic rows are deleted there (KERNEL-NOTES point 6).
 //!
@@ -39,7 +39,6 @@ mod accept;
 mod emit;
 mod iter;
 mod maps;
-mod owner;
 mod sock;
 mod state;
 mod teardown;

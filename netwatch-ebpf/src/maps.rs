@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS, ListenKey, Owner};
+use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS};
 
 /// 16 MiB: at 112 bytes an event with the ring's header (176 for a close)
 /// this absorbs ~130,000 events, several hundred milliseconds of the
@@ -19,12 +19,6 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 /// Written by the agent (see `netwatch_common::names::MAP_READER_AWAKE`).
 #[map]
 pub static READER_AWAKE: Array<u32> = Array::with_max_entries(1, 0);
-
-/// Owner of every listening socket, for its passive children's first
-/// event. Not LRU, which would evict live listeners silently (KERNEL-NOTES
-/// point 6): a full map is counted instead.
-#[map]
-pub static LISTENERS: HashMap<ListenKey, Owner> = HashMap::with_max_entries(16_384, 0);
 
 /// Set by the agent before load; read-only for the programs, so the verifier
 /// sees the offsets as constants.

@@ -35,23 +35,6 @@ pub fn zero16() -> Bytes16 {
     from_words(crate::emit::opaque_zero(), crate::emit::opaque_zero())
 }
 
-/// Zeroes `b` in place with two volatile 64-bit stores.
-#[inline(always)]
-pub fn zero_in_place(b: &mut Bytes16) {
-    // SAFETY: a valid, aligned Bytes16.
-    unsafe { zero_words(b) }
-}
-
-#[inline(always)]
-unsafe fn zero_words(b: *mut Bytes16) {
-    let words = b.cast::<u64>();
-    // SAFETY: the caller passes 16 writable bytes aligned to 8.
-    unsafe {
-        core::ptr::write_volatile(words, 0);
-        core::ptr::write_volatile(words.add(1), 0);
-    }
-}
-
 /// A [`Bytes16`] from its two 64-bit words, in memory order.
 #[inline(always)]
 fn from_words(lo: u64, hi: u64) -> Bytes16 {

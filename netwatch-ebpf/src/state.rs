@@ -9,7 +9,6 @@ use netwatch_common::{
 use crate::{
     emit::{Draft, Who},
     maps::offsets,
-    owner,
     sock::{inode, tcp_tuple, Direct},
 };
 
@@ -44,8 +43,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         // socket and given back a port the kernel picked (`inet_put_port`
         // zeroes `inet_num`): a failed connect (KERNEL-NOTES point 4), a
         // client's close, a listener bound to port 0. The socket still
-        // names the port where getsockname looks; without it a listener's
-        // `LISTENERS` entry would never be found again to be deleted.
+        // names the port where getsockname looks.
         t.sport = crate::totals::local_port(sk, off);
     }
     let now = unsafe { bpf_ktime_get_ns() };
@@ -55,26 +53,23 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // kernel keeps no per-socket owner: looking it up again on each of a
     // connection's ten transitions, and freeing it, cost more than the rest
     // of this program. Only the two transitions that run in the caller's
-    // own system call take `current`; a passive child, born in softirq
-    // (cloned from its listener: LISTEN -> SYN_RECV), takes its listener's
-    // owner until `accept()` hands it on.
+    // own system call take `current`. A passive child, born in softirq
+    // (cloned from its listener: LISTEN -> SYN_RECV), belongs to its
+    // listener's owner until `accept()` hands it on; the agent, which saw
+    // the listener born, lends it. (A kernel map of listener owners, looked
+    // up here on every handshake, cost the traced workload up to 2% on its
+    // own: the map's lines were often cold by the next handshake.)
     let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
     let who = if born {
         Who::Current(OwnerSource::Current, now)
     } else if old == LISTEN && new == SYN_RECV {
-        owner::of_listener(&t).map_or(Who::Nobody, |o| Who::Listener(o, now))
+        Who::Child(now)
     } else {
         Who::Nobody
     };
     let file = if born { inode::<Direct>(sk, off) } else { 0 };
     let mut e = Draft::uninit();
     e.head(classify(old, new), now, cookie, &t, who, file, old, new);
-    if born && new == LISTEN {
-        owner::remember_listener(&t, &e.owner(cookie));
-    }
-    if old == LISTEN && new == CLOSE {
-        owner::forget_listener(&t, cookie);
-    }
     if new == CLOSE {
         // tcplife's TX_KB/RX_KB: the final totals ride on the close event.
         e.send_with_totals(|totals| {

@@ -90,7 +90,7 @@ impl Live {
             .context("joining the socket enumeration")?
             .context("enumerating existing sockets")?;
         // Listeners older than netwatch: their children inherit their owner.
-        self.attached.seed_listeners(&seed.sockets);
+        self.decoder.listeners.seed(&seed.sockets);
         self.seed_stats = seed.stats;
         self.table.seed(seed.sockets, monotonic_ns());
         Ok(())
@@ -129,7 +129,7 @@ impl Live {
 
     async fn reseed(&mut self) -> Result<()> {
         let seed = tokio::task::spawn_blocking(seed::seed_all).await??;
-        self.attached.seed_listeners(&seed.sockets);
+        self.decoder.listeners.seed(&seed.sockets);
         self.seed_stats = seed.stats;
         self.table.reseed(seed.sockets, monotonic_ns());
         Ok(())
@@ -221,7 +221,6 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
             table.totals.lost_events += n;
             update.lost += n;
         }
-        Batch::ListenersFull(n) => decoder.counts.listeners_full += n,
     }
 }
 

@@ -69,7 +69,6 @@ pub struct Counts {
     pub closes: u64,
     pub failed: u64,
     pub lost: u64,
-    pub listeners_full: u64,
 }
 
 impl Counts {

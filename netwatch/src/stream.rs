@@ -56,9 +56,6 @@ pub enum Batch {
     Events(Vec<SockEvent>),
     /// Events the kernel could not queue since the previous report.
     Lost(u64),
-    /// Listening sockets the kernel could not record since the previous
-    /// report: their passive children are born without an owner.
-    ListenersFull(u64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -176,7 +173,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
             }
             if last_counters.elapsed() >= opts.counter_interval {
                 last_counters = Instant::now();
-                for b in loss.poll(&counters)? {
+                if let Some(b) = loss.poll(&counters)? {
                     if tx.send(b).await.is_err() {
                         return Ok(latency);
                     }
@@ -188,7 +185,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
         if !batch.is_empty() {
             let _ = tx.send(Batch::Events(batch)).await;
         }
-        for b in loss.poll(&counters)? {
+        if let Some(b) = loss.poll(&counters)? {
             let _ = tx.send(b).await;
         }
         Ok(latency)
@@ -228,26 +225,15 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
 #[derive(Default)]
 struct LossTracker {
     lost: u64,
-    listeners_full: u64,
 }
 
 impl LossTracker {
-    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>) -> Result<Vec<Batch>> {
-        let sum = |c: Counter| -> Result<u64> {
-            let values = counters.get(&(c as u32), 0).context("reading netwatch's loss counters")?;
-            Ok(values.iter().sum())
-        };
-        let mut out = Vec::new();
-        let lost = sum(Counter::LostEvents)?;
-        if lost > self.lost {
-            out.push(Batch::Lost(lost - self.lost));
-            self.lost = lost;
-        }
-        let full = sum(Counter::ListenersFull)?;
-        if full > self.listeners_full {
-            out.push(Batch::ListenersFull(full - self.listeners_full));
-            self.listeners_full = full;
-        }
-        Ok(out)
+    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>) -> Result<Option<Batch>> {
+        let values = counters.get(&(Counter::LostEvents as u32), 0).context("reading netwatch's loss counters")?;
+        let lost = values.iter().sum();
+        let new = lost > self.lost;
+        let batch = new.then(|| Batch::Lost(lost - self.lost));
+        self.lost = lost;
+        Ok(batch)
     }
 }

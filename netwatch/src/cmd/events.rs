@@ -48,10 +48,9 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
     let mut printer = Printer::new(args, attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
-    let mut attached = attached;
     match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
         Ok(seed) => {
-            attached.seed_listeners(&seed.sockets);
+            printer.decoder.listeners.seed(&seed.sockets);
             printer.decoder.tuples.preload(&seed.sockets);
         }
         Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
@@ -167,13 +166,6 @@ impl Printer {
             Batch::Lost(n) => {
                 self.decoder.counts.lost += n;
                 self.sink.lost(out, n, jiff::Timestamp::now())?;
-            }
-            Batch::ListenersFull(n) => {
-                self.decoder.counts.listeners_full += n;
-                eprintln!(
-                    "netwatch: warning: {n} listening sockets could not be recorded (listener map full): \
-                     their connections show no owner until accept()"
-                );
             }
         }
         Ok(false)

@@ -1,6 +1,7 @@
 //! Turning raw kernel records into events: pure functions, unit tested.
 
 pub mod clock;
+pub mod listeners;
 pub mod tuples;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -36,6 +37,9 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
 pub struct Decoder {
     pub counts: crate::stats::Counts,
     pub tuples: tuples::TupleCache,
+    /// Listener owners, lent to passive children (before the tuple cache
+    /// or table lends the child's own to its later events).
+    pub listeners: listeners::ListenerOwners,
     /// [`final_totals`] of the batch being decoded.
     final_totals: rustc_hash::FxHashMap<u64, Traffic>,
 }
@@ -58,6 +62,7 @@ impl Decoder {
     /// its own per-socket state (the live table) and completes events from it.
     pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = Event::from_record(r)?;
+        self.listeners.observe(&mut e);
         if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
             if let Some(t) = self.final_totals.get(&e.cookie) {
                 e.traffic = e.traffic.after_close(t);

@@ -11,19 +11,13 @@ pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use netwatch_common::{names, Bytes16, ListenKey, Owner, OwnerSource};
+use netwatch_common::names;
 
-use crate::{
-    seed::{Family, SeedSocket},
-    stream::RingMaps,
-};
-
-/// `bpf_map_update_elem` flag: only create, never overwrite.
-const BPF_NOEXIST: u64 = 1;
+use crate::stream::RingMaps;
 
 /// The object built from netwatch-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netwatch"));
@@ -62,7 +56,6 @@ pub struct Probes {
 
 /// Keeps the programs attached while alive; dropping it detaches them all.
 pub struct Attached {
-    listeners: HashMap<MapData, ListenKey, Owner>,
     _ebpf: Ebpf,
     /// Why accept attribution is unavailable, when it is.
     pub degraded: Option<String>,
@@ -70,45 +63,6 @@ pub struct Attached {
     pub traffic: Option<traffic::TrafficMap>,
     /// Why the traffic counters are unavailable, when they were wanted.
     pub traffic_degraded: Option<String>,
-}
-
-impl Attached {
-    /// Teaches the kernel the owners of listeners that were already open
-    /// when netwatch started: their `listen()` happened before any program
-    /// could see it, and their children inherit their owner until accept.
-    /// Returns how many were stored.
-    pub fn seed_listeners(&mut self, sockets: &[SeedSocket]) -> usize {
-        let mut stored = 0;
-        for s in sockets.iter().filter(|s| s.state == netwatch_common::tcp::LISTEN) {
-            let Some(p) = s.owners.first() else { continue };
-            let (family, addr) = match (s.family, s.local.ip()) {
-                (Family::V4, std::net::IpAddr::V4(ip)) => {
-                    let mut a = [0; 16];
-                    a[..4].copy_from_slice(&ip.octets());
-                    (netwatch_common::tcp::AF_INET, a)
-                }
-                (_, std::net::IpAddr::V6(ip)) => (netwatch_common::tcp::AF_INET6, ip.octets()),
-                _ => continue,
-            };
-            let key = ListenKey { netns: s.netns, port: s.local.port(), family, addr: Bytes16(addr) };
-            let comm = Bytes16(crate::event::Comm::new(&p.comm).0);
-            let owner = Owner {
-                start_ns: 0,
-                comm,
-                pid: p.pid,
-                uid: s.uid,
-                source: OwnerSource::Proc as u32,
-                _pad: 0,
-                cookie: s.cookie.unwrap_or(0),
-            };
-            // A listener that appeared meanwhile was registered by the
-            // kernel itself, with a better owner: keep it.
-            if self.listeners.insert(key, owner, BPF_NOEXIST).is_ok() {
-                stored += 1;
-            }
-        }
-        stored
-    }
 }
 
 impl Probes {
@@ -143,10 +97,8 @@ impl Probes {
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
         let awake =
             Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
-        let listeners =
-            HashMap::try_from(take_map(&mut ebpf, names::MAP_LISTENERS)?).context("opening the listener map")?;
         Ok(Self {
-            attached: Attached { listeners, _ebpf: ebpf, degraded, traffic, traffic_degraded },
+            attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded },
             ring: RingMaps { events, counters, awake },
         })
     }

@@ -2,12 +2,12 @@
 //! right sequence of states.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use netwatch_tests::conn::{by_cookie, check_lifecycle, check_owner, show};
 use netwatch_tests::event::{lost_total, sock_events};
-use netwatch_tests::{bpf, free_port, Netwatch, Owner, Peer, Problems, Role, SockEvent};
+use netwatch_tests::{free_port, Netwatch, Owner, Peer, Problems, Role, SockEvent};
 
 struct Scenario {
     bind: &'static str,
@@ -209,46 +209,45 @@ fn refused_connect_is_reported_as_failed() {
     problems.assert_none(&context);
 }
 
-/// A listener's entry in the kernel's `LISTENERS` map (its owner, for its
-/// children born in softirq) is there while it listens and gone once it is
-/// closed: for a port the kernel picked, which it gives back before the
-/// tracepoint fires, as for one the caller chose; with a child or without.
-/// A stale entry per closed listener would fill the map on a server that
-/// opens many short-lived listeners.
+/// A closed listener lends its owner to nobody: with the port it had (one
+/// the kernel picked, which the close no longer names) now listened on by
+/// another process on the wildcard address, the exact address the first
+/// one had must not win for the new children. Each child, from its first
+/// event, carries the owner of the listener that is really there.
 #[test]
-fn closed_listeners_leave_no_entry_in_the_kernel() {
+fn a_closed_listener_gives_its_port_up_to_the_next_owner() {
     super::setup();
     let nw = Netwatch::start(&["events", "--json"]);
-    let map = bpf::map_of(nw.pid(), "LISTENERS").expect("netwatch holds a LISTENERS map");
-    // ListenKey: netns (u32), port (u16, host order), family (u16), address.
-    let listed = |port: u16| bpf::map_keys(map).iter().any(|k| k.len() == 24 && k[4..6] == port.to_ne_bytes());
-    let settles = |port: u16, want: bool| {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while listed(port) != want && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        listed(port) == want
+    let (mut first, first_srv) = Peer::server("127.0.0.1:0", Some(2));
+    let first_client = Peer::client(first_srv.addr, 2, 0);
+    first.wait_success(Duration::from_secs(30));
+    let port = first_srv.addr.port();
+    let (mut second, second_srv) = Peer::server(&format!("0.0.0.0:{port}"), Some(3));
+    let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let second_client = Peer::client(to, 3, 0);
+    second.wait_success(Duration::from_secs(30));
+    let stopped = nw.stop();
+
+    let events = sock_events(&stopped.events());
+    let children = |client: &netwatch_tests::ClientReport| -> Vec<&SockEvent> {
+        events
+            .iter()
+            .filter(|e| e.sport == port && client.local_ports.contains(&e.dport) && e.new_state == "SYN_RECV")
+            .collect()
     };
-    let v4: IpAddr = Ipv4Addr::LOCALHOST.into();
-    let v6: IpAddr = Ipv6Addr::LOCALHOST.into();
     let mut problems = Problems::default();
-    for (ip, port, with_child) in [(v4, 0, false), (v4, free_port(v4), false), (v6, 0, true)] {
-        let listener = TcpListener::bind((ip, port)).expect("binding a listener");
-        let at = listener.local_addr().expect("getsockname");
-        let case = format!("listener {at} (asked for port {port}, child: {with_child})");
-        if !settles(at.port(), true) {
-            problems.push(format!("{case}: no LISTENERS entry while it listens"));
+    for (what, client, srv, n) in
+        [("first listener", &first_client, &first_srv, 2), ("second listener", &second_client, &second_srv, 3)]
+    {
+        let born = children(client);
+        if born.len() != n {
+            problems.push(format!("{what}: expected {n} children born, got:\n{}", show(&born)));
         }
-        if with_child {
-            let client = TcpStream::connect(at).expect("connecting to our listener");
-            let (child, _) = listener.accept().expect("accept");
-            drop((child, client));
-        }
-        drop(listener);
-        if !settles(at.port(), false) {
-            problems.push(format!("{case}: its LISTENERS entry outlived it"));
+        let owner = Owner { pid: u64::from(srv.pid), comm: "nw-peer", uid: 0 };
+        problems.check(what, check_owner(&born, owner));
+        if let Some(e) = born.iter().find(|e| !e.line.contains(r#""owner":"listener""#)) {
+            problems.push(format!("{what}: a child's first event should name its listener's owner: {}", e.line));
         }
     }
-    drop(nw.stop());
-    problems.assert_none("closed listeners");
+    problems.assert_none(&format!("port {port}, first server {}, second {}", first_srv.pid, second_srv.pid));
 }
