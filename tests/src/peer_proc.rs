@@ -104,13 +104,28 @@ impl Peer {
             args.extend(["--count", n]);
         }
         let mut peer = Self::spawn(&args);
-        let v = peer.json_line(Duration::from_secs(10));
+        let (info, _) = peer.server_announcement();
+        (peer, info)
+    }
+
+    /// A server's first line: its pid and address, and what else it said.
+    fn server_announcement(&mut self) -> (ServerInfo, Value) {
+        let v = self.json_line(Duration::from_secs(10));
         let info = ServerInfo {
             pid: json_u32(&v, "pid"),
             addr: v["addr"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad addr in {v}")),
         };
-        assert_eq!(info.pid, peer.pid(), "server announced another pid: {v}");
-        (peer, info)
+        assert_eq!(info.pid, self.pid(), "server announced another pid: {v}");
+        (info, v)
+    }
+
+    /// Starts `nw-peer server --accept-in-child`: this process listens, a
+    /// forked worker accepts. Returns the worker's pid with the rest.
+    pub fn prefork_server(addr: &str, count: u64) -> (Self, ServerInfo, u32) {
+        let count = count.to_string();
+        let mut peer = Self::spawn(&["server", "--addr", addr, "--count", &count, "--accept-in-child"]);
+        let (info, v) = peer.server_announcement();
+        (peer, info, json_u32(&v, "worker"))
     }
 
     /// Runs `nw-peer client` to completion.

@@ -39,6 +39,10 @@ pub enum Command {
         /// Exit after this many connections (default: serve forever).
         #[arg(long)]
         count: Option<u64>,
+        /// Listen here, accept in a forked worker (as a pre-forking server
+        /// does), and announce its pid as `"worker"` too.
+        #[arg(long)]
+        accept_in_child: bool,
     },
     /// Make N sequential connections; print `{"pid","local_ports","connections"}`.
     Client {
@@ -199,7 +203,7 @@ pub enum CloseFirstArg {
 pub fn run(cli: Cli) -> Result<()> {
     let line = match cli.command {
         // The server announces itself when it starts listening, not at the end.
-        Command::Server { addr, count } => return server::run(addr, count),
+        Command::Server { addr, count, accept_in_child } => return server::run(addr, count, accept_in_child),
         // These announce themselves once set up, then hold until stdin closes.
         Command::Hold { listen, pairs, connect, udp_bind, udp_connect, share, max_seconds } => {
             return hold::run(&hold::HoldConfig { listen, pairs, connect, udp_bind, udp_connect, share, max_seconds })

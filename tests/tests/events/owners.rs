@@ -251,3 +251,45 @@ fn a_closed_listener_gives_its_port_up_to_the_next_owner() {
     }
     problems.assert_none(&format!("port {port}, first server {}, second {}", first_srv.pid, second_srv.pid));
 }
+
+/// A pre-forking server: one process listens, a forked worker accepts. A
+/// child belongs to the listener's owner until `accept()` returns it (its
+/// birth and its `accept` event happen before that), and to the worker
+/// from then on; its last transitions run in the worker's own close().
+#[test]
+fn a_prefork_servers_connections_move_from_listener_to_worker_at_accept() {
+    super::setup();
+    let n = 20;
+    let nw = Netwatch::start(&["events", "--json"]);
+    let (mut server, srv, worker) = Peer::prefork_server("127.0.0.1:0", n);
+    // Held long enough that each connection is accepted before it closes.
+    let client = Peer::client(srv.addr, n, 50);
+    server.wait_success(Duration::from_secs(30));
+    let stopped = nw.stop();
+
+    let events = sock_events(&stopped.events());
+    let cookies = by_cookie(&events);
+    let port = srv.addr.port();
+    let parent = Owner { pid: u64::from(srv.pid), comm: "nw-peer", uid: 0 };
+    let worker_owner = Owner { pid: u64::from(worker), comm: "nw-peer", uid: 0 };
+    let mut problems = Problems::default();
+    let children = matching_cookies(&events, |e| e.sport == port && client.local_ports.contains(&e.dport));
+    if children.len() != client.local_ports.len() {
+        problems.push(format!("expected {} server-side sockets, got {}", client.local_ports.len(), children.len()));
+    }
+    for c in children {
+        let evs = &cookies[&c];
+        let what = format!("server side of {}", evs[0].dport);
+        problems.check(&what, check_lifecycle(evs, Role::Child));
+        let before: Vec<&SockEvent> =
+            evs.iter().copied().filter(|e| e.new_state == "SYN_RECV" || e.event == "accept").collect();
+        let after: Vec<&SockEvent> =
+            evs.iter().copied().filter(|e| e.new_state == "LAST_ACK" || e.new_state == "CLOSE").collect();
+        if before.len() != 2 || after.len() != 2 {
+            problems.push(format!("{what}: expected SYN_RECV, accept, LAST_ACK and CLOSE:\n{}", show(evs)));
+        }
+        problems.check(format!("{what}, before accept()"), check_owner(&before, parent));
+        problems.check(format!("{what}, after accept()"), check_owner(&after, worker_owner));
+    }
+    problems.assert_none(&format!("listener pid {}, worker pid {worker}, port {port}", srv.pid));
+}
