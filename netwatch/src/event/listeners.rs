@@ -59,9 +59,7 @@ struct Listening {
 /// The owners of the listening sockets netwatch knows, by address.
 #[derive(Debug, Default)]
 pub struct ListenerOwners {
-    /// Several sockets may listen on one address (SO_REUSEPORT); the
-    /// kernel does not say which of them a child came from, so the newest
-    /// lends its owner (they usually share one).
+    /// Several sockets may listen on one address (SO_REUSEPORT).
     by_key: FxHashMap<Key, Vec<Listening>>,
     /// Where each listener is, by cookie: its close may name another port
     /// than its birth did (a port the kernel picked is given back first).
@@ -146,9 +144,15 @@ impl ListenerOwners {
         }
     }
 
+    /// The owner of the listener a child on `key` came from: the exact
+    /// address's listeners, else the wildcard's. Where several listen there
+    /// (SO_REUSEPORT) and not all for one process, the kernel does not say
+    /// which one the child came from: no owner rather than a guess, until
+    /// accept() names it.
     fn owner_for(&self, key: Key) -> Option<&Listening> {
-        let newest = |k: &Key| self.by_key.get(k).and_then(|v| v.last());
-        newest(&key).or_else(|| newest(&key.wildcard()))
+        let all = self.by_key.get(&key).or_else(|| self.by_key.get(&key.wildcard()))?;
+        let first = all.first()?;
+        all.iter().all(|l| l.pid == first.pid).then_some(first)
     }
 }
 

@@ -78,14 +78,20 @@ fn a_closed_listener_is_forgotten_by_cookie_whatever_its_close_says() {
 }
 
 #[test]
-fn reuseport_listeners_each_leave_alone() {
+fn reuseport_listeners_lend_an_owner_only_when_they_share_one() {
     let mut r = ListenerOwners::default();
+    // One process, one listener per thread.
     r.observe(&mut listen(1, "0.0.0.0:80", 10));
-    r.observe(&mut listen(2, "0.0.0.0:80", 20));
-    assert_eq!(child_of(&mut r, "127.0.0.1:80").0, 20, "the newest lends its owner");
-    r.observe(&mut closed(2, "0.0.0.0:80"));
-    assert_eq!(child_of(&mut r, "127.0.0.1:80").0, 10, "the other still listens");
+    r.observe(&mut listen(2, "0.0.0.0:80", 10));
+    assert_eq!(child_of(&mut r, "127.0.0.1:80"), (10, OwnerSource::Listener));
+    // A worker process of its own: which listener a child came from is
+    // not known, so neither is its owner until accept.
+    r.observe(&mut listen(3, "0.0.0.0:80", 20));
+    assert_eq!(child_of(&mut r, "127.0.0.1:80"), (0, OwnerSource::Unknown));
+    r.observe(&mut closed(3, "0.0.0.0:80"));
+    assert_eq!(child_of(&mut r, "127.0.0.1:80").0, 10, "the others still listen");
     r.observe(&mut closed(1, "0.0.0.0:80"));
+    r.observe(&mut closed(2, "0.0.0.0:80"));
     assert!(r.is_empty());
 }
 
