@@ -87,8 +87,8 @@ impl Draft {
                 }
                 // Zeros LLVM cannot see through: adjacent constant zero
                 // stores become a call to the byte-loop memset (see
-                // `Bytes16`); even volatile ones did
-                // here, in the teardown program.
+                // `Bytes16`); even volatile ones did, in the teardown
+                // program.
                 Who::Child(start_ns) => unowned(p, opaque_zero(), start_ns),
                 Who::Nobody => {
                     let z = opaque_zero();

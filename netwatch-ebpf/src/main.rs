@@ -19,9 +19,10 @@
 //! listener's owner (which the agent lends it: `event::listeners`) until
 //! `accept()` returns it, when the syscall exit tracepoint (process context
 //! again) hands it to the accepting process. Each of these events carries
-//! the owner and the agent lends it to the socket's later events. `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6)
-//! is the one point every TCP socket passes when freed, so per-socket
-//! traffic rows are deleted there (KERNEL-NOTES point 6).
+//! the owner and the agent lends it to the socket's later events.
+//! `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6) is the one
+//! point every TCP socket passes when freed, so per-socket traffic rows are
+//! deleted there (KERNEL-NOTES point 6).
 //!
 //! The BTF variants of the TCP tracepoints are used because they need no
 //! tracefs and cost a fraction of a classic tracepoint (no record is built);

@@ -90,11 +90,7 @@ impl ListenerOwners {
     pub fn seed(&mut self, sockets: &[SeedSocket]) {
         for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == LISTEN) {
             let Some(p) = s.owners.first() else { continue };
-            let family = match s.family {
-                crate::seed::Family::V4 => Family::V4,
-                crate::seed::Family::V6 => Family::V6,
-            };
-            let key = Key { netns: s.netns, family, ip: s.local.ip(), port: s.local.port() };
+            let key = Key { netns: s.netns, family: s.family.into(), ip: s.local.ip(), port: s.local.port() };
             let known = match s.cookie {
                 Some(cookie) => self.key_of.contains_key(&cookie),
                 None => self.by_key.contains_key(&key),
@@ -104,15 +100,6 @@ impl ListenerOwners {
                 self.add(key, l);
             }
         }
-    }
-
-    /// How many listeners are known.
-    pub fn len(&self) -> usize {
-        self.by_key.values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
     }
 
     fn add(&mut self, key: Key, l: Listening) {

@@ -3,6 +3,16 @@ use netwatch_common::tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV};
 use super::*;
 use crate::seed::Process;
 
+impl ListenerOwners {
+    fn len(&self) -> usize {
+        self.by_key.values().map(Vec::len).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
 fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> Event {
     let local: std::net::SocketAddr = local.parse().unwrap();
     Event {

@@ -92,6 +92,15 @@ pub enum Family {
     V6,
 }
 
+impl From<crate::seed::Family> for Family {
+    fn from(f: crate::seed::Family) -> Self {
+        match f {
+            crate::seed::Family::V4 => Self::V4,
+            crate::seed::Family::V6 => Self::V6,
+        }
+    }
+}
+
 impl Family {
     pub const fn name(self) -> &'static str {
         match self {

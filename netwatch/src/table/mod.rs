@@ -28,7 +28,7 @@ pub use row::{Closed, Ending, Owner, Row};
 pub use traffic::{ProcessTraffic, RowTraffic};
 
 use crate::{
-    event::{Comm, Event, Family},
+    event::{Comm, Event},
     seed::{self, Proto, SeedSocket},
 };
 
@@ -122,10 +122,7 @@ impl Table {
         };
         let row = Row {
             proto: s.proto,
-            family: match s.family {
-                seed::Family::V4 => Family::V4,
-                seed::Family::V6 => Family::V6,
-            },
+            family: s.family.into(),
             local: s.local,
             remote: s.remote,
             state: s.state,
