@@ -216,7 +216,8 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
                 update.events.push(e);
             }
         }
-        Batch::Lost(n) => {
+        Batch::Lost(loss) => {
+            let n = loss.total();
             decoder.counts.lost += n;
             table.totals.lost_events += n;
             update.lost += n;

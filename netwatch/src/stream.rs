@@ -39,6 +39,7 @@ use tokio::{
 
 use crate::{
     event::{clock::monotonic_ns, decode},
+    probe::misses::SkippedRuns,
     stats::Latency,
 };
 
@@ -48,14 +49,32 @@ pub struct RingMaps {
     pub events: RingBuf<MapData>,
     pub counters: PerCpuArray<MapData, u64>,
     pub awake: Array<MapData, u32>,
+    /// Runs of the sending programs the kernel skipped: lost events too.
+    pub skipped: SkippedRuns,
 }
 
 /// What the reader thread sends.
 #[derive(Debug)]
 pub enum Batch {
     Events(Vec<SockEvent>),
-    /// Events the kernel could not queue since the previous report.
-    Lost(u64),
+    /// Events lost since the previous report.
+    Lost(Loss),
+}
+
+/// Events lost, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loss {
+    /// Found the ring buffer full.
+    pub ring_full: u64,
+    /// Never made: runs of a sending program the kernel skipped
+    /// (`probe::misses`).
+    pub skipped: u64,
+}
+
+impl Loss {
+    pub const fn total(&self) -> u64 {
+        self.ring_full.saturating_add(self.skipped)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -109,7 +128,7 @@ impl Drop for Reader {
 }
 
 fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &AtomicBool) -> Result<Latency> {
-    let RingMaps { events, counters, mut awake } = maps;
+    let RingMaps { events, counters, mut awake, skipped } = maps;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
@@ -173,7 +192,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
             }
             if last_counters.elapsed() >= opts.counter_interval {
                 last_counters = Instant::now();
-                if let Some(b) = loss.poll(&counters)? {
+                if let Some(b) = loss.poll(&counters, &skipped)? {
                     if tx.send(b).await.is_err() {
                         return Ok(latency);
                     }
@@ -185,7 +204,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
         if !batch.is_empty() {
             let _ = tx.send(Batch::Events(batch)).await;
         }
-        if let Some(b) = loss.poll(&counters)? {
+        if let Some(b) = loss.poll(&counters, &skipped)? {
             let _ = tx.send(b).await;
         }
         Ok(latency)
@@ -221,19 +240,62 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
     out
 }
 
-/// Turns the kernel's cumulative per-CPU counters into deltas.
+/// Turns the kernel's cumulative loss counters into deltas.
 #[derive(Default)]
 struct LossTracker {
-    lost: u64,
+    seen: Loss,
 }
 
 impl LossTracker {
-    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>) -> Result<Option<Batch>> {
+    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>, skipped: &SkippedRuns) -> Result<Option<Batch>> {
         let values = counters.get(&(Counter::LostEvents as u32), 0).context("reading netwatch's loss counters")?;
-        let lost = values.iter().sum();
-        let new = lost > self.lost;
-        let batch = new.then(|| Batch::Lost(lost - self.lost));
-        self.lost = lost;
-        Ok(batch)
+        Ok(self.update(Loss { ring_full: values.iter().sum(), skipped: skipped.total()? }))
+    }
+
+    /// `now`: the cumulative counts.
+    fn update(&mut self, now: Loss) -> Option<Batch> {
+        let new = Loss {
+            ring_full: now.ring_full.saturating_sub(self.seen.ring_full),
+            skipped: now.skipped.saturating_sub(self.seen.skipped),
+        };
+        self.seen =
+            Loss { ring_full: self.seen.ring_full.max(now.ring_full), skipped: self.seen.skipped.max(now.skipped) };
+        (new.total() > 0).then_some(Batch::Lost(new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(b: Option<Batch>) -> Option<(u64, u64)> {
+        match b {
+            Some(Batch::Lost(l)) => Some((l.ring_full, l.skipped)),
+            _ => None,
+        }
+    }
+
+    fn at(ring_full: u64, skipped: u64) -> Loss {
+        Loss { ring_full, skipped }
+    }
+
+    #[test]
+    fn loss_is_reported_once_as_it_grows_by_cause() {
+        let mut t = LossTracker::default();
+        assert_eq!(lost(t.update(at(0, 0))), None);
+        assert_eq!(lost(t.update(at(3, 0))), Some((3, 0)));
+        assert_eq!(lost(t.update(at(3, 0))), None, "the same total is not lost again");
+        assert_eq!(lost(t.update(at(10, 2))), Some((7, 2)));
+        assert_eq!(lost(t.update(at(10, 5))), Some((0, 3)));
+    }
+
+    #[test]
+    fn a_smaller_count_is_not_a_negative_loss() {
+        // The counters only grow; were one ever read smaller, nothing
+        // would be reported for it, nor reported twice after.
+        let mut t = LossTracker::default();
+        assert_eq!(lost(t.update(at(5, 1))), Some((5, 1)));
+        assert_eq!(lost(t.update(at(4, 1))), None);
+        assert_eq!(lost(t.update(at(6, 1))), Some((1, 0)));
     }
 }

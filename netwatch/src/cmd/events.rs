@@ -88,13 +88,26 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     drop(attached);
     let counts = &printer.decoder.counts;
     eprintln!("{}", Summary(counts, &latency));
-    if counts.lost > 0 {
-        eprintln!(
-            "netwatch: {} events were lost: the ring buffer was full (a larger --ring-size holds longer bursts)",
-            counts.lost
-        );
+    if let Some(why) = loss_report(counts.lost, printer.ring_full) {
+        eprintln!("netwatch: {why}");
     }
     Ok(())
+}
+
+/// Why events were lost, for the exit message; None when none were.
+fn loss_report(lost: u64, ring_full: u64) -> Option<String> {
+    let skipped = lost.saturating_sub(ring_full);
+    let mut causes = Vec::new();
+    if ring_full > 0 {
+        causes.push(format!("{ring_full} found the ring buffer full (a larger --ring-size holds longer bursts)"));
+    }
+    if skipped > 0 {
+        causes.push(format!(
+            "{skipped} were never made: the kernel skipped a hook run that began while another was under way on \
+             the same CPU"
+        ));
+    }
+    (lost > 0).then(|| format!("{lost} events were lost: {}", causes.join("; ")))
 }
 
 /// One write per batch: the lines of a batch leave together, so a reader
@@ -115,6 +128,9 @@ struct Printer {
     decoder: Decoder,
     teardown: bool,
     remaining: Option<u64>,
+    /// Of the lost events, those that found the ring full (the rest are
+    /// skipped program runs).
+    ring_full: u64,
 }
 
 impl Printer {
@@ -141,6 +157,7 @@ impl Printer {
             },
             teardown: args.teardown,
             remaining: args.count,
+            ring_full: 0,
         }
     }
 
@@ -163,9 +180,10 @@ impl Printer {
                     }
                 }
             }
-            Batch::Lost(n) => {
-                self.decoder.counts.lost += n;
-                self.sink.lost(out, n, jiff::Timestamp::now())?;
+            Batch::Lost(loss) => {
+                self.decoder.counts.lost += loss.total();
+                self.ring_full += loss.ring_full;
+                self.sink.lost(out, loss.total(), jiff::Timestamp::now())?;
             }
         }
         Ok(false)
@@ -179,5 +197,22 @@ impl Printer {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_report_names_each_cause() {
+        assert_eq!(loss_report(0, 0), None);
+        let full = loss_report(5, 5).unwrap();
+        assert!(full.starts_with("5 events were lost: 5 found the ring buffer full"), "{full}");
+        assert!(!full.contains("never made"), "{full}");
+        let both = loss_report(7, 5).unwrap();
+        assert!(both.contains("5 found the ring buffer full") && both.contains("2 were never made"), "{both}");
+        let skipped = loss_report(2, 0).unwrap();
+        assert!(skipped.starts_with("2 events were lost: 2 were never made"), "{skipped}");
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod iter;
+pub mod misses;
 pub mod privilege;
 pub mod tracefs;
 pub mod traffic;
@@ -97,9 +98,17 @@ impl Probes {
             PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
         let awake =
             Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
+        // Programs that send a record on every run. The destroy hook sends
+        // one only when teardown events are asked for (or a reset followed
+        // the close, which its `send_reset` run already counted).
+        let mut sending = vec![names::PROG_SET_STATE, names::PROG_ACCEPT4_EXIT, names::PROG_ACCEPT_EXIT];
+        if opts.teardown_events {
+            sending.push(names::PROG_DESTROY_SOCK);
+        }
+        let skipped = misses::SkippedRuns::watch(&ebpf, &sending)?;
         Ok(Self {
             attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded },
-            ring: RingMaps { events, counters, awake },
+            ring: RingMaps { events, counters, awake, skipped },
         })
     }
 

@@ -137,7 +137,7 @@ impl Metrics {
         r.register("netwatch_resets", "Connections torn down without the FIN handshake", self.resets.clone());
         r.register(
             "netwatch_events_lost",
-            "Events the kernel dropped because the ring buffer was full",
+            "Events lost: the ring buffer was full, or the kernel skipped a hook run (the table is then re-read)",
             self.lost.clone(),
         );
         r.register("netwatch_table_reseeds", "Table rebuilds from the kernel after lost events", self.reseeds.clone());
