@@ -16,7 +16,7 @@ use crate::{
     output::{json::Json, text::Text, EventSink},
     probe::{Options, Probes},
     seed,
-    stats::Summary,
+    stats::{Counts, Summary},
     stream::{Batch, Reader, ReaderOptions},
 };
 
@@ -86,7 +86,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     flush(&mut out, &mut buf)?;
     let latency = finishing.await.context("joining the ring buffer reader")??;
     drop(attached);
-    let counts = &printer.decoder.counts;
+    let counts = &printer.shown;
     eprintln!("{}", Summary(counts, &latency));
     if let Some(why) = loss_report(counts.lost, printer.ring_full) {
         eprintln!("netwatch: {why}");
@@ -128,6 +128,10 @@ struct Printer {
     decoder: Decoder,
     teardown: bool,
     remaining: Option<u64>,
+    /// The events printed (what the filters let through), and every lost
+    /// one: what the exit summary counts. (The decoder counts everything
+    /// it decodes.)
+    shown: Counts,
     /// Of the lost events, those that found the ring full (the rest are
     /// skipped program runs).
     ring_full: u64,
@@ -157,6 +161,7 @@ impl Printer {
             },
             teardown: args.teardown,
             remaining: args.count,
+            shown: Counts::default(),
             ring_full: 0,
         }
     }
@@ -174,6 +179,7 @@ impl Printer {
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }
+                    self.shown.count(e.kind);
                     self.sink.event(out, &e, &self.clock)?;
                     if self.printed_enough() {
                         return Ok(true);
@@ -181,7 +187,7 @@ impl Printer {
                 }
             }
             Batch::Lost(loss) => {
-                self.decoder.counts.lost += loss.total();
+                self.shown.lost += loss.total();
                 self.ring_full += loss.ring_full;
                 self.sink.lost(out, loss.total(), jiff::Timestamp::now())?;
             }

@@ -44,7 +44,8 @@ fn filters_filter_by_port() {
     let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
     let (other, other_addr, _) = server("127.0.0.1:0");
     traffic(&mut [(matched, addr), (other, other_addr)]);
-    let events = events_of(&nw.stop());
+    let stopped = nw.stop();
+    let events = events_of(&stopped);
 
     assert_all(&events, &format!("on port {port}"), |e| e.sport == port || e.dport == port);
     let n = PER_SERVER as usize;
@@ -56,6 +57,10 @@ fn filters_filter_by_port() {
         "--port {port}: expected {n} connects, {n} accepts, 1 listen; got {connects}, {accepts}, {listens}:\n{}",
         show(&events.iter().collect::<Vec<_>>())
     );
+    // The exit summary counts what was printed, not the other server's
+    // connections too.
+    let summary = (stopped.counter("events"), stopped.counter("connects"), stopped.counter("accepts"));
+    assert_eq!(summary, (events.len() as u64, n as u64, n as u64), "summary (events, connects, accepts)");
 }
 
 /// Destroy events (a socket freed) only with `--teardown`: the kernel only
