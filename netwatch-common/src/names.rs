@@ -10,9 +10,10 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 /// on its own clock, so the programs submit without waking it.
 pub const MAP_READER_AWAKE: &str = "READER_AWAKE";
 
-// Program names carry an `nw_` prefix so `bpftool prog show` tells at a
-// glance whether anything of netwatch is still attached (15 chars at most:
-// the kernel truncates program names there).
+/// Every program name starts with this, so `bpftool prog show` tells at a
+/// glance whether anything of netwatch is still attached; 15 characters at
+/// most, where the kernel truncates program names (both checked below).
+pub const PROG_PREFIX: &str = "nw_";
 
 /// `tp_btf/inet_sock_set_state`: every TCP state transition.
 pub const PROG_SET_STATE: &str = "nw_set_state";
@@ -71,3 +72,33 @@ pub const TRAFFIC_PROGRAMS: [&str; 6] =
 pub const TP_RETRANSMIT: &str = "tcp_retransmit_skb";
 pub const TP_SEND_RESET: &str = "tcp_send_reset";
 pub const TP_RECV_RESET: &str = "tcp_receive_reset";
+
+/// Whether `name` is a program name `bpftool` shows whole, with the prefix.
+const fn well_named(name: &str) -> bool {
+    let (n, p) = (name.as_bytes(), PROG_PREFIX.as_bytes());
+    if n.len() > 15 || n.len() < p.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < p.len() {
+        if n[i] != p[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < ALL_PROGRAMS.len() {
+        assert!(well_named(ALL_PROGRAMS[i]));
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TRAFFIC_PROGRAMS.len() {
+        assert!(well_named(TRAFFIC_PROGRAMS[i]));
+        i += 1;
+    }
+    assert!(well_named(PROG_ITER_SOCKET_FDS));
+};

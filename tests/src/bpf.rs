@@ -6,8 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Prefix of every netwatch program name.
-pub const PROG_PREFIX: &str = "nw_";
+pub use netwatch_common::names::PROG_PREFIX;
 
 fn bpftool(args: &[&str]) -> Value {
     let out = Command::new("bpftool")

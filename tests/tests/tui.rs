@@ -287,7 +287,10 @@ fn assert_clean_exit(tmux: &Tmux, pid: u32, progs: &BTreeSet<u32>) {
 fn attached_programs(tmux: &Tmux) -> BTreeSet<u32> {
     let ids = prog_ids(tmux.netwatch_pid());
     let names: Vec<_> = loaded_programs().into_iter().filter(|(id, _)| ids.contains(id)).collect();
-    assert!(!names.is_empty() && names.iter().all(|(_, n)| n.starts_with("nw_")), "programs: {names:?}");
+    assert!(
+        !names.is_empty() && names.iter().all(|(_, n)| n.starts_with(netwatch_tests::bpf::PROG_PREFIX)),
+        "programs: {names:?}"
+    );
     ids
 }
 

@@ -112,7 +112,7 @@ fn ring_size_sets_the_kernel_ring() {
     assert!(stderr.contains("power of two"), "expected the reason; stderr:\n{stderr}");
 
     let nw = Netwatch::start(&["events", "--json", "--ring-size", "1"]);
-    let ring = bpf::map_of(nw.pid(), "EVENTS").expect("netwatch holds an EVENTS map");
+    let ring = bpf::map_of(nw.pid(), netwatch_common::names::MAP_EVENTS).expect("netwatch holds its event ring");
     assert_eq!(bpf::max_entries(ring), 1 << 20, "EVENTS map of `--ring-size 1`");
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
     let client = Peer::client(srv.addr, 1, 1);

@@ -7,10 +7,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use netwatch_common::names::ALL_PROGRAMS as PROGRAMS;
 use netwatch_tests::bpf::{held_by, links, nw_programs, pinned};
 use netwatch_tests::{Netwatch, Peer};
-
-const PROGRAMS: [&str; 4] = ["nw_set_state", "nw_destroy_sock", "nw_accept4_exit", "nw_accept_exit"];
 
 #[test]
 fn sigterm_detaches_everything() {
