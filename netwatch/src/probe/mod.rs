@@ -99,8 +99,9 @@ impl Probes {
         let awake =
             Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
         // Programs that send a record on every run. The destroy hook sends
-        // one only when teardown events are asked for (or a reset followed
-        // the close, which its `send_reset` run already counted).
+        // one on every run only when teardown events are asked for;
+        // otherwise only after an abortive close, whose skipped run would
+        // lose the final totals of a connection already reported closed.
         let mut sending = vec![names::PROG_SET_STATE, names::PROG_ACCEPT4_EXIT, names::PROG_ACCEPT_EXIT];
         if opts.teardown_events {
             sending.push(names::PROG_DESTROY_SOCK);
