@@ -1,7 +1,6 @@
 use netwatch_common::tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV};
 
 use super::*;
-use crate::seed::Process;
 
 impl ListenerOwners {
     fn len(&self) -> usize {
@@ -116,21 +115,8 @@ fn namespaces_are_apart() {
 }
 
 fn seeded(cookie: Option<u64>, local: &str, pid: u32) -> SeedSocket {
-    SeedSocket {
-        proto: Proto::Tcp,
-        family: if local.starts_with('[') { crate::seed::Family::V6 } else { crate::seed::Family::V4 },
-        local: local.parse().unwrap(),
-        remote: if local.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" }.parse().unwrap(),
-        state: LISTEN,
-        inode: 9,
-        uid: 33,
-        cookie,
-        netns: 1,
-        owners: vec![Process { pid, comm: "sshd".into(), fd: 3 }],
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-    }
+    let any = if local.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+    SeedSocket { inode: 9, uid: 33, cookie, netns: 1, ..SeedSocket::fixture(LISTEN, local, any) }.owned_by(pid, "sshd")
 }
 
 #[test]

@@ -153,6 +153,41 @@ pub struct SeedSocket {
     pub tx_queue: u32,
 }
 
+/// Unit-test sockets: one builder for every module's fixtures.
+#[cfg(test)]
+impl SeedSocket {
+    /// A TCP socket in namespace 7 with no owner; the family follows the
+    /// address (`[..]` is IPv6). Change the rest with the methods below or
+    /// struct update syntax.
+    pub(crate) fn fixture(state: u8, local: &str, remote: &str) -> Self {
+        Self {
+            proto: Proto::Tcp,
+            family: if local.starts_with('[') { Family::V6 } else { Family::V4 },
+            local: local.parse().expect("fixture address"),
+            remote: remote.parse().expect("fixture address"),
+            state,
+            inode: 0,
+            uid: 0,
+            cookie: None,
+            netns: 7,
+            owners: Vec::new(),
+            timer: None,
+            rx_queue: 0,
+            tx_queue: 0,
+        }
+    }
+
+    /// Held by `pid` (fd 3); a socket with an owner has an inode, 99
+    /// unless one was set.
+    pub(crate) fn owned_by(mut self, pid: u32, comm: &str) -> Self {
+        self.owners.push(Process { pid, comm: comm.into(), fd: 3 });
+        if self.inode == 0 {
+            self.inode = 99;
+        }
+        self
+    }
+}
+
 /// How to enumerate sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {

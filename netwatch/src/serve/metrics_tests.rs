@@ -1,23 +1,13 @@
 use netwatch_common::tcp;
 
 use super::*;
-use crate::seed::{self, Process, SeedSocket};
+use crate::seed::SeedSocket;
 
 fn sock(proto: Proto, state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
-    SeedSocket {
-        proto,
-        family: seed::Family::V4,
-        local: local.parse().unwrap(),
-        remote: remote.parse().unwrap(),
-        state,
-        inode: if owner.is_some() { 99 } else { 0 },
-        uid: 0,
-        cookie: None,
-        netns: 7,
-        owners: owner.map(|(pid, comm)| Process { pid, comm: comm.into(), fd: 3 }).into_iter().collect(),
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
+    let s = SeedSocket { proto, ..SeedSocket::fixture(state, local, remote) };
+    match owner {
+        Some((pid, comm)) => s.owned_by(pid, comm),
+        None => s,
     }
 }
 

@@ -67,19 +67,9 @@ mod tests {
     #[test]
     fn full_queues_are_those_at_their_backlog() {
         let l = |port: u16, rx: u32, tx: u32| crate::seed::SeedSocket {
-            proto: crate::seed::Proto::Tcp,
-            family: crate::seed::Family::V4,
-            local: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-            state: netwatch_common::tcp::LISTEN,
-            inode: 0,
-            uid: 0,
-            cookie: None,
-            netns: 7,
-            owners: Vec::new(),
-            timer: None,
             rx_queue: rx,
             tx_queue: tx,
+            ..crate::seed::SeedSocket::fixture(netwatch_common::tcp::LISTEN, &format!("127.0.0.1:{port}"), "0.0.0.0:0")
         };
         let socks = [l(1, 0, 0), l(2, 3, 128), l(3, 1, 0), l(4, 5, 5), l(5, 0, 4096)];
         let ports: Vec<u16> = super::full_queues(&socks).iter().map(|s| s.local.port()).collect();

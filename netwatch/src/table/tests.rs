@@ -28,20 +28,10 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
 }
 
 fn seeded(cookie: Option<u64>, state: u8, local: &str, remote: &str, pid: Option<u32>) -> SeedSocket {
-    SeedSocket {
-        proto: Proto::Tcp,
-        family: seed::Family::V4,
-        local: local.parse().unwrap(),
-        remote: remote.parse().unwrap(),
-        state,
-        inode: if pid.is_some() { 99 } else { 0 },
-        uid: 0,
-        cookie,
-        netns: 7,
-        owners: pid.map(|pid| Process { pid, comm: "seeded".into(), fd: 3 }).into_iter().collect(),
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
+    let s = SeedSocket { cookie, ..SeedSocket::fixture(state, local, remote) };
+    match pid {
+        Some(pid) => s.owned_by(pid, "seeded"),
+        None => s,
     }
 }
 

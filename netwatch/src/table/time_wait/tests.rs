@@ -3,7 +3,7 @@ use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
 use super::super::{Table, TIME_WAIT_NS};
 use crate::{
     event::{Comm, Event, Family},
-    seed::{self, Proto, SeedSocket, Timer, TimerKind},
+    seed::{SeedSocket, Timer, TimerKind},
 };
 
 const SERVER: &str = "127.0.0.1:80";
@@ -113,20 +113,10 @@ fn an_incomplete_tuple_retires_nothing() {
 fn a_dumped_time_wait_socket_is_retired_too() {
     let mut t = Table::new(10);
     let dumped = SeedSocket {
-        proto: Proto::Tcp,
-        family: seed::Family::V4,
-        local: SERVER.parse().unwrap(),
-        remote: "127.0.0.1:40000".parse().unwrap(),
-        // sock_diag's substate of a TIME_WAIT socket; its timer tells.
-        state: tcp::FIN_WAIT2,
-        inode: 0,
-        uid: 0,
         cookie: Some(3),
-        netns: 7,
-        owners: Vec::new(),
         timer: Some(Timer { kind: TimerKind::TimeWait, expires: std::time::Duration::from_secs(30), retransmits: 0 }),
-        rx_queue: 0,
-        tx_queue: 0,
+        // sock_diag's substate of a TIME_WAIT socket; its timer tells.
+        ..SeedSocket::fixture(tcp::FIN_WAIT2, SERVER, "127.0.0.1:40000")
     };
     t.reconcile_minisocks(7, vec![dumped], 0);
     assert_eq!(t.len(), 1);

@@ -3,25 +3,12 @@ use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
 use super::super::Table;
 use crate::{
     event::{Comm, Event, Family},
-    seed::{self, Proto, SeedSocket},
+    seed::{Proto, SeedSocket},
 };
 
 fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
-    SeedSocket {
-        proto,
-        family: seed::Family::V4,
-        local: format!("127.0.0.1:{port}").parse().unwrap(),
-        remote: "127.0.0.1:9000".parse().unwrap(),
-        state: tcp::ESTABLISHED,
-        inode: 10 + cookie,
-        uid: 0,
-        cookie: Some(cookie),
-        netns: 7,
-        owners: vec![seed::Process { pid, comm: comm.into(), fd: 3 }],
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-    }
+    let s = SeedSocket::fixture(tcp::ESTABLISHED, &format!("127.0.0.1:{port}"), "127.0.0.1:9000");
+    SeedSocket { proto, inode: 10 + cookie, cookie: Some(cookie), ..s }.owned_by(pid, comm)
 }
 
 fn traffic(tx: u64, rx: u64) -> Traffic {
