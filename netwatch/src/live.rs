@@ -15,7 +15,7 @@ use crate::{
     probe::{Attached, Options, Probes},
     seed,
     stats::Latency,
-    stream::{Batch, Reader, ReaderOptions},
+    stream::{Batch, Loss, Reader, ReaderOptions},
     table::Table,
 };
 
@@ -38,7 +38,7 @@ pub struct Update {
     /// Events applied, in kernel order (after tuple completion).
     pub events: Vec<Event>,
     /// Events the kernel lost in this step.
-    pub lost: u64,
+    pub lost: Loss,
     /// Whether the table was rebuilt from the kernel.
     pub reseeded: bool,
     /// Problems worth showing (a full-screen view must not have them
@@ -118,7 +118,7 @@ impl Live {
     }
 
     async fn reseed_if_lost(&mut self, update: &mut Update) {
-        if update.lost > 0 {
+        if update.lost.total() > 0 {
             // The table is wrong now: rebuild it from the kernel.
             match self.reseed().await {
                 Ok(()) => update.reseeded = true,
@@ -220,7 +220,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
             let n = loss.total();
             decoder.counts.lost += n;
             table.totals.lost_events += n;
-            update.lost += n;
+            update.lost += loss;
         }
     }
 }

@@ -75,6 +75,23 @@ impl Loss {
     pub const fn total(&self) -> u64 {
         self.ring_full.saturating_add(self.skipped)
     }
+
+    /// The causes in a few words, for a line of output: "ring buffer full",
+    /// "hook runs skipped", or both with their counts.
+    pub fn causes(&self) -> String {
+        match (self.ring_full, self.skipped) {
+            (_, 0) => "ring buffer full".to_owned(),
+            (0, _) => "hook runs skipped".to_owned(),
+            (full, skipped) => format!("{full} ring buffer full, {skipped} hook runs skipped"),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Loss {
+    fn add_assign(&mut self, other: Self) {
+        self.ring_full = self.ring_full.saturating_add(other.ring_full);
+        self.skipped = self.skipped.saturating_add(other.skipped);
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -287,6 +304,16 @@ mod tests {
         assert_eq!(lost(t.update(at(3, 0))), None, "the same total is not lost again");
         assert_eq!(lost(t.update(at(10, 2))), Some((7, 2)));
         assert_eq!(lost(t.update(at(10, 5))), Some((0, 3)));
+    }
+
+    #[test]
+    fn causes_name_what_happened() {
+        assert_eq!(at(4, 0).causes(), "ring buffer full");
+        assert_eq!(at(0, 1).causes(), "hook runs skipped");
+        assert_eq!(at(4, 1).causes(), "4 ring buffer full, 1 hook runs skipped");
+        let mut sum = at(1, 2);
+        sum += at(3, 4);
+        assert_eq!(sum, at(4, 6));
     }
 
     #[test]

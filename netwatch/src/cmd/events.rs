@@ -189,7 +189,7 @@ impl Printer {
             Batch::Lost(loss) => {
                 self.shown.lost += loss.total();
                 self.ring_full += loss.ring_full;
-                self.sink.lost(out, loss.total(), jiff::Timestamp::now())?;
+                self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
         }
         Ok(false)

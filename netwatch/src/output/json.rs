@@ -14,6 +14,7 @@ use crate::event::{
     clock::{SecondCache, WallClock},
     kind_name, Event,
 };
+use crate::stream::Loss;
 
 /// RFC 3339 in UTC with a fixed microsecond precision, so that lines sort
 /// and align as text.
@@ -131,6 +132,10 @@ struct JsonLost<'a> {
     ts: Ts<'a>,
     event: &'static str,
     count: u64,
+    /// Of `count`: found the ring buffer full, and never made (hook runs
+    /// the kernel skipped).
+    ring_full: u64,
+    skipped: u64,
 }
 
 pub struct Json {
@@ -227,9 +232,16 @@ impl EventSink for Json {
         Ok(())
     }
 
-    fn lost(&mut self, out: &mut Vec<u8>, count: u64, at: jiff::Timestamp) -> io::Result<()> {
+    fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
         let (prefix, us) = self.seconds.split(at);
-        serde_json::to_writer(&mut *out, &JsonLost { ts: Ts(prefix, us), event: "lost", count })?;
+        let line = JsonLost {
+            ts: Ts(prefix, us),
+            event: "lost",
+            count: loss.total(),
+            ring_full: loss.ring_full,
+            skipped: loss.skipped,
+        };
+        serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")
     }
 }
@@ -403,10 +415,11 @@ mod tests {
     #[test]
     fn lost_line() {
         let mut out = Vec::new();
-        Json::new().lost(&mut out, 17, jiff::Timestamp::UNIX_EPOCH).unwrap();
+        let loss = Loss { ring_full: 15, skipped: 2 };
+        Json::new().lost(&mut out, &loss, jiff::Timestamp::UNIX_EPOCH).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17}\n"
+            "{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17,\"ring_full\":15,\"skipped\":2}\n"
         );
     }
 }

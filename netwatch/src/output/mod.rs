@@ -6,7 +6,10 @@ pub mod text;
 
 use std::io;
 
-use crate::event::{clock::WallClock, Event};
+use crate::{
+    event::{clock::WallClock, Event},
+    stream::Loss,
+};
 
 /// One way of printing the event stream. Sinks format into a byte buffer
 /// and the caller writes a whole batch at once: at hundreds of thousands of
@@ -17,7 +20,7 @@ pub trait EventSink {
         Ok(())
     }
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()>;
-    fn lost(&mut self, out: &mut Vec<u8>, count: u64, at: jiff::Timestamp) -> io::Result<()>;
+    fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()>;
 }
 
 /// Milliseconds with microsecond precision, as tcplife prints them.

@@ -12,6 +12,7 @@ use crate::event::{
     clock::{SecondCache, WallClock},
     display_ip, kind_name, Event,
 };
+use crate::stream::Loss;
 
 pub struct Text {
     seconds: SecondCache,
@@ -102,8 +103,8 @@ impl EventSink for Text {
         writeln!(out, "{}", line.trim_end())
     }
 
-    fn lost(&mut self, out: &mut Vec<u8>, count: u64, at: jiff::Timestamp) -> io::Result<()> {
-        writeln!(out, "{:<15} {:<14} {count} events lost (ring buffer full)", self.time(at), "lost")
+    fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
+        writeln!(out, "{:<15} {:<14} {} events lost ({})", self.time(at), "lost", loss.total(), loss.causes())
     }
 }
 
@@ -142,5 +143,14 @@ mod tests {
         }
         assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
         assert_eq!(owner(0, ""), "-");
+    }
+
+    #[test]
+    fn lost_line_names_the_cause() {
+        let mut out = Vec::new();
+        let loss = Loss { ring_full: 0, skipped: 3 };
+        Text::in_zone(TimeZone::UTC).lost(&mut out, &loss, jiff::Timestamp::UNIX_EPOCH).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with(" lost           3 events lost (hook runs skipped)\n"), "{s:?}");
     }
 }

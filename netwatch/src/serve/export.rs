@@ -21,6 +21,7 @@ use super::{
 use crate::{
     event::{clock::WallClock, kind_name, Event},
     output::{json::Json, EventSink},
+    stream::Loss,
 };
 
 const ERROR_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -100,13 +101,13 @@ impl Exporter {
         self.emit(file, syslog, kind, severity);
     }
 
-    pub fn lost(&mut self, count: u64) {
+    pub fn lost(&mut self, loss: &Loss) {
         let (file, syslog) = self.wants("lost");
         if !file && !syslog {
             return;
         }
         self.line.clear();
-        if self.json.lost(&mut self.line, count, jiff::Timestamp::now()).is_ok() {
+        if self.json.lost(&mut self.line, loss, jiff::Timestamp::now()).is_ok() {
             self.emit(file, syslog, "lost", Severity::Warning);
         }
     }

@@ -158,9 +158,13 @@ impl Agent {
             self.alerts.observe(e);
             self.exporter.event(e);
         }
-        if u.lost > 0 {
-            eprintln!("netwatch: warning: {} events lost (ring buffer full); table re-read from the kernel", u.lost);
-            self.exporter.lost(u.lost);
+        if u.lost.total() > 0 {
+            eprintln!(
+                "netwatch: warning: {} events lost ({}); table re-read from the kernel",
+                u.lost.total(),
+                u.lost.causes()
+            );
+            self.exporter.lost(&u.lost);
         }
         for w in &u.warnings {
             eprintln!("netwatch: warning: {w}");
