@@ -17,7 +17,7 @@ use crate::{
     probe::{Options, Probes},
     seed,
     stats::{Counts, Summary},
-    stream::{Batch, Reader, ReaderOptions},
+    stream::{Batch, Loss, Reader, ReaderOptions},
 };
 
 pub async fn run(args: &EventsArgs) -> Result<()> {
@@ -88,15 +88,15 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     drop(attached);
     let counts = &printer.shown;
     eprintln!("{}", Summary(counts, &latency));
-    if let Some(why) = loss_report(counts.lost, printer.ring_full) {
+    if let Some(why) = loss_report(&printer.lost) {
         eprintln!("netwatch: {why}");
     }
     Ok(())
 }
 
 /// Why events were lost, for the exit message; None when none were.
-fn loss_report(lost: u64, ring_full: u64) -> Option<String> {
-    let skipped = lost.saturating_sub(ring_full);
+fn loss_report(loss: &Loss) -> Option<String> {
+    let (lost, ring_full, skipped) = (loss.total(), loss.ring_full, loss.skipped);
     let mut causes = Vec::new();
     if ring_full > 0 {
         causes.push(format!("{ring_full} found the ring buffer full (a larger --ring-size holds longer bursts)"));
@@ -132,9 +132,8 @@ struct Printer {
     /// one: what the exit summary counts. (The decoder counts everything
     /// it decodes.)
     shown: Counts,
-    /// Of the lost events, those that found the ring full (the rest are
-    /// skipped program runs).
-    ring_full: u64,
+    /// The lost events by cause, for the exit message.
+    lost: Loss,
 }
 
 impl Printer {
@@ -162,7 +161,7 @@ impl Printer {
             teardown: args.teardown,
             remaining: args.count,
             shown: Counts::default(),
-            ring_full: 0,
+            lost: Loss::default(),
         }
     }
 
@@ -188,7 +187,7 @@ impl Printer {
             }
             Batch::Lost(loss) => {
                 self.shown.lost += loss.total();
-                self.ring_full += loss.ring_full;
+                self.lost += loss;
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
         }
@@ -212,13 +211,14 @@ mod tests {
 
     #[test]
     fn loss_report_names_each_cause() {
-        assert_eq!(loss_report(0, 0), None);
-        let full = loss_report(5, 5).unwrap();
+        let at = |ring_full, skipped| Loss { ring_full, skipped };
+        assert_eq!(loss_report(&at(0, 0)), None);
+        let full = loss_report(&at(5, 0)).unwrap();
         assert!(full.starts_with("5 events were lost: 5 found the ring buffer full"), "{full}");
         assert!(!full.contains("never made"), "{full}");
-        let both = loss_report(7, 5).unwrap();
+        let both = loss_report(&at(5, 2)).unwrap();
         assert!(both.contains("5 found the ring buffer full") && both.contains("2 were never made"), "{both}");
-        let skipped = loss_report(2, 0).unwrap();
+        let skipped = loss_report(&at(0, 2)).unwrap();
         assert!(skipped.starts_with("2 events were lost: 2 were never made"), "{skipped}");
     }
 }
