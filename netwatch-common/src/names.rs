@@ -44,6 +44,19 @@ pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 /// for every freed socket (`netwatch events --teardown`); otherwise it sends
 /// one only when a reset went out after the close (the final totals).
 pub const GLOBAL_TEARDOWN_EVENTS: &str = "TEARDOWN_EVENTS";
+/// Global `u32` of [`hollow`] bits, for the bench's floor measurement only
+/// (`NETWATCH_BENCH_HOLLOW`): the programs it names stay attached, so the
+/// kernel still pays for calling them, but return at once.
+pub const GLOBAL_HOLLOW: &str = "HOLLOW";
+
+/// Bits of [`GLOBAL_HOLLOW`].
+pub mod hollow {
+    /// [`super::PROG_SET_STATE`] returns at once.
+    pub const SET_STATE: u32 = 1;
+    /// Every other program attached while tracing returns at once (the
+    /// socket-file iterator, which only seeds, is not affected).
+    pub const OTHERS: u32 = 2;
+}
 
 /// Tracepoints of the `syscalls` category attached by [`PROG_ACCEPT4_EXIT`]
 /// and [`PROG_ACCEPT_EXIT`] (they need tracefs).

@@ -32,13 +32,17 @@ const RET_OFFSET: usize = 16;
 
 #[tracepoint(category = "syscalls", name = "sys_exit_accept4")]
 pub fn nw_accept4_exit(ctx: TracePointContext) -> i32 {
-    let _ = try_accept_exit(&ctx);
+    if !crate::maps::others_hollow() {
+        let _ = try_accept_exit(&ctx);
+    }
     0
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_accept")]
 pub fn nw_accept_exit(ctx: TracePointContext) -> i32 {
-    let _ = try_accept_exit(&ctx);
+    if !crate::maps::others_hollow() {
+        let _ = try_accept_exit(&ctx);
+    }
     0
 }
 

@@ -65,6 +65,30 @@ pub fn teardown_events() -> bool {
     unsafe { core::ptr::read_volatile(&TEARDOWN_EVENTS) != 0 }
 }
 
+/// Set by the agent before load (`netwatch_common::names::GLOBAL_HOLLOW`);
+/// 0 except when the bench measures what the hooks cost on their own.
+#[unsafe(no_mangle)]
+pub static HOLLOW: u32 = 0;
+
+/// Whether the programs named by `bit` (`names::hollow`) must return at
+/// once. The global is frozen before the verifier runs, so it sees a
+/// constant and drops the branch that is never taken.
+#[inline(always)]
+fn hollow(bit: u32) -> bool {
+    // SAFETY: a plain read of a global, volatile for the same reason as OFFSETS.
+    unsafe { core::ptr::read_volatile(&HOLLOW) & bit != 0 }
+}
+
+#[inline(always)]
+pub fn set_state_hollow() -> bool {
+    hollow(netwatch_common::names::hollow::SET_STATE)
+}
+
+#[inline(always)]
+pub fn others_hollow() -> bool {
+    hollow(netwatch_common::names::hollow::OTHERS)
+}
+
 #[inline(always)]
 pub fn offsets() -> &'static KernelOffsets {
     // A volatile read of the address, not of the struct: the compiler

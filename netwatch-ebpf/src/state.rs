@@ -14,7 +14,9 @@ use crate::{
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn nw_set_state(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_set_state(&ctx);
+    if !crate::maps::set_state_hollow() {
+        let _ = try_set_state(&ctx);
+    }
     0
 }
 

@@ -48,7 +48,7 @@ pub fn nw_recv_reset(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn bump(ctx: &BtfTracePointContext, what: What) {
     let sk: u64 = ctx.arg::<u64>(0);
-    if sk == 0 {
+    if sk == 0 || crate::maps::others_hollow() {
         return;
     }
     let off = offsets();

@@ -11,7 +11,9 @@ use crate::{
 
 #[btf_tracepoint(function = "tcp_destroy_sock")]
 pub fn nw_destroy_sock(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_destroy_sock(&ctx);
+    if !crate::maps::others_hollow() {
+        let _ = try_destroy_sock(&ctx);
+    }
     0
 }
 

@@ -40,13 +40,17 @@ const BPF_NOEXIST: u64 = 1;
 
 #[cgroup_skb(ingress)]
 pub fn nw_skb_ingress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, Dir::Rx);
+    if !crate::maps::others_hollow() {
+        let _ = try_count(&ctx, Dir::Rx);
+    }
     1
 }
 
 #[cgroup_skb(egress)]
 pub fn nw_skb_egress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, Dir::Tx);
+    if !crate::maps::others_hollow() {
+        let _ = try_count(&ctx, Dir::Tx);
+    }
     1
 }
 

@@ -64,11 +64,23 @@ impl Netwatch {
         nw
     }
 
+    /// Like [`Netwatch::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let (mut nw, stdout) = Self::spawn(args, env);
+        nw.stdout = Some(Lines::spawn(stdout));
+        nw
+    }
+
     /// Like [`Netwatch::start`], but hands stdout to the caller.
     pub fn start_raw(args: &[&str]) -> (Self, ChildStdout) {
+        Self::spawn(args, &[])
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Self, ChildStdout) {
         require_root();
         let mut child = Command::new(netwatch_bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

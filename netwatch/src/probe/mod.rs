@@ -4,6 +4,7 @@
 //! SIGKILL) detaches everything.
 
 pub mod btf;
+pub mod hollow;
 pub mod iter;
 pub mod misses;
 pub mod privilege;
@@ -73,10 +74,12 @@ impl Probes {
         let offsets = btf::resolve_offsets()?;
         let kernel_btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
         let teardown = u32::from(opts.teardown_events);
+        let hollow = hollow::from_env()?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&kernel_btf))
             .override_global(names::GLOBAL_OFFSETS, &offsets, true)
             .override_global(names::GLOBAL_TEARDOWN_EVENTS, &teardown, true)
+            .override_global(names::GLOBAL_HOLLOW, &hollow, true)
             .map_max_entries(names::MAP_EVENTS, opts.ring_bytes)
             .load(OBJECT)
             .context("loading netwatch's eBPF object into the kernel")?;

@@ -127,3 +127,48 @@ fn ring_size_sets_the_kernel_ring() {
         .collect::<Vec<_>>();
     assert_eq!(seen, ["connect", "established", "state", "state", "close"], "the client's events");
 }
+
+/// `NETWATCH_BENCH_HOLLOW`, the bench's floor measurement: every program is
+/// attached (linked, so the kernel calls it) yet returns at once, so
+/// connections leave no event; a value netwatch does not know is refused
+/// before anything loads.
+#[test]
+fn hollow_programs_are_attached_and_send_nothing() {
+    super::setup();
+    const HOLLOW: &str = "NETWATCH_BENCH_HOLLOW";
+    let mut child = Command::new(netwatch_bin())
+        .args(["events"])
+        .env(HOLLOW, "bogus")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running netwatch");
+    let lines = Lines::spawn(child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    kill_and_reap(&mut child);
+    let stderr = lines.finish(Duration::from_secs(2)).join("\n");
+    let Some(status) = status else { panic!("{HOLLOW}=bogus was still running after 10 s; stderr:\n{stderr}") };
+    assert!(!status.success(), "{HOLLOW}=bogus exited 0; stderr:\n{stderr}");
+    assert!(stderr.contains(HOLLOW) && stderr.contains("bogus"), "expected the variable named; stderr:\n{stderr}");
+
+    let nw = Netwatch::start_with_env(&["events", "--json"], &[(HOLLOW, "all")]);
+    let warned = nw.stderr_lines().iter().any(|l| l.contains(HOLLOW) && l.contains("events will be missing"));
+    assert!(warned, "no warning on stderr:\n{}", nw.stderr_lines().join("\n"));
+    let ours = bpf::held_by(nw.pid(), "prog_id");
+    let linked: std::collections::BTreeSet<u64> =
+        bpf::links().into_iter().map(|(_, prog)| prog).filter(|p| ours.contains(p)).collect();
+    let names = bpf::nw_programs();
+    for name in netwatch_common::names::ALL_PROGRAMS {
+        assert!(
+            linked.iter().any(|id| names.get(id).is_some_and(|n| n == name)),
+            "{name} is not attached while hollow (linked: {linked:?})"
+        );
+    }
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(5));
+    Peer::client(srv.addr, 5, 1);
+    server.wait_success(Duration::from_secs(10));
+    let stopped = nw.stop();
+    assert!(stopped.lines.is_empty(), "hollow programs sent events:\n{}", stopped.lines.join("\n"));
+    assert_eq!(stopped.summary.get("events"), Some(&0), "summary: {:?}", stopped.summary);
+}

@@ -11,6 +11,7 @@ mod bulk;
 mod burner;
 mod churn_rss;
 mod cpu;
+mod floor;
 mod holders;
 mod latency;
 mod overhead;
@@ -71,6 +72,7 @@ pub fn bench(options: &Options) -> Result<()> {
     let overhead_wanted = report.selected(overhead::TITLE);
     let baseline = report.scenario_if(baseline::TITLE, overhead_wanted, |section| baseline::run(&ctx, section));
     report.scenario_if(overhead::TITLE, false, |section| overhead::run(&ctx, baseline.as_ref(), section));
+    report.scenario_if(floor::TITLE, false, |section| floor::run(&ctx, section));
     report.scenario_if(&saturated::title(), false, |section| saturated::run(&ctx, section));
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));

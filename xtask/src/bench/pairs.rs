@@ -40,7 +40,38 @@ pub fn runs<T>(
     Ok(out)
 }
 
+/// Several variants measured against one baseline, interleaved so that
+/// drift reaches them all alike: `rounds` times each arm in turn, every run
+/// bracketed by runs without (`without, a, without, b, without, a, ...`).
+/// One [`Pairs`] per arm, in order.
+pub fn rotate(
+    rounds: usize,
+    mut without: impl FnMut() -> Result<f64>,
+    arms: &mut [&mut dyn FnMut() -> Result<f64>],
+) -> Result<Vec<Pairs>> {
+    let mut bracketed: Vec<Vec<(f64, f64, f64)>> = arms.iter().map(|_| Vec::with_capacity(rounds)).collect();
+    let mut before = without()?;
+    for _ in 0..rounds {
+        for (arm, runs) in arms.iter_mut().zip(&mut bracketed) {
+            let with = arm()?;
+            let after = without()?;
+            runs.push((before, with, after));
+            before = after;
+        }
+    }
+    Ok(bracketed.into_iter().map(Pairs::bracketed).collect())
+}
+
 impl Pairs {
+    /// Pairs from `(before, with, after)` runs, each run without used as is
+    /// (they may be shared with other arms: see [`rotate`]).
+    fn bracketed(runs: Vec<(f64, f64, f64)>) -> Self {
+        let ratios = runs.iter().map(|(b, w, a)| w / ((b + a) / 2.0)).collect();
+        let mut without: Vec<f64> = runs.iter().map(|r| r.0).collect();
+        without.extend(runs.last().map(|r| r.2));
+        Self { without, with: runs.iter().map(|r| r.1).collect(), ratios }
+    }
+
     /// Pairs from bracketed rates: `without` has one more than `with`.
     pub fn of(without: Vec<f64>, with: Vec<f64>) -> Result<Self> {
         if without.len() != with.len() + 1 {
@@ -80,5 +111,19 @@ mod tests {
         let p = Pairs::of(vec![100.0, 300.0, 200.0], vec![180.0, 125.0]).unwrap();
         assert_eq!(p.ratios, vec![0.9, 0.5]);
         assert!(Pairs::of(vec![1.0, 2.0], vec![1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn rotated_arms_each_get_the_runs_on_either_side() {
+        let mut rates = [100.0, 90.0, 300.0, 30.0, 200.0, 180.0, 100.0, 10.0, 300.0].into_iter();
+        let mut next = || Ok(rates.next().unwrap());
+        let next = std::cell::RefCell::new(&mut next);
+        let without = || (*next.borrow_mut())();
+        let (mut a, mut b) = (|| (*next.borrow_mut())(), || (*next.borrow_mut())());
+        let arms = super::rotate(2, without, &mut [&mut a, &mut b]).unwrap();
+        // without 100, a 90, without 300, b 30, without 200, a 180, without 100, b 10, without 300
+        assert_eq!(arms[0].ratios, vec![90.0 / 200.0, 180.0 / 150.0]);
+        assert_eq!(arms[1].ratios, vec![30.0 / 250.0, 10.0 / 200.0]);
+        assert_eq!(arms[0].without, vec![100.0, 200.0, 100.0]);
     }
 }
