@@ -26,7 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Stream connection events, one line each (the default when stdout is not a terminal)
     #[command(after_help = "Examples:\n  netwatch events\n  netwatch events --json --port 443\n  \
-                            netwatch events -6 --pid 1234 | grep close")]
+                            netwatch events -6 --pid 1234 | grep close\n  \
+                            netwatch events --netns /proc/4242/ns/net")]
     Events(EventsArgs),
     /// Print the table of sockets once, with per-state counts, and exit
     #[command(after_help = "Examples:\n  netwatch snapshot\n  netwatch snapshot --json > base.json\n  \
@@ -116,6 +117,11 @@ pub struct EventsArgs {
     /// Only IPv6 traffic
     #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
+    /// Only sockets of this network namespace: a name from `ip netns`, a
+    /// path such as /proc/PID/ns/net, or an inode number as the JSON
+    /// `netns` field shows it (repeatable)
+    #[arg(long = "netns", value_name = "NETNS")]
+    pub netns: Vec<String>,
     /// Count every packet, for UDP totals and on-the-wire bytes on closes
     /// (TCP payload and segment totals come from the kernel either way)
     #[arg(long)]

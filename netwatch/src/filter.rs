@@ -1,4 +1,4 @@
-//! Event filters (`--pid`, `--port`, `-4`, `-6`), applied in the agent: the
+//! Event filters (`--pid`, `--port`, `-4`, `-6`, `--netns`), applied in the agent: the
 //! kernel must still see every event to keep its owner records right.
 
 use crate::event::Event;
@@ -11,6 +11,8 @@ pub struct Filter {
     pub ports: Vec<u16>,
     /// Keep only IPv4 (`Some(true)`) or only IPv6 (`Some(false)`) traffic.
     pub ipv4: Option<bool>,
+    /// Network namespaces (inodes) to keep; empty keeps all.
+    pub netns: Vec<u32>,
 }
 
 impl Filter {
@@ -18,6 +20,7 @@ impl Filter {
         (self.pids.is_empty() || self.pids.contains(&e.pid))
             && (self.ports.is_empty() || self.ports.contains(&e.local.port()) || self.ports.contains(&e.remote.port()))
             && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
+            && (self.netns.is_empty() || self.netns.contains(&e.netns))
     }
 
     /// Whether `lost` notices pass: they concern every socket, so they pass
@@ -70,5 +73,8 @@ mod tests {
         assert!(v4.matches(&a) && !v4.matches(&b) && v4.matches(&mapped));
         let v6 = Filter { ipv4: Some(false), ..Default::default() };
         assert!(!v6.matches(&a) && v6.matches(&b) && !v6.matches(&mapped));
+        let in_ns = Event { netns: 4_026_532_000, ..ev(4, "127.0.0.1:5000", "127.0.0.1:80") };
+        let ns = Filter { netns: vec![4_026_532_000], ..Default::default() };
+        assert!(ns.matches(&in_ns) && !ns.matches(&a) && !ns.matches(&b));
     }
 }

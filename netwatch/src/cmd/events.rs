@@ -27,6 +27,8 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     // Nothing per packet unless asked: a tracer of connections should cost
     // nothing on a busy data path (TCP totals need no packet counting).
+    // Before loading anything: a namespace that does not exist is a typo.
+    let netns = super::netns::resolve_all(&args.netns)?;
     let opts = Options {
         teardown_events: args.teardown,
         packet_counters: args.traffic,
@@ -46,7 +48,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     let (tx, mut rx) = mpsc::channel(1024);
     let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
-    let mut printer = Printer::new(args, attached.traffic.as_ref().is_some_and(|t| t.packets));
+    let mut printer = Printer::new(args, netns, attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
         Ok(seed) => {
@@ -137,7 +139,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(args: &EventsArgs, packet_counters: bool) -> Self {
+    fn new(args: &EventsArgs, netns: Vec<u32>, packet_counters: bool) -> Self {
         let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
             (true, true) => Box::new(Json::new()),
             (true, false) => Box::new(Json::without_packet_counters()),
@@ -151,7 +153,7 @@ impl Printer {
         };
         Self {
             sink,
-            filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4 },
+            filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4, netns },
             clock: WallClock::new(),
             decoder: {
                 let mut d = Decoder::default();

@@ -141,3 +141,50 @@ fn family_filter(flag: &str, family: &str) {
         show(&events.iter().collect::<Vec<_>>())
     );
 }
+
+/// `--netns` keeps the events of one namespace, named as `ip netns` names
+/// it: the same server and client run in the test's namespace and in ours,
+/// on the same port, and only the namespace's connections are printed,
+/// each with its process. A name that does not exist is an error.
+#[test]
+fn filters_filter_by_netns() {
+    use netwatch_tests::netns::TestNetns;
+    use netwatch_tests::{netwatch_bin, nw_peer_bin};
+    super::setup();
+    let out = std::process::Command::new(netwatch_bin())
+        .args(["events", "--netns", "nwtest-no-such-namespace"])
+        .output()
+        .expect("running netwatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "--netns of a missing namespace exited 0; stderr:\n{stderr}");
+    assert!(stderr.contains("nwtest-no-such-namespace"), "expected the name in the error; stderr:\n{stderr}");
+
+    let ns = TestNetns::plain("evnetns");
+    let nw = Netwatch::start(&["events", "--json", "--netns", ns.name()]);
+    let peer_in_ns = |args: &[&str]| Peer::spawn_program(ns.command(&nw_peer_bin().to_string_lossy(), &[]), args);
+    let per_server = PER_SERVER.to_string();
+    let mut inner = peer_in_ns(&["server", "--addr", "127.0.0.1:0", "--count", &per_server]);
+    let announced = inner.json_line(std::time::Duration::from_secs(10));
+    let addr: SocketAddr = announced["addr"].as_str().and_then(|a| a.parse().ok()).expect("server address");
+    let inner_pid = u64::from(inner.pid());
+    let (outer, outer_addr, _) = server(&addr.to_string());
+    let mut client = peer_in_ns(&["client", "--to", &addr.to_string(), "--count", &per_server, "--hold-ms", "1"]);
+    client.wait_success(std::time::Duration::from_secs(30));
+    let client_pid = u64::from(client.pid());
+    traffic(&mut [(outer, outer_addr)]);
+    inner.wait_success(std::time::Duration::from_secs(20));
+    let stopped = nw.stop();
+    let events = events_of(&stopped);
+
+    let inode = ns.inode();
+    assert_all(&events, &format!("in netns {inode}"), |e| e.netns == inode);
+    let n = PER_SERVER as usize;
+    let connects = count(&events, |e| e.event == "connect" && e.dport == addr.port() && e.pid == client_pid);
+    let accepts = count(&events, |e| e.event == "accept" && e.sport == addr.port() && e.pid == inner_pid);
+    assert!(
+        connects == n && accepts == n,
+        "--netns {}: expected {n} connects by {client_pid} and {n} accepts by {inner_pid}; got {connects}, {accepts}:\n{}",
+        ns.name(),
+        show(&events.iter().collect::<Vec<_>>())
+    );
+}
