@@ -2,7 +2,7 @@
 //! forever, and waits that give up.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -116,6 +116,31 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
             Err(err) => panic!("waiting for child {}: {err}", child.id()),
         }
     }
+}
+
+/// What a command that should end by itself printed, and how it ended.
+pub struct Ran {
+    /// `None`: still running after the timeout (then killed).
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+/// Runs `command` (stdin empty, output captured) for at most `timeout`: a
+/// command expected to fail at once must not hang the test when it does not.
+pub fn run_for(command: &mut Command, timeout: Duration) -> Ran {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+    let stdout = Lines::spawn(child.stdout.take().expect("piped stdout"));
+    let stderr = Lines::spawn(child.stderr.take().expect("piped stderr"));
+    let status = wait_timeout(&mut child, timeout);
+    kill_and_reap(&mut child);
+    let finish = Duration::from_secs(2);
+    Ran { status, stdout: stdout.finish(finish), stderr: stderr.finish(finish) }
 }
 
 /// Kills and reaps a child that is still running (used from `Drop`).

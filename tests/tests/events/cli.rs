@@ -1,11 +1,11 @@
 //! The command line itself: human output, flag errors, missing privileges.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use netwatch_tests::event::sock_events;
-use netwatch_tests::process::{kill_and_reap, wait_timeout, Lines};
+use netwatch_tests::process::run_for;
 use netwatch_tests::{bpf, netwatch_bin, Netwatch, Peer};
 
 #[test]
@@ -63,23 +63,17 @@ fn not_root_is_a_clear_error() {
     std::fs::copy(netwatch_bin(), &bin).expect("copying netwatch");
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod netwatch");
 
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("events")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running setpriv");
-    let stdout = Lines::spawn(child.stdout.take().expect("stdout"));
-    let stderr = Lines::spawn(child.stderr.take().expect("stderr"));
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
-    kill_and_reap(&mut child);
-    let (stdout, stderr) = (stdout.finish(Duration::from_secs(2)), stderr.finish(Duration::from_secs(2)));
+    let ran = run_for(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .arg("events")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .current_dir(&dir),
+        Duration::from_secs(10),
+    );
+    let (status, stdout, stderr) = (ran.status, ran.stdout, ran.stderr);
     let _ = std::fs::remove_dir_all(&dir);
 
     let text = stderr.join("\n");
@@ -136,19 +130,9 @@ fn ring_size_sets_the_kernel_ring() {
 fn hollow_programs_are_attached_and_send_nothing() {
     super::setup();
     const HOLLOW: &str = "NETWATCH_BENCH_HOLLOW";
-    let mut child = Command::new(netwatch_bin())
-        .args(["events"])
-        .env(HOLLOW, "bogus")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running netwatch");
-    let lines = Lines::spawn(child.stderr.take().expect("stderr"));
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
-    kill_and_reap(&mut child);
-    let stderr = lines.finish(Duration::from_secs(2)).join("\n");
-    let Some(status) = status else { panic!("{HOLLOW}=bogus was still running after 10 s; stderr:\n{stderr}") };
+    let ran = run_for(Command::new(netwatch_bin()).args(["events"]).env(HOLLOW, "bogus"), Duration::from_secs(10));
+    let stderr = ran.stderr.join("\n");
+    let Some(status) = ran.status else { panic!("{HOLLOW}=bogus was still running after 10 s; stderr:\n{stderr}") };
     assert!(!status.success(), "{HOLLOW}=bogus exited 0; stderr:\n{stderr}");
     assert!(stderr.contains(HOLLOW) && stderr.contains("bogus"), "expected the variable named; stderr:\n{stderr}");
 
