@@ -25,10 +25,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     // cleanly, even when the shell started us with SIGINT ignored.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    // Nothing per packet unless asked: a tracer of connections should cost
-    // nothing on a busy data path (TCP totals need no packet counting).
     // Before loading anything: a namespace that does not exist is a typo.
     let netns = super::netns::resolve_all(&args.netns)?;
+    // Nothing per packet unless asked: a tracer of connections should cost
+    // nothing on a busy data path (TCP totals need no packet counting).
     let opts = Options {
         teardown_events: args.teardown,
         packet_counters: args.traffic,
