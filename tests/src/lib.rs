@@ -15,6 +15,7 @@ pub mod snapshot;
 pub mod ss;
 pub mod table_diff;
 pub mod traffic_peer;
+pub mod wait;
 
 pub use conn::{Owner, Problems, Role};
 pub use event::{Parsed, SockEvent};
