@@ -97,18 +97,13 @@ impl Tmux {
     /// Polls the screen until `ok`, and the same a moment later (a
     /// capture can catch a frame half drawn); panics with the last screen.
     fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait::until(&format!("{what} on screen"), timeout, || {
             let screen = self.capture();
-            if ok(&screen) {
-                sleep(Duration::from_millis(20));
-                if self.capture() == screen {
-                    return screen;
-                }
-            }
-            assert!(Instant::now() < deadline, "{what}: not on screen within {timeout:?}:\n{screen}");
-            sleep(POLL);
-        }
+            // The second capture is the "moment later": tmux takes a few
+            // milliseconds to answer.
+            let whole = ok(&screen) && self.capture() == screen;
+            wait::check(whole, || format!("the screen:\n{screen}")).map(|()| screen)
+        })
     }
 
     /// The netwatch process: the pane's process, or its child if tmux's
