@@ -348,6 +348,7 @@ fn live_rows_filter_modes_closed_pane_and_quit() {
     assert_clean_exit(&tmux, pid, &progs);
 }
 
+/// No namespace of its own: no socket is looked at.
 #[test]
 fn sigterm_restores_the_terminal_and_detaches() {
     let tmux = Tmux::start("term");

@@ -127,7 +127,8 @@ fn ring_size_sets_the_kernel_ring() {
 /// `NETWATCH_BENCH_HOLLOW`, the bench's floor measurement: every program is
 /// attached (linked, so the kernel calls it) yet returns at once, so
 /// connections leave no event; a value netwatch does not know is refused
-/// before anything loads.
+/// before anything loads. No namespace of its own: nothing may be printed
+/// for any namespace, the test's connections included.
 #[test]
 fn hollow_programs_are_attached_and_send_nothing() {
     super::setup();

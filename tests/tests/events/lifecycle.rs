@@ -23,6 +23,8 @@ fn sigint_detaches_everything() {
     detaches_on(libc::SIGINT, "SIGINT");
 }
 
+/// No namespace of its own: no traffic is looked at, and programs, links
+/// and pins are the kernel's, in no namespace.
 fn detaches_on(signal: libc::c_int, name: &str) {
     let pinned_before = pinned();
     let nw = Netwatch::start(&["events", "--json"]);

@@ -36,7 +36,8 @@ fn ss_states(listener: &str) -> BTreeMap<String, f64> {
 
 #[test]
 fn scrapes_during_churn_stay_within_ss_reads() {
-    let _ns = super::setup_in("churn");
+    let ns = super::setup_in("churn");
+    let inode = ns.arg();
     let dir = TempDir::new("churn");
     let cfg = config(&dir, &only_alerts(&[]));
     let serve = Serve::start(&cfg, &["--top-listeners", "1000"]);
@@ -73,7 +74,7 @@ fn scrapes_during_churn_stay_within_ss_reads() {
         let got: BTreeMap<String, f64> = m
             .all("netwatch_listener_connections")
             .into_iter()
-            .filter(|(l, _)| l.get("listener") == Some(&listener))
+            .filter(|(l, _)| l.get("listener") == Some(&listener) && l.get("netns") == Some(&inode))
             .map(|(l, v)| (l["state"].clone(), v))
             .collect();
         let states: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).chain(got.keys()).collect();
