@@ -132,6 +132,7 @@ pub struct Own {
 }
 
 /// Enters a namespace of the test's own; see [`Own`].
+#[must_use = "the test leaves the namespace when this is dropped"]
 pub fn own(tag: &str) -> Own {
     let ns = TestNetns::plain(tag);
     let entered = Entered::new(&format!("/run/netns/{}", ns.name()));
