@@ -109,3 +109,44 @@ pub fn map_keys(id: u64) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// `bpftool map lookup` of `key` (a `u32` index) in map `id`.
+fn lookup(id: u64, key: u32) -> Value {
+    let id = id.to_string();
+    let key: Vec<String> = key.to_le_bytes().iter().map(u8::to_string).collect();
+    let mut args = vec!["map", "lookup", "id", &id, "key"];
+    args.extend(key.iter().map(String::as_str));
+    bpftool(&args)
+}
+
+/// bpftool's `["0x01", ...]` as bytes.
+fn bytes(v: &Value) -> Vec<u8> {
+    let items = v.as_array().unwrap_or_else(|| panic!("bpftool: not a byte array: {v}"));
+    items
+        .iter()
+        .map(|b| {
+            let hex = b.as_str().and_then(|s| s.strip_prefix("0x"));
+            hex.and_then(|h| u8::from_str_radix(h, 16).ok()).unwrap_or_else(|| panic!("bpftool: byte {b}"))
+        })
+        .collect()
+}
+
+/// Little-endian integer of up to 8 bytes.
+fn le(bytes: &[u8]) -> u64 {
+    bytes.iter().rev().fold(0, |n, b| n << 8 | u64::from(*b))
+}
+
+/// Slot `key` of array `id` (its value as a little-endian integer), e.g.
+/// the agent's reader flag.
+pub fn array_value(id: u64, key: u32) -> u64 {
+    let found = lookup(id, key);
+    le(&bytes(&found["value"]))
+}
+
+/// Slot `key` of per-CPU array `id`, summed over the CPUs: how the kernel
+/// side keeps its counters (e.g. events that found the ring full).
+pub fn percpu_sum(id: u64, key: u32) -> u64 {
+    let found = lookup(id, key);
+    let values = found["values"].as_array().unwrap_or_else(|| panic!("bpftool lookup in map {id}: {found}"));
+    values.iter().map(|v| le(&bytes(&v["value"]))).sum()
+}

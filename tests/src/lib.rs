@@ -1,5 +1,10 @@
 //! Helpers for netwatch's privileged integration tests (`tests/events.rs`),
 //! and `nw-peer`, the workload generator they drive.
+//!
+//! Two conventions: a test that makes traffic runs in a network namespace of
+//! its own ([`netns::own`]) and picks netwatch's output by that namespace;
+//! a test that needs something to have happened waits for it with
+//! [`wait::until`], never with a fixed sleep.
 
 pub mod bpf;
 pub mod conn;
@@ -15,6 +20,7 @@ pub mod snapshot;
 pub mod ss;
 pub mod table_diff;
 pub mod traffic_peer;
+pub mod wait;
 
 pub use conn::{Owner, Problems, Role};
 pub use event::{Parsed, SockEvent};

@@ -1,7 +1,19 @@
-//! A network namespace of the test's own (`ip netns add`), deleted on drop,
-//! set up so that SYN-ACKs to 127.0.0.2 vanish: the way to keep request
-//! sockets (SYN_RECV) alive with nothing but loopback addresses.
+//! Network namespaces of the test's own (`ip netns add`), deleted on drop.
+//!
+//! [`own`] is what most tests start with, as aya's integration tests do: a
+//! fresh namespace that the test's thread enters, so that everything the
+//! test then starts (nw-peer, netwatch, ss, netstat) and every socket it
+//! opens lives there, alone. netwatch still traces every namespace, so a
+//! test picks its events and rows by the namespace's inode; other helpers'
+//! and other tests' traffic on the machine can then never disturb it, and
+//! ports can no longer collide with theirs.
+//!
+//! [`TestNetns::with_syn_sink`] is a namespace where SYN-ACKs to 127.0.0.2
+//! vanish: the way to keep request sockets (SYN_RECV) alive with nothing
+//! but loopback addresses.
 
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
@@ -74,9 +86,73 @@ impl Drop for TestNetns {
     }
 }
 
-/// The inode of our own network namespace.
+/// The inode of the calling thread's network namespace: the one [`own`]
+/// entered, if it did (`/proc/self` would name the main thread's).
 pub fn own_inode() -> u64 {
-    std::fs::metadata("/proc/self/ns/net").expect("stat /proc/self/ns/net").ino()
+    std::fs::metadata("/proc/thread-self/ns/net").expect("stat /proc/thread-self/ns/net").ino()
+}
+
+/// The calling thread inside a namespace until drop, which takes it back.
+///
+/// setns(2) moves only the calling thread; processes it spawns start in
+/// its namespace (a fork copies the forking thread's), and so do threads
+/// it starts. Nothing else in the test binary moves.
+pub struct Entered {
+    back: File,
+}
+
+impl Entered {
+    fn new(path: &str) -> Self {
+        let back = File::open("/proc/thread-self/ns/net").expect("opening /proc/thread-self/ns/net");
+        let target = File::open(path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+        setns(&target, path);
+        Self { back }
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        setns(&self.back, "the test's previous network namespace");
+    }
+}
+
+fn setns(ns: &File, what: &str) {
+    // SAFETY: setns(2) only reads the descriptor, which `ns` keeps open.
+    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns into {what}: {}", std::io::Error::last_os_error());
+}
+
+/// A fresh namespace (lo up) that the calling thread is in until drop,
+/// when it goes back and the namespace is deleted. Start the test's
+/// processes after this, and drop it last (declare it first).
+pub struct Own {
+    // Field order is drop order: leave the namespace, then delete it.
+    _entered: Entered,
+    ns: TestNetns,
+}
+
+/// Enters a namespace of the test's own; see [`Own`].
+#[must_use = "the test leaves the namespace when this is dropped"]
+pub fn own(tag: &str) -> Own {
+    let ns = TestNetns::plain(tag);
+    let entered = Entered::new(&format!("/run/netns/{}", ns.name()));
+    Own { _entered: entered, ns }
+}
+
+impl Own {
+    /// Its inode, as netwatch reports it (`netns` in JSON, the Netns column).
+    pub fn inode(&self) -> u64 {
+        self.ns.inode()
+    }
+
+    /// Its inode as a `--netns` argument.
+    pub fn arg(&self) -> String {
+        self.inode().to_string()
+    }
+
+    pub fn name(&self) -> &str {
+        self.ns.name()
+    }
 }
 
 fn ip(args: &[&str]) {

@@ -120,6 +120,12 @@ impl Netwatch {
         self.stderr.snapshot()
     }
 
+    /// Every stderr line, once the pipe has closed (at most 5 s after
+    /// exit): all it said, not just what the reader had got to.
+    pub fn stderr_to_eof(&mut self) -> Vec<String> {
+        std::mem::replace(&mut self.stderr, Lines::empty()).finish(Duration::from_secs(5))
+    }
+
     /// Stdout lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.stdout.as_ref().map(Lines::snapshot).unwrap_or_default()
@@ -168,6 +174,28 @@ impl Netwatch {
                 self.stderr.snapshot().join("\n")
             );
         };
+        self.collect(status)
+    }
+
+    /// Waits at most `timeout` for netwatch to exit by itself (no signal),
+    /// without judging the outcome; panics, with what it printed, if it
+    /// is still running.
+    pub fn wait_exit(mut self, timeout: Duration) -> Stopped {
+        let Some(status) = wait_timeout(&mut self.child, timeout) else {
+            kill_and_reap(&mut self.child);
+            panic!(
+                "netwatch {:?} still running {timeout:?} later, not having exited by itself; killed. \
+                 stdout:\n{}\nstderr:\n{}",
+                self.args,
+                self.lines().join("\n"),
+                self.stderr.snapshot().join("\n")
+            );
+        };
+        self.collect(status)
+    }
+
+    /// Everything it printed, once it has exited with `status`.
+    fn collect(&mut self, status: ExitStatus) -> Stopped {
         let lines = self.stdout.take().map(|o| o.finish(Duration::from_secs(5))).unwrap_or_default();
         let stderr = std::mem::replace(&mut self.stderr, Lines::empty()).finish(Duration::from_secs(5));
         let summary = stderr.iter().rev().find_map(|l| parse_summary(l)).unwrap_or_default();

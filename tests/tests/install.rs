@@ -5,6 +5,9 @@
 //! Runs the xtask binary directly (`XTASK_BIN`, set by `cargo xtask test`,
 //! else `target/debug/xtask`) with `--netwatch NETWATCH_BIN`, so no cargo
 //! is started while cargo runs the tests.
+//!
+//! No network namespace of its own: installing writes files and opens no
+//! socket, and netwatch is not run as a tracer here.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

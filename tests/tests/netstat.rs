@@ -15,13 +15,16 @@
 //! `target/release/netwatch`).
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{BufRead as _, BufReader, Write as _},
     net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::unix::net::{UnixDatagram, UnixListener, UnixStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
+
+use netwatch_tests::process::{kill_and_reap, Lines};
+use netwatch_tests::wait;
 
 const HOLD_ENV: &str = "NW_NETSTAT_HOLDER";
 /// A long address on the veth, to exercise netstat's truncation.
@@ -89,9 +92,18 @@ impl Ns {
             ready.clear();
             assert!(out.read_line(&mut ready).unwrap() > 0, "the socket holder exited early");
         }
-        // Let TIME_WAIT and queued data settle.
-        std::thread::sleep(Duration::from_millis(300));
-        Ns { name, holder }
+        let ns = Ns { name, holder };
+        // The holder's two closed connections down to their TIME_WAIT ends,
+        // nothing else half-way through a close.
+        wait::until("the namespace's TCP sockets to settle", Duration::from_secs(5), || {
+            let states = ns.output("ss", "-Htan", "");
+            let states: Vec<&str> = states.lines().filter_map(|l| l.split_whitespace().next()).collect();
+            let tw = states.iter().filter(|s| **s == "TIME-WAIT").count();
+            let closing = ["FIN-WAIT-1", "FIN-WAIT-2", "LAST-ACK", "CLOSING", "SYN-SENT", "SYN-RECV"];
+            let busy = states.iter().any(|s| closing.contains(s));
+            wait::check(tw == 2 && !busy, || format!("ss states {states:?}"))
+        });
+        ns
     }
 
     /// Runs `prog flags...` inside the namespace, through `sh -c` when
@@ -113,25 +125,16 @@ impl Ns {
             lines.sort();
             lines
         };
-        let mut attempt = 0;
-        loop {
+        wait::until(&format!("`{flags} {pipeline}` to be netstat's"), Duration::from_secs(2), || {
             let want = sorted(&self.output("netstat", flags, pipeline));
             let got = sorted(&self.output(netwatch.to_str().unwrap(), flags, pipeline));
             assert!(!want.is_empty(), "netstat {flags} {pipeline} printed nothing");
-            if want == got {
-                return;
-            }
-            attempt += 1;
-            if attempt == 3 {
-                let only_netstat: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
-                let only_netwatch: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
-                panic!(
-                    "`{flags} {pipeline}` differs (3 reads)\nonly netstat:  {only_netstat:#?}\nonly netwatch: \
-                     {only_netwatch:#?}"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            let only_netstat: Vec<_> = want.iter().filter(|l| !got.contains(l)).collect();
+            let only_netwatch: Vec<_> = got.iter().filter(|l| !want.contains(l)).collect();
+            wait::check(want == got, || {
+                format!("a difference\nonly netstat:  {only_netstat:#?}\nonly netwatch: {only_netwatch:#?}")
+            })
+        });
     }
 
     fn compare(&self, flags: &str) {
@@ -292,19 +295,24 @@ fn continuous_lists_connections_that_came_and_went() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let lines = Lines::spawn(child.stdout.take().unwrap());
+    const HEADER: &str = "Active Internet connections (w/o servers)";
+    let listings = || lines.snapshot().iter().filter(|l| l.contains(HEADER)).count();
     // The eBPF programs load before the first listing.
-    std::thread::sleep(Duration::from_millis(3000));
+    wait::until("the first listing", Duration::from_secs(10), || {
+        let n = listings();
+        wait::check(n >= 1, || format!("{n} listings"))
+    });
     // A connection opened and closed inside one refresh interval.
     let done = ns.output("bash", "-c", "'exec 3<>/dev/tcp/127.0.0.1/8080; exec 3>&-; echo done'");
     assert!(done.contains("done"), "could not connect inside the namespace: {done}");
-    std::thread::sleep(Duration::from_millis(3000));
-    let _ = child.kill();
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let _ = child.wait();
-    assert!(out.matches("Active Internet connections (w/o servers)").count() >= 3, "no repeated listing:\n{out}");
-    let block = out.split("Closed since last refresh").nth(1).unwrap_or_else(|| panic!("no closed block:\n{out}"));
-    assert!(block.contains("127.0.0.1:8080"), "the short connection is missing:\n{out}");
+    let out = wait::until("the short connection in a closed block", Duration::from_secs(10), || {
+        let out = lines.snapshot().join("\n");
+        let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
+        wait::check(block.contains("127.0.0.1:8080"), || format!("output so far:\n{out}")).map(|()| out)
+    });
+    kill_and_reap(&mut child);
+    assert!(out.matches(HEADER).count() >= 2, "no repeated listing:\n{out}");
 }
 
 /// Not a test of its own: the socket holder, run inside the namespace by

@@ -16,6 +16,8 @@ mod export;
 mod harness;
 #[path = "serve/lifecycle.rs"]
 mod lifecycle;
+#[path = "serve/loss.rs"]
+mod loss;
 #[path = "serve/metrics.rs"]
 mod metrics;
 
@@ -26,6 +28,17 @@ use netwatch_tests::held::Held;
 
 fn setup() {
     netwatch_tests::setup(env!("CARGO_BIN_EXE_nw-peer"));
+}
+
+/// [`setup`], then into a network namespace of the test's own: serve, its
+/// metrics port, the test's processes and `ss` all run there, so no other
+/// serve on the machine takes the port and no other traffic comes near
+/// the test's listeners (netwatch still sees every namespace; checks
+/// select the test's own sockets).
+#[must_use = "the test leaves its namespace when this is dropped"]
+fn setup_in(tag: &str) -> netwatch_tests::netns::Own {
+    setup();
+    netwatch_tests::netns::own(tag)
 }
 
 /// A copy of nw-peer under a name of this test's own, so that its process

@@ -14,6 +14,8 @@ mod churn;
 mod history;
 #[path = "table/seeded.rs"]
 mod seeded;
+#[path = "table/text.rs"]
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -26,6 +28,15 @@ fn setup() {
     // SAFETY: geteuid(2) cannot fail and touches no memory.
     assert_eq!(unsafe { libc::geteuid() }, 0, "needs root: run `cargo xtask test`");
     netwatch_tests::setup(env!("CARGO_BIN_EXE_nw-peer"));
+}
+
+/// [`setup`], then into a network namespace of the test's own, where `ss`
+/// and netwatch run too: the namespace's sockets are then exactly the
+/// test's (netwatch's rows of other namespaces are told apart by inode).
+#[must_use = "the test leaves its namespace when this is dropped"]
+fn setup_in(tag: &str) -> netwatch_tests::netns::Own {
+    setup();
+    netwatch_tests::netns::own(tag)
 }
 
 /// The test's own sockets of one protocol: those whose local end is one
@@ -56,9 +67,13 @@ impl Ours {
         rows.iter().filter(|s| self.has(&s.proto, ep(s.saddr, s.sport), ep(s.daddr, s.dport))).collect()
     }
 
+    /// netwatch's rows of ours, in the test's namespace.
     fn nw<'s>(&self, rows: &'s [NwSocket]) -> Vec<&'s NwSocket> {
         let ep = |ip: IpAddr, port| SocketAddr::new(ip.to_canonical(), port);
-        rows.iter().filter(|s| self.has(&s.proto, ep(s.saddr, s.sport), ep(s.daddr, s.dport))).collect()
+        let own = netwatch_tests::netns::own_inode();
+        rows.iter()
+            .filter(|s| s.netns == own && self.has(&s.proto, ep(s.saddr, s.sport), ep(s.daddr, s.dport)))
+            .collect()
     }
 }
 
@@ -99,7 +114,8 @@ fn assert_none(context: &str, problems: &[String]) {
 /// no TIME_WAIT or orphaned FIN_WAIT2 behind. Other processes' churn can
 /// fill the table; tests that count such rows say so when it happened.
 fn tw_overflows() -> u64 {
-    let text = std::fs::read_to_string("/proc/net/netstat").expect("reading /proc/net/netstat");
+    // The test thread's namespace: /proc/net is the main thread's.
+    let text = std::fs::read_to_string("/proc/thread-self/net/netstat").expect("reading /proc/thread-self/net/netstat");
     let mut rows = text.lines().filter(|l| l.starts_with("TcpExt:"));
     let (names, values) = (rows.next().expect("TcpExt header"), rows.next().expect("TcpExt values"));
     names

@@ -9,15 +9,15 @@
 //! socket's totals come from the kernel's own counters, retransmits or not.
 
 use std::net::SocketAddr;
-use std::thread::sleep;
+use std::process::Command;
 use std::time::Duration;
 
 use netwatch_tests::{
     event::{sock_events, SockEvent, Traffic},
-    netns::{own_inode, VethPair},
+    netns::{self, own_inode, Own, VethPair},
     snapshot::{NwSocket, Snapshot, Watch},
     traffic_peer::{self, Side},
-    Netwatch,
+    wait, Netwatch,
 };
 
 const UP: u64 = 1_000_000;
@@ -29,8 +29,20 @@ const HOLD_MS: &str = "6000";
 const WATCH: Duration = Duration::from_secs(3);
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn setup() {
+/// Every test starts here, in a network namespace of its own (kept until
+/// it ends): its transfers are then the only traffic there.
+#[must_use = "the test leaves its namespace when this is dropped"]
+fn setup(tag: &str) -> Own {
     netwatch_tests::setup(env!("CARGO_BIN_EXE_nw-peer"));
+    netns::own(tag)
+}
+
+/// `netwatch events --json --netns OWN ARGS`.
+fn events_in(ns: &Own, args: &[&str]) -> Netwatch {
+    let own = ns.arg();
+    let mut all = vec!["events", "--json", "--netns", &own];
+    all.extend(args);
+    Netwatch::start(&all)
 }
 
 struct Transfer {
@@ -122,7 +134,8 @@ impl Transfer {
 
     fn check_live(&self, snap: &Snapshot) {
         let row = |pick: &dyn Fn(&NwSocket) -> bool, what: &str| -> NwSocket {
-            let rows: Vec<&NwSocket> = snap.sockets.iter().filter(|s| s.proto == self.proto && pick(s)).collect();
+            let rows: Vec<&NwSocket> =
+                snap.sockets.iter().filter(|s| s.netns == own_inode() && s.proto == self.proto && pick(s)).collect();
             assert_eq!(rows.len(), 1, "{what}: expected one row, got {rows:#?}");
             rows[0].clone()
         };
@@ -164,8 +177,8 @@ impl Transfer {
 
 /// IPv4 and IPv6 at once, over loopback: counted live and at close.
 fn exact_counts(proto: &'static str) {
-    setup();
-    let events = Netwatch::start(&["events", "--json", "--traffic"]);
+    let ns = setup(proto);
+    let events = events_in(&ns, &["--traffic"]);
     let watch = Watch::start(WATCH);
     let mut transfers = [start(proto, "127.0.0.1:0"), start(proto, "[::1]:0")];
     let snap = watch.finish();
@@ -197,8 +210,8 @@ fn udp_counts_are_exact_live_and_at_close() {
 /// which has no such counters, carries none rather than zeros.
 #[test]
 fn tcp_totals_need_no_packet_counting() {
-    setup();
-    let events = Netwatch::start(&["events", "--json"]);
+    let ns = setup("totals");
+    let events = events_in(&ns, &[]);
     let mut transfers =
         [start("tcp", "127.0.0.1:0"), start("tcp", "[::1]:0"), start("udp", "127.0.0.1:0"), start("udp", "[::1]:0")];
     for t in &mut transfers {
@@ -225,9 +238,10 @@ fn tcp_totals_need_no_packet_counting() {
 /// still count each byte once.
 #[test]
 fn dropped_packets_show_as_retransmits() {
-    setup();
+    // The transfer crosses a veth between two namespaces of the test's.
+    let _own = setup("retrans-own");
     let pair = VethPair::new("retrans");
-    let events = Netwatch::start(&["events", "--json"]);
+    let events = Netwatch::start(&["events", "--json", "--netns", pair.a.name(), "--netns", pair.b.name()]);
     let total = "300000";
     let bind = format!("{}:0", VethPair::B_ADDR);
     let mut server = traffic_peer::server("tcp", &bind, &["--expect", total], Some(pair.b.name()));
@@ -238,9 +252,18 @@ fn dropped_packets_show_as_retransmits() {
         &["--send", total, "--chunk", "10000", "--interval-ms", "100"],
         Some(pair.a.name()),
     );
-    sleep(Duration::from_millis(500));
+    // Mid-stream: some of it through, then no answer until the client
+    // has had to send something again.
+    let acked = || tcp_info(pair.a.name(), client.addr, "bytes_acked:");
+    wait::until("the stream under way (20 kB acknowledged)", PEER_TIMEOUT, || {
+        let n = acked();
+        wait::check(n >= 20_000, || format!("{n} bytes acknowledged"))
+    });
     pair.set_b_answers(false);
-    sleep(Duration::from_millis(1200));
+    wait::until("a retransmit by the client", PEER_TIMEOUT, || {
+        let n = tcp_info(pair.a.name(), client.addr, "retrans:");
+        wait::check(n >= 1, || format!("{n} retransmits, {} bytes acknowledged", acked()))
+    });
     pair.set_b_answers(true);
     client.finish(PEER_TIMEOUT);
     let s = server.finish(PEER_TIMEOUT);
@@ -268,8 +291,8 @@ fn dropped_packets_show_as_retransmits() {
 /// SO_LINGER 0: the closing side sends a reset, the other receives it.
 #[test]
 fn a_reset_connection_shows_its_reset() {
-    setup();
-    let events = Netwatch::start(&["events", "--json"]);
+    let ns = setup("reset");
+    let events = events_in(&ns, &[]);
     let mut server = traffic_peer::server("tcp", "127.0.0.1:0", &["--expect", "1000"], None);
     let mut client = traffic_peer::client("tcp", server.addr, &["--send", "1000", "--reset", "--hold-ms", "100"], None);
     client.finish(PEER_TIMEOUT);
@@ -293,4 +316,19 @@ fn a_reset_connection_shows_its_reset() {
     assert_eq!((ct.tx_bytes, st.rx_bytes), (1000, 1000));
     // No FIN handshake on either side.
     assert_eq!((c.old_state.as_str(), srv.old_state.as_str()), ("ESTABLISHED", "ESTABLISHED"));
+}
+
+/// A counter of the TCP connection from `local` in namespace `ns`, as
+/// `ss -ti` shows it: `bytes_acked:N`, or for `retrans:` the total after
+/// the slash (`retrans:IN_FLIGHT/TOTAL`); 0 when absent (ss leaves zero
+/// counters out).
+fn tcp_info(ns: &str, local: SocketAddr, field: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htin", "src", &local.to_string()])
+        .output()
+        .expect("running ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(value) = text.split_whitespace().find_map(|w| w.strip_prefix(field)) else { return 0 };
+    let value = value.rsplit('/').next().unwrap_or(value);
+    value.parse().unwrap_or_else(|_| panic!("ss -ti: {field}{value} is not a number in {text}"))
 }

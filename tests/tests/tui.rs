@@ -17,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use netwatch_tests::wait;
 use serde_json::Value;
 
 /// How long netwatch may take to attach, enumerate sockets and draw.
@@ -96,18 +97,13 @@ impl Tmux {
     /// Polls the screen until `ok`, and the same a moment later (a
     /// capture can catch a frame half drawn); panics with the last screen.
     fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait::until(&format!("{what} on screen"), timeout, || {
             let screen = self.capture();
-            if ok(&screen) {
-                sleep(Duration::from_millis(20));
-                if self.capture() == screen {
-                    return screen;
-                }
-            }
-            assert!(Instant::now() < deadline, "{what}: not on screen within {timeout:?}:\n{screen}");
-            sleep(POLL);
-        }
+            // The second capture is the "moment later": tmux takes a few
+            // milliseconds to answer.
+            let whole = ok(&screen) && self.capture() == screen;
+            wait::check(whole, || format!("the screen:\n{screen}")).map(|()| screen)
+        })
     }
 
     /// The netwatch process: the pane's process, or its child if tmux's
@@ -213,9 +209,10 @@ fn has_row(screen: &str, needles: &[&str]) -> bool {
     screen.lines().any(|l| needles.iter().all(|n| l.contains(n)))
 }
 
-/// Whether `/proc/net/tcp` has an ESTABLISHED socket whose remote port is `port`.
+/// Whether the test thread's namespace has an ESTABLISHED socket whose
+/// remote port is `port` (`/proc/net` would be the main thread's).
 fn established_to(port: u16) -> bool {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("reading /proc/net/tcp");
+    let table = std::fs::read_to_string("/proc/thread-self/net/tcp").expect("reading /proc/thread-self/net/tcp");
     let remote = format!(":{port:04X}");
     table.lines().skip(1).any(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
@@ -272,15 +269,10 @@ fn assert_clean_exit(tmux: &Tmux, pid: u32, progs: &BTreeSet<u32>) {
     assert_eq!(status, "0", "exit status and signal; screen:\n{}", tmux.capture());
     assert_eq!(tmux.pane("#{alternate_on}"), "0", "terminal left in the alternate screen");
     // The kernel frees a program after its last reference goes, not at once.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait::until("our programs to be unloaded after exit", Duration::from_secs(5), || {
         let left: Vec<_> = loaded_programs().into_iter().filter(|(id, _)| progs.contains(id)).collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "programs still loaded 5 s after exit: {left:?}");
-        sleep(POLL);
-    }
+        wait::check(left.is_empty(), || format!("still loaded: {left:?}"))
+    });
 }
 
 /// The programs this netwatch attached, checked to be netwatch's own.
@@ -296,6 +288,10 @@ fn attached_programs(tmux: &Tmux) -> BTreeSet<u32> {
 
 #[test]
 fn live_rows_filter_modes_closed_pane_and_quit() {
+    // tmux, netwatch and the test's sockets in a namespace of the test's
+    // own: the rows the test looks for are then the only ones like them
+    // (the view still shows every namespace's sockets).
+    let _ns = netwatch_tests::netns::own("tui-live");
     // A listener of the test's own, older than netwatch: seeded, and the
     // row the filter must hide.
     let decoy = TcpListener::bind("127.0.0.1:0").expect("binding the decoy listener");
@@ -321,11 +317,9 @@ fn live_rows_filter_modes_closed_pane_and_quit() {
 
     let held = Peer::spawn(&["client", "--to", &addr_s, "--count", "1", "--hold-ms", "3000"]);
     let client_owner = format!("{}/nw-peer", held.pid());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !established_to(addr.port()) {
-        assert!(Instant::now() < deadline, "the held connection never reached ESTABLISHED");
-        sleep(Duration::from_millis(5));
-    }
+    wait::until("the held connection to reach ESTABLISHED", Duration::from_secs(5), || {
+        wait::check(established_to(addr.port()), || "not in /proc/thread-self/net/tcp")
+    });
     let s = tmux
         .wait_for("the held connection", SHOW_WITHIN, |s| has_row(s, &["tcp ", &addr_s, "ESTABLISHED", &client_owner]));
     let client_row = table_rows(&s).into_iter().find(|r| r.contains(&client_owner)).unwrap();
@@ -354,6 +348,7 @@ fn live_rows_filter_modes_closed_pane_and_quit() {
     assert_clean_exit(&tmux, pid, &progs);
 }
 
+/// No namespace of its own: no socket is looked at.
 #[test]
 fn sigterm_restores_the_terminal_and_detaches() {
     let tmux = Tmux::start("term");

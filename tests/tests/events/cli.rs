@@ -5,13 +5,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use netwatch_tests::event::sock_events;
+use netwatch_tests::netns;
 use netwatch_tests::process::run_for;
 use netwatch_tests::{bpf, netwatch_bin, Netwatch, Peer};
 
 #[test]
 fn text_output_lines() {
-    super::setup();
-    let nw = Netwatch::start(&["events"]);
+    let ns = super::setup_in("text");
+    let nw = Netwatch::start(&["events", "--netns", &ns.arg()]);
     let (mut s4, srv4) = Peer::server("127.0.0.1:0", Some(3));
     let (mut s6, srv6) = Peer::server("[::1]:0", Some(3));
     let c4 = Peer::client(srv4.addr, 3, 1);
@@ -105,7 +106,8 @@ fn ring_size_sets_the_kernel_ring() {
     assert_eq!(out.status.code(), Some(2), "`--ring-size 3`: {}; stderr:\n{stderr}", out.status);
     assert!(stderr.contains("power of two"), "expected the reason; stderr:\n{stderr}");
 
-    let nw = Netwatch::start(&["events", "--json", "--ring-size", "1"]);
+    let ns = netns::own("ringsize");
+    let nw = super::events_in(&ns, &["--ring-size", "1"]);
     let ring = bpf::map_of(nw.pid(), netwatch_common::names::MAP_EVENTS).expect("netwatch holds its event ring");
     assert_eq!(bpf::max_entries(ring), 1 << 20, "EVENTS map of `--ring-size 1`");
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
@@ -125,7 +127,8 @@ fn ring_size_sets_the_kernel_ring() {
 /// `NETWATCH_BENCH_HOLLOW`, the bench's floor measurement: every program is
 /// attached (linked, so the kernel calls it) yet returns at once, so
 /// connections leave no event; a value netwatch does not know is refused
-/// before anything loads.
+/// before anything loads. No namespace of its own: nothing may be printed
+/// for any namespace, the test's connections included.
 #[test]
 fn hollow_programs_are_attached_and_send_nothing() {
     super::setup();
@@ -155,4 +158,44 @@ fn hollow_programs_are_attached_and_send_nothing() {
     let stopped = nw.stop();
     assert!(stopped.lines.is_empty(), "hollow programs sent events:\n{}", stopped.lines.join("\n"));
     assert_eq!(stopped.summary.get("events"), Some(&0), "summary: {:?}", stopped.summary);
+}
+
+/// `--count N` ends netwatch by itself, exit 0, once N events were
+/// printed: exactly N lines, the summary counting N, though the traffic
+/// made many more. Only the test's namespace is printed (`--netns`), so
+/// the first of them is its server's `listen`.
+#[test]
+fn count_exits_after_exactly_n_events() {
+    const N: usize = 7;
+    let ns = super::setup_in("count");
+    let n = N.to_string();
+    let nw = super::events_in(&ns, &["--count", &n]);
+    // Three connections make thirty-odd events, far more than N.
+    let (mut server, srv) = Peer::server("127.0.0.1:0", Some(3));
+    let client = Peer::client(srv.addr, 3, 1);
+    server.wait_success(Duration::from_secs(10));
+    let stopped = nw.wait_exit(Duration::from_secs(10));
+
+    assert!(
+        stopped.status.success(),
+        "--count {N} exited with {}; stderr:\n{}",
+        stopped.status,
+        stopped.stderr.join("\n")
+    );
+    assert_eq!(stopped.lines.len(), N, "--count {N} printed:\n{}", stopped.lines.join("\n"));
+    let events = sock_events(&stopped.events());
+    assert_eq!(events.len(), N, "every line is a socket event");
+    let inode = ns.inode();
+    let wrong: Vec<&String> = events.iter().filter(|e| e.netns != inode).map(|e| &e.line).collect();
+    assert!(wrong.is_empty(), "events from outside netns {inode}: {wrong:?}");
+    let first = &events[0];
+    assert_eq!(
+        (first.event.as_str(), first.pid, first.sport, first.old_state.as_str(), first.new_state.as_str()),
+        ("listen", u64::from(srv.pid), srv.addr.port(), "CLOSE", "LISTEN"),
+        "the first event: {}",
+        first.line
+    );
+    let from_client = events.iter().filter(|e| e.pid == u64::from(client.pid)).count();
+    assert!(from_client > 0, "no event of the client {} among the {N}", client.pid);
+    assert_eq!(stopped.counter("events"), N as u64, "the summary's events");
 }

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use netwatch_tests::conn::show;
 use netwatch_tests::event::sock_events;
-use netwatch_tests::{free_port, Netwatch, Peer, SockEvent, Stopped};
+use netwatch_tests::netns;
+use netwatch_tests::{free_port, wait, Netwatch, Peer, SockEvent, Stopped};
 
 const PER_SERVER: u64 = 20;
 
@@ -38,9 +39,9 @@ fn assert_all(events: &[SockEvent], what: &str, pred: impl Fn(&SockEvent) -> boo
 
 #[test]
 fn filters_filter_by_port() {
-    super::setup();
+    let ns = super::setup_in("port");
     let port = free_port("127.0.0.1".parse().expect("ip"));
-    let nw = Netwatch::start(&["events", "--json", "--port", &port.to_string()]);
+    let nw = super::events_in(&ns, &["--port", &port.to_string()]);
     let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
     let (other, other_addr, _) = server("127.0.0.1:0");
     traffic(&mut [(matched, addr), (other, other_addr)]);
@@ -67,17 +68,21 @@ fn filters_filter_by_port() {
 /// makes them when asked (they are two of every connection's twelve runs).
 #[test]
 fn teardown_shows_every_freed_socket_and_only_when_asked() {
-    super::setup();
+    let ns = super::setup_in("teardown");
     let port = free_port("127.0.0.1".parse().expect("ip"));
-    let with = Netwatch::start(&["events", "--json", "--teardown", "--port", &port.to_string()]);
-    let without = Netwatch::start(&["events", "--json", "--port", &port.to_string()]);
+    let with = super::events_in(&ns, &["--teardown", "--port", &port.to_string()]);
+    let without = super::events_in(&ns, &["--port", &port.to_string()]);
     let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
     traffic(&mut [(matched, addr)]);
-    // The listener goes when its server exits; give its teardown a moment.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let n = PER_SERVER as usize;
+    // The listener goes when its server exits, a moment later.
+    let destroys = |l: &String| l.contains(r#""event":"destroy""#);
+    wait::until("every socket's destroy event", std::time::Duration::from_secs(10), || {
+        let seen = with.lines().iter().filter(|l| destroys(l)).count();
+        wait::check(seen == 2 * n + 1, || format!("{seen} destroy events"))
+    });
     let (with, without) = (events_of(&with.stop()), events_of(&without.stop()));
 
-    let n = PER_SERVER as usize;
     let destroyed = count(&with, |e| e.event == "destroy");
     // Both ends of every connection, and the listener.
     assert_eq!(destroyed, 2 * n + 1, "with --teardown:\n{}", show(&with.iter().collect::<Vec<_>>()));
@@ -91,10 +96,10 @@ fn teardown_shows_every_freed_socket_and_only_when_asked() {
 
 #[test]
 fn filters_filter_by_pid() {
-    super::setup();
+    let ns = super::setup_in("pid");
     let (matched, addr, pid) = server("127.0.0.1:0");
     let (other, other_addr, _) = server("127.0.0.1:0");
-    let nw = Netwatch::start(&["events", "--json", "--pid", &pid.to_string()]);
+    let nw = super::events_in(&ns, &["--pid", &pid.to_string()]);
     traffic(&mut [(matched, addr), (other, other_addr)]);
     let events = events_of(&nw.stop());
 
@@ -123,8 +128,8 @@ fn filters_filter_ipv4_only() {
 }
 
 fn family_filter(flag: &str, family: &str) {
-    super::setup();
-    let nw = Netwatch::start(&["events", "--json", flag]);
+    let ns = super::setup_in("family");
+    let nw = super::events_in(&ns, &[flag]);
     let (v4, v4_addr, _) = server("127.0.0.1:0");
     let (v6, v6_addr, _) = server("[::1]:0");
     traffic(&mut [(v4, v4_addr), (v6, v6_addr)]);
@@ -143,8 +148,8 @@ fn family_filter(flag: &str, family: &str) {
 }
 
 /// `--netns` keeps the events of one namespace, named as `ip netns` names
-/// it: the same server and client run in the test's namespace and in ours,
-/// on the same port, and only the namespace's connections are printed,
+/// it: the same server and client run in one namespace of the test's and
+/// in another (where the test itself is), on the same port, and only the namespace's connections are printed,
 /// each with its process. A name that does not exist is an error.
 #[test]
 fn filters_filter_by_netns() {
@@ -159,6 +164,7 @@ fn filters_filter_by_netns() {
     assert!(!out.status.success(), "--netns of a missing namespace exited 0; stderr:\n{stderr}");
     assert!(stderr.contains("nwtest-no-such-namespace"), "expected the name in the error; stderr:\n{stderr}");
 
+    let _outer = netns::own("evnetns-outer");
     let ns = TestNetns::plain("evnetns");
     let nw = Netwatch::start(&["events", "--json", "--netns", ns.name()]);
     let peer_in_ns = |args: &[&str]| Peer::spawn_program(ns.command(&nw_peer_bin().to_string_lossy(), &[]), args);

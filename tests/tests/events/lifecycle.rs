@@ -7,9 +7,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netwatch_common::names::ALL_PROGRAMS as PROGRAMS;
-use netwatch_tests::bpf::{held_by, links, nw_programs, pinned};
-use netwatch_tests::{Netwatch, Peer};
+use netwatch_common::names::{ALL_PROGRAMS as PROGRAMS, MAP_READER_AWAKE};
+use netwatch_tests::bpf::{array_value, held_by, links, map_of, nw_programs, pinned};
+use netwatch_tests::{wait, Netwatch, Peer};
 
 #[test]
 fn sigterm_detaches_everything() {
@@ -23,6 +23,8 @@ fn sigint_detaches_everything() {
     detaches_on(libc::SIGINT, "SIGINT");
 }
 
+/// No namespace of its own: no traffic is looked at, and programs, links
+/// and pins are the kernel's, in no namespace.
 fn detaches_on(signal: libc::c_int, name: &str) {
     let pinned_before = pinned();
     let nw = Netwatch::start(&["events", "--json"]);
@@ -41,15 +43,10 @@ fn detaches_on(signal: libc::c_int, name: &str) {
     nw.stop_with(signal);
     // Program memory is released asynchronously after the last fd closes.
     let ids: BTreeSet<u64> = ours.iter().map(|(id, _)| *id).collect();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let left = loop {
+    wait::until(&format!("our programs to be unloaded after {name} and exit 0"), Duration::from_secs(3), || {
         let left: Vec<(u64, String)> = nw_programs().into_iter().filter(|(id, _)| ids.contains(id)).collect();
-        if left.is_empty() || Instant::now() > deadline {
-            break left;
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    assert!(left.is_empty(), "after {name} and exit 0, still loaded: {left:?}");
+        wait::check(left.is_empty(), || format!("still loaded: {left:?}"))
+    });
     let stale_links: Vec<(u64, u64)> = links().into_iter().filter(|(_, prog)| ids.contains(prog)).collect();
     assert!(stale_links.is_empty(), "after {name}, links to our programs remain: {stale_links:?}");
     let new_pins: Vec<_> = pinned().difference(&pinned_before).cloned().collect();
@@ -58,8 +55,8 @@ fn detaches_on(signal: libc::c_int, name: &str) {
 
 #[test]
 fn closed_pipe_ends_quietly() {
-    super::setup();
-    let (mut nw, stdout) = Netwatch::start_raw(&["events", "--json"]);
+    let ns = super::setup_in("pipe");
+    let (mut nw, stdout) = Netwatch::start_raw(&["events", "--json", "--netns", &ns.arg()]);
     let (_server, srv) = Peer::server("127.0.0.1:0", None);
 
     // `netwatch events | head -1`: read one line, then close the pipe.
@@ -81,21 +78,13 @@ fn closed_pipe_ends_quietly() {
     assert!(line.starts_with('{'), "first line is not a JSON event: {line:?}");
 
     // Keep making events so netwatch writes into the closed pipe.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = nw.try_status() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "netwatch still running 5 s after its stdout was closed; stderr:\n{}",
-            nw.stderr_lines().join("\n")
-        );
-        Peer::client(srv.addr, 5, 0);
-        thread::sleep(Duration::from_millis(50));
-    };
-    thread::sleep(Duration::from_millis(200)); // let the stderr reader catch up
-    let stderr = nw.stderr_lines().join("\n");
+    let status = wait::until("netwatch to exit after its stdout was closed", Duration::from_secs(5), || {
+        nw.try_status().ok_or_else(|| {
+            Peer::client(srv.addr, 5, 0);
+            format!("still running; stderr:\n{}", nw.stderr_lines().join("\n"))
+        })
+    });
+    let stderr = nw.stderr_to_eof().join("\n");
     assert!(status.success(), "netwatch exited with {status} after its stdout closed; stderr:\n{stderr}");
     let lower = stderr.to_lowercase();
     assert!(
@@ -110,28 +99,32 @@ fn closed_pipe_ends_quietly() {
 /// printed within a second, before netwatch is stopped.
 #[test]
 fn events_arrive_after_bursts_and_quiet_spells() {
-    super::setup();
+    let ns = super::setup_in("quiet");
     let rounds: [u64; 4] = [50, 1, 20, 1];
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(rounds.iter().sum()));
     let port = srv.addr.port().to_string();
-    let nw = Netwatch::start(&["events", "--json", "--port", &port]);
+    let nw = super::events_in(&ns, &["--port", &port]);
     // Connections' closes, not the listener's (the server exits after its count).
     let closes = || {
         let lines = nw.lines();
         lines.iter().filter(|l| l.contains("\"event\":\"close\"") && !l.contains("\"old_state\":\"LISTEN\"")).count()
             as u64
     };
+    let awake = map_of(nw.pid(), MAP_READER_AWAKE).expect("netwatch holds its reader flag");
     let mut expected = 0;
     for (i, n) in rounds.into_iter().enumerate() {
-        // Quiet long enough for the reader to stop draining on its clock.
-        thread::sleep(Duration::from_millis(300));
+        // Quiet until the reader has stopped draining on its own clock (the
+        // flag the programs read to know whether to wake it).
+        wait::until("the reader to go to sleep", Duration::from_secs(5), || {
+            let flag = array_value(awake, 0);
+            wait::check(flag == 0, || format!("READER_AWAKE = {flag}"))
+        });
         Peer::client(srv.addr, n, 1);
         expected += 2 * n;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while closes() < expected && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(closes(), expected, "round {i} ({n} connections): closes printed within a second");
+        wait::until(&format!("round {i}'s closes ({n} connections) within a second"), Duration::from_secs(1), || {
+            let seen = closes();
+            wait::check(seen == expected, || format!("{seen} of {expected} closes printed"))
+        });
     }
     server.wait_success(Duration::from_secs(10));
     nw.stop();

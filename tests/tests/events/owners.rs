@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use netwatch_tests::conn::{by_cookie, check_lifecycle, check_owner, show};
 use netwatch_tests::event::{lost_total, sock_events};
-use netwatch_tests::{free_port, Netwatch, Owner, Peer, Problems, Role, SockEvent};
+use netwatch_tests::{free_port, Owner, Peer, Problems, Role, SockEvent};
 
 struct Scenario {
     bind: &'static str,
@@ -36,10 +36,10 @@ fn listener_older_than_netwatch_gives_children_right_owner() {
 }
 
 fn run(sc: &Scenario) {
-    super::setup();
+    let ns = super::setup_in("owners");
     let n = sc.connections;
     let early = sc.server_first.then(|| Peer::server(sc.bind, Some(n)));
-    let nw = Netwatch::start(&["events", "--json"]);
+    let nw = super::events_in(&ns, &[]);
     let (mut server, srv) = early.unwrap_or_else(|| Peer::server(sc.bind, Some(n)));
     let client = Peer::client(srv.addr, n, 3);
     server.wait_success(Duration::from_secs(30));
@@ -162,10 +162,10 @@ fn check_client(evs: &[&SockEvent], lo: &str, sp: u16, port: u16) -> Result<(), 
 
 #[test]
 fn refused_connect_is_reported_as_failed() {
-    super::setup();
+    let ns = super::setup_in("refused");
     let lo = "127.0.0.1";
     let port = free_port(lo.parse().expect("ip"));
-    let nw = Netwatch::start(&["events", "--json"]);
+    let nw = super::events_in(&ns, &[]);
     let (pid, local_port) = Peer::refuse(format!("{lo}:{port}").parse().expect("addr"));
     let pid = u64::from(pid);
     let stopped = nw.stop();
@@ -216,8 +216,8 @@ fn refused_connect_is_reported_as_failed() {
 /// event, carries the owner of the listener that is really there.
 #[test]
 fn a_closed_listener_gives_its_port_up_to_the_next_owner() {
-    super::setup();
-    let nw = Netwatch::start(&["events", "--json"]);
+    let ns = super::setup_in("handover");
+    let nw = super::events_in(&ns, &[]);
     let (mut first, first_srv) = Peer::server("127.0.0.1:0", Some(2));
     let first_client = Peer::client(first_srv.addr, 2, 0);
     first.wait_success(Duration::from_secs(30));
@@ -258,9 +258,9 @@ fn a_closed_listener_gives_its_port_up_to_the_next_owner() {
 /// from then on; its last transitions run in the worker's own close().
 #[test]
 fn a_prefork_servers_connections_move_from_listener_to_worker_at_accept() {
-    super::setup();
+    let ns = super::setup_in("prefork");
     let n = 20;
-    let nw = Netwatch::start(&["events", "--json"]);
+    let nw = super::events_in(&ns, &[]);
     let (mut server, srv, worker) = Peer::prefork_server("127.0.0.1:0", n);
     // Held long enough that each connection is accepted before it closes.
     let client = Peer::client(srv.addr, n, 50);

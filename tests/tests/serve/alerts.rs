@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use netwatch_tests::held::Held;
 use netwatch_tests::netns::{TestNetns, SINK};
-use netwatch_tests::{free_port, netwatch_bin};
+use netwatch_tests::{free_port, netwatch_bin, wait};
 use serde_json::Value;
 
 use super::harness::{Serve, TempDir};
@@ -27,7 +27,9 @@ fn exported_alerts(path: &std::path::Path, pred: impl Fn(&Value) -> bool) -> Vec
 
 #[test]
 fn syn_flood_fires_naming_the_listener_and_its_process() {
-    super::setup();
+    // The flood needs a namespace made for it (see `TestNetns::with_syn_sink`);
+    // the test, serve and its metrics port go in one of their own.
+    let _own = super::setup_in("synflood");
     let dir = TempDir::new("synflood");
     let ns = TestNetns::with_syn_sink("serve");
     // Serve first: the flood comes while it runs, so the half-open
@@ -57,10 +59,11 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     });
     assert!(line.contains(&format!("pid {} (", flood.pid())), "alert does not name the flood's process: {line}");
 
-    std::thread::sleep(Duration::from_millis(1500));
     let key = format!("{netns}/{addr}");
-    let ours = exported_alerts(&export, |v| v["key"] == key.as_str());
-    assert_eq!(ours.len(), 1, "one alert while the flood holds (no re-firing each second): {ours:?}");
+    let ours = wait::until("the alert in the export file", ALERT_TIMEOUT, || {
+        let ours = exported_alerts(&export, |v| v["key"] == key.as_str());
+        wait::check(!ours.is_empty(), || "no line yet").map(|()| ours)
+    });
     let a = &ours[0];
     assert_eq!((a["alert"].as_str(), a["state"].as_str()), (Some("syn_backlog"), Some("firing")));
     assert_eq!(a["pid"].as_u64(), Some(u64::from(flood.pid())));
@@ -76,12 +79,16 @@ fn syn_flood_fires_naming_the_listener_and_its_process() {
     serve.wait_stderr(ALERT_TIMEOUT, "the flood alert cleared", |l| {
         l.contains("syn_backlog cleared") && l.contains(&format!("{addr} (netns {netns})"))
     });
+    // From firing to cleared, however long the checks above took: said
+    // once (a window of 1 h), not again at each evaluation.
+    let firing = exported_alerts(&export, |v| v["key"] == key.as_str() && v["state"] == "firing");
+    assert_eq!(firing.len(), 1, "one alert while the flood held (no re-firing each second): {firing:?}");
     serve.nw.stop_with(libc::SIGTERM);
 }
 
 #[test]
 fn suspicious_port_and_new_listener() {
-    super::setup();
+    let _ns = super::setup_in("listener");
     let dir = TempDir::new("listener");
     let peer = own_peer(&dir.0);
     // The baseline: every listener now.
@@ -124,9 +131,10 @@ fn suspicious_port_and_new_listener() {
     );
 
     // The export file has both, with the sockets.
-    std::thread::sleep(Duration::from_millis(1500));
-    let susp = exported_alerts(&export, |v| v["alert"] == "suspicious_ports" && v["key"] == ports.as_str());
-    assert!(!susp.is_empty(), "no suspicious_ports alert exported");
+    let susp = wait::until("the suspicious_ports alert in the export file", ALERT_TIMEOUT, || {
+        let susp = exported_alerts(&export, |v| v["alert"] == "suspicious_ports" && v["key"] == ports.as_str());
+        wait::check(!susp.is_empty(), || "not there yet").map(|()| susp)
+    });
     let socks = susp.last().unwrap()["sockets"].as_array().unwrap().clone();
     assert!(socks.iter().any(|s| s["sport"] == port && s["state"] == "LISTEN"), "{socks:?}");
     let newl =
@@ -152,7 +160,9 @@ fn suspicious_port_and_new_listener() {
 /// alert names the listener whose accept queue is full and its process.
 #[test]
 fn listen_drops_names_the_listener_with_a_full_queue() {
-    super::setup();
+    // Serve reads TcpExt of its own namespace: the test's, where only the
+    // test's listener can drop anything.
+    let _ns = super::setup_in("drops");
     let dir = TempDir::new("drops");
     let port = free_port([127, 0, 0, 1].into());
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use netwatch_tests::process::kill_and_reap;
-use netwatch_tests::{nw_peer_bin, ss};
+use netwatch_tests::{nw_peer_bin, ss, wait};
 
 use super::harness::{Serve, TempDir};
 use super::{config, only_alerts};
@@ -36,7 +36,8 @@ fn ss_states(listener: &str) -> BTreeMap<String, f64> {
 
 #[test]
 fn scrapes_during_churn_stay_within_ss_reads() {
-    super::setup();
+    let ns = super::setup_in("churn");
+    let inode = ns.arg();
     let dir = TempDir::new("churn");
     let cfg = config(&dir, &only_alerts(&[]));
     let serve = Serve::start(&cfg, &["--top-listeners", "1000"]);
@@ -47,16 +48,16 @@ fn scrapes_during_churn_stay_within_ss_reads() {
         .spawn()
         .expect("starting nw-peer churn");
     // The churn's listener: the one its process holds.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let listener = loop {
+    let listener = wait::until("nw-peer churn's listener", Duration::from_secs(5), || {
         let found = ss::run("-tlnpe", None).into_iter().find(|s| s.owners.iter().any(|(pid, _)| *pid == churn.id()));
-        if let Some(s) = found {
-            break format!("{}:{}", s.saddr.expect("bound address"), s.sport);
-        }
-        assert!(Instant::now() < deadline, "nw-peer churn showed no listener");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::thread::sleep(Duration::from_secs(2));
+        found.map(|s| format!("{}:{}", s.saddr.expect("bound address"), s.sport)).ok_or("no listener of its pid")
+    });
+    // Under way: TIME_WAIT sockets piling up on the listener's side.
+    wait::until("TIME_WAIT sockets of the churn", Duration::from_secs(10), || {
+        let states = ss_states(&listener);
+        let tw = states.get("TIME_WAIT").copied().unwrap_or(0.0);
+        wait::check(tw >= RATE / 4.0, || format!("{states:?}"))
+    });
 
     let mut report = Vec::new();
     for _ in 0..SCRAPES {
@@ -73,7 +74,7 @@ fn scrapes_during_churn_stay_within_ss_reads() {
         let got: BTreeMap<String, f64> = m
             .all("netwatch_listener_connections")
             .into_iter()
-            .filter(|(l, _)| l.get("listener") == Some(&listener))
+            .filter(|(l, _)| l.get("listener") == Some(&listener) && l.get("netns") == Some(&inode))
             .map(|(l, v)| (l["state"].clone(), v))
             .collect();
         let states: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).chain(got.keys()).collect();
@@ -89,7 +90,6 @@ fn scrapes_during_churn_stay_within_ss_reads() {
                 if ok { "" } else { "  <-- OUT" }
             ));
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
     kill_and_reap(&mut churn);
     let tw_seen = report.iter().any(|l| l.starts_with("TIME_WAIT"));

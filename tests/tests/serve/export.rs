@@ -5,7 +5,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netwatch_tests::Peer;
+use netwatch_tests::{wait, Peer};
 use serde_json::Value;
 
 use super::config;
@@ -45,7 +45,7 @@ const TRAFFIC_FIELDS: &[&str] = &[
 
 #[test]
 fn export_file_rotates_by_size_keeping_k() {
-    super::setup();
+    let _ns = super::setup_in("rotate");
     let dir = TempDir::new("rotate");
     let path = dir.path("events.jsonl");
     let cfg = config(&dir, &super::only_alerts(&[]));
@@ -54,9 +54,18 @@ fn export_file_rotates_by_size_keeping_k() {
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(40));
     let client = Peer::client(srv.addr, 40, 0);
     server.wait_success(Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1500));
-
     let rotated = |i: usize| dir.path(&format!("events.jsonl.{i}"));
+    // The server's listener closes last, when it exits.
+    let last =
+        format!(r#""sport":{},"daddr":"0.0.0.0","dport":0,"old_state":"LISTEN","new_state":"CLOSE""#, srv.addr.port());
+    wait::until("the export of the listener's close", Duration::from_secs(10), || {
+        let text: String = [path.clone(), rotated(1), rotated(2)]
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .collect();
+        wait::check(text.contains(&last), || format!("{} bytes exported, without {last}", text.len()))
+    });
+
     assert!(rotated(1).is_file() && rotated(2).is_file(), "40 connections (~240 lines) did not rotate twice");
     assert!(!rotated(3).exists(), "keep=2, yet events.jsonl.3 exists");
     let mut ours = BTreeSet::new();

@@ -5,11 +5,11 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_parse::{Scrape, Value};
 
-use netwatch_tests::{free_port, Netwatch};
+use netwatch_tests::{free_port, wait, Netwatch};
 
 /// A scratch directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -54,18 +54,10 @@ impl Serve {
 
     /// Waits until a stderr line satisfies `pred`; panics with stderr after `timeout`.
     pub fn wait_stderr(&self, timeout: Duration, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.nw.stderr_lines().into_iter().find(|l| pred(l)) {
-                return l;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no stderr line {what} within {timeout:?}; stderr:\n{}",
-                self.nw.stderr_lines().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait::until(&format!("a stderr line {what}"), timeout, || {
+            let lines = self.nw.stderr_lines();
+            lines.iter().find(|l| pred(l)).cloned().ok_or_else(|| format!("stderr:\n{}", lines.join("\n")))
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netwatch_tests::{ss, Peer};
+use netwatch_tests::{ss, wait, Peer};
 
 use super::harness::{http_get, Serve, TempDir};
 use super::{config, hold, only_alerts, own_peer};
@@ -22,7 +22,7 @@ fn ss_states(port: u16) -> BTreeMap<String, f64> {
 
 #[test]
 fn scrape_matches_ss_for_the_tests_own_connections() {
-    super::setup();
+    let ns = super::setup_in("metrics");
     let dir = TempDir::new("metrics");
     let peer = own_peer(&dir.0);
     let name = peer.file_name().unwrap().to_str().unwrap().to_owned();
@@ -36,37 +36,54 @@ fn scrape_matches_ss_for_the_tests_own_connections() {
     let mut client = hold(&peer, &connects.iter().map(String::as_str).collect::<Vec<_>>());
     let conns = client.connected();
     server.accepted(HELD);
-    std::thread::sleep(Duration::from_millis(300));
 
     // Both ends of every connection are our process name's, nothing else is.
-    let m = serve.scrape();
-    assert_eq!(m.value("netwatch_process_connections", &[("process", &name)]), (2 * HELD) as f64);
     let lbl = listener.to_string();
-    assert_eq!(m.value("netwatch_listener_connections", &[("listener", &lbl), ("state", "ESTABLISHED")]), HELD as f64);
+    let inode = ns.arg();
+    let ours = |state| [("listener", lbl.as_str()), ("netns", inode.as_str()), ("state", state)];
+    wait::until("the held connections in the scrape", Duration::from_secs(10), || {
+        let m = serve.scrape();
+        let (procs, held) = (
+            m.get("netwatch_process_connections", &[("process", &name)]),
+            m.get("netwatch_listener_connections", &ours("ESTABLISHED")),
+        );
+        let want = (Some((2 * HELD) as f64), Some(HELD as f64));
+        wait::check((procs, held) == want, || format!("{name}'s connections {procs:?}, {lbl}'s {held:?}"))
+    });
 
     // Move some to other states: the client closes one first (CLOSE_WAIT
     // on our listener's side) and resets another (gone at once).
     assert_eq!(client.close(conns[0].local.port()), 1);
     assert_eq!(client.reset(conns[2].local.port()), 1);
-    std::thread::sleep(Duration::from_millis(500));
 
-    let want = ss_states(listener.port());
-    let m = serve.scrape();
-    let got: BTreeMap<String, f64> = m
-        .all("netwatch_listener_connections")
-        .into_iter()
-        .filter(|(l, v)| l.get("listener") == Some(&lbl) && *v > 0.0)
-        .map(|(l, v)| (l["state"].clone(), v))
-        .collect();
-    assert_eq!(got, want, "netwatch_listener_connections for {lbl} vs ss");
-    assert_eq!(want.get("CLOSE_WAIT"), Some(&1.0), "the test made one CLOSE_WAIT: {want:?}");
+    // ss first shows the test's CLOSE_WAIT, then netwatch must agree with it.
+    wait::until(
+        &format!("netwatch_listener_connections for {lbl} to be what ss shows"),
+        Duration::from_secs(10),
+        || {
+            let want = ss_states(listener.port());
+            let got: BTreeMap<String, f64> = serve
+                .scrape()
+                .all("netwatch_listener_connections")
+                .into_iter()
+                .filter(|(l, v)| l.get("listener") == Some(&lbl) && l.get("netns") == Some(&inode) && *v > 0.0)
+                .map(|(l, v)| (l["state"].clone(), v))
+                .collect();
+            let made = want.get("CLOSE_WAIT") == Some(&1.0);
+            wait::check(made && got == want, || format!("ss {want:?} (the test made one CLOSE_WAIT), netwatch {got:?}"))
+        },
+    );
 
     // Counters only grow, by at least what the test did.
     let (refused, _) =
         Peer::refuse(format!("127.0.0.1:{}", netwatch_tests::free_port([127, 0, 0, 1].into())).parse().unwrap());
     assert!(refused > 0);
-    std::thread::sleep(Duration::from_millis(500));
-    let after = serve.scrape();
+    let after = wait::until("the refused connect in the scrape", Duration::from_secs(10), || {
+        let m = serve.scrape();
+        let failed =
+            m.value("netwatch_connect_failures_total", &[]) - before.value("netwatch_connect_failures_total", &[]);
+        wait::check(failed >= 1.0, || format!("{failed} more failed connects")).map(|()| m)
+    });
     let grew = |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.value(name, labels);
     let active = [("proto", "tcp"), ("direction", "active")];
     let passive = [("proto", "tcp"), ("direction", "passive")];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use netwatch_tests::held::Held;
 use netwatch_tests::netns::own_inode;
 use netwatch_tests::snapshot::{NwSocket, Watch};
-use netwatch_tests::{ss, table_diff, Peer};
+use netwatch_tests::{ss, table_diff, wait, Peer};
 
 use super::{assert_none, states, Ours};
 
@@ -18,7 +18,7 @@ const CHURN_RATE: &str = "2000";
 
 #[test]
 fn live_table_matches_ss_after_churn() {
-    super::setup();
+    let _ns = super::setup_in("churn");
     let mut server = Held::hold(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
     let (l4, l6) = match server.listeners()[..] {
         [a, b] => (a, b),
@@ -79,13 +79,8 @@ fn live_table_matches_ss_after_churn() {
 
 /// The port of the listener `pid` opened (polls ss until it is there).
 fn listener_of(pid: u32) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait::until(&format!("nw-peer churn (pid {pid}) to listen"), Duration::from_secs(10), || {
         let found = ss::run("-tlnpe", None).into_iter().find(|s| s.owners.iter().any(|o| o.0 == pid));
-        if let Some(s) = found {
-            return s.sport;
-        }
-        assert!(Instant::now() < deadline, "nw-peer churn (pid {pid}) opened no listener within 10 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        found.map(|s| s.sport).ok_or("no listener of its pid in ss")
+    })
 }

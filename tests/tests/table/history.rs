@@ -23,20 +23,26 @@ fn show(entries: &[&NwClosed]) -> String {
     entries.iter().map(|c| format!("    {}\n", c.json)).collect()
 }
 
+/// Entries of the test's namespace only: others may use the same ports.
+fn closed_here(snap: &Snapshot) -> impl Iterator<Item = &NwClosed> {
+    let own = own_inode();
+    snap.closed.iter().filter(move |c| c.netns == own)
+}
+
 fn closed_between(snap: &Snapshot, sport: u16, dport: u16) -> Vec<&NwClosed> {
-    snap.closed.iter().filter(|c| c.proto == "tcp" && c.sport == sport && c.dport == dport && c.saddr == lo()).collect()
+    closed_here(snap).filter(|c| c.proto == "tcp" && c.sport == sport && c.dport == dport && c.saddr == lo()).collect()
 }
 
 #[test]
 fn short_connection_is_in_history_with_owners() {
-    super::setup();
+    let _ns = super::setup_in("short");
     let (_server, srv) = Peer::server("127.0.0.1:0", None);
     let watch = Watch::start_with(Duration::from_secs(3), &HISTORY);
     let client = Peer::client(srv.addr, 1, 2);
     let snap = watch.finish();
 
     let (cport, sport) = (client.local_ports[0], srv.addr.port());
-    let near: Vec<&NwClosed> = snap.closed.iter().filter(|c| c.sport == cport || c.dport == cport).collect();
+    let near: Vec<&NwClosed> = closed_here(&snap).filter(|c| c.sport == cport || c.dport == cport).collect();
     let near = show(&near);
     let client_side = closed_between(&snap, cport, sport);
     let [c] = client_side[..] else {
@@ -63,7 +69,8 @@ fn short_connection_is_in_history_with_owners() {
     let ss_now = ss::run("-tanpe", None);
     let tuple = |sp: u16, dp: u16| sp == cport && dp == sport;
     let ss_rows: Vec<&SsSocket> = ss_now.iter().filter(|s| tuple(s.sport, s.dport) && s.saddr == Some(lo())).collect();
-    let nw_rows: Vec<&NwSocket> = snap.sockets.iter().filter(|r| tuple(r.sport, r.dport) && r.saddr == lo()).collect();
+    let nw_rows: Vec<&NwSocket> =
+        snap.sockets.iter().filter(|r| r.netns == own_inode() && tuple(r.sport, r.dport) && r.saddr == lo()).collect();
     let problems = table_diff::exact(&ss_rows, &nw_rows, own_inode());
     super::assert_none(&format!("the client's end {cport} -> {sport} after its close"), &problems);
 }
@@ -74,7 +81,7 @@ const K: usize = 5;
 
 #[test]
 fn totals_and_history_count_opens_failures_and_resets() {
-    super::setup();
+    let _ns = super::setup_in("totals");
     let (_server, srv) = Peer::server("127.0.0.1:0", None);
     let refused = std::net::SocketAddr::new(lo(), free_port(lo()));
     let mut resetter = Held::hold(&[]);
@@ -98,7 +105,7 @@ fn totals_and_history_count_opens_failures_and_resets() {
     // Exactly, from the history of the test's own ports.
     let mut problems = Vec::new();
     let client_side: Vec<&NwClosed> =
-        snap.closed.iter().filter(|c| c.dport == srv.addr.port() && c.saddr == lo()).collect();
+        closed_here(&snap).filter(|c| c.dport == srv.addr.port() && c.saddr == lo()).collect();
     let mut by_port: BTreeMap<u16, Vec<&NwClosed>> = BTreeMap::new();
     for c in &client_side {
         by_port.entry(c.sport).or_default().push(c);
@@ -128,7 +135,7 @@ fn totals_and_history_count_opens_failures_and_resets() {
         ));
     }
 
-    let failed: Vec<&NwClosed> = snap.closed.iter().filter(|c| c.dport == refused.port() && c.daddr == lo()).collect();
+    let failed: Vec<&NwClosed> = closed_here(&snap).filter(|c| c.dport == refused.port() && c.daddr == lo()).collect();
     let mut pids: Vec<u32> = failed.iter().map(|c| c.pid).collect();
     pids.sort_unstable();
     let mut want_pids = refusers.clone();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use netwatch_tests::held::Held;
 use netwatch_tests::netns::{own_inode, TestNetns, SINK};
 use netwatch_tests::snapshot::{self, NwSocket};
-use netwatch_tests::{nw_peer_bin, ss, table_diff, Peer};
+use netwatch_tests::{nw_peer_bin, ss, table_diff, wait, Peer};
 
 use super::{assert_none, expect_states, lines, states, Ours};
 
@@ -26,7 +26,7 @@ const ATTEMPTS: usize = 3;
 
 #[test]
 fn seeded_table_matches_ss() {
-    super::setup();
+    let _own = super::setup_in("seed-own");
     let ns = TestNetns::with_syn_sink("seed");
     let nw_peer = nw_peer_bin();
     let nw_peer = nw_peer.to_str().expect("UTF-8 path");
@@ -69,7 +69,12 @@ fn seeded_table_matches_ss() {
     let (mut tw_server, tw_srv) = Peer::server("127.0.0.1:0", Some(2));
     Peer::client(tw_srv.addr, 2, 0);
     tw_server.wait_success(Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(200)); // the last FINs and ACKs
+    // The last FINs and ACKs: both clients' ends in TIME_WAIT.
+    wait::until("the two TIME_WAIT ends", Duration::from_secs(5), || {
+        let rows = ss::run("-tanpe", None);
+        let tw = rows.iter().filter(|s| s.state == "TIME_WAIT" && s.dport == tw_srv.addr.port()).count();
+        wait::check(tw == 2, || format!("{tw} in TIME_WAIT"))
+    });
 
     // The TIME_WAIT server is gone: only its clients' ends are ours.
     let mut tcp = Ours::bound("tcp", [l4, l6]);
