@@ -61,7 +61,7 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "license")]
-pub static LICENSE: [u8; 4] = *b"GPL\0";
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 /// Keeps `SockEvent` in the object's BTF for tools such as `bpftool`.
 #[unsafe(no_mangle)]
