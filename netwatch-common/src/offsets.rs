@@ -1,7 +1,7 @@
 //! Kernel struct offsets the programs need, resolved by the agent from
 //! /sys/kernel/btf/vmlinux at load time and passed in as a read-only global.
 //!
-//! Rust eBPF has no CO-RE field relocations yet (KERNEL-NOTES point 8), so
+//! Rust eBPF has no CO-RE field relocations yet (docs/design.md#no-co-re), so
 //! baking offsets in at build time would silently break on other kernels.
 
 use core::mem::size_of;

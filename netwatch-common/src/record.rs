@@ -110,7 +110,7 @@ pub struct SockEvent {
     /// the agent knows from the birth.
     pub start_ns: u64,
     /// The socket cookie: unique per socket for the whole boot, unlike the
-    /// kernel address, which is reused (KERNEL-NOTES point 6).
+    /// kernel address, which is reused (docs/design.md#socket-reuse).
     pub cookie: u64,
     /// Inode number of the socket's file, as `ss -e` and /proc show it, on
     /// the events that carry an owner; 0 on the others and while no file

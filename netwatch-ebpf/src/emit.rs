@@ -146,7 +146,7 @@ pub fn opaque_zero() -> u64 {
     unsafe { core::ptr::read_volatile(&src) }
 }
 
-/// Hands a record to the agent, or counts it as lost (KERNEL-NOTES point 5).
+/// Hands a record to the agent, or counts it as lost (docs/design.md#ring-buffer-loss).
 ///
 /// `bpf_ringbuf_output` copies the record in one helper call, where
 /// reserve, write and submit took two calls and a copy in BPF.

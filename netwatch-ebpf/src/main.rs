@@ -12,7 +12,7 @@
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
 //! (net/ipv4/tcp.c) and `inet_sk_state_store()` (net/ipv4/af_inet.c) for
 //! every transition, but mostly in softirq context, where the current task is
-//! whoever happened to be on the CPU (KERNEL-NOTES point 1). So the owner is
+//! whoever happened to be on the CPU (docs/design.md#softirq-owners). So the owner is
 //! taken from `current` only where the transition runs in the owner's own
 //! system call: `CLOSE -> SYN_SENT` (`connect()`) and `CLOSE -> LISTEN`
 //! (`listen()`); a passive child, born in softirq, belongs to its
@@ -22,7 +22,7 @@
 //! the owner and the agent lends it to the socket's later events.
 //! `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6) is the one
 //! point every TCP socket passes when freed, so per-socket traffic rows are
-//! deleted there (KERNEL-NOTES point 6).
+//! deleted there (docs/design.md#socket-reuse).
 //!
 //! The BTF variants of the TCP tracepoints are used because they need no
 //! tracefs and cost a fraction of a classic tracepoint (no record is built);
@@ -61,7 +61,7 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "license")]
-pub static LICENSE: [u8; 4] = *b"GPL\0";
+pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 
 /// Keeps `SockEvent` in the object's BTF for tools such as `bpftool`.
 #[unsafe(no_mangle)]

@@ -96,7 +96,7 @@ impl Fields for Direct {
 }
 
 /// Reads the tuple of a TCP socket; `Err` for other protocols (the
-/// tracepoint also fires for SCTP, MPTCP and DCCP, KERNEL-NOTES point 7) and
+/// tracepoint also fires for SCTP, MPTCP and DCCP: docs/design.md#tcp-only) and
 /// for families other than IPv4/IPv6.
 #[inline(always)]
 pub fn tcp_tuple<R: Fields>(sk: u64, off: &KernelOffsets) -> Result<Tuple, i64> {

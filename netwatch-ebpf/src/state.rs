@@ -43,7 +43,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if new == CLOSE && t.sport == 0 {
         // The tracepoint fires after `tcp_set_state()` has unhashed the
         // socket and given back a port the kernel picked (`inet_put_port`
-        // zeroes `inet_num`): a failed connect (KERNEL-NOTES point 4), a
+        // zeroes `inet_num`): a failed connect (docs/design.md#partial-tuples), a
         // client's close, a listener bound to port 0. The socket still
         // names the port where getsockname looks.
         t.sport = crate::totals::local_port(sk, off);

@@ -1,6 +1,6 @@
 //! The live model: kernel events applied to a seeded [`Table`].
 //!
-//! Order matters (KERNEL-NOTES point 10): the programs are attached first,
+//! Order matters (docs/design.md#seeding-races): the programs are attached first,
 //! so every change from then on is queued in the ring buffer and the
 //! channel; then the kernel's current sockets are enumerated; then the
 //! queued events are applied on top. Nothing falls between the two.
@@ -20,8 +20,8 @@ use crate::{
 };
 
 /// How often TIME_WAIT rows are expired and TIME_WAIT and request sockets
-/// re-read from sock_diag: the tracepoint reports neither (KERNEL-NOTES
-/// points 2 and 3). Both walk the table, so not on every batch.
+/// re-read from sock_diag: the tracepoint reports neither (docs/design.md#time-wait,
+/// #syn-recv). Both walk the table, so not on every batch.
 const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Events one step applies, about (whole batches are taken, so it can

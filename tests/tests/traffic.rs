@@ -102,7 +102,7 @@ impl Transfer {
     /// TCP payload is exact unless segments were sent twice: even loopback
     /// retransmits now and then on a loaded machine, and retransmitted
     /// payload counts again on the sender (and, when the first copy had
-    /// arrived too, on the receiver), as the README says.
+    /// arrived too, on the receiver), as docs/traffic.md says.
     fn check(&self, what: &str, t: &Traffic, peer: &Traffic, sent: u64, received: u64) {
         if t.retransmits == 0 {
             assert_eq!(t.tx_bytes, sent, "{what}: payload bytes sent {t:?}");

@@ -3,7 +3,7 @@
 //! Each step has a cheap check first, so a machine that is already set up
 //! costs a few hundred milliseconds; `test`, `run` and `bench` call this
 //! before anything else. The recipe and why it is this one:
-//! /work/shared/TOOLCHAIN.md (Debian's Rust 1.96 ships a prebuilt `core` for
+//! CONTRIBUTING.md#toolchain (Debian's Rust 1.96 ships a prebuilt `core` for
 //! the BPF targets, because rustup cannot fetch rust-src on these machines).
 
 use std::{

@@ -186,7 +186,7 @@ impl Event {
     }
 
     /// Whether the traffic is IPv4, counting IPv4-mapped addresses on IPv6
-    /// sockets as IPv4 (KERNEL-NOTES point 7).
+    /// sockets as IPv4 (docs/design.md#ipv4-mapped-addresses).
     pub fn is_ipv4_traffic(&self) -> bool {
         let addr = if self.remote.ip().is_unspecified() { self.local.ip() } else { self.remote.ip() };
         addr.to_canonical().is_ipv4()

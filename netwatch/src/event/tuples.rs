@@ -1,7 +1,7 @@
 //! Completing what the kernel reports partially; the socket's cookie ties
 //! its events together, so each event lends the next what it knew.
 //!
-//! - Tuples (KERNEL-NOTES point 4): `CLOSE -> SYN_SENT` fires before the
+//! - Tuples (docs/design.md#partial-tuples): `CLOSE -> SYN_SENT` fires before the
 //!   local port is chosen, and by the time `-> CLOSE` fires the port has
 //!   been released again.
 //! - Owners, start times and inodes: the kernel sends them only on the

@@ -1,4 +1,4 @@
-//! `--json`: one object per line; the schema is documented in the README
+//! `--json`: one object per line; the schema is documented in docs/events.md
 //! and shared by every JSON output netwatch has.
 
 use std::{
@@ -66,7 +66,7 @@ fn comm(out: &mut Vec<u8>, name: &[u8]) -> io::Result<()> {
 }
 
 /// A socket's traffic totals, in every JSON output that has them (the
-/// README documents how headers are counted).
+/// docs/traffic.md documents how headers are counted).
 #[derive(Serialize)]
 pub struct JsonTraffic {
     pub tx_bytes: u64,

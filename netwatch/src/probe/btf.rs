@@ -1,5 +1,5 @@
 //! Resolves the kernel struct offsets the programs read, from the running
-//! kernel's BTF (KERNEL-NOTES point 8: no CO-RE relocations in Rust eBPF).
+//! kernel's BTF (no CO-RE relocations in Rust eBPF: docs/design.md#no-co-re).
 //!
 //! A small BTF reader of its own rather than a general crate: a general one
 //! decodes all ~125k vmlinux types eagerly (about 200 ms, most of the start-up

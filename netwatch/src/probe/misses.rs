@@ -8,7 +8,7 @@
 //! counted in the program's `recursion_misses` (kernel 5.12 on; classic
 //! tracepoints from 6.7). Each such run would have sent one record, so
 //! they are lost events just as a full ring's are, and are reported and
-//! repaired the same way (KERNEL-NOTES point 5: no silent loss). aya 0.14
+//! repaired the same way (no silent loss: docs/design.md#ring-buffer-loss). aya 0.14
 //! does not expose the counter, so it is read with `BPF_OBJ_GET_INFO_BY_FD`.
 
 use std::{

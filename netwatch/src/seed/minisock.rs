@@ -1,7 +1,7 @@
 //! What no tracepoint reports, re-read periodically by the live model so
 //! its table matches what `ss` shows: TIME_WAIT and request sockets
-//! (SYN_RECV, KERNEL-NOTES points 2 and 3), and UDP sockets, which have no
-//! state machine to trace (point 12).
+//! (SYN_RECV; docs/design.md#time-wait, #syn-recv), and UDP sockets, which have no
+//! state machine to trace (docs/design.md#udp).
 //!
 //! Only netwatch's own network namespace: a filtered sock_diag dump there
 //! costs a syscall or two; other namespaces keep what the seed and the

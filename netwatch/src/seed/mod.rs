@@ -3,7 +3,7 @@
 //! that hold it.
 //!
 //! Run after the eBPF programs are attached and again after lost events
-//! (KERNEL-NOTES points 5 and 10): anything that changes during the seed is
+//! (docs/design.md#ring-buffer-loss, #seeding-races): anything that changes during the seed is
 //! caught by the live stream, and reconciliation happens by socket cookie.
 //!
 //! Two sources, one result type:
@@ -16,7 +16,7 @@
 //!   `/proc/PID/net/*` of a process inside each other netns (no `setns`).
 //!
 //! Owners come from one pass over `/proc/*/fd` ([`owners`]), which also
-//! groups processes by network namespace (KERNEL-NOTES point 9). It is the
+//! groups processes by network namespace (docs/design.md#namespaces). It is the
 //! expensive part (a readlink per descriptor); our own namespace is dumped
 //! on a second thread meanwhile, the other namespaces after it.
 //!
@@ -113,7 +113,7 @@ pub struct Process {
     /// Thread-group id as seen in our `/proc` (host PIDs when netwatch runs
     /// in the initial PID namespace).
     pub pid: u32,
-    /// `/proc/PID/comm` (KERNEL-NOTES point 13).
+    /// `/proc/PID/comm` (docs/design.md#comm-is-a-thread-name).
     pub comm: String,
     pub fd: u32,
 }

@@ -1,4 +1,4 @@
-//! Reading the sockets of every network namespace (KERNEL-NOTES point 9).
+//! Reading the sockets of every network namespace (docs/design.md#namespaces).
 //!
 //! sock_diag and /proc/net show only the reader's namespace. For each other
 //! namespace we open a sock_diag socket inside it from a short-lived thread

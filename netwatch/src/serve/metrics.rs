@@ -1,7 +1,7 @@
 //! The Prometheus metrics, built from the live table at each scrape (so a
 //! scrape is exact as of the last applied batch) plus counters fed as events
 //! and alerts happen. Labels are per protocol, state, direction, process
-//! name and alert kind; never per 4-tuple (KERNEL-NOTES point 14).
+//! name and alert kind; never per 4-tuple (docs/design.md#metrics-cardinality).
 
 use std::collections::HashMap;
 

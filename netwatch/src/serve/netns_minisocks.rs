@@ -1,7 +1,7 @@
 //! Request sockets (SYN_RECV) and TIME_WAIT sockets of the *other* network
 //! namespaces with listeners, re-read once a second for the alerts.
 //!
-//! No tracepoint reports request sockets (KERNEL-NOTES point 3); the live
+//! No tracepoint reports request sockets (docs/design.md#syn-recv); the live
 //! table re-reads them from sock_diag for netwatch's own namespace only, so
 //! a SYN flood on a container's listener would otherwise stay invisible
 //! until the next full re-seed. sock_diag answers for the namespace its

@@ -1,6 +1,6 @@
 //! TcpExt ListenOverflows and ListenDrops from /proc/net/netstat: the
 //! kernel's own count of SYNs and handshakes dropped at full listen queues
-//! (KERNEL-NOTES point 3), for this network namespace.
+//! (docs/design.md#syn-recv), for this network namespace.
 
 use std::os::unix::fs::MetadataExt as _;
 

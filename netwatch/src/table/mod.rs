@@ -2,11 +2,11 @@
 //!
 //! Rows are keyed by socket cookie, the one identity that the live events
 //! and sock_diag seeding share and that the kernel never reuses (ports and
-//! socket addresses are reused, KERNEL-NOTES points 4 and 6). Rows seeded
+//! socket addresses are reused: docs/design.md#partial-tuples, #socket-reuse). Rows seeded
 //! from /proc text have no cookie; they get a local id and are matched to
 //! events by their tuple the first time one arrives.
 //!
-//! What the tracepoint never reports is filled in here (KERNEL-NOTES 2, 3):
+//! What the tracepoint never reports is filled in here (docs/design.md#time-wait, #syn-recv):
 //! an active close that ends in TIME_WAIT becomes a TIME_WAIT row with no
 //! owner, as netstat shows it, expiring when the kernel's would; the
 //! reconciliation pass ([`Table::reconcile_minisocks`]) replaces TIME_WAIT and
@@ -453,7 +453,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
 }
 
 /// Keeps what is known: a later event may report a port the kernel already
-/// released (KERNEL-NOTES point 4).
+/// released (docs/design.md#partial-tuples).
 fn fill(known: &mut SocketAddr, new: SocketAddr) {
     if new.port() != 0 {
         known.set_port(new.port());

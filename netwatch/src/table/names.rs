@@ -1,4 +1,4 @@
-//! Process names for owners the kernel reported (KERNEL-NOTES point 13):
+//! Process names for owners the kernel reported (docs/design.md#comm-is-a-thread-name):
 //! the kernel gives the 16-byte name of the *thread* that made the call
 //! ("Socket Thread" for firefox); users and `ss` want the process's. It is
 //! read from /proc while the process lives, and the kernel's name is kept

@@ -77,7 +77,7 @@ pub fn rodata_map(name: &str, value: &[u8]) -> Result<OwnedFd> {
 /// (`bpf_iter_<target>` in vmlinux BTF). On failure the verifier's log is
 /// part of the error.
 pub fn load_iter(name: &str, insns: &[u8], btf_id: u32) -> Result<OwnedFd> {
-    let license: &CStr = c"GPL";
+    let license: &CStr = c"Dual MIT/GPL"; // as the object declares (netwatch-ebpf/src/main.rs)
     let attempt = |log: &mut [u8]| {
         let mut attr = zeroed();
         // SAFETY: writing the union member BPF_PROG_LOAD reads.

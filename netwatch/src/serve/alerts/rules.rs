@@ -26,7 +26,7 @@ fn connections(table: &Table) -> impl Iterator<Item = &Row> {
 }
 
 /// SYN_RECV rows per listener: request sockets from sock_diag and children
-/// whose handshake is in flight (KERNEL-NOTES point 3), matched to the
+/// whose handshake is in flight (docs/design.md#syn-recv), matched to the
 /// listener of the same namespace and port (and address, unless the
 /// listener's is a wildcard).
 pub fn syn_backlog(table: &Table) -> Vec<Finding> {
