@@ -35,7 +35,7 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::{event::Comm, socket::Family};
 
     fn ev(pid: u32, local: &str, remote: &str) -> Event {
         Event {

@@ -18,6 +18,7 @@ pub mod plugin;
 pub mod probe;
 pub mod seed;
 pub mod serve;
+pub mod socket;
 pub mod stats;
 pub mod stream;
 pub mod table;

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use netwatch_common::EventKind;
+use netwatch_common::{tcp, EventKind};
+
+use crate::event::Event;
 
 /// Kernel-to-agent latency histogram: buckets of 1 µs up to 1 ms, then
 /// 10 µs up to 100 ms, then one overflow bucket. Fixed memory, O(1) record.
@@ -60,6 +62,14 @@ impl Latency {
     }
 }
 
+/// Whether `e` ends a connection. A listener's close ends none: netstat
+/// counts none, and counting it would make closes run ahead of opens (the
+/// live table's totals and `netwatch_connections_closed_total` use this
+/// too, so the exit summary and the metrics agree).
+pub fn ends_connection(e: &Event) -> bool {
+    e.kind == EventKind::Close && e.old_state != tcp::LISTEN
+}
+
 /// Counters kept by every command that consumes events.
 #[derive(Clone, Debug, Default)]
 pub struct Counts {
@@ -72,12 +82,12 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn count(&mut self, kind: EventKind) {
+    pub fn count(&mut self, e: &Event) {
         self.events += 1;
-        match kind {
+        match e.kind {
             EventKind::Connect => self.connects += 1,
             EventKind::Accept => self.accepts += 1,
-            EventKind::Close => self.closes += 1,
+            EventKind::Close => self.closes += u64::from(ends_connection(e)),
             EventKind::ConnectFailed => self.failed += 1,
             _ => {}
         }
@@ -131,13 +141,15 @@ mod tests {
     fn counts_by_kind_and_summary_format() {
         let mut c = Counts::default();
         for k in [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::ConnectFailed, EventKind::State] {
-            c.count(k);
+            c.count(&crate::tui::fixtures::event(k, 1, tcp::FIN_WAIT2, tcp::CLOSE));
         }
+        // A listener's close ends no connection.
+        c.count(&crate::tui::fixtures::event(EventKind::Close, 1, tcp::LISTEN, tcp::CLOSE));
         c.lost = 3;
         let s = Summary(&c, &Latency::default()).to_string();
         assert_eq!(
             s,
-            "netwatch: summary events=5 connects=1 accepts=1 closes=1 failed=1 lost=3 \
+            "netwatch: summary events=6 connects=1 accepts=1 closes=1 failed=1 lost=3 \
              latency_p50_us=0 latency_p99_us=0 latency_max_us=0"
         );
     }

@@ -180,7 +180,7 @@ impl Printer {
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }
-                    self.shown.count(e.kind);
+                    self.shown.count(&e);
                     self.sink.event(out, &e, &self.clock)?;
                     if self.printed_enough() {
                         return Ok(true);

@@ -109,7 +109,7 @@ impl ServeArgs {
             c.alerts.ports = self.suspicious_ports.iter().copied().collect();
         }
         for a in &self.alerts {
-            let rule = c.alerts.rule_mut(&a.name).expect("validated by the parser");
+            let rule = c.alerts.rule_mut(a.kind);
             match a.threshold {
                 None => rule.enabled = false,
                 Some(t) => {

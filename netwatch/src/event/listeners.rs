@@ -21,8 +21,9 @@ use netwatch_common::{
 };
 use rustc_hash::FxHashMap;
 
-use super::{Comm, Event, Family};
+use super::{Comm, Event};
 use crate::seed::{Proto, SeedSocket};
+use crate::socket::Family;
 
 /// Where a listener listens, as its children see it: they look for the
 /// exact local address first, then the family's wildcard.
@@ -90,7 +91,7 @@ impl ListenerOwners {
     pub fn seed(&mut self, sockets: &[SeedSocket]) {
         for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == LISTEN) {
             let Some(p) = s.owners.first() else { continue };
-            let key = Key { netns: s.netns, family: s.family.into(), ip: s.local.ip(), port: s.local.port() };
+            let key = Key { netns: s.netns, family: s.family, ip: s.local.ip(), port: s.local.port() };
             let known = match s.cookie {
                 Some(cookie) => self.key_of.contains_key(&cookie),
                 None => self.by_key.contains_key(&key),

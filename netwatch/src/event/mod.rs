@@ -12,6 +12,8 @@ use netwatch_common::{
     EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD,
 };
 
+use crate::socket::Family;
+
 /// Reads one ring-buffer record: a whole [`SockEvent`], or its head alone
 /// (every event without traffic totals), whose totals are then zero. The
 /// ring only guarantees 8-byte alignment and the length of what was
@@ -68,7 +70,7 @@ impl Decoder {
                 e.traffic = e.traffic.after_close(t);
             }
         }
-        self.counts.count(e.kind);
+        self.counts.count(&e);
         Some(e)
     }
 }
@@ -83,31 +85,6 @@ pub fn final_totals(records: &[SockEvent]) -> rustc_hash::FxHashMap<u64, Traffic
         .filter(|r| r.kind == EventKind::Destroy as u8 && r.traffic != Traffic::ZERO)
         .map(|r| (r.cookie, r.traffic))
         .collect()
-}
-
-/// IP family of a socket, as the kernel created it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl From<crate::seed::Family> for Family {
-    fn from(f: crate::seed::Family) -> Self {
-        match f {
-            crate::seed::Family::V4 => Self::V4,
-            crate::seed::Family::V6 => Self::V6,
-        }
-    }
-}
-
-impl Family {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::V4 => "IPv4",
-            Self::V6 => "IPv6",
-        }
-    }
 }
 
 /// A decoded socket event with owned, typed fields.
@@ -198,22 +175,6 @@ impl Event {
 
     pub fn new_state_name(&self) -> &'static str {
         tcp::name(self.new_state)
-    }
-}
-
-/// The name users see for an event kind (JSON `event`, text column).
-pub const fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::State => "state",
-        EventKind::Listen => "listen",
-        EventKind::Connect => "connect",
-        EventKind::Established => "established",
-        EventKind::Accept => "accept",
-        EventKind::ConnectFailed => "connect_failed",
-        EventKind::Close => "close",
-        EventKind::Destroy => "destroy",
-        EventKind::Adopt => "adopt",
-        EventKind::UdpClose => "udp_close",
     }
 }
 

@@ -130,7 +130,7 @@ fn fill(now: &mut SocketAddr, before: &SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::{event::Comm, socket::Family};
 
     fn ev(kind: EventKind, cookie: u64, local: &str, remote: &str) -> Event {
         Event {
@@ -174,7 +174,7 @@ mod tests {
         let mut c = TupleCache::default();
         let seeded = SeedSocket {
             proto: crate::seed::Proto::Tcp,
-            family: crate::seed::Family::V4,
+            family: Family::V4,
             local: "127.0.0.1:22".parse().unwrap(),
             remote: "127.0.0.1:5000".parse().unwrap(),
             state: 1,

@@ -17,7 +17,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::{alerts::endpoint, export::Errors, listeners::ListenerIndex};
+use super::{alerts::endpoint, config::AlertKind, export::Errors, listeners::ListenerIndex};
 use crate::{seed::Proto, table::Table};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -180,9 +180,9 @@ impl Metrics {
             self.drain_max.clone(),
         );
         r.register("netwatch_export_errors", "Failed writes per export output", self.export_errors.clone());
-        for kind in super::config::ALERTS {
+        for kind in AlertKind::ALL {
             // Every kind present from the start, so rate() works on the first alert.
-            drop(self.alerts.get_or_create(&Kind { kind }));
+            drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
     }
 
@@ -203,8 +203,8 @@ impl Metrics {
         }
     }
 
-    pub fn alert(&self, kind: &'static str) {
-        self.alerts.get_or_create(&Kind { kind }).inc();
+    pub fn alert(&self, kind: AlertKind) {
+        self.alerts.get_or_create(&Kind { kind: kind.name() }).inc();
     }
 
     /// The text exposition of everything, as of `table` now.

@@ -24,12 +24,13 @@ use netwatch_common::{tcp, EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
 pub use counters::{StateCounts, Totals};
-pub use row::{Closed, Ending, Owner, Row};
+pub use row::{Closed, Ending, Row};
 pub use traffic::{ProcessTraffic, RowTraffic};
 
 use crate::{
     event::{Comm, Event},
-    seed::{self, Proto, SeedSocket},
+    seed::{self, SeedSocket},
+    socket::{Owner, Proto},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -122,7 +123,7 @@ impl Table {
         };
         let row = Row {
             proto: s.proto,
-            family: s.family.into(),
+            family: s.family,
             local: s.local,
             remote: s.remote,
             state: s.state,
@@ -366,9 +367,7 @@ impl Table {
 
     fn close(&mut self, key: u64, e: &Event) {
         let ending = ending(e.old_state);
-        // A listener closing ends no connection: counting it would make
-        // closed run ahead of opened (and netwatch_connections_closed_total).
-        self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed && e.old_state != tcp::LISTEN);
+        self.totals.closed += u64::from(crate::stats::ends_connection(e));
         self.totals.failed_connects += u64::from(ending == Ending::Failed);
         self.totals.resets += u64::from(ending == Ending::Reset);
         let row = self.remove(key);

@@ -1,10 +1,7 @@
 use netwatch_common::OwnerSource;
 
 use super::*;
-use crate::{
-    event::{Comm, Family},
-    seed::Process,
-};
+use crate::{event::Comm, seed::Process, socket::Family};
 
 fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str, pid: u32) -> Event {
     Event {

@@ -4,8 +4,11 @@
 use netwatch_common::Traffic;
 use rustc_hash::FxHashMap;
 
-use super::{row::Ending, Closed, Owner, Table};
-use crate::{event::Event, seed::Proto};
+use super::{row::Ending, Closed, Table};
+use crate::{
+    event::Event,
+    socket::{Owner, Proto},
+};
 
 /// A row's counters (as the kernel last reported them) and the rates
 /// derived from the two latest reports.

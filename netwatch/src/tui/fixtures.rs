@@ -3,9 +3,11 @@
 use netwatch_common::{tcp, EventKind, OwnerSource};
 
 use crate::{
-    event::{Comm, Event, Family},
-    seed::{self, Process, Proto, SeedSocket},
-    table::{Owner, Row, Table},
+    event::{Comm, Event},
+    seed::{Process, SeedSocket},
+    socket::Owner,
+    socket::{Family, Proto},
+    table::{Row, Table},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -88,10 +90,7 @@ pub fn table() -> Table {
 fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
     SeedSocket {
         proto: r.proto,
-        family: match r.family {
-            Family::V4 => seed::Family::V4,
-            Family::V6 => seed::Family::V6,
-        },
+        family: r.family,
         local: r.local,
         remote: r.remote,
         state: r.state,

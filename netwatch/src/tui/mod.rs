@@ -22,7 +22,7 @@ mod ui;
 mod view;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod render_tests;
 

@@ -2,8 +2,9 @@ use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
 
 use super::super::{Table, TIME_WAIT_NS};
 use crate::{
-    event::{Comm, Event, Family},
+    event::{Comm, Event},
     seed::{SeedSocket, Timer, TimerKind},
+    socket::Family,
 };
 
 const SERVER: &str = "127.0.0.1:80";

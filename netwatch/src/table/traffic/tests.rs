@@ -2,8 +2,9 @@ use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
 
 use super::super::Table;
 use crate::{
-    event::{Comm, Event, Family},
+    event::{Comm, Event},
     seed::{Proto, SeedSocket},
+    socket::Family,
 };
 
 fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
