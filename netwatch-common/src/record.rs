@@ -219,10 +219,16 @@ pub const COUNTER_SLOTS: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain-old-data records: repr(C), no padding, every bit pattern valid.
+    // SAFETY (each): plain-old-data records that cross the kernel boundary:
+    // repr(C), integers and byte arrays only, no padding (sizes pinned by
+    // const assertions), so every bit pattern is a valid value.
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SockEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SocketFd {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::KernelOffsets {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::Traffic {}
 }
 

@@ -134,10 +134,6 @@ impl Baseline {
         Self { ts: None, sockets }
     }
 
-    pub fn listeners(&self) -> impl Iterator<Item = &Socket> {
-        self.sockets.iter().filter(|s| s.is_listener())
-    }
-
     /// Every listener identity in the baseline.
     pub fn listener_keys(&self) -> std::collections::BTreeSet<ListenerKey> {
         self.sockets.iter().filter_map(Socket::listener_key).collect()

@@ -16,14 +16,14 @@ use clap::{error::ErrorKind, Args, Parser, Subcommand};
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     /// net-tools netstat's flags: `netwatch -tulpn` prints what `netstat -tulpn` prints.
     #[command(flatten)]
-    pub netstat: crate::netstat::NetstatArgs,
+    pub(crate) netstat: crate::netstat::NetstatArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Stream connection events, one line each (the default when stdout is not a terminal)
     #[command(after_help = "Examples:\n  netwatch events\n  netwatch events --json --port 443\n  \
                             netwatch events -6 --pid 1234 | grep close\n  \

@@ -22,12 +22,6 @@ impl Filter {
             && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
             && (self.netns.is_empty() || self.netns.contains(&e.netns))
     }
-
-    /// Whether `lost` notices pass: they concern every socket, so they pass
-    /// any filter.
-    pub const fn matches_lost(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]

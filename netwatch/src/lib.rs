@@ -6,27 +6,28 @@
 //! decodes records; [`filter`] and [`output`] decide what is shown and how;
 //! [`cmd`] holds one module per command.
 
-pub mod baseline;
-pub mod cli;
-pub mod cmd;
-pub mod event;
-pub mod filter;
-pub mod live;
-pub mod netstat;
-pub mod output;
-pub mod plugin;
-pub mod probe;
-pub mod seed;
-pub mod serve;
-pub mod socket;
-pub mod stats;
-pub mod stream;
-pub mod table;
-pub mod tui;
+mod baseline;
+mod cli;
+mod cmd;
+mod event;
+mod filter;
+mod live;
+mod netstat;
+mod output;
+mod plugin;
+mod probe;
+mod seed;
+mod serve;
+mod socket;
+mod stats;
+mod stream;
+mod table;
+mod tui;
 
 use std::{io::IsTerminal as _, process::ExitCode};
 
 use anyhow::{Context as _, Result};
+pub use cli::{parse, Cli};
 
 /// Closed connections the live views keep: enough that a burst of tens of
 /// thousands of closes elsewhere does not push a short-lived connection of
@@ -35,7 +36,7 @@ const HISTORY: usize = 10_000;
 
 /// Runs the parsed command line. Most commands succeed or fail; `check`
 /// and `diff` have exit codes of their own (monitoring plugins, diff(1)).
-pub fn run(cli: cli::Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli) -> Result<ExitCode> {
     if cli.command.is_none() && cli.netstat.requested() {
         return netstat::run(&cli.netstat).map(|()| ExitCode::SUCCESS);
     }

@@ -76,10 +76,6 @@ impl Table {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
         self.rows.values()
     }

@@ -41,13 +41,6 @@ pub struct Row {
     pub traffic: super::traffic::RowTraffic,
 }
 
-impl Row {
-    /// `PID/name` as netstat's `-p` column, first owner only, or `-`.
-    pub fn owner_label(&self) -> String {
-        Owner::label(self.owners.first()).to_string()
-    }
-}
-
 /// How a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {

@@ -23,11 +23,6 @@ pub struct RowTraffic {
 }
 
 impl RowTraffic {
-    /// Both directions: what "top talkers" sorts on.
-    pub fn rate(&self) -> u64 {
-        self.tx_rate.saturating_add(self.rx_rate)
-    }
-
     fn update(&mut self, new: Traffic, now_ns: u64) {
         if self.sampled_ns != 0 && now_ns > self.sampled_ns {
             let per_sec = |old: u64, new: u64| {
