@@ -9,6 +9,7 @@
 mod baseline;
 mod cli;
 mod cmd;
+mod duration;
 mod event;
 mod filter;
 mod live;
@@ -27,6 +28,7 @@ mod tui;
 use std::{io::IsTerminal as _, process::ExitCode};
 
 use anyhow::{Context as _, Result};
+use clap::CommandFactory as _;
 pub use cli::{parse, Cli};
 
 /// Closed connections the live views keep: enough that a burst of tens of
@@ -49,8 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(cli::Command::Serve(args)) => cmd::serve::run(&args).await,
             Some(cli::Command::Check(args)) => return Ok(cmd::check::run(&args)),
             Some(cli::Command::Diff(args)) => return Ok(cmd::diff::run(&args)),
-            Some(cli::Command::Completions(args)) => cmd::docs::completions(&args),
-            Some(cli::Command::Man(args)) => cmd::docs::man(&args),
+            Some(cli::Command::Completions(args)) => cmd::docs::completions(&args, Cli::command()),
+            Some(cli::Command::Man(args)) => cmd::docs::man(&args, Cli::command()),
             // The full-screen view needs a terminal; scripts get the stream.
             None if std::io::stdout().is_terminal() => tui::run(live::Live::start(HISTORY).await?).await,
             None => cmd::events::run(&Default::default()).await,

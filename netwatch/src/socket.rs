@@ -37,6 +37,36 @@ impl Family {
     }
 }
 
+/// The kernel's 16-byte, NUL-padded task name, kept inline: one event
+/// should not cost an allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Comm(pub [u8; 16]);
+
+impl Comm {
+    pub fn new(name: &str) -> Self {
+        let mut raw = [0; 16];
+        let n = name.len().min(15);
+        raw[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Self(raw)
+    }
+
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.bytes())
+    }
+
+    /// The name's bytes, without the NUL padding.
+    pub fn bytes(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+}
+
+impl std::fmt::Display for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
 /// A process holding a socket.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
 pub struct Owner {
@@ -67,7 +97,7 @@ pub const fn label<C: std::fmt::Display>(owner: Option<(u32, C)>) -> Label<C> {
 }
 
 /// An event's owner: pid 0 is "not known".
-pub fn event_label(pid: u32, comm: &crate::event::Comm) -> Label<&crate::event::Comm> {
+pub fn event_label(pid: u32, comm: &Comm) -> Label<&Comm> {
     label((pid != 0).then_some((pid, comm)))
 }
 
@@ -92,7 +122,7 @@ mod tests {
         assert_eq!(Owner::label(Some(&o)).to_string(), "42/nginx");
         assert_eq!(Owner::label(None).to_string(), "-");
         assert_eq!(format!("{:<10}|", Owner::label(Some(&o))), "42/nginx  |");
-        let comm = crate::event::Comm::new("curl");
+        let comm = Comm::new("curl");
         assert_eq!(event_label(7, &comm).to_string(), "7/curl");
         assert_eq!(event_label(0, &comm).to_string(), "-");
     }

@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use anyhow::{Context as _, Result};
+use clap::Args;
 use netwatch_common::EventKind;
 use tokio::{
     signal::unix::{signal, SignalKind},
@@ -10,7 +11,6 @@ use tokio::{
 };
 
 use crate::{
-    cli::EventsArgs,
     event::{clock::WallClock, Decoder},
     filter::Filter,
     output::{json::Json, text::Text, EventSink},
@@ -19,6 +19,54 @@ use crate::{
     stats::{Counts, Summary},
     stream::{Batch, Loss, Reader, ReaderOptions},
 };
+
+#[derive(Debug, Default, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Only sockets owned by this PID (repeatable)
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only connections with this port at either end (repeatable)
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Only IPv4 traffic (IPv4-mapped addresses on IPv6 sockets count as IPv4)
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 traffic
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Only sockets of this network namespace: a name from `ip netns`, a
+    /// path such as /proc/PID/ns/net, or an inode number as the JSON
+    /// `netns` field shows it (repeatable)
+    #[arg(long = "netns", value_name = "NETNS")]
+    pub netns: Vec<String>,
+    /// Count every packet, for UDP totals and on-the-wire bytes on closes
+    /// (TCP payload and segment totals come from the kernel either way)
+    #[arg(long)]
+    pub traffic: bool,
+    /// Also print `destroy` events (the kernel freeing a socket)
+    #[arg(long)]
+    pub teardown: bool,
+    /// Exit after this many printed events
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Size of the kernel's event ring buffer, in MiB (a power of two, 1 to
+    /// 1024): how long a burst it holds while netwatch is descheduled,
+    /// about 130,000 events per 16 MiB
+    #[arg(long = "ring-size", value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+}
+
+/// A ring size in MiB: the kernel wants a power of two number of pages.
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let mib: u32 = s.parse().map_err(|_| format!("`{s}` is not a whole number of MiB"))?;
+    if !(1..=1024).contains(&mib) || !mib.is_power_of_two() {
+        return Err(format!("{mib} MiB: the ring size must be a power of two from 1 to 1024"));
+    }
+    Ok(mib)
+}
 
 pub async fn run(args: &EventsArgs) -> Result<()> {
     // Before anything slow: a Ctrl-C during start-up must still end the run
@@ -210,6 +258,16 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_mib("1"), Ok(1));
+        assert_eq!(parse_ring_mib("64"), Ok(64));
+        assert_eq!(parse_ring_mib("1024"), Ok(1024));
+        for bad in ["0", "3", "48", "2048", "-1", "1.5", "big"] {
+            assert!(parse_ring_mib(bad).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn loss_report_names_each_cause() {

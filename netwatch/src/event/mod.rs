@@ -12,6 +12,7 @@ use netwatch_common::{
     EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD,
 };
 
+pub use crate::socket::Comm;
 use crate::socket::Family;
 
 /// Reads one ring-buffer record: a whole [`SockEvent`], or its head alone
@@ -32,12 +33,11 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
     })
 }
 
-/// Turns ring-buffer records into events: typed, counted, and their tuples
+/// Turns ring-buffer records into events: typed, and their tuples
 /// completed from earlier events of the same socket. Every consumer of the
-/// stream goes through one, so they all count and complete alike.
+/// stream goes through one, so they all complete alike.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    pub counts: crate::stats::Counts,
     pub tuples: tuples::TupleCache,
     /// Listener owners, lent to passive children (before the tuple cache
     /// or table lends the child's own to its later events).
@@ -70,7 +70,6 @@ impl Decoder {
                 e.traffic = e.traffic.after_close(t);
             }
         }
-        self.counts.count(&e);
         Some(e)
     }
 }
@@ -182,36 +181,6 @@ fn ip(family: Family, raw: &[u8; 16]) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])),
         Family::V6 => IpAddr::V6(Ipv6Addr::from(*raw)),
-    }
-}
-
-/// The kernel's 16-byte, NUL-padded task name, kept inline: one event
-/// should not cost an allocation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Comm(pub [u8; 16]);
-
-impl Comm {
-    pub fn new(name: &str) -> Self {
-        let mut raw = [0; 16];
-        let n = name.len().min(15);
-        raw[..n].copy_from_slice(&name.as_bytes()[..n]);
-        Self(raw)
-    }
-
-    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.bytes())
-    }
-
-    /// The name's bytes, without the NUL padding.
-    pub fn bytes(&self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        &self.0[..end]
-    }
-}
-
-impl std::fmt::Display for Comm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
     }
 }
 

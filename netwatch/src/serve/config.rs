@@ -206,7 +206,7 @@ impl Default for Rule {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    crate::cli::parse_duration(&s).map_err(serde::de::Error::custom)
+    crate::duration::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -333,7 +333,7 @@ pub fn parse_alert_flag(s: &str) -> Result<AlertFlag, String> {
         return Ok(AlertFlag { kind, threshold: None, window: None });
     }
     let (threshold, window) = match value.split_once('/') {
-        Some((t, w)) => (t, Some(crate::cli::parse_duration(w)?)),
+        Some((t, w)) => (t, Some(crate::duration::parse_duration(w)?)),
         None => (value, None),
     };
     let threshold = threshold.parse().map_err(|_| format!("threshold of {name} must be a whole number: {s:?}"))?;

@@ -1,18 +1,6 @@
 use std::time::Duration;
 
-use clap::Parser as _;
-
 use super::*;
-use crate::cli::{Cli, Command};
-
-fn args(argv: &[&str]) -> crate::cmd::serve::ServeArgs {
-    let mut full = vec!["netwatch", "serve"];
-    full.extend(argv);
-    match Cli::try_parse_from(full).unwrap().command {
-        Some(Command::Serve(a)) => *a,
-        other => panic!("not serve: {other:?}"),
-    }
-}
 
 #[test]
 fn empty_file_is_defaults() {
@@ -64,32 +52,6 @@ fn missing_files() {
     assert_eq!(load(nowhere, false).unwrap(), Config::default());
     let e = load(nowhere, true).unwrap_err();
     assert!(format!("{e:#}").contains("/nonexistent/netwatch.toml"), "{e:#}");
-}
-
-#[test]
-fn flags_override_the_file() {
-    let dir = std::env::temp_dir().join(format!("nw-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("netwatch.toml");
-    std::fs::write(&path, "[alerts.syn_backlog]\nthreshold = 50\nwindow = \"30s\"\n[metrics]\ntop_processes = 3\n")
-        .unwrap();
-    let p = path.to_str().unwrap();
-    let c =
-        args(&["--config", p, "--alert", "syn_backlog=7", "--alert", "total_connections=off", "--top-processes", "9"])
-            .load()
-            .unwrap();
-    assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (7, Duration::from_secs(30)));
-    assert!(!c.alerts.total_connections.enabled);
-    assert_eq!(c.metrics.top_processes, 9);
-    let c =
-        args(&["--config", p, "--export-file", "/tmp/e", "--export-kinds", "close,alert", "--syslog"]).load().unwrap();
-    assert_eq!(c.export.file.path.as_deref(), Some(Path::new("/tmp/e")));
-    assert_eq!(c.export.file.kinds.iter().count(), 2);
-    assert!(c.export.syslog.enabled);
-    let c = args(&["--config", p, "--no-metrics", "--alert", "remote_connections=3/2m"]).load().unwrap();
-    assert!(c.metrics_addr().unwrap().is_none());
-    assert_eq!(c.alerts.remote_connections.window, Duration::from_secs(120));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -22,7 +22,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::{cmd::serve::ServeArgs, event::clock::monotonic_ns, live::Live};
+use crate::{event::clock::monotonic_ns, live::Live};
 use alerts::Engine;
 use config::Config;
 use export::Exporter;
@@ -69,16 +69,23 @@ struct Settings {
     exporter: Exporter,
 }
 
-fn settings(args: &ServeArgs) -> Result<Settings> {
-    let config = args.load()?;
+/// Where the settings come from: the config file (named in messages) and
+/// how to read it with the command line laid over it, again on SIGHUP.
+pub struct Source<L> {
+    pub path: std::path::PathBuf,
+    pub load: L,
+}
+
+fn settings(load: impl Fn() -> Result<Config>) -> Result<Settings> {
+    let config = load()?;
     let baseline = config.alerts.baseline.as_deref().map(crate::baseline::Baseline::load).transpose()?;
     let baseline = baseline.map(|b| b.listener_keys());
     let exporter = Exporter::new(&config.export)?;
     Ok(Settings { config, baseline, exporter })
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
-    let Settings { config, baseline, exporter } = settings(&args)?;
+pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
+    let Settings { config, baseline, exporter } = settings(&source.load)?;
     let mut agent = Agent {
         metrics: Metrics::new(config.metrics.top_processes, config.metrics.top_listeners),
         alerts: Engine::new(config.alerts.clone(), baseline),
@@ -122,7 +129,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         match control.try_recv() {
             Ok(Control::Stop) => break Ok(()),
-            Ok(Control::Reload) => agent.reload(&args),
+            Ok(Control::Reload) => agent.reload(&source),
             Err(_) => {}
         }
         if Instant::now() >= next_check {
@@ -137,7 +144,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         task.abort();
     }
     agent.exporter.flush();
-    let counts = live.decoder.counts.clone();
+    let counts = live.counts.clone();
     let latency = live.finish().await?;
     eprintln!("{}", crate::stats::Summary(&counts, &latency));
     result
@@ -185,9 +192,9 @@ impl Agent {
 
     /// SIGHUP: the whole config is read and checked before any of it is
     /// used, so a bad file changes nothing.
-    fn reload(&mut self, args: &ServeArgs) {
-        let (path, _) = args.config_path();
-        match settings(args) {
+    fn reload<L: Fn() -> Result<Config>>(&mut self, source: &Source<L>) {
+        let path = &source.path;
+        match settings(&source.load) {
             Ok(s) => {
                 if s.config.metrics.listen != self.config.metrics.listen {
                     eprintln!(
