@@ -29,7 +29,10 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::{event::Comm, socket::Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     fn ev(pid: u32, local: &str, remote: &str) -> Event {
         Event {
@@ -45,8 +48,8 @@ mod tests {
             comm: Comm::default(),
             uid: 0,
             netns: 0,
-            old_state: 1,
-            new_state: 1,
+            old_state: TcpState::Established,
+            new_state: TcpState::Established,
             owner: OwnerSource::Unknown,
             traffic: netwatch_common::Traffic::ZERO,
         }

@@ -1,6 +1,8 @@
 //! The words every layer uses for a socket: its protocol and family. One
 //! definition each, from the seed and the decoder up to every output.
 
+use netwatch_common::tcp;
+
 /// Transport protocol of a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
@@ -34,6 +36,56 @@ impl Family {
             Self::V4 => "IPv4",
             Self::V6 => "IPv6",
         }
+    }
+}
+
+/// A TCP state as the kernel numbers them (`include/net/tcp_states.h`;
+/// the numbers are `netwatch_common::tcp`'s, which the kernel programs use).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TcpState {
+    Established = tcp::ESTABLISHED,
+    SynSent = tcp::SYN_SENT,
+    SynRecv = tcp::SYN_RECV,
+    FinWait1 = tcp::FIN_WAIT1,
+    FinWait2 = tcp::FIN_WAIT2,
+    TimeWait = tcp::TIME_WAIT,
+    Close = tcp::CLOSE,
+    CloseWait = tcp::CLOSE_WAIT,
+    LastAck = tcp::LAST_ACK,
+    Listen = tcp::LISTEN,
+    Closing = tcp::CLOSING,
+    /// A request socket (half-open connection); never a full socket's state.
+    NewSynRecv = tcp::NEW_SYN_RECV,
+    /// Bound but inactive (Linux 6.10+).
+    BoundInactive = tcp::BOUND_INACTIVE,
+}
+
+impl TcpState {
+    pub const ALL: [Self; 13] = [
+        Self::Established,
+        Self::SynSent,
+        Self::SynRecv,
+        Self::FinWait1,
+        Self::FinWait2,
+        Self::TimeWait,
+        Self::Close,
+        Self::CloseWait,
+        Self::LastAck,
+        Self::Listen,
+        Self::Closing,
+        Self::NewSynRecv,
+        Self::BoundInactive,
+    ];
+
+    /// `None` for a number the kernel has not defined (yet).
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u8 == v)
+    }
+
+    /// netstat's name (the JSON `old_state`/`new_state`, the text column).
+    pub const fn name(self) -> &'static str {
+        tcp::name(self as u8)
     }
 }
 
@@ -114,6 +166,15 @@ impl<C: std::fmt::Display> std::fmt::Display for Label<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_states_are_the_kernels_numbers_and_netstats_names() {
+        assert_eq!(TcpState::ALL.map(|s| s as u8), std::array::from_fn(|i| i as u8 + 1));
+        assert_eq!(TcpState::from_u8(tcp::LISTEN), Some(TcpState::Listen));
+        assert_eq!((TcpState::from_u8(0), TcpState::from_u8(14)), (None, None));
+        assert_eq!(TcpState::FinWait2.name(), "FIN_WAIT2");
+        assert_eq!(TcpState::NewSynRecv.name(), "SYN_RECV");
+    }
 
     #[test]
     fn owners_are_labelled_as_netstat_does() {

@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use netwatch_common::{tcp, EventKind};
+use netwatch_common::EventKind;
 
-use crate::event::Event;
+use crate::{event::Event, socket::TcpState};
 
 /// Kernel-to-agent latency histogram: buckets of 1 µs up to 1 ms, then
 /// 10 µs up to 100 ms, then one overflow bucket. Fixed memory, O(1) record.
@@ -67,7 +67,7 @@ impl Latency {
 /// live table's totals and `netwatch_connections_closed_total` use this
 /// too, so the exit summary and the metrics agree).
 pub fn ends_connection(e: &Event) -> bool {
-    e.kind == EventKind::Close && e.old_state != tcp::LISTEN
+    e.kind == EventKind::Close && e.old_state != TcpState::Listen
 }
 
 /// Counters kept by every command that consumes events.
@@ -120,6 +120,7 @@ impl fmt::Display for Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netwatch_common::tcp;
 
     #[test]
     fn quantiles_land_in_the_right_bucket() {

@@ -8,12 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{bail, Result};
 use netwatch_common::{
-    tcp::{self, AF_INET, AF_INET6},
+    tcp::{AF_INET, AF_INET6},
     EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD,
 };
 
 pub use crate::socket::Comm;
-use crate::socket::Family;
+use crate::socket::{Family, TcpState};
 
 /// Reads one ring-buffer record: a whole [`SockEvent`], or its head alone
 /// (every event without traffic totals), whose totals are then zero. The
@@ -52,7 +52,8 @@ impl Decoder {
         self.final_totals = final_totals(records);
     }
 
-    /// `None` for a record no event can be made of (unknown kind or family).
+    /// `None` for a record no event can be made of (unknown kind, family
+    /// or state).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = self.decode(r)?;
         // Before any filtering: every event of a socket completes the next.
@@ -104,8 +105,8 @@ pub struct Event {
     pub comm: Comm,
     pub uid: u32,
     pub netns: u32,
-    pub old_state: u8,
-    pub new_state: u8,
+    pub old_state: TcpState,
+    pub new_state: TcpState,
     pub owner: OwnerSource,
     /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
     pub traffic: Traffic,
@@ -131,8 +132,8 @@ impl Event {
             comm: Comm(r.comm.0),
             uid: r.uid,
             netns: r.netns,
-            old_state: r.old_state,
-            new_state: r.new_state,
+            old_state: TcpState::from_u8(r.old_state)?,
+            new_state: TcpState::from_u8(r.new_state)?,
             owner: OwnerSource::from_u8(r.owner_source),
             traffic: r.traffic,
         })
@@ -169,11 +170,11 @@ impl Event {
     }
 
     pub fn old_state_name(&self) -> &'static str {
-        tcp::name(self.old_state)
+        self.old_state.name()
     }
 
     pub fn new_state_name(&self) -> &'static str {
-        tcp::name(self.new_state)
+        self.new_state.name()
     }
 }
 
@@ -191,7 +192,7 @@ pub fn display_ip(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::Bytes16;
+    use netwatch_common::{tcp, Bytes16};
 
     use super::*;
 
@@ -304,6 +305,9 @@ mod tests {
         assert!(Event::from_record(&r).is_none());
         let mut r = record();
         r.kind = 200;
+        assert!(Event::from_record(&r).is_none());
+        let mut r = record();
+        r.new_state = 200;
         assert!(Event::from_record(&r).is_none());
     }
 }

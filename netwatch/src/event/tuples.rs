@@ -127,7 +127,10 @@ fn fill(now: &mut SocketAddr, before: &SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{event::Comm, socket::Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     fn ev(kind: EventKind, cookie: u64, local: &str, remote: &str) -> Event {
         Event {
@@ -143,8 +146,8 @@ mod tests {
             comm: Comm::default(),
             uid: 0,
             netns: 0,
-            old_state: 0,
-            new_state: 0,
+            old_state: TcpState::Close,
+            new_state: TcpState::Close,
             owner: OwnerSource::Unknown,
             traffic: netwatch_common::Traffic::ZERO,
         }

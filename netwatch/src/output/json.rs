@@ -250,7 +250,10 @@ impl EventSink for Json {
 mod tests {
     use super::*;
     use crate::event::display_ip;
-    use crate::{event::Comm, socket::Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     pub fn event() -> Event {
         Event {
@@ -266,8 +269,8 @@ mod tests {
             comm: Comm::new("srv \"x\""),
             uid: 0,
             netns: 1,
-            old_state: 9,
-            new_state: 7,
+            old_state: TcpState::LastAck,
+            new_state: TcpState::Close,
             owner: OwnerSource::Accept,
             traffic: netwatch_common::Traffic::ZERO,
         }

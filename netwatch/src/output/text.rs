@@ -107,7 +107,10 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::{event::Comm, socket::Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
@@ -124,8 +127,8 @@ mod tests {
             comm: Comm::new("curl"),
             uid: 0,
             netns: 1,
-            old_state: 2,
-            new_state: 7,
+            old_state: TcpState::SynSent,
+            new_state: TcpState::Close,
             owner: OwnerSource::Current,
             traffic: netwatch_common::Traffic::ZERO,
         };

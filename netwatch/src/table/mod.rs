@@ -30,7 +30,7 @@ pub use traffic::{ProcessTraffic, RowTraffic};
 use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
-    socket::{Owner, Proto},
+    socket::{Owner, Proto, TcpState},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -281,7 +281,7 @@ impl Table {
             }
             return;
         }
-        if e.new_state == tcp::CLOSE {
+        if e.new_state == TcpState::Close {
             self.close(key, e);
             return;
         }
@@ -290,7 +290,7 @@ impl Table {
             family: e.family,
             local: e.local,
             remote: e.remote,
-            state: e.new_state,
+            state: e.new_state as u8,
             netns: e.netns,
             cookie: Some(e.cookie),
             inode: e.inode,
@@ -305,7 +305,7 @@ impl Table {
             tx_queue: 0,
             traffic: RowTraffic::default(),
         });
-        row.state = e.new_state;
+        row.state = e.new_state as u8;
         if e.inode != 0 {
             row.inode = e.inode;
         }
@@ -362,7 +362,7 @@ impl Table {
     }
 
     fn close(&mut self, key: u64, e: &Event) {
-        let ending = ending(e.old_state);
+        let ending = ending(e.old_state as u8);
         self.totals.closed += u64::from(crate::stats::ends_connection(e));
         self.totals.failed_connects += u64::from(ending == Ending::Failed);
         self.totals.resets += u64::from(ending == Ending::Reset);
@@ -381,7 +381,7 @@ impl Table {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
-        if matches!(e.old_state, tcp::FIN_WAIT2 | tcp::CLOSING) {
+        if matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
@@ -395,7 +395,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state,
+            last_state: e.old_state as u8,
             ending,
             closed_ns: e.ts_ns,
             duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),

@@ -1,7 +1,11 @@
 use netwatch_common::OwnerSource;
 
 use super::*;
-use crate::{event::Comm, seed::Process, socket::Family};
+use crate::{
+    event::Comm,
+    seed::Process,
+    socket::{Family, TcpState},
+};
 
 fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str, pid: u32) -> Event {
     Event {
@@ -17,8 +21,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         comm: Comm::new("app"),
         uid: 0,
         netns: 7,
-        old_state: old,
-        new_state: new,
+        old_state: TcpState::from_u8(old).expect("a TCP state"),
+        new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
     }

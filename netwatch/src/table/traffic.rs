@@ -184,7 +184,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state,
+            last_state: e.old_state as u8,
             ending: Ending::Closed,
             closed_ns: e.ts_ns,
             duration_ns: None,

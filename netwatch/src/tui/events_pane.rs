@@ -79,7 +79,7 @@ fn event_text(e: &Event, buf: &mut String) {
     format::push_endpoint(buf, e.local);
     buf.push(' ');
     format::push_endpoint(buf, e.remote);
-    let _ = write!(buf, " {} -> {}", tcp::name(e.old_state), tcp::name(e.new_state));
+    let _ = write!(buf, " {} -> {}", e.old_state.name(), e.new_state.name());
 }
 
 fn closed_text(c: &Closed, buf: &mut String) {
@@ -135,7 +135,7 @@ fn event_row(app: &App, e: &Event) -> Row<'static> {
         Cell::from(event_label(e.pid, &e.comm).to_string()),
         Cell::from(endpoint(e.local)),
         Cell::from(endpoint(e.remote)),
-        Cell::from(format!("{} -> {}", tcp::name(e.old_state), tcp::name(e.new_state))),
+        Cell::from(format!("{} -> {}", e.old_state.name(), e.new_state.name())),
         Cell::from(lifetime),
     ])
 }

@@ -5,8 +5,7 @@ use netwatch_common::{tcp, EventKind, OwnerSource};
 use crate::{
     event::{Comm, Event},
     seed::{Process, SeedSocket},
-    socket::Owner,
-    socket::{Family, Proto},
+    socket::{Family, Owner, Proto, TcpState},
     table::{Row, Table},
 };
 
@@ -72,8 +71,8 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         comm: Comm::new("nw-peer"),
         uid: 0,
         netns: 1,
-        old_state: old,
-        new_state: new,
+        old_state: TcpState::from_u8(old).expect("a TCP state"),
+        new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
     }

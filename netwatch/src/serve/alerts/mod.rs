@@ -66,7 +66,7 @@ impl SockRef {
             sport: e.local.port(),
             daddr: display_ip(e.remote.ip()).to_string(),
             dport: e.remote.port(),
-            state: tcp::name(e.new_state),
+            state: e.new_state.name(),
             netns: e.netns,
             pid: (e.pid != 0).then_some(e.pid),
             comm: (e.pid != 0).then(|| e.comm.as_str().into_owned()),

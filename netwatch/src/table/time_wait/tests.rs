@@ -4,7 +4,7 @@ use super::super::{Table, TIME_WAIT_NS};
 use crate::{
     event::{Comm, Event},
     seed::{SeedSocket, Timer, TimerKind},
-    socket::Family,
+    socket::{Family, TcpState},
 };
 
 const SERVER: &str = "127.0.0.1:80";
@@ -33,8 +33,8 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         comm: Comm::new("app"),
         uid: 0,
         netns: e.netns,
-        old_state: e.old,
-        new_state: e.new,
+        old_state: TcpState::from_u8(e.old).expect("a TCP state"),
+        new_state: TcpState::from_u8(e.new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic,
     }

@@ -4,7 +4,7 @@ use super::super::Table;
 use crate::{
     event::{Comm, Event},
     seed::{Proto, SeedSocket},
-    socket::Family,
+    socket::{Family, TcpState},
 };
 
 fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
@@ -68,8 +68,8 @@ fn per_process_totals_with_other_and_closed_connections() {
         comm: Comm::new("dnsd"),
         uid: 0,
         netns: 7,
-        old_state: tcp::CLOSE,
-        new_state: tcp::CLOSE,
+        old_state: TcpState::Close,
+        new_state: TcpState::Close,
         owner: OwnerSource::Current,
         traffic: traffic(70, 80),
     };
