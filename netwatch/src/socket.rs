@@ -1,6 +1,8 @@
 //! The words every layer uses for a socket: its protocol and family. One
 //! definition each, from the seed and the decoder up to every output.
 
+use std::net::SocketAddr;
+
 use netwatch_common::tcp;
 
 /// Transport protocol of a socket.
@@ -37,6 +39,18 @@ impl Family {
             Self::V6 => "IPv6",
         }
     }
+}
+
+/// `preferred` where it says something (a port other than 0, an address
+/// other than the unspecified one), `fallback` where it does not. Events
+/// of one socket each carry part of its tuple: `connect` comes before the
+/// kernel picks the local port, and by the time a socket closes or is
+/// freed it may have given that port back. Every place that completes a
+/// tuple from an earlier one goes through here.
+pub fn merge_addr(preferred: SocketAddr, fallback: SocketAddr) -> SocketAddr {
+    let port = if preferred.port() != 0 { preferred.port() } else { fallback.port() };
+    let ip = if preferred.ip().is_unspecified() { fallback.ip() } else { preferred.ip() };
+    SocketAddr::new(ip, port)
 }
 
 /// A TCP state as the kernel numbers them (`include/net/tcp_states.h`;
@@ -166,6 +180,15 @@ impl<C: std::fmt::Display> std::fmt::Display for Label<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_addresses_take_what_the_preferred_one_says() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(merge_addr(a("127.0.0.1:0"), a("127.0.0.2:80")), a("127.0.0.1:80"));
+        assert_eq!(merge_addr(a("0.0.0.0:443"), a("127.0.0.2:80")), a("127.0.0.2:443"));
+        assert_eq!(merge_addr(a("0.0.0.0:0"), a("[::1]:80")), a("[::1]:80"));
+        assert_eq!(merge_addr(a("[::1]:9"), a("0.0.0.0:0")), a("[::1]:9"));
+    }
 
     #[test]
     fn tcp_states_are_the_kernels_numbers_and_netstats_names() {

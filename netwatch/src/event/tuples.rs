@@ -16,7 +16,7 @@ use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
 use super::{Comm, Event};
-use crate::seed::SeedSocket;
+use crate::{seed::SeedSocket, socket::merge_addr};
 
 /// Most recently seen endpoints per socket cookie. Cookies are kernel-made
 /// sequential integers, not attacker-chosen keys, so a fast non-keyed hash
@@ -47,8 +47,8 @@ impl Known {
 
     /// Fills what `e` lacks from what this socket's earlier events knew.
     fn lend(&self, e: &mut Event) {
-        fill(&mut e.local, &self.local);
-        fill(&mut e.remote, &self.remote);
+        e.local = merge_addr(e.local, self.local);
+        e.remote = merge_addr(e.remote, self.remote);
         e.lend(self.owner, self.start_ns, self.inode);
     }
 
@@ -112,15 +112,6 @@ impl TupleCache {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.known.len()
-    }
-}
-
-fn fill(now: &mut SocketAddr, before: &SocketAddr) {
-    if now.port() == 0 {
-        now.set_port(before.port());
-    }
-    if now.ip().is_unspecified() && !before.ip().is_unspecified() {
-        now.set_ip(before.ip());
     }
 }
 

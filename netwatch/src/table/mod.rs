@@ -30,7 +30,7 @@ pub use traffic::{ProcessTraffic, RowTraffic};
 use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
-    socket::{Owner, Proto, TcpState},
+    socket::{merge_addr, Owner, Proto, TcpState},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -237,10 +237,8 @@ impl Table {
     /// second per-socket cache beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
         if let Some(row) = self.rows.get(&e.cookie) {
-            let (mut local, mut remote) = (row.local, row.remote);
-            fill(&mut local, e.local);
-            fill(&mut remote, e.remote);
-            (e.local, e.remote) = (local, remote);
+            e.local = merge_addr(e.local, row.local);
+            e.remote = merge_addr(e.remote, row.remote);
             if e.netns == 0 {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
@@ -309,8 +307,8 @@ impl Table {
         if e.inode != 0 {
             row.inode = e.inode;
         }
-        fill(&mut row.local, e.local);
-        fill(&mut row.remote, e.remote);
+        row.local = merge_addr(e.local, row.local);
+        row.remote = merge_addr(e.remote, row.remote);
         if row.opened_ns.is_none() {
             row.opened_ns = e.start_ns;
         }
@@ -371,8 +369,10 @@ impl Table {
         let mut owner = None;
         let mut opened = e.start_ns;
         if let Some(r) = &row {
-            fill(&mut local, r.local);
-            fill(&mut remote, r.remote);
+            // The row's tuple wins: the close may name a port the kernel
+            // already gave back.
+            local = merge_addr(r.local, local);
+            remote = merge_addr(r.remote, remote);
             // The row's owner has the process name already resolved.
             owner = r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned();
             opened = opened.or(r.opened_ns);
@@ -444,17 +444,6 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         rx_queue: 0,
         tx_queue: 0,
         traffic: RowTraffic::default(),
-    }
-}
-
-/// Keeps what is known: a later event may report a port the kernel already
-/// released (KERNEL-NOTES point 4).
-fn fill(known: &mut SocketAddr, new: SocketAddr) {
-    if new.port() != 0 {
-        known.set_port(new.port());
-    }
-    if !new.ip().is_unspecified() {
-        known.set_ip(new.ip());
     }
 }
 
