@@ -5,19 +5,16 @@ use std::io::{self, Write};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use netwatch_common::EventKind;
-use tokio::{
-    signal::unix::{signal, SignalKind},
-    sync::mpsc,
-};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     event::{clock::WallClock, Decoder},
     filter::Filter,
+    live::{enumerate, Tracing},
     output::{json::Json, text::Text, EventSink},
-    probe::{Options, Probes},
-    seed,
+    probe::Options,
     stats::{Counts, Summary},
-    stream::{Batch, Loss, Reader, ReaderOptions},
+    stream::{Batch, Loss},
 };
 
 #[derive(Debug, Default, Args)]
@@ -83,22 +80,13 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         ring_bytes: args.ring_mib << 20,
         ..Options::default()
     };
-    let probes = Probes::attach(&opts)?;
-    let (attached, ring) = probes.into_parts();
-    if let Some(why) = &attached.traffic_degraded {
-        eprintln!("netwatch: warning: no traffic counters ({why})");
+    let mut tracing = Tracing::start(&opts, 1024)?;
+    for w in tracing.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
-    if let Some(why) = &attached.degraded {
-        eprintln!(
-            "netwatch: warning: accepted connections keep their listener's owner \
-             (accept tracing unavailable: {why})"
-        );
-    }
-    let (tx, mut rx) = mpsc::channel(1024);
-    let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
-    let mut printer = Printer::new(args, netns, attached.traffic.as_ref().is_some_and(|t| t.packets));
+    let mut printer = Printer::new(args, netns, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
-    match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
+    match enumerate().await {
         Ok(seed) => {
             printer.decoder.listeners.seed(&seed.sockets);
             printer.decoder.tuples.preload(&seed.sockets);
@@ -116,7 +104,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut done = false;
     while !done {
         tokio::select! {
-            batch = rx.recv() => match batch {
+            batch = tracing.rx.recv() => match batch {
                 Some(b) => done = printer.batch(&mut buf, b)?,
                 None => break,
             },
@@ -125,17 +113,20 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         }
         flush(&mut out, &mut buf)?;
     }
-    // Stop the reader, but keep consuming so its final drain is not blocked
-    // on a full channel.
-    let finishing = tokio::task::spawn_blocking(move || reader.finish());
-    while let Some(b) = rx.recv().await {
-        if !done {
-            done = printer.batch(&mut buf, b)?;
-        }
-    }
+    // What the reader still drains is printed too (up to --count).
+    let mut failed = Ok(());
+    let latency = tracing
+        .finish(|b| {
+            if !done && failed.is_ok() {
+                match printer.batch(&mut buf, b) {
+                    Ok(d) => done = d,
+                    Err(e) => failed = Err(e),
+                }
+            }
+        })
+        .await?;
+    failed?;
     flush(&mut out, &mut buf)?;
-    let latency = finishing.await.context("joining the ring buffer reader")??;
-    drop(attached);
     let counts = &printer.shown;
     eprintln!("{}", Summary(counts, &latency));
     if let Some(why) = loss_report(&printer.lost) {

@@ -50,8 +50,8 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
 /// Runs the live model for `span`; returns its table.
 async fn watch(span: Duration, history: usize) -> Result<Table> {
     let mut live = Live::start(history).await?;
-    if let Some(why) = live.traffic_degraded() {
-        eprintln!("netwatch: warning: no traffic counters ({why})");
+    for w in live.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
     eprintln!("netwatch: watching for {:.1}s", span.as_secs_f64());
     let deadline = Instant::now() + span;

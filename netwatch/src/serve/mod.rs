@@ -106,8 +106,8 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
     let mut control = signals()?;
 
     let mut live = Live::start(HISTORY).await?;
-    if let Some(why) = live.degraded() {
-        eprintln!("netwatch: warning: accepted connections keep their listener's owner ({why})");
+    for w in live.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
     eprintln!(
         "netwatch: tracing TCP connections as a service: metrics {}, export {}, pid {}",
