@@ -1,10 +1,26 @@
-//! netwatch: a live TCP connection tracer.
+//! netwatch: a live TCP/UDP connection tracer.
 //!
-//! Follow an event from birth to screen: the kernel programs in
-//! `netwatch-ebpf` write [`netwatch_common::SockEvent`] records; [`probe`]
-//! loads and attaches them; [`stream`] drains the ring buffer; [`event`]
-//! decodes records; [`filter`] and [`output`] decide what is shown and how;
-//! [`cmd`] holds one module per command.
+//! How an event travels, folder by folder:
+//!
+//! 1. Born in the kernel: the programs of the `netwatch-ebpf` crate run on
+//!    the TCP state machine and write [`netwatch_common::SockEvent`]
+//!    records into a ring buffer.
+//! 2. Loaded by `probe` (programs, maps, kernel offsets), started and
+//!    stopped by `live::Tracing`.
+//! 3. Crosses into user space in `stream`: a reader thread drains the ring
+//!    into batches.
+//! 4. Decoded in `event` (typed, its tuple and owner completed), in the
+//!    words of `socket` (protocol, family, TCP state, owner).
+//! 5. Applied to the live model, `live` + `table`: every socket (seeded
+//!    from the kernel by `seed`), its owners, the closed history and the
+//!    counters.
+//! 6. Shown by one consumer per output: `cmd::events` (the event stream,
+//!    through `output::text` / `output::json`), `tui` (the full-screen
+//!    view), `cmd::snapshot` with `output::snapshot`, `serve` (metrics,
+//!    export, alerts) and `netstat` (net-tools' views, `-c` included).
+//!
+//! `cli` is the command line, `cmd` one module per command; `main.rs` only
+//! parses and calls [`run`].
 
 mod baseline;
 mod cli;
