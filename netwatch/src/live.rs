@@ -14,7 +14,7 @@ use crate::{
     event::{clock::monotonic_ns, Decoder, Event},
     probe::{Attached, Options, Probes},
     seed,
-    stats::{Counts, Latency},
+    stats::Latency,
     stream::{Batch, Loss, Reader, ReaderOptions},
     table::Table,
 };
@@ -99,8 +99,6 @@ pub async fn enumerate() -> Result<seed::Seed> {
 pub struct Live {
     pub table: Table,
     pub decoder: Decoder,
-    /// Every event applied, by kind, and every one lost: the exit summary.
-    pub counts: Counts,
     pub seed_stats: seed::SeedStats,
     tracing: Tracing,
     last_maintain: Instant,
@@ -112,7 +110,6 @@ impl Live {
         let mut live = Self {
             table: Table::new(history),
             decoder: Decoder::default(),
-            counts: Counts::default(),
             seed_stats: seed::SeedStats::default(),
             tracing,
             last_maintain: Instant::now(),
@@ -151,9 +148,9 @@ impl Live {
         }
         // Take what else is already queued, so one redraw covers it, up to
         // a step's worth.
-        let Self { tracing, decoder, table, counts, .. } = self;
+        let Self { tracing, decoder, table, .. } = self;
         take_queued(&mut tracing.rx, STEP_EVENTS, update.events.len(), |batch| {
-            apply(decoder, table, counts, batch, &mut update);
+            apply(decoder, table, batch, &mut update);
             update.events.len()
         });
         self.reseed_if_lost(&mut update).await;
@@ -180,7 +177,7 @@ impl Live {
     }
 
     fn apply(&mut self, batch: Batch, update: &mut Update) {
-        apply(&mut self.decoder, &mut self.table, &mut self.counts, batch, update);
+        apply(&mut self.decoder, &mut self.table, batch, update);
     }
 
     /// Applies what is queued now and re-reads what events cannot report
@@ -246,20 +243,18 @@ impl Live {
 }
 
 /// Applies one batch from the reader to the table.
-fn apply(decoder: &mut Decoder, table: &mut Table, counts: &mut Counts, batch: Batch, update: &mut Update) {
+fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Update) {
     match batch {
         Batch::Events(records) => {
             decoder.start_batch(&records);
             for r in &records {
                 let Some(mut e) = decoder.decode(r) else { continue };
                 table.complete_and_apply(&mut e);
-                counts.count(&e);
                 update.events.push(e);
             }
         }
         Batch::Lost(loss) => {
             let n = loss.total();
-            counts.lost += n;
             table.totals.lost_events += n;
             update.lost += loss;
         }

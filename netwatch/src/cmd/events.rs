@@ -13,8 +13,9 @@ use crate::{
     live::{enumerate, Tracing},
     output::{json::Json, text::Text, EventSink},
     probe::Options,
-    stats::{Counts, Summary},
+    stats::Summary,
     stream::{Batch, Loss},
+    table::Totals,
 };
 
 #[derive(Debug, Default, Args)]
@@ -172,7 +173,7 @@ struct Printer {
     /// The events printed (what the filters let through), and every lost
     /// one: what the exit summary counts. (The decoder counts everything
     /// it decodes.)
-    shown: Counts,
+    shown: Totals,
     /// The lost events by cause, for the exit message.
     lost: Loss,
 }
@@ -201,7 +202,7 @@ impl Printer {
             },
             teardown: args.teardown,
             remaining: args.count,
-            shown: Counts::default(),
+            shown: Totals::default(),
             lost: Loss::default(),
         }
     }
@@ -227,7 +228,7 @@ impl Printer {
                 }
             }
             Batch::Lost(loss) => {
-                self.shown.lost += loss.total();
+                self.shown.lost_events += loss.total();
                 self.lost += loss;
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }

@@ -144,7 +144,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         task.abort();
     }
     agent.exporter.flush();
-    let counts = live.counts.clone();
+    let counts = live.table.totals.clone();
     let latency = live.finish().await?;
     eprintln!("{}", crate::stats::Summary(&counts, &latency));
     result

@@ -251,11 +251,7 @@ impl Table {
 
     /// Applies one kernel event.
     pub fn apply(&mut self, e: &Event) {
-        match e.kind {
-            EventKind::Established => self.totals.opened_active += 1,
-            EventKind::Accept => self.totals.opened_passive += 1,
-            _ => {}
-        }
+        self.totals.count(e);
         let key = self.key_for(e);
         if e.kind == EventKind::Adopt {
             // accept() returned it: the owner and, now, a file (inode).
@@ -361,9 +357,6 @@ impl Table {
 
     fn close(&mut self, key: u64, e: &Event) {
         let ending = ending(e.old_state as u8);
-        self.totals.closed += u64::from(crate::stats::ends_connection(e));
-        self.totals.failed_connects += u64::from(ending == Ending::Failed);
-        self.totals.resets += u64::from(ending == Ending::Reset);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
         let mut owner = None;
