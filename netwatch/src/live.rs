@@ -8,7 +8,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use tokio::sync::mpsc;
+use tokio::{
+    signal::unix::{signal, Signal, SignalKind},
+    sync::mpsc,
+};
 
 use crate::{
     event::{clock::monotonic_ns, Decoder, Event},
@@ -87,6 +90,32 @@ impl Tracing {
         let latency = finishing.await.context("joining the ring buffer reader")??;
         drop(attached);
         Ok(latency)
+    }
+}
+
+/// SIGINT and SIGTERM: the two ways to ask every long-running command to
+/// stop. Install them before anything slow, so that a stop during start-up
+/// still ends the run cleanly (even when the shell started us with SIGINT
+/// ignored).
+pub struct StopSignals {
+    int: Signal,
+    term: Signal,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Returns once either arrives.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
     }
 }
 

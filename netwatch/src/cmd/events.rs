@@ -2,15 +2,14 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use clap::Args;
 use netwatch_common::EventKind;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     event::{clock::WallClock, Decoder},
     filter::Filter,
-    live::{enumerate, Tracing},
+    live::{enumerate, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
     probe::Options,
     stats::Summary,
@@ -67,10 +66,7 @@ fn parse_ring_mib(s: &str) -> Result<u32, String> {
 }
 
 pub async fn run(args: &EventsArgs) -> Result<()> {
-    // Before anything slow: a Ctrl-C during start-up must still end the run
-    // cleanly, even when the shell started us with SIGINT ignored.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stop = StopSignals::install()?;
     // Before loading anything: a namespace that does not exist is a typo.
     let netns = super::netns::resolve_all(&args.netns)?;
     // Nothing per packet unless asked: a tracer of connections should cost
@@ -109,8 +105,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
                 Some(b) => done = printer.batch(&mut buf, b)?,
                 None => break,
             },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            () = stop.recv() => break,
         }
         flush(&mut out, &mut buf)?;
     }

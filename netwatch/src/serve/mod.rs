@@ -43,15 +43,13 @@ enum Control {
 /// SIGINT/SIGTERM (stop) and SIGHUP (reload), as messages the agent loop
 /// reads between batches.
 fn signals() -> Result<mpsc::UnboundedReceiver<Control>> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stop = crate::live::StopSignals::install()?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let c = tokio::select! {
-                _ = sigint.recv() => Control::Stop,
-                _ = sigterm.recv() => Control::Stop,
+                () = stop.recv() => Control::Stop,
                 _ = sighup.recv() => Control::Reload,
             };
             if tx.send(c).is_err() {
