@@ -47,6 +47,38 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in wire order: what the agent derives its event names,
+    /// export kinds and counters from, so that a new kind is everywhere.
+    pub const ALL: [Self; 10] = [
+        Self::State,
+        Self::Listen,
+        Self::Connect,
+        Self::Established,
+        Self::Accept,
+        Self::ConnectFailed,
+        Self::Close,
+        Self::Destroy,
+        Self::Adopt,
+        Self::UdpClose,
+    ];
+
+    /// The name users see: the JSON `event` field, the text column, the
+    /// export kinds of `netwatch serve`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::Listen => "listen",
+            Self::Connect => "connect",
+            Self::Established => "established",
+            Self::Accept => "accept",
+            Self::ConnectFailed => "connect_failed",
+            Self::Close => "close",
+            Self::Destroy => "destroy",
+            Self::Adopt => "adopt",
+            Self::UdpClose => "udp_close",
+        }
+    }
+
     pub const fn from_u8(v: u8) -> Option<Self> {
         Some(match v {
             0 => Self::State,
@@ -187,9 +219,31 @@ pub const COUNTER_SLOTS: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain-old-data records: repr(C), no padding, every bit pattern valid.
+    // SAFETY (each): plain-old-data records that cross the kernel boundary:
+    // repr(C), integers and byte arrays only, no padding (sizes pinned by
+    // const assertions), so every bit pattern is a valid value.
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SockEvent {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::SocketFd {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::KernelOffsets {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for crate::Traffic {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventKind;
+
+    /// `ALL` is what every name and export kind is derived from: it must
+    /// hold each kind the wire can carry, in wire order.
+    #[test]
+    fn all_is_every_kind_in_wire_order() {
+        let decodable = (0..=u8::MAX).filter_map(EventKind::from_u8).count();
+        assert_eq!(decodable, EventKind::ALL.len());
+        for (i, k) in EventKind::ALL.into_iter().enumerate() {
+            assert_eq!(EventKind::from_u8(i as u8), Some(k));
+        }
+    }
 }

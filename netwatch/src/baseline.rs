@@ -21,14 +21,11 @@ use anyhow::{bail, Context as _, Result};
 use netwatch_common::tcp;
 use serde::Deserialize;
 
-use crate::{event::display_ip, seed::Proto, table::Table};
-
-/// A process holding a socket.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-pub struct Owner {
-    pub pid: u32,
-    pub comm: String,
-}
+use crate::{
+    event::display_ip,
+    socket::{Owner, Proto},
+    table::Table,
+};
 
 /// One socket of a baseline, or of the live table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,10 +132,6 @@ impl Baseline {
             })
             .collect();
         Self { ts: None, sockets }
-    }
-
-    pub fn listeners(&self) -> impl Iterator<Item = &Socket> {
-        self.sockets.iter().filter(|s| s.is_listener())
     }
 
     /// Every listener identity in the baseline.

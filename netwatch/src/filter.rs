@@ -22,12 +22,6 @@ impl Filter {
             && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
             && (self.netns.is_empty() || self.netns.contains(&e.netns))
     }
-
-    /// Whether `lost` notices pass: they concern every socket, so they pass
-    /// any filter.
-    pub const fn matches_lost(&self) -> bool {
-        true
-    }
 }
 
 #[cfg(test)]
@@ -35,7 +29,10 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     fn ev(pid: u32, local: &str, remote: &str) -> Event {
         Event {
@@ -51,8 +48,8 @@ mod tests {
             comm: Comm::default(),
             uid: 0,
             netns: 0,
-            old_state: 1,
-            new_state: 1,
+            old_state: TcpState::Established,
+            new_state: TcpState::Established,
             owner: OwnerSource::Unknown,
             traffic: netwatch_common::Traffic::ZERO,
         }

@@ -8,7 +8,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use tokio::sync::mpsc;
+use tokio::{
+    signal::unix::{signal, Signal, SignalKind},
+    sync::mpsc,
+};
 
 use crate::{
     event::{clock::monotonic_ns, Decoder, Event},
@@ -46,49 +49,116 @@ pub struct Update {
     pub warnings: Vec<String>,
 }
 
+/// The kernel side, running: the programs attached and the reader thread
+/// draining their ring into `rx`. Every command that follows events starts
+/// and stops it the same way, here.
+pub struct Tracing {
+    pub attached: Attached,
+    pub rx: mpsc::Receiver<Batch>,
+    reader: Reader,
+}
+
+impl Tracing {
+    /// `queue`: batches the channel holds while the consumer is busy.
+    pub fn start(opts: &Options, queue: usize) -> Result<Self> {
+        let (attached, ring) = Probes::attach(opts)?.into_parts();
+        let (tx, rx) = mpsc::channel(queue);
+        let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
+        Ok(Self { attached, rx, reader })
+    }
+
+    /// What works less well than it should, and why, for the user.
+    pub fn warnings(&self) -> Vec<String> {
+        let a = &self.attached;
+        let traffic = a.traffic_degraded.iter().map(|why| format!("no traffic counters ({why})"));
+        let accept = a
+            .degraded
+            .iter()
+            .map(|why| format!("accepted connections keep their listener's owner (accept tracing unavailable: {why})"));
+        traffic.chain(accept).collect()
+    }
+
+    /// Stops the reader, hands `rest` what was still queued (so that its
+    /// final drain is never blocked on a full channel) and detaches every
+    /// program.
+    pub async fn finish(self, mut rest: impl FnMut(Batch)) -> Result<Latency> {
+        let Self { attached, mut rx, reader } = self;
+        let finishing = tokio::task::spawn_blocking(move || reader.finish());
+        while let Some(b) = rx.recv().await {
+            rest(b);
+        }
+        let latency = finishing.await.context("joining the ring buffer reader")??;
+        drop(attached);
+        Ok(latency)
+    }
+}
+
+/// SIGINT and SIGTERM: the two ways to ask every long-running command to
+/// stop. Install them before anything slow, so that a stop during start-up
+/// still ends the run cleanly (even when the shell started us with SIGINT
+/// ignored).
+pub struct StopSignals {
+    int: Signal,
+    term: Signal,
+}
+
+impl StopSignals {
+    pub fn install() -> Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Returns once either arrives.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+/// The kernel's sockets now, read off the async runtime (it takes a while
+/// on a busy machine).
+pub async fn enumerate() -> Result<seed::Seed> {
+    tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")?
+}
+
 pub struct Live {
     pub table: Table,
     pub decoder: Decoder,
     pub seed_stats: seed::SeedStats,
-    rx: mpsc::Receiver<Batch>,
-    reader: Reader,
-    attached: Attached,
+    tracing: Tracing,
     last_maintain: Instant,
 }
 
 impl Live {
     pub async fn start(history: usize) -> Result<Self> {
-        let (attached, ring) = Probes::attach(&Options::default())?.into_parts();
-        let (tx, rx) = mpsc::channel(4096);
-        let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
+        let tracing = Tracing::start(&Options::default(), 4096)?;
         let mut live = Self {
             table: Table::new(history),
             decoder: Decoder::default(),
             seed_stats: seed::SeedStats::default(),
-            rx,
-            reader,
-            attached,
+            tracing,
             last_maintain: Instant::now(),
         };
         live.seed().await?;
         Ok(live)
     }
 
-    /// Why the traffic counters are missing, if they are.
-    pub fn traffic_degraded(&self) -> Option<&str> {
-        self.attached.traffic_degraded.as_deref()
+    /// What works less well than it should, and why (see [`Tracing`]).
+    pub fn warnings(&self) -> Vec<String> {
+        self.tracing.warnings()
     }
 
-    /// Why ownership is degraded, if it is.
+    /// Why ownership is degraded, if it is (for the full-screen header).
     pub fn degraded(&self) -> Option<&str> {
-        self.attached.degraded.as_deref()
+        self.tracing.attached.degraded.as_deref()
     }
 
     async fn seed(&mut self) -> Result<()> {
-        let seed = tokio::task::spawn_blocking(seed::seed_all)
-            .await
-            .context("joining the socket enumeration")?
-            .context("enumerating existing sockets")?;
+        let seed = enumerate().await.context("enumerating existing sockets")?;
         // Listeners older than netwatch: their children inherit their owner.
         self.decoder.listeners.seed(&seed.sockets);
         self.seed_stats = seed.stats;
@@ -100,15 +170,15 @@ impl Live {
     /// and returns what changed; `None` once the reader has stopped.
     pub async fn next(&mut self, timeout: Duration) -> Option<Update> {
         let mut update = Update::default();
-        match tokio::time::timeout(timeout, self.rx.recv()).await {
+        match tokio::time::timeout(timeout, self.tracing.rx.recv()).await {
             Ok(Some(batch)) => self.apply(batch, &mut update),
             Ok(None) => return None,
             Err(_) => {}
         }
         // Take what else is already queued, so one redraw covers it, up to
         // a step's worth.
-        let Self { rx, decoder, table, .. } = self;
-        take_queued(rx, STEP_EVENTS, update.events.len(), |batch| {
+        let Self { tracing, decoder, table, .. } = self;
+        take_queued(&mut tracing.rx, STEP_EVENTS, update.events.len(), |batch| {
             apply(decoder, table, batch, &mut update);
             update.events.len()
         });
@@ -128,7 +198,7 @@ impl Live {
     }
 
     async fn reseed(&mut self) -> Result<()> {
-        let seed = tokio::task::spawn_blocking(seed::seed_all).await??;
+        let seed = enumerate().await?;
         self.decoder.listeners.seed(&seed.sockets);
         self.seed_stats = seed.stats;
         self.table.reseed(seed.sockets, monotonic_ns());
@@ -144,8 +214,8 @@ impl Live {
     pub async fn refresh(&mut self) -> Vec<String> {
         let mut update = Update::default();
         // Only what is queued now: the kernel goes on sending meanwhile.
-        for _ in 0..self.rx.len() {
-            let Ok(batch) = self.rx.try_recv() else { break };
+        for _ in 0..self.tracing.rx.len() {
+            let Ok(batch) = self.tracing.rx.try_recv() else { break };
             self.apply(batch, &mut update);
             update.events.clear();
         }
@@ -189,19 +259,15 @@ impl Live {
     /// rates are per second, and one pass over the map costs two syscalls a
     /// socket).
     fn read_traffic(&mut self, now: u64) {
-        if let Some(map) = &self.attached.traffic {
+        if let Some(map) = &self.tracing.attached.traffic {
             self.table.update_traffic(&map.read_all(), now);
         }
     }
 
     /// Stops the reader and detaches everything.
-    pub async fn finish(mut self) -> Result<Latency> {
-        let reader = self.reader;
-        let finishing = tokio::task::spawn_blocking(move || reader.finish());
-        while self.rx.recv().await.is_some() {}
-        let latency = finishing.await.context("joining the ring buffer reader")??;
-        drop(self.attached);
-        Ok(latency)
+    pub async fn finish(self) -> Result<Latency> {
+        // What is still queued changes nothing anyone will look at.
+        self.tracing.finish(drop).await
     }
 }
 
@@ -218,7 +284,6 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
         }
         Batch::Lost(loss) => {
             let n = loss.total();
-            decoder.counts.lost += n;
             table.totals.lost_events += n;
             update.lost += loss;
         }

@@ -1,8 +1,9 @@
-//! Run statistics: event counts and delivery latency, printed on exit.
+//! Run statistics: delivery latency, and the exit summary of it and the
+//! counters ([`Totals`]).
 
 use std::fmt;
 
-use netwatch_common::EventKind;
+use crate::table::Totals;
 
 /// Kernel-to-agent latency histogram: buckets of 1 µs up to 1 ms, then
 /// 10 µs up to 100 ms, then one overflow bucket. Fixed memory, O(1) record.
@@ -60,32 +61,8 @@ impl Latency {
     }
 }
 
-/// Counters kept by every command that consumes events.
-#[derive(Clone, Debug, Default)]
-pub struct Counts {
-    pub events: u64,
-    pub connects: u64,
-    pub accepts: u64,
-    pub closes: u64,
-    pub failed: u64,
-    pub lost: u64,
-}
-
-impl Counts {
-    pub fn count(&mut self, kind: EventKind) {
-        self.events += 1;
-        match kind {
-            EventKind::Connect => self.connects += 1,
-            EventKind::Accept => self.accepts += 1,
-            EventKind::Close => self.closes += 1,
-            EventKind::ConnectFailed => self.failed += 1,
-            _ => {}
-        }
-    }
-}
-
 /// The exit summary: one `key=value` line, stable for scripts and the bench.
-pub struct Summary<'a>(pub &'a Counts, pub &'a Latency);
+pub struct Summary<'a>(pub &'a Totals, pub &'a Latency);
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,10 +73,10 @@ impl fmt::Display for Summary<'_> {
              latency_p50_us={} latency_p99_us={} latency_max_us={}",
             c.events,
             c.connects,
-            c.accepts,
-            c.closes,
-            c.failed,
-            c.lost,
+            c.opened_passive,
+            c.closed,
+            c.failed_connects,
+            c.lost_events,
             l.quantile_us(0.5),
             l.quantile_us(0.99),
             l.max_us()
@@ -110,6 +87,7 @@ impl fmt::Display for Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netwatch_common::{tcp, EventKind};
 
     #[test]
     fn quantiles_land_in_the_right_bucket() {
@@ -129,15 +107,17 @@ mod tests {
 
     #[test]
     fn counts_by_kind_and_summary_format() {
-        let mut c = Counts::default();
+        let mut c = Totals::default();
         for k in [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::ConnectFailed, EventKind::State] {
-            c.count(k);
+            c.count(&crate::tui::fixtures::event(k, 1, tcp::FIN_WAIT2, tcp::CLOSE));
         }
-        c.lost = 3;
+        // A listener's close ends no connection.
+        c.count(&crate::tui::fixtures::event(EventKind::Close, 1, tcp::LISTEN, tcp::CLOSE));
+        c.lost_events = 3;
         let s = Summary(&c, &Latency::default()).to_string();
         assert_eq!(
             s,
-            "netwatch: summary events=5 connects=1 accepts=1 closes=1 failed=1 lost=3 \
+            "netwatch: summary events=6 connects=1 accepts=1 closes=1 failed=1 lost=3 \
              latency_p50_us=0 latency_p99_us=0 latency_max_us=0"
         );
     }

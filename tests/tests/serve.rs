@@ -14,6 +14,8 @@ mod churn;
 mod export;
 #[path = "serve/harness.rs"]
 mod harness;
+#[path = "serve/kinds.rs"]
+mod kinds;
 #[path = "serve/lifecycle.rs"]
 mod lifecycle;
 #[path = "serve/loss.rs"]

@@ -8,10 +8,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use clap::{Args, CommandFactory as _};
+use clap::Args;
 use clap_complete::Shell;
-
-use crate::cli::Cli;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  netwatch completions bash > /usr/share/bash-completion/completions/netwatch\n  \
@@ -32,8 +30,8 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub fn completions(args: &CompletionsArgs) -> Result<()> {
-    let mut cmd = Cli::command();
+/// `cmd`: the whole command line's definition.
+pub fn completions(args: &CompletionsArgs, mut cmd: clap::Command) -> Result<()> {
     // Into memory first: clap_complete panics on a write error, and a
     // closed pipe (`| head`) must end netwatch quietly (main.rs).
     let mut script = Vec::new();
@@ -42,8 +40,8 @@ pub fn completions(args: &CompletionsArgs) -> Result<()> {
     out.write_all(&script).and_then(|()| out.flush()).context("writing the completion script")
 }
 
-pub fn man(args: &ManArgs) -> Result<()> {
-    let mut cmd = Cli::command();
+/// `cmd`: the whole command line's definition.
+pub fn man(args: &ManArgs, mut cmd: clap::Command) -> Result<()> {
     cmd.build();
     match &args.dir {
         None => {

@@ -2,29 +2,71 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
+use clap::Args;
 use netwatch_common::EventKind;
-use tokio::{
-    signal::unix::{signal, SignalKind},
-    sync::mpsc,
-};
 
 use crate::{
-    cli::EventsArgs,
     event::{clock::WallClock, Decoder},
     filter::Filter,
+    live::{enumerate, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
-    probe::{Options, Probes},
-    seed,
-    stats::{Counts, Summary},
-    stream::{Batch, Loss, Reader, ReaderOptions},
+    probe::Options,
+    stats::Summary,
+    stream::{Batch, Loss},
+    table::Totals,
 };
 
+#[derive(Debug, Default, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Only sockets owned by this PID (repeatable)
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only connections with this port at either end (repeatable)
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Only IPv4 traffic (IPv4-mapped addresses on IPv6 sockets count as IPv4)
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 traffic
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+    /// Only sockets of this network namespace: a name from `ip netns`, a
+    /// path such as /proc/PID/ns/net, or an inode number as the JSON
+    /// `netns` field shows it (repeatable)
+    #[arg(long = "netns", value_name = "NETNS")]
+    pub netns: Vec<String>,
+    /// Count every packet, for UDP totals and on-the-wire bytes on closes
+    /// (TCP payload and segment totals come from the kernel either way)
+    #[arg(long)]
+    pub traffic: bool,
+    /// Also print `destroy` events (the kernel freeing a socket)
+    #[arg(long)]
+    pub teardown: bool,
+    /// Exit after this many printed events
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Size of the kernel's event ring buffer, in MiB (a power of two, 1 to
+    /// 1024): how long a burst it holds while netwatch is descheduled,
+    /// about 130,000 events per 16 MiB
+    #[arg(long = "ring-size", value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+}
+
+/// A ring size in MiB: the kernel wants a power of two number of pages.
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let mib: u32 = s.parse().map_err(|_| format!("`{s}` is not a whole number of MiB"))?;
+    if !(1..=1024).contains(&mib) || !mib.is_power_of_two() {
+        return Err(format!("{mib} MiB: the ring size must be a power of two from 1 to 1024"));
+    }
+    Ok(mib)
+}
+
 pub async fn run(args: &EventsArgs) -> Result<()> {
-    // Before anything slow: a Ctrl-C during start-up must still end the run
-    // cleanly, even when the shell started us with SIGINT ignored.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stop = StopSignals::install()?;
     // Before loading anything: a namespace that does not exist is a typo.
     let netns = super::netns::resolve_all(&args.netns)?;
     // Nothing per packet unless asked: a tracer of connections should cost
@@ -35,22 +77,13 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         ring_bytes: args.ring_mib << 20,
         ..Options::default()
     };
-    let probes = Probes::attach(&opts)?;
-    let (attached, ring) = probes.into_parts();
-    if let Some(why) = &attached.traffic_degraded {
-        eprintln!("netwatch: warning: no traffic counters ({why})");
+    let mut tracing = Tracing::start(&opts, 1024)?;
+    for w in tracing.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
-    if let Some(why) = &attached.degraded {
-        eprintln!(
-            "netwatch: warning: accepted connections keep their listener's owner \
-             (accept tracing unavailable: {why})"
-        );
-    }
-    let (tx, mut rx) = mpsc::channel(1024);
-    let reader = Reader::spawn(ring, ReaderOptions::default(), tx)?;
-    let mut printer = Printer::new(args, netns, attached.traffic.as_ref().is_some_and(|t| t.packets));
+    let mut printer = Printer::new(args, netns, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
-    match tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")? {
+    match enumerate().await {
         Ok(seed) => {
             printer.decoder.listeners.seed(&seed.sockets);
             printer.decoder.tuples.preload(&seed.sockets);
@@ -68,26 +101,28 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut done = false;
     while !done {
         tokio::select! {
-            batch = rx.recv() => match batch {
+            batch = tracing.rx.recv() => match batch {
                 Some(b) => done = printer.batch(&mut buf, b)?,
                 None => break,
             },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            () = stop.recv() => break,
         }
         flush(&mut out, &mut buf)?;
     }
-    // Stop the reader, but keep consuming so its final drain is not blocked
-    // on a full channel.
-    let finishing = tokio::task::spawn_blocking(move || reader.finish());
-    while let Some(b) = rx.recv().await {
-        if !done {
-            done = printer.batch(&mut buf, b)?;
-        }
-    }
+    // What the reader still drains is printed too (up to --count).
+    let mut failed = Ok(());
+    let latency = tracing
+        .finish(|b| {
+            if !done && failed.is_ok() {
+                match printer.batch(&mut buf, b) {
+                    Ok(d) => done = d,
+                    Err(e) => failed = Err(e),
+                }
+            }
+        })
+        .await?;
+    failed?;
     flush(&mut out, &mut buf)?;
-    let latency = finishing.await.context("joining the ring buffer reader")??;
-    drop(attached);
     let counts = &printer.shown;
     eprintln!("{}", Summary(counts, &latency));
     if let Some(why) = loss_report(&printer.lost) {
@@ -133,7 +168,7 @@ struct Printer {
     /// The events printed (what the filters let through), and every lost
     /// one: what the exit summary counts. (The decoder counts everything
     /// it decodes.)
-    shown: Counts,
+    shown: Totals,
     /// The lost events by cause, for the exit message.
     lost: Loss,
 }
@@ -162,7 +197,7 @@ impl Printer {
             },
             teardown: args.teardown,
             remaining: args.count,
-            shown: Counts::default(),
+            shown: Totals::default(),
             lost: Loss::default(),
         }
     }
@@ -180,7 +215,7 @@ impl Printer {
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }
-                    self.shown.count(e.kind);
+                    self.shown.count(&e);
                     self.sink.event(out, &e, &self.clock)?;
                     if self.printed_enough() {
                         return Ok(true);
@@ -188,7 +223,7 @@ impl Printer {
                 }
             }
             Batch::Lost(loss) => {
-                self.shown.lost += loss.total();
+                self.shown.lost_events += loss.total();
                 self.lost += loss;
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
@@ -210,6 +245,16 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(parse_ring_mib("1"), Ok(1));
+        assert_eq!(parse_ring_mib("64"), Ok(64));
+        assert_eq!(parse_ring_mib("1024"), Ok(1024));
+        for bad in ["0", "3", "48", "2048", "-1", "1.5", "big"] {
+            assert!(parse_ring_mib(bad).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn loss_report_names_each_cause() {

@@ -109,7 +109,7 @@ impl ServeArgs {
             c.alerts.ports = self.suspicious_ports.iter().copied().collect();
         }
         for a in &self.alerts {
-            let rule = c.alerts.rule_mut(&a.name).expect("validated by the parser");
+            let rule = c.alerts.rule_mut(a.kind);
             match a.threshold {
                 None => rule.enabled = false,
                 Some(t) => {
@@ -130,5 +130,59 @@ fn set<T>(slot: &mut T, value: Option<T>) {
 }
 
 pub async fn run(args: &ServeArgs) -> Result<()> {
-    crate::serve::run(args.clone()).await
+    crate::serve::run(crate::serve::Source { path: args.config_path().0, load: || args.load() }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(argv: &[&str]) -> ServeArgs {
+        Cmd::try_parse_from(std::iter::once("serve").chain(argv.iter().copied())).unwrap().args
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("nw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("netwatch.toml");
+        std::fs::write(&path, "[alerts.syn_backlog]\nthreshold = 50\nwindow = \"30s\"\n[metrics]\ntop_processes = 3\n")
+            .unwrap();
+        let p = path.to_str().unwrap();
+        let c = args(&[
+            "--config",
+            p,
+            "--alert",
+            "syn_backlog=7",
+            "--alert",
+            "total_connections=off",
+            "--top-processes",
+            "9",
+        ])
+        .load()
+        .unwrap();
+        assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (7, Duration::from_secs(30)));
+        assert!(!c.alerts.total_connections.enabled);
+        assert_eq!(c.metrics.top_processes, 9);
+        let c = args(&["--config", p, "--export-file", "/tmp/e", "--export-kinds", "close,alert", "--syslog"])
+            .load()
+            .unwrap();
+        assert_eq!(c.export.file.path.as_deref(), Some(Path::new("/tmp/e")));
+        assert_eq!(c.export.file.kinds.iter().count(), 2);
+        assert!(c.export.syslog.enabled);
+        let c = args(&["--config", p, "--no-metrics", "--alert", "remote_connections=3/2m"]).load().unwrap();
+        assert!(c.metrics_addr().unwrap().is_none());
+        assert_eq!(c.alerts.remote_connections.window, Duration::from_secs(120));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -12,8 +12,23 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
+use clap::Args;
 
-use crate::{cli::SnapshotArgs, event::clock::monotonic_ns, live::Live, output::snapshot, seed, table::Table};
+use crate::{event::clock::monotonic_ns, live::Live, output::snapshot, seed, table::Table};
+
+#[derive(Debug, Default, Args)]
+pub struct SnapshotArgs {
+    /// One JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Watch the kernel's events for this long (e.g. 500ms, 10s, 2m) first, then print the live
+    /// table and the connections that opened and closed meanwhile (needs root)
+    #[arg(long = "for", value_name = "DURATION", value_parser = crate::duration::parse_duration)]
+    pub watch: Option<Duration>,
+    /// How many closed connections to keep for --for
+    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "watch")]
+    pub history: usize,
+}
 
 pub async fn run(args: &SnapshotArgs) -> Result<()> {
     if let Some(span) = args.watch {
@@ -35,8 +50,8 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
 /// Runs the live model for `span`; returns its table.
 async fn watch(span: Duration, history: usize) -> Result<Table> {
     let mut live = Live::start(history).await?;
-    if let Some(why) = live.traffic_degraded() {
-        eprintln!("netwatch: warning: no traffic counters ({why})");
+    for w in live.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
     eprintln!("netwatch: watching for {:.1}s", span.as_secs_f64());
     let deadline = Instant::now() + span;

@@ -15,14 +15,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netwatch_common::{
-    tcp::{CLOSE, LISTEN, SYN_RECV},
-    EventKind, OwnerSource,
-};
+use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
-use super::{Comm, Event, Family};
+use super::{Comm, Event};
 use crate::seed::{Proto, SeedSocket};
+use crate::socket::{Family, TcpState};
 
 /// Where a listener listens, as its children see it: they look for the
 /// exact local address first, then the family's wildcard.
@@ -71,11 +69,11 @@ impl ListenerOwners {
     /// passive child's first event, whose owner the kernel left unknown).
     pub fn observe(&mut self, e: &mut Event) {
         match (e.old_state, e.new_state) {
-            (_, LISTEN) if e.kind == EventKind::Listen && e.pid != 0 => {
+            (_, TcpState::Listen) if e.kind == EventKind::Listen && e.pid != 0 => {
                 self.add(Key::of(e), Listening { cookie: e.cookie, pid: e.pid, comm: e.comm, uid: e.uid });
             }
-            (LISTEN, CLOSE) => self.forget(e.cookie, Key::of(e)),
-            (LISTEN, SYN_RECV) if e.pid == 0 => {
+            (TcpState::Listen, TcpState::Close) => self.forget(e.cookie, Key::of(e)),
+            (TcpState::Listen, TcpState::SynRecv) if e.pid == 0 => {
                 if let Some(l) = self.owner_for(Key::of(e)) {
                     (e.pid, e.comm, e.uid, e.owner) = (l.pid, l.comm, l.uid, OwnerSource::Listener);
                 }
@@ -88,9 +86,9 @@ impl ListenerOwners {
     /// their `listen()`, with the owner /proc shows. A listener the kernel
     /// already reported keeps the kernel's word.
     pub fn seed(&mut self, sockets: &[SeedSocket]) {
-        for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == LISTEN) {
+        for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == netwatch_common::tcp::LISTEN) {
             let Some(p) = s.owners.first() else { continue };
-            let key = Key { netns: s.netns, family: s.family.into(), ip: s.local.ip(), port: s.local.port() };
+            let key = Key { netns: s.netns, family: s.family, ip: s.local.ip(), port: s.local.port() };
             let known = match s.cookie {
                 Some(cookie) => self.key_of.contains_key(&cookie),
                 None => self.by_key.contains_key(&key),

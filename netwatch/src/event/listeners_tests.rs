@@ -1,6 +1,7 @@
 use netwatch_common::tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV};
 
 use super::*;
+use crate::socket::TcpState;
 
 impl ListenerOwners {
     fn len(&self) -> usize {
@@ -27,8 +28,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         comm: Comm::new(if pid == 0 { "" } else { "server" }),
         uid: 7,
         netns: 1,
-        old_state: old,
-        new_state: new,
+        old_state: TcpState::from_u8(old).expect("a TCP state"),
+        new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: if pid == 0 { OwnerSource::Unknown } else { OwnerSource::Current },
         traffic: netwatch_common::Traffic::ZERO,
     }

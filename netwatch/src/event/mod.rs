@@ -8,9 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{bail, Result};
 use netwatch_common::{
-    tcp::{self, AF_INET, AF_INET6},
+    tcp::{AF_INET, AF_INET6},
     EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD,
 };
+
+pub use crate::socket::Comm;
+use crate::socket::{Family, TcpState};
 
 /// Reads one ring-buffer record: a whole [`SockEvent`], or its head alone
 /// (every event without traffic totals), whose totals are then zero. The
@@ -30,12 +33,11 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
     })
 }
 
-/// Turns ring-buffer records into events: typed, counted, and their tuples
+/// Turns ring-buffer records into events: typed, and their tuples
 /// completed from earlier events of the same socket. Every consumer of the
-/// stream goes through one, so they all count and complete alike.
+/// stream goes through one, so they all complete alike.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    pub counts: crate::stats::Counts,
     pub tuples: tuples::TupleCache,
     /// Listener owners, lent to passive children (before the tuple cache
     /// or table lends the child's own to its later events).
@@ -50,7 +52,8 @@ impl Decoder {
         self.final_totals = final_totals(records);
     }
 
-    /// `None` for a record no event can be made of (unknown kind or family).
+    /// `None` for a record no event can be made of (unknown kind, family
+    /// or state).
     pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = self.decode(r)?;
         // Before any filtering: every event of a socket completes the next.
@@ -68,7 +71,6 @@ impl Decoder {
                 e.traffic = e.traffic.after_close(t);
             }
         }
-        self.counts.count(e.kind);
         Some(e)
     }
 }
@@ -83,31 +85,6 @@ pub fn final_totals(records: &[SockEvent]) -> rustc_hash::FxHashMap<u64, Traffic
         .filter(|r| r.kind == EventKind::Destroy as u8 && r.traffic != Traffic::ZERO)
         .map(|r| (r.cookie, r.traffic))
         .collect()
-}
-
-/// IP family of a socket, as the kernel created it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl From<crate::seed::Family> for Family {
-    fn from(f: crate::seed::Family) -> Self {
-        match f {
-            crate::seed::Family::V4 => Self::V4,
-            crate::seed::Family::V6 => Self::V6,
-        }
-    }
-}
-
-impl Family {
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::V4 => "IPv4",
-            Self::V6 => "IPv6",
-        }
-    }
 }
 
 /// A decoded socket event with owned, typed fields.
@@ -128,8 +105,8 @@ pub struct Event {
     pub comm: Comm,
     pub uid: u32,
     pub netns: u32,
-    pub old_state: u8,
-    pub new_state: u8,
+    pub old_state: TcpState,
+    pub new_state: TcpState,
     pub owner: OwnerSource,
     /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
     pub traffic: Traffic,
@@ -155,8 +132,8 @@ impl Event {
             comm: Comm(r.comm.0),
             uid: r.uid,
             netns: r.netns,
-            old_state: r.old_state,
-            new_state: r.new_state,
+            old_state: TcpState::from_u8(r.old_state)?,
+            new_state: TcpState::from_u8(r.new_state)?,
             owner: OwnerSource::from_u8(r.owner_source),
             traffic: r.traffic,
         })
@@ -193,27 +170,11 @@ impl Event {
     }
 
     pub fn old_state_name(&self) -> &'static str {
-        tcp::name(self.old_state)
+        self.old_state.name()
     }
 
     pub fn new_state_name(&self) -> &'static str {
-        tcp::name(self.new_state)
-    }
-}
-
-/// The name users see for an event kind (JSON `event`, text column).
-pub const fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::State => "state",
-        EventKind::Listen => "listen",
-        EventKind::Connect => "connect",
-        EventKind::Established => "established",
-        EventKind::Accept => "accept",
-        EventKind::ConnectFailed => "connect_failed",
-        EventKind::Close => "close",
-        EventKind::Destroy => "destroy",
-        EventKind::Adopt => "adopt",
-        EventKind::UdpClose => "udp_close",
+        self.new_state.name()
     }
 }
 
@@ -224,36 +185,6 @@ fn ip(family: Family, raw: &[u8; 16]) -> IpAddr {
     }
 }
 
-/// The kernel's 16-byte, NUL-padded task name, kept inline: one event
-/// should not cost an allocation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Comm(pub [u8; 16]);
-
-impl Comm {
-    pub fn new(name: &str) -> Self {
-        let mut raw = [0; 16];
-        let n = name.len().min(15);
-        raw[..n].copy_from_slice(&name.as_bytes()[..n]);
-        Self(raw)
-    }
-
-    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.bytes())
-    }
-
-    /// The name's bytes, without the NUL padding.
-    pub fn bytes(&self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        &self.0[..end]
-    }
-}
-
-impl std::fmt::Display for Comm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
-    }
-}
-
 /// Formats an address for display: IPv4-mapped IPv6 shown as IPv4.
 pub fn display_ip(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
@@ -261,7 +192,7 @@ pub fn display_ip(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::Bytes16;
+    use netwatch_common::{tcp, Bytes16};
 
     use super::*;
 
@@ -374,6 +305,9 @@ mod tests {
         assert!(Event::from_record(&r).is_none());
         let mut r = record();
         r.kind = 200;
+        assert!(Event::from_record(&r).is_none());
+        let mut r = record();
+        r.new_state = 200;
         assert!(Event::from_record(&r).is_none());
     }
 }

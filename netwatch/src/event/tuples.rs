@@ -16,7 +16,7 @@ use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
 use super::{Comm, Event};
-use crate::seed::SeedSocket;
+use crate::{seed::SeedSocket, socket::merge_addr};
 
 /// Most recently seen endpoints per socket cookie. Cookies are kernel-made
 /// sequential integers, not attacker-chosen keys, so a fast non-keyed hash
@@ -47,8 +47,8 @@ impl Known {
 
     /// Fills what `e` lacks from what this socket's earlier events knew.
     fn lend(&self, e: &mut Event) {
-        fill(&mut e.local, &self.local);
-        fill(&mut e.remote, &self.remote);
+        e.local = merge_addr(e.local, self.local);
+        e.remote = merge_addr(e.remote, self.remote);
         e.lend(self.owner, self.start_ns, self.inode);
     }
 
@@ -109,28 +109,19 @@ impl TupleCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.known.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.known.is_empty()
-    }
-}
-
-fn fill(now: &mut SocketAddr, before: &SocketAddr) {
-    if now.port() == 0 {
-        now.set_port(before.port());
-    }
-    if now.ip().is_unspecified() && !before.ip().is_unspecified() {
-        now.set_ip(before.ip());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     fn ev(kind: EventKind, cookie: u64, local: &str, remote: &str) -> Event {
         Event {
@@ -146,8 +137,8 @@ mod tests {
             comm: Comm::default(),
             uid: 0,
             netns: 0,
-            old_state: 0,
-            new_state: 0,
+            old_state: TcpState::Close,
+            new_state: TcpState::Close,
             owner: OwnerSource::Unknown,
             traffic: netwatch_common::Traffic::ZERO,
         }
@@ -174,7 +165,7 @@ mod tests {
         let mut c = TupleCache::default();
         let seeded = SeedSocket {
             proto: crate::seed::Proto::Tcp,
-            family: crate::seed::Family::V4,
+            family: Family::V4,
             local: "127.0.0.1:22".parse().unwrap(),
             remote: "127.0.0.1:5000".parse().unwrap(),
             state: 1,
@@ -236,7 +227,7 @@ mod tests {
         c.complete(&mut d);
         assert_eq!(d.local.port(), 4000);
         assert_eq!(d.remote, "127.0.0.1:80".parse().unwrap());
-        assert!(c.is_empty());
+        assert_eq!(c.len(), 0);
     }
 
     #[test]
@@ -251,7 +242,7 @@ mod tests {
             let mut d = ev(EventKind::Destroy, 5, "127.0.0.1:0", "0.0.0.0:0");
             c.complete(&mut d);
             assert_eq!(d.local.port(), if until_destroy { 4000 } else { 0 });
-            assert!(c.is_empty());
+            assert_eq!(c.len(), 0);
         }
     }
 }

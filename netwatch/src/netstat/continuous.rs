@@ -111,7 +111,7 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
         out.push(b' ');
         pad(out, c.ending.name().to_uppercase().as_bytes(), 11);
         out.push(b' ');
-        let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |w| format!("{}/{}", w.pid, w.comm));
+        let owner = crate::socket::Owner::label(c.owner.as_ref()).to_string();
         pad(out, owner.as_bytes(), 20);
         let lifetime = c.duration_ns.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d as f64 / 1e9));
         out.push(b' ');

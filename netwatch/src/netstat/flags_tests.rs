@@ -1,7 +1,6 @@
 use clap::Parser;
 
 use super::*;
-use crate::cli::{Cli, Command};
 
 #[derive(Parser)]
 struct Cmd {
@@ -69,14 +68,4 @@ fn contradictions_are_usage_errors() {
     assert!(parse(&["-A", "ipx"]).unwrap_err().contains("not supported by netwatch"));
     assert!(parse(&["-A", "bogus"]).unwrap_err().contains("Unknown address family `bogus'"));
     assert!(parse(&["-M"]).is_err());
-}
-
-#[test]
-fn top_level_cli_takes_netstat_flags_and_subcommands() {
-    let cli = Cli::try_parse_from(["netwatch", "-tulpn"]).unwrap();
-    assert!(cli.command.is_none() && cli.netstat.requested() && cli.netstat.tcp);
-    let cli = Cli::try_parse_from(["netwatch", "events", "--json"]).unwrap();
-    assert!(matches!(cli.command, Some(Command::Events(_))) && !cli.netstat.requested());
-    assert!(!Cli::try_parse_from(["netwatch"]).unwrap().netstat.requested());
-    assert!(Cli::try_parse_from(["netwatch", "-t", "events"]).is_err());
 }

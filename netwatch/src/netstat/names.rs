@@ -218,6 +218,7 @@ fn lookup_all(ips: &[IpAddr]) -> Vec<(IpAddr, Option<String>)> {
 /// `getnameinfo(NI_NAMEREQD)`: the name gethostbyaddr would give, or `None`.
 fn reverse(ip: IpAddr) -> Option<String> {
     let addr = SocketAddr::new(ip, 0);
+    // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
@@ -267,6 +268,7 @@ fn reverse(ip: IpAddr) -> Option<String> {
 
 /// `getpwuid(uid)->pw_name`, through the C library (nsswitch).
 fn passwd_name(uid: u32) -> Option<String> {
+    // SAFETY: passwd is integers and nullable pointers; all-zero is valid.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut result: *mut libc::passwd = std::ptr::null_mut();

@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use super::{duration_ms, EventSink};
 use crate::event::{
     clock::{SecondCache, WallClock},
-    kind_name, Event,
+    Event,
 };
 use crate::stream::Loss;
 
@@ -192,7 +192,7 @@ impl EventSink for Json {
         out.extend_from_slice(b"{\"ts\":\"");
         short(out, prefix.as_bytes());
         micros(out, us);
-        raw(out, "\",\"event\":\"", kind_name(e.kind));
+        raw(out, "\",\"event\":\"", e.kind.name());
         number(out, &mut n, "\",\"pid\":", e.pid);
         out.extend_from_slice(b",\"comm\":");
         comm(out, e.comm.bytes())?;
@@ -250,7 +250,10 @@ impl EventSink for Json {
 mod tests {
     use super::*;
     use crate::event::display_ip;
-    use crate::event::{Comm, Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     pub fn event() -> Event {
         Event {
@@ -266,8 +269,8 @@ mod tests {
             comm: Comm::new("srv \"x\""),
             uid: 0,
             netns: 1,
-            old_state: 9,
-            new_state: 7,
+            old_state: TcpState::LastAck,
+            new_state: TcpState::Close,
             owner: OwnerSource::Accept,
             traffic: netwatch_common::Traffic::ZERO,
         }
@@ -302,7 +305,7 @@ mod tests {
         let closing = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed);
         let j = JsonEvent {
             ts: ts.to_owned(),
-            event: kind_name(e.kind),
+            event: e.kind.name(),
             pid: e.pid,
             comm: &e.comm.as_str(),
             uid: e.uid,

@@ -5,10 +5,10 @@ use std::io::{self, Write};
 use netwatch_common::tcp;
 use serde::Serialize;
 
-use super::{json::JsonTraffic, text::owner};
+use super::json::JsonTraffic;
 use crate::{
-    event::{display_ip, Family},
-    seed::Proto,
+    event::display_ip,
+    socket::{Family, Owner, Proto},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
@@ -157,7 +157,7 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             "Proto", "Local Address", "Foreign Address", "Last state", "Ending", "Lifetime", "TX bytes", "RX bytes"
         )?;
         for c in table.history() {
-            let owner = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
+            let owner = Owner::label(c.owner.as_ref()).to_string();
             let lifetime =
                 c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", super::duration_ms(ns)));
             writeln!(

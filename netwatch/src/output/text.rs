@@ -8,11 +8,14 @@ use std::{
 use jiff::tz::TimeZone;
 
 use super::{duration_ms, EventSink};
-use crate::event::{
-    clock::{SecondCache, WallClock},
-    display_ip, kind_name, Event,
-};
 use crate::stream::Loss;
+use crate::{
+    event::{
+        clock::{SecondCache, WallClock},
+        display_ip, Event,
+    },
+    socket::event_label,
+};
 
 pub struct Text {
     seconds: SecondCache,
@@ -51,15 +54,6 @@ pub fn endpoint(sa: SocketAddr) -> String {
     SocketAddr::new(display_ip(sa.ip()), sa.port()).to_string()
 }
 
-/// `PID/comm` as netstat's `-p` column, `-` when the owner is unknown.
-pub fn owner(pid: u32, comm: &str) -> String {
-    if pid == 0 {
-        "-".to_owned()
-    } else {
-        format!("{pid}/{comm}")
-    }
-}
-
 /// Bytes as whole KiB, rounded down as tcplife does.
 fn kib(bytes: u64) -> String {
     (bytes / 1024).to_string()
@@ -91,8 +85,8 @@ impl EventSink for Text {
         let line = format!(
             "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {:<12} {:>9} {:>9}",
             self.time(clock.at(e.ts_ns)),
-            kind_name(e.kind),
-            owner(e.pid, &e.comm.as_str()),
+            e.kind.name(),
+            event_label(e.pid, &e.comm),
             endpoint(e.local),
             endpoint(e.remote),
             transition,
@@ -113,7 +107,10 @@ mod tests {
     use netwatch_common::{EventKind, OwnerSource};
 
     use super::*;
-    use crate::event::{Comm, Family};
+    use crate::{
+        event::Comm,
+        socket::{Family, TcpState},
+    };
 
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
@@ -130,8 +127,8 @@ mod tests {
             comm: Comm::new("curl"),
             uid: 0,
             netns: 1,
-            old_state: 2,
-            new_state: 7,
+            old_state: TcpState::SynSent,
+            new_state: TcpState::Close,
             owner: OwnerSource::Current,
             traffic: netwatch_common::Traffic::ZERO,
         };
@@ -142,7 +139,6 @@ mod tests {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
         assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
-        assert_eq!(owner(0, ""), "-");
     }
 
     #[test]

@@ -80,8 +80,8 @@ fn bench_seed() {
             Box::new(move || {
                 let dir = Path::new("/proc/net");
                 let (a, b) = (
-                    read_proc_net(dir, ProcNetFile::Tcp, ns).unwrap(),
-                    read_proc_net(dir, ProcNetFile::Tcp6, ns).unwrap(),
+                    proc_net::read_proc_net(dir, ProcNetFile::Tcp, ns).unwrap(),
+                    proc_net::read_proc_net(dir, ProcNetFile::Tcp6, ns).unwrap(),
                 );
                 boxed(a.sockets.len() + b.sockets.len(), Box::new((a, b)))
             }),

@@ -45,23 +45,11 @@ use std::{
 
 use anyhow::Result;
 
-pub use minisock::{minisocks, Minisocks};
+pub use minisock::minisocks;
 pub use owners::{find_owners, scan_netns, scan_owners, OwnerScan, OwnerStats};
-pub use proc_net::{parse_proc_net, read_proc_net, ProcNetFile, ProcNetTable};
+pub use proc_net::{parse_proc_net, ProcNetFile, ProcNetTable};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-/// The socket's address family. An `AF_INET6` socket carrying IPv4 keeps
-/// its `::ffff:a.b.c.d` addresses and reports `V6`, as the kernel does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    V4,
-    V6,
-}
+pub use crate::socket::{Family, Proto};
 
 /// Which kernel timer is pending, as `/proc/net/tcp` column `tr` and
 /// sock_diag `idiag_timer` number them (net/ipv4/tcp_ipv4.c get_tcp4_sock,
@@ -193,7 +181,9 @@ impl SeedSocket {
 pub enum Method {
     /// sock_diag where it works, /proc text where it does not.
     Auto,
-    /// /proc text only (no cookies): what net-tools netstat sees.
+    /// /proc text only (no cookies): what net-tools netstat sees. Only the
+    /// tests choose it, to compare the two sources.
+    #[cfg_attr(not(test), expect(dead_code, reason = "chosen by the tests only"))]
     ProcOnly,
 }
 

@@ -109,7 +109,7 @@ fn from_socket_fds(fds: Vec<netwatch_common::SocketFd>, netns: OwnerScan) -> Own
     scan.stats.socket_fds = fds.len();
     scan.owners.reserve(fds.len());
     for f in fds {
-        let comm = crate::event::Comm(f.comm.0).as_str().into_owned();
+        let comm = crate::socket::Comm(f.comm.0).as_str().into_owned();
         scan.owners.entry(f.inode).or_insert_with(|| Vec::with_capacity(1)).push(Process {
             pid: f.tgid,
             comm,

@@ -35,15 +35,6 @@ pub enum ProcNetFile {
 impl ProcNetFile {
     pub const ALL: [Self; 4] = [Self::Tcp, Self::Tcp6, Self::Udp, Self::Udp6];
 
-    pub const fn new(proto: Proto, family: Family) -> Self {
-        match (proto, family) {
-            (Proto::Tcp, Family::V4) => Self::Tcp,
-            (Proto::Tcp, Family::V6) => Self::Tcp6,
-            (Proto::Udp, Family::V4) => Self::Udp,
-            (Proto::Udp, Family::V6) => Self::Udp6,
-        }
-    }
-
     /// File name under `/proc/net`.
     pub const fn name(self) -> &'static str {
         match self {

@@ -11,25 +11,72 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
+use netwatch_common::EventKind;
 use serde::{Deserialize, Deserializer};
 
 /// Where the systemd unit and a bare `netwatch serve` look.
 pub const DEFAULT_PATH: &str = "/etc/netwatch/netwatch.toml";
 
-/// The event kinds an exporter may select, plus `lost` and `alert`.
-pub const KINDS: &[&str] = &[
-    "state",
-    "listen",
-    "connect",
-    "established",
-    "accept",
-    "connect_failed",
-    "close",
-    "destroy",
-    "adopt",
-    "lost",
-    "alert",
-];
+/// What an exporter may select: every event kind, plus `lost` and `alert`.
+/// Derived from [`EventKind::ALL`], so a new kind is exportable (and
+/// listed by `all`) without anyone remembering to add it here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportKind {
+    Event(EventKind),
+    Lost,
+    Alert,
+}
+
+impl ExportKind {
+    pub fn all() -> impl Iterator<Item = Self> {
+        EventKind::ALL.into_iter().map(Self::Event).chain([Self::Lost, Self::Alert])
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Event(k) => k.name(),
+            Self::Lost => "lost",
+            Self::Alert => "alert",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::all().find(|k| k.name() == name)
+    }
+
+    /// Its bit in a [`KindSet`]: event kinds by wire number, then the two.
+    const fn bit(self) -> u32 {
+        match self {
+            Self::Event(k) => 1 << k as u32,
+            Self::Lost => 1 << EventKind::ALL.len(),
+            Self::Alert => 1 << (EventKind::ALL.len() + 1),
+        }
+    }
+}
+
+/// A choice of export kinds: one bit test per exported event.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindSet(u32);
+
+impl KindSet {
+    pub fn of(kinds: impl IntoIterator<Item = ExportKind>) -> Self {
+        Self(kinds.into_iter().fold(0, |bits, k| bits | k.bit()))
+    }
+
+    pub const fn contains(self, kind: ExportKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = ExportKind> {
+        ExportKind::all().filter(move |&k| self.contains(k))
+    }
+}
+
+impl std::fmt::Debug for KindSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter().map(ExportKind::name)).finish()
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,7 +121,7 @@ pub struct FileExport {
     /// Rotated files kept (`PATH.1` newest .. `PATH.K`).
     pub keep: usize,
     #[serde(deserialize_with = "kinds")]
-    pub kinds: BTreeSet<String>,
+    pub kinds: KindSet,
 }
 
 impl Default for FileExport {
@@ -92,7 +139,7 @@ pub struct SyslogExport {
     /// RFC 5424 facility name (`daemon`, `local0` .. `local7`, ...).
     pub facility: String,
     #[serde(deserialize_with = "kinds")]
-    pub kinds: BTreeSet<String>,
+    pub kinds: KindSet,
 }
 
 impl Default for SyslogExport {
@@ -102,35 +149,35 @@ impl Default for SyslogExport {
             socket: PathBuf::from("/dev/log"),
             facility: "daemon".to_owned(),
             // A SIEM wants the security-relevant part, not every state change.
-            kinds: ["alert", "lost"].map(str::to_owned).into(),
+            kinds: KindSet::of([ExportKind::Alert, ExportKind::Lost]),
         }
     }
 }
 
 /// Everything but teardown detail (`destroy`, `adopt`), as `netwatch events`
 /// prints by default.
-fn default_kinds() -> BTreeSet<String> {
-    KINDS.iter().filter(|k| !matches!(**k, "destroy" | "adopt")).map(|k| (*k).to_owned()).collect()
+fn default_kinds() -> KindSet {
+    KindSet::of(ExportKind::all().filter(|k| !matches!(k, ExportKind::Event(EventKind::Destroy | EventKind::Adopt))))
 }
 
-fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<String>, D::Error> {
+fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<KindSet, D::Error> {
     let list = Vec::<String>::deserialize(d)?;
     parse_kinds(list.iter().map(String::as_str)).map_err(serde::de::Error::custom)
 }
 
 /// Validates kind names; `all` stands for every kind.
-pub fn parse_kinds<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>, String> {
-    let mut out = BTreeSet::new();
+pub fn parse_kinds<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<KindSet, String> {
+    let mut out = Vec::new();
     for k in list {
         match k {
-            "all" => out.extend(KINDS.iter().map(|k| (*k).to_owned())),
-            k if KINDS.contains(&k) => {
-                out.insert(k.to_owned());
-            }
-            k => return Err(format!("unknown event kind {k:?} (one of: all, {})", KINDS.join(", "))),
+            "all" => out.extend(ExportKind::all()),
+            k => out.push(ExportKind::from_name(k).ok_or_else(|| {
+                let names: Vec<_> = ExportKind::all().map(ExportKind::name).collect();
+                format!("unknown event kind {k:?} (one of: all, {})", names.join(", "))
+            })?),
         }
     }
-    Ok(out)
+    Ok(KindSet::of(out))
 }
 
 /// One alert's knobs.
@@ -159,7 +206,7 @@ impl Default for Rule {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    crate::cli::parse_duration(&s).map_err(serde::de::Error::custom)
+    crate::duration::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -197,40 +244,80 @@ impl Default for Alerts {
     }
 }
 
-/// Alert names as flags, the config file and metrics labels spell them.
-pub const ALERTS: &[&str] =
-    &["syn_backlog", "listen_drops", "remote_connections", "suspicious_ports", "new_listener", "total_connections"];
+/// The conditions an alert watches. Its name is the `[alerts.NAME]` table
+/// of the config file (a unit test holds the two together), the `--alert`
+/// flag's NAME, the `kind` label of `netwatch_alerts_total` and the
+/// exported `alert` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    SynBacklog,
+    ListenDrops,
+    RemoteConnections,
+    SuspiciousPorts,
+    NewListener,
+    TotalConnections,
+}
 
-impl Alerts {
-    /// Every rule with its name, in [`ALERTS`] order.
-    pub fn rules(&self) -> [(&'static str, Rule); 6] {
-        [
-            ("syn_backlog", self.syn_backlog),
-            ("listen_drops", self.listen_drops),
-            ("remote_connections", self.remote_connections),
-            ("suspicious_ports", self.suspicious_ports),
-            ("new_listener", self.new_listener),
-            ("total_connections", self.total_connections),
-        ]
+impl AlertKind {
+    pub const ALL: [Self; 6] = [
+        Self::SynBacklog,
+        Self::ListenDrops,
+        Self::RemoteConnections,
+        Self::SuspiciousPorts,
+        Self::NewListener,
+        Self::TotalConnections,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SynBacklog => "syn_backlog",
+            Self::ListenDrops => "listen_drops",
+            Self::RemoteConnections => "remote_connections",
+            Self::SuspiciousPorts => "suspicious_ports",
+            Self::NewListener => "new_listener",
+            Self::TotalConnections => "total_connections",
+        }
     }
 
-    pub fn rule_mut(&mut self, name: &str) -> Option<&mut Rule> {
-        Some(match name {
-            "syn_backlog" => &mut self.syn_backlog,
-            "listen_drops" => &mut self.listen_drops,
-            "remote_connections" => &mut self.remote_connections,
-            "suspicious_ports" => &mut self.suspicious_ports,
-            "new_listener" => &mut self.new_listener,
-            "total_connections" => &mut self.total_connections,
-            _ => return None,
-        })
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl Alerts {
+    /// Every rule with its kind, in [`AlertKind::ALL`] order.
+    pub fn rules(&self) -> [(AlertKind, Rule); AlertKind::ALL.len()] {
+        AlertKind::ALL.map(|k| (k, *self.rule(k)))
+    }
+
+    pub const fn rule(&self, kind: AlertKind) -> &Rule {
+        match kind {
+            AlertKind::SynBacklog => &self.syn_backlog,
+            AlertKind::ListenDrops => &self.listen_drops,
+            AlertKind::RemoteConnections => &self.remote_connections,
+            AlertKind::SuspiciousPorts => &self.suspicious_ports,
+            AlertKind::NewListener => &self.new_listener,
+            AlertKind::TotalConnections => &self.total_connections,
+        }
+    }
+
+    pub fn rule_mut(&mut self, kind: AlertKind) -> &mut Rule {
+        match kind {
+            AlertKind::SynBacklog => &mut self.syn_backlog,
+            AlertKind::ListenDrops => &mut self.listen_drops,
+            AlertKind::RemoteConnections => &mut self.remote_connections,
+            AlertKind::SuspiciousPorts => &mut self.suspicious_ports,
+            AlertKind::NewListener => &mut self.new_listener,
+            AlertKind::TotalConnections => &mut self.total_connections,
+        }
     }
 }
 
 /// `--alert NAME=THRESHOLD[/WINDOW]` or `--alert NAME=off`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertFlag {
-    pub name: String,
+    pub kind: AlertKind,
     /// `None` for `off`.
     pub threshold: Option<u64>,
     pub window: Option<Duration>,
@@ -238,19 +325,19 @@ pub struct AlertFlag {
 
 pub fn parse_alert_flag(s: &str) -> Result<AlertFlag, String> {
     let (name, value) = s.split_once('=').ok_or_else(|| format!("expected NAME=THRESHOLD[/WINDOW], not {s:?}"))?;
-    if !ALERTS.contains(&name) {
-        return Err(format!("unknown alert {name:?} (one of: {})", ALERTS.join(", ")));
-    }
-    let name = name.to_owned();
+    let kind = AlertKind::from_name(name).ok_or_else(|| {
+        let names: Vec<_> = AlertKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown alert {name:?} (one of: {})", names.join(", "))
+    })?;
     if value == "off" {
-        return Ok(AlertFlag { name, threshold: None, window: None });
+        return Ok(AlertFlag { kind, threshold: None, window: None });
     }
     let (threshold, window) = match value.split_once('/') {
-        Some((t, w)) => (t, Some(crate::cli::parse_duration(w)?)),
+        Some((t, w)) => (t, Some(crate::duration::parse_duration(w)?)),
         None => (value, None),
     };
     let threshold = threshold.parse().map_err(|_| format!("threshold of {name} must be a whole number: {s:?}"))?;
-    Ok(AlertFlag { name, threshold: Some(threshold), window })
+    Ok(AlertFlag { kind, threshold: Some(threshold), window })
 }
 
 /// Reads the file: `explicit` says whether the user named it (then it must
@@ -279,9 +366,9 @@ impl Config {
             bail!("export.file.keep and export.file.max_bytes must be at least 1");
         }
         super::syslog::facility(&self.export.syslog.facility)?;
-        for (name, rule) in self.alerts.rules() {
+        for (kind, rule) in self.alerts.rules() {
             if rule.window.is_zero() {
-                bail!("alerts.{name}.window must be longer than 0");
+                bail!("alerts.{}.window must be longer than 0", kind.name());
             }
         }
         Ok(())

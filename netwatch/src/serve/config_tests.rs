@@ -1,18 +1,6 @@
 use std::time::Duration;
 
-use clap::Parser as _;
-
 use super::*;
-use crate::cli::{Cli, Command};
-
-fn args(argv: &[&str]) -> crate::cmd::serve::ServeArgs {
-    let mut full = vec!["netwatch", "serve"];
-    full.extend(argv);
-    match Cli::try_parse_from(full).unwrap().command {
-        Some(Command::Serve(a)) => *a,
-        other => panic!("not serve: {other:?}"),
-    }
-}
 
 #[test]
 fn empty_file_is_defaults() {
@@ -41,7 +29,7 @@ fn file_values_and_errors() {
     )
     .unwrap();
     assert_eq!(c.metrics.listen, "127.0.0.1:9100");
-    assert_eq!(c.export.file.kinds, ["alert", "close"].map(str::to_owned).into());
+    assert_eq!(c.export.file.kinds, KindSet::of([ExportKind::Alert, ExportKind::Event(EventKind::Close)]));
     assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (50, Duration::from_secs(30)));
     assert!(c.alerts.syn_backlog.enabled);
     assert_eq!(c.alerts.ports, [31337].into());
@@ -67,32 +55,6 @@ fn missing_files() {
 }
 
 #[test]
-fn flags_override_the_file() {
-    let dir = std::env::temp_dir().join(format!("nw-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("netwatch.toml");
-    std::fs::write(&path, "[alerts.syn_backlog]\nthreshold = 50\nwindow = \"30s\"\n[metrics]\ntop_processes = 3\n")
-        .unwrap();
-    let p = path.to_str().unwrap();
-    let c =
-        args(&["--config", p, "--alert", "syn_backlog=7", "--alert", "total_connections=off", "--top-processes", "9"])
-            .load()
-            .unwrap();
-    assert_eq!((c.alerts.syn_backlog.threshold, c.alerts.syn_backlog.window), (7, Duration::from_secs(30)));
-    assert!(!c.alerts.total_connections.enabled);
-    assert_eq!(c.metrics.top_processes, 9);
-    let c =
-        args(&["--config", p, "--export-file", "/tmp/e", "--export-kinds", "close,alert", "--syslog"]).load().unwrap();
-    assert_eq!(c.export.file.path.as_deref(), Some(Path::new("/tmp/e")));
-    assert_eq!(c.export.file.kinds.len(), 2);
-    assert!(c.export.syslog.enabled);
-    let c = args(&["--config", p, "--no-metrics", "--alert", "remote_connections=3/2m"]).load().unwrap();
-    assert!(c.metrics_addr().unwrap().is_none());
-    assert_eq!(c.alerts.remote_connections.window, Duration::from_secs(120));
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
 fn alert_flag_syntax() {
     assert!(parse_alert_flag("syn_backlog").is_err());
     assert!(parse_alert_flag("bogus=1").is_err());
@@ -107,4 +69,53 @@ fn alert_flag_syntax() {
 fn shipped_example_is_the_defaults() {
     let text = include_str!("../../dist/netwatch.toml");
     assert_eq!(parse(text).unwrap(), Config::default());
+}
+
+/// `all` is every kind there is, `udp_close` included (it was once left
+/// out of a hand-written list), and every name parses back to its kind.
+#[test]
+fn all_export_kinds_are_every_event_kind_plus_lost_and_alert() {
+    let all = parse_kinds(["all"]).unwrap();
+    let names: Vec<_> = all.iter().map(ExportKind::name).collect();
+    assert_eq!(
+        names,
+        [
+            "state",
+            "listen",
+            "connect",
+            "established",
+            "accept",
+            "connect_failed",
+            "close",
+            "destroy",
+            "adopt",
+            "udp_close",
+            "lost",
+            "alert"
+        ]
+    );
+    for k in EventKind::ALL {
+        assert!(all.contains(ExportKind::Event(k)), "{k:?} not in all");
+        assert_eq!(parse_kinds([k.name()]).unwrap(), KindSet::of([ExportKind::Event(k)]));
+    }
+    let defaults = FileExport::default().kinds;
+    assert!(defaults.contains(ExportKind::Event(EventKind::UdpClose)));
+    assert!(!defaults.contains(ExportKind::Event(EventKind::Destroy)));
+    assert!(parse_kinds(["udp"]).unwrap_err().contains("udp_close"));
+}
+
+/// An alert's name is also its `[alerts.NAME]` table in the config file:
+/// setting each table must set that kind's rule and no other.
+#[test]
+fn alert_names_are_their_config_tables() {
+    for kind in AlertKind::ALL {
+        let c = parse(&format!("[alerts.{}]\nthreshold = 777\n", kind.name())).unwrap();
+        for (k, rule) in c.alerts.rules() {
+            assert_eq!(rule.threshold == 777, k == kind, "{} set by [alerts.{}]", k.name(), kind.name());
+        }
+        let flag = parse_alert_flag(&format!("{}=off", kind.name())).unwrap();
+        assert_eq!(flag.kind, kind);
+        let json = serde_json::to_string(&kind).unwrap();
+        assert_eq!(json, format!("\"{}\"", kind.name()));
+    }
 }

@@ -5,21 +5,18 @@
 //! A failing output never stops the agent: errors are counted (metrics) and
 //! reported on stderr at most once a minute per output.
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use netwatch_common::EventKind;
 
 use super::{
-    config::Export,
+    config::{Export, ExportKind, KindSet},
     rotate::RotatingFile,
     syslog::{Severity, Syslog},
 };
 use crate::{
-    event::{clock::WallClock, kind_name, Event},
+    event::{clock::WallClock, Event},
     output::{json::Json, EventSink},
     stream::Loss,
 };
@@ -35,8 +32,8 @@ pub struct Errors {
 pub struct Exporter {
     json: Json,
     clock: WallClock,
-    file: Option<(RotatingFile, BTreeSet<String>)>,
-    syslog: Option<(Syslog, BTreeSet<String>)>,
+    file: Option<(RotatingFile, KindSet)>,
+    syslog: Option<(Syslog, KindSet)>,
     line: Vec<u8>,
     pub errors: Errors,
     last_report: Option<Instant>,
@@ -45,11 +42,11 @@ pub struct Exporter {
 impl Exporter {
     pub fn new(cfg: &Export) -> Result<Self> {
         let file = match &cfg.file.path {
-            Some(p) => Some((RotatingFile::open(p, cfg.file.max_bytes, cfg.file.keep)?, cfg.file.kinds.clone())),
+            Some(p) => Some((RotatingFile::open(p, cfg.file.max_bytes, cfg.file.keep)?, cfg.file.kinds)),
             None => None,
         };
         let syslog = if cfg.syslog.enabled {
-            Some((Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)?, cfg.syslog.kinds.clone()))
+            Some((Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)?, cfg.syslog.kinds))
         } else {
             None
         };
@@ -80,7 +77,7 @@ impl Exporter {
         }
     }
 
-    fn wants(&self, kind: &str) -> (bool, bool) {
+    fn wants(&self, kind: ExportKind) -> (bool, bool) {
         (
             self.file.as_ref().is_some_and(|(_, k)| k.contains(kind)),
             self.syslog.as_ref().is_some_and(|(_, k)| k.contains(kind)),
@@ -88,7 +85,7 @@ impl Exporter {
     }
 
     pub fn event(&mut self, e: &Event) {
-        let kind = kind_name(e.kind);
+        let kind = ExportKind::Event(e.kind);
         let (file, syslog) = self.wants(kind);
         if !file && !syslog {
             return;
@@ -102,26 +99,26 @@ impl Exporter {
     }
 
     pub fn lost(&mut self, loss: &Loss) {
-        let (file, syslog) = self.wants("lost");
+        let (file, syslog) = self.wants(ExportKind::Lost);
         if !file && !syslog {
             return;
         }
         self.line.clear();
         if self.json.lost(&mut self.line, loss, jiff::Timestamp::now()).is_ok() {
-            self.emit(file, syslog, "lost", Severity::Warning);
+            self.emit(file, syslog, ExportKind::Lost, Severity::Warning);
         }
     }
 
     /// One alert, already a JSON line (with its newline).
     pub fn alert(&mut self, json_line: &str, firing: bool) {
-        let (file, syslog) = self.wants("alert");
+        let (file, syslog) = self.wants(ExportKind::Alert);
         self.line.clear();
         self.line.extend_from_slice(json_line.as_bytes());
         let severity = if firing { Severity::Warning } else { Severity::Notice };
-        self.emit(file, syslog, "alert", severity);
+        self.emit(file, syslog, ExportKind::Alert, severity);
     }
 
-    fn emit(&mut self, file: bool, syslog: bool, kind: &str, severity: Severity) {
+    fn emit(&mut self, file: bool, syslog: bool, kind: ExportKind, severity: Severity) {
         if file {
             if let Some((f, _)) = &mut self.file {
                 if let Err(e) = f.line(&self.line) {
@@ -134,7 +131,7 @@ impl Exporter {
             if let Some((s, _)) = &mut self.syslog {
                 let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
                 let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
-                if let Err(e) = s.send(severity, kind, &ts, &text) {
+                if let Err(e) = s.send(severity, kind.name(), &ts, &text) {
                     self.errors.syslog += 1;
                     report(&mut self.last_report, "syslog", &e);
                 }

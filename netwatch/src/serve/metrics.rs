@@ -17,8 +17,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::{alerts::endpoint, export::Errors, listeners::ListenerIndex};
-use crate::{seed::Proto, table::Table};
+use super::{alerts::endpoint, config::AlertKind, export::Errors, listeners::ListenerIndex};
+use crate::{socket::Proto, table::Table};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtoState {
@@ -180,9 +180,9 @@ impl Metrics {
             self.drain_max.clone(),
         );
         r.register("netwatch_export_errors", "Failed writes per export output", self.export_errors.clone());
-        for kind in super::config::ALERTS {
+        for kind in AlertKind::ALL {
             // Every kind present from the start, so rate() works on the first alert.
-            drop(self.alerts.get_or_create(&Kind { kind }));
+            drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
     }
 
@@ -203,8 +203,8 @@ impl Metrics {
         }
     }
 
-    pub fn alert(&self, kind: &'static str) {
-        self.alerts.get_or_create(&Kind { kind }).inc();
+    pub fn alert(&self, kind: AlertKind) {
+        self.alerts.get_or_create(&Kind { kind: kind.name() }).inc();
     }
 
     /// The text exposition of everything, as of `table` now.
@@ -221,19 +221,21 @@ impl Metrics {
         let counts = table.counts();
         for state in tcp::ESTABLISHED..=tcp::CLOSING {
             let n = counts.tcp(state);
-            self.sockets.get_or_create(&ProtoState { proto: "tcp", state: tcp::name(state) }).set(n.into());
+            self.sockets.get_or_create(&ProtoState { proto: Proto::Tcp.name(), state: tcp::name(state) }).set(n.into());
         }
         let udp_connected = counts.udp[usize::from(tcp::ESTABLISHED)];
         let udp_unconn = counts.udp_total() - udp_connected;
-        self.sockets.get_or_create(&ProtoState { proto: "udp", state: "ESTABLISHED" }).set(udp_connected.into());
-        self.sockets.get_or_create(&ProtoState { proto: "udp", state: "UNCONN" }).set(udp_unconn.into());
-        self.listeners.get_or_create(&ProtoLabel { proto: "tcp" }).set(counts.tcp(tcp::LISTEN).into());
-        self.listeners.get_or_create(&ProtoLabel { proto: "udp" }).set(udp_unconn.into());
+        self.sockets
+            .get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "ESTABLISHED" })
+            .set(udp_connected.into());
+        self.sockets.get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "UNCONN" }).set(udp_unconn.into());
+        self.listeners.get_or_create(&ProtoLabel { proto: Proto::Tcp.name() }).set(counts.tcp(tcp::LISTEN).into());
+        self.listeners.get_or_create(&ProtoLabel { proto: Proto::Udp.name() }).set(udp_unconn.into());
 
         let t = &table.totals;
-        sync(&self.opened.get_or_create(&Opened { proto: "tcp", direction: "active" }), t.opened_active);
-        sync(&self.opened.get_or_create(&Opened { proto: "tcp", direction: "passive" }), t.opened_passive);
-        sync(&self.closed.get_or_create(&ProtoLabel { proto: "tcp" }), t.closed);
+        sync(&self.opened.get_or_create(&Opened { proto: Proto::Tcp.name(), direction: "active" }), t.opened_active);
+        sync(&self.opened.get_or_create(&Opened { proto: Proto::Tcp.name(), direction: "passive" }), t.opened_passive);
+        sync(&self.closed.get_or_create(&ProtoLabel { proto: Proto::Tcp.name() }), t.closed);
         sync(&self.connect_failures, t.failed_connects);
         sync(&self.resets, t.resets);
         sync(&self.lost, t.lost_events);

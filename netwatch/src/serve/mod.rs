@@ -22,7 +22,7 @@ use tokio::{
     sync::mpsc,
 };
 
-use crate::{cmd::serve::ServeArgs, event::clock::monotonic_ns, live::Live};
+use crate::{event::clock::monotonic_ns, live::Live};
 use alerts::Engine;
 use config::Config;
 use export::Exporter;
@@ -43,15 +43,13 @@ enum Control {
 /// SIGINT/SIGTERM (stop) and SIGHUP (reload), as messages the agent loop
 /// reads between batches.
 fn signals() -> Result<mpsc::UnboundedReceiver<Control>> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stop = crate::live::StopSignals::install()?;
     let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let c = tokio::select! {
-                _ = sigint.recv() => Control::Stop,
-                _ = sigterm.recv() => Control::Stop,
+                () = stop.recv() => Control::Stop,
                 _ = sighup.recv() => Control::Reload,
             };
             if tx.send(c).is_err() {
@@ -69,16 +67,23 @@ struct Settings {
     exporter: Exporter,
 }
 
-fn settings(args: &ServeArgs) -> Result<Settings> {
-    let config = args.load()?;
+/// Where the settings come from: the config file (named in messages) and
+/// how to read it with the command line laid over it, again on SIGHUP.
+pub struct Source<L> {
+    pub path: std::path::PathBuf,
+    pub load: L,
+}
+
+fn settings(load: impl Fn() -> Result<Config>) -> Result<Settings> {
+    let config = load()?;
     let baseline = config.alerts.baseline.as_deref().map(crate::baseline::Baseline::load).transpose()?;
     let baseline = baseline.map(|b| b.listener_keys());
     let exporter = Exporter::new(&config.export)?;
     Ok(Settings { config, baseline, exporter })
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
-    let Settings { config, baseline, exporter } = settings(&args)?;
+pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
+    let Settings { config, baseline, exporter } = settings(&source.load)?;
     let mut agent = Agent {
         metrics: Metrics::new(config.metrics.top_processes, config.metrics.top_listeners),
         alerts: Engine::new(config.alerts.clone(), baseline),
@@ -99,8 +104,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut control = signals()?;
 
     let mut live = Live::start(HISTORY).await?;
-    if let Some(why) = live.degraded() {
-        eprintln!("netwatch: warning: accepted connections keep their listener's owner ({why})");
+    for w in live.warnings() {
+        eprintln!("netwatch: warning: {w}");
     }
     eprintln!(
         "netwatch: tracing TCP connections as a service: metrics {}, export {}, pid {}",
@@ -122,7 +127,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         match control.try_recv() {
             Ok(Control::Stop) => break Ok(()),
-            Ok(Control::Reload) => agent.reload(&args),
+            Ok(Control::Reload) => agent.reload(&source),
             Err(_) => {}
         }
         if Instant::now() >= next_check {
@@ -137,7 +142,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         task.abort();
     }
     agent.exporter.flush();
-    let counts = live.decoder.counts.clone();
+    let counts = live.table.totals.clone();
     let latency = live.finish().await?;
     eprintln!("{}", crate::stats::Summary(&counts, &latency));
     result
@@ -185,9 +190,9 @@ impl Agent {
 
     /// SIGHUP: the whole config is read and checked before any of it is
     /// used, so a bad file changes nothing.
-    fn reload(&mut self, args: &ServeArgs) {
-        let (path, _) = args.config_path();
-        match settings(args) {
+    fn reload<L: Fn() -> Result<Config>>(&mut self, source: &Source<L>) {
+        let path = &source.path;
+        match settings(&source.load) {
             Ok(s) => {
                 if s.config.metrics.listen != self.config.metrics.listen {
                     eprintln!(

@@ -1,9 +1,10 @@
 //! Per-state counts (current) and cumulative counters (since start).
 
-use netwatch_common::tcp;
+use netwatch_common::{tcp, EventKind};
 
 use super::row::Row;
 use crate::seed::Proto;
+use crate::{event::Event, socket::TcpState};
 
 /// Current sockets per protocol and state: derived from the rows on demand,
 /// so it can never drift from the table.
@@ -48,9 +49,16 @@ impl StateCounts {
     }
 }
 
-/// Cumulative counters since netwatch started.
+/// Cumulative counters since netwatch started: the one set every consumer
+/// of events keeps (the table's, and `netwatch events` for what it printed).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
+    /// Events counted (the exit summary; not in snapshot documents).
+    #[serde(skip)]
+    pub events: u64,
+    /// Active opens started (`connect()` called).
+    #[serde(skip)]
+    pub connects: u64,
     /// Connections this machine opened (`connect()` completed).
     pub opened_active: u64,
     /// Connections this machine accepted (handshake completed).
@@ -61,4 +69,23 @@ pub struct Totals {
     pub lost_events: u64,
     /// Times the table was rebuilt from the kernel after lost events.
     pub reseeds: u64,
+}
+
+impl Totals {
+    /// Counts one event. A listener's close ends no connection: netstat
+    /// counts none, and counting it would make closes run ahead of opens.
+    pub fn count(&mut self, e: &Event) {
+        self.events += 1;
+        match e.kind {
+            EventKind::Connect => self.connects += 1,
+            EventKind::Established => self.opened_active += 1,
+            EventKind::Accept => self.opened_passive += 1,
+            EventKind::ConnectFailed => self.failed_connects += 1,
+            EventKind::Close if e.old_state != TcpState::Listen => {
+                self.closed += 1;
+                self.resets += u64::from(super::ending(e.old_state as u8) == super::Ending::Reset);
+            }
+            _ => {}
+        }
+    }
 }

@@ -24,12 +24,13 @@ use netwatch_common::{tcp, EventKind, OwnerSource};
 use rustc_hash::FxHashMap;
 
 pub use counters::{StateCounts, Totals};
-pub use row::{Closed, Ending, Owner, Row};
+pub use row::{Closed, Ending, Row};
 pub use traffic::{ProcessTraffic, RowTraffic};
 
 use crate::{
     event::{Comm, Event},
-    seed::{self, Proto, SeedSocket},
+    seed::{self, SeedSocket},
+    socket::{merge_addr, Owner, Proto, TcpState},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -75,10 +76,6 @@ impl Table {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
         self.rows.values()
     }
@@ -122,7 +119,7 @@ impl Table {
         };
         let row = Row {
             proto: s.proto,
-            family: s.family.into(),
+            family: s.family,
             local: s.local,
             remote: s.remote,
             state: s.state,
@@ -240,10 +237,8 @@ impl Table {
     /// second per-socket cache beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
         if let Some(row) = self.rows.get(&e.cookie) {
-            let (mut local, mut remote) = (row.local, row.remote);
-            fill(&mut local, e.local);
-            fill(&mut remote, e.remote);
-            (e.local, e.remote) = (local, remote);
+            e.local = merge_addr(e.local, row.local);
+            e.remote = merge_addr(e.remote, row.remote);
             if e.netns == 0 {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
@@ -256,11 +251,7 @@ impl Table {
 
     /// Applies one kernel event.
     pub fn apply(&mut self, e: &Event) {
-        match e.kind {
-            EventKind::Established => self.totals.opened_active += 1,
-            EventKind::Accept => self.totals.opened_passive += 1,
-            _ => {}
-        }
+        self.totals.count(e);
         let key = self.key_for(e);
         if e.kind == EventKind::Adopt {
             // accept() returned it: the owner and, now, a file (inode).
@@ -284,7 +275,7 @@ impl Table {
             }
             return;
         }
-        if e.new_state == tcp::CLOSE {
+        if e.new_state == TcpState::Close {
             self.close(key, e);
             return;
         }
@@ -293,7 +284,7 @@ impl Table {
             family: e.family,
             local: e.local,
             remote: e.remote,
-            state: e.new_state,
+            state: e.new_state as u8,
             netns: e.netns,
             cookie: Some(e.cookie),
             inode: e.inode,
@@ -308,12 +299,12 @@ impl Table {
             tx_queue: 0,
             traffic: RowTraffic::default(),
         });
-        row.state = e.new_state;
+        row.state = e.new_state as u8;
         if e.inode != 0 {
             row.inode = e.inode;
         }
-        fill(&mut row.local, e.local);
-        fill(&mut row.remote, e.remote);
+        row.local = merge_addr(e.local, row.local);
+        row.remote = merge_addr(e.remote, row.remote);
         if row.opened_ns.is_none() {
             row.opened_ns = e.start_ns;
         }
@@ -365,19 +356,16 @@ impl Table {
     }
 
     fn close(&mut self, key: u64, e: &Event) {
-        let ending = ending(e.old_state);
-        // A listener closing ends no connection: counting it would make
-        // closed run ahead of opened (and netwatch_connections_closed_total).
-        self.totals.closed += u64::from(e.kind != EventKind::ConnectFailed && e.old_state != tcp::LISTEN);
-        self.totals.failed_connects += u64::from(ending == Ending::Failed);
-        self.totals.resets += u64::from(ending == Ending::Reset);
+        let ending = ending(e.old_state as u8);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
         let mut owner = None;
         let mut opened = e.start_ns;
         if let Some(r) = &row {
-            fill(&mut local, r.local);
-            fill(&mut remote, r.remote);
+            // The row's tuple wins: the close may name a port the kernel
+            // already gave back.
+            local = merge_addr(r.local, local);
+            remote = merge_addr(r.remote, remote);
             // The row's owner has the process name already resolved.
             owner = r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned();
             opened = opened.or(r.opened_ns);
@@ -386,7 +374,7 @@ impl Table {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
-        if matches!(e.old_state, tcp::FIN_WAIT2 | tcp::CLOSING) {
+        if matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
@@ -400,7 +388,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state,
+            last_state: e.old_state as u8,
             ending,
             closed_ns: e.ts_ns,
             duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),
@@ -449,17 +437,6 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         rx_queue: 0,
         tx_queue: 0,
         traffic: RowTraffic::default(),
-    }
-}
-
-/// Keeps what is known: a later event may report a port the kernel already
-/// released (docs/design.md#partial-tuples).
-fn fill(known: &mut SocketAddr, new: SocketAddr) {
-    if new.port() != 0 {
-        known.set_port(new.port());
-    }
-    if !new.ip().is_unspecified() {
-        known.set_ip(new.ip());
     }
 }
 

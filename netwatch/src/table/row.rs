@@ -3,16 +3,9 @@
 use std::net::SocketAddr;
 
 use crate::{
-    event::Family,
-    seed::{Proto, Timer},
+    seed::Timer,
+    socket::{Family, Owner, Proto},
 };
-
-/// A process holding the socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Owner {
-    pub pid: u32,
-    pub comm: String,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
@@ -46,21 +39,6 @@ pub struct Row {
     pub tx_queue: u32,
     /// Bytes, packets, retransmits and resets, with the current rates.
     pub traffic: super::traffic::RowTraffic,
-}
-
-impl Row {
-    /// Start of the row's age: the connection's own start when known.
-    pub fn age_ns(&self, now_ns: u64) -> u64 {
-        now_ns.saturating_sub(self.opened_ns.unwrap_or(self.seen_ns))
-    }
-
-    /// `PID/name` as netstat's `-p` column, first owner only, or `-`.
-    pub fn owner_label(&self) -> String {
-        match self.owners.first() {
-            Some(o) => format!("{}/{}", o.pid, o.comm),
-            None => "-".to_owned(),
-        }
-    }
 }
 
 /// How a connection ended.

@@ -19,7 +19,7 @@ use netwatch_common::tcp;
 use rustc_hash::FxHasher;
 
 use super::{Row, Table};
-use crate::{event::Event, seed::TimerKind};
+use crate::{event::Event, seed::TimerKind, socket::TcpState};
 
 /// A TIME_WAIT socket, synthesized from an active close or dumped by
 /// sock_diag (whose substate may read FIN_WAIT2: its timer tells).
@@ -57,7 +57,7 @@ impl Table {
     /// A socket with a complete tuple (its row is under `key`) retires the
     /// TIME_WAIT row the kernel killed to make way for it.
     pub(super) fn retire_reused(&mut self, key: u64, e: &Event) {
-        if self.time_wait.is_empty() || !matches!(e.new_state, tcp::SYN_RECV | tcp::ESTABLISHED) {
+        if self.time_wait.is_empty() || !matches!(e.new_state, TcpState::SynRecv | TcpState::Established) {
             return;
         }
         let Some(r) = self.rows.get(&key) else { return };

@@ -4,8 +4,11 @@
 use netwatch_common::Traffic;
 use rustc_hash::FxHashMap;
 
-use super::{row::Ending, Closed, Owner, Table};
-use crate::{event::Event, seed::Proto};
+use super::{row::Ending, Closed, Table};
+use crate::{
+    event::Event,
+    socket::{Owner, Proto},
+};
 
 /// A row's counters (as the kernel last reported them) and the rates
 /// derived from the two latest reports.
@@ -20,11 +23,6 @@ pub struct RowTraffic {
 }
 
 impl RowTraffic {
-    /// Both directions: what "top talkers" sorts on.
-    pub fn rate(&self) -> u64 {
-        self.tx_rate.saturating_add(self.rx_rate)
-    }
-
     fn update(&mut self, new: Traffic, now_ns: u64) {
         if self.sampled_ns != 0 && now_ns > self.sampled_ns {
             let per_sec = |old: u64, new: u64| {
@@ -186,7 +184,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state,
+            last_state: e.old_state as u8,
             ending: Ending::Closed,
             closed_ns: e.ts_ns,
             duration_ns: None,

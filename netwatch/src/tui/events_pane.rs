@@ -18,8 +18,9 @@ use super::{
     format,
 };
 use crate::{
-    event::{kind_name, Event},
-    output::text::{endpoint, owner},
+    event::Event,
+    output::text::endpoint,
+    socket::{event_label, Owner},
     table::{Closed, Ending},
 };
 
@@ -74,17 +75,17 @@ fn newest<'a, T>(
 
 /// An event's searchable text: its cells, except the time.
 fn event_text(e: &Event, buf: &mut String) {
-    let _ = write!(buf, "{} {}/{} ", kind_name(e.kind), e.pid, e.comm);
+    let _ = write!(buf, "{} {} ", e.kind.name(), event_label(e.pid, &e.comm));
     format::push_endpoint(buf, e.local);
     buf.push(' ');
     format::push_endpoint(buf, e.remote);
-    let _ = write!(buf, " {} -> {}", tcp::name(e.old_state), tcp::name(e.new_state));
+    let _ = write!(buf, " {} -> {}", e.old_state.name(), e.new_state.name());
 }
 
 fn closed_text(c: &Closed, buf: &mut String) {
     buf.push_str(c.ending.name());
     if let Some(o) = &c.owner {
-        let _ = write!(buf, " {}/{}", o.pid, o.comm);
+        let _ = write!(buf, " {o}");
     }
     buf.push(' ');
     format::push_endpoint(buf, c.local);
@@ -130,11 +131,11 @@ fn event_row(app: &App, e: &Event) -> Row<'static> {
     };
     Row::new([
         Cell::from(time(app, e.ts_ns)),
-        Cell::from(kind_name(e.kind)).style(Style::new().fg(color)),
-        Cell::from(owner(e.pid, &e.comm.as_str())),
+        Cell::from(e.kind.name()).style(Style::new().fg(color)),
+        Cell::from(event_label(e.pid, &e.comm).to_string()),
         Cell::from(endpoint(e.local)),
         Cell::from(endpoint(e.remote)),
-        Cell::from(format!("{} -> {}", tcp::name(e.old_state), tcp::name(e.new_state))),
+        Cell::from(format!("{} -> {}", e.old_state.name(), e.new_state.name())),
         Cell::from(lifetime),
     ])
 }
@@ -145,7 +146,7 @@ fn closed_row(app: &App, c: &Closed) -> Row<'static> {
         Ending::Failed => Color::Red,
         Ending::Reset => Color::Yellow,
     };
-    let who = c.owner.as_ref().map_or_else(|| "-".to_owned(), |o| owner(o.pid, &o.comm));
+    let who = Owner::label(c.owner.as_ref()).to_string();
     Row::new([
         Cell::from(time(app, c.closed_ns)),
         Cell::from(c.ending.name()).style(Style::new().fg(color)),

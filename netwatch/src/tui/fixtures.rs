@@ -3,9 +3,10 @@
 use netwatch_common::{tcp, EventKind, OwnerSource};
 
 use crate::{
-    event::{Comm, Event, Family},
-    seed::{self, Process, Proto, SeedSocket},
-    table::{Owner, Row, Table},
+    event::{Comm, Event},
+    seed::{Process, SeedSocket},
+    socket::{Family, Owner, Proto, TcpState},
+    table::{Row, Table},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -70,8 +71,8 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         comm: Comm::new("nw-peer"),
         uid: 0,
         netns: 1,
-        old_state: old,
-        new_state: new,
+        old_state: TcpState::from_u8(old).expect("a TCP state"),
+        new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
     }
@@ -88,10 +89,7 @@ pub fn table() -> Table {
 fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
     SeedSocket {
         proto: r.proto,
-        family: match r.family {
-            Family::V4 => seed::Family::V4,
-            Family::V6 => seed::Family::V6,
-        },
+        family: r.family,
         local: r.local,
         remote: r.remote,
         state: r.state,

@@ -4,7 +4,10 @@ use std::{fmt::Write as _, net::SocketAddr};
 
 use netwatch_common::tcp;
 
-use crate::{event::display_ip, event::Family, seed::Proto};
+use crate::{
+    event::display_ip,
+    socket::{Family, Proto},
+};
 
 /// netstat's Proto column: `tcp6` for an IPv6 socket, even one carrying
 /// IPv4-mapped traffic.

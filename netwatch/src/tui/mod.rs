@@ -22,7 +22,7 @@ mod ui;
 mod view;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod render_tests;
 
@@ -35,7 +35,6 @@ use anyhow::{bail, Context as _, Result};
 use crossterm::event::EventStream;
 use futures_util::{FutureExt as _, StreamExt as _};
 use jiff::tz::TimeZone;
-use tokio::signal::unix::{signal, SignalKind};
 
 use self::{app::App, input::Action, terminal::Screen};
 use crate::{
@@ -85,9 +84,8 @@ async fn drive(live: &mut Live) -> Result<Exit> {
     let tz = TimeZone::try_system().unwrap_or(TimeZone::UTC);
     let mut app = App::new(live.degraded().map(str::to_owned), tz);
     let mut keys = EventStream::new();
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    // Raw mode turns Ctrl-C into a key, but `kill -INT` still sends this.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // Raw mode turns Ctrl-C into a key, but `kill -INT` still sends SIGINT.
+    let mut stop = crate::live::StopSignals::install()?;
 
     app.refresh(&live.table, monotonic_ns());
     draw(&mut screen, &mut app)?;
@@ -113,8 +111,7 @@ async fn drive(live: &mut Live) -> Result<Exit> {
                             Action::None => {}
                         }
                     }
-                    _ = sigterm.recv() => break Step::Quit,
-                    _ = sigint.recv() => break Step::Quit,
+                    () = stop.recv() => break Step::Quit,
                 }
             }
         };

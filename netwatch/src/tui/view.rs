@@ -13,7 +13,10 @@ use std::{
 use netwatch_common::tcp;
 
 use super::format;
-use crate::{event::Family, seed::Proto, table::Row};
+use crate::{
+    socket::{label, Family, Proto},
+    table::Row,
+};
 
 /// What the table shows, as netstat's `-t`, `-u`, `-l` (and none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -191,10 +194,10 @@ impl Entry {
 
     /// The PID/Program cell.
     pub fn owner_label(&self) -> String {
-        match (&self.owner, self.more_owners) {
-            (None, _) => "-".to_owned(),
-            (Some((pid, comm)), 0) => format!("{pid}/{comm}"),
-            (Some((pid, comm)), n) => format!("{pid}/{comm} +{n}"),
+        let owner = label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm)));
+        match self.more_owners {
+            0 => owner.to_string(),
+            n => format!("{owner} +{n}"),
         }
     }
 
@@ -213,12 +216,9 @@ impl Entry {
         buf.push(' ');
         format::push_endpoint(buf, self.remote);
         buf.push(' ');
-        match &self.owner {
-            Some((pid, comm)) => {
-                use std::fmt::Write as _;
-                let _ = write!(buf, "{pid}/{comm}");
-            }
-            None => buf.push('-'),
+        {
+            use std::fmt::Write as _;
+            let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
         }
         c(buf, needle)
     }

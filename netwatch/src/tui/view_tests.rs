@@ -110,9 +110,9 @@ fn modes_follow_netstat_flags() {
 fn owner_label_counts_extra_owners() {
     let mut r = tcp("127.0.0.1:1", "0.0.0.0:0", tcp::LISTEN, Some((7, "nginx")));
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx");
-    r.owners.push(crate::table::Owner { pid: 7, comm: "nginx".into() });
+    r.owners.push(crate::socket::Owner { pid: 7, comm: "nginx".into() });
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx", "a second descriptor of the same process");
-    r.owners.push(crate::table::Owner { pid: 8, comm: "nginx".into() });
+    r.owners.push(crate::socket::Owner { pid: 8, comm: "nginx".into() });
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx +1");
     r.owners.clear();
     assert_eq!(Entry::of(&r).owner_label(), "-");

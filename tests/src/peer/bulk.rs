@@ -136,6 +136,7 @@ fn pin(cpu: usize) -> Result<()> {
     }
     // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays within it (checked above).
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is within the set (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
     if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) } != 0 {

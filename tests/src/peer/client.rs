@@ -58,6 +58,7 @@ pub(super) fn refuse(to: SocketAddr) -> Result<Value> {
     // SAFETY: a zeroed sockaddr_storage is valid; getsockname writes at most `len`.
     let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = libc::socklen_t::try_from(size_of::<libc::sockaddr_storage>()).expect("small struct");
+    // SAFETY: `name` is writable for `len` bytes, `len` passed by pointer as getsockname expects.
     if unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut name).cast(), &mut len) } != 0 {
         return Err(std::io::Error::last_os_error()).context("getsockname after the refused connect");
     }

@@ -10,6 +10,7 @@ pub fn pin(command: &mut Command, cpu: usize) -> io::Result<()> {
     }
     // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET stays within it (checked above).
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is within the set (checked above).
     unsafe { libc::CPU_SET(cpu, &mut set) };
     // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe, on a set
     // copied into it; nothing is allocated between fork and exec.

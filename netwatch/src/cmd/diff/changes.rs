@@ -19,8 +19,9 @@ use std::{
 };
 
 use crate::{
-    baseline::{Baseline, ListenerKey, Owner, Socket},
+    baseline::{Baseline, ListenerKey, Socket},
     seed::Proto,
+    socket::Owner,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-pub use changes::{compare, entries, Changes, Direction, Entry, Key, Scope};
+pub use changes::{compare, Changes, Direction, Entry, Key, Scope};
 
 use crate::{baseline::Baseline, event::clock::monotonic_ns, seed, table::Table};
 

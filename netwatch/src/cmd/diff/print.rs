@@ -8,14 +8,7 @@ use std::{
 use serde_json::{json, Value};
 
 use super::{Changes, DiffArgs, Entry, Key};
-use crate::{baseline::Baseline, seed::Proto};
-
-const fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    }
-}
+use crate::baseline::Baseline;
 
 fn endpoint(ip: IpAddr, port: u16) -> String {
     match ip {
@@ -45,19 +38,19 @@ fn line(e: &Entry) -> String {
             ("peer", proto, format!("local -> {}", endpoint(remote, port)))
         }
     };
-    let owners: Vec<String> = e.owners.iter().map(|o| format!("{}/{}", o.pid, o.comm)).collect();
+    let owners: Vec<String> = e.owners.iter().map(ToString::to_string).collect();
     let owners = if owners.is_empty() { "-".to_owned() } else { owners.join(",") };
     let count = if e.sockets > 1 { format!(" ({} sockets)", e.sockets) } else { String::new() };
-    format!("{kind:<6} {:<4} {what:<52} {owners}{count}", proto_name(proto))
+    format!("{kind:<6} {:<4} {what:<52} {owners}{count}", proto.name())
 }
 
 fn entry_json(e: &Entry) -> Value {
     let mut v = match e.key {
         Key::Listener(k) => json!({
-            "kind": "listener", "proto": proto_name(k.proto), "addr": k.addr.to_string(), "port": k.port,
+            "kind": "listener", "proto": k.proto.name(), "addr": k.addr.to_string(), "port": k.port,
         }),
         Key::Peer { proto: p, direction, remote, port } => json!({
-            "kind": "peer", "proto": proto_name(p), "direction": direction.name(), "remote": remote.to_string(),
+            "kind": "peer", "proto": p.name(), "direction": direction.name(), "remote": remote.to_string(),
             "port": port,
         }),
     };

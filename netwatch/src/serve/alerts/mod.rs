@@ -14,14 +14,15 @@ use netwatch_common::{tcp, EventKind};
 use serde::Serialize;
 
 use super::{
-    config::{self, Rule},
+    config::{self, AlertKind, Rule},
     tcpext,
 };
 use crate::{
     baseline::ListenerKey,
     event::{display_ip, Event},
     output::snapshot::state_label,
-    table::{Owner, Row, Table},
+    socket::Owner,
+    table::{Row, Table},
 };
 pub use rules::endpoint;
 pub use tracker::Transition;
@@ -46,7 +47,7 @@ impl SockRef {
     pub fn of(r: &Row) -> Self {
         let o = r.owners.first();
         Self {
-            proto: if r.proto == crate::seed::Proto::Tcp { "tcp" } else { "udp" },
+            proto: r.proto.name(),
             saddr: display_ip(r.local.ip()).to_string(),
             sport: r.local.port(),
             daddr: display_ip(r.remote.ip()).to_string(),
@@ -65,7 +66,7 @@ impl SockRef {
             sport: e.local.port(),
             daddr: display_ip(e.remote.ip()).to_string(),
             dport: e.remote.port(),
-            state: tcp::name(e.new_state),
+            state: e.new_state.name(),
             netns: e.netns,
             pid: (e.pid != 0).then_some(e.pid),
             comm: (e.pid != 0).then(|| e.comm.as_str().into_owned()),
@@ -91,7 +92,7 @@ pub struct Finding {
 pub struct Alert {
     pub ts: String,
     pub event: &'static str,
-    pub alert: &'static str,
+    pub alert: AlertKind,
     pub state: &'static str,
     pub key: String,
     pub value: u64,
@@ -121,7 +122,8 @@ const RECENT_CAP: usize = 1024;
 pub struct Engine {
     cfg: config::Alerts,
     baseline: Option<BTreeSet<ListenerKey>>,
-    trackers: [tracker::Tracker; 6],
+    /// One per kind, indexed as [`AlertKind::ALL`].
+    trackers: [tracker::Tracker; AlertKind::ALL.len()],
     /// (when, ListenOverflows + ListenDrops), oldest first, over the window.
     drops: VecDeque<(Instant, u64)>,
     drops_failed: bool,
@@ -168,14 +170,14 @@ impl Engine {
     pub fn evaluate(&mut self, table: &Table, now: Instant) -> Vec<Alert> {
         let mut out = Vec::new();
         let recent = std::mem::take(&mut self.recent);
-        for (i, (name, rule)) in self.cfg.rules().into_iter().enumerate() {
+        for (i, (kind, rule)) in self.cfg.rules().into_iter().enumerate() {
             if !rule.enabled {
                 continue;
             }
-            let Some(found) = self.findings(name, table, &recent, now, rule) else { continue };
+            let Some(found) = self.findings(kind, table, &recent, now, rule) else { continue };
             let over = found.into_iter().filter(|f| f.value >= rule.threshold).collect();
             for (t, f) in self.trackers[i].step(over, now, rule.window) {
-                out.push(alert(name, t, f, rule));
+                out.push(alert(kind, t, f, rule));
             }
         }
         out
@@ -183,20 +185,19 @@ impl Engine {
 
     fn findings(
         &mut self,
-        name: &str,
+        kind: AlertKind,
         table: &Table,
         recent: &[SockRef],
         now: Instant,
         rule: Rule,
     ) -> Option<Vec<Finding>> {
-        Some(match name {
-            "syn_backlog" => rules::syn_backlog(table),
-            "listen_drops" => self.listen_drops(table, now, rule)?,
-            "remote_connections" => rules::remote_connections(table),
-            "suspicious_ports" => rules::suspicious_ports(table, &self.cfg.ports, recent),
-            "new_listener" => rules::new_listeners(table, self.baseline.as_ref()?, std::process::id()),
-            "total_connections" => rules::total_connections(table),
-            _ => return None,
+        Some(match kind {
+            AlertKind::SynBacklog => rules::syn_backlog(table),
+            AlertKind::ListenDrops => self.listen_drops(table, now, rule)?,
+            AlertKind::RemoteConnections => rules::remote_connections(table),
+            AlertKind::SuspiciousPorts => rules::suspicious_ports(table, &self.cfg.ports, recent),
+            AlertKind::NewListener => rules::new_listeners(table, self.baseline.as_ref()?, std::process::id()),
+            AlertKind::TotalConnections => rules::total_connections(table),
         })
     }
 
@@ -242,15 +243,15 @@ impl Engine {
     }
 }
 
-fn alert(kind: &'static str, t: Transition, f: Finding, rule: Rule) -> Alert {
+fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
     let state = match t {
         Transition::Firing => "firing",
         Transition::Repeat => "firing",
         Transition::Cleared => "cleared",
     };
     let message = match t {
-        Transition::Cleared => format!("{kind} cleared (under {} now): {}", rule.threshold, f.subject),
-        _ => format!("{kind}: {} {} (threshold {})", f.value, f.subject, rule.threshold),
+        Transition::Cleared => format!("{} cleared (under {} now): {}", kind.name(), rule.threshold, f.subject),
+        _ => format!("{}: {} {} (threshold {})", kind.name(), f.value, f.subject, rule.threshold),
     };
     Alert {
         ts: crate::output::json::rfc3339(jiff::Timestamp::now()),

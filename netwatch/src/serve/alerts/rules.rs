@@ -14,7 +14,8 @@ use crate::{
     event::display_ip,
     seed::Proto,
     serve::listeners::ListenerIndex,
-    table::{Owner, Row, Table},
+    socket::Owner,
+    table::{Row, Table},
 };
 
 /// How many sockets an alert lists by name (the figure counts them all).

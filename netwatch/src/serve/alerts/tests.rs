@@ -36,8 +36,8 @@ fn flood(n: u16) -> Table {
 
 fn only(cfg: impl FnOnce(&mut config::Alerts)) -> config::Alerts {
     let mut c = config::Alerts::default();
-    for name in config::ALERTS {
-        c.rule_mut(name).unwrap().enabled = false;
+    for kind in AlertKind::ALL {
+        c.rule_mut(kind).enabled = false;
     }
     cfg(&mut c);
     c
@@ -51,7 +51,7 @@ fn syn_backlog_names_the_listener_and_its_process() {
     let fired = e.evaluate(&flood(6), t0);
     assert_eq!(fired.len(), 1, "{fired:?}");
     let a = &fired[0];
-    assert_eq!((a.alert, a.state, a.value, a.pid, a.comm.as_str()), ("syn_backlog", "firing", 6, 10, "web"));
+    assert_eq!((a.alert.name(), a.state, a.value, a.pid, a.comm.as_str()), ("syn_backlog", "firing", 6, 10, "web"));
     assert_eq!(a.key, "7/0.0.0.0:8080");
     assert!(a.message.contains("0.0.0.0:8080") && a.message.contains("pid 10 (web)"), "{}", a.message);
     assert_eq!(a.sockets[0].state, "LISTEN");
@@ -113,6 +113,6 @@ fn remote_and_total_connections() {
         .collect();
     s.push(sock(tcp::ESTABLISHED, "127.0.0.1:6000", "127.0.0.6:80", Some((21, "wget"))));
     let a = e.evaluate(&table(s), Instant::now());
-    let got: Vec<(&str, &str, u64, u32)> = a.iter().map(|a| (a.alert, a.key.as_str(), a.value, a.pid)).collect();
+    let got: Vec<(&str, &str, u64, u32)> = a.iter().map(|a| (a.alert.name(), a.key.as_str(), a.value, a.pid)).collect();
     assert_eq!(got, [("remote_connections", "127.0.0.5", 3, 20), ("total_connections", "all", 4, 20)]);
 }
