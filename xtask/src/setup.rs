@@ -28,6 +28,7 @@ const APT_PACKAGES: &[&str] = &[
     "libzstd-dev",
     "zlib1g-dev",
     "iproute2",
+    "strace",
     "net-tools",
     "tmux",
     "bpftool",

@@ -82,11 +82,19 @@ fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
             .then_some(&diag_socket)
             .and_then(Option::as_ref);
         let mut tables = Vec::new();
-        for ((file, prot, layout), on) in [(v4, !o.arg || o.inet), (v6, !o.arg || o.inet6)] {
+        // Both families from one dump when the kernel offers it, else one
+        // dump per family.
+        let mut both = diag.and_then(inet::dump_tcp_both).map(|[v4, v6]| [Some(v4), Some(v6)]);
+        for (i, ((file, prot, layout), on)) in [(v4, !o.arg || o.inet), (v6, !o.arg || o.inet6)].into_iter().enumerate()
+        {
             if !on {
                 continue;
             }
-            if let Some(rows) = diag.and_then(|d| inet::dump_tcp(d, layout)) {
+            let dumped = match both.as_mut() {
+                Some(both) => both[i].take(),
+                None => diag.and_then(|d| inet::dump_tcp(d, layout)),
+            };
+            if let Some(rows) = dumped {
                 tables.push(Table { prot, rows: Some(rows) });
                 continue;
             }

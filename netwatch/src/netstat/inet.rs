@@ -16,7 +16,7 @@ use super::{
     names::Names,
     progs::{Programs, PROGNAME_WIDTH},
 };
-use crate::seed::{diag::DiagSocket, parse_proc_net, ProcNetFile, Proto, SeedSocket, TimerKind};
+use crate::seed::{diag::DiagSocket, parse_proc_net, Family, ProcNetFile, Proto, SeedSocket, TimerKind};
 
 /// One socket kind netstat lists, with its two files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +92,19 @@ pub fn dump_tcp(diag: &DiagSocket, layout: ProcNetFile) -> Option<Vec<InetRow>> 
     let info = diag.dump(Proto::Tcp, layout.family(), 0, &mut sockets).ok()?;
     // A dump the kernel flags as interrupted may miss rows: read the text.
     (!info.interrupted).then(|| sockets.iter().map(|s| row(s, 0, 0)).collect())
+}
+
+/// [`dump_tcp`] for both families in one dump (one walk of the kernel's
+/// TCP tables instead of two): the IPv4 rows, then the IPv6 rows, each in
+/// the order its own dump gives. `None` when the kernel does not offer it.
+pub fn dump_tcp_both(diag: &DiagSocket) -> Option<[Vec<InetRow>; 2]> {
+    let mut sockets = Vec::new();
+    let info = diag.dump_tcp(crate::seed::diag::ALL_STATES, 0, &mut sockets).ok()?;
+    if info.interrupted {
+        return None;
+    }
+    let (v4, v6): (Vec<_>, Vec<_>) = sockets.iter().partition(|s| s.family == Family::V4);
+    Some([v4, v6].map(|rows| rows.into_iter().map(|s| row(s, 0, 0)).collect()))
 }
 
 fn row(s: &SeedSocket, retrnsmt: u64, timeout: i64) -> InetRow {

@@ -3,15 +3,16 @@
 //! netstat walks `/proc` in pid order and keeps the first process found
 //! holding each socket inode; the name is argv[0] from `/proc/PID/cmdline`
 //! (its basename when it starts with `/`), and `PID/name` is cut to 19
-//! bytes (a 20-byte buffer). The inode -> owners map comes from the seed
-//! module's `/proc/*/fd` scan, whose owners are sorted by pid.
+//! bytes (a 20-byte buffer). The `(inode, pid)` pairs come from the seed
+//! module's [`socket_pids`] (the socket-file iterator, else a `/proc/*/fd`
+//! scan), sorted by inode then pid.
 
-use std::{collections::HashMap, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use anyhow::Result;
 use rustc_hash::FxHashMap;
 
-use crate::seed::{find_owners, OwnerScan};
+use crate::seed::socket_pids;
 
 /// netstat's `PROGNAME_WIDTH`: the buffer size, so 19 bytes of text.
 pub const PROGNAME_WIDTH: usize = 20;
@@ -27,25 +28,29 @@ impl Programs {
     /// Scans every process under `proc_root`.
     pub fn load(proc_root: &Path) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-        let scan = find_owners(proc_root, threads)?;
-        Ok(Self::from_scan(&scan, |pid| std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok()))
+        let (pairs, denied) = socket_pids(proc_root, threads)?;
+        let mut progs =
+            Self::from_pairs(&pairs, |pid| std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok());
+        progs.denied = denied;
+        Ok(progs)
     }
 
-    /// Builds the map from a scan, reading each needed command line once.
-    pub fn from_scan(scan: &OwnerScan, mut cmdline: impl FnMut(u32) -> Option<Vec<u8>>) -> Self {
-        let mut by_pid: HashMap<u32, Option<Arc<[u8]>>> = HashMap::new();
+    /// Builds the map from `(inode, pid)` pairs sorted by inode then pid,
+    /// reading each needed command line once.
+    pub fn from_pairs(pairs: &[(u64, u32)], mut cmdline: impl FnMut(u32) -> Option<Vec<u8>>) -> Self {
+        let mut by_pid: FxHashMap<u32, Option<Arc<[u8]>>> = FxHashMap::default();
         let mut names = FxHashMap::default();
-        names.reserve(scan.owners.len());
-        for (&inode, owners) in &scan.owners {
+        names.reserve(pairs.len());
+        for owners in pairs.chunk_by(|a, b| a.0 == b.0) {
             // A process whose cmdline cannot be read is skipped, as netstat skips it.
-            let name = owners.iter().find_map(|p| {
-                by_pid.entry(p.pid).or_insert_with(|| cmdline(p.pid).map(|c| label(p.pid, &c).into())).clone()
+            let name = owners.iter().find_map(|&(_, pid)| {
+                by_pid.entry(pid).or_insert_with(|| cmdline(pid).map(|c| label(pid, &c).into())).clone()
             });
             if let Some(name) = name {
-                names.insert(inode, name);
+                names.insert(owners[0].0, name);
             }
         }
-        Self { names, denied: scan.stats.denied > 0 }
+        Self { names, denied: false }
     }
 
     /// The column text for `inode`, `-` when no process was found.
@@ -95,7 +100,6 @@ pub fn label(pid: u32, cmdline: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seed::Process;
 
     #[test]
     fn labels_follow_netstat() {
@@ -108,11 +112,8 @@ mod tests {
 
     #[test]
     fn first_readable_owner_by_pid_wins() {
-        let mut scan = OwnerScan::default();
-        let owner = |pid| Process { pid, comm: "x".into(), fd: 3 };
-        scan.owners.insert(10, vec![owner(100), owner(200)]);
-        scan.owners.insert(11, vec![owner(300), owner(200)]);
-        let progs = Programs::from_scan(&scan, |pid| match pid {
+        let pairs = [(10, 100), (10, 200), (11, 200), (11, 300), (12, 400)];
+        let progs = Programs::from_pairs(&pairs, |pid| match pid {
             100 => Some(b"/bin/nc\0".to_vec()),
             200 => Some(b"srv\0".to_vec()),
             _ => None,
@@ -120,5 +121,6 @@ mod tests {
         assert_eq!(progs.get(10), b"100/nc");
         assert_eq!(progs.get(11), b"200/srv");
         assert_eq!(progs.get(12), b"-");
+        assert_eq!(progs.get(13), b"-");
     }
 }

@@ -46,7 +46,7 @@ fn diag_msg_v6() -> Vec<u8> {
 
 fn parse(buf: &[u8], seq: u32) -> (io::Result<bool>, Vec<SeedSocket>, DumpInfo) {
     let (mut out, mut info) = (Vec::new(), DumpInfo::default());
-    let r = parse_datagram(buf, seq, Proto::Tcp, 7, &mut out, &mut info);
+    let r = parse_datagram(buf, SOCK_DIAG_BY_FAMILY, seq, Proto::Tcp, 7, &mut out, &mut info);
     (r, out, info)
 }
 
@@ -159,4 +159,55 @@ fn corrupted_datagrams_never_panic() {
         }
         let _ = parse(&buf[..i], 1);
     }
+}
+
+#[test]
+fn the_compat_request_asks_for_any_family() {
+    let req = compat_request(1 << tcp::LISTEN, 5);
+    assert_eq!(req.len(), 76);
+    assert_eq!(u32_at(&req, 0), 76);
+    assert_eq!(u16::from_ne_bytes([req[4], req[5]]), TCPDIAG_GETSOCK);
+    assert_eq!(u32_at(&req, 8), 5);
+    assert_eq!(req[16], 0, "family AF_UNSPEC");
+    assert_eq!(u32_at(&req, 68), 1 << tcp::LISTEN);
+    assert!(req[17..68].iter().chain(&req[72..]).all(|&b| b == 0), "no prefix, extension or socket id");
+}
+
+#[test]
+fn replies_of_another_type_are_not_sockets() {
+    let mut buf = nlmsg(SOCK_DIAG_BY_FAMILY, 2, 9, &diag_msg_v6());
+    buf.extend(nlmsg(TCPDIAG_GETSOCK, 2, 9, &diag_msg_v6()));
+    buf.extend(nlmsg(libc::NLMSG_DONE as u16, 2, 9, &0i32.to_ne_bytes()));
+    let (mut out, mut info) = (Vec::new(), DumpInfo::default());
+    assert!(parse_datagram(&buf, TCPDIAG_GETSOCK, 9, Proto::Tcp, 7, &mut out, &mut info).unwrap());
+    assert_eq!(info.sockets, 1);
+}
+
+/// One compat dump returns what the two per-family dumps return together.
+#[test]
+fn one_tcp_dump_holds_both_families() {
+    let l4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c4 = TcpStream::connect(l4.local_addr().unwrap()).unwrap();
+    let l6 = TcpListener::bind("[::1]:0").unwrap();
+    let c6 = TcpStream::connect(l6.local_addr().unwrap()).unwrap();
+    let ours: Vec<u64> = [cookie_of(&l4), cookie_of(&c4), cookie_of(&l6), cookie_of(&c6)].into();
+    let diag = DiagSocket::open().unwrap();
+    let mut both = Vec::new();
+    let info = diag.dump_tcp(ALL_STATES, 1, &mut both).unwrap();
+    assert_eq!(info.sockets, both.len());
+    let mut apart = Vec::new();
+    diag.dump(Proto::Tcp, Family::V4, 1, &mut apart).unwrap();
+    diag.dump(Proto::Tcp, Family::V6, 1, &mut apart).unwrap();
+    let pick = |v: &[SeedSocket]| {
+        let mut found: Vec<SeedSocket> =
+            v.iter().filter(|s| s.cookie.is_some_and(|c| ours.contains(&c))).cloned().collect();
+        found.sort_by_key(|s| s.cookie);
+        found
+    };
+    let (both, apart) = (pick(&both), pick(&apart));
+    assert_eq!(both.len(), 4, "{both:?}");
+    assert_eq!(both, apart);
+    let families: Vec<Family> =
+        ours.iter().map(|c| both.iter().find(|s| s.cookie == Some(*c)).unwrap().family).collect();
+    assert_eq!(families, [Family::V4, Family::V4, Family::V6, Family::V6]);
 }

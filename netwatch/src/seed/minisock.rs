@@ -35,9 +35,14 @@ pub fn minisocks() -> Result<Minisocks> {
     // FIN_WAIT2 sockets, which the table tracks by events and skips).
     let states = (1 << tcp::TIME_WAIT) | (1 << tcp::FIN_WAIT2) | (1 << tcp::NEW_SYN_RECV);
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+    // One walk of the TCP tables for both families, where the kernel
+    // offers it: this runs every second beside however many sockets exist.
+    let tcp_done = diag.dump_tcp(states, netns, &mut tcp).is_ok();
     for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)
-            .with_context(|| format!("dumping TIME_WAIT and SYN_RECV sockets ({family:?})"))?;
+        if !tcp_done {
+            diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)
+                .with_context(|| format!("dumping TIME_WAIT and SYN_RECV sockets ({family:?})"))?;
+        }
         diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
     Ok(Minisocks { netns, tcp, udp })

@@ -17,10 +17,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use super::{
-    diag::{DiagSocket, DumpInfo},
+    diag::{self, DiagSocket, DumpInfo},
     owners::OwnerScan,
     proc_net::{read_proc_net, ProcNetFile},
-    proc_net_dir, Method, SeedOptions, SeedSocket, SeedStats,
+    proc_net_dir, Method, Proto, SeedOptions, SeedSocket, SeedStats,
 };
 
 /// Ways into one namespace: its processes, and a bind mount if it has one.
@@ -117,7 +117,16 @@ fn read_tables(
     let mut via_proc = diag.is_none();
     let mut pid_idx = 0;
     let mut read = 0;
+    // Both TCP tables in one dump where the kernel offers it; the loop
+    // below reads them one family at a time otherwise.
+    let tcp_done = diag.and_then(|d| d.dump_tcp(diag::ALL_STATES, ns, out).ok()).map(|info| {
+        stats.dumps_interrupted += usize::from(info.interrupted);
+        read += 2;
+    });
     'tables: for file in ProcNetFile::ALL {
+        if tcp_done.is_some() && file.proto() == Proto::Tcp {
+            continue;
+        }
         if let Some(diag) = diag {
             let start = out.len();
             match diag.dump(file.proto(), file.family(), ns, out) {

@@ -92,6 +92,35 @@ pub fn find_owners(proc_root: &Path, threads: usize) -> Result<OwnerScan> {
     Ok(scan)
 }
 
+/// Which processes hold which socket, as `(inode, pid)` pairs sorted by
+/// inode then pid, without duplicates, and whether some process could not
+/// be inspected: what netstat's `-p` needs. Cheaper than [`find_owners`]
+/// for that: no name or map entry per descriptor to build and free (with
+/// 40,000 sockets those were a fifth of `netwatch -tanp`), and no
+/// namespace grouping.
+pub fn socket_pids(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u32)>, bool)> {
+    let mut pairs: Vec<(u64, u32)> = if proc_root == Path::new("/proc") && iterator_usable() {
+        match crate::probe::iter::socket_fds() {
+            Ok(fds) => fds.iter().map(|f| (f.inode, f.tgid)).collect(),
+            Err(_) => return socket_pids_scanned(proc_root, threads),
+        }
+    } else {
+        return socket_pids_scanned(proc_root, threads);
+    };
+    pairs.sort_unstable();
+    pairs.dedup();
+    Ok((pairs, false))
+}
+
+fn socket_pids_scanned(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u32)>, bool)> {
+    let scan = scan_owners(proc_root, threads)?;
+    let mut pairs: Vec<(u64, u32)> =
+        scan.owners.iter().flat_map(|(&inode, owners)| owners.iter().map(move |p| (inode, p.pid))).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    Ok((pairs, scan.stats.denied > 0))
+}
+
 /// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
 /// grants just those to an unprivileged user), and reports host process ids.
 fn iterator_usable() -> bool {
