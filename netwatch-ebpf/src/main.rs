@@ -38,6 +38,7 @@
 
 mod accept;
 mod emit;
+mod ident;
 mod iter;
 mod maps;
 mod sock;
