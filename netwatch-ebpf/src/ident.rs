@@ -9,9 +9,12 @@
 //! - the kernel's cookie (`skc_cookie`) when the socket already has one at
 //!   its first event: every socket sock_diag listed at start-up (a dump
 //!   makes each socket's cookie), and any socket something else asked;
-//! - otherwise an id of netwatch's own, `SYNTHETIC | cpu << 48 | n` from
-//!   a per-CPU counter: kernel cookies count up from 1 and never reach the
-//!   top bit, so the two cannot collide, and no counter repeats an id.
+//! - otherwise an id of netwatch's own, `SYNTHETIC | cpu << 40 | n` from
+//!   a per-CPU counter: kernel cookies count up from 1 (in per-CPU batches
+//!   of 4096) and would need a million sockets a second for over a century
+//!   to reach 2^52, so the two cannot collide, and no counter repeats an
+//!   id. Below 2^53, so JSON readers that hold numbers as doubles (jq,
+//!   JavaScript) keep every id exact.
 //!
 //! Whichever is chosen stays the socket's: `IDS` (socket address -> id) is
 //! consulted first, so a kernel cookie made later in the socket's life (a
@@ -32,8 +35,8 @@ use aya_ebpf::{
 };
 use netwatch_common::names::compat;
 
-/// Top bit: an id netwatch made, not a kernel cookie.
-pub const SYNTHETIC: u64 = 1 << 63;
+/// Bit 52: an id netwatch made, not a kernel cookie.
+pub const SYNTHETIC: u64 = 1 << 52;
 
 /// Socket address -> id. One entry in the object: the agent sizes it only
 /// when it loads the programs in this mode.
@@ -77,7 +80,7 @@ pub fn id(sk: u64, kernel: u64, birth: bool) -> u64 {
             return *id;
         }
     }
-    let id = if kernel != 0 { kernel } else { SYNTHETIC | next() };
+    let id = if kernel != 0 { kernel } else { next() };
     // A full map (more live sockets than it holds) leaves this socket
     // without a row: its later events look it up again, and one that
     // finds its kernel cookie made meanwhile names it by that.
@@ -116,11 +119,13 @@ fn next() -> u64 {
                 *n += 1;
                 *n
             };
-            (cpu << CPU_SHIFT) | (count & ((1 << CPU_SHIFT) - 1))
+            SYNTHETIC | ((cpu & CPU_MASK) << CPU_SHIFT) | (count & ((1 << CPU_SHIFT) - 1))
         }
-        None => 0,
+        None => SYNTHETIC,
     }
 }
 
-/// Below it, 2^48 ids per CPU; above it (and below `SYNTHETIC`), the CPU.
-const CPU_SHIFT: u32 = 48;
+/// Below it, 2^40 ids per CPU; above it (and below `SYNTHETIC`), the CPU.
+const CPU_SHIFT: u32 = 40;
+/// 4096 CPUs, as many as fit below `SYNTHETIC`.
+const CPU_MASK: u64 = (1 << 12) - 1;

@@ -46,7 +46,7 @@ pub(crate) fn load(globals: &Globals, btf: &Btf) -> Result<(Ebpf, Option<String>
     let note = why.map(|e| {
         format!(
             "this kernel's tracing programs cannot make socket cookies ({}): sockets that had none \
-             when first seen carry netwatch's own id (from 2^63) as their cookie",
+             when first seen carry an id of netwatch's own (2^52 and up) as their cookie",
             refusal(&e)
         )
     });
