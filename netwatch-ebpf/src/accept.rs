@@ -89,6 +89,7 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     // the probe reads it took were half this hook's cost.
     let t = Tuple { saddr: zero16(), daddr: zero16(), sport: 0, dport: 0, family, netns: 0 };
     let inode = Probe::at(socket, off.socket_ino).unwrap_or(0);
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     // The cookie was made when the handshake's events were sent.
     let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;

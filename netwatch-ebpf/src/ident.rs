@@ -76,7 +76,7 @@ pub fn untyped_task() -> bool {
 pub fn id(sk: u64, kernel: u64, birth: bool) -> u64 {
     if !birth {
         // SAFETY: the value is copied out at once.
-        if let Some(id) = unsafe { IDS.get(&sk) } {
+        if let Some(id) = unsafe { IDS.get(sk) } {
             return *id;
         }
     }
@@ -84,7 +84,7 @@ pub fn id(sk: u64, kernel: u64, birth: bool) -> u64 {
     // A full map (more live sockets than it holds) leaves this socket
     // without a row: its later events look it up again, and one that
     // finds its kernel cookie made meanwhile names it by that.
-    let _ = IDS.insert(&sk, &id, u64::from(BPF_ANY));
+    let _ = IDS.insert(sk, id, u64::from(BPF_ANY));
     id
 }
 
@@ -93,7 +93,7 @@ pub fn id(sk: u64, kernel: u64, birth: bool) -> u64 {
 #[inline(always)]
 pub fn known(sk: u64, kernel: u64) -> u64 {
     // SAFETY: the value is copied out at once.
-    match unsafe { IDS.get(&sk) } {
+    match unsafe { IDS.get(sk) } {
         Some(id) => *id,
         None => kernel,
     }
@@ -102,7 +102,7 @@ pub fn known(sk: u64, kernel: u64) -> u64 {
 /// `sk` is being freed.
 #[inline(always)]
 pub fn forget(sk: u64) {
-    let _ = IDS.remove(&sk);
+    let _ = IDS.remove(sk);
 }
 
 /// A fresh `SYNTHETIC` id: this CPU's number above a count of the ids this

@@ -53,6 +53,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         // names the port where getsockname looks.
         t.sport = crate::totals::local_port(sk, off);
     }
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
     let late = old == SYN_RECV && crate::maps::late_children();

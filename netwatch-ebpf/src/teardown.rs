@@ -66,6 +66,7 @@ fn destroyed(sk: u64, cookie: u64) -> Result<(), i64> {
         return Ok(());
     }
     let t = tcp_tuple::<Direct>(sk, off)?;
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     let state = netwatch_common::tcp::CLOSE;
     // No owner: the agent knows it from the socket's birth. The map row
