@@ -81,6 +81,10 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
     let p = parse(ctx)?;
     // SAFETY: cgroup_skb programs always have a socket behind the skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    // Where the tracepoints named the socket themselves (`ident`), its row
+    // goes under that name, which its events and table row carry. The
+    // frozen global's test is all the newer kernels pay.
+    let cookie = if crate::ident::own_ids() { crate::ident::known(sk as u64, cookie) } else { cookie };
     let t = match row(cookie) {
         Some(t) => t,
         None => return Ok(()),
