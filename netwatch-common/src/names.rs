@@ -56,6 +56,13 @@ pub const GLOBAL_COMPAT: &str = "COMPAT";
 /// [`compat::OWN_IDS`] (one entry otherwise; the agent sizes it).
 pub const MAP_IDS: &str = "IDS";
 
+/// `cgroup/sock_create` on the cgroup v2 root, with [`compat::OWN_IDS`]
+/// only: makes each new socket's kernel cookie.
+pub const PROG_SOCK_CREATE: &str = "nw_sock_create";
+/// `sock_ops` on the cgroup v2 root, with [`compat::OWN_IDS`] only: makes
+/// each passive child's kernel cookie before its handshake completes.
+pub const PROG_SOCK_OPS: &str = "nw_sock_ops";
+
 /// Bits of [`GLOBAL_COMPAT`].
 pub mod compat {
     /// Tracing programs cannot call `bpf_get_socket_cookie` (before Linux
@@ -132,4 +139,6 @@ const _: () = {
         i += 1;
     }
     assert!(well_named(PROG_ITER_SOCKET_FDS));
+    assert!(well_named(PROG_SOCK_CREATE));
+    assert!(well_named(PROG_SOCK_OPS));
 };

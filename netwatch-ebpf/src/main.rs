@@ -40,6 +40,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod accept;
+mod cookies;
 mod emit;
 mod ident;
 mod iter;
