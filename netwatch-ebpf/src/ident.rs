@@ -7,8 +7,10 @@
 //! per socket for the socket's whole life:
 //!
 //! - the kernel's cookie (`skc_cookie`) when the socket already has one at
-//!   its first event: every socket sock_diag listed at start-up (a dump
-//!   makes each socket's cookie), and any socket something else asked;
+//!   its first event: every socket created since netwatch started (the
+//!   [`crate::cookies`] programs make it), every socket sock_diag listed at
+//!   start-up (a dump makes each socket's cookie), and any socket something
+//!   else asked;
 //! - otherwise an id of netwatch's own, `SYNTHETIC | cpu << 40 | n` from
 //!   a per-CPU counter: kernel cookies count up from 1 (in per-CPU batches
 //!   of 4096) and would need a million sockets a second for over a century
