@@ -49,6 +49,31 @@ pub const GLOBAL_TEARDOWN_EVENTS: &str = "TEARDOWN_EVENTS";
 /// kernel still pays for calling them, but return at once.
 pub const GLOBAL_HOLLOW: &str = "HOLLOW";
 
+/// Global `u32` of [`compat`] bits: what the running kernel lacks, found
+/// by the agent at load time by trying the programs without them set.
+pub const GLOBAL_COMPAT: &str = "COMPAT";
+/// Hash map: socket address -> socket id, used only with
+/// [`compat::OWN_IDS`] (one entry otherwise; the agent sizes it).
+pub const MAP_IDS: &str = "IDS";
+
+/// `cgroup/sock_create` on the cgroup v2 root, with [`compat::OWN_IDS`]
+/// only: makes each new socket's kernel cookie.
+pub const PROG_SOCK_CREATE: &str = "nw_sock_create";
+/// `sock_ops` on the cgroup v2 root, with [`compat::OWN_IDS`] only: makes
+/// each passive child's kernel cookie before its handshake completes.
+pub const PROG_SOCK_OPS: &str = "nw_sock_ops";
+
+/// Bits of [`GLOBAL_COMPAT`].
+pub mod compat {
+    /// Tracing programs cannot call `bpf_get_socket_cookie` (before Linux
+    /// 5.12): sockets without a kernel cookie at their first event get an
+    /// id of netwatch's own (see the eBPF crate's `ident`).
+    pub const OWN_IDS: u32 = 1;
+    /// No `bpf_get_current_task_btf` (before 5.11): the accept hooks read
+    /// the task with probe reads.
+    pub const UNTYPED_TASK: u32 = 2;
+}
+
 /// Bits of [`GLOBAL_HOLLOW`].
 pub mod hollow {
     /// [`super::PROG_SET_STATE`] returns at once.
@@ -114,4 +139,6 @@ const _: () = {
         i += 1;
     }
     assert!(well_named(PROG_ITER_SOCKET_FDS));
+    assert!(well_named(PROG_SOCK_CREATE));
+    assert!(well_named(PROG_SOCK_OPS));
 };

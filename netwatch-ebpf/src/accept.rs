@@ -9,7 +9,7 @@
 //! family; no addresses: see below).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task_btf, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
     EbpfContext,
@@ -53,27 +53,24 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if fd < 0 {
         return Ok(());
     }
+    let fds = if crate::ident::untyped_task() {
+        // Without `bpf_get_current_task_btf` (before Linux 5.11) the task
+        // is a plain number to the verifier: the same walk, probe reads.
+        // SAFETY: the helper returns the current task, never NULL.
+        let task = unsafe { bpf_get_current_task() };
+        descriptors::<Probe>(task, fd)?
+    } else {
+        // The task typed by BTF: down to the descriptor array the verifier
+        // checks plain loads against the kernel's types (`Direct`), where
+        // untyped pointers need a probe read per step.
+        // SAFETY: the helper returns the current task, never NULL.
+        let task = unsafe { bpf_get_current_task_btf() } as u64;
+        descriptors::<Direct>(task, fd)?
+    };
+    if fds == 0 {
+        return Ok(());
+    }
     let off = offsets();
-    // The task typed by BTF: down to the descriptor array the verifier
-    // checks plain loads against the kernel's types (`Direct`), where
-    // untyped pointers need a probe read per step.
-    // SAFETY: the helper returns the current task, never NULL.
-    let task = unsafe { bpf_get_current_task_btf() } as u64;
-    let files: u64 = Direct::at(task, off.task_files)?;
-    if files == 0 {
-        return Ok(());
-    }
-    let fdt: u64 = Direct::at(files, off.files_fdt)?;
-    if fdt == 0 {
-        return Ok(());
-    }
-    let max_fds: u32 = Direct::at(fdt, off.fdt_max_fds)?;
-    if fd as u64 >= max_fds as u64 {
-        return Ok(());
-    }
-    // `struct file **`: a pointer to pointers is a plain number to the
-    // verifier, so from here on it is probe reads again.
-    let fds: u64 = Direct::at(fdt, off.fdt_fd)?;
     let file: u64 = read_kernel(fds + 8 * fd as u64)?;
     let socket: u64 = read_kernel(file + off.file_private_data as u64)?;
     let sk: u64 = read_kernel(socket + off.socket_sk as u64)?;
@@ -92,9 +89,11 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     // the probe reads it took were half this hook's cost.
     let t = Tuple { saddr: zero16(), daddr: zero16(), sport: 0, dport: 0, family, netns: 0 };
     let inode = Probe::at(socket, off.socket_ino).unwrap_or(0);
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     // The cookie was made when the handshake's events were sent.
     let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;
+    let cookie = if crate::ident::own_ids() { crate::ident::known(sk, cookie) } else { cookie };
     let state = netwatch_common::tcp::ESTABLISHED;
     // No start time: the agent keeps the connection's, which began at the
     // handshake.
@@ -103,4 +102,25 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     e.head(EventKind::Adopt, now, cookie, &t, who, inode, state, state);
     e.send();
     Ok(())
+}
+
+/// The task's descriptor array (`struct file **`), 0 if `fd` is not in it.
+#[inline(always)]
+fn descriptors<R: Fields>(task: u64, fd: i64) -> Result<u64, i64> {
+    let off = offsets();
+    let files: u64 = R::at(task, off.task_files)?;
+    if files == 0 {
+        return Ok(0);
+    }
+    let fdt: u64 = R::at(files, off.files_fdt)?;
+    if fdt == 0 {
+        return Ok(0);
+    }
+    let max_fds: u32 = R::at(fdt, off.fdt_max_fds)?;
+    if fd as u64 >= max_fds as u64 {
+        return Ok(0);
+    }
+    // `struct file **`: a pointer to pointers is a plain number to the
+    // verifier, so from here on it is probe reads again.
+    R::at(fdt, off.fdt_fd)
 }

@@ -8,6 +8,7 @@
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
+//! | `cgroup/sock_create`, `sock_ops` (cgroup v2 root; only where tracing programs cannot make cookies) | [`cookies`] | each socket's kernel cookie, made before its first transition ([`ident`]) |
 //!
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
 //! (net/ipv4/tcp.c) and `inet_sk_state_store()` (net/ipv4/af_inet.c) for
@@ -24,6 +25,11 @@
 //! point every TCP socket passes when freed, so per-socket traffic rows are
 //! deleted there (docs/design.md#socket-reuse).
 //!
+//! Kernels up to at least 6.12 fire a passive child's `LISTEN -> SYN_RECV`
+//! before the child is filled in; [`state`] reports its birth at its next
+//! transition there (`state::late_child`). Kernels before 5.12 keep the
+//! socket cookie from tracing programs; [`ident`] says what stands in.
+//!
 //! The BTF variants of the TCP tracepoints are used because they need no
 //! tracefs and cost a fraction of a classic tracepoint (no record is built);
 //! the struct fields they point at are read at offsets the agent resolves
@@ -35,9 +41,14 @@
 // enables it for this crate with RUSTC_BOOTSTRAP on a stable compiler.
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
+// Every unsafe block says why it is sound (checked by clippy with the BPF
+// target: see the crate's Cargo.toml).
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod accept;
+mod cookies;
 mod emit;
+mod ident;
 mod iter;
 mod maps;
 mod sock;

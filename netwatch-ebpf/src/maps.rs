@@ -20,6 +20,26 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SL
 #[map]
 pub static READER_AWAKE: Array<u32> = Array::with_max_entries(1, 0);
 
+/// Set to 1 by `nw_set_state` itself the first time it sees a passive
+/// child whose `LISTEN -> SYN_RECV` fired before the kernel filled it in
+/// (see `state::late_child`); never set where the kernel fills children
+/// first, so there the one lookup per passive connection finds 0.
+#[map]
+pub static LATE_CHILDREN: Array<u32> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn late_children() -> bool {
+    LATE_CHILDREN.get(0).is_some_and(|v| *v != 0)
+}
+
+#[inline(always)]
+pub fn set_late_children() {
+    if let Some(v) = LATE_CHILDREN.get_ptr_mut(0) {
+        // SAFETY: a map value; a racing writer writes the same 1.
+        unsafe { core::ptr::write_volatile(v, 1) };
+    }
+}
+
 /// Set by the agent before load; read-only for the programs, so the verifier
 /// sees the offsets as constants.
 #[unsafe(no_mangle)]

@@ -67,6 +67,7 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     // and state), so they are read the way the tracepoints read them.
     let off = offsets();
     let t = inet_tuple::<Probe>(sk as u64, off)?;
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a context field.
     let state = unsafe { read(&raw const (*sk).state) } as u8;

@@ -147,9 +147,30 @@ pub fn inode<R: Fields>(sk: u64, off: &KernelOffsets) -> u64 {
 /// event, where it was a call on every one of a connection's twelve.
 #[inline(always)]
 pub fn cookie(sk: u64, off: &KernelOffsets) -> u64 {
-    match Direct::at::<u64>(sk, off.skc_cookie) {
-        Ok(c) if c != 0 => c,
-        // SAFETY: sk is the tracepoint's own socket argument.
-        _ => unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) },
+    match kernel_cookie(sk, off) {
+        0 => {
+            // SAFETY: sk is the tracepoint's own socket argument.
+            unsafe { bpf_get_socket_cookie(sk as *mut core::ffi::c_void) }
+        }
+        c => c,
+    }
+}
+
+/// The cookie the kernel keeps for a BTF tracepoint's `struct sock *`; 0
+/// while none was made.
+#[inline(always)]
+pub fn kernel_cookie(sk: u64, off: &KernelOffsets) -> u64 {
+    Direct::at::<u64>(sk, off.skc_cookie).unwrap_or(0)
+}
+
+/// [`cookie`] for the programs other than `nw_set_state`, which also run
+/// where tracing programs cannot make cookies (`ident`): the frozen global
+/// that says so is a branch the verifier removes.
+#[inline(always)]
+pub fn any_cookie(sk: u64, off: &KernelOffsets) -> u64 {
+    if crate::ident::own_ids() {
+        crate::ident::id(sk, kernel_cookie(sk, off), false)
+    } else {
+        cookie(sk, off)
     }
 }

@@ -40,6 +40,11 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let new = ctx.arg::<i32>(2) as u8;
     let off = offsets();
     let mut t = tcp_tuple::<Direct>(sk, off)?;
+    if old == LISTEN && new == SYN_RECV && t.dport == 0 {
+        // See `late_child`: this event names the listener, not the child.
+        crate::maps::set_late_children();
+        return Ok(());
+    }
     if new == CLOSE && t.sport == 0 {
         // The tracepoint fires after `tcp_set_state()` has unhashed the
         // socket and given back a port the kernel picked (`inet_put_port`
@@ -48,8 +53,19 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         // names the port where getsockname looks.
         t.sport = crate::totals::local_port(sk, off);
     }
+    // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
-    let cookie = crate::sock::cookie(sk, off);
+    let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
+    let late = old == SYN_RECV && crate::maps::late_children();
+    // The frozen global's test is all the newer kernels pay: the verifier
+    // drops the branch it can never take (as for HOLLOW).
+    let cookie = if crate::ident::own_ids() {
+        // A passive child is born at its first event here.
+        let first = born || (old == LISTEN && new == SYN_RECV) || late;
+        crate::ident::id(sk, crate::sock::kernel_cookie(sk, off), first)
+    } else {
+        crate::sock::cookie(sk, off)
+    };
     // The owner a socket is born with, on its first event only; later
     // events carry none and the agent lends them this one. That is why the
     // kernel keeps no per-socket owner: looking it up again on each of a
@@ -61,12 +77,14 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // the listener born, lends it. (A kernel map of listener owners, looked
     // up here on every handshake, cost the traced workload up to 2% on its
     // own: the map's lines were often cold by the next handshake.)
-    let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
     let who = if born {
         Who::Current(OwnerSource::Current, now)
     } else if old == LISTEN && new == SYN_RECV {
         Who::Child(now)
     } else {
+        if late {
+            late_child(now, cookie, &t);
+        }
         Who::Nobody
     };
     let file = if born { inode::<Direct>(sk, off) } else { 0 };
@@ -82,4 +100,32 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         e.send();
     }
     Ok(())
+}
+
+/// A passive child's birth, sent late, just before its first transition out
+/// of `SYN_RECV`, on kernels where its `LISTEN -> SYN_RECV` names the
+/// listener instead.
+///
+/// The child is cloned from its listener in `inet_csk_clone_lock()`
+/// (net/ipv4/inet_connection_sock.c), which on the kernels up to at least
+/// 6.12 sets its state, and so fires this tracepoint, right after
+/// `sk_clone_lock()` has copied the listener whole (`sock_copy()`): its
+/// addresses, its port, and its cookie (`skc_cookie` lies outside the
+/// region `sock_copy()` skips). Only after the tracepoint does it take the
+/// peer's port, the request's cookie (`ir_cookie`), and, back in
+/// `tcp_v4_syn_recv_sock()` / `tcp_v6_syn_recv_sock()`, the addresses. A
+/// child can never have a peer port of 0, so `dport == 0` there says
+/// exactly that the event is the listener's copy; newer kernels fill the
+/// child first and never take this path. The child's next transition
+/// (`SYN_RECV -> ESTABLISHED` in `tcp_rcv_state_process()`, or `-> CLOSE`
+/// if the handshake's last step fails) follows in the same softirq, with
+/// the child complete: its birth is sent then, with its own cookie and
+/// tuple, so the agent lends it its listener's owner exactly as elsewhere.
+/// Its start time is that of this later transition, microseconds after the
+/// clone.
+#[inline(always)]
+fn late_child(now: u64, cookie: u64, t: &crate::sock::Tuple) {
+    let mut e = Draft::uninit();
+    e.head(classify(LISTEN, SYN_RECV), now, cookie, t, Who::Child(now), 0, LISTEN, SYN_RECV);
+    e.send();
 }

@@ -12,7 +12,7 @@ use netwatch_common::tcp;
 
 use crate::{
     maps::offsets,
-    sock::{cookie, Direct, Fields},
+    sock::{any_cookie, Direct, Fields},
     traffic::{add32, is_minisock, row},
 };
 
@@ -56,7 +56,7 @@ fn bump(ctx: &BtfTracePointContext, what: What) {
     if is_minisock(u32::from(state)) {
         return;
     }
-    let Some(t) = row(cookie(sk, off)) else { return };
+    let Some(t) = row(any_cookie(sk, off)) else { return };
     // SAFETY: `t` points into a map value.
     let field = unsafe {
         match what {

@@ -81,6 +81,10 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
     let p = parse(ctx)?;
     // SAFETY: cgroup_skb programs always have a socket behind the skb.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    // Where the tracepoints named the socket themselves (`ident`), its row
+    // goes under that name, which its events and table row carry. The
+    // frozen global's test is all the newer kernels pay.
+    let cookie = if crate::ident::own_ids() { crate::ident::known(sk as u64, cookie) } else { cookie };
     let t = match row(cookie) {
         Some(t) => t,
         None => return Ok(()),
@@ -88,6 +92,7 @@ fn try_count(ctx: &SkBuffContext, dir: Dir) -> Result<(), i64> {
     let (bytes, packets, ip_bytes) = match dir {
         // SAFETY: `t` points into a map value, valid and 8-aligned.
         Dir::Tx => unsafe { (&raw mut (*t).tx_bytes, &raw mut (*t).tx_packets, &raw mut (*t).tx_ip_bytes) },
+        // SAFETY: as above.
         Dir::Rx => unsafe { (&raw mut (*t).rx_bytes, &raw mut (*t).rx_packets, &raw mut (*t).rx_ip_bytes) },
     };
     add(bytes, p.payload);
@@ -110,18 +115,18 @@ pub fn is_minisock(state: u32) -> bool {
 /// The socket's row, created on its first packet.
 #[inline(always)]
 pub fn row(cookie: u64) -> Option<*mut Traffic> {
-    if let Some(t) = TRAFFIC.get_ptr_mut(&cookie) {
+    if let Some(t) = TRAFFIC.get_ptr_mut(cookie) {
         return Some(t);
     }
     // NOEXIST: a packet on another CPU may have created it meanwhile, and
     // its counts must not be overwritten.
-    if TRAFFIC.insert(&cookie, &zero(), BPF_NOEXIST).is_ok() {
+    if TRAFFIC.insert(cookie, zero(), BPF_NOEXIST).is_ok() {
         rows_add(1);
-    } else if TRAFFIC.get_ptr_mut(&cookie).is_none() {
+    } else if TRAFFIC.get_ptr_mut(cookie).is_none() {
         count(Counter::TrafficFull);
         return None;
     }
-    TRAFFIC.get_ptr_mut(&cookie)
+    TRAFFIC.get_ptr_mut(cookie)
 }
 
 /// Packets of one socket are counted on several CPUs at once (threads
@@ -231,7 +236,7 @@ pub fn totals_into(cookie: u64, out: &mut Traffic) {
         return;
     }
     // SAFETY: copied out at once; a concurrent add is at worst not seen.
-    if let Some(t) = unsafe { TRAFFIC.get(&cookie) } {
+    if let Some(t) = unsafe { TRAFFIC.get(cookie) } {
         *out = *t;
     }
 }
@@ -274,7 +279,7 @@ pub fn zero() -> Traffic {
 
 #[inline(always)]
 pub fn forget(cookie: u64) {
-    if !no_rows() && TRAFFIC.remove(&cookie).is_ok() {
+    if !no_rows() && TRAFFIC.remove(cookie).is_ok() {
         rows_add(u64::MAX); // -1, wrapping
     }
 }

@@ -4,6 +4,7 @@
 //! SIGKILL) detaches everything.
 
 pub mod btf;
+pub mod compat;
 pub mod hollow;
 pub mod iter;
 pub mod misses;
@@ -67,22 +68,49 @@ pub struct Attached {
     pub traffic_degraded: Option<String>,
 }
 
+/// The load-time globals and map sizes of one load of the object.
+pub(crate) struct Globals {
+    offsets: netwatch_common::KernelOffsets,
+    teardown: u32,
+    hollow: u32,
+    ring_bytes: u32,
+}
+
+impl Globals {
+    /// Creates the object's maps, with these globals and `compat` frozen in.
+    fn load(&self, btf: &Btf, compat: u32) -> Result<Ebpf> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .btf(Some(btf))
+            .override_global(names::GLOBAL_OFFSETS, &self.offsets, true)
+            .override_global(names::GLOBAL_TEARDOWN_EVENTS, &self.teardown, true)
+            .override_global(names::GLOBAL_HOLLOW, &self.hollow, true)
+            .override_global(names::GLOBAL_COMPAT, &compat, true)
+            .map_max_entries(names::MAP_EVENTS, self.ring_bytes);
+        if compat & names::compat::OWN_IDS != 0 {
+            loader.map_max_entries(names::MAP_IDS, compat::IDS_ENTRIES);
+        }
+        loader.load(OBJECT).context("loading netwatch's eBPF object into the kernel")
+    }
+}
+
 impl Probes {
     /// Checks privileges, resolves offsets, loads and attaches every program.
     pub fn attach(opts: &Options) -> Result<Self> {
         privilege::check()?;
         let offsets = btf::resolve_offsets()?;
         let kernel_btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
-        let teardown = u32::from(opts.teardown_events);
-        let hollow = hollow::from_env()?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&kernel_btf))
-            .override_global(names::GLOBAL_OFFSETS, &offsets, true)
-            .override_global(names::GLOBAL_TEARDOWN_EVENTS, &teardown, true)
-            .override_global(names::GLOBAL_HOLLOW, &hollow, true)
-            .map_max_entries(names::MAP_EVENTS, opts.ring_bytes)
-            .load(OBJECT)
-            .context("loading netwatch's eBPF object into the kernel")?;
+        let globals = Globals {
+            offsets,
+            teardown: u32::from(opts.teardown_events),
+            hollow: hollow::from_env()?,
+            ring_bytes: opts.ring_bytes,
+        };
+        let (mut ebpf, compat_note) = compat::load(&globals, &kernel_btf)?;
+        if let Some(note) = compat_note {
+            // Said here, once, whichever command runs.
+            eprintln!("netwatch: note: {note}");
+        }
 
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
@@ -127,12 +155,21 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
 }
 
 fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
+    // `compat::load` may have loaded it already, to see whether it can be.
+    if ebpf.program(prog).is_none_or(|p| p.fd().is_err()) {
+        load_btf(ebpf, btf, prog, tracepoint)?;
+    }
+    let p: &mut BtfTracePoint =
+        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+    p.attach().with_context(|| format!("attaching to BTF tracepoint {tracepoint}"))?;
+    Ok(())
+}
+
+fn load_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
     let p: &mut BtfTracePoint =
         ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
     p.load(tracepoint, btf)
-        .with_context(|| format!("loading {prog} for BTF tracepoint {tracepoint} (does this kernel have it?)"))?;
-    p.attach().with_context(|| format!("attaching to BTF tracepoint {tracepoint}"))?;
-    Ok(())
+        .with_context(|| format!("loading {prog} for BTF tracepoint {tracepoint} (does this kernel have it?)"))
 }
 
 /// The accept hooks only refine ownership (listener -> accepting process), so
@@ -144,7 +181,9 @@ fn attach_accept(ebpf: &mut Ebpf) -> Result<()> {
     {
         let p: &mut TracePoint =
             ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
-        p.load().with_context(|| format!("loading {prog}"))?;
+        if p.fd().is_err() {
+            p.load().with_context(|| format!("loading {prog}"))?;
+        }
         p.attach(names::SYSCALL_CATEGORY, tp).with_context(|| {
             format!(
                 "attaching to tracepoint {}/{tp} (needs tracefs at {} and CONFIG_FTRACE_SYSCALLS)",

@@ -82,7 +82,7 @@ fn unescape(s: &str) -> String {
 /// netns exec` runs us in a mount namespace with a fresh /sys, where the
 /// hierarchy is not mounted, yet it is the same hierarchy, reachable
 /// through `/proc/1/root`.
-fn open_cgroup_root() -> Result<(PathBuf, File)> {
+pub(crate) fn open_cgroup_root() -> Result<(PathBuf, File)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let path = match cgroup2_mount(&text) {
         Some(path) => path,
