@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use netwatch_tests::conn::{by_cookie, show};
 use netwatch_tests::event::sock_events;
-use netwatch_tests::{Netwatch, Peer, Problems, SockEvent};
+use netwatch_tests::{Peer, Problems, SockEvent};
 
 #[test]
 fn wildcard_ipv4_listener_children_are_born_with_their_own_identity() {
@@ -25,9 +25,9 @@ fn wildcard_ipv6_listener_children_are_born_with_their_own_identity() {
 }
 
 fn run(bind: &str, lo: &str, family: &str) {
-    super::setup();
+    let ns = super::setup_in("children");
     let n = 20;
-    let nw = Netwatch::start(&["events", "--json"]);
+    let nw = super::events_in(&ns, &[]);
     let (mut server, srv) = Peer::server(bind, Some(n));
     let to = SocketAddr::new(lo.parse::<IpAddr>().expect("ip"), srv.addr.port());
     let client = Peer::client(to, n, 2);
