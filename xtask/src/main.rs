@@ -9,6 +9,7 @@ mod libtest;
 mod run;
 mod setup;
 mod test;
+mod vmtest;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Build netwatch (release) and install it with its systemd unit, example
     /// configuration, man pages and bash/zsh/fish completions. Idempotent.
     Install(install::Options),
+    /// Boot a Debian kernel (5.10, 6.1, 6.12, newest) under qemu and run a
+    /// command in it, in this machine's root filesystem; exits with its status.
+    Vm(vmtest::VmOptions),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +56,11 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Bench(options) => bench::bench(&options),
         Command::Install(options) => install::install(&options),
+        // The guest command's own exit status is ours.
+        Command::Vm(options) => match vmtest::vm(&options) {
+            Ok(status) => return ExitCode::from(status),
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
