@@ -169,7 +169,7 @@ fn command_script(run: &Run) -> String {
 }
 
 /// Single-quoted for sh: nothing inside is special except the quote itself.
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
