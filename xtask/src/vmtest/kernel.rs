@@ -136,7 +136,9 @@ fn image_version(name: &str) -> Option<Vec<u64>> {
     let version = name.strip_prefix("linux-image-")?.strip_suffix("-amd64")?;
     let end = version.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(version.len());
     let (numbers, rest) = version.split_at(end);
-    if !(rest.is_empty() || rest.starts_with('+')) {
+    // `+deb12` is a build tag; a flavour (`-rt`, `-cloud`) follows a dash.
+    let tag_ok = rest.strip_prefix('+').is_some_and(|tag| tag.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !(rest.is_empty() || tag_ok) {
         return None;
     }
     let parts: Vec<u64> = numbers.split(['.', '-']).map(str::parse).collect::<Result<_, _>>().ok()?;
@@ -269,6 +271,8 @@ mod tests {
         for name in [
             "linux-image-5.10.0-46-cloud-amd64",
             "linux-image-5.10.0-46-rt-amd64",
+            "linux-image-6.12.118+deb12-rt-amd64",
+            "linux-image-6.12.118+deb12-cloud-amd64",
             "linux-image-5.10.0-46-amd64-unsigned",
             "linux-image-5.10.0-46-amd64-dbg",
             "linux-image-6.1-amd64",
