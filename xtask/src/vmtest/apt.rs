@@ -234,15 +234,14 @@ impl Apt {
         Ok(out.lines().map(str::to_string).collect())
     }
 
-    /// The version apt would download for `package`.
-    pub fn candidate_version(&self, package: &str) -> Result<String> {
+    /// The version apt would download for `package`, and the packages it depends on.
+    pub fn candidate(&self, package: &str) -> Result<(String, Vec<String>)> {
         let mut show = self.command("apt-cache");
         show.args(["show", "--no-all-versions", package]);
         let out = cmd::probe(&mut show).with_context(|| format!("`{}` failed", cmd::describe(&show)))?;
-        out.lines()
-            .find_map(|line| line.strip_prefix("Version: "))
-            .map(|version| version.trim().to_string())
-            .with_context(|| format!("`{}` printed no Version", cmd::describe(&show)))
+        let field = |name: &str| out.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+        let version = field("Version: ").with_context(|| format!("`{}` printed no Version", cmd::describe(&show)))?;
+        Ok((version.to_string(), field("Depends: ").map(depends_names).unwrap_or_default()))
     }
 
     /// Downloads `package` into `dir` (its current directory) and returns the .deb's path.
@@ -262,6 +261,15 @@ impl Apt {
     }
 }
 
+/// `a (>= 1) | b, c (= 2)` -> [a, c]: the first choice of each dependency.
+fn depends_names(depends: &str) -> Vec<String> {
+    depends
+        .split(',')
+        .filter_map(|choices| choices.split('|').next()?.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
 fn has_lists(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|entry| entry.file_name().to_string_lossy().ends_with("_Packages"))
@@ -270,7 +278,15 @@ fn has_lists(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{find, parse_deb822, parse_one_line, Archive, Mirrors};
+    use super::{depends_names, find, parse_deb822, parse_one_line, Archive, Mirrors};
+
+    #[test]
+    fn depends_keep_the_first_choice() {
+        assert_eq!(
+            depends_names("dracut | initramfs-tools (>= 0.120), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1),kmod"),
+            ["dracut", "linux-binary-7.2.13+deb14-amd64", "kmod"]
+        );
+    }
 
     const DEB822: &str =
         "Types: deb\n# a comment\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n\

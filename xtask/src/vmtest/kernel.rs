@@ -109,12 +109,20 @@ fn from_series(series: &Series) -> Result<Kernel> {
     apt.update().with_context(|| format!("fetching the package lists for kernel {}", series.name))?;
     let package = newest_package(&apt.package_names("linux-image-")?, series.version_prefix)
         .with_context(|| format!("no linux-image-*-amd64 package of series {} in {:?}", series.name, series.suites))?;
-    let version = apt.candidate_version(&package)?;
+    let (version, depends) = apt.candidate(&package)?;
     let unpacked = cache.join("kernels").join(format!("{package}_{version}"));
     if !unpacked.join(READY).exists() {
         eprintln!("xtask vm: fetching {package} {version}");
-        let deb = apt.download(&package, &version, &cache.join("debs"))?;
-        unpack(&deb, &unpacked)?;
+        let mut debs = vec![apt.download(&package, &version, &cache.join("debs"))?];
+        // Newer Debian kernels (sid) split the image into a vmlinuz package and a modules package.
+        let suffix = package.trim_start_matches("linux-image-");
+        for part in ["linux-binary-", "linux-modules-"].map(|prefix| format!("{prefix}{suffix}")) {
+            if depends.contains(&part) {
+                let (part_version, _) = apt.candidate(&part)?;
+                debs.push(apt.download(&part, &part_version, &cache.join("debs"))?);
+            }
+        }
+        unpack(&debs, &unpacked)?;
     }
     prepared(&unpacked, format!("{} ({package} {version})", series.name))
 }
@@ -149,15 +157,20 @@ fn image_version(name: &str) -> Option<Vec<u64>> {
 /// Written last into an unpacked kernel's directory, so a half-done unpack is never used.
 const READY: &str = ".netwatch-vm-ready";
 
-/// `dpkg -x` into a scratch directory, lay the modules out where depmod
+/// `dpkg -x` (each of the kernel's packages) into a scratch directory, lay the modules out where depmod
 /// wants them, decompress and index them, then move into place.
-fn unpack(deb: &Path, dest: &Path) -> Result<()> {
-    let scratch = dest.with_extension("partial");
+fn unpack(debs: &[PathBuf], dest: &Path) -> Result<()> {
+    let mut scratch = dest.as_os_str().to_owned();
+    scratch.push(".partial");
+    let scratch = PathBuf::from(scratch);
     if scratch.exists() {
         fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     }
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&scratch)).context("unpacking the kernel package failed")?;
+    for deb in debs {
+        cmd::run(Command::new("dpkg").arg("-x").arg(deb).arg(&scratch))
+            .context("unpacking the kernel package failed")?;
+    }
     // Packages built for merged /usr (sid) ship usr/lib/modules; depmod -b looks in lib/modules.
     let usr_modules = scratch.join("usr/lib/modules");
     if usr_modules.is_dir() && !scratch.join("lib/modules").exists() {
@@ -175,18 +188,29 @@ fn unpack(deb: &Path, dest: &Path) -> Result<()> {
     fs::rename(&scratch, dest).with_context(|| format!("moving the unpacked kernel to {}", dest.display()))
 }
 
-/// The one release under `root/lib/modules` that also has `root/boot/vmlinuz-<release>`.
+/// Where a package put the kernel image: `boot/vmlinuz-<release>`, or (the
+/// split packages of newer Debian) `lib/modules/<release>/vmlinuz`.
+fn vmlinuz(root: &Path, release: &str) -> Option<PathBuf> {
+    [root.join("boot").join(format!("vmlinuz-{release}")), root.join("lib/modules").join(release).join("vmlinuz")]
+        .into_iter()
+        .find(|path| path.is_file())
+}
+
+/// The one release under `root/lib/modules` that also has a kernel image.
 fn release_of(root: &Path) -> Result<String> {
     let modules = root.join("lib/modules");
     let entries = fs::read_dir(&modules).with_context(|| format!("{} has no lib/modules/", root.display()))?;
     let releases: Vec<String> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|release| root.join("boot").join(format!("vmlinuz-{release}")).is_file())
+        .filter(|release| vmlinuz(root, release).is_some())
         .collect();
     match releases.as_slice() {
         [release] => Ok(release.clone()),
-        [] => bail!("{} has no boot/vmlinuz-<release> matching a lib/modules/<release>", root.display()),
+        [] => bail!(
+            "{} has no boot/vmlinuz-<release> or lib/modules/<release>/vmlinuz matching a lib/modules/<release>",
+            root.display()
+        ),
         _ => bail!("{} holds several kernels ({}): point at one", root.display(), releases.join(", ")),
     }
 }
@@ -239,7 +263,7 @@ fn prepared(root: &Path, label: String) -> Result<Kernel> {
     let root = fs::canonicalize(root).with_context(|| format!("resolving {}", root.display()))?;
     Ok(Kernel {
         label,
-        vmlinuz: root.join("boot").join(format!("vmlinuz-{release}")),
+        vmlinuz: vmlinuz(&root, &release).context("the kernel image vanished")?,
         modules: root.join("lib/modules").join(&release),
         release,
     })
