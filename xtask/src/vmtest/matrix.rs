@@ -256,12 +256,13 @@ fn plan<'a>(binaries: &'a [TestBinary], selection: &Selection) -> Result<Vec<Pla
 }
 
 /// Runs every planned binary even after a failure, so one run reports them all.
+/// No colours: the console is a terminal, and results are parsed from it.
 fn guest_script(planned: &[Planned]) -> String {
     let mut script = String::from("status=0\n");
     for Planned { binary, args, .. } in planned {
         let args: Vec<String> = args.iter().map(|arg| quote(arg)).collect();
         script.push_str(&format!(
-            "echo {}\n{} --test-threads=1 {} || status=1\n",
+            "echo {}\n{} --test-threads=1 --color=never {} || status=1\n",
             quote(&format!("{BINARY_HEADER}{}", binary.name)),
             quote(&binary.path.to_string_lossy()),
             args.join(" ")
@@ -345,7 +346,7 @@ mod tests {
         let names: Vec<&str> = planned.iter().map(|p| p.binary.name.as_str()).collect();
         assert_eq!(names, ["events", "table"]);
         let script = guest_script(&planned);
-        assert!(script.contains("'/t/events-1' --test-threads=1 'owners' || status=1\n"), "{script}");
+        assert!(script.contains("'/t/events-1' --test-threads=1 --color=never 'owners' || status=1\n"), "{script}");
         assert!(script.ends_with("exit $status\n"));
     }
 }
