@@ -26,18 +26,28 @@ const GUEST_CPUS: u32 = 2;
 pub const CI_KERNELS: &[&str] = &["6.1", "5.10"];
 
 /// The integration tests CI runs on each of [`CI_KERNELS`], as
-/// `(test binary, exact test name)`. TCG runs about 10x slower than the host
-/// and the whole suite takes ~8 min there, so CI runs the tests that exercise
-/// what differs between kernels: socket owners on connect and accept (the
-/// hook points and helpers), the event lifecycle (attach, detach), IPv6,
-/// refused connects, and the start-up snapshot (the seeding path: iterators
-/// and /proc fallbacks). Each takes a few seconds on the host.
+/// `(test binary, exact test name)`. The whole suite takes ~9 min per kernel
+/// under TCG, too long for CI twice over, so CI runs the tests of what differs
+/// between kernels, about 80 s under TCG: socket owners at connect and accept
+/// (hook points and helpers), refused connects, IPv6, attach and detach
+/// (lifecycle), the start-up snapshot (seeding: iterators or the /proc
+/// fallback), a snapshot diff with owners, metrics, traffic counters.
+/// Left out besides the slow ones: tests whose timing TCG's slowness breaks on
+/// every kernel (measured on the newest: the 500-connection owner tests lose
+/// events, the table churn, the 2 ms history entry, netstat -c, the TUI).
 pub const CI_SUBSET: &[(&str, &str)] = &[
-    ("events", "owners::refused_connect_is_reported_as_failed"),
     ("events", "owners::listener_older_than_netwatch_gives_children_right_owner"),
+    ("events", "owners::a_prefork_servers_connections_move_from_listener_to_worker_at_accept"),
+    ("events", "owners::refused_connect_is_reported_as_failed"),
     ("events", "filters::filters_filter_ipv6_only"),
+    ("events", "filters::filters_filter_by_pid"),
     ("events", "lifecycle::sigterm_detaches_everything"),
+    ("events", "cli::hollow_programs_are_attached_and_send_nothing"),
     ("table", "seeded::seeded_table_matches_ss"),
+    ("diff", "diff_shows_new_listener_and_connection_with_owners"),
+    ("serve", "metrics::scrape_matches_ss_for_the_tests_own_connections"),
+    ("serve", "lifecycle::sigterm_exits_0_and_detaches_everything"),
+    ("traffic", "tcp_counts_are_exact_live_and_at_close"),
 ];
 
 /// Generous for a TCG boot that runs [`CI_SUBSET`]; a hung guest must not hang CI.
