@@ -89,7 +89,7 @@ pub fn get(spec: &str) -> Result<Kernel> {
     }
     let path = Path::new(spec);
     if path.is_dir() {
-        let _lock = lock(path)?;
+        // Used as it is: a user's directory is never modified, so needs no lock.
         return prepared(path, spec.to_string());
     }
     bail!(
@@ -271,7 +271,7 @@ fn prepared(root: &Path, label: String) -> Result<Kernel> {
 
 /// An exclusive lock on `dir`, held until the returned file is dropped.
 fn lock(dir: &Path) -> Result<fs::File> {
-    let path = if dir.join(READY).exists() { dir.join(READY) } else { dir.join(".lock") };
+    let path = dir.join(".lock");
     let file = fs::OpenOptions::new()
         .create(true)
         .append(true)
