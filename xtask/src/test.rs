@@ -173,7 +173,16 @@ fn runner_env_var() -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_tally, runner_env_var, Tally};
+    use super::{check_tally, runner_env_var, vm_skip_reason, Tally};
+
+    #[test]
+    fn kernel_stage_runs_unless_asked_or_filtered() {
+        assert_eq!(vm_skip_reason(&[], true), Some("--no-vm"));
+        assert!(vm_skip_reason(&["owners".into()], false).is_some());
+        if std::env::var_os("NETWATCH_NO_VM").is_none() {
+            assert_eq!(vm_skip_reason(&[], false), None);
+        }
+    }
 
     fn tally(passed: u64, ignored: u64, filtered_out: u64) -> Tally {
         Tally { passed, failed: 0, ignored, filtered_out, binaries: 2 }
