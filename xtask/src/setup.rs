@@ -35,6 +35,12 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
 ];
 
+/// What `cargo xtask vm`/`vmtest` need to boot other kernels: qemu (TCG),
+/// a static busybox for the guest's initramfs, kmod's depmod to index the
+/// kernels' modules, and xz/zstd to decompress them. Installed without
+/// recommends: qemu-system-x86 would otherwise pull in a GTK display stack.
+const VM_APT_PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static", "kmod", "xz-utils", "zstd"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Must match the name netwatch/build.rs looks for.
@@ -47,6 +53,7 @@ type Step = fn() -> Result<String>;
 /// In dependency order: bpf-linker needs LLVM from apt, the toolchain link needs Debian's rustc.
 const STEPS: &[(&str, Step)] = &[
     ("apt packages", apt_packages),
+    ("VM packages", vm_apt_packages),
     ("bpf-linker", bpf_linker),
     ("eBPF toolchain", ebpf_toolchain),
     ("tracefs", tracefs),
@@ -63,29 +70,43 @@ pub fn setup() -> Result<()> {
 }
 
 fn apt_packages() -> Result<String> {
-    let Some(status) = dpkg_status() else {
-        return Ok(format!("no dpkg here, skipped; install the equivalents of: {}", APT_PACKAGES.join(" ")));
+    install_missing(APT_PACKAGES, &[])
+}
+
+fn vm_apt_packages() -> Result<String> {
+    install_missing(VM_APT_PACKAGES, &["--no-install-recommends"])
+}
+
+fn install_missing(packages: &[&str], install_args: &[&str]) -> Result<String> {
+    let Some(status) = dpkg_status(packages) else {
+        return Ok(format!("no dpkg here, skipped; install the equivalents of: {}", packages.join(" ")));
     };
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|pkg| !is_installed(&status, pkg)).collect();
+    let missing: Vec<&str> = packages.iter().copied().filter(|pkg| !is_installed(&status, pkg)).collect();
     if missing.is_empty() {
-        return Ok(format!("already present ({} packages)", APT_PACKAGES.len()));
+        return Ok(format!("already present ({} packages)", packages.len()));
     }
     require_root(&format!("apt-get install -y {}", missing.join(" ")))?;
     cmd::run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))
         .context("apt-get update failed: check the network and /etc/apt/sources.list (bookworm-security is needed)")?;
-    cmd::run(Command::new("apt-get").args(["install", "-y"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("apt-get install failed: see apt's message above")?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(install_args)
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+    .context("apt-get install failed: see apt's message above")?;
     Ok(format!("installed {}", missing.join(" ")))
 }
 
 /// One `dpkg-query` line per known package. It exits 1 when some packages
 /// are unknown but still reports the others, so its status is not checked;
 /// `None` only when there is no dpkg (not a Debian system).
-fn dpkg_status() -> Option<String> {
+fn dpkg_status(packages: &[&str]) -> Option<String> {
     let out = Command::new("dpkg-query")
         .arg("-W")
         .arg("-f=${Package} ${Status}\n")
-        .args(APT_PACKAGES)
+        .args(packages)
         .stderr(Stdio::null())
         .output()
         .ok()?;

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order, stopping at the first
-//! failure. The last stage runs the privileged integration tests as root and
-//! fails if none of them really ran.
+//! failure. Then the privileged integration tests run as root (failing if none
+//! of them really ran), and last a subset of them on other kernels under qemu
+//! (`vmtest::CI_KERNELS`), which `--no-vm` or `NETWATCH_NO_VM=1` skips locally.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -9,7 +10,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context as _, Result};
 
-use crate::{cmd, libtest::Tally, setup};
+use crate::{cmd, libtest::Tally, setup, vmtest};
 
 struct Stage {
     name: &'static str,
@@ -34,11 +35,16 @@ const STAGES: &[Stage] = &[
 ];
 
 const INTEGRATION: &str = "integration tests";
+const KERNELS: &str = "integration tests on other kernels";
+/// The checks, the host's integration tests, the other kernels'.
+const TOTAL: usize = STAGES.len() + 2;
+/// Set to 1 to skip the kernel stage, like `--no-vm`.
+const NO_VM_ENV: &str = "NETWATCH_NO_VM";
 
 /// `libtest_args` go to the integration tests' harness (e.g. a name filter).
-pub fn test(libtest_args: &[String]) -> Result<()> {
+pub fn test(libtest_args: &[String], no_vm: bool) -> Result<()> {
     setup::setup()?;
-    let total = STAGES.len() + 1;
+    let total = TOTAL;
     for (index, stage) in STAGES.iter().enumerate() {
         let mut cargo = cmd::cargo();
         cargo.args(stage.cargo_args);
@@ -49,8 +55,32 @@ pub fn test(libtest_args: &[String]) -> Result<()> {
     }
     let tally =
         integration(libtest_args, total).map_err(|err| anyhow!("{}: {err:#}", failed_at(STAGES.len(), INTEGRATION)))?;
-    eprintln!("xtask test: ok: {}, {INTEGRATION} ({tally})", stage_names(STAGES.len()));
+    let kernels = match vm_skip_reason(libtest_args, no_vm) {
+        Some(reason) => {
+            eprintln!("xtask test: [{total}/{total}] {KERNELS}: skipped ({reason})");
+            format!("{KERNELS} skipped")
+        }
+        None => {
+            eprintln!("xtask test: [{total}/{total}] {KERNELS}: {}", vmtest::CI_KERNELS.join(", "));
+            let summary =
+                vmtest::ci_stage().map_err(|err| anyhow!("{}: {err:#}", failed_at(STAGES.len() + 1, KERNELS)))?;
+            format!("{KERNELS} ({summary})")
+        }
+    };
+    eprintln!("xtask test: ok: {}, {INTEGRATION} ({tally}), {kernels}", stage_names(STAGES.len()));
     Ok(())
+}
+
+/// Why the kernel stage does not run, if it does not: CI always runs it.
+fn vm_skip_reason(libtest_args: &[String], no_vm: bool) -> Option<&'static str> {
+    if no_vm {
+        return Some("--no-vm");
+    }
+    if std::env::var_os(NO_VM_ENV).is_some_and(|value| value == "1") {
+        return Some("NETWATCH_NO_VM=1");
+    }
+    // A filtered run is a developer iterating; `cargo xtask vmtest -- FILTER` covers kernels.
+    (!libtest_args.is_empty()).then_some("a test filter was given; use `cargo xtask vmtest -- FILTER`")
 }
 
 fn announce(number: usize, total: usize, name: &str, cmd: &Command) {
@@ -60,17 +90,18 @@ fn announce(number: usize, total: usize, name: &str, cmd: &Command) {
 /// The summary line for a failure at stage `index` (0-based).
 fn failed_at(index: usize, name: &str) -> String {
     let passed = if index == 0 { "none".to_string() } else { stage_names(index) };
-    format!("xtask test: FAILED at [{}/{}] {name} (passed: {passed})", index + 1, STAGES.len() + 1)
+    format!("xtask test: FAILED at [{}/{TOTAL}] {name} (passed: {passed})", index + 1)
 }
 
 fn stage_names(count: usize) -> String {
-    STAGES[..count].iter().map(|stage| stage.name).collect::<Vec<_>>().join(", ")
+    let names = STAGES.iter().map(|stage| stage.name).chain([INTEGRATION, KERNELS]);
+    names.take(count).collect::<Vec<_>>().join(", ")
 }
 
 fn integration(libtest_args: &[String], total: usize) -> Result<Tally> {
     let mut build = cmd::cargo();
     build.args(["build", "--release", "-p", "netwatch"]);
-    announce(total, total, "build netwatch for the integration tests", &build);
+    announce(total - 1, total, "build netwatch for the integration tests", &build);
     cmd::run(&mut build)?;
     let netwatch = cmd::release_bin("netwatch");
 
@@ -86,7 +117,7 @@ fn integration(libtest_args: &[String], total: usize) -> Result<Tally> {
         cmd::require_sudo("the integration tests")?;
         tests.env(runner_env_var()?, "sudo -E");
     }
-    announce(total, total, INTEGRATION, &tests);
+    announce(total - 1, total, INTEGRATION, &tests);
     let (tally, status) = run_and_tally(&mut tests)?;
     if !status.success() {
         bail!("`{}` failed ({status}): {tally}", cmd::describe(&tests));
@@ -142,7 +173,16 @@ fn runner_env_var() -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_tally, runner_env_var, Tally};
+    use super::{check_tally, runner_env_var, vm_skip_reason, Tally};
+
+    #[test]
+    fn kernel_stage_runs_unless_asked_or_filtered() {
+        assert_eq!(vm_skip_reason(&[], true), Some("--no-vm"));
+        assert!(vm_skip_reason(&["owners".into()], false).is_some());
+        if std::env::var_os("NETWATCH_NO_VM").is_none() {
+            assert_eq!(vm_skip_reason(&[], false), None);
+        }
+    }
 
     fn tally(passed: u64, ignored: u64, filtered_out: u64) -> Tally {
         Tally { passed, failed: 0, ignored, filtered_out, binaries: 2 }
