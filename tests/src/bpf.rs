@@ -39,6 +39,17 @@ pub fn links() -> Vec<(u64, u64)> {
     bpftool_json(&["link", "show"]).iter().filter_map(|l| Some((l["id"].as_u64()?, l["prog_id"].as_u64()?))).collect()
 }
 
+/// The programs process `pid` attached through a perf event rather than a
+/// BPF link: where the kernel has no perf links (before 5.15), classic
+/// tracepoints attach this way, and `bpftool link` does not list them.
+pub fn perf_attached(pid: u32) -> BTreeSet<u64> {
+    bpftool_json(&["perf", "show"])
+        .iter()
+        .filter(|p| p["pid"].as_u64() == Some(u64::from(pid)))
+        .filter_map(|p| p["prog_id"].as_u64())
+        .collect()
+}
+
 /// Every path under /sys/fs/bpf (empty if bpffs is not mounted there).
 pub fn pinned() -> BTreeSet<PathBuf> {
     fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {

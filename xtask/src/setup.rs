@@ -23,6 +23,8 @@ const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
     "libstd-rust-web-dev-bpf",
+    // clippy for that toolchain, which lints the eBPF crate (`cargo xtask test`).
+    "rust-web-clippy",
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
@@ -166,6 +168,26 @@ fn ebpf_toolchain() -> Result<String> {
     cmd::run(Command::new("rustup").args(["toolchain", "link", DEBIAN_TOOLCHAIN, "/usr"]))
         .context("linking Debian's rustc as a rustup toolchain failed")?;
     Ok(format!("linked /usr as the `{DEBIAN_TOOLCHAIN}` toolchain"))
+}
+
+/// clippy on the eBPF crate, for the BPF target, with the toolchain that
+/// builds it as netwatch/build.rs chooses it (the host's clippy stage cannot
+/// build that crate).
+pub fn ebpf_clippy() -> Command {
+    let mut cargo = Command::new("rustup");
+    cargo.current_dir(cmd::root());
+    let mut args = vec!["clippy", "--release", "--target", "bpfel-unknown-none", "-p", "netwatch-ebpf"];
+    if nightly_has_rust_src() {
+        cargo.args(["run", "nightly", "cargo"]);
+        args.extend(["-Z", "build-std=core"]);
+    } else {
+        // Debian's rustc ships `core` for the BPF target; the crate's
+        // unstable features are allowed for it alone (its binary is called
+        // `netwatch`), as netwatch/build.rs does.
+        cargo.args(["run", DEBIAN_TOOLCHAIN, "cargo"]).env("RUSTC_BOOTSTRAP", "aya_ebpf,netwatch");
+    }
+    cargo.args(args).args(["--", "-D", "warnings"]);
+    cargo
 }
 
 fn nightly_has_rust_src() -> bool {

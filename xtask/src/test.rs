@@ -14,25 +14,33 @@ use crate::{cmd, libtest::Tally, setup, vmtest};
 
 struct Stage {
     name: &'static str,
-    cargo_args: &'static [&'static str],
+    command: fn() -> Command,
     hint: &'static str,
 }
 
-/// Default members only for fmt and clippy: the eBPF crate builds for the BPF
-/// target through netwatch/build.rs, never for the host.
+/// Default members only for fmt, clippy and the unit tests: the eBPF crate
+/// builds for the BPF target through netwatch/build.rs, never for the host, so
+/// its own clippy stage runs for that target with the toolchain that builds it.
 const STAGES: &[Stage] = &[
-    Stage { name: "fmt", cargo_args: &["fmt", "--all", "--", "--check"], hint: "run `cargo fmt --all`" },
+    Stage { name: "fmt", command: || cargo(&["fmt", "--all", "--", "--check"]), hint: "run `cargo fmt --all`" },
     Stage {
         name: "clippy",
-        cargo_args: &["clippy", "--all-targets", "--", "-D", "warnings"],
+        command: || cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]),
         hint: "fix the warnings above",
     },
+    Stage { name: "clippy (eBPF crate)", command: setup::ebpf_clippy, hint: "fix the warnings above" },
     Stage {
         name: "unit tests",
-        cargo_args: &["test", "--workspace", "--exclude", "netwatch-tests", "--exclude", "netwatch-ebpf"],
+        command: || cargo(&["test", "--workspace", "--exclude", "netwatch-tests", "--exclude", "netwatch-ebpf"]),
         hint: "fix the failing tests above",
     },
 ];
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cargo = cmd::cargo();
+    cargo.args(args);
+    cargo
+}
 
 const INTEGRATION: &str = "integration tests";
 const KERNELS: &str = "integration tests on other kernels";
@@ -46,10 +54,9 @@ pub fn test(libtest_args: &[String], no_vm: bool) -> Result<()> {
     setup::setup()?;
     let total = TOTAL;
     for (index, stage) in STAGES.iter().enumerate() {
-        let mut cargo = cmd::cargo();
-        cargo.args(stage.cargo_args);
-        announce(index + 1, total, stage.name, &cargo);
-        if let Err(err) = cmd::run(&mut cargo) {
+        let mut command = (stage.command)();
+        announce(index + 1, total, stage.name, &command);
+        if let Err(err) = cmd::run(&mut command) {
             bail!("{}: {err:#}; {}", failed_at(index, stage.name), stage.hint);
         }
     }

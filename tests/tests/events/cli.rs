@@ -143,8 +143,9 @@ fn hollow_programs_are_attached_and_send_nothing() {
     let warned = nw.stderr_lines().iter().any(|l| l.contains(HOLLOW) && l.contains("events will be missing"));
     assert!(warned, "no warning on stderr:\n{}", nw.stderr_lines().join("\n"));
     let ours = bpf::held_by(nw.pid(), "prog_id");
-    let linked: std::collections::BTreeSet<u64> =
+    let mut linked: std::collections::BTreeSet<u64> =
         bpf::links().into_iter().map(|(_, prog)| prog).filter(|p| ours.contains(p)).collect();
+    linked.extend(bpf::perf_attached(nw.pid()));
     let names = bpf::nw_programs();
     for name in netwatch_common::names::ALL_PROGRAMS {
         assert!(
