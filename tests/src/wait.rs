@@ -10,10 +10,23 @@ use std::time::{Duration, Instant};
 /// How often a condition is looked at again.
 pub const POLL: Duration = Duration::from_millis(20);
 
-/// Calls `probe` until it returns `Ok`, at most for `timeout`, and returns
+/// Set by `cargo xtask vmtest`: how many times slower than on the host the
+/// tests run there (qemu's TCG emulates every instruction), so that every
+/// deadline stretches with the machine rather than failing on its speed.
+pub const TIME_SCALE_ENV: &str = "NETWATCH_TEST_TIME_SCALE";
+
+/// `timeout` stretched by [`TIME_SCALE_ENV`] (a whole number, 1 if unset).
+pub fn scaled(timeout: Duration) -> Duration {
+    let scale = std::env::var(TIME_SCALE_ENV).ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
+    timeout * scale.max(1)
+}
+
+/// Calls `probe` until it returns `Ok`, at most for `timeout` (stretched by
+/// [`scaled`]), and returns
 /// its value. `Err` carries what was seen instead; the last one is in the
 /// panic message when the deadline passes.
 pub fn until<T, E: Display>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, E>) -> T {
+    let timeout = scaled(timeout);
     let start = Instant::now();
     loop {
         match probe() {

@@ -119,6 +119,9 @@ fn integration_test(line: &str) -> Option<TestBinary> {
 /// Names the binary whose output follows, in the guest's console stream.
 const BINARY_HEADER: &str = "xtask-vmtest: running ";
 
+/// How much longer the tests' deadlines are in a TCG guest.
+const TCG_TIME_SCALE: u32 = 8;
+
 fn run_kernel(
     spec: &str,
     binaries: &[TestBinary],
@@ -157,8 +160,13 @@ fn boot_and_test(
     let planned = plan(binaries, selection)?;
     eprintln!("xtask vmtest: [{spec}] booting {} ({}) under TCG", kernel.label, kernel.release);
     let argv = ["sh".to_string(), "-c".to_string(), guest_script(&planned)];
-    let env =
-        [("NETWATCH_BIN".to_string(), netwatch.display().to_string()), ("RUST_BACKTRACE".to_string(), "1".to_string())];
+    let env = [
+        ("NETWATCH_BIN".to_string(), netwatch.display().to_string()),
+        ("RUST_BACKTRACE".to_string(), "1".to_string()),
+        // The tests' deadlines (tests/src/wait.rs) stretch by this much:
+        // TCG ran the suite about 7 times slower than the host.
+        ("NETWATCH_TEST_TIME_SCALE".to_string(), TCG_TIME_SCALE.to_string()),
+    ];
     let run = qemu::Run {
         kernel: &kernel,
         argv: &argv,
