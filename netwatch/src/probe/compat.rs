@@ -94,9 +94,13 @@ fn load_tracepoint(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
 }
 
 /// The verifier's reason, where it names the missing function, else the
-/// error's first line.
-fn refusal(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
+/// error's first line: what a user needs of a refusal, in one line.
+pub fn refusal(e: &anyhow::Error) -> String {
+    refusal_line(&format!("{e:#}"))
+}
+
+/// [`refusal`] of an error already written out.
+pub fn refusal_line(text: &str) -> String {
     text.lines()
         .find(|l| l.contains("unknown func") || l.contains("invalid func"))
         .unwrap_or_else(|| text.lines().next().unwrap_or_default())
@@ -117,6 +121,15 @@ mod tests {
                    processed 12 insns";
         let e = anyhow::anyhow!("{log}").context("loading nw_set_state for BTF tracepoint inet_sock_set_state");
         assert_eq!(refusal(&e), "unknown func bpf_get_socket_cookie#46");
+    }
+
+    #[test]
+    fn an_iterator_refusal_is_one_line() {
+        let log = "loading program nw_iter_sockfd (verifier says:  R1=ctx(id=0,off=0,imm=0) R10=fp0\n\
+                   7: (85) call unknown#162\n\
+                   invalid func unknown#162\n\
+                   processed 8 insns): Invalid argument (os error 22)";
+        assert_eq!(super::refusal_line(log), "invalid func unknown#162");
     }
 
     #[test]

@@ -280,7 +280,9 @@ pub fn seed(opts: &SeedOptions) -> Result<Seed> {
     let ((mut scan, elapsed_owners), (own, mut sockets, mut stats)) = (scan?, own?);
     stats.elapsed_owners = elapsed_owners;
     if let Some(e) = &scan.stats.iterator_error {
-        stats.warnings.push(format!("socket-file iterator unavailable, scanned /proc/*/fd instead: {e}"));
+        // The verifier's whole log is no start-up line: its reason is.
+        let why = crate::probe::compat::refusal_line(e);
+        stats.warnings.push(format!("socket-file iterator unavailable, scanned /proc/*/fd instead: {why}"));
     }
     stats.owner_scan = scan.stats.clone();
 
