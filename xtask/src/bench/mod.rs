@@ -10,6 +10,7 @@ mod baseline;
 mod bulk;
 mod burner;
 mod churn_rss;
+mod compare;
 mod cpu;
 mod floor;
 mod holders;
@@ -44,6 +45,10 @@ pub struct Options {
     /// case-insensitive), e.g. `--only seeding --only overhead`.
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
+    /// Another netwatch binary (e.g. main's build) to run the full-rate churn
+    /// under, interleaved with this build's in the same run ("compare").
+    #[arg(long, value_name = "BIN")]
+    compare: Option<PathBuf>,
     /// Skip set-up and build: used when bench re-runs itself under sudo.
     #[arg(long, hide = true)]
     measure_only: bool,
@@ -73,6 +78,10 @@ pub fn bench(options: &Options) -> Result<()> {
     let baseline = report.scenario_if(baseline::TITLE, overhead_wanted, |section| baseline::run(&ctx, section));
     report.scenario_if(overhead::TITLE, false, |section| overhead::run(&ctx, baseline.as_ref(), section));
     report.scenario_if(floor::TITLE, false, |section| floor::run(&ctx, section));
+    if let Some(other) = &options.compare {
+        // Asked for by naming the binary, so it runs whatever --only says.
+        report.scenario(compare::TITLE, |section| compare::run(&ctx, other, section));
+    }
     report.scenario_if(&saturated::title(), false, |section| saturated::run(&ctx, section));
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
@@ -99,6 +108,9 @@ fn reexec_as_root(options: &Options) -> Result<()> {
     command.args(["bench", "--measure-only", "--seconds", &options.seconds.to_string()]);
     for only in &options.only {
         command.args(["--only", only]);
+    }
+    if let Some(other) = &options.compare {
+        command.arg("--compare").arg(other);
     }
     let err = command.exec();
     Err(err).with_context(|| format!("could not start `{}`", cmd::describe(&command)))
