@@ -52,6 +52,10 @@ pub struct Table {
     history_cap: usize,
     names: names::ProcNames,
     pub totals: Totals,
+    /// Keep a closed socket's row until its `destroy` event rather than
+    /// drop it at the close: only when destroy events are shown (`events
+    /// --teardown`; the kernel sends few otherwise).
+    pub until_destroy: bool,
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
@@ -68,6 +72,7 @@ impl Table {
             history_cap,
             names: names::ProcNames::default(),
             totals: Totals::default(),
+            until_destroy: false,
             closed_traffic: FxHashMap::default(),
         }
     }
@@ -374,11 +379,20 @@ impl Table {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
-        if matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
+        let time_wait = matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing);
+        if time_wait {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
             self.index_time_wait(key);
+        }
+        if let Some(mut r) = row.filter(|_| self.until_destroy) {
+            // Its destroy event is still to come, and is completed from
+            // this row: the tuple, and the owner a TIME_WAIT row lacks.
+            r.state = if time_wait { tcp::TIME_WAIT } else { tcp::CLOSE };
+            r.expires_ns = time_wait.then_some(e.ts_ns + TIME_WAIT_NS);
+            (r.local, r.remote) = (local, remote);
+            self.rows.insert(key, r);
         }
         self.push_history(Closed {
             proto: Proto::Tcp,
