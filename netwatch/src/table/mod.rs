@@ -132,7 +132,7 @@ impl Table {
             cookie: s.cookie,
             inode: s.inode,
             uid: s.uid,
-            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect(),
+            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect(),
             owner_source: OwnerSource::Proc,
             opened_ns: None,
             seen_ns: now_ns,
@@ -203,7 +203,7 @@ impl Table {
     pub fn set_owners(&mut self, owners: &mut std::collections::HashMap<u64, Vec<seed::Process>>) {
         for r in self.rows.values_mut().filter(|r| r.owners.is_empty() && r.inode != 0) {
             if let Some(ps) = owners.remove(&r.inode) {
-                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect();
+                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect();
             }
         }
     }
@@ -248,7 +248,7 @@ impl Table {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
             }
-            let owner = row.owners.first().map(|o| (o.pid, Comm::new(&o.comm), row.uid, row.owner_source));
+            let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
         self.apply(e);
