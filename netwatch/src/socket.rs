@@ -169,6 +169,10 @@ pub struct Owner {
     pub comm: Comm,
 }
 
+/// The processes holding a socket: nearly always one, held inline so that a
+/// row made from an event costs no allocation (see [`Owner`]).
+pub type Owners = smallvec::SmallVec<[Owner; 1]>;
+
 impl Owner {
     /// `PID/comm`, or `-` for none (see [`label`]).
     pub fn label(owner: Option<&Self>) -> Label<&str> {

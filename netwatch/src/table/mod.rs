@@ -30,7 +30,7 @@ pub use traffic::{ProcessTraffic, RowTraffic};
 use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
-    socket::{merge_addr, Owner, Proto, TcpState},
+    socket::{merge_addr, Owner, Owners, Proto, TcpState},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -170,7 +170,7 @@ impl Table {
     /// already known by cookie. Returns the dumped sockets whose owners are
     /// unknown (new since the last read), for the caller to look up.
     pub fn reconcile_udp(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) -> Vec<u64> {
-        let mut known: FxHashMap<u64, (Vec<Owner>, u64)> = FxHashMap::default();
+        let mut known: FxHashMap<u64, (Owners, u64)> = FxHashMap::default();
         let mut traffic: FxHashMap<u64, RowTraffic> = FxHashMap::default();
         self.rows.retain(|key, r| {
             let drop = r.proto == Proto::Udp && r.netns == netns;
@@ -261,7 +261,7 @@ impl Table {
         if e.kind == EventKind::Adopt {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
-                row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+                row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
                 row.owner_source = e.owner;
                 row.uid = e.uid;
                 row.inode = e.inode;
@@ -294,7 +294,7 @@ impl Table {
             cookie: Some(e.cookie),
             inode: e.inode,
             uid: e.uid,
-            owners: Vec::new(),
+            owners: Owners::new(),
             owner_source: e.owner,
             opened_ns: None,
             seen_ns: e.ts_ns,
@@ -316,7 +316,7 @@ impl Table {
         if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
-            row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+            row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
             row.owner_source = e.owner;
             row.uid = e.uid;
         }
@@ -442,7 +442,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         cookie: Some(e.cookie),
         inode: 0,
         uid: 0,
-        owners: Vec::new(),
+        owners: Owners::new(),
         owner_source: OwnerSource::Unknown,
         opened_ns: None,
         seen_ns: e.ts_ns,
