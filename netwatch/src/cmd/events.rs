@@ -1,19 +1,13 @@
 //! `netwatch events`: the event stream.
 
-use std::{
-    io::{self, Write},
-    time::{Duration, Instant},
-};
+use std::io::{self, Write};
 
 use anyhow::Result;
 use clap::Args;
 use netwatch_common::EventKind;
 
 use crate::{
-    event::{
-        clock::{monotonic_ns, WallClock},
-        Decoder,
-    },
+    event::{clock::WallClock, Decoder},
     filter::Filter,
     live::{seed_model, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
@@ -22,10 +16,6 @@ use crate::{
     stream::{Batch, Loss},
     table::{Table, Totals},
 };
-
-/// How often TIME_WAIT rows the table made from active closes are expired
-/// (they are what completes a late `destroy`; nothing else reads them here).
-const EXPIRE_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default, Args)]
 pub struct EventsArgs {
@@ -179,7 +169,6 @@ struct Printer {
     /// Events were lost since the table was last seeded: it is wrong until
     /// re-read from the kernel.
     reseed: bool,
-    last_expire: Instant,
     teardown: bool,
     remaining: Option<u64>,
     /// The events printed (what the filters let through), and every lost
@@ -211,10 +200,10 @@ impl Printer {
             table: {
                 let mut t = Table::new(0);
                 t.until_destroy = args.teardown;
+                t.time_wait_rows = false;
                 t
             },
             reseed: false,
-            last_expire: Instant::now(),
             teardown: args.teardown,
             remaining: args.count,
             shown: Totals::default(),
@@ -256,16 +245,12 @@ impl Printer {
     }
 
     /// What events cannot drive: re-reading the kernel's sockets after a
-    /// loss, and expiring TIME_WAIT rows.
+    /// loss.
     async fn maintain(&mut self) {
         if std::mem::take(&mut self.reseed) {
             if let Err(e) = seed_model(&mut self.decoder, &mut self.table, true).await {
                 eprintln!("netwatch: warning: re-reading sockets after lost events failed: {e:#}");
             }
-        }
-        if self.last_expire.elapsed() >= EXPIRE_INTERVAL {
-            self.last_expire = Instant::now();
-            self.table.expire(monotonic_ns());
         }
     }
 

@@ -56,6 +56,11 @@ pub struct Table {
     /// drop it at the close: only when destroy events are shown (`events
     /// --teardown`; the kernel sends few otherwise).
     pub until_destroy: bool,
+    /// Make a TIME_WAIT row of each active close, as netstat shows it. Only
+    /// for a table that is shown and re-read from sock_diag (which bounds
+    /// them to the kernel's); `events` shows no rows, and at churn rates a
+    /// minute of them would be millions.
+    pub time_wait_rows: bool,
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
@@ -73,6 +78,7 @@ impl Table {
             names: names::ProcNames::default(),
             totals: Totals::default(),
             until_destroy: false,
+            time_wait_rows: true,
             closed_traffic: FxHashMap::default(),
         }
     }
@@ -379,20 +385,16 @@ impl Table {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
-        let time_wait = matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing);
-        if time_wait {
+        if let Some(mut r) = row.filter(|_| self.until_destroy) {
+            // Its destroy event is still to come, and is completed from
+            // this row (the tuple and the owner); the destroy removes it.
+            (r.state, r.local, r.remote) = (tcp::CLOSE, local, remote);
+            self.rows.insert(key, r);
+        } else if self.time_wait_rows && matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
             self.index_time_wait(key);
-        }
-        if let Some(mut r) = row.filter(|_| self.until_destroy) {
-            // Its destroy event is still to come, and is completed from
-            // this row: the tuple, and the owner a TIME_WAIT row lacks.
-            r.state = if time_wait { tcp::TIME_WAIT } else { tcp::CLOSE };
-            r.expires_ns = time_wait.then_some(e.ts_ns + TIME_WAIT_NS);
-            (r.local, r.remote) = (local, remote);
-            self.rows.insert(key, r);
         }
         self.push_history(Closed {
             proto: Proto::Tcp,
