@@ -125,6 +125,21 @@ pub async fn enumerate() -> Result<seed::Seed> {
     tokio::task::spawn_blocking(seed::seed_all).await.context("joining the socket enumeration")?
 }
 
+/// Fills the model with the kernel's sockets now: at start-up, after the
+/// programs are attached, and again (`reseed`) after lost events made it
+/// wrong. Every command that follows events seeds this way.
+pub async fn seed_model(decoder: &mut Decoder, table: &mut Table, reseed: bool) -> Result<seed::SeedStats> {
+    let seed = enumerate().await.context("enumerating existing sockets")?;
+    // Listeners older than netwatch: their children inherit their owner.
+    decoder.listeners.seed(&seed.sockets);
+    if reseed {
+        table.reseed(seed.sockets, monotonic_ns());
+    } else {
+        table.seed(seed.sockets, monotonic_ns());
+    }
+    Ok(seed.stats)
+}
+
 pub struct Live {
     pub table: Table,
     pub decoder: Decoder,
@@ -158,11 +173,7 @@ impl Live {
     }
 
     async fn seed(&mut self) -> Result<()> {
-        let seed = enumerate().await.context("enumerating existing sockets")?;
-        // Listeners older than netwatch: their children inherit their owner.
-        self.decoder.listeners.seed(&seed.sockets);
-        self.seed_stats = seed.stats;
-        self.table.seed(seed.sockets, monotonic_ns());
+        self.seed_stats = seed_model(&mut self.decoder, &mut self.table, false).await?;
         Ok(())
     }
 
@@ -198,10 +209,7 @@ impl Live {
     }
 
     async fn reseed(&mut self) -> Result<()> {
-        let seed = enumerate().await?;
-        self.decoder.listeners.seed(&seed.sockets);
-        self.seed_stats = seed.stats;
-        self.table.reseed(seed.sockets, monotonic_ns());
+        self.seed_stats = seed_model(&mut self.decoder, &mut self.table, true).await?;
         Ok(())
     }
 

@@ -105,7 +105,7 @@ impl TcpState {
 
 /// The kernel's 16-byte, NUL-padded task name, kept inline: one event
 /// should not cost an allocation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Comm(pub [u8; 16]);
 
 impl Comm {
@@ -120,6 +120,13 @@ impl Comm {
         String::from_utf8_lossy(self.bytes())
     }
 
+    /// The name as text, up to its first byte that is not UTF-8 (names are
+    /// ASCII in practice): borrowed, for labels and JSON.
+    pub fn text(&self) -> &str {
+        let b = self.bytes();
+        std::str::from_utf8(b).unwrap_or_else(|e| std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default())
+    }
+
     /// The name's bytes, without the NUL padding.
     pub fn bytes(&self) -> &[u8] {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
@@ -129,21 +136,47 @@ impl Comm {
 
 impl std::fmt::Display for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str())
+        // pad, not write_str: column widths apply.
+        f.pad(&self.as_str())
     }
 }
 
-/// A process holding a socket.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+impl From<&str> for Comm {
+    fn from(name: &str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl serde::Serialize for Comm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Comm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::new(&name))
+    }
+}
+
+/// A process holding a socket. Its name is the process's (`/proc/PID/comm`,
+/// at most 15 bytes like the kernel's own), kept inline so that a row or
+/// an event naming its owner costs no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
 pub struct Owner {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
 }
+
+/// The processes holding a socket: nearly always one, held inline so that a
+/// row made from an event costs no allocation (see [`Owner`]).
+pub type Owners = smallvec::SmallVec<[Owner; 1]>;
 
 impl Owner {
     /// `PID/comm`, or `-` for none (see [`label`]).
     pub fn label(owner: Option<&Self>) -> Label<&str> {
-        label(owner.map(|o| (o.pid, o.comm.as_str())))
+        label(owner.map(|o| (o.pid, o.comm.text())))
     }
 }
 
@@ -201,7 +234,7 @@ mod tests {
 
     #[test]
     fn owners_are_labelled_as_netstat_does() {
-        let o = Owner { pid: 42, comm: "nginx".to_owned() };
+        let o = Owner { pid: 42, comm: "nginx".into() };
         assert_eq!(o.to_string(), "42/nginx");
         assert_eq!(Owner::label(Some(&o)).to_string(), "42/nginx");
         assert_eq!(Owner::label(None).to_string(), "-");

@@ -9,12 +9,12 @@ use netwatch_common::EventKind;
 use crate::{
     event::{clock::WallClock, Decoder},
     filter::Filter,
-    live::{enumerate, StopSignals, Tracing},
+    live::{seed_model, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
     probe::Options,
     stats::Summary,
     stream::{Batch, Loss},
-    table::Totals,
+    table::{Table, Totals},
 };
 
 #[derive(Debug, Default, Args)]
@@ -83,12 +83,8 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     let mut printer = Printer::new(args, netns, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
-    match enumerate().await {
-        Ok(seed) => {
-            printer.decoder.listeners.seed(&seed.sockets);
-            printer.decoder.tuples.preload(&seed.sockets);
-        }
-        Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
+    if let Err(e) = seed_model(&mut printer.decoder, &mut printer.table, false).await {
+        eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}");
     }
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
 
@@ -108,6 +104,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
             () = stop.recv() => break,
         }
         flush(&mut out, &mut buf)?;
+        printer.maintain().await;
     }
     // What the reader still drains is printed too (up to --count).
     let mut failed = Ok(());
@@ -158,11 +155,20 @@ fn flush(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// The events consumer of the live model: each record is decoded, then
+/// completed by and applied to the same connection table the live view,
+/// `snapshot --for`, `serve` and `netstat -c` keep (without their history
+/// or sock_diag re-reads), so every output names the same owner for the
+/// same event.
 struct Printer {
     sink: Box<dyn EventSink>,
     filter: Filter,
     clock: WallClock,
     decoder: Decoder,
+    table: Table,
+    /// Events were lost since the table was last seeded: it is wrong until
+    /// re-read from the kernel.
+    reseed: bool,
     teardown: bool,
     remaining: Option<u64>,
     /// The events printed (what the filters let through), and every lost
@@ -190,11 +196,14 @@ impl Printer {
             sink,
             filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4, netns },
             clock: WallClock::new(),
-            decoder: {
-                let mut d = Decoder::default();
-                d.tuples.until_destroy = args.teardown;
-                d
+            decoder: Decoder::default(),
+            table: {
+                let mut t = Table::new(0);
+                t.until_destroy = args.teardown;
+                t.time_wait_rows = false;
+                t
             },
+            reseed: false,
             teardown: args.teardown,
             remaining: args.count,
             shown: Totals::default(),
@@ -208,7 +217,10 @@ impl Printer {
             Batch::Events(records) => {
                 self.decoder.start_batch(&records);
                 for r in &records {
-                    let Some(e) = self.decoder.event(r) else { continue };
+                    let Some(mut e) = self.decoder.decode(r) else { continue };
+                    // Before any filtering: every event of a socket
+                    // completes the next.
+                    self.table.complete_and_apply(&mut e);
                     // Adopt only moves ownership (later events carry it);
                     // destroy is teardown detail unless asked for.
                     let hidden = e.kind == EventKind::Adopt || (e.kind == EventKind::Destroy && !self.teardown);
@@ -225,10 +237,21 @@ impl Printer {
             Batch::Lost(loss) => {
                 self.shown.lost_events += loss.total();
                 self.lost += loss;
+                self.reseed = true;
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
         }
         Ok(false)
+    }
+
+    /// What events cannot drive: re-reading the kernel's sockets after a
+    /// loss.
+    async fn maintain(&mut self) {
+        if std::mem::take(&mut self.reseed) {
+            if let Err(e) = seed_model(&mut self.decoder, &mut self.table, true).await {
+                eprintln!("netwatch: warning: re-reading sockets after lost events failed: {e:#}");
+            }
+        }
     }
 
     fn printed_enough(&mut self) -> bool {

@@ -7,7 +7,7 @@
 //! listener's birth, in the owner's own `listen()`, and its close; this
 //! registry keeps the owners those events name, and those of listeners older
 //! than netwatch from /proc, and lends them to the children's first event.
-//! The rest of a child's events borrow from that one (`tuples`, `table`).
+//! The rest of a child's events borrow from that one (the table).
 //!
 //! This is the agent's job, not the kernel's: a kernel map looked up on every
 //! handshake cost the traced workload up to 2% on its own, its lines often

@@ -2,7 +2,6 @@
 
 pub mod clock;
 pub mod listeners;
-pub mod tuples;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -33,14 +32,13 @@ pub fn decode(bytes: &[u8]) -> Result<SockEvent> {
     })
 }
 
-/// Turns ring-buffer records into events: typed, and their tuples
-/// completed from earlier events of the same socket. Every consumer of the
-/// stream goes through one, so they all complete alike.
+/// Turns ring-buffer records into typed events. What an event lacks is then
+/// completed by the connection table (`Table::complete_and_apply`), the one
+/// per-socket state every consumer of the stream shares.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    pub tuples: tuples::TupleCache,
-    /// Listener owners, lent to passive children (before the tuple cache
-    /// or table lends the child's own to its later events).
+    /// Listener owners, lent to passive children (before the table lends
+    /// the child's own to its later events).
     pub listeners: listeners::ListenerOwners,
     /// [`final_totals`] of the batch being decoded.
     final_totals: rustc_hash::FxHashMap<u64, Traffic>,
@@ -54,15 +52,6 @@ impl Decoder {
 
     /// `None` for a record no event can be made of (unknown kind, family
     /// or state).
-    pub fn event(&mut self, r: &SockEvent) -> Option<Event> {
-        let mut e = self.decode(r)?;
-        // Before any filtering: every event of a socket completes the next.
-        self.tuples.complete(&mut e);
-        Some(e)
-    }
-
-    /// [`Decoder::event`] without the tuple cache, for a consumer that keeps
-    /// its own per-socket state (the live table) and completes events from it.
     pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = Event::from_record(r)?;
         self.listeners.observe(&mut e);
@@ -140,7 +129,7 @@ impl Event {
     }
 
     /// Fills in what the kernel sends only with a socket's birth and
-    /// accept (see [`tuples`]), from what its earlier events said: the
+    /// accept (see `Table::complete_and_apply`), from what its earlier events said: the
     /// owner (pid, name, uid and how it was learnt) while the event has
     /// none, the start and the inode. What the event carries is kept.
     pub fn lend(&mut self, owner: Option<(u32, Comm, u32, OwnerSource)>, start_ns: Option<u64>, inode: u64) {
@@ -288,12 +277,12 @@ mod tests {
         other.cookie = 78;
         let mut d = Decoder::default();
         d.start_batch(&[close, destroy, other]);
-        let e = d.event(&close).unwrap();
+        let e = d.decode(&close).unwrap();
         assert_eq!((e.traffic.tx_bytes, e.traffic.resets_sent), (1000, 1));
-        assert_eq!(d.event(&other).unwrap().traffic, Traffic::ZERO);
+        assert_eq!(d.decode(&other).unwrap().traffic, Traffic::ZERO);
         // Another batch: nothing carried over.
         d.start_batch(&[close]);
-        assert_eq!(d.event(&close).unwrap().traffic.resets_sent, 0);
+        assert_eq!(d.decode(&close).unwrap().traffic.resets_sent, 0);
     }
 
     #[test]

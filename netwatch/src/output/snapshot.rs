@@ -137,7 +137,7 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             Some(o) if o.pid != 0 => {
                 buf.extend_from_slice(num.format(o.pid).as_bytes());
                 buf.push(b'/');
-                buf.extend_from_slice(o.comm.as_bytes());
+                buf.extend_from_slice(o.comm.bytes());
             }
             _ => buf.push(b'-'),
         }
@@ -290,7 +290,7 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
         netns: c.netns,
         cookie: c.cookie,
         pid: c.owner.as_ref().map_or(0, |o| o.pid),
-        comm: c.owner.as_ref().map_or("", |o| &o.comm),
+        comm: c.owner.as_ref().map_or("", |o| o.comm.text()),
         last_state: tcp::name(c.last_state),
         ending: c.ending.name(),
         duration_ms: c.duration_ns.map(super::duration_ms),
@@ -311,7 +311,7 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             cookie: r.cookie,
             inode: r.inode,
             uid: r.uid,
-            owners: r.owners.iter().map(|o| JsonOwner { pid: o.pid, comm: &o.comm }).collect(),
+            owners: r.owners.iter().map(|o| JsonOwner { pid: o.pid, comm: o.comm.text() }).collect(),
             recv_q: r.rx_queue,
             send_q: r.tx_queue,
             traffic: JsonTraffic::from(&r.traffic.totals),

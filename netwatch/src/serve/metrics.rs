@@ -279,7 +279,7 @@ pub fn top_processes(table: &Table, n: usize) -> Vec<(String, i64)> {
     let mut per: HashMap<&str, i64> = HashMap::new();
     for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN) {
         if let Some(o) = r.owners.first() {
-            *per.entry(o.comm.as_str()).or_default() += 1;
+            *per.entry(o.comm.text()).or_default() += 1;
         }
     }
     let mut all: Vec<(&str, i64)> = per.into_iter().collect();

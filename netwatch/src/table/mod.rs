@@ -30,7 +30,7 @@ pub use traffic::{ProcessTraffic, RowTraffic};
 use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
-    socket::{merge_addr, Owner, Proto, TcpState},
+    socket::{merge_addr, Owner, Owners, Proto, TcpState},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -52,6 +52,15 @@ pub struct Table {
     history_cap: usize,
     names: names::ProcNames,
     pub totals: Totals,
+    /// Keep a closed socket's row until its `destroy` event rather than
+    /// drop it at the close: only when destroy events are shown (`events
+    /// --teardown`; the kernel sends few otherwise).
+    pub until_destroy: bool,
+    /// Make a TIME_WAIT row of each active close, as netstat shows it. Only
+    /// for a table that is shown and re-read from sock_diag (which bounds
+    /// them to the kernel's); `events` shows no rows, and at churn rates a
+    /// minute of them would be millions.
+    pub time_wait_rows: bool,
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
@@ -68,6 +77,8 @@ impl Table {
             history_cap,
             names: names::ProcNames::default(),
             totals: Totals::default(),
+            until_destroy: false,
+            time_wait_rows: true,
             closed_traffic: FxHashMap::default(),
         }
     }
@@ -127,7 +138,7 @@ impl Table {
             cookie: s.cookie,
             inode: s.inode,
             uid: s.uid,
-            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect(),
+            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect(),
             owner_source: OwnerSource::Proc,
             opened_ns: None,
             seen_ns: now_ns,
@@ -165,7 +176,7 @@ impl Table {
     /// already known by cookie. Returns the dumped sockets whose owners are
     /// unknown (new since the last read), for the caller to look up.
     pub fn reconcile_udp(&mut self, netns: u32, sockets: Vec<SeedSocket>, now_ns: u64) -> Vec<u64> {
-        let mut known: FxHashMap<u64, (Vec<Owner>, u64)> = FxHashMap::default();
+        let mut known: FxHashMap<u64, (Owners, u64)> = FxHashMap::default();
         let mut traffic: FxHashMap<u64, RowTraffic> = FxHashMap::default();
         self.rows.retain(|key, r| {
             let drop = r.proto == Proto::Udp && r.netns == netns;
@@ -198,7 +209,7 @@ impl Table {
     pub fn set_owners(&mut self, owners: &mut std::collections::HashMap<u64, Vec<seed::Process>>) {
         for r in self.rows.values_mut().filter(|r| r.owners.is_empty() && r.inode != 0) {
             if let Some(ps) = owners.remove(&r.inode) {
-                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: p.comm }).collect();
+                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect();
             }
         }
     }
@@ -243,7 +254,7 @@ impl Table {
                 // An `Adopt` carries no tuple and no namespace.
                 e.netns = row.netns;
             }
-            let owner = row.owners.first().map(|o| (o.pid, Comm::new(&o.comm), row.uid, row.owner_source));
+            let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
         self.apply(e);
@@ -256,7 +267,7 @@ impl Table {
         if e.kind == EventKind::Adopt {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
-                row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+                row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
                 row.owner_source = e.owner;
                 row.uid = e.uid;
                 row.inode = e.inode;
@@ -289,7 +300,7 @@ impl Table {
             cookie: Some(e.cookie),
             inode: e.inode,
             uid: e.uid,
-            owners: Vec::new(),
+            owners: Owners::new(),
             owner_source: e.owner,
             opened_ns: None,
             seen_ns: e.ts_ns,
@@ -311,7 +322,7 @@ impl Table {
         if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
-            row.owners = vec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
+            row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
             row.owner_source = e.owner;
             row.uid = e.uid;
         }
@@ -374,7 +385,12 @@ impl Table {
             owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
         }
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
-        if matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
+        if let Some(mut r) = row.filter(|_| self.until_destroy) {
+            // Its destroy event is still to come, and is completed from
+            // this row (the tuple and the owner); the destroy removes it.
+            (r.state, r.local, r.remote) = (tcp::CLOSE, local, remote);
+            self.rows.insert(key, r);
+        } else if self.time_wait_rows && matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
             // minisock with the same cookie takes over its tuple.
             self.rows.insert(key, time_wait_row(e, local, remote));
@@ -428,7 +444,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         cookie: Some(e.cookie),
         inode: 0,
         uid: 0,
-        owners: Vec::new(),
+        owners: Owners::new(),
         owner_source: OwnerSource::Unknown,
         opened_ns: None,
         seen_ns: e.ts_ns,

@@ -14,24 +14,23 @@ const MAX_ENTRIES: usize = 1 << 16;
 
 #[derive(Debug, Default)]
 pub struct ProcNames {
-    known: FxHashMap<(u32, Comm), String>,
+    known: FxHashMap<(u32, Comm), Comm>,
 }
 
 impl ProcNames {
     /// The process name of `pid`, whose thread the kernel called `thread`.
     /// Keyed by both so that a reused pid running another program is read
     /// again.
-    pub fn name(&mut self, pid: u32, thread: Comm) -> String {
-        if let Some(n) = self.known.get(&(pid, thread)) {
-            return n.clone();
+    pub fn name(&mut self, pid: u32, thread: Comm) -> Comm {
+        if let Some(&n) = self.known.get(&(pid, thread)) {
+            return n;
         }
         let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|s| s.trim_end_matches('\n').to_owned())
-            .unwrap_or_else(|_| thread.as_str().into_owned());
+            .map_or(thread, |s| Comm::new(s.trim_end_matches('\n')));
         if self.known.len() >= MAX_ENTRIES {
             self.known.clear();
         }
-        self.known.insert((pid, thread), name.clone());
+        self.known.insert((pid, thread), name);
         name
     }
 }
@@ -45,8 +44,8 @@ mod tests {
         let mut names = ProcNames::default();
         let me = std::process::id();
         let expected = std::fs::read_to_string("/proc/self/comm").unwrap().trim_end().to_owned();
-        assert_eq!(names.name(me, Comm::new("some-thread")), expected);
+        assert_eq!(names.name(me, Comm::new("some-thread")).text(), expected);
         // No such pid (pid_max is at most 2^22).
-        assert_eq!(names.name(u32::MAX - 1, Comm::new("gone")), "gone");
+        assert_eq!(names.name(u32::MAX - 1, Comm::new("gone")).text(), "gone");
     }
 }

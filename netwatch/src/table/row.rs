@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use crate::{
     seed::Timer,
-    socket::{Family, Owner, Proto},
+    socket::{Family, Owner, Owners, Proto},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct Row {
     pub inode: u64,
     pub uid: u32,
     /// Every process holding it; empty for TIME_WAIT and SYN_RECV rows.
-    pub owners: Vec<Owner>,
+    pub owners: Owners,
     /// How the first owner was learnt (lent to the socket's events that
     /// carry none, see [`super::Table::complete_and_apply`]).
     pub owner_source: netwatch_common::OwnerSource,

@@ -238,6 +238,38 @@ fn softirq_events_get_the_owner_of_the_birth_or_the_accept() {
     assert_eq!((fin.pid, fin.owner, fin.start_ns, fin.inode), (11, OwnerSource::Accept, Some(1_000_000_000), 888));
 }
 
+/// A socket's `destroy` comes after its close, with the local port given
+/// back: with destroy events shown, the closed row stays to complete it
+/// (owner too), then goes; otherwise the close drops it. TIME_WAIT rows
+/// only where asked for (the live model, not `events`).
+#[test]
+fn closed_rows_stay_for_their_destroy_only_when_asked() {
+    // (until_destroy, time_wait_rows): events --teardown, events, the live model.
+    for (until_destroy, time_wait_rows) in [(true, false), (false, false), (false, true)] {
+        let mut t = Table::new(0);
+        (t.until_destroy, t.time_wait_rows) = (until_destroy, time_wait_rows);
+        let (l, r) = ("127.0.0.1:4000", "127.0.0.1:80");
+        // A passive close (no TIME_WAIT) and an active one.
+        t.apply(&ev(EventKind::Established, 5, tcp::SYN_SENT, tcp::ESTABLISHED, l, r, 9));
+        t.apply(&ev(EventKind::State, 5, tcp::CLOSE_WAIT, tcp::LAST_ACK, l, r, 9));
+        t.complete_and_apply(&mut ev(EventKind::Close, 5, tcp::LAST_ACK, tcp::CLOSE, "127.0.0.1:0", r, 0));
+        client_lifecycle(&mut t, 6);
+        let destroy = |t: &mut Table, cookie| {
+            let mut d = ev(EventKind::Destroy, cookie, tcp::CLOSE, tcp::CLOSE, "127.0.0.1:0", "0.0.0.0:0", 0);
+            t.complete_and_apply(&mut d);
+            (d.local.port(), d.remote.port(), d.pid)
+        };
+        let (passive, active) = (destroy(&mut t, 5), destroy(&mut t, 6));
+        let states: Vec<u8> = t.rows().map(|r| r.state).collect();
+        match (until_destroy, time_wait_rows) {
+            (true, _) => assert_eq!((passive, active, states), ((4000, 80, 9), (40000, 80, 5), vec![])),
+            (false, false) => assert_eq!((passive, active, states), ((0, 0, 0), (0, 0, 0), vec![])),
+            // From the TIME_WAIT row, which has no owner and stays.
+            (false, true) => assert_eq!((passive, active, states), ((0, 0, 0), (40000, 80, 0), vec![tcp::TIME_WAIT])),
+        }
+    }
+}
+
 /// After a burst of rows has gone, the table gives the memory back.
 #[test]
 fn memory_is_given_back_after_a_burst() {

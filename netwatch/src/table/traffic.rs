@@ -107,7 +107,7 @@ impl Table {
             by.entry(name).or_insert_with(|| named(name)).add(t);
         }
         for r in self.rows.values() {
-            let name = r.owners.first().map_or("-", |o| o.comm.as_str());
+            let name = r.owners.first().map_or("-", |o| o.comm.text());
             let p = by.entry(name).or_insert_with(|| named(name));
             p.add(&r.traffic.totals);
             p.tx_rate += r.traffic.tx_rate;
@@ -142,10 +142,10 @@ impl Table {
         if c.traffic == merged {
             return;
         }
-        let (old, owner) = (c.traffic, c.owner.clone());
+        let (old, owner) = (c.traffic, c.owner);
         c.traffic = merged;
         // The per-process sum took the old totals: replace them.
-        let name = owner.as_ref().map_or("-", |o| o.comm.as_str());
+        let name = owner.as_ref().map_or("-", |o| o.comm.text());
         if let Some(sum) = self.closed_traffic.get_mut(name) {
             sub(sum, &old);
             add(sum, &merged);
@@ -156,7 +156,7 @@ impl Table {
         if *t == Traffic::ZERO {
             return;
         }
-        let name = owner.map_or("-", |o| o.comm.as_str());
+        let name = owner.map_or("-", |o| o.comm.text());
         match self.closed_traffic.get_mut(name) {
             Some(sum) => add(sum, t),
             None => {

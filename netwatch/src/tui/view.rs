@@ -178,7 +178,7 @@ impl Entry {
             local: r.local,
             remote: r.remote,
             state: r.state,
-            owner: r.owners.first().map(|o| (o.pid, o.comm.clone())),
+            owner: r.owners.first().map(|o| (o.pid, o.comm.text().to_owned())),
             more_owners: distinct_pids(r).saturating_sub(1),
             start_ns: r.opened_ns.unwrap_or(r.seen_ns),
             start_known: r.opened_ns.is_some(),

@@ -1,11 +1,12 @@
 //! A forced loss: netwatch stopped (SIGSTOP) while connection churn fills a
 //! 1 MiB ring, then let go. Every event that found the ring full is
-//! reported, in `lost` lines and in the exit summary, and the stream goes
-//! on afterwards.
+//! reported, in `lost` lines and in the exit summary, the sockets are
+//! re-read, and the stream goes on afterwards.
 
 use std::time::Duration;
 
-use netwatch_tests::event::{sock_events, Parsed};
+use netwatch_tests::event::{parse_all, sock_events, Parsed};
+use netwatch_tests::held::Held;
 use netwatch_tests::{wait, Peer};
 use serde_json::Value;
 
@@ -23,6 +24,12 @@ fn full_ring_is_reported_as_lost_and_the_stream_goes_on() {
     let mut churn = Peer::spawn(&["churn", "--seconds", CHURN_SECONDS]);
     churn.wait_success(Duration::from_secs(30));
     let connections = churn.json_line(Duration::from_secs(5))["connections"].as_u64().expect("churn's connections");
+    // A connection made while the ring is still full: its listen, connect
+    // and accept are lost, so only the re-read after the loss can name
+    // its owner on the events to come.
+    let mut holder = Held::hold(&["--listen", "127.0.0.1:0"]);
+    let held_port = holder.listeners()[0].port();
+    holder.connect(holder.listeners()[0]);
     nw.signal(libc::SIGCONT);
     // The loss is reported after the drain that emptied the ring.
     wait::until("a `lost` line after SIGCONT", Duration::from_secs(10), || {
@@ -36,6 +43,18 @@ fn full_ring_is_reported_as_lost_and_the_stream_goes_on() {
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
     let client = Peer::client(srv.addr, 1, 1);
     server.wait_success(Duration::from_secs(10));
+    // Printed after the `lost` line, so after the re-read that follows it.
+    wait::until("the connection made after the loss", Duration::from_secs(10), || {
+        let accepted =
+            nw.lines().iter().any(|l| l.contains(r#""event":"accept""#) && l.contains(&srv.addr.port().to_string()));
+        wait::check(accepted, || "no accept yet".to_owned())
+    });
+    assert_eq!(holder.close(held_port), 2, "both ends of the held connection");
+    let held = |e: &&netwatch_tests::event::SockEvent| e.sport == held_port || e.dport == held_port;
+    wait::until("the held connection's close", Duration::from_secs(10), || {
+        let closed = sock_events(&parse_all(&nw.lines())).iter().filter(held).any(|e| e.event == "close");
+        wait::check(closed, || "no close yet".to_owned())
+    });
     let stopped = nw.stop();
 
     let parsed = stopped.events();
@@ -72,6 +91,7 @@ fn full_ring_is_reported_as_lost_and_the_stream_goes_on() {
         .iter()
         .filter(|e| e.netns == inode && e.event == "close" && e.old_state != "LISTEN" && e.dport != srv.addr.port())
         .filter(|e| e.sport != srv.addr.port())
+        .filter(|e| !held(e))
         .count() as u64;
     assert!(
         closes <= 2 * connections && 2 * connections - closes <= sum,
@@ -85,6 +105,10 @@ fn full_ring_is_reported_as_lost_and_the_stream_goes_on() {
         .collect();
     let (s, c) = (u64::from(srv.pid), u64::from(client.pid));
     assert_eq!(after, [("listen", s), ("connect", c), ("accept", s)], "the connection made after the loss");
+    let held: Vec<(&str, u64)> = events.iter().filter(held).map(|e| (e.event.as_str(), e.pid)).collect();
+    assert!(!held.is_empty(), "no event of the connection held across the loss");
+    let h = u64::from(holder.pid());
+    assert!(held.iter().all(|&(_, pid)| pid == h), "owners of the connection held across the loss (pid {h}): {held:?}");
 }
 
 /// `(count, ring_full, skipped)` of a `lost` line.

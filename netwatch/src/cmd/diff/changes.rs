@@ -159,7 +159,7 @@ mod tests {
             remote: remote.parse().unwrap(),
             state: state.into(),
             netns: 1,
-            owners: vec![Owner { pid, comm: format!("p{pid}") }],
+            owners: vec![Owner { pid, comm: format!("p{pid}").as_str().into() }],
         }
     }
 
@@ -204,7 +204,7 @@ mod tests {
         ]);
         let c = compare(&before, &after, &Scope::default(), &EPH);
         assert_eq!(c.disappeared.len(), 1);
-        assert_eq!(c.disappeared[0].owners.iter().next().unwrap().comm, "p1");
+        assert_eq!(c.disappeared[0].owners.iter().next().unwrap().comm.text(), "p1");
         // Connected UDP and TIME_WAIT are neither listeners nor established peers.
         assert_eq!(c.appeared.len(), 1);
         assert_eq!(

@@ -55,7 +55,7 @@ impl SockRef {
             state: state_label(r),
             netns: r.netns,
             pid: o.map(|o| o.pid),
-            comm: o.map(|o| o.comm.clone()),
+            comm: o.map(|o| o.comm.text().to_owned()),
         }
     }
 
@@ -263,7 +263,7 @@ fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
         threshold: rule.threshold,
         window_s: rule.window.as_secs_f64(),
         pid: f.owner.as_ref().map_or(0, |o| o.pid),
-        comm: f.owner.map(|o| o.comm).unwrap_or_default(),
+        comm: f.owner.map(|o| o.comm.text().to_owned()).unwrap_or_default(),
         message,
         sockets: f.sockets,
     }
@@ -292,7 +292,7 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
             (owner, sock)
         })
         .collect();
-    let owner = refs.first().and_then(|(o, _)| o.clone());
+    let owner = refs.first().and_then(|(o, _)| *o);
     (owner, refs.into_iter().map(|(_, s)| s).collect())
 }
 

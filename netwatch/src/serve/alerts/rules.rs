@@ -96,8 +96,9 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
     per.into_iter()
         .map(|(port, mut socks)| {
             socks.sort_by_key(|s| (s.state == "LISTEN", s.sport, s.dport));
-            let owner =
-                socks.iter().find_map(|s| s.pid.map(|pid| Owner { pid, comm: s.comm.clone().unwrap_or_default() }));
+            let owner = socks
+                .iter()
+                .find_map(|s| s.pid.map(|pid| Owner { pid, comm: s.comm.as_deref().unwrap_or_default().into() }));
             Finding {
                 key: port.to_string(),
                 value: socks.len() as u64,
@@ -156,7 +157,7 @@ fn main_owner(rows: &[&Row]) -> Option<Owner> {
     for o in rows.iter().filter_map(|r| r.owners.first()) {
         per.entry(o.pid).or_insert((o, 0)).1 += 1;
     }
-    per.into_values().max_by(|a, b| a.1.cmp(&b.1).then(b.0.pid.cmp(&a.0.pid))).map(|(o, _)| o.clone())
+    per.into_values().max_by(|a, b| a.1.cmp(&b.1).then(b.0.pid.cmp(&a.0.pid))).map(|(o, _)| *o)
 }
 
 pub fn owner_text(o: Option<&Owner>) -> String {

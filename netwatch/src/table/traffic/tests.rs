@@ -77,7 +77,7 @@ fn per_process_totals_with_other_and_closed_connections() {
     assert!(t.rows().all(|r| r.cookie != Some(3)));
     let closed = t.history().last().unwrap();
     assert_eq!((closed.proto, closed.traffic.tx_bytes, closed.traffic.rx_bytes), (Proto::Udp, 70, 80));
-    assert_eq!(closed.owner.as_ref().map(|o| o.comm.as_str()), Some("dnsd"));
+    assert_eq!(closed.owner.as_ref().map(|o| o.comm.text()), Some("dnsd"));
     let dnsd = t.traffic_by_process(10).into_iter().find(|p| p.name == "dnsd").unwrap();
     assert_eq!((dnsd.totals.tx_bytes, dnsd.sockets), (70, 0));
 }
