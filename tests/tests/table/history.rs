@@ -54,15 +54,18 @@ fn short_connection_is_in_history_with_owners() {
         "client side: {}",
         c.json
     );
+    // 2 ms held, under 10 ms measured: stretched where the whole machine
+    // runs slower (an emulated kernel, wait::scaled).
+    let most_ms = netwatch_tests::wait::scaled(Duration::from_millis(10)).as_secs_f64() * 1000.0;
     let d = c.duration_ms.unwrap_or_else(|| panic!("client side has no duration_ms: {}", c.json));
-    assert!(d > 0.0 && d < 10.0, "a connection held 2 ms lived {d} ms by netwatch: {}", c.json);
+    assert!(d > 0.0 && d < most_ms, "a connection held 2 ms lived {d} ms by netwatch: {}", c.json);
 
     let server_side = closed_between(&snap, sport, cport);
     let [s] = server_side[..] else {
         panic!("expected one closed entry {sport} -> {cport}, got {}:\n{near}", server_side.len());
     };
     assert_eq!((s.pid, s.comm.as_str(), s.ending.as_str()), (srv.pid, "nw-peer", "closed"), "server side: {}", s.json);
-    assert!(s.duration_ms.is_some_and(|d| d > 0.0 && d < 10.0), "server side lifetime: {}", s.json);
+    assert!(s.duration_ms.is_some_and(|d| d > 0.0 && d < most_ms), "server side lifetime: {}", s.json);
 
     // The client closed first: its end lingers in TIME_WAIT, without an
     // owner, unless the TIME_WAIT table was full; as ss shows it either way.
