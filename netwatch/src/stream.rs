@@ -39,19 +39,9 @@ use tokio::{
 
 use crate::{
     event::{clock::monotonic_ns, decode},
-    probe::misses::SkippedRuns,
+    probe::{misses::SkippedRuns, RingMaps},
     stats::Latency,
 };
-
-/// The kernel side of the crossing: the ring, the loss counters, and the
-/// flag that says whether the reader is draining on its own clock.
-pub struct RingMaps {
-    pub events: RingBuf<MapData>,
-    pub counters: PerCpuArray<MapData, u64>,
-    pub awake: Array<MapData, u32>,
-    /// Runs of the sending programs the kernel skipped: lost events too.
-    pub skipped: SkippedRuns,
-}
 
 /// What the reader thread sends.
 #[derive(Debug)]

@@ -14,16 +14,24 @@ pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Array, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use netwatch_common::names;
 
-use crate::stream::RingMaps;
-
 /// The object built from netwatch-ebpf by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netwatch"));
+
+/// The kernel side of the crossing: the ring, the loss counters, and the
+/// flag that says whether the reader is draining on its own clock.
+pub struct RingMaps {
+    pub events: RingBuf<MapData>,
+    pub counters: PerCpuArray<MapData, u64>,
+    pub awake: Array<MapData, u32>,
+    /// Runs of the sending programs the kernel skipped: lost events too.
+    pub skipped: misses::SkippedRuns,
+}
 
 /// Load-time settings.
 #[derive(Clone, Debug)]
