@@ -151,6 +151,19 @@ mod tests {
         Cmd::try_parse_from(std::iter::once("serve").chain(argv.iter().copied())).unwrap().args
     }
 
+    /// clap takes the flag's help from a doc comment, which cannot be built
+    /// from the enum: this keeps the two together.
+    #[test]
+    fn alert_help_names_every_alert() {
+        use clap::CommandFactory as _;
+        let cmd = Cmd::command();
+        let flag = cmd.get_arguments().find(|a| a.get_id() == "alerts").expect("--alert");
+        let help = flag.get_help().expect("--alert has help").to_string();
+        for kind in config::AlertKind::ALL {
+            assert!(help.contains(kind.name()), "--alert's help does not name {}: {help}", kind.name());
+        }
+    }
+
     #[test]
     fn flags_override_the_file() {
         let dir = std::env::temp_dir().join(format!("nw-config-{}", std::process::id()));
