@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result};
 
 use super::{
-    agent::Agent,
+    floor,
     pairs::{self, Pairs},
     peer,
     report::Section,
@@ -30,19 +30,13 @@ pub fn run(ctx: &Ctx, other: &Path, section: &mut Section) -> Result<()> {
         );
     }
     let short = Ctx { netwatch: ctx.netwatch.clone(), peer: ctx.peer.clone(), seconds: RUN_SECONDS };
-    let given = |churn: peer::Churn| churn.given_rate().context("the peer could not say how long it was given the CPU");
     let traced = |binary: &Path| {
         let (short, binary) = (&short, binary.to_path_buf());
-        move || -> Result<f64> {
-            let agent = Agent::start_on(&binary, &["events", "--json"], &[], None)?;
-            let churn = peer::churn(short, None);
-            agent.stop()?;
-            given(churn?)
-        }
+        move || floor::traced_rate(short, &binary, &[])
     };
     let (mut this, mut that) = (traced(&ctx.netwatch), traced(other));
     let before = steal::Ticks::now()?;
-    let arms = pairs::rotate(ROUNDS, || given(peer::churn(&short, None)?), &mut [&mut this, &mut that])?;
+    let arms = pairs::rotate(ROUNDS, || floor::given(peer::churn(&short, None)?), &mut [&mut this, &mut that])?;
     let stolen = steal::Ticks::now()?.stolen_since(&before);
     section.row("hypervisor steal during the runs", format!("{:.0}% of CPU time", stolen * 100.0));
     section.row("the other binary", other.display().to_string());

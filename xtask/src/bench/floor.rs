@@ -14,6 +14,8 @@
 //! how much of the target's budget is left for `nw_set_state`'s body once
 //! everything else is paid for: the most any body on that hook can cost.
 
+use std::path::Path;
+
 use anyhow::{Context as _, Result};
 
 use super::{
@@ -37,17 +39,25 @@ const HOLLOW_ENV: &str = "NETWATCH_BENCH_HOLLOW";
 /// close on both ends: five each side).
 const TRANSITIONS: f64 = 10.0;
 
+/// The churn's rate per second it was given the CPU.
+pub fn given(churn: peer::Churn) -> Result<f64> {
+    churn.given_rate().context("the peer could not say how long it was given the CPU")
+}
+
+/// One run of the churn under `netwatch events --json` of `binary`, with
+/// `env`: its rate per second given.
+pub fn traced_rate(short: &Ctx, binary: &Path, env: &[(&str, &str)]) -> Result<f64> {
+    let agent = Agent::start_on(binary, &["events", "--json"], env, None)?;
+    let churn = peer::churn(short, None);
+    agent.stop()?;
+    given(churn?)
+}
+
 pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let short = Ctx { netwatch: ctx.netwatch.clone(), peer: ctx.peer.clone(), seconds: RUN_SECONDS };
-    let given = |churn: peer::Churn| churn.given_rate().context("the peer could not say how long it was given the CPU");
     let traced = |hollow: &'static str| {
         let short = &short;
-        move || -> Result<f64> {
-            let agent = Agent::start_on(&short.netwatch, &["events", "--json"], &[(HOLLOW_ENV, hollow)], None)?;
-            let churn = peer::churn(short, None);
-            agent.stop()?;
-            given(churn?)
-        }
+        move || traced_rate(short, &short.netwatch, &[(HOLLOW_ENV, hollow)])
     };
     let (mut all, mut set_state, mut shipped) = (traced("all"), traced("set_state"), traced("none"));
     let before = steal::Ticks::now()?;
