@@ -104,28 +104,30 @@ fn owned_line(out: &str, port: u16, pid: u32) -> bool {
     out.lines().any(|l| l.contains(&format!(":{port} ")) && l.contains(&format!(" {pid}/")))
 }
 
-#[test]
-fn snapshot_loads_only_the_iterator() {
+/// `netwatch ARGS` loads the iterator alone, and did its job with it: our
+/// loopback listener is shown with us as its owner.
+fn loads_only_the_iterator(args: &[&str]) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback listener");
     let port = listener.local_addr().expect("getsockname").port();
-    let trace = traced(&["snapshot"]);
-    assert_iterator_only("netwatch snapshot", &trace);
-    // It did its job: our listener, with us as its owner.
+    let what = format!("netwatch {}", args.join(" "));
+    let trace = traced(args);
+    assert_iterator_only(&what, &trace);
     assert!(
         owned_line(&trace.stdout, port, std::process::id()),
-        "snapshot shows no 127.0.0.1:{port} owned by pid {}:\n{}",
+        "{what} shows no 127.0.0.1:{port} owned by pid {}:\n{}",
         std::process::id(),
         trace.stdout
     );
 }
 
 #[test]
+fn snapshot_loads_only_the_iterator() {
+    loads_only_the_iterator(&["snapshot"]);
+}
+
+#[test]
 fn netstat_view_loads_only_the_iterator() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback listener");
-    let port = listener.local_addr().expect("getsockname").port();
-    let trace = traced(&["-tanp"]);
-    assert_iterator_only("netwatch -tanp", &trace);
-    assert!(owned_line(&trace.stdout, port, std::process::id()), "-tanp shows no owned :{port}:\n{}", trace.stdout);
+    loads_only_the_iterator(&["-tanp"]);
 }
 
 #[test]
