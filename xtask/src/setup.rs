@@ -35,6 +35,14 @@ const APT_PACKAGES: &[&str] = &[
     "tmux",
     "bpftool",
     "procps",
+    // Real servers and peers the integration tests run netwatch against:
+    // nginx (daemonizing master and pre-forked workers), ApacheBench to
+    // load it, a container runtime (podman with runc: crun cannot run on
+    // hybrid cgroup hosts; its image is the VM step's static busybox).
+    "nginx-light",
+    "apache2-utils",
+    "podman",
+    "runc",
 ];
 
 /// What `cargo xtask vm`/`vmtest` need to boot other kernels: qemu (TCG),
