@@ -108,7 +108,9 @@ mod tests {
     #[test]
     fn counts_by_kind_and_summary_format() {
         let mut c = Totals::default();
-        for k in [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::ConnectFailed, EventKind::State] {
+        for k in
+            [EventKind::Connect, EventKind::Handshake, EventKind::Close, EventKind::ConnectFailed, EventKind::State]
+        {
             c.count(&crate::tui::fixtures::event(k, 1, tcp::FIN_WAIT2, tcp::CLOSE));
         }
         // A listener's close ends no connection.
