@@ -7,13 +7,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use netwatch_tests::conn::show;
 use netwatch_tests::event::sock_events;
 use netwatch_tests::process::{kill_and_reap, wait_timeout};
-use netwatch_tests::{Problems, SockEvent};
+use netwatch_tests::{wait, Problems, SockEvent};
 
 /// A listener whose accepting thread is named `acceptor-7`: it waits
 /// `DELAY_S` before accepting, accepts `ACCEPTS` connections, prints one line
@@ -189,6 +190,161 @@ fn a_named_acceptor_thread_and_a_late_accept() {
     let unaccepted = client_ports.iter().filter(|p| !accepted.iter().any(|a| a.peer == **p)).count();
     if unaccepted != 1 {
         problems.push(format!("expected one connection never accepted, got {unaccepted}"));
+    }
+    problems.assert_none(&context);
+}
+
+/// nginx as Debian ships it, daemonized: the process started calls
+/// listen() and exits while the master it forked forks two workers, which
+/// accept. Every `accept` must name a worker, never the process that
+/// listened nor the master.
+#[test]
+fn nginx_accepts_name_its_workers() {
+    nginx_under_ab("");
+}
+
+/// The same with `reuseport`: one listening socket per worker.
+#[test]
+fn nginx_reuseport_accepts_name_its_workers() {
+    nginx_under_ab(" reuseport");
+}
+
+const REQUESTS: usize = 300;
+const CONCURRENCY: usize = 4;
+
+/// A daemonized nginx from a temporary prefix of its own, stopped (through
+/// its pid file) when dropped.
+struct Nginx {
+    dir: PathBuf,
+    launcher: u32,
+}
+
+impl Nginx {
+    fn start(port: u16, listen_opts: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("nw-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating nginx's prefix");
+        let d = dir.display();
+        let conf = format!(
+            "daemon on;\nmaster_process on;\nworker_processes 2;\nuser root;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  keepalive_timeout 0;\n  client_body_temp_path {d}/body;\n  \
+             proxy_temp_path {d}/proxy;\n  server {{\n    listen 127.0.0.1:{port}{listen_opts};\n    \
+             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+        );
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("writing nginx.conf");
+        let mut launch = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .spawn()
+            .expect("starting nginx");
+        let launcher = launch.id();
+        let status = wait_timeout(&mut launch, Duration::from_secs(20)).expect("nginx daemonizes");
+        let ng = Self { dir, launcher };
+        assert!(status.success(), "nginx failed to start: {}", ng.log());
+        ng
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    fn master(&self) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("nginx.pid")).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(master) = self.master() {
+            // SAFETY: kill(2) with a pid nginx wrote and a plain signal.
+            unsafe { libc::kill(master as i32, libc::SIGTERM) };
+            let gone = || !Path::new(&format!("/proc/{master}")).exists();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !gone() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The children of `pid` (`pgrep -P`).
+fn children_of(pid: u32) -> BTreeSet<u64> {
+    let out = Command::new("pgrep").args(["-P", &pid.to_string()]).output().expect("running pgrep");
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+fn nginx_under_ab(listen_opts: &str) {
+    let ns = super::setup_in("nginx");
+    let nw = super::events_in(&ns, &[]);
+    let port = netwatch_tests::free_port([127, 0, 0, 1].into());
+    let nginx = Nginx::start(port, listen_opts);
+    let master = wait::until("nginx's pid file", Duration::from_secs(10), || nginx.master().ok_or("no pid file yet"));
+    let workers = wait::until("nginx's two workers", Duration::from_secs(10), || match children_of(master) {
+        w if w.len() == 2 => Ok(w),
+        w => Err(format!("workers {w:?}")),
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let ab = Command::new("ab")
+        .args(["-q", "-n", &REQUESTS.to_string(), "-c", &CONCURRENCY.to_string(), &url])
+        .output()
+        .expect("running ab");
+    let report = String::from_utf8_lossy(&ab.stdout).into_owned();
+    assert!(
+        ab.status.success() && report.contains(&format!("Complete requests:      {REQUESTS}")),
+        "ab failed: {report}{}\nnginx: {}",
+        String::from_utf8_lossy(&ab.stderr),
+        nginx.log()
+    );
+    // Still the same two workers: each pid below was alive throughout.
+    assert_eq!(children_of(master), workers, "nginx's workers changed under ab");
+    let events = sock_events(&nw.stop().events());
+    let launcher = nginx.launcher;
+    drop(nginx);
+    let context =
+        format!("nginx{listen_opts} on port {port}: launcher {launcher}, master {master}, workers {workers:?}");
+
+    let mut problems = Problems::default();
+    let accepts: Vec<&SockEvent> = events.iter().filter(|e| e.event == "accept" && e.sport == port).collect();
+    let handshakes = events.iter().filter(|e| e.event == "handshake" && e.sport == port).count();
+    // ab opens a connection per request, and may open up to its
+    // concurrency more that it closes unused once the requests are done.
+    let most = REQUESTS + CONCURRENCY;
+    if !(REQUESTS..=most).contains(&handshakes) || !(REQUESTS..=handshakes).contains(&accepts.len()) {
+        problems.push(format!(
+            "expected {REQUESTS} to {most} handshakes, accepted as many or a few fewer: got {handshakes} and {}",
+            accepts.len()
+        ));
+    }
+    let wrong: Vec<&SockEvent> = accepts
+        .iter()
+        .copied()
+        .filter(|e| {
+            !workers.contains(&e.pid)
+                || e.comm != "nginx"
+                || e.tid != Some(e.pid)
+                || e.thread.as_deref() != Some("nginx")
+                || e.fd.is_none()
+                || e.daddr != "127.0.0.1"
+                || e.dport == 0
+        })
+        .collect();
+    if !wrong.is_empty() {
+        problems.push(format!("{} accept(s) not by a worker, or incomplete:\n{}", wrong.len(), show(&wrong)));
+    }
+    // The connections the workers accepted are the workers' from then on.
+    let worker_cookies: BTreeSet<u64> = accepts.iter().map(|e| e.cookie).collect();
+    let later: Vec<&SockEvent> = events
+        .iter()
+        .filter(|e| worker_cookies.contains(&e.cookie) && e.new_state == "CLOSE" && !workers.contains(&e.pid))
+        .collect();
+    if !later.is_empty() {
+        problems.push(format!("closes of accepted connections not named by a worker:\n{}", show(&later)));
     }
     problems.assert_none(&context);
 }
