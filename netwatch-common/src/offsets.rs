@@ -67,6 +67,9 @@ pub struct KernelOffsets {
     /// in network order, which outlives `skc_num` when a failed connect
     /// gives its port back (what `getsockname` reports).
     pub inet_sport: u32,
+    /// `struct task_struct` -> `group_leader`: events name the process
+    /// by its leader's comm, as netstat does, not the calling thread's.
+    pub task_group_leader: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 116);
+const _: () = assert!(size_of::<KernelOffsets>() == 120);

@@ -28,9 +28,11 @@ pub enum EventKind {
     Connect = 2,
     /// `SYN_SENT -> ESTABLISHED`: an active open succeeded.
     Established = 3,
-    /// `SYN_RECV -> ESTABLISHED`: a passive open completed (the connection
-    /// is in the listener's accept queue).
-    Accept = 4,
+    /// `SYN_RECV -> ESTABLISHED`: a passive open completed, the handshake
+    /// (the connection is in the listener's accept queue; netstat -s counts
+    /// it as a passive connection opening). It runs in softirq: the owner
+    /// is the listener's, lent by the agent.
+    Handshake = 4,
     /// `SYN_SENT -> CLOSE`: refused, timed out, unreachable or aborted.
     ConnectFailed = 5,
     /// `X -> CLOSE` for any other X: the connection is over.
@@ -38,9 +40,10 @@ pub enum EventKind {
     /// `tcp_destroy_sock`: the kernel freed the socket; its identity may be
     /// reused from now on.
     Destroy = 7,
-    /// `accept()` returned the socket to a process, now its owner; the
-    /// state is unchanged (old and new state are the same).
-    Adopt = 8,
+    /// `accept()`/`accept4()` returned the socket to a process, now its
+    /// owner, with its descriptor (`fd`) and full tuple; the state is
+    /// unchanged (old and new state are both the socket's state then).
+    Accept = 8,
     /// A UDP socket was released (its last file closed): the end of its
     /// traffic totals. UDP has no state machine, so no other event exists.
     UdpClose = 9,
@@ -54,11 +57,11 @@ impl EventKind {
         Self::Listen,
         Self::Connect,
         Self::Established,
-        Self::Accept,
+        Self::Handshake,
         Self::ConnectFailed,
         Self::Close,
         Self::Destroy,
-        Self::Adopt,
+        Self::Accept,
         Self::UdpClose,
     ];
 
@@ -70,11 +73,11 @@ impl EventKind {
             Self::Listen => "listen",
             Self::Connect => "connect",
             Self::Established => "established",
-            Self::Accept => "accept",
+            Self::Handshake => "handshake",
             Self::ConnectFailed => "connect_failed",
             Self::Close => "close",
             Self::Destroy => "destroy",
-            Self::Adopt => "adopt",
+            Self::Accept => "accept",
             Self::UdpClose => "udp_close",
         }
     }
@@ -85,11 +88,11 @@ impl EventKind {
             1 => Self::Listen,
             2 => Self::Connect,
             3 => Self::Established,
-            4 => Self::Accept,
+            4 => Self::Handshake,
             5 => Self::ConnectFailed,
             6 => Self::Close,
             7 => Self::Destroy,
-            8 => Self::Adopt,
+            8 => Self::Accept,
             9 => Self::UdpClose,
             _ => return None,
         })
@@ -150,7 +153,9 @@ pub struct SockEvent {
     pub inode: u64,
     pub saddr: Bytes16,
     pub daddr: Bytes16,
-    /// The owner's process name, NUL-padded (the kernel's 16-byte comm).
+    /// The owner's process name, NUL-padded: the 16-byte comm of its
+    /// thread group's leader (what netstat and `/proc/PID/comm` show), not
+    /// that of the thread that made the call (see `thread`).
     pub comm: Bytes16,
     /// Owner's tgid (the PID users know); 0 when the kernel does not say.
     /// Only a socket's birth (connect, listen), `accept()` and a UDP
@@ -172,13 +177,22 @@ pub struct SockEvent {
     /// An [`OwnerSource`].
     pub owner_source: u8,
     pub _pad: u16,
+    /// The calling thread's own comm, on events made in a process's
+    /// context (those with `tid` != 0); zero on the others.
+    pub thread: Bytes16,
+    /// The calling thread's id (the kernel's pid); 0 where the event did
+    /// not run in a process's context (softirq, or a lent owner).
+    pub tid: u32,
+    /// The descriptor `accept()` returned, on `Accept` events; -1 on the
+    /// others.
+    pub fd: i32,
     /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`
     /// and (final, including a reset sent after the close) `Destroy`
     /// events (tcplife's TX_KB/RX_KB); zero on every other event.
     pub traffic: crate::Traffic,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 168);
+const _: () = assert!(size_of::<SockEvent>() == 192);
 
 /// Bytes of a [`SockEvent`] before its traffic totals. An event without
 /// totals (every one but a close) is sent as this head alone: two cache
@@ -186,7 +200,7 @@ const _: () = assert!(size_of::<SockEvent>() == 168);
 pub const SOCK_EVENT_HEAD: usize = core::mem::offset_of!(SockEvent, traffic);
 
 // A multiple of 8, as the ring keeps records aligned.
-const _: () = assert!(SOCK_EVENT_HEAD == 104);
+const _: () = assert!(SOCK_EVENT_HEAD == 128);
 
 /// One socket held open by a process, as the socket-file iterator writes
 /// it: the seed's owner scan (`/proc/*/fd` without a readlink per fd).

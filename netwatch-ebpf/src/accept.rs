@@ -3,10 +3,14 @@
 //! Process context: `current` is the process `accept()` returned to. The
 //! returned fd is resolved to its `struct sock` through the task's fd table
 //! (`task->files->fdt->fd[ret]->private_data->sk`) and that process becomes
-//! the socket's owner; until now it carried the listener's owner. An `Adopt`
-//! event tells the agent, which lends the new owner to the socket's later
-//! events, with the socket's inode, which only exists from now on (and its
-//! family; no addresses: see below).
+//! the socket's owner; until now it carried the listener's owner (from the
+//! `Handshake`, `SYN_RECV -> ESTABLISHED`, which put it in the accept
+//! queue). The `Accept` event names it (process, thread), with the
+//! descriptor, the full tuple, the socket's state then and its inode, which
+//! only exists from now on; the agent lends the new owner to the socket's
+//! later events. This is what BCC's tcpaccept and `netstat -p` call the
+//! accepting process: in a pre-fork server (nginx) a worker, never the
+//! process that called listen().
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns},
@@ -22,7 +26,7 @@ use netwatch_common::{
 use crate::{
     emit::{Draft, Who},
     maps::offsets,
-    sock::{read_kernel, zero16, Direct, Fields, Probe, Tuple},
+    sock::{inet_tuple, read_kernel, Direct, Fields, Probe},
 };
 
 /// `long ret` in the `sys_exit_*` record (after the 8-byte common header and
@@ -84,22 +88,24 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if protocol != IPPROTO_TCP || (family != AF_INET && family != AF_INET6) {
         return Ok(());
     }
-    // Only the family, the owner and the new file's inode: the agent
-    // knows the tuple from the handshake's events of the same cookie, and
-    // the probe reads it took were half this hook's cost.
-    let t = Tuple { saddr: zero16(), daddr: zero16(), sport: 0, dport: 0, family, netns: 0 };
+    // The full tuple, as accept() returned it (consumers of this event
+    // alone, like tcpaccept's, need no earlier one): about half this
+    // hook's cost in probe reads, accepted for that.
+    let t = inet_tuple::<Probe>(sk, off)?;
     let inode = Probe::at(socket, off.socket_ino).unwrap_or(0);
+    // Usually ESTABLISHED; CLOSE_WAIT if the peer closed while it queued.
+    let state: u8 = Probe::at(sk, off.skc_state)?;
     // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     // The cookie was made when the handshake's events were sent.
     let cookie: u64 = read_kernel(sk + u64::from(off.skc_cookie))?;
     let cookie = if crate::ident::own_ids() { crate::ident::known(sk, cookie) } else { cookie };
-    let state = netwatch_common::tcp::ESTABLISHED;
     // No start time: the agent keeps the connection's, which began at the
     // handshake.
     let who = Who::Current(OwnerSource::Accept, 0);
     let mut e = Draft::uninit();
-    e.head(EventKind::Adopt, now, cookie, &t, who, inode, state, state);
+    e.head(EventKind::Accept, now, cookie, &t, who, inode, state, state);
+    e.fd(fd as i32);
     e.send();
     Ok(())
 }

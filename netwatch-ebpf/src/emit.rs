@@ -2,12 +2,14 @@
 
 use core::mem::MaybeUninit;
 
-use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, generated};
-use netwatch_common::{Counter, EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_get_current_uid_gid, generated,
+};
+use netwatch_common::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
 
 use crate::{
-    maps::{COUNTERS, EVENTS, READER_AWAKE},
-    sock::Tuple,
+    maps::{offsets, COUNTERS, EVENTS, READER_AWAKE},
+    sock::{read_kernel, Direct, Fields, Tuple},
 };
 
 /// `bpf_ringbuf_submit` flag: do not wake the reader.
@@ -46,7 +48,7 @@ pub struct Draft(MaybeUninit<SockEvent>);
 
 impl Draft {
     /// A slot to write an event into with [`Draft::head`]. Written in place
-    /// because a record returned by value was copied, all 168 bytes, into
+    /// because a record returned by value was copied, all of it, into
     /// the caller's slot.
     #[inline(always)]
     pub const fn uninit() -> Self {
@@ -74,13 +76,18 @@ impl Draft {
             (&raw mut (*p).old_state).write(old);
             (&raw mut (*p).new_state).write(new);
             (&raw mut (*p)._pad).write(0);
-            let comm = &raw mut (*p).comm;
+            (&raw mut (*p).fd).write(-1);
             match who {
                 Who::Current(source, start_ns) => {
                     // The helper writes all 16 bytes (NUL-padded, or
-                    // zeroed on error).
-                    generated::bpf_get_current_comm(comm.cast(), 16);
-                    (&raw mut (*p).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
+                    // zeroed on error): the thread's own name.
+                    generated::bpf_get_current_comm((&raw mut (*p).thread).cast(), 16);
+                    // The process's name is its leader's (a thread named
+                    // `acceptor-7` belongs to `python3`).
+                    (&raw mut (*p).comm).write(leader_comm());
+                    let pid_tgid = bpf_get_current_pid_tgid();
+                    (&raw mut (*p).tid).write(pid_tgid as u32);
+                    (&raw mut (*p).pid).write((pid_tgid >> 32) as u32);
                     (&raw mut (*p).uid).write(bpf_get_current_uid_gid() as u32);
                     (&raw mut (*p).start_ns).write(start_ns);
                     (&raw mut (*p).owner_source).write(source as u8);
@@ -96,6 +103,13 @@ impl Draft {
                 }
             }
         }
+    }
+
+    /// Records the descriptor `accept()` returned (after [`Draft::head`]).
+    #[inline(always)]
+    pub fn fd(&mut self, fd: i32) {
+        // SAFETY: a field of our own stack slot.
+        unsafe { (&raw mut (*self.0.as_mut_ptr()).fd).write(fd) };
     }
 
     /// Sends the head only.
@@ -131,11 +145,45 @@ unsafe fn unowned(p: *mut SockEvent, z: u64, start_ns: u64) {
         let comm = (&raw mut (*p).comm).cast::<u64>();
         comm.write(z);
         comm.add(1).write(z);
+        let thread = (&raw mut (*p).thread).cast::<u64>();
+        thread.write(z);
+        thread.add(1).write(z);
+        (&raw mut (*p).tid).write(z as u32);
         (&raw mut (*p).pid).write(z as u32);
         (&raw mut (*p).uid).write(z as u32);
         (&raw mut (*p).start_ns).write(start_ns);
         (&raw mut (*p).owner_source).write(OwnerSource::Unknown as u8);
     }
+}
+
+/// The comm of the current thread group's leader
+/// (`current->group_leader->comm`): the process's name as netstat and
+/// `/proc/PID/comm` give it, renamed by exec (which makes the exec'ing
+/// thread the leader), where `bpf_get_current_comm` gives the calling
+/// thread's. Zeros if it cannot be read.
+#[inline(always)]
+fn leader_comm() -> Bytes16 {
+    let off = offsets();
+    let read = || -> Result<Bytes16, i64> {
+        if crate::ident::untyped_task() {
+            // Without `bpf_get_current_task_btf` (before Linux 5.11) the
+            // task is a plain number to the verifier: probe reads.
+            // SAFETY: the helper returns the current task, never NULL.
+            let task = unsafe { bpf_get_current_task() };
+            let leader: u64 = read_kernel(task + u64::from(off.task_group_leader))?;
+            read_kernel(leader + u64::from(off.task_comm))
+        } else {
+            // Typed by BTF, both pointers are plain loads the verifier
+            // checks (a faulting one reads as zero).
+            // SAFETY: the helper returns the current task, never NULL.
+            let task = unsafe { bpf_get_current_task_btf() } as u64;
+            let leader: u64 = Direct::at(task, off.task_group_leader)?;
+            let lo: u64 = Direct::at(leader, off.task_comm)?;
+            let hi: u64 = Direct::at(leader, off.task_comm + 8)?;
+            Ok(crate::sock::from_words(lo, hi))
+        }
+    };
+    read().unwrap_or_else(|_| crate::sock::zero16())
 }
 
 /// A zero the compiler cannot treat as a constant (a volatile load).

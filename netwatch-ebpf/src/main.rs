@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `tp_btf/inet_sock_set_state` | [`state::nw_set_state`] | every TCP transition, as a [`SockEvent`] in `EVENTS` (owners on births only) |
 //! | `tp_btf/tcp_destroy_sock` | [`teardown::nw_destroy_sock`] | a `Destroy` event (when asked for, or when a reset followed the close) |
-//! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::nw_accept4_exit`], [`accept::nw_accept_exit`] | the accepting process becomes the owner |
+//! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::nw_accept4_exit`], [`accept::nw_accept_exit`] | an `Accept` event: the accepting process (now the owner) and thread, the fd, the full tuple |
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
@@ -20,7 +20,9 @@
 //! listener's owner (which the agent lends it: `event::listeners`) until
 //! `accept()` returns it, when the syscall exit tracepoint (process context
 //! again) hands it to the accepting process. Each of these events carries
-//! the owner and the agent lends it to the socket's later events.
+//! the owner and the agent lends it to the socket's later events: the
+//! process (tgid) under its leader's comm, with the calling thread's id and
+//! comm beside them (`emit::leader_comm`).
 //! `tcp_destroy_sock` (`tcp_v4_destroy_sock()`, shared by IPv6) is the one
 //! point every TCP socket passes when freed, so per-socket traffic rows are
 //! deleted there (docs/design.md#socket-reuse).

@@ -73,6 +73,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     sk_flags: 0,
     skc_state: 0,
     inet_sport: 0,
+    task_group_leader: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).

@@ -37,7 +37,7 @@ pub fn zero16() -> Bytes16 {
 
 /// A [`Bytes16`] from its two 64-bit words, in memory order.
 #[inline(always)]
-fn from_words(lo: u64, hi: u64) -> Bytes16 {
+pub fn from_words(lo: u64, hi: u64) -> Bytes16 {
     let mut out = core::mem::MaybeUninit::<Bytes16>::uninit();
     let words = out.as_mut_ptr().cast::<u64>();
     // SAFETY: both words of our own Bytes16 are written.

@@ -27,7 +27,7 @@ pub const fn classify(old: u8, new: u8) -> EventKind {
         (_, LISTEN) => EventKind::Listen,
         (CLOSE, SYN_SENT) => EventKind::Connect,
         (SYN_SENT, ESTABLISHED) => EventKind::Established,
-        (SYN_RECV, ESTABLISHED) => EventKind::Accept,
+        (SYN_RECV, ESTABLISHED) => EventKind::Handshake,
         (SYN_SENT, CLOSE) => EventKind::ConnectFailed,
         (_, CLOSE) => EventKind::Close,
         _ => EventKind::State,

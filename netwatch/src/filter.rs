@@ -52,6 +52,8 @@ mod tests {
             new_state: TcpState::Established,
             owner: OwnerSource::Unknown,
             traffic: netwatch_common::Traffic::ZERO,
+            thread: None,
+            accepted: None,
         }
     }
 

@@ -108,16 +108,21 @@ mod tests {
     #[test]
     fn counts_by_kind_and_summary_format() {
         let mut c = Totals::default();
-        for k in [EventKind::Connect, EventKind::Accept, EventKind::Close, EventKind::ConnectFailed, EventKind::State] {
+        for k in
+            [EventKind::Connect, EventKind::Handshake, EventKind::Close, EventKind::ConnectFailed, EventKind::State]
+        {
             c.count(&crate::tui::fixtures::event(k, 1, tcp::FIN_WAIT2, tcp::CLOSE));
         }
         // A listener's close ends no connection.
         c.count(&crate::tui::fixtures::event(EventKind::Close, 1, tcp::LISTEN, tcp::CLOSE));
+        // accepts= counts handshakes (netstat -s's passive opens), not the
+        // accept() that returns each one later.
+        c.count(&crate::tui::fixtures::event(EventKind::Accept, 1, tcp::ESTABLISHED, tcp::ESTABLISHED));
         c.lost_events = 3;
         let s = Summary(&c, &Latency::default()).to_string();
         assert_eq!(
             s,
-            "netwatch: summary events=6 connects=1 accepts=1 closes=1 failed=1 lost=3 \
+            "netwatch: summary events=7 connects=1 accepts=1 closes=1 failed=1 lost=3 \
              latency_p50_us=0 latency_p99_us=0 latency_max_us=0"
         );
     }

@@ -22,8 +22,18 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 9] =
-    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close", "destroy"];
+pub const KINDS: [&str; 10] = [
+    "listen",
+    "connect",
+    "established",
+    "handshake",
+    "accept",
+    "state",
+    "close",
+    "connect_failed",
+    "udp_close",
+    "destroy",
+];
 
 /// Events that end a socket, and carry its traffic totals.
 pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];
@@ -81,6 +91,13 @@ pub struct SockEvent {
     pub duration_ms: Option<f64>,
     /// On closing events only (required there, absent elsewhere).
     pub traffic: Option<Traffic>,
+    /// The thread the event ran in (both or neither): only events made in
+    /// a process's own system call have one.
+    pub tid: Option<u64>,
+    pub thread: Option<String>,
+    /// On `accept` events only (required there, absent elsewhere).
+    pub fd: Option<u64>,
+    pub accept_queue_us: Option<u64>,
 }
 
 /// A parsed stdout line.
@@ -135,8 +152,24 @@ pub fn parse_line(line: &str) -> Result<Parsed, String> {
     } else {
         None
     };
+    let (tid, thread) = (optional(&v, "tid")?, v.get("thread").map(|_| string(&v, "thread")).transpose()?);
+    if tid.is_some() != thread.is_some() || tid == Some(0) {
+        return Err(format!("`tid` {tid:?} and `thread` {thread:?} come together, tid never 0"));
+    }
+    let fd = optional(&v, "fd")?;
+    if fd.is_some() != (event == "accept") {
+        return Err(format!("{event} event with fd {fd:?}: an `accept` has one, no other event does"));
+    }
+    let accept_queue_us = optional(&v, "accept_queue_us")?;
+    if accept_queue_us.is_some() && event != "accept" {
+        return Err(format!("{event} event with accept_queue_us"));
+    }
     let e = SockEvent {
         traffic,
+        tid,
+        thread,
+        fd,
+        accept_queue_us,
         line: line.to_owned(),
         ts,
         event,

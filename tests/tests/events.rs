@@ -5,6 +5,8 @@
 //! fail rather than skip. `NETWATCH_BIN` names the netwatch binary to test
 //! (default: `target/release/netwatch`).
 
+#[path = "events/accepts.rs"]
+mod accepts;
 #[path = "events/children.rs"]
 mod children;
 #[path = "events/cli.rs"]

@@ -221,9 +221,8 @@ impl Printer {
                     // Before any filtering: every event of a socket
                     // completes the next.
                     self.table.complete_and_apply(&mut e);
-                    // Adopt only moves ownership (later events carry it);
-                    // destroy is teardown detail unless asked for.
-                    let hidden = e.kind == EventKind::Adopt || (e.kind == EventKind::Destroy && !self.teardown);
+                    // Destroy is teardown detail unless asked for.
+                    let hidden = e.kind == EventKind::Destroy && !self.teardown;
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }

@@ -2,7 +2,7 @@
 //!
 //! A passive child is born in softirq, cloned from its listener on the
 //! handshake's last ACK (`LISTEN -> SYN_RECV`), where the kernel cannot tell
-//! whose it is; until `accept()` hands it to a process (the kernel's `Adopt`
+//! whose it is; until `accept()` hands it to a process (the kernel's `Accept`
 //! event) it belongs to its listener's owner. The kernel reports every
 //! listener's birth, in the owner's own `listen()`, and its close; this
 //! registry keeps the owners those events name, and those of listeners older

@@ -32,6 +32,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: if pid == 0 { OwnerSource::Unknown } else { OwnerSource::Current },
         traffic: netwatch_common::Traffic::ZERO,
+        thread: None,
+        accepted: None,
     }
 }
 
@@ -69,7 +71,7 @@ fn a_child_gets_its_listeners_owner_exact_address_first() {
 fn only_a_childs_first_event_is_completed_here() {
     let mut r = ListenerOwners::default();
     r.observe(&mut listen(1, "127.0.0.1:80", 10));
-    let mut accept = ev(EventKind::Accept, 99, SYN_RECV, ESTABLISHED, "127.0.0.1:80", 0);
+    let mut accept = ev(EventKind::Handshake, 99, SYN_RECV, ESTABLISHED, "127.0.0.1:80", 0);
     r.observe(&mut accept);
     assert_eq!(accept.pid, 0, "later events borrow from the first one, elsewhere");
     let mut adopted = ev(EventKind::State, 98, LISTEN, SYN_RECV, "127.0.0.1:80", 44);

@@ -99,6 +99,30 @@ pub struct Event {
     pub owner: OwnerSource,
     /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
     pub traffic: Traffic,
+    /// The thread the event ran in, where it ran in a process's context
+    /// (`pid`/`comm` are then its process and the process's name).
+    pub thread: Option<Thread>,
+    /// What `accept()` returned, on `Accept` events.
+    pub accepted: Option<Accepted>,
+}
+
+/// The thread an event ran in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thread {
+    pub tid: u32,
+    /// The thread's own name (`prctl(PR_SET_NAME)`, `pthread_setname_np`).
+    pub name: Comm,
+}
+
+/// An `Accept` event's own facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The descriptor `accept()` returned.
+    pub fd: u32,
+    /// How long the connection waited in the accept queue: from its
+    /// handshake (the socket's start) to this `accept()`; `None` where the
+    /// start is unknown (a connection older than netwatch).
+    pub queued_ns: Option<u64>,
 }
 
 impl Event {
@@ -108,8 +132,9 @@ impl Event {
             AF_INET6 => Family::V6,
             _ => return None,
         };
+        let kind = EventKind::from_u8(r.kind)?;
         Some(Self {
-            kind: EventKind::from_u8(r.kind)?,
+            kind,
             ts_ns: r.ts_ns,
             start_ns: (r.start_ns != 0).then_some(r.start_ns),
             cookie: r.cookie,
@@ -125,6 +150,11 @@ impl Event {
             new_state: TcpState::from_u8(r.new_state)?,
             owner: OwnerSource::from_u8(r.owner_source),
             traffic: r.traffic,
+            thread: (r.tid != 0).then_some(Thread { tid: r.tid, name: Comm(r.thread.0) }),
+            accepted: u32::try_from(r.fd)
+                .ok()
+                .filter(|_| kind == EventKind::Accept)
+                .map(|fd| Accepted { fd, queued_ns: None }),
         })
     }
 
@@ -143,6 +173,9 @@ impl Event {
         }
         if self.inode == 0 {
             self.inode = inode;
+        }
+        if let Some(a) = &mut self.accepted {
+            a.queued_ns = self.start_ns.map(|s| self.ts_ns.saturating_sub(s));
         }
     }
 
@@ -209,6 +242,9 @@ mod tests {
             new_state: tcp::CLOSE,
             owner_source: OwnerSource::Current as u8,
             _pad: 0,
+            thread: comm,
+            tid: 1235,
+            fd: -1,
             traffic: Traffic::ZERO,
         }
     }
@@ -248,6 +284,28 @@ mod tests {
         assert_eq!(e.duration_ns(), Some(3_000_000));
         assert_eq!((e.old_state_name(), e.new_state_name()), ("FIN_WAIT2", "CLOSE"));
         assert!(e.is_ipv4_traffic());
+    }
+
+    #[test]
+    fn thread_and_accept_fields() {
+        let mut r = record();
+        let e = Event::from_record(&r).unwrap();
+        assert_eq!(e.thread, Some(Thread { tid: 1235, name: Comm::new("curl") }));
+        assert_eq!(e.accepted, None);
+        // Not in a process's context: no thread.
+        r.tid = 0;
+        assert_eq!(Event::from_record(&r).unwrap().thread, None);
+        r.kind = EventKind::Accept as u8;
+        r.fd = 7;
+        r.start_ns = 0;
+        let mut e = Event::from_record(&r).unwrap();
+        assert_eq!(e.accepted, Some(Accepted { fd: 7, queued_ns: None }));
+        // The handshake's start, lent by the table, gives the wait.
+        e.lend(None, Some(4_000_000), 0);
+        assert_eq!(e.accepted.unwrap().queued_ns, Some(1_000_000));
+        // Only an accept carries a descriptor.
+        r.kind = EventKind::State as u8;
+        assert_eq!(Event::from_record(&r).unwrap().accepted, None);
     }
 
     #[test]

@@ -228,6 +228,17 @@ impl EventSink for Json {
             number(out, &mut n, ",\"resets_sent\":", t.resets_sent);
             number(out, &mut n, ",\"resets_received\":", t.resets_received);
         }
+        if let Some(t) = &e.thread {
+            number(out, &mut n, ",\"tid\":", t.tid);
+            out.extend_from_slice(b",\"thread\":");
+            comm(out, t.name.bytes())?;
+        }
+        if let Some(a) = &e.accepted {
+            number(out, &mut n, ",\"fd\":", a.fd);
+            if let Some(q) = a.queued_ns {
+                number(out, &mut n, ",\"accept_queue_us\":", q / 1000);
+            }
+        }
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -273,6 +284,8 @@ mod tests {
             new_state: TcpState::Close,
             owner: OwnerSource::Accept,
             traffic: netwatch_common::Traffic::ZERO,
+            thread: None,
+            accepted: None,
         }
     }
 
@@ -299,6 +312,14 @@ mod tests {
         duration_ms: Option<f64>,
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         traffic: Option<JsonTraffic>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tid: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fd: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        accept_queue_us: Option<u64>,
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
@@ -321,6 +342,10 @@ mod tests {
             owner: owner_name(e.owner),
             duration_ms: if closing { e.duration_ns().map(duration_ms) } else { None },
             traffic: has_totals(e.kind).then(|| JsonTraffic::from(&e.traffic)),
+            tid: e.thread.map(|t| t.tid),
+            thread: e.thread.map(|t| t.name.as_str().into_owned()),
+            fd: e.accepted.map(|a| a.fd),
+            accept_queue_us: e.accepted.and_then(|a| a.queued_ns).map(|q| q / 1000),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
@@ -336,9 +361,14 @@ mod tests {
         odd.traffic.tx_bytes = u64::MAX;
         odd.traffic.retransmits = 7;
         let mut cases = vec![event(), odd];
-        for kind in
-            [EventKind::State, EventKind::ConnectFailed, EventKind::Accept, EventKind::Destroy, EventKind::UdpClose]
-        {
+        for kind in [
+            EventKind::State,
+            EventKind::ConnectFailed,
+            EventKind::Handshake,
+            EventKind::Accept,
+            EventKind::Destroy,
+            EventKind::UdpClose,
+        ] {
             let mut e = event();
             e.kind = kind;
             cases.push(e);
@@ -346,6 +376,14 @@ mod tests {
         let mut no_start = event();
         no_start.start_ns = None;
         cases.push(no_start);
+        let mut accept = event();
+        accept.kind = EventKind::Accept;
+        accept.thread = Some(crate::event::Thread { tid: 43, name: Comm::new("acceptor-\"7\"") });
+        accept.accepted = Some(crate::event::Accepted { fd: 5, queued_ns: Some(1_234_567) });
+        let mut unqueued = accept.clone();
+        cases.push(accept);
+        unqueued.accepted = Some(crate::event::Accepted { fd: 0, queued_ns: None });
+        cases.push(unqueued);
         let mut j = Json::new();
         for e in &cases {
             let mut out = Vec::new();
@@ -377,6 +415,28 @@ mod tests {
         assert!(ts.parse::<jiff::Timestamp>().is_ok(), "{ts}");
         assert_eq!(ts.len(), "2026-11-22T00:37:00.784084Z".len());
         assert!(out.ends_with(b"}\n"));
+    }
+
+    #[test]
+    fn accept_names_its_thread_descriptor_and_wait() {
+        let mut e = event();
+        e.kind = EventKind::Accept;
+        e.thread = Some(crate::event::Thread { tid: 43, name: Comm::new("acceptor-7") });
+        e.accepted = Some(crate::event::Accepted { fd: 5, queued_ns: Some(1_234_567) });
+        let mut out = Vec::new();
+        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["pid"].as_u64(), v["comm"].as_str()),
+            (Some("accept"), Some(42), Some("srv \"x\""))
+        );
+        assert_eq!((v["tid"].as_u64(), v["thread"].as_str()), (Some(43), Some("acceptor-7")));
+        assert_eq!((v["fd"].as_u64(), v["accept_queue_us"].as_u64()), (Some(5), Some(1234)));
+        // A lent owner (softirq): no thread, and no descriptor outside accept.
+        let mut out = Vec::new();
+        Json::new().event(&mut out, &event(), &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("tid").is_none() && v.get("thread").is_none() && v.get("fd").is_none());
     }
 
     #[test]

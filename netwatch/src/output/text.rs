@@ -131,6 +131,8 @@ mod tests {
             new_state: TcpState::Close,
             owner: OwnerSource::Current,
             traffic: netwatch_common::Traffic::ZERO,
+            thread: None,
+            accepted: None,
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();

@@ -344,6 +344,7 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         sk_flags: sc("skc_flags")?,
         skc_state: sc("skc_state")?,
         inet_sport: btf.offset("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"])?,
+        task_group_leader: btf.offset("task_struct", &["group_leader"])?,
     })
 }
 
@@ -667,6 +668,7 @@ mod tests {
             sk_flags: sc("skc_flags"),
             skc_state: sc("skc_state"),
             inet_sport: off("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"]),
+            task_group_leader: off("task_struct", &["group_leader"]),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

@@ -154,10 +154,10 @@ impl Default for SyslogExport {
     }
 }
 
-/// Everything but teardown detail (`destroy`, `adopt`), as `netwatch events`
+/// Everything but teardown detail (`destroy`), as `netwatch events`
 /// prints by default.
 fn default_kinds() -> KindSet {
-    KindSet::of(ExportKind::all().filter(|k| !matches!(k, ExportKind::Event(EventKind::Destroy | EventKind::Adopt))))
+    KindSet::of(ExportKind::all().filter(|k| !matches!(k, ExportKind::Event(EventKind::Destroy))))
 }
 
 fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<KindSet, D::Error> {

@@ -84,11 +84,11 @@ fn all_export_kinds_are_every_event_kind_plus_lost_and_alert() {
             "listen",
             "connect",
             "established",
-            "accept",
+            "handshake",
             "connect_failed",
             "close",
             "destroy",
-            "adopt",
+            "accept",
             "udp_close",
             "lost",
             "alert"

@@ -79,7 +79,9 @@ impl Totals {
         match e.kind {
             EventKind::Connect => self.connects += 1,
             EventKind::Established => self.opened_active += 1,
-            EventKind::Accept => self.opened_passive += 1,
+            // netstat -s's passive opens: handshakes completed, accepted
+            // or not.
+            EventKind::Handshake => self.opened_passive += 1,
             EventKind::ConnectFailed => self.failed_connects += 1,
             EventKind::Close if e.old_state != TcpState::Listen => {
                 self.closed += 1;

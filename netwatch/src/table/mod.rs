@@ -251,7 +251,7 @@ impl Table {
             e.local = merge_addr(e.local, row.local);
             e.remote = merge_addr(e.remote, row.remote);
             if e.netns == 0 {
-                // An `Adopt` carries no tuple and no namespace.
+                // Kernels' records of a socket may lack its namespace.
                 e.netns = row.netns;
             }
             let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
@@ -264,7 +264,7 @@ impl Table {
     pub fn apply(&mut self, e: &Event) {
         self.totals.count(e);
         let key = self.key_for(e);
-        if e.kind == EventKind::Adopt {
+        if e.kind == EventKind::Accept {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
                 row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];

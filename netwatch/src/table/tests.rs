@@ -25,6 +25,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
+        thread: None,
+        accepted: None,
     }
 }
 
@@ -77,7 +79,7 @@ fn failed_connect_and_reset_are_counted_and_leave_no_row() {
     let mut t = Table::new(10);
     t.apply(&ev(EventKind::Connect, 1, tcp::CLOSE, tcp::SYN_SENT, "127.0.0.1:0", "127.0.0.1:9", 5));
     t.apply(&ev(EventKind::ConnectFailed, 1, tcp::SYN_SENT, tcp::CLOSE, "127.0.0.1:0", "127.0.0.1:9", 5));
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     t.apply(&ev(EventKind::Close, 2, tcp::ESTABLISHED, tcp::CLOSE, "127.0.0.1:80", "127.0.0.1:5000", 6));
     assert_eq!(t.len(), 0);
     assert_eq!(t.totals.failed_connects, 1);
@@ -92,7 +94,7 @@ fn failed_connect_and_reset_are_counted_and_leave_no_row() {
 fn a_listener_closing_is_not_a_connection_closed() {
     let mut t = Table::new(10);
     t.apply(&ev(EventKind::Listen, 1, tcp::CLOSE, tcp::LISTEN, "127.0.0.1:80", "0.0.0.0:0", 6));
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     t.apply(&ev(EventKind::Close, 2, tcp::ESTABLISHED, tcp::CLOSE, "127.0.0.1:80", "127.0.0.1:5000", 6));
     t.apply(&ev(EventKind::Close, 1, tcp::LISTEN, tcp::CLOSE, "127.0.0.1:80", "0.0.0.0:0", 6));
     assert_eq!(t.len(), 0);
@@ -134,14 +136,14 @@ fn proc_seeded_rows_are_matched_by_tuple_then_keyed_by_cookie() {
 fn reconcile_replaces_only_minisocks() {
     let mut t = Table::new(10);
     client_lifecycle(&mut t, 1); // synthesized TIME_WAIT, which the kernel says is gone
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     let tw = seeded(Some(3), tcp::TIME_WAIT, "127.0.0.1:80", "127.0.0.1:6000", None);
     let syn = seeded(Some(4), tcp::SYN_RECV, "127.0.0.1:80", "127.0.0.1:6001", None);
     let mut elsewhere = seeded(Some(9), tcp::TIME_WAIT, "127.0.0.1:80", "127.0.0.1:7000", None);
     elsewhere.netns = 8;
     t.seed(vec![elsewhere], 1);
     client_lifecycle(&mut t, 1);
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     t.reconcile_minisocks(7, vec![tw, syn], 5);
     let mut states: Vec<_> = t.rows().map(|r| (r.cookie, r.state)).collect();
     states.sort();
@@ -155,7 +157,7 @@ fn reconcile_replaces_only_minisocks() {
 #[test]
 fn accept_moves_ownership_to_the_accepting_process() {
     let mut t = Table::new(10);
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     t.apply(&ev(EventKind::State, 2, tcp::ESTABLISHED, tcp::CLOSE_WAIT, "127.0.0.1:80", "127.0.0.1:5000", 9));
     assert_eq!(t.rows().next().unwrap().owners.iter().map(|o| o.pid).collect::<Vec<_>>(), [9]);
 }
@@ -182,17 +184,17 @@ fn udp_reconcile_keeps_known_owners_and_reports_new_sockets() {
 }
 
 #[test]
-fn adopt_gives_the_row_its_accepting_owner_and_inode() {
+fn accept_gives_the_row_its_accepting_owner_and_inode() {
     let mut t = Table::new(10);
-    t.apply(&ev(EventKind::Accept, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
+    t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));
     assert_eq!(t.rows().next().unwrap().inode, 0, "not accepted yet: no file");
-    let mut adopt = ev(EventKind::Adopt, 2, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 9);
-    adopt.inode = 777;
-    t.apply(&adopt);
+    let mut accept = ev(EventKind::Accept, 2, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 9);
+    accept.inode = 777;
+    t.apply(&accept);
     let r = t.rows().next().unwrap();
     assert_eq!((r.inode, r.state, r.owners[0].pid), (777, tcp::ESTABLISHED, 9));
-    // Adopting a socket the table never saw creates nothing.
-    t.apply(&ev(EventKind::Adopt, 3, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5001", 9));
+    // Accepting a socket the table never saw creates nothing.
+    t.apply(&ev(EventKind::Accept, 3, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5001", 9));
     assert_eq!(t.len(), 1);
 }
 
@@ -227,12 +229,16 @@ fn softirq_events_get_the_owner_of_the_birth_or_the_accept() {
         e.owner = OwnerSource::Unknown;
         e
     };
-    let mut accept = bare(EventKind::Accept, tcp::SYN_RECV, tcp::ESTABLISHED);
+    let mut handshake = bare(EventKind::Handshake, tcp::SYN_RECV, tcp::ESTABLISHED);
+    t.complete_and_apply(&mut handshake);
+    assert_eq!((handshake.pid, handshake.owner, handshake.start_ns), (10, OwnerSource::Listener, Some(1_000_000_000)));
+    let mut accept = ev(EventKind::Accept, 60, tcp::ESTABLISHED, tcp::ESTABLISHED, "0.0.0.0:0", "0.0.0.0:0", 11);
+    (accept.owner, accept.start_ns, accept.inode, accept.netns) = (OwnerSource::Accept, None, 888, 0);
+    accept.accepted = Some(crate::event::Accepted { fd: 4, queued_ns: None });
     t.complete_and_apply(&mut accept);
-    assert_eq!((accept.pid, accept.owner, accept.start_ns), (10, OwnerSource::Listener, Some(1_000_000_000)));
-    let mut adopt = ev(EventKind::Adopt, 60, tcp::ESTABLISHED, tcp::ESTABLISHED, "0.0.0.0:0", "0.0.0.0:0", 11);
-    (adopt.owner, adopt.start_ns, adopt.inode, adopt.netns) = (OwnerSource::Accept, None, 888, 0);
-    t.complete_and_apply(&mut adopt);
+    // The wait in the accept queue: since the handshake, the row's start.
+    let queued = accept.ts_ns - 1_000_000_000;
+    assert_eq!(accept.accepted, Some(crate::event::Accepted { fd: 4, queued_ns: Some(queued) }));
     let mut fin = bare(EventKind::State, tcp::ESTABLISHED, tcp::CLOSE_WAIT);
     t.complete_and_apply(&mut fin);
     assert_eq!((fin.pid, fin.owner, fin.start_ns, fin.inode), (11, OwnerSource::Accept, Some(1_000_000_000), 888));

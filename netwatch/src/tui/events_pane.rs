@@ -125,7 +125,7 @@ fn event_row(app: &App, e: &Event) -> Row<'static> {
     let color = match e.kind {
         EventKind::ConnectFailed => Color::Red,
         EventKind::Close => Color::DarkGray,
-        EventKind::Established | EventKind::Accept => Color::Green,
+        EventKind::Established | EventKind::Handshake | EventKind::Accept => Color::Green,
         EventKind::Listen => Color::Cyan,
         _ => Color::Reset,
     };

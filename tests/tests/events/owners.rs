@@ -271,8 +271,9 @@ fn a_closed_listener_gives_its_port_up_to_the_next_owner() {
 
 /// A pre-forking server: one process listens, a forked worker accepts. A
 /// child belongs to the listener's owner until `accept()` returns it (its
-/// birth and its `accept` event happen before that), and to the worker
-/// from then on; its last transitions run in the worker's own close().
+/// birth and its `handshake` event happen before that), and to the worker
+/// from then on, its `accept` (the worker's accept() returning) included;
+/// its last transitions run in the worker's own close().
 #[test]
 fn a_prefork_servers_connections_move_from_listener_to_worker_at_accept() {
     let ns = super::setup_in("prefork");
@@ -299,11 +300,15 @@ fn a_prefork_servers_connections_move_from_listener_to_worker_at_accept() {
         let what = format!("server side of {}", evs[0].dport);
         problems.check(&what, check_lifecycle(evs, Role::Child));
         let before: Vec<&SockEvent> =
-            evs.iter().copied().filter(|e| e.new_state == "SYN_RECV" || e.event == "accept").collect();
-        let after: Vec<&SockEvent> =
-            evs.iter().copied().filter(|e| e.new_state == "LAST_ACK" || e.new_state == "CLOSE").collect();
-        if before.len() != 2 || after.len() != 2 {
-            problems.push(format!("{what}: expected SYN_RECV, accept, LAST_ACK and CLOSE:\n{}", show(evs)));
+            evs.iter().copied().filter(|e| e.new_state == "SYN_RECV" || e.event == "handshake").collect();
+        // `accept` is the worker's accept() returning: the worker's own.
+        let after: Vec<&SockEvent> = evs
+            .iter()
+            .copied()
+            .filter(|e| e.event == "accept" || e.new_state == "LAST_ACK" || e.new_state == "CLOSE")
+            .collect();
+        if before.len() != 2 || after.len() != 3 {
+            problems.push(format!("{what}: expected SYN_RECV, handshake, accept, LAST_ACK and CLOSE:\n{}", show(evs)));
         }
         problems.check(format!("{what}, before accept()"), check_owner(&before, parent));
         problems.check(format!("{what}, after accept()"), check_owner(&after, worker_owner));

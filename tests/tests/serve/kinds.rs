@@ -35,7 +35,8 @@ fn export_kinds_all_carries_every_kind_of_our_sockets() {
     drop(udp);
 
     let want: BTreeSet<&str> =
-        ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close"].into();
+        ["listen", "connect", "established", "handshake", "accept", "state", "close", "connect_failed", "udp_close"]
+            .into();
     let port = srv.addr.port();
     let deadline = Instant::now() + Duration::from_secs(20);
     let seen = loop {

@@ -41,6 +41,7 @@ pub const CI_SUBSET: &[(&str, &str)] = &[
     ("events", "owners::listener_older_than_netwatch_gives_children_right_owner"),
     ("events", "owners::a_prefork_servers_connections_move_from_listener_to_worker_at_accept"),
     ("events", "owners::refused_connect_is_reported_as_failed"),
+    ("events", "accepts::a_named_acceptor_thread_and_a_late_accept"),
     ("events", "children::wildcard_ipv4_listener_children_are_born_with_their_own_identity"),
     ("events", "children::wildcard_ipv6_listener_children_are_born_with_their_own_identity"),
     ("events", "filters::filters_filter_ipv6_only"),

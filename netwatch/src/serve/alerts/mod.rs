@@ -157,7 +157,7 @@ impl Engine {
     /// Remembers connections on suspicious ports from events, so that one
     /// opened and closed between two checks is still reported.
     pub fn observe(&mut self, e: &Event) {
-        if !self.cfg.suspicious_ports.enabled || !matches!(e.kind, EventKind::Established | EventKind::Accept) {
+        if !self.cfg.suspicious_ports.enabled || !matches!(e.kind, EventKind::Established | EventKind::Handshake) {
             return;
         }
         let ports = &self.cfg.ports;

@@ -37,6 +37,8 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         new_state: TcpState::from_u8(e.new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic,
+        thread: None,
+        accepted: None,
     }
 }
 
@@ -51,7 +53,7 @@ fn connection(t: &mut Table, cookie: u64, client_port: u16, netns: u32, ts_ns: u
         (EventKind::Connect, cookie + 1, tcp::CLOSE, tcp::SYN_SENT, ("127.0.0.1:0".to_owned(), SERVER.to_owned())),
         (EventKind::State, cookie, tcp::LISTEN, tcp::SYN_RECV, s.clone()),
         (EventKind::Established, cookie + 1, tcp::SYN_SENT, tcp::ESTABLISHED, c.clone()),
-        (EventKind::Accept, cookie, tcp::SYN_RECV, tcp::ESTABLISHED, s.clone()),
+        (EventKind::Handshake, cookie, tcp::SYN_RECV, tcp::ESTABLISHED, s.clone()),
         (EventKind::State, cookie, tcp::ESTABLISHED, tcp::FIN_WAIT1, s.clone()),
         (EventKind::State, cookie + 1, tcp::ESTABLISHED, tcp::CLOSE_WAIT, c.clone()),
         (EventKind::State, cookie + 1, tcp::CLOSE_WAIT, tcp::LAST_ACK, c.clone()),
