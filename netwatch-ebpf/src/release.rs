@@ -58,9 +58,6 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
         traffic::forget(cookie);
         return Ok(());
     }
-    let mut totals = traffic::zero();
-    traffic::totals_into(cookie, &mut totals);
-    traffic::forget(cookie);
     // The context is the `struct sock` itself, and this attach type may
     // not read the addresses from it directly (the verifier limits
     // sock_release to bound_dev_if, mark, priority, family, type, protocol
@@ -76,6 +73,9 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     let who = Who::Current(OwnerSource::Current, 0);
     let mut e = Draft::uninit();
     e.head(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE);
-    e.send_with_totals(|t| *t = totals);
+    // Read straight into the record: a copy of the totals on the stack
+    // no longer fits beside the record (with its cgroup id).
+    e.send_with_totals(|t| traffic::totals_into(cookie, t));
+    traffic::forget(cookie);
     Ok(())
 }

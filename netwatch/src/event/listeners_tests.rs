@@ -32,6 +32,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: if pid == 0 { OwnerSource::Unknown } else { OwnerSource::Current },
         traffic: netwatch_common::Traffic::ZERO,
+        cgroup: 0,
+        workload: None,
     }
 }
 

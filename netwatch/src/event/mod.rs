@@ -99,6 +99,11 @@ pub struct Event {
     pub owner: OwnerSource,
     /// Totals on `Close`, `ConnectFailed` and `UdpClose`; zero otherwise.
     pub traffic: Traffic,
+    /// The owner's cgroup v2 id: from the kernel in the owner's own system
+    /// call, else the owner's as the workload resolver knows it; 0 unknown.
+    pub cgroup: u64,
+    /// Where the owner runs, once resolved (`crate::workload`).
+    pub workload: Option<crate::workload::Workload>,
 }
 
 impl Event {
@@ -125,6 +130,8 @@ impl Event {
             new_state: TcpState::from_u8(r.new_state)?,
             owner: OwnerSource::from_u8(r.owner_source),
             traffic: r.traffic,
+            cgroup: r.cgroup,
+            workload: None,
         })
     }
 
@@ -209,6 +216,7 @@ mod tests {
             new_state: tcp::CLOSE,
             owner_source: OwnerSource::Current as u8,
             _pad: 0,
+            cgroup: 0,
             traffic: Traffic::ZERO,
         }
     }

@@ -20,6 +20,8 @@ use crate::{
 pub struct Text {
     seconds: SecondCache,
     packets: bool,
+    /// The WORKLOAD column (`-W`): container, else unit, else cgroup.
+    workload: bool,
 }
 
 impl Text {
@@ -29,7 +31,12 @@ impl Text {
     }
 
     fn in_zone(tz: TimeZone) -> Self {
-        Self { seconds: SecondCache::new("%H:%M:%S", tz), packets: true }
+        Self { seconds: SecondCache::new("%H:%M:%S", tz), packets: true, workload: false }
+    }
+
+    /// With the WORKLOAD column last.
+    pub fn with_workload(self) -> Self {
+        Self { workload: true, ..self }
     }
 
     /// See [`super::json::Json::without_packet_counters`].
@@ -61,11 +68,12 @@ fn kib(bytes: u64) -> String {
 
 impl EventSink for Text {
     fn header(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        writeln!(
+        write!(
             out,
             "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {:<12} {:>9} {:>9}",
             "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION", "DURATION", "TX_KB", "RX_KB"
-        )
+        )?;
+        writeln!(out, "{}", if self.workload { " WORKLOAD" } else { "" })
     }
 
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
@@ -94,7 +102,11 @@ impl EventSink for Text {
             tx,
             rx
         );
-        writeln!(out, "{}", line.trim_end())
+        match (self.workload, &e.workload) {
+            (true, Some(w)) => writeln!(out, "{line} {w}"),
+            (true, None) => writeln!(out, "{line} -"),
+            (false, _) => writeln!(out, "{}", line.trim_end()),
+        }
     }
 
     fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
@@ -131,6 +143,8 @@ mod tests {
             new_state: TcpState::Close,
             owner: OwnerSource::Current,
             traffic: netwatch_common::Traffic::ZERO,
+            cgroup: 0,
+            workload: None,
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();

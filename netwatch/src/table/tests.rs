@@ -25,6 +25,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
+        cgroup: 0,
+        workload: None,
     }
 }
 

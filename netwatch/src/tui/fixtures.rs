@@ -75,6 +75,8 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic: netwatch_common::Traffic::ZERO,
+        cgroup: 0,
+        workload: None,
     }
 }
 

@@ -37,6 +37,8 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         new_state: TcpState::from_u8(e.new).expect("a TCP state"),
         owner: OwnerSource::Current,
         traffic,
+        cgroup: 0,
+        workload: None,
     }
 }
 

@@ -72,6 +72,8 @@ fn per_process_totals_with_other_and_closed_connections() {
         new_state: TcpState::Close,
         owner: OwnerSource::Current,
         traffic: traffic(70, 80),
+        cgroup: 0,
+        workload: None,
     };
     t.apply(&e);
     assert!(t.rows().all(|r| r.cookie != Some(3)));
