@@ -3,10 +3,13 @@
 //!
 //! On a hybrid host (v1 controllers, v2 mounted at
 //! /sys/fs/cgroup/unified) a container runtime using the cgroupfs driver
-//! may place its containers in the v1 hierarchies only (podman does: its
-//! process stays in the v2 cgroup it was started from, often `/`). Then the
-//! v2 path says nothing about the container, and the v1 paths (the
-//! `name=systemd` line, or a controller's) are what name it.
+//! may place its containers in the v1 hierarchies only (runc also creates
+//! the v2 cgroup, `/libpod_parent/libpod-ID` for podman; a runtime that
+//! does not leaves the process in the v2 cgroup it was started from, often
+//! `/`). Then the v2 path says nothing about the container, and the v1
+//! paths (the `name=systemd` line, or a controller's) are what name it.
+//! That needs the process alive: one gone before its event is read is
+//! known by its v2 cgroup id alone.
 
 use super::path::{self, Parsed};
 
