@@ -154,14 +154,26 @@ impl Resolver {
                 }
             }
             if let Some((id, w)) = self.read_proc(pid, cgroup) {
-                if self.by_pid.len() >= MAX_PIDS {
-                    self.by_pid.clear();
-                }
-                self.by_pid.insert(pid, (id, w.clone()));
+                self.remember(pid, id, w.clone());
                 return w;
             }
         }
-        (cgroup != 0).then(|| self.of_id(cgroup)).flatten()
+        if cgroup == 0 {
+            return None;
+        }
+        let w = self.of_id(cgroup);
+        // What the kernel said last is what the PID's lent events get.
+        if pid != 0 {
+            self.remember(pid, cgroup, w.clone());
+        }
+        w
+    }
+
+    fn remember(&mut self, pid: u32, cgroup: u64, w: Option<Workload>) {
+        if self.by_pid.len() >= MAX_PIDS {
+            self.by_pid.clear();
+        }
+        self.by_pid.insert(pid, (cgroup, w));
     }
 
     /// Gives an event its owner's workload, and its cgroup id where the

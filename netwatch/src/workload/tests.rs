@@ -69,11 +69,15 @@ fn resolver_by_pid_then_by_id() {
     // PID 10 is not in the docker cgroup the kernel names: the id decides.
     let d = r.of(10, docker_id).unwrap();
     assert_eq!(d.container.as_ref().map(|c| (c.runtime, &*c.id)), Some((Runtime::Docker, ID)));
+    // ... and is what the PID's events without an id get from now on.
+    assert_eq!(r.of(10, 0), Some(d.clone()));
+    assert_eq!(r.cgroup_of(10), Some(docker_id));
     // Gone from /proc: by id only.
     assert_eq!(r.of(99, unit_id), Some(w.clone()));
-    assert_eq!(r.of(99, 0), None);
+    assert_eq!(r.of(99, 0), Some(w.clone()), "remembered from the kernel's id");
+    assert_eq!(r.of(96, 0), None);
     assert_eq!(r.of(0, 12_345_678_901), None);
     // Equal workloads share one allocation.
-    assert!(Arc::ptr_eq(&r.of(10, 0).unwrap().0, &r.of(98, unit_id).unwrap().0));
+    assert!(Arc::ptr_eq(&r.of(97, unit_id).unwrap().0, &r.of(98, unit_id).unwrap().0));
     std::fs::remove_dir_all(dir).unwrap();
 }
