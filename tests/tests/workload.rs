@@ -12,8 +12,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use netwatch_tests::{netns, nw_peer_bin, wait, Netwatch, Peer};
+use netwatch_tests::{held::Held, netns, nw_peer_bin, wait, Netwatch, Peer};
 use serde_json::Value;
+
+#[path = "serve/harness.rs"]
+#[expect(dead_code, reason = "the serve tests' harness, of which this binary uses a part")]
+mod harness;
 
 fn setup() {
     netwatch_tests::setup(env!("CARGO_BIN_EXE_nw-peer"));
@@ -69,10 +73,16 @@ impl TestCgroup {
 
     /// `nw-peer ARGS`, moved into this cgroup before it does anything.
     fn spawn(&self, args: &[&str]) -> Peer {
+        Peer::spawn_program(self.command(&nw_peer_bin()), args)
+    }
+
+    /// `program`, moved into this cgroup before it does anything (the
+    /// caller adds its arguments).
+    fn command(&self, program: &std::path::Path) -> Command {
         let procs = self.dir.join("cgroup.procs");
         let mut sh = Command::new("sh");
-        sh.args(["-c", &format!("echo $$ > {} && exec \"$0\" \"$@\"", procs.display())]).arg(nw_peer_bin());
-        Peer::spawn_program(sh, args)
+        sh.args(["-c", &format!("echo $$ > {} && exec \"$0\" \"$@\"", procs.display())]).arg(program);
+        sh
     }
 }
 
@@ -386,4 +396,73 @@ fn podman_container_names_its_sockets() {
         problems.len(),
         problems[..problems.len().min(10)].join("\n")
     );
+}
+
+/// `netwatch serve`'s per-process series carry the unit and container:
+/// one program name held open by a process in a unit and by one in a
+/// docker-shaped container is two series, each with its own labels.
+#[test]
+fn serve_labels_process_series_with_unit_and_container() {
+    setup();
+    let _ns = netns::own("workload-serve");
+    let dir = harness::TempDir::new("workload");
+    // A name of this test's own: no other process's connections count.
+    let peer = dir.path(&format!("nwwl{}", std::process::id() % 1_000_000));
+    std::fs::copy(nw_peer_bin(), &peer).expect("copying nw-peer");
+    let name = peer.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+    let config = dir.path("netwatch.toml");
+    let off: String =
+        ["syn_backlog", "listen_drops", "remote_connections", "suspicious_ports", "new_listener", "total_connections"]
+            .iter()
+            .map(|n| format!("[alerts.{n}]\nenabled = false\n"))
+            .collect();
+    std::fs::write(&config, off).expect("writing the config");
+    let serve = harness::Serve::start(&config, &["--top-processes", "1000"]);
+
+    let unit = format!("nwtest-{}.service", &hex_id(6)[..12]);
+    let in_unit = TestCgroup::new(&format!("/system.slice/{unit}"));
+    let id = hex_id(7);
+    let scope = format!("docker-{id}.scope");
+    let in_docker = TestCgroup::new(&format!("/system.slice/{scope}"));
+    const HELD: usize = 4;
+    let mut server = Held::spawn({
+        let mut c = in_unit.command(&peer);
+        c.args(["hold", "--listen", "127.0.0.1:0"]);
+        c
+    });
+    let listener = server.listeners()[0].to_string();
+    let client = Held::spawn({
+        let mut c = in_docker.command(&peer);
+        c.arg("hold");
+        for _ in 0..HELD {
+            c.args(["--connect", &listener]);
+        }
+        c
+    });
+    assert_eq!(client.connected().len(), HELD);
+    server.accepted(HELD);
+
+    let short = &id[..12];
+    let want = HELD as f64;
+    wait::until("the unit's and the container's series", Duration::from_secs(10), || {
+        let m = serve.scrape();
+        let by_unit = m.get("netwatch_process_connections", &[("process", &name), ("unit", &unit)]);
+        let by_container =
+            m.get("netwatch_process_connections", &[("process", &name), ("unit", &scope), ("container", short)]);
+        let all: Vec<_> = m
+            .all("netwatch_process_connections")
+            .into_iter()
+            .filter(|(l, _)| l.get("process") == Some(&name))
+            .collect();
+        wait::check(by_unit == Some(want) && by_container == Some(want) && all.len() == 2, || {
+            format!("unit {by_unit:?}, container {by_container:?}, want {want} each; {name}'s series: {all:?}")
+        })
+    });
+    let unit_series = serve.scrape().all("netwatch_process_connections");
+    let ours = unit_series
+        .iter()
+        .find(|(l, _)| l.get("unit") == Some(&unit) && l.get("process") == Some(&name))
+        .expect("the unit's series");
+    assert!(!ours.0.contains_key("container"), "a unit's process has no container label: {ours:?}");
+    drop((server, client));
 }
