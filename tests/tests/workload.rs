@@ -149,6 +149,18 @@ fn snapshot(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("snapshot JSON")
 }
 
+/// `netwatch snapshot ARGS`, as text.
+fn snapshot_text(args: &[&str]) -> String {
+    let out = Command::new(netwatch_tests::netwatch_bin())
+        .arg("snapshot")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running netwatch snapshot");
+    assert!(out.status.success(), "snapshot {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn u64_of(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no `{key}` in {v}"))
 }
@@ -157,7 +169,7 @@ fn u64_of(v: &Value, key: &str) -> u64 {
 /// for them (selected by `--cgroup path`, so that the filter is tested too)
 /// carries `expect` and the cgroup's id; the snapshot row of the listener
 /// (selected by `filter`) names it too.
-fn run(path: &str, expect: &Expect, filter: &[&str]) {
+fn run(path: &str, expect: &Expect, filter: &[&str], label: &str) {
     setup();
     let ns = netns::own("workload");
     let cg = TestCgroup::new(path);
@@ -187,6 +199,13 @@ fn run(path: &str, expect: &Expect, filter: &[&str]) {
     let owner = &listener["owners"][0];
     assert_eq!(u64_of(owner, "pid"), server_pid, "{listener}");
     check(owner, expect).unwrap_or_else(|e| panic!("listener row: {e}"));
+    // The text table's Workload column (`-W`), last on the row.
+    let text = snapshot_text(&["-W"]);
+    let row = text
+        .lines()
+        .find(|l| l.contains(&format!("127.0.0.1:{port} ")) && l.contains("LISTEN"))
+        .unwrap_or_else(|| panic!("no listener row for port {port} in:\n{text}"));
+    assert!(row.ends_with(&format!(" {label}")), "the Workload column is not {label:?}: {row}");
 
     let mut client = cg.spawn(&["client", "--to", &addr, "--count", &n, "--hold-ms", "0"]);
     client.wait_success(Duration::from_secs(60));
@@ -227,7 +246,7 @@ fn systemd_unit_cgroup_names_the_unit() {
     let unit = format!("nwtest-{}.service", &hex_id(1)[..12]);
     let path = format!("/system.slice/{unit}");
     let e = Expect { cgroup: &path, unit: Some(&unit), runtime: None, id: None, name: None, pod: None };
-    run(&path, &e, &["--unit", &unit]);
+    run(&path, &e, &["--unit", &unit], &unit);
 }
 
 #[test]
@@ -237,7 +256,7 @@ fn docker_cgroup_names_the_container() {
     let path = format!("/system.slice/{scope}");
     let e = Expect { cgroup: &path, unit: Some(&scope), runtime: Some("docker"), id: Some(&id), name: None, pod: None };
     // A prefix of the id, as `docker ps` shows it.
-    run(&path, &e, &["--container", &id[..12]]);
+    run(&path, &e, &["--container", &id[..12]], &id[..12]);
 }
 
 #[test]
@@ -256,7 +275,7 @@ fn kubernetes_containerd_cgroup_names_container_and_pod() {
         name: None,
         pod: Some(&uid),
     };
-    run(&path, &e, &["--cgroup", "/kubepods.slice/kubepods-burstable.slice"]);
+    run(&path, &e, &["--cgroup", "/kubepods.slice/kubepods-burstable.slice"], &id[..12]);
 }
 
 /// `podman rm -f` on drop.

@@ -155,6 +155,53 @@ mod tests {
         assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
     }
 
+    /// `-W`: a last column, its header aligned with it; `-` where unknown.
+    #[test]
+    fn workload_column() {
+        use std::sync::Arc;
+
+        use crate::workload::{Info, Workload};
+        let mut e = Event {
+            kind: EventKind::Listen,
+            ts_ns: 2_000_000,
+            start_ns: None,
+            cookie: 1,
+            inode: 0,
+            family: Family::V4,
+            local: "127.0.0.1:80".parse().unwrap(),
+            remote: "0.0.0.0:0".parse().unwrap(),
+            pid: 7,
+            comm: Comm::new("nginx"),
+            uid: 0,
+            netns: 1,
+            old_state: TcpState::Close,
+            new_state: TcpState::Listen,
+            owner: OwnerSource::Current,
+            traffic: netwatch_common::Traffic::ZERO,
+            cgroup: 0,
+            workload: None,
+        };
+        let mut t = Text::in_zone(TimeZone::UTC).with_workload();
+        let mut out = Vec::new();
+        t.header(&mut out).unwrap();
+        t.event(&mut out, &e, &WallClock::new()).unwrap();
+        e.workload = Some(Workload(Arc::new(Info {
+            cgroup: "/system.slice/nginx.service".into(),
+            unit: Some("nginx.service".into()),
+            container: None,
+            pod_uid: None,
+        })));
+        t.event(&mut out, &e, &WallClock::new()).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        let at = lines[0].find("WORKLOAD").unwrap();
+        assert_eq!(&lines[1][at..], "-", "{s}");
+        assert_eq!(&lines[2][at..], "nginx.service", "{s}");
+        let mut plain = Vec::new();
+        Text::in_zone(TimeZone::UTC).event(&mut plain, &e, &WallClock::new()).unwrap();
+        assert!(!String::from_utf8(plain).unwrap().contains("nginx.service"), "no column without -W");
+    }
+
     #[test]
     fn lost_line_names_the_cause() {
         let mut out = Vec::new();
