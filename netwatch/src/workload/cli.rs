@@ -7,7 +7,7 @@ use crate::filter::WorkloadFilter;
 
 #[derive(Clone, Debug, Default, Args)]
 pub struct WorkloadArgs {
-    /// Show where each owner runs: a WORKLOAD column with its container
+    /// Show where each owner runs: a last column with its container
     /// (name, else short id), else its systemd unit, else its cgroup path
     #[arg(short = 'W', long = "workload")]
     pub show: bool,
