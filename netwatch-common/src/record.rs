@@ -186,13 +186,18 @@ pub struct SockEvent {
     /// The descriptor `accept()` returned, on `Accept` events; -1 on the
     /// others.
     pub fd: i32,
+    /// The owner's cgroup v2 id (`bpf_get_current_cgroup_id()`: the inode
+    /// of its directory in the cgroup2 mount), on the events written in the
+    /// owner's own system call; 0 on the others, whose owner (and so its
+    /// workload) the agent lends (`workload`).
+    pub cgroup: u64,
     /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`
     /// and (final, including a reset sent after the close) `Destroy`
     /// events (tcplife's TX_KB/RX_KB); zero on every other event.
     pub traffic: crate::Traffic,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 192);
+const _: () = assert!(size_of::<SockEvent>() == 200);
 
 /// Bytes of a [`SockEvent`] before its traffic totals. An event without
 /// totals (every one but a close) is sent as this head alone: two cache
@@ -200,7 +205,7 @@ const _: () = assert!(size_of::<SockEvent>() == 192);
 pub const SOCK_EVENT_HEAD: usize = core::mem::offset_of!(SockEvent, traffic);
 
 // A multiple of 8, as the ring keeps records aligned.
-const _: () = assert!(SOCK_EVENT_HEAD == 128);
+const _: () = assert!(SOCK_EVENT_HEAD == 136);
 
 /// One socket held open by a process, as the socket-file iterator writes
 /// it: the seed's owner scan (`/proc/*/fd` without a readlink per fd).

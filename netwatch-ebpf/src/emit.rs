@@ -91,6 +91,9 @@ impl Draft {
                     (&raw mut (*p).uid).write(bpf_get_current_uid_gid() as u32);
                     (&raw mut (*p).start_ns).write(start_ns);
                     (&raw mut (*p).owner_source).write(source as u8);
+                    // Where the owner runs (unit, container): since 4.18
+                    // for tracepoints, 5.7 for cgroup sock programs.
+                    (&raw mut (*p).cgroup).write(generated::bpf_get_current_cgroup_id());
                 }
                 // Zeros LLVM cannot see through: adjacent constant zero
                 // stores become a call to the byte-loop memset (see
@@ -153,6 +156,7 @@ unsafe fn unowned(p: *mut SockEvent, z: u64, start_ns: u64) {
         (&raw mut (*p).uid).write(z as u32);
         (&raw mut (*p).start_ns).write(start_ns);
         (&raw mut (*p).owner_source).write(OwnerSource::Unknown as u8);
+        (&raw mut (*p).cgroup).write(z);
     }
 }
 

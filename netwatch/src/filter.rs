@@ -1,7 +1,8 @@
-//! Event filters (`--pid`, `--port`, `-4`, `-6`, `--netns`), applied in the agent: the
-//! kernel must still see every event to keep its owner records right.
+//! Event filters (`--pid`, `--port`, `-4`, `-6`, `--netns`, `--unit`,
+//! `--container`, `--cgroup`), applied in the agent: the kernel must still
+//! see every event to keep its owner records right.
 
-use crate::event::Event;
+use crate::{event::Event, workload::Workload};
 
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
@@ -13,6 +14,42 @@ pub struct Filter {
     pub ipv4: Option<bool>,
     /// Network namespaces (inodes) to keep; empty keeps all.
     pub netns: Vec<u32>,
+    /// Where the owner runs (`crate::workload`); empty keeps all.
+    pub workload: WorkloadFilter,
+}
+
+/// `--unit` (exact), `--container` (a name or an id prefix), `--cgroup` (a
+/// path prefix, whole components): each keeps an owner matching any of its
+/// values; an owner of unknown workload matches none.
+#[derive(Clone, Debug, Default)]
+pub struct WorkloadFilter {
+    pub units: Vec<String>,
+    pub containers: Vec<String>,
+    pub cgroups: Vec<String>,
+}
+
+impl WorkloadFilter {
+    /// Whether any of them is set: the workload must then be resolved.
+    pub fn is_set(&self) -> bool {
+        !(self.units.is_empty() && self.containers.is_empty() && self.cgroups.is_empty())
+    }
+
+    pub fn matches(&self, w: Option<&Workload>) -> bool {
+        if !self.is_set() {
+            return true;
+        }
+        let Some(w) = w else { return false };
+        (self.units.is_empty() || w.unit.as_deref().is_some_and(|u| self.units.iter().any(|x| x == u)))
+            && (self.containers.is_empty() || self.containers.iter().any(|c| w.container_is(c)))
+            && (self.cgroups.is_empty() || self.cgroups.iter().any(|p| under(&w.cgroup, p)))
+    }
+}
+
+/// Whether cgroup `path` is `prefix` or below it (`/a/b` is under `/a`,
+/// `/ab` is not); the leading `/` is optional.
+fn under(path: &str, prefix: &str) -> bool {
+    let (path, prefix) = (path.trim_matches('/'), prefix.trim_matches('/'));
+    prefix.is_empty() || path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 impl Filter {
@@ -21,6 +58,7 @@ impl Filter {
             && (self.ports.is_empty() || self.ports.contains(&e.local.port()) || self.ports.contains(&e.remote.port()))
             && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
             && (self.netns.is_empty() || self.netns.contains(&e.netns))
+            && self.workload.matches(e.workload.as_ref())
     }
 }
 
@@ -54,6 +92,8 @@ mod tests {
             traffic: netwatch_common::Traffic::ZERO,
             thread: None,
             accepted: None,
+            cgroup: 0,
+            workload: None,
         }
     }
 
@@ -75,5 +115,45 @@ mod tests {
         let in_ns = Event { netns: 4_026_532_000, ..ev(4, "127.0.0.1:5000", "127.0.0.1:80") };
         let ns = Filter { netns: vec![4_026_532_000], ..Default::default() };
         assert!(ns.matches(&in_ns) && !ns.matches(&a) && !ns.matches(&b));
+    }
+
+    #[test]
+    fn workload_filters() {
+        use std::sync::Arc;
+
+        use crate::workload::{Container, Info, Runtime};
+        let id = "ab".repeat(32);
+        let web = Workload(Arc::new(Info {
+            cgroup: format!("/system.slice/docker-{id}.scope").into(),
+            unit: Some(format!("docker-{id}.scope").into()),
+            container: Some(Container { runtime: Runtime::Docker, id: id.as_str().into(), name: Some("web".into()) }),
+            pod_uid: None,
+        }));
+        let ssh = Workload(Arc::new(Info {
+            cgroup: "/system.slice/ssh.service".into(),
+            unit: Some("ssh.service".into()),
+            container: None,
+            pod_uid: None,
+        }));
+        let f = |units: &[&str], containers: &[&str], cgroups: &[&str]| WorkloadFilter {
+            units: units.iter().map(|s| s.to_string()).collect(),
+            containers: containers.iter().map(|s| s.to_string()).collect(),
+            cgroups: cgroups.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(f(&[], &[], &[]).matches(None));
+        assert!(!f(&["ssh.service"], &[], &[]).matches(None));
+        assert!(f(&["ssh.service"], &[], &[]).matches(Some(&ssh)));
+        assert!(!f(&["ssh"], &[], &[]).matches(Some(&ssh)));
+        assert!(f(&[], &["web"], &[]).matches(Some(&web)) && f(&[], &["abab"], &[]).matches(Some(&web)));
+        assert!(!f(&[], &["web"], &[]).matches(Some(&ssh)) && !f(&[], &["we"], &[]).matches(Some(&web)));
+        assert!(f(&[], &[], &["/system.slice"]).matches(Some(&ssh)));
+        assert!(f(&[], &[], &["system.slice/ssh.service/"]).matches(Some(&ssh)));
+        assert!(!f(&[], &[], &["/system.sl"]).matches(Some(&ssh)));
+        assert!(f(&[], &[], &["/"]).matches(Some(&ssh)));
+        // Each flag narrows: both must hold.
+        assert!(!f(&["ssh.service"], &["web"], &[]).matches(Some(&web)));
+        let e = Event { workload: Some(ssh), ..ev(1, "127.0.0.1:5000", "127.0.0.1:80") };
+        let by_unit = Filter { workload: f(&["ssh.service"], &[], &[]), ..Default::default() };
+        assert!(by_unit.matches(&e) && !by_unit.matches(&ev(1, "127.0.0.1:5000", "127.0.0.1:80")));
     }
 }

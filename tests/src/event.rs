@@ -38,6 +38,10 @@ pub const KINDS: [&str; 10] = [
 /// Events that end a socket, and carry its traffic totals.
 pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];
 
+/// Where the owner runs: present on any event, each where known.
+pub const WORKLOAD_FIELDS: [&str; 7] =
+    ["cgroup_id", "cgroup", "unit", "container_runtime", "container_id", "container_name", "pod_uid"];
+
 /// A socket's traffic totals, as every JSON output names them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {

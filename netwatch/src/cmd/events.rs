@@ -15,6 +15,7 @@ use crate::{
     stats::Summary,
     stream::{Batch, Loss},
     table::{Table, Totals},
+    workload::Resolver,
 };
 
 #[derive(Debug, Default, Args)]
@@ -54,6 +55,8 @@ pub struct EventsArgs {
     /// about 130,000 events per 16 MiB
     #[arg(long = "ring-size", value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_mib: u32,
+    #[command(flatten)]
+    pub workload: crate::workload::cli::WorkloadArgs,
 }
 
 /// A ring size in MiB: the kernel wants a power of two number of pages.
@@ -163,6 +166,8 @@ fn flush(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
 struct Printer {
     sink: Box<dyn EventSink>,
     filter: Filter,
+    /// Where owners run, when shown or filtered on.
+    workloads: Option<Resolver>,
     clock: WallClock,
     decoder: Decoder,
     table: Table,
@@ -184,7 +189,9 @@ impl Printer {
         let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
             (true, true) => Box::new(Json::new()),
             (true, false) => Box::new(Json::without_packet_counters()),
+            (false, true) if args.workload.show => Box::new(Text::new().with_workload()),
             (false, true) => Box::new(Text::new()),
+            (false, false) if args.workload.show => Box::new(Text::without_packet_counters().with_workload()),
             (false, false) => Box::new(Text::without_packet_counters()),
         };
         let ipv4 = match (args.ipv4, args.ipv6) {
@@ -192,9 +199,19 @@ impl Printer {
             (_, true) => Some(false),
             _ => None,
         };
+        let filter = Filter {
+            pids: args.pids.clone(),
+            ports: args.ports.clone(),
+            ipv4,
+            netns,
+            workload: args.workload.filter(),
+        };
+        // Only what shows or filters it pays for resolving it.
+        let workloads = (args.json || args.workload.show || filter.workload.is_set()).then(Resolver::default);
         Self {
             sink,
-            filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4, netns },
+            filter,
+            workloads,
             clock: WallClock::new(),
             decoder: Decoder::default(),
             table: {
@@ -223,6 +240,9 @@ impl Printer {
                     self.table.complete_and_apply(&mut e);
                     // Destroy is teardown detail unless asked for.
                     let hidden = e.kind == EventKind::Destroy && !self.teardown;
+                    if let (false, Some(r)) = (hidden, &mut self.workloads) {
+                        r.complete(&mut e);
+                    }
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }

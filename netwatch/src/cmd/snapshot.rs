@@ -28,6 +28,8 @@ pub struct SnapshotArgs {
     /// How many closed connections to keep for --for
     #[arg(long, value_name = "N", default_value_t = 100_000, requires = "watch")]
     pub history: usize,
+    #[command(flatten)]
+    pub workload: crate::workload::cli::WorkloadArgs,
 }
 
 pub async fn run(args: &SnapshotArgs) -> Result<()> {
@@ -77,12 +79,19 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
 }
 
 fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
+    let filter = args.workload.filter();
+    let workloads = if args.json || args.workload.show || filter.is_set() {
+        let resolved = snapshot::Workloads::resolve(table, &mut crate::workload::Resolver::default());
+        snapshot::Workloads { column: args.workload.show, filter, ..resolved }
+    } else {
+        snapshot::Workloads::default()
+    };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.json {
-        snapshot::json(&mut out, table)?;
+        snapshot::json_with(&mut out, table, &workloads)?;
     } else {
-        snapshot::text(&mut out, table)?;
+        snapshot::text_with(&mut out, table, &workloads)?;
     }
     out.flush()?;
     Ok(())

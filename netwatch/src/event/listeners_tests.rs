@@ -34,6 +34,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         traffic: netwatch_common::Traffic::ZERO,
         thread: None,
         accepted: None,
+        cgroup: 0,
+        workload: None,
     }
 }
 

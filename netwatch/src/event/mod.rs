@@ -123,6 +123,11 @@ pub struct Accepted {
     /// handshake (the socket's start) to this `accept()`; `None` where the
     /// start is unknown (a connection older than netwatch).
     pub queued_ns: Option<u64>,
+    /// The owner's cgroup v2 id: from the kernel in the owner's own system
+    /// call, else the owner's as the workload resolver knows it; 0 unknown.
+    pub cgroup: u64,
+    /// Where the owner runs, once resolved (`crate::workload`).
+    pub workload: Option<crate::workload::Workload>,
 }
 
 impl Event {
@@ -155,6 +160,8 @@ impl Event {
                 .ok()
                 .filter(|_| kind == EventKind::Accept)
                 .map(|fd| Accepted { fd, queued_ns: None }),
+            cgroup: r.cgroup,
+            workload: None,
         })
     }
 
@@ -245,6 +252,7 @@ mod tests {
             thread: comm,
             tid: 1235,
             fd: -1,
+            cgroup: 0,
             traffic: Traffic::ZERO,
         }
     }

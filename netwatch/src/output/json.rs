@@ -172,6 +172,38 @@ pub const fn owner_name(o: OwnerSource) -> &'static str {
     }
 }
 
+/// Where the owner runs, the fields known of: `cgroup_id` (the kernel's),
+/// `cgroup` (its v2 path), `unit`, `container_runtime`, `container_id`,
+/// `container_name`, `pod_uid` (docs/events.md).
+fn workload(out: &mut Vec<u8>, n: &mut itoa::Buffer, e: &Event) -> io::Result<()> {
+    if e.cgroup != 0 {
+        number(out, n, ",\"cgroup_id\":", e.cgroup);
+    }
+    let Some(w) = &e.workload else { return Ok(()) };
+    string(out, ",\"cgroup\":", &w.cgroup)?;
+    if let Some(u) = &w.unit {
+        string(out, ",\"unit\":", u)?;
+    }
+    if let Some(c) = &w.container {
+        raw(out, ",\"container_runtime\":\"", c.runtime.name());
+        out.push(b'"');
+        string(out, ",\"container_id\":", &c.id)?;
+        if let Some(name) = &c.name {
+            string(out, ",\"container_name\":", name)?;
+        }
+    }
+    if let Some(p) = &w.pod_uid {
+        string(out, ",\"pod_uid\":", p)?;
+    }
+    Ok(())
+}
+
+/// `key` and a string from outside netwatch (a path, a name), escaped.
+fn string(out: &mut Vec<u8>, key: &str, value: &str) -> io::Result<()> {
+    out.extend_from_slice(key.as_bytes());
+    comm(out, value.as_bytes())
+}
+
 /// RFC 3339 in UTC with microseconds, for one-off timestamps.
 pub fn rfc3339(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -239,6 +271,7 @@ impl EventSink for Json {
                 number(out, &mut n, ",\"accept_queue_us\":", q / 1000);
             }
         }
+        workload(out, &mut n, e)?;
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -286,6 +319,8 @@ mod tests {
             traffic: netwatch_common::Traffic::ZERO,
             thread: None,
             accepted: None,
+            cgroup: 0,
+            workload: None,
         }
     }
 
@@ -320,9 +355,24 @@ mod tests {
         fd: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         accept_queue_us: Option<u64>,
+        cgroup_id: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cgroup: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unit: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container_runtime: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container_name: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pod_uid: Option<&'a str>,
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
+        let w = e.workload.as_ref();
+        let c = w.and_then(|w| w.container.as_ref());
         let closing = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed);
         let j = JsonEvent {
             ts: ts.to_owned(),
@@ -346,6 +396,13 @@ mod tests {
             thread: e.thread.map(|t| t.name.as_str().into_owned()),
             fd: e.accepted.map(|a| a.fd),
             accept_queue_us: e.accepted.and_then(|a| a.queued_ns).map(|q| q / 1000),
+            cgroup_id: (e.cgroup != 0).then_some(e.cgroup),
+            cgroup: w.map(|w| &*w.cgroup),
+            unit: w.and_then(|w| w.unit.as_deref()),
+            container_runtime: c.map(|c| c.runtime.name()),
+            container_id: c.map(|c| &*c.id),
+            container_name: c.and_then(|c| c.name.as_deref()),
+            pod_uid: w.and_then(|w| w.pod_uid.as_deref()),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
@@ -384,6 +441,7 @@ mod tests {
         cases.push(accept);
         unqueued.accepted = Some(crate::event::Accepted { fd: 0, queued_ns: None });
         cases.push(unqueued);
+        cases.extend(workloads());
         let mut j = Json::new();
         for e in &cases {
             let mut out = Vec::new();
@@ -392,6 +450,65 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(line, via_serde(e, v["ts"].as_str().unwrap()), "{e:?}");
         }
+    }
+
+    /// Events with each shape of workload, one with names to escape.
+    fn workloads() -> Vec<Event> {
+        use std::sync::Arc;
+
+        use crate::workload::{Container, Info, Runtime, Workload};
+        let info = |cgroup: &str, unit: Option<&str>, container: Option<Container>, pod: Option<&str>| {
+            let mut e = event();
+            e.cgroup = 4242;
+            e.workload = Some(Workload(Arc::new(Info {
+                cgroup: cgroup.into(),
+                unit: unit.map(Into::into),
+                container,
+                pod_uid: pod.map(Into::into),
+            })));
+            e
+        };
+        let id = "0123456789abcdef".repeat(4);
+        let c = |name: Option<&str>| Container {
+            runtime: Runtime::Containerd,
+            id: id.as_str().into(),
+            name: name.map(Into::into),
+        };
+        let mut only_id = event();
+        only_id.cgroup = 7;
+        vec![
+            only_id,
+            info("/", None, None, None),
+            info("/system.slice/nginx.service", Some("nginx.service"), None, None),
+            info(
+                "/kubepods.slice/x",
+                Some("cri-containerd-x.scope"),
+                Some(c(None)),
+                Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789"),
+            ),
+            info("/lxc.payload.a\"b\\", None, Some(c(Some("we\"b\n"))), None),
+        ]
+    }
+
+    #[test]
+    fn workload_fields() {
+        let mut j = Json::new();
+        let mut out = Vec::new();
+        for e in workloads() {
+            j.event(&mut out, &e, &WallClock::new()).unwrap();
+        }
+        let lines: Vec<serde_json::Value> =
+            out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!((lines[0]["cgroup_id"].as_u64(), lines[0].get("cgroup")), (Some(7), None));
+        assert_eq!((lines[1]["cgroup"].as_str(), lines[1].get("unit")), (Some("/"), None));
+        assert_eq!(lines[2]["unit"], "nginx.service");
+        assert!(lines[2].get("container_id").is_none());
+        assert_eq!(lines[3]["container_runtime"], "containerd");
+        assert_eq!(lines[3]["container_id"].as_str().map(str::len), Some(64));
+        assert_eq!(lines[3]["pod_uid"], "0a1b2c3d-4e5f-6789-abcd-ef0123456789");
+        assert!(lines[3].get("container_name").is_none());
+        assert_eq!(lines[4]["container_name"], "we\"b\n");
+        assert_eq!(lines[4]["cgroup"], "/lxc.payload.a\"b\\");
     }
 
     #[test]

@@ -97,16 +97,52 @@ fn push_addr(out: &mut Vec<u8>, ip: std::net::IpAddr, port: u16) {
     }
 }
 
-pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
-    writeln!(
+/// Where the rows' owners run (`crate::workload`), resolved once per
+/// owner PID before printing, and what the snapshot does with it.
+#[derive(Default)]
+pub struct Workloads {
+    pub by_pid: rustc_hash::FxHashMap<u32, crate::workload::Workload>,
+    /// The WORKLOAD column of the text table.
+    pub column: bool,
+    /// Rows none of whose owners match are left out.
+    pub filter: crate::filter::WorkloadFilter,
+}
+
+impl Workloads {
+    /// Resolves every owner of the table's rows.
+    pub fn resolve(table: &Table, resolver: &mut crate::workload::Resolver) -> Self {
+        let mut by_pid = rustc_hash::FxHashMap::default();
+        for o in table.rows().flat_map(|r| r.owners.iter()).filter(|o| o.pid != 0) {
+            if let std::collections::hash_map::Entry::Vacant(v) = by_pid.entry(o.pid) {
+                if let Some(w) = resolver.of(o.pid, 0) {
+                    v.insert(w);
+                }
+            }
+        }
+        Self { by_pid, ..Self::default() }
+    }
+
+    fn of(&self, o: &Owner) -> Option<&crate::workload::Workload> {
+        self.by_pid.get(&o.pid)
+    }
+
+    fn keeps(&self, r: &Row) -> bool {
+        !self.filter.is_set() || r.owners.iter().any(|o| self.filter.matches(self.of(o)))
+    }
+}
+
+/// The table as netstat prints it, with the rows' workloads.
+pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> io::Result<()> {
+    write!(
         out,
         "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} {:>12} {:>12} PID/Program name",
         "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Netns", "TX bytes", "RX bytes"
     )?;
+    writeln!(out, "{}", if workloads.column { "         Workload" } else { "" })?;
     // Rows are formatted into one buffer, written once, with hand-padded
     // columns and reused address strings: tens of thousands of rows are the
     // normal case, and `{:<39}` pads one `write_char` at a time.
-    let rows = sorted(table);
+    let rows: Vec<_> = sorted(table).into_iter().filter(|r| workloads.keeps(r)).collect();
     let mut buf = Vec::with_capacity(rows.len() * 140);
     let mut cell = Vec::with_capacity(48);
     let mut num = itoa::Buffer::new();
@@ -145,6 +181,16 @@ pub fn text(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             buf.extend_from_slice(b" (+");
             buf.extend_from_slice(num.format(r.owners.len() - 1).as_bytes());
             buf.push(b')');
+        }
+        if workloads.column {
+            // The first owner's, in a column after netstat's last one.
+            let w = r.owners.first().and_then(|o| workloads.of(o));
+            let start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            // netstat's columns, then the owner's padded to 24.
+            let width = 149 + 24;
+            buf.resize(buf.len().max(start + width), b' ');
+            buf.push(b' ');
+            buf.extend_from_slice(w.map_or("-", |w| w.label()).as_bytes());
         }
         buf.push(b'\n');
     }
@@ -196,6 +242,38 @@ pub fn counts_text(out: &mut dyn Write, c: &StateCounts) -> io::Result<()> {
 struct JsonOwner<'a> {
     pid: u32,
     comm: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    workload: Option<JsonWorkload<'a>>,
+}
+
+/// Where an owner runs, named as in `netwatch events --json`.
+#[derive(Serialize)]
+struct JsonWorkload<'a> {
+    cgroup: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_runtime: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uid: Option<&'a str>,
+}
+
+impl<'a> From<&'a crate::workload::Workload> for JsonWorkload<'a> {
+    fn from(w: &'a crate::workload::Workload) -> Self {
+        let c = w.container.as_ref();
+        Self {
+            cgroup: &w.cgroup,
+            unit: w.unit.as_deref(),
+            container_runtime: c.map(|c| c.runtime.name()),
+            container_id: c.map(|c| &*c.id),
+            container_name: c.and_then(|c| c.name.as_deref()),
+            pod_uid: w.pod_uid.as_deref(),
+        }
+    }
 }
 
 /// The addressing fields every socket and closed connection carries, named
@@ -298,12 +376,14 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
     }
 }
 
-pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
+/// The table as one JSON document, with the owners' workloads.
+pub fn json_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> io::Result<()> {
     let c = table.counts();
     let tcp: serde_json::Map<String, serde_json::Value> =
         c.tcp_named().into_iter().map(|(n, k)| (n.to_owned(), k.into())).collect();
     let sockets = sorted(table)
         .into_iter()
+        .filter(|r| workloads.keeps(r))
         .map(|r| JsonRow {
             ends: JsonEnds::new(r.proto, r.family, r.local, r.remote),
             state: json_state(r),
@@ -311,7 +391,11 @@ pub fn json(out: &mut dyn Write, table: &Table) -> io::Result<()> {
             cookie: r.cookie,
             inode: r.inode,
             uid: r.uid,
-            owners: r.owners.iter().map(|o| JsonOwner { pid: o.pid, comm: o.comm.text() }).collect(),
+            owners: r
+                .owners
+                .iter()
+                .map(|o| JsonOwner { pid: o.pid, comm: o.comm.text(), workload: workloads.of(o).map(Into::into) })
+                .collect(),
             recv_q: r.rx_queue,
             send_q: r.tx_queue,
             traffic: JsonTraffic::from(&r.traffic.totals),

@@ -20,6 +20,8 @@ use crate::{
 pub struct Text {
     seconds: SecondCache,
     packets: bool,
+    /// The WORKLOAD column (`-W`): container, else unit, else cgroup.
+    workload: bool,
 }
 
 impl Text {
@@ -29,7 +31,12 @@ impl Text {
     }
 
     fn in_zone(tz: TimeZone) -> Self {
-        Self { seconds: SecondCache::new("%H:%M:%S", tz), packets: true }
+        Self { seconds: SecondCache::new("%H:%M:%S", tz), packets: true, workload: false }
+    }
+
+    /// With the WORKLOAD column last.
+    pub fn with_workload(self) -> Self {
+        Self { workload: true, ..self }
     }
 
     /// See [`super::json::Json::without_packet_counters`].
@@ -61,11 +68,12 @@ fn kib(bytes: u64) -> String {
 
 impl EventSink for Text {
     fn header(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        writeln!(
+        write!(
             out,
             "{:<15} {:<14} {:<22} {:<28} {:<28} {:<26} {:<12} {:>9} {:>9}",
             "TIME", "EVENT", "PID/COMM", "LOCAL", "REMOTE", "TRANSITION", "DURATION", "TX_KB", "RX_KB"
-        )
+        )?;
+        writeln!(out, "{}", if self.workload { " WORKLOAD" } else { "" })
     }
 
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
@@ -94,7 +102,11 @@ impl EventSink for Text {
             tx,
             rx
         );
-        writeln!(out, "{}", line.trim_end())
+        match (self.workload, &e.workload) {
+            (true, Some(w)) => writeln!(out, "{line} {w}"),
+            (true, None) => writeln!(out, "{line} -"),
+            (false, _) => writeln!(out, "{}", line.trim_end()),
+        }
     }
 
     fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
@@ -133,6 +145,8 @@ mod tests {
             traffic: netwatch_common::Traffic::ZERO,
             thread: None,
             accepted: None,
+            cgroup: 0,
+            workload: None,
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
@@ -141,6 +155,53 @@ mod tests {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
         assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
+    }
+
+    /// `-W`: a last column, its header aligned with it; `-` where unknown.
+    #[test]
+    fn workload_column() {
+        use std::sync::Arc;
+
+        use crate::workload::{Info, Workload};
+        let mut e = Event {
+            kind: EventKind::Listen,
+            ts_ns: 2_000_000,
+            start_ns: None,
+            cookie: 1,
+            inode: 0,
+            family: Family::V4,
+            local: "127.0.0.1:80".parse().unwrap(),
+            remote: "0.0.0.0:0".parse().unwrap(),
+            pid: 7,
+            comm: Comm::new("nginx"),
+            uid: 0,
+            netns: 1,
+            old_state: TcpState::Close,
+            new_state: TcpState::Listen,
+            owner: OwnerSource::Current,
+            traffic: netwatch_common::Traffic::ZERO,
+            cgroup: 0,
+            workload: None,
+        };
+        let mut t = Text::in_zone(TimeZone::UTC).with_workload();
+        let mut out = Vec::new();
+        t.header(&mut out).unwrap();
+        t.event(&mut out, &e, &WallClock::new()).unwrap();
+        e.workload = Some(Workload(Arc::new(Info {
+            cgroup: "/system.slice/nginx.service".into(),
+            unit: Some("nginx.service".into()),
+            container: None,
+            pod_uid: None,
+        })));
+        t.event(&mut out, &e, &WallClock::new()).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        let at = lines[0].find("WORKLOAD").unwrap();
+        assert_eq!(&lines[1][at..], "-", "{s}");
+        assert_eq!(&lines[2][at..], "nginx.service", "{s}");
+        let mut plain = Vec::new();
+        Text::in_zone(TimeZone::UTC).event(&mut plain, &e, &WallClock::new()).unwrap();
+        assert!(!String::from_utf8(plain).unwrap().contains("nginx.service"), "no column without -W");
     }
 
     #[test]

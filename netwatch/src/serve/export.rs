@@ -37,6 +37,8 @@ pub struct Exporter {
     line: Vec<u8>,
     pub errors: Errors,
     last_report: Option<Instant>,
+    /// Where events' owners run, for their JSON fields.
+    workloads: crate::workload::Resolver,
 }
 
 impl Exporter {
@@ -58,6 +60,7 @@ impl Exporter {
             line: Vec::with_capacity(512),
             errors: Errors::default(),
             last_report: None,
+            workloads: crate::workload::Resolver::default(),
         })
     }
 
@@ -91,7 +94,9 @@ impl Exporter {
             return;
         }
         self.line.clear();
-        if self.json.event(&mut self.line, e, &self.clock).is_err() {
+        let mut e = e.clone();
+        self.workloads.complete(&mut e);
+        if self.json.event(&mut self.line, &e, &self.clock).is_err() {
             return;
         }
         let severity = if e.kind == EventKind::ConnectFailed { Severity::Notice } else { Severity::Info };

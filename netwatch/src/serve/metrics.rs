@@ -40,7 +40,13 @@ struct Opened {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Process {
     process: String,
+    /// `unit` and `container` where the owner has them ([`workload_labels`]).
+    #[prometheus(flatten)]
+    workload: WorkloadLabels,
 }
+
+/// Labels of where a process runs: none, `unit`, `container`, or both.
+type WorkloadLabels = Vec<(&'static str, String)>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerState {
@@ -89,6 +95,8 @@ pub struct Metrics {
     export_errors: Family<Output, Counter>,
     top_processes: usize,
     top_listeners: usize,
+    /// Where the owners run, for the per-process series' labels.
+    workloads: std::sync::Mutex<crate::workload::Resolver>,
 }
 
 impl Metrics {
@@ -114,6 +122,7 @@ impl Metrics {
             export_errors: Family::default(),
             top_processes,
             top_listeners,
+            workloads: std::sync::Mutex::default(),
         };
         m.register();
         m
@@ -143,7 +152,8 @@ impl Metrics {
         r.register("netwatch_table_reseeds", "Table rebuilds from the kernel after lost events", self.reseeds.clone());
         r.register(
             "netwatch_process_connections",
-            "Open TCP connections (listeners excluded) by owning process name: the top N, the rest as `other`",
+            "Open TCP connections (listeners excluded) by owning process name, with its systemd unit and \
+             container where known: the top N, the rest as `other`",
             self.processes.clone(),
         );
         // Gauges, not counters: a name moves in and out of the top N (and of
@@ -245,8 +255,10 @@ impl Metrics {
         sync(&self.export_errors.get_or_create(&Output { output: "syslog" }), errors.syslog);
 
         self.processes.clear();
-        for (name, n) in top_processes(table, self.top_processes) {
-            self.processes.get_or_create(&Process { process: name }).set(n);
+        let mut resolver = self.workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let workload = |pid| workload_labels(resolver.of(pid, 0).as_ref());
+        for ((process, workload), n) in top_processes(table, self.top_processes, workload) {
+            self.processes.get_or_create(&Process { process, workload }).set(n);
         }
         self.process_bytes.clear();
         self.process_packets.clear();
@@ -272,22 +284,48 @@ fn sync(c: &Counter, total: u64) {
     c.inc_by(total.saturating_sub(c.get()));
 }
 
+/// The `unit` and `container` labels of a workload (the container's name,
+/// else its short id): bounded like the process names they go with, and
+/// absent where unknown, so the series of a process outside any unit or
+/// container keeps its plain `process` label.
+fn workload_labels(w: Option<&crate::workload::Workload>) -> WorkloadLabels {
+    let Some(w) = w else { return Vec::new() };
+    let mut labels = Vec::new();
+    if let Some(u) = &w.unit {
+        labels.push(("unit", u.to_string()));
+    }
+    if w.container.is_some() {
+        labels.push(("container", w.label().to_owned()));
+    }
+    labels
+}
+
 /// Open TCP connections (not listeners, not TIME_WAIT or half-open rows,
-/// which have no owner) per first owner's name: the `n` largest, then the
-/// rest summed as [`OTHER`]. Sorted by count, then name, for stable output.
-pub fn top_processes(table: &Table, n: usize) -> Vec<(String, i64)> {
-    let mut per: HashMap<&str, i64> = HashMap::new();
+/// which have no owner) per first owner's name and `workload` labels (by
+/// PID): the `n` largest, then the rest summed as [`OTHER`]. Sorted by
+/// count, then name, for stable output.
+pub fn top_processes(
+    table: &Table,
+    n: usize,
+    mut workload: impl FnMut(u32) -> WorkloadLabels,
+) -> Vec<((String, WorkloadLabels), i64)> {
+    let mut per: HashMap<(&str, u32), i64> = HashMap::new();
     for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN) {
         if let Some(o) = r.owners.first() {
-            *per.entry(o.comm.text()).or_default() += 1;
+            *per.entry((o.comm.text(), o.pid)).or_default() += 1;
         }
     }
-    let mut all: Vec<(&str, i64)> = per.into_iter().collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    // Per process name and workload: one name may run in several units.
+    let mut named: HashMap<(&str, WorkloadLabels), i64> = HashMap::new();
+    for ((name, pid), k) in per {
+        *named.entry((name, workload(pid))).or_default() += k;
+    }
+    let mut all: Vec<_> = named.into_iter().collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let rest: i64 = all.iter().skip(n).map(|(_, k)| k).sum();
-    let mut out: Vec<(String, i64)> = all.into_iter().take(n).map(|(s, k)| (s.to_owned(), k)).collect();
+    let mut out: Vec<_> = all.into_iter().take(n).map(|((s, w), k)| ((s.to_owned(), w), k)).collect();
     if rest > 0 {
-        out.push((OTHER.to_owned(), rest));
+        out.push(((OTHER.to_owned(), Vec::new()), rest));
     }
     out
 }

@@ -107,3 +107,40 @@ fn traffic_per_process_top_n() {
     has(&text, r#"netwatch_process_traffic_packets{process="web",direction="tx"} 5000"#);
     assert!(!text.contains("sshd"), "beyond the top 1, names are summed:\n{text}");
 }
+
+/// The per-process series carry the owner's unit and container where it
+/// has them; one name in two units is two series; `other` has neither.
+#[test]
+fn process_series_carry_unit_and_container_labels() {
+    let tcp = Proto::Tcp;
+    let mut s = Vec::new();
+    for i in 0..3 {
+        s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))));
+    }
+    s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8081", "127.0.0.9:7000", Some((20, "web"))));
+    s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.9:7001", Some((11, "sshd"))));
+    let mut t = Table::new(0);
+    t.seed(s, 1);
+    let labels = |pid: u32| match pid {
+        10 => vec![("unit", "web.service".to_owned())],
+        20 => vec![("unit", "libpod-x.scope".to_owned()), ("container", "web1".to_owned())],
+        _ => Vec::new(),
+    };
+    let top = top_processes(&t, 2, labels);
+    assert_eq!(
+        top,
+        vec![
+            (("web".to_owned(), vec![("unit", "web.service".to_owned())]), 3),
+            (("sshd".to_owned(), Vec::new()), 1),
+            ((OTHER.to_owned(), Vec::new()), 1),
+        ]
+    );
+    // How the labels are written: after `process`, only those present.
+    let m = Metrics::new(10, 10);
+    m.processes.get_or_create(&Process { process: "web".into(), workload: labels(20) }).set(1);
+    m.processes.get_or_create(&Process { process: "sshd".into(), workload: labels(11) }).set(1);
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
+    has(&out, r#"netwatch_process_connections{process="web",unit="libpod-x.scope",container="web1"} 1"#);
+    has(&out, r#"netwatch_process_connections{process="sshd"} 1"#);
+}

@@ -27,6 +27,8 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         traffic: netwatch_common::Traffic::ZERO,
         thread: None,
         accepted: None,
+        cgroup: 0,
+        workload: None,
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Ui {
     pub scroll: usize,
     /// Table rows that fit on screen at the last draw (for PgUp/PgDn).
     pub page: usize,
+    /// The WORKLOAD column (`w`): container, else unit, else cgroup.
+    pub workload: bool,
 }
 
 pub struct App {
@@ -102,6 +104,8 @@ pub struct App {
     fingerprint: u64,
     /// Mode, sort or filter changed since `order` was computed.
     order_dirty: bool,
+    /// Where the rows' owners run (cached per PID).
+    workloads: crate::workload::Resolver,
 }
 
 impl App {
@@ -118,6 +122,7 @@ impl App {
             dirty: Dirty::Yes,
             fingerprint: 0,
             order_dirty: true,
+            workloads: crate::workload::Resolver::default(),
         }
     }
 
@@ -169,6 +174,9 @@ impl App {
         if copy {
             s.entries.clear();
             s.entries.extend(table.rows().map(Entry::of));
+            for (e, r) in s.entries.iter_mut().zip(table.rows()) {
+                e.workload = r.owners.first().and_then(|o| self.workloads.of(o.pid, 0));
+            }
             self.fingerprint = fingerprint(table.rows());
             self.order_dirty = true;
         }

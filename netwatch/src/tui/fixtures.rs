@@ -77,6 +77,8 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         traffic: netwatch_common::Traffic::ZERO,
         thread: None,
         accepted: None,
+        cgroup: 0,
+        workload: None,
     }
 }
 

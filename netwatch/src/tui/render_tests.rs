@@ -118,3 +118,44 @@ fn filter_mode_pause_and_help_are_visible() {
     find(&s, "netwatch keys");
     find(&s, "filter rows");
 }
+
+/// `w` adds the Workload column: the container's name, else the unit, `-`
+/// for an owner of unknown workload; the `/` filter matches it too.
+#[test]
+fn workload_column_and_filter() {
+    use std::sync::Arc;
+
+    use crate::workload::{Container, Info, Runtime, Workload};
+    let web = Workload(Arc::new(Info {
+        cgroup: "/machine.slice/libpod-x.scope".into(),
+        unit: Some("libpod-x.scope".into()),
+        container: Some(Container {
+            runtime: Runtime::Podman,
+            id: "ab".repeat(32).into(),
+            name: Some("webctr".into()),
+        }),
+        pod_uid: None,
+    }));
+    let give = |a: &mut App| {
+        for e in &mut a.snap.entries {
+            e.workload = None;
+        }
+        a.snap.entries[0].workload = Some(web.clone());
+    };
+    absent(&screen(give), "Workload");
+    let s = screen(|a| {
+        give(a);
+        super::input::on_terminal_event(
+            a,
+            &crossterm::event::Event::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('w'))),
+        );
+    });
+    find(&s, "Workload");
+    find(&s, "webctr");
+    let filtered = screen(|a| {
+        give(a);
+        a.set_filter("webctr");
+    });
+    absent(&filtered, "Workload");
+    assert!(find(&filtered, "Connections:").contains("1 shown"), "{filtered:?}");
+}

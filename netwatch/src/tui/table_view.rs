@@ -25,7 +25,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let now = app.now_for_ages(now_ns);
     let ui = &app.ui;
     let visible = app.order.iter().skip(ui.scroll).take(page_rows(area));
-    let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now)).collect();
+    let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now, ui.workload)).collect();
     let titles = Column::ALL.map(|c| {
         if c.sorted_by(ui.sort.column) {
             let arrow = if ui.sort.reverse { "v" } else { "^" };
@@ -41,7 +41,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         .borders(Borders::TOP | Borders::BOTTOM)
         .title(Line::from(format!(" Connections: {shown} shown of {} ", app.snap.entries.len())))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
-    let widths = [
+    let mut titles: Vec<Cell> = titles.into();
+    let mut widths = vec![
         Constraint::Length(5),
         Constraint::Fill(1),
         Constraint::Fill(1),
@@ -53,6 +54,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         Constraint::Length(7),
         Constraint::Length(7),
     ];
+    if ui.workload {
+        titles.push(Cell::from("Workload"));
+        widths.push(Constraint::Length(24));
+    }
     let table = Table::new(rows, widths)
         .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
         .block(block)
@@ -60,9 +65,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     frame.render_widget(table, area);
 }
 
-fn row(e: &Entry, now_ns: u64) -> Row<'static> {
+fn row(e: &Entry, now_ns: u64, workload: bool) -> Row<'static> {
     let state = format::state(e.proto, e.state);
-    Row::new([
+    let mut cells = vec![
         Cell::from(format::proto(e.proto, e.family)),
         Cell::from(endpoint(e.local)),
         Cell::from(endpoint(e.remote)),
@@ -73,5 +78,9 @@ fn row(e: &Entry, now_ns: u64) -> Row<'static> {
         Cell::from(format::bytes(e.tx_rate)),
         Cell::from(format::bytes(e.rx_bytes)),
         Cell::from(format::bytes(e.tx_bytes)),
-    ])
+    ];
+    if workload {
+        cells.push(Cell::from(e.workload.as_ref().map_or_else(|| "-".to_owned(), |w| w.label().to_owned())));
+    }
+    Row::new(cells)
 }

@@ -148,6 +148,9 @@ pub struct Entry {
     pub tx_rate: u64,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Where the first owner runs, once the view resolved it (the `w`
+    /// column, and text the `/` filter matches).
+    pub workload: Option<crate::workload::Workload>,
     /// Sort keys, computed once per copy so that sorting compares integers.
     local_key: AddrKey,
     remote_key: AddrKey,
@@ -186,6 +189,7 @@ impl Entry {
             tx_rate: r.traffic.tx_rate,
             rx_bytes: r.traffic.totals.rx_bytes,
             tx_bytes: r.traffic.totals.tx_bytes,
+            workload: None,
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
             rank: state_rank(r.state),
@@ -219,6 +223,16 @@ impl Entry {
         {
             use std::fmt::Write as _;
             let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
+        }
+        if let Some(w) = &self.workload {
+            buf.push(' ');
+            buf.push_str(&w.cgroup);
+            if let Some(c) = &w.container {
+                buf.push(' ');
+                buf.push_str(&c.id);
+                buf.push(' ');
+                buf.push_str(c.name.as_deref().unwrap_or(""));
+            }
         }
         c(buf, needle)
     }

@@ -81,8 +81,11 @@ fn export_file_rotates_by_size_keeping_k() {
             }
             // The optional fields are checked by the events parser.
             netwatch_tests::event::parse_line(line).unwrap_or_else(|e| panic!("not an event ({e}): {line}"));
-            let optional = ["duration_ms", "tid", "thread", "fd", "accept_queue_us"];
-            let keys: BTreeSet<&str> = obj.keys().map(String::as_str).filter(|k| !optional.contains(k)).collect();
+            let optional = |k: &str| {
+                ["duration_ms", "tid", "thread", "fd", "accept_queue_us"].contains(&k)
+                    || netwatch_tests::event::WORKLOAD_FIELDS.contains(&k)
+            };
+            let keys: BTreeSet<&str> = obj.keys().map(String::as_str).filter(|k| !optional(k)).collect();
             let closing = netwatch_tests::event::CLOSING.contains(&v["event"].as_str().unwrap_or(""));
             let extra = if closing { TRAFFIC_FIELDS } else { &[] };
             let want: BTreeSet<&str> = EVENT_FIELDS.iter().chain(extra).copied().collect();

@@ -39,6 +39,8 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         traffic,
         thread: None,
         accepted: None,
+        cgroup: 0,
+        workload: None,
     }
 }
 

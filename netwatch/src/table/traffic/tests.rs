@@ -74,6 +74,8 @@ fn per_process_totals_with_other_and_closed_connections() {
         traffic: traffic(70, 80),
         thread: None,
         accepted: None,
+        cgroup: 0,
+        workload: None,
     };
     t.apply(&e);
     assert!(t.rows().all(|r| r.cookie != Some(3)));
