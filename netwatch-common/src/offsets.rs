@@ -67,6 +67,14 @@ pub struct KernelOffsets {
     /// in network order, which outlives `skc_num` when a failed connect
     /// gives its port back (what `getsockname` reports).
     pub inet_sport: u32,
+    /// `struct sock` -> `sk_err` and `sk_err_soft` (`int` each): why a
+    /// closing connection died.
+    pub sk_err: u32,
+    pub sk_err_soft: u32,
+    /// `struct tcp_sock` -> `srtt_us` (`u32`, the smoothed RTT << 3) and
+    /// `total_retrans` (`u32`).
+    pub tcp_srtt_us: u32,
+    pub tcp_total_retrans: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 116);
+const _: () = assert!(size_of::<KernelOffsets>() == 132);

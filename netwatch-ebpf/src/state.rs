@@ -95,6 +95,14 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         e.send_with_totals(|totals| {
             crate::traffic::totals_into(cookie, totals);
             crate::totals::tcp(sk, off, totals);
+            crate::totals::why(sk, off, totals);
+        });
+    } else if new == ESTABLISHED && crate::totals::total_retrans(sk, off) != 0 {
+        // A handshake that retransmitted (rare): its SYN (or SYN-ACK)
+        // retransmits, the only ones so far, ride on this event; every
+        // other completed handshake sends the head alone.
+        e.send_with_totals(|totals| {
+            crate::totals::handshake(sk, off, totals);
         });
     } else {
         e.send();

@@ -89,6 +89,7 @@ pub struct Metrics {
     export_errors: Family<Output, Counter>,
     top_processes: usize,
     top_listeners: usize,
+    why: super::latency::WhyMetrics,
 }
 
 impl Metrics {
@@ -114,6 +115,7 @@ impl Metrics {
             export_errors: Family::default(),
             top_processes,
             top_listeners,
+            why: super::latency::WhyMetrics::new(),
         };
         m.register();
         m
@@ -184,6 +186,12 @@ impl Metrics {
             // Every kind present from the start, so rate() works on the first alert.
             drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
+        self.why.register(&mut self.registry);
+    }
+
+    /// Latency and failure figures of one event (`super::latency`).
+    pub fn observe(&self, e: &crate::event::Event) {
+        self.why.observe(e);
     }
 
     pub fn set_limits(&mut self, top_processes: usize, top_listeners: usize) {

@@ -247,6 +247,11 @@ impl Table {
     /// `serve`'s export) is then as complete as the table, without a
     /// second per-socket cache beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
+        // A failed connect() carries all it has, and names no live socket.
+        if e.kind == EventKind::ConnectError {
+            self.totals.count(e);
+            return;
+        }
         if let Some(row) = self.rows.get(&e.cookie) {
             e.local = merge_addr(e.local, row.local);
             e.remote = merge_addr(e.remote, row.remote);
@@ -263,6 +268,9 @@ impl Table {
     /// Applies one kernel event.
     pub fn apply(&mut self, e: &Event) {
         self.totals.count(e);
+        if e.kind == EventKind::ConnectError {
+            return;
+        }
         let key = self.key_for(e);
         if e.kind == EventKind::Adopt {
             // accept() returned it: the owner and, now, a file (inode).
