@@ -257,3 +257,8 @@ mod tests {
         assert!(matches!(parse_line(l), Ok(Parsed::Lost { count: 3 })));
     }
 }
+
+/// The latency and failure fields (issue 18), each present only where the
+/// event says it (docs/events.md).
+pub const WHY_FIELDS: [&str; 7] =
+    ["connect_latency_us", "handshake_us", "syn_retransmits", "srtt_us", "reason", "errno", "protocol"];
