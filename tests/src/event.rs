@@ -22,11 +22,26 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 9] =
-    ["listen", "connect", "established", "accept", "state", "close", "connect_failed", "udp_close", "destroy"];
+pub const KINDS: [&str; 10] = [
+    "listen",
+    "connect",
+    "established",
+    "accept",
+    "state",
+    "close",
+    "connect_failed",
+    "udp_close",
+    "destroy",
+    "connect_error",
+];
 
 /// Events that end a socket, and carry its traffic totals.
 pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];
+
+/// The latency and failure fields (issue 18), each present only where the
+/// event says it (docs/events.md).
+pub const WHY_FIELDS: [&str; 7] =
+    ["connect_latency_us", "handshake_us", "syn_retransmits", "srtt_us", "reason", "errno", "protocol"];
 
 /// A socket's traffic totals, as every JSON output names them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -257,8 +272,3 @@ mod tests {
         assert!(matches!(parse_line(l), Ok(Parsed::Lost { count: 3 })));
     }
 }
-
-/// The latency and failure fields (issue 18), each present only where the
-/// event says it (docs/events.md).
-pub const WHY_FIELDS: [&str; 7] =
-    ["connect_latency_us", "handshake_us", "syn_retransmits", "srtt_us", "reason", "errno", "protocol"];

@@ -319,6 +319,9 @@ impl Table {
             traffic: RowTraffic::default(),
         });
         row.state = e.new_state as u8;
+        if e.new_state == TcpState::Established && matches!(e.old_state, TcpState::SynSent | TcpState::SynRecv) {
+            row.traffic.opened = Some(crate::why::latency(e));
+        }
         if e.inode != 0 {
             row.inode = e.inode;
         }

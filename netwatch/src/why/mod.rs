@@ -169,14 +169,21 @@ pub struct Failure {
 pub fn failure(e: &Event) -> Option<Failure> {
     let errno = e.traffic.sk_err;
     match e.kind {
-        EventKind::ConnectError => return Some(Failure { reason: Reason::of_errno(errno), errno }),
-        EventKind::ConnectFailed | EventKind::Close if e.new_state == TcpState::Close => {}
-        _ => return None,
+        EventKind::ConnectError => Some(Failure { reason: Reason::of_errno(errno), errno }),
+        EventKind::ConnectFailed | EventKind::Close if e.new_state == TcpState::Close => {
+            closed_failure(e.old_state, errno)
+        }
+        _ => None,
     }
+}
+
+/// Why a TCP connection whose last state was `last` ended, with the
+/// `sk_err` its close carried.
+pub fn closed_failure(last: TcpState, errno: u32) -> Option<Failure> {
     if errno != 0 {
         return Some(Failure { reason: Reason::of_errno(errno), errno });
     }
-    let reason = match e.old_state {
+    let reason = match last {
         TcpState::SynSent => Reason::Aborted,
         TcpState::Established | TcpState::CloseWait => Reason::ResetLocally,
         _ => return None,
