@@ -191,7 +191,12 @@ fn connect_into_a_full_accept_queue_waits_for_a_syn_retransmit() {
     assert!(first_port["connect_latency_us"].as_u64().is_some_and(|us| us < 1_000_000), "{first_port}");
     assert_eq!(first_port["syn_retransmits"], 0, "{first_port}");
     // The server side of the slow one: its handshake, no SYN-ACK sent again.
-    let child = one(&events, "accept", "dport", second_port);
+    // By transition, not kind: the completed passive handshake's event.
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["old_state"] == "SYN_RECV" && e["new_state"] == "ESTABLISHED" && e["dport"] == second_port)
+        .collect();
+    let [child] = done.as_slice() else { panic!("expected one SYN_RECV -> ESTABLISHED:\n{}", show(&done)) };
     assert!(child["handshake_us"].as_u64().is_some(), "{child}");
     assert_eq!(child["syn_retransmits"], 0, "{child}");
 }
