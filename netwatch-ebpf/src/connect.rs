@@ -93,14 +93,14 @@ fn try_enter(ctx: &TracePointContext) -> Result<(), i64> {
     };
     let p = Pending { head, v6, fd: field(ctx, FD_OFFSET) };
     let tid = bpf_get_current_pid_tgid();
-    CONNECTS.insert(&tid, &p, 0).map_err(i64::from)
+    CONNECTS.insert(tid, p, 0).map_err(i64::from)
 }
 
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     let tid = bpf_get_current_pid_tgid();
     // SAFETY: copied out before the row is deleted.
-    let Some(p) = (unsafe { CONNECTS.get(&tid) }).copied() else { return Ok(()) };
-    let _ = CONNECTS.remove(&tid);
+    let Some(p) = (unsafe { CONNECTS.get(tid) }).copied() else { return Ok(()) };
+    let _ = CONNECTS.remove(tid);
     let ret: i64 = field(ctx, RET_OFFSET);
     if ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY {
         return Ok(());
@@ -120,7 +120,10 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
     t.family = p.head as u16;
     t.dport = u16::from_be((p.head >> 16) as u16);
     t.daddr = if t.family == AF_INET6 { words(p.v6[0], p.v6[1]) } else { words(p.head >> 32, 0) };
+    // The id the socket's own events carry (0 if it had none), which the
+    // agent matches against a `connect_failed` it already reported.
     let cookie: u64 = Probe::at(sk, off.skc_cookie).unwrap_or(0);
+    let cookie = if crate::ident::own_ids() { crate::ident::known(sk, cookie) } else { cookie };
     // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     let mut e = Draft::uninit();
