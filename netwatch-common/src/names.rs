@@ -30,13 +30,25 @@ pub const PROG_ITER_SOCKET_FDS: &str = "nw_iter_sockfd";
 /// The kernel iterator behind [`PROG_ITER_SOCKET_FDS`] (`bpf_iter_task_file`).
 pub const ITER_TASK_FILE: &str = "task_file";
 /// Every program attached while tracing, in attach order.
-pub const ALL_PROGRAMS: [&str; 4] = [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT];
+pub const ALL_PROGRAMS: [&str; 6] =
+    [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT, PROG_CONNECT_ENTER, PROG_CONNECT_EXIT];
 
 /// Tracepoints behind the programs above.
 pub const TP_SET_STATE: &str = "inet_sock_set_state";
 pub const TP_DESTROY_SOCK: &str = "tcp_destroy_sock";
 pub const TP_ACCEPT4_EXIT: &str = "sys_exit_accept4";
 pub const TP_ACCEPT_EXIT: &str = "sys_exit_accept";
+
+/// `tracepoint/syscalls/sys_enter_connect`: keeps an IPv4/IPv6 `connect()`'s
+/// destination per thread (in [`MAP_CONNECTS`]).
+pub const PROG_CONNECT_ENTER: &str = "nw_connect_in";
+/// `tracepoint/syscalls/sys_exit_connect`: a `ConnectError` event when that
+/// `connect()` failed in the system call.
+pub const PROG_CONNECT_EXIT: &str = "nw_connect_out";
+pub const TP_CONNECT_ENTER: &str = "sys_enter_connect";
+pub const TP_CONNECT_EXIT: &str = "sys_exit_connect";
+/// Hash map: thread -> the `connect()` it is in.
+pub const MAP_CONNECTS: &str = "CONNECTS";
 
 /// Global holding the [`crate::KernelOffsets`] resolved from BTF at load time.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";

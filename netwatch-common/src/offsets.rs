@@ -70,6 +70,14 @@ pub struct KernelOffsets {
     /// `struct task_struct` -> `group_leader`: events name the process
     /// by its leader's comm, as netstat does, not the calling thread's.
     pub task_group_leader: u32,
+    /// `struct sock` -> `sk_err` and `sk_err_soft` (`int` each): why a
+    /// closing connection died.
+    pub sk_err: u32,
+    pub sk_err_soft: u32,
+    /// `struct tcp_sock` -> `srtt_us` (`u32`, the smoothed RTT << 3) and
+    /// `total_retrans` (`u32`).
+    pub tcp_srtt_us: u32,
+    pub tcp_total_retrans: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 120);
+const _: () = assert!(size_of::<KernelOffsets>() == 136);

@@ -47,12 +47,18 @@ pub enum EventKind {
     /// A UDP socket was released (its last file closed): the end of its
     /// traffic totals. UDP has no state machine, so no other event exists.
     UdpClose = 9,
+    /// `connect()` on an IPv4/IPv6 TCP or UDP socket failed in the system
+    /// call itself (no route, a firewall or cgroup hook refused, no local
+    /// address...), before or without the TCP state machine: the errno is
+    /// in the totals' `sk_err`, the destination in `daddr`/`dport`, the
+    /// caller is the owner. No socket transition goes with it.
+    ConnectError = 10,
 }
 
 impl EventKind {
     /// Every kind, in wire order: what the agent derives its event names,
     /// export kinds and counters from, so that a new kind is everywhere.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::State,
         Self::Listen,
         Self::Connect,
@@ -63,6 +69,7 @@ impl EventKind {
         Self::Destroy,
         Self::Accept,
         Self::UdpClose,
+        Self::ConnectError,
     ];
 
     /// The name users see: the JSON `event` field, the text column, the
@@ -79,6 +86,7 @@ impl EventKind {
             Self::Destroy => "destroy",
             Self::Accept => "accept",
             Self::UdpClose => "udp_close",
+            Self::ConnectError => "connect_error",
         }
     }
 
@@ -94,6 +102,7 @@ impl EventKind {
             7 => Self::Destroy,
             8 => Self::Accept,
             9 => Self::UdpClose,
+            10 => Self::ConnectError,
             _ => return None,
         })
     }
@@ -191,13 +200,15 @@ pub struct SockEvent {
     /// owner's own system call; 0 on the others, whose owner (and so its
     /// workload) the agent lends (`workload`).
     pub cgroup: u64,
-    /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`
+    /// The socket's traffic totals on `Close`, `ConnectFailed`, `UdpClose`,
+    /// `ConnectError` (its errno only), an `Established` or `Handshake` whose
+    /// handshake retransmitted (its `total_retrans` and `srtt_us` only)
     /// and (final, including a reset sent after the close) `Destroy`
     /// events (tcplife's TX_KB/RX_KB); zero on every other event.
     pub traffic: crate::Traffic,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 200);
+const _: () = assert!(size_of::<SockEvent>() == 216);
 
 /// Bytes of a [`SockEvent`] before its traffic totals. An event without
 /// totals (every one but a close) is sent as this head alone: two cache

@@ -43,3 +43,4 @@ pub fn from_name(name: &str) -> Option<u8> {
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
+pub const IPPROTO_UDP: u16 = 17;

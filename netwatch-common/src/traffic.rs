@@ -31,9 +31,28 @@ pub struct Traffic {
     /// `tcp:tcp_receive_reset`: RSTs this socket received.
     pub resets_received: u32,
     pub _pad: u32,
+    /// Why and how fast (TCP only, read from the socket by the event that
+    /// carries these totals). `tcp_sock.srtt_us >> 3`: the smoothed RTT in
+    /// microseconds, 0 before the first RTT sample.
+    pub srtt_us: u32,
+    /// `tcp_sock.total_retrans`: every segment the socket retransmitted. On
+    /// a connect that never completed, and on the `ESTABLISHED` event that
+    /// carries it (sent with totals only when it is not 0), these are the
+    /// handshake's SYN (or, passive, SYN-ACK) retransmits.
+    pub total_retrans: u32,
+    /// `sk_err` (a positive errno, 0 for none): the kernel sets it before
+    /// `tcp_done()` when a connection dies of an error (`tcp_reset()`,
+    /// `tcp_write_err()`, ICMP in `tcp_v4_err()`). On a `connect_error`
+    /// event: `connect()`'s own return, negated.
+    pub sk_err: u32,
+    /// `sk_err_soft`: the last soft error (an ICMP error that did not kill
+    /// the connection, e.g. while SYNs were retransmitted).
+    pub sk_err_soft: u16,
+    /// `IPPROTO_TCP` or `IPPROTO_UDP`, on `connect_error` events only.
+    pub protocol: u16,
 }
 
-const _: () = assert!(size_of::<Traffic>() == 64);
+const _: () = assert!(size_of::<Traffic>() == 80);
 
 impl Traffic {
     /// A TCP socket's totals at its close (`self`, payload and segments
@@ -62,6 +81,11 @@ impl Traffic {
         resets_sent: 0,
         resets_received: 0,
         _pad: 0,
+        srtt_us: 0,
+        total_retrans: 0,
+        sk_err: 0,
+        sk_err_soft: 0,
+        protocol: 0,
     };
 
     /// Both resets directions together.

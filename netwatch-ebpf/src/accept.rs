@@ -24,7 +24,7 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit::{Draft, Who},
+    emit::{Draft, Slot, Who},
     maps::offsets,
     sock::{inet_tuple, read_kernel, Direct, Fields, Probe},
 };
@@ -103,7 +103,7 @@ fn try_accept_exit(ctx: &TracePointContext) -> Result<(), i64> {
     // No start time: the agent keeps the connection's, which began at the
     // handshake.
     let who = Who::Current(OwnerSource::Accept, 0);
-    let mut e = Draft::uninit();
+    let mut e = Draft::scratch(Slot::Accept)?;
     e.head(EventKind::Accept, now, cookie, &t, who, inode, state, state);
     e.fd(fd as i32);
     e.send();

@@ -1,14 +1,12 @@
 //! Counting and the ring buffer: how an event leaves the kernel.
 
-use core::mem::MaybeUninit;
-
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_get_current_uid_gid, generated,
 };
 use netwatch_common::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, Traffic, SOCK_EVENT_HEAD};
 
 use crate::{
-    maps::{offsets, COUNTERS, EVENTS, READER_AWAKE},
+    maps::{offsets, COUNTERS, EVENTS, READER_AWAKE, SCRATCH},
     sock::{read_kernel, Direct, Fields, Tuple},
 };
 
@@ -38,21 +36,42 @@ pub enum Who {
     Nobody,
 }
 
-/// An event being written on the stack. Its head (everything but the
-/// traffic totals) is always written; the totals only for the events that
-/// carry them, and only those events send them: the rest of the record is
-/// never touched, so no event pays for zeroing what it does not send. The
-/// owner is written straight into it, never copied through the stack (a
-/// program has 512 bytes of it).
-pub struct Draft(MaybeUninit<SockEvent>);
+/// Where each program writes its event: a slot of its own in the per-CPU
+/// `SCRATCH` array. With the owner's thread, descriptor and cgroup in the
+/// head and the close-time figures in the totals the record (216 bytes)
+/// no longer fits on `nw_set_state`'s 512-byte stack beside its locals.
+/// One slot per program, because programs of different kinds nest on one
+/// CPU (a softirq's `nw_set_state` can interrupt `accept()`'s hook); a
+/// program never nests with itself (the kernel's per-program recursion
+/// guard skips, and counts, such a run).
+#[repr(u32)]
+#[derive(Clone, Copy)]
+pub enum Slot {
+    SetState = 0,
+    Accept = 1,
+    Release = 2,
+    Teardown = 3,
+    Connect = 4,
+}
+
+/// Slots in `SCRATCH`.
+pub const SCRATCH_SLOTS: u32 = 5;
+
+/// An event being written in place in its program's scratch slot. Its head
+/// (everything but the traffic totals) is always written; the totals only
+/// for the events that carry them, and only those events send them: the
+/// rest of the record is never touched, so no event pays for zeroing what
+/// it does not send. The owner is written straight into it, never copied
+/// through the stack.
+pub struct Draft(*mut SockEvent);
 
 impl Draft {
-    /// A slot to write an event into with [`Draft::head`]. Written in place
-    /// because a record returned by value was copied, all of it, into
-    /// the caller's slot.
+    /// `slot`'s record to write an event into with [`Draft::head`]; an
+    /// error only if the array lookup fails, which it cannot for an index
+    /// below `SCRATCH_SLOTS`.
     #[inline(always)]
-    pub const fn uninit() -> Self {
-        Self(MaybeUninit::uninit())
+    pub fn scratch(slot: Slot) -> Result<Self, i64> {
+        SCRATCH.get_ptr_mut(slot as u32).map(Self).ok_or(0)
     }
 
     /// Writes the head. `inode`: 0 where the owner is not known either:
@@ -60,7 +79,7 @@ impl Draft {
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub fn head(&mut self, kind: EventKind, now: u64, cookie: u64, t: &Tuple, who: Who, inode: u64, old: u8, new: u8) {
-        let p = self.0.as_mut_ptr();
+        let p = self.0;
         // SAFETY: field pointers into our own stack slot, written once each.
         unsafe {
             (&raw mut (*p).ts_ns).write(now);
@@ -112,14 +131,14 @@ impl Draft {
     #[inline(always)]
     pub fn fd(&mut self, fd: i32) {
         // SAFETY: a field of our own stack slot.
-        unsafe { (&raw mut (*self.0.as_mut_ptr()).fd).write(fd) };
+        unsafe { (&raw mut (*self.0).fd).write(fd) };
     }
 
     /// Sends the head only.
     #[inline(always)]
     pub fn send(&self) {
         // SAFETY: the head was written by `head`.
-        let head = unsafe { core::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), SOCK_EVENT_HEAD) };
+        let head = unsafe { core::slice::from_raw_parts(self.0.cast::<u8>(), SOCK_EVENT_HEAD) };
         output(head);
     }
 
@@ -127,8 +146,8 @@ impl Draft {
     /// in place by `fill` (by value they would cost the stack 64 bytes a
     /// copy, and a program has 512).
     #[inline(always)]
-    pub fn send_with_totals(mut self, fill: impl FnOnce(&mut Traffic)) {
-        let p = self.0.as_mut_ptr();
+    pub fn send_with_totals(self, fill: impl FnOnce(&mut Traffic)) {
+        let p = self.0;
         // SAFETY: the head was written by `head`, the totals here.
         let whole = unsafe {
             let totals = &raw mut (*p).traffic;

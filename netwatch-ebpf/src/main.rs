@@ -8,6 +8,7 @@
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
+//! | `tracepoint/syscalls/sys_{enter,exit}_connect` | [`connect`] | a `ConnectError` event for a `connect()` that failed in the system call (no route, refused by a hook) |
 //! | `cgroup/sock_create`, `sock_ops` (cgroup v2 root; only where tracing programs cannot make cookies) | [`cookies`] | each socket's kernel cookie, made before its first transition ([`ident`]) |
 //!
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
@@ -48,6 +49,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod accept;
+mod connect;
 mod cookies;
 mod emit;
 mod ident;

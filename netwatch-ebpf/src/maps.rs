@@ -13,6 +13,11 @@ use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS};
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 
+/// Each program's event being written (`emit::Draft`).
+#[map]
+pub static SCRATCH: PerCpuArray<netwatch_common::SockEvent> =
+    PerCpuArray::with_max_entries(crate::emit::SCRATCH_SLOTS, 0);
+
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
@@ -74,6 +79,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     skc_state: 0,
     inet_sport: 0,
     task_group_leader: 0,
+    sk_err: 0,
+    sk_err_soft: 0,
+    tcp_srtt_us: 0,
+    tcp_total_retrans: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).
@@ -144,3 +153,12 @@ pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> = HashMap::with_max_e
 /// three hash operations that would find nothing.
 #[map]
 pub static TRAFFIC_ROWS: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Thread (`pid_tgid`) -> the `connect()` it is in: the destination read at
+/// `sys_enter_connect`, kept for `sys_exit_connect`, which reports the call
+/// only if it failed (`connect`). Deleted at the exit; a thread is in one
+/// system call at a time, so the map holds one row per thread inside
+/// `connect()` at most. A full map costs a failed connect its event, never
+/// a connection.
+#[map]
+pub static CONNECTS: HashMap<u64, crate::connect::Pending> = HashMap::with_max_entries(16_384, 0);

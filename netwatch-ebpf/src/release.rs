@@ -18,7 +18,7 @@ use aya_ebpf::{
 use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
 
 use crate::{
-    emit::{Draft, Who},
+    emit::{Draft, Slot, Who},
     maps::offsets,
     sock::{inet_tuple, inode, Probe},
     traffic,
@@ -77,7 +77,7 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     let file = inode::<Probe>(sk as u64, off);
     // No start time is known for a UDP socket: no duration.
     let who = Who::Current(OwnerSource::Current, 0);
-    let mut e = Draft::uninit();
+    let mut e = Draft::scratch(Slot::Release)?;
     e.head(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE);
     // The totals are read straight into the record: a copy of them on
     // the stack beside it left this program over its 512 bytes.

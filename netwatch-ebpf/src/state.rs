@@ -7,7 +7,7 @@ use netwatch_common::{
 };
 
 use crate::{
-    emit::{Draft, Who},
+    emit::{Draft, Slot, Who},
     maps::offsets,
     sock::{inode, tcp_tuple, Direct},
 };
@@ -88,13 +88,21 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         Who::Nobody
     };
     let file = if born { inode::<Direct>(sk, off) } else { 0 };
-    let mut e = Draft::uninit();
+    let mut e = Draft::scratch(Slot::SetState)?;
     e.head(classify(old, new), now, cookie, &t, who, file, old, new);
     if new == CLOSE {
         // tcplife's TX_KB/RX_KB: the final totals ride on the close event.
         e.send_with_totals(|totals| {
             crate::traffic::totals_into(cookie, totals);
             crate::totals::tcp(sk, off, totals);
+            crate::totals::why(sk, off, totals);
+        });
+    } else if new == ESTABLISHED && crate::totals::total_retrans(sk, off) != 0 {
+        // A handshake that retransmitted (rare): its SYN (or SYN-ACK)
+        // retransmits, the only ones so far, ride on this event; every
+        // other completed handshake sends the head alone.
+        e.send_with_totals(|totals| {
+            crate::totals::handshake(sk, off, totals);
         });
     } else {
         e.send();
@@ -125,7 +133,7 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
 /// clone.
 #[inline(always)]
 fn late_child(now: u64, cookie: u64, t: &crate::sock::Tuple) {
-    let mut e = Draft::uninit();
+    let Ok(mut e) = Draft::scratch(Slot::SetState) else { return };
     e.head(classify(LISTEN, SYN_RECV), now, cookie, t, Who::Child(now), 0, LISTEN, SYN_RECV);
     e.send();
 }

@@ -4,7 +4,7 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfT
 use netwatch_common::EventKind;
 
 use crate::{
-    emit::{Draft, Who},
+    emit::{Draft, Slot, Who},
     maps::{offsets, teardown_events},
     sock::{tcp_tuple, Direct},
 };
@@ -72,7 +72,7 @@ fn destroyed(sk: u64, cookie: u64) -> Result<(), i64> {
     // No owner: the agent knows it from the socket's birth. The map row
     // only: an abortive close has already zeroed the socket's own counters
     // (tcp_disconnect), which the close event carried.
-    let mut e = Draft::uninit();
+    let mut e = Draft::scratch(Slot::Teardown)?;
     e.head(EventKind::Destroy, now, cookie, &t, Who::Nobody, 0, state, state);
     e.send_with_totals(|t| *t = totals);
     Ok(())

@@ -48,3 +48,32 @@ pub fn tcp(sk: u64, off: &KernelOffsets, row: &mut Traffic) {
     row.tx_packets = u64::from(Direct::at::<u32>(tp, off.tcp_segs_out).unwrap_or(0));
     row.rx_packets = u64::from(Direct::at::<u32>(tp, off.tcp_segs_in).unwrap_or(0));
 }
+
+/// Why and how fast: the socket's error, soft error, smoothed RTT and
+/// retransmits, into `row` (see [`Traffic`]'s fields). `sk_err` is read at
+/// the `-> CLOSE` transition, which `tcp_done()` makes after the error was
+/// stored (`tcp_done_with_error()`, net/ipv4/tcp.c).
+#[inline(always)]
+pub fn why(sk: u64, off: &KernelOffsets, row: &mut Traffic) {
+    let err: i32 = Direct::at(sk, off.sk_err).unwrap_or(0);
+    let soft: i32 = Direct::at(sk, off.sk_err_soft).unwrap_or(0);
+    row.sk_err = err.unsigned_abs();
+    row.sk_err_soft = soft.unsigned_abs() as u16;
+    handshake(sk, off, row);
+}
+
+/// The smoothed RTT and retransmits only; the retransmit count is returned.
+#[inline(always)]
+pub fn handshake(sk: u64, off: &KernelOffsets, row: &mut Traffic) -> u32 {
+    let Some(tp) = tcp_sock(sk) else { return 0 };
+    row.srtt_us = Direct::at::<u32>(tp, off.tcp_srtt_us).unwrap_or(0) >> 3;
+    row.total_retrans = Direct::at::<u32>(tp, off.tcp_total_retrans).unwrap_or(0);
+    row.total_retrans
+}
+
+/// `tcp_sock.total_retrans` alone: what a completed handshake checks before
+/// deciding to send its totals at all.
+#[inline(always)]
+pub fn total_retrans(sk: u64, off: &KernelOffsets) -> u32 {
+    tcp_sock(sk).map_or(0, |tp| Direct::at::<u32>(tp, off.tcp_total_retrans).unwrap_or(0))
+}

@@ -40,6 +40,7 @@ mod stats;
 mod stream;
 mod table;
 mod tui;
+mod why;
 mod workload;
 
 use std::{io::IsTerminal as _, process::ExitCode};

@@ -22,7 +22,7 @@ pub const STATES: [&str; 11] = [
 ];
 
 /// Values of the `event` field for socket events (`lost` is separate).
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "listen",
     "connect",
     "established",
@@ -33,6 +33,7 @@ pub const KINDS: [&str; 10] = [
     "connect_failed",
     "udp_close",
     "destroy",
+    "connect_error",
 ];
 
 /// Events that end a socket, and carry its traffic totals.
@@ -41,6 +42,11 @@ pub const CLOSING: [&str; 3] = ["close", "connect_failed", "udp_close"];
 /// Where the owner runs: present on any event, each where known.
 pub const WORKLOAD_FIELDS: [&str; 7] =
     ["cgroup_id", "cgroup", "unit", "container_runtime", "container_id", "container_name", "pod_uid"];
+
+/// The latency and failure fields (issue 18), each present only where the
+/// event says it (docs/events.md).
+pub const WHY_FIELDS: [&str; 7] =
+    ["connect_latency_us", "handshake_us", "syn_retransmits", "srtt_us", "reason", "errno", "protocol"];
 
 /// A socket's traffic totals, as every JSON output names them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

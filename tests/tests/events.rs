@@ -19,6 +19,8 @@ mod lifecycle;
 mod loss;
 #[path = "events/owners.rs"]
 mod owners;
+#[path = "events/why.rs"]
+mod why;
 
 /// Every test starts here.
 fn setup() {

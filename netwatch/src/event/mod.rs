@@ -42,7 +42,15 @@ pub struct Decoder {
     pub listeners: listeners::ListenerOwners,
     /// [`final_totals`] of the batch being decoded.
     final_totals: rustc_hash::FxHashMap<u64, Traffic>,
+    /// Cookies of the latest `ConnectFailed` events (see [`Decoder::decode`]).
+    failed_connects: std::collections::VecDeque<u64>,
 }
+
+/// How many recent failed connects [`Decoder`] remembers: a blocking
+/// connect's `connect_error` follows its `connect_failed` within the same
+/// system call, so only a burst of this many other failures in between
+/// could let a duplicate through.
+const FAILED_CONNECTS_KEPT: usize = 256;
 
 impl Decoder {
     /// Call before decoding a batch's records (see [`final_totals`]).
@@ -54,6 +62,19 @@ impl Decoder {
     /// or state).
     pub fn decode(&mut self, r: &SockEvent) -> Option<Event> {
         let mut e = Event::from_record(r)?;
+        match e.kind {
+            EventKind::ConnectFailed => {
+                if self.failed_connects.len() == FAILED_CONNECTS_KEPT {
+                    self.failed_connects.pop_front();
+                }
+                self.failed_connects.push_back(e.cookie);
+            }
+            // A blocking connect() that the TCP state machine failed
+            // (refused, timed out) returns that error too: the failure was
+            // reported already, with its reason, as `connect_failed`.
+            EventKind::ConnectError if e.cookie != 0 && self.failed_connects.contains(&e.cookie) => return None,
+            _ => {}
+        }
         self.listeners.observe(&mut e);
         if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
             if let Some(t) = self.final_totals.get(&e.cookie) {
@@ -104,6 +125,11 @@ pub struct Event {
     pub thread: Option<Thread>,
     /// What `accept()` returned, on `Accept` events.
     pub accepted: Option<Accepted>,
+    /// The owner's cgroup v2 id: from the kernel in the owner's own system
+    /// call, else the owner's as the workload resolver knows it; 0 unknown.
+    pub cgroup: u64,
+    /// Where the owner runs, once resolved (`crate::workload`).
+    pub workload: Option<crate::workload::Workload>,
 }
 
 /// The thread an event ran in.
@@ -123,11 +149,6 @@ pub struct Accepted {
     /// handshake (the socket's start) to this `accept()`; `None` where the
     /// start is unknown (a connection older than netwatch).
     pub queued_ns: Option<u64>,
-    /// The owner's cgroup v2 id: from the kernel in the owner's own system
-    /// call, else the owner's as the workload resolver knows it; 0 unknown.
-    pub cgroup: u64,
-    /// Where the owner runs, once resolved (`crate::workload`).
-    pub workload: Option<crate::workload::Workload>,
 }
 
 impl Event {
@@ -349,6 +370,22 @@ mod tests {
         // Another batch: nothing carried over.
         d.start_batch(&[close]);
         assert_eq!(d.decode(&close).unwrap().traffic.resets_sent, 0);
+    }
+
+    #[test]
+    fn a_connect_error_after_its_connect_failed_is_dropped() {
+        let mut failed = record();
+        failed.kind = EventKind::ConnectFailed as u8;
+        let mut error = record();
+        error.kind = EventKind::ConnectError as u8;
+        let mut d = Decoder::default();
+        assert!(d.decode(&failed).is_some());
+        assert!(d.decode(&error).is_none());
+        // Another socket's, or one without a cookie: reported.
+        error.cookie = 78;
+        assert_eq!(d.decode(&error).unwrap().kind, EventKind::ConnectError);
+        error.cookie = 0;
+        assert!(d.decode(&error).is_some());
     }
 
     #[test]

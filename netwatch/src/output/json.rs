@@ -96,6 +96,76 @@ impl From<&netwatch_common::Traffic> for JsonTraffic {
     }
 }
 
+/// Latency figures and failure reasons (`crate::why`), in every JSON output
+/// that has them; each only where the event says it.
+#[derive(Serialize, Default, Debug, PartialEq, Eq)]
+pub struct JsonWhy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_latency_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_retransmits: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srtt_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<std::borrow::Cow<'static, str>>,
+    /// `tcp` or `udp`, on `connect_error` (the other events are TCP's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+}
+
+impl JsonWhy {
+    pub fn of(e: &Event) -> Self {
+        let l = crate::why::latency(e);
+        let f = crate::why::failure(e);
+        Self {
+            connect_latency_us: l.connect_us,
+            handshake_us: l.handshake_us,
+            syn_retransmits: l.syn_retransmits,
+            srtt_us: l.srtt_us,
+            reason: f.map(|f| f.reason.name()),
+            errno: f.filter(|f| f.errno != 0).map(|f| crate::why::errno_name(f.errno)),
+            protocol: if e.kind == EventKind::ConnectError {
+                crate::why::protocol_name(e.traffic.protocol)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// The same fields as serde writes them (the tests hold the two to
+    /// one another), without serde on the hot path.
+    fn write(&self, out: &mut Vec<u8>, n: &mut itoa::Buffer) {
+        if let Some(v) = self.connect_latency_us {
+            number(out, n, ",\"connect_latency_us\":", v);
+        }
+        if let Some(v) = self.handshake_us {
+            number(out, n, ",\"handshake_us\":", v);
+        }
+        if let Some(v) = self.syn_retransmits {
+            number(out, n, ",\"syn_retransmits\":", v);
+        }
+        if let Some(v) = self.srtt_us {
+            number(out, n, ",\"srtt_us\":", v);
+        }
+        if let Some(v) = self.reason {
+            raw(out, ",\"reason\":\"", v);
+            out.push(b'"');
+        }
+        if let Some(v) = &self.errno {
+            raw(out, ",\"errno\":\"", v);
+            out.push(b'"');
+        }
+        if let Some(v) = self.protocol {
+            raw(out, ",\"protocol\":\"", v);
+            out.push(b'"');
+        }
+    }
+}
+
 /// Whether an event of this kind carries the socket's final totals.
 pub const fn has_totals(kind: EventKind) -> bool {
     matches!(kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
@@ -272,6 +342,7 @@ impl EventSink for Json {
             }
         }
         workload(out, &mut n, e)?;
+        JsonWhy::of(e).write(out, &mut n);
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -355,6 +426,7 @@ mod tests {
         fd: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         accept_queue_us: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         cgroup_id: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cgroup: Option<&'a str>,
@@ -368,6 +440,8 @@ mod tests {
         container_name: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pod_uid: Option<&'a str>,
+        #[serde(flatten)]
+        why: JsonWhy,
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
@@ -403,6 +477,7 @@ mod tests {
             container_id: c.map(|c| &*c.id),
             container_name: c.and_then(|c| c.name.as_deref()),
             pod_uid: w.and_then(|w| w.pod_uid.as_deref()),
+            why: JsonWhy::of(e),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
@@ -442,6 +517,27 @@ mod tests {
         unqueued.accepted = Some(crate::event::Accepted { fd: 0, queued_ns: None });
         cases.push(unqueued);
         cases.extend(workloads());
+        // Every latency and failure field.
+        let mut connected = event();
+        (connected.kind, connected.old_state, connected.new_state) =
+            (EventKind::Established, TcpState::SynSent, TcpState::Established);
+        (connected.traffic.total_retrans, connected.traffic.srtt_us) = (2, 1500);
+        cases.push(connected);
+        let mut handshake = event();
+        (handshake.kind, handshake.old_state, handshake.new_state) =
+            (EventKind::Handshake, TcpState::SynRecv, TcpState::Established);
+        cases.push(handshake);
+        let mut refused = event();
+        (refused.kind, refused.old_state) = (EventKind::ConnectFailed, TcpState::SynSent);
+        (refused.traffic.sk_err, refused.traffic.total_retrans) = (111, 1);
+        cases.push(refused);
+        let mut reset = event();
+        (reset.old_state, reset.traffic.srtt_us) = (TcpState::Established, 33);
+        cases.push(reset);
+        let mut unrouted = event();
+        (unrouted.kind, unrouted.old_state, unrouted.traffic.sk_err, unrouted.traffic.protocol) =
+            (EventKind::ConnectError, TcpState::Close, 101, 6);
+        cases.push(unrouted);
         let mut j = Json::new();
         for e in &cases {
             let mut out = Vec::new();

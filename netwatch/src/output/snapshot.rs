@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
-    socket::{Family, Owner, Proto},
+    socket::{Family, Owner, Proto, TcpState},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
@@ -319,6 +319,13 @@ struct JsonRow<'a> {
     /// Payload bytes per second over the last second, each way.
     tx_rate: u64,
     rx_rate: u64,
+    /// How it opened (`crate::why`), when netwatch saw it open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_latency_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handshake_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    syn_retransmits: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -360,9 +367,21 @@ struct JsonClosed<'a> {
     duration_ms: Option<f64>,
     #[serde(flatten)]
     traffic: JsonTraffic,
+    /// The smoothed RTT at close, and why it ended if not by the FIN
+    /// handshake (`crate::why`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtt_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<std::borrow::Cow<'static, str>>,
 }
 
 fn closed_json(c: &Closed) -> JsonClosed<'_> {
+    let failure = match (c.proto, TcpState::from_u8(c.last_state)) {
+        (Proto::Tcp, Some(last)) => crate::why::closed_failure(last, c.traffic.sk_err),
+        _ => None,
+    };
     JsonClosed {
         ends: JsonEnds::new(c.proto, c.family, c.local, c.remote),
         netns: c.netns,
@@ -373,6 +392,9 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
         ending: c.ending.name(),
         duration_ms: c.duration_ns.map(super::duration_ms),
         traffic: JsonTraffic::from(&c.traffic),
+        srtt_us: (c.traffic.srtt_us != 0).then_some(c.traffic.srtt_us),
+        reason: failure.map(|f| f.reason.name()),
+        errno: failure.filter(|f| f.errno != 0).map(|f| crate::why::errno_name(f.errno)),
     }
 }
 
@@ -401,6 +423,9 @@ pub fn json_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
             traffic: JsonTraffic::from(&r.traffic.totals),
             tx_rate: r.traffic.tx_rate,
             rx_rate: r.traffic.rx_rate,
+            connect_latency_us: r.traffic.opened.and_then(|l| l.connect_us),
+            handshake_us: r.traffic.opened.and_then(|l| l.handshake_us),
+            syn_retransmits: r.traffic.opened.and_then(|l| l.syn_retransmits),
         })
         .collect();
     let doc = JsonSnapshot {

@@ -66,6 +66,45 @@ fn kib(bytes: u64) -> String {
     (bytes / 1024).to_string()
 }
 
+/// Latency figures and the failure reason, appended to a line as
+/// `key=value` words (`crate::why`): `lat=` connect latency, `hs=` passive
+/// handshake, `syn_rtx=` handshake retransmits, `srtt=`, `reason=` with the
+/// errno in brackets.
+fn why_text(e: &Event) -> String {
+    let l = crate::why::latency(e);
+    let mut words = Vec::new();
+    if let Some(us) = l.connect_us {
+        words.push(format!("lat={}", micros(us)));
+    }
+    if let Some(us) = l.handshake_us {
+        words.push(format!("hs={}", micros(us)));
+    }
+    if let Some(n) = l.syn_retransmits.filter(|&n| n != 0) {
+        words.push(format!("syn_rtx={n}"));
+    }
+    if let Some(us) = l.srtt_us {
+        words.push(format!("srtt={}", micros(u64::from(us))));
+    }
+    if let Some(f) = crate::why::failure(e) {
+        if f.errno == 0 {
+            words.push(format!("reason={}", f.reason.name()));
+        } else {
+            words.push(format!("reason={}({})", f.reason.name(), crate::why::errno_name(f.errno)));
+        }
+    }
+    if e.kind == netwatch_common::EventKind::ConnectError {
+        if let Some(p) = crate::why::protocol_name(e.traffic.protocol) {
+            words.push(format!("proto={p}"));
+        }
+    }
+    words.join(" ")
+}
+
+/// Microseconds as milliseconds with three decimals, like DURATION.
+fn micros(us: u64) -> String {
+    format!("{:.3}ms", us as f64 / 1000.0)
+}
+
 impl EventSink for Text {
     fn header(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         write!(
@@ -102,11 +141,17 @@ impl EventSink for Text {
             tx,
             rx
         );
-        match (self.workload, &e.workload) {
-            (true, Some(w)) => writeln!(out, "{line} {w}"),
-            (true, None) => writeln!(out, "{line} -"),
-            (false, _) => writeln!(out, "{}", line.trim_end()),
+        let mut line = match (self.workload, &e.workload) {
+            (true, Some(w)) => format!("{line} {w}"),
+            (true, None) => format!("{line} -"),
+            (false, _) => line.trim_end().to_owned(),
+        };
+        let why = why_text(e);
+        if !why.is_empty() {
+            line.push(' ');
+            line.push_str(&why);
         }
+        writeln!(out, "{line}")
     }
 
     fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
@@ -154,7 +199,46 @@ mod tests {
         for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
-        assert!(s.contains("1.000ms") && s.ends_with(" 0\n"), "{s:?}");
+        assert!(s.contains("1.000ms") && s.ends_with(" 0 reason=aborted\n"), "{s:?}");
+    }
+
+    #[test]
+    fn latency_and_reason_are_appended() {
+        let mut e = Event {
+            kind: EventKind::Established,
+            ts_ns: 1_250_000,
+            start_ns: Some(1_000_000),
+            cookie: 1,
+            inode: 0,
+            family: Family::V4,
+            local: "127.0.0.1:41000".parse().unwrap(),
+            remote: "127.0.0.1:80".parse().unwrap(),
+            pid: 7,
+            comm: Comm::new("curl"),
+            uid: 0,
+            netns: 1,
+            old_state: TcpState::SynSent,
+            new_state: TcpState::Established,
+            owner: OwnerSource::Current,
+            traffic: netwatch_common::Traffic::ZERO,
+            thread: None,
+            accepted: None,
+            cgroup: 0,
+            workload: None,
+        };
+        e.traffic.total_retrans = 1;
+        let line = |e: &Event| {
+            let mut out = Vec::new();
+            Text::in_zone(TimeZone::UTC).event(&mut out, e, &WallClock::new()).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(line(&e).ends_with(" SYN_SENT -> ESTABLISHED lat=0.250ms syn_rtx=1\n"), "{:?}", line(&e));
+        (e.kind, e.old_state, e.new_state) = (EventKind::Close, TcpState::Established, TcpState::Close);
+        (e.traffic.sk_err, e.traffic.srtt_us) = (104, 2500);
+        assert!(line(&e).ends_with(" srtt=2.500ms reason=reset_by_peer(ECONNRESET)\n"), "{:?}", line(&e));
+        (e.kind, e.old_state, e.traffic.sk_err, e.traffic.protocol) =
+            (EventKind::ConnectError, TcpState::Close, 101, 17);
+        assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) proto=udp\n"), "{:?}", line(&e));
     }
 
     /// `-W`: a last column, its header aligned with it; `-` where unknown.
@@ -182,6 +266,8 @@ mod tests {
             traffic: netwatch_common::Traffic::ZERO,
             cgroup: 0,
             workload: None,
+            thread: None,
+            accepted: None,
         };
         let mut t = Text::in_zone(TimeZone::UTC).with_workload();
         let mut out = Vec::new();

@@ -345,6 +345,10 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         skc_state: sc("skc_state")?,
         inet_sport: btf.offset("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"])?,
         task_group_leader: btf.offset("task_struct", &["group_leader"])?,
+        sk_err: btf.offset("sock", &["sk_err"])?,
+        sk_err_soft: btf.offset("sock", &["sk_err_soft"])?,
+        tcp_srtt_us: btf.offset("tcp_sock", &["srtt_us"])?,
+        tcp_total_retrans: btf.offset("tcp_sock", &["total_retrans"])?,
     })
 }
 
@@ -669,6 +673,10 @@ mod tests {
             skc_state: sc("skc_state"),
             inet_sport: off("tcp_sock", &["inet_conn", "icsk_inet", "inet_sport"]),
             task_group_leader: off("task_struct", &["group_leader"]),
+            sk_err: off("sock", &["sk_err"]),
+            sk_err_soft: off("sock", &["sk_err_soft"]),
+            tcp_srtt_us: off("tcp_sock", &["srtt_us"]),
+            tcp_total_retrans: off("tcp_sock", &["total_retrans"]),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

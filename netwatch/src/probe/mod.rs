@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod compat;
+mod connect;
 pub mod hollow;
 pub mod iter;
 pub mod misses;
@@ -123,6 +124,10 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_SET_STATE, names::TP_SET_STATE)?;
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
+        // Failed connect() calls are an addition too.
+        if let Err(e) = connect::attach(&mut ebpf) {
+            eprintln!("netwatch: note: connect() failures are not reported: {e:#}");
+        }
         // Counters are an addition: without them every event still flows.
         let (traffic, traffic_degraded) =
             match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)) {

@@ -90,6 +90,7 @@ fn all_export_kinds_are_every_event_kind_plus_lost_and_alert() {
             "destroy",
             "accept",
             "udp_close",
+            "connect_error",
             "lost",
             "alert"
         ]

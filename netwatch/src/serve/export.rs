@@ -99,7 +99,11 @@ impl Exporter {
         if self.json.event(&mut self.line, &e, &self.clock).is_err() {
             return;
         }
-        let severity = if e.kind == EventKind::ConnectFailed { Severity::Notice } else { Severity::Info };
+        let severity = if matches!(e.kind, EventKind::ConnectFailed | EventKind::ConnectError) {
+            Severity::Notice
+        } else {
+            Severity::Info
+        };
         self.emit(file, syslog, kind, severity);
     }
 

@@ -97,6 +97,7 @@ pub struct Metrics {
     top_listeners: usize,
     /// Where the owners run, for the per-process series' labels.
     workloads: std::sync::Mutex<crate::workload::Resolver>,
+    why: super::latency::WhyMetrics,
 }
 
 impl Metrics {
@@ -123,6 +124,7 @@ impl Metrics {
             top_processes,
             top_listeners,
             workloads: std::sync::Mutex::default(),
+            why: super::latency::WhyMetrics::new(),
         };
         m.register();
         m
@@ -194,6 +196,12 @@ impl Metrics {
             // Every kind present from the start, so rate() works on the first alert.
             drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
+        self.why.register(&mut self.registry);
+    }
+
+    /// Latency and failure figures of one event (`super::latency`).
+    pub fn observe(&self, e: &crate::event::Event) {
+        self.why.observe(e);
     }
 
     pub fn set_limits(&mut self, top_processes: usize, top_listeners: usize) {

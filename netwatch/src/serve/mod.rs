@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod config;
 pub mod export;
 pub mod http;
+pub mod latency;
 pub mod listeners;
 pub mod metrics;
 pub mod netns_minisocks;
@@ -160,6 +161,7 @@ impl Agent {
     fn update(&mut self, u: crate::live::Update) {
         self.metrics.drained(u.events.len());
         for e in &u.events {
+            self.metrics.observe(e);
             self.alerts.observe(e);
             self.exporter.event(e);
         }

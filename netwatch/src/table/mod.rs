@@ -247,6 +247,11 @@ impl Table {
     /// `serve`'s export) is then as complete as the table, without a
     /// second per-socket cache beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
+        // A failed connect() carries all it has, and names no live socket.
+        if e.kind == EventKind::ConnectError {
+            self.totals.count(e);
+            return;
+        }
         if let Some(row) = self.rows.get(&e.cookie) {
             e.local = merge_addr(e.local, row.local);
             e.remote = merge_addr(e.remote, row.remote);
@@ -263,6 +268,9 @@ impl Table {
     /// Applies one kernel event.
     pub fn apply(&mut self, e: &Event) {
         self.totals.count(e);
+        if e.kind == EventKind::ConnectError {
+            return;
+        }
         let key = self.key_for(e);
         if e.kind == EventKind::Accept {
             // accept() returned it: the owner and, now, a file (inode).
@@ -311,6 +319,9 @@ impl Table {
             traffic: RowTraffic::default(),
         });
         row.state = e.new_state as u8;
+        if e.new_state == TcpState::Established && matches!(e.old_state, TcpState::SynSent | TcpState::SynRecv) {
+            row.traffic.opened = Some(crate::why::latency(e));
+        }
         if e.inode != 0 {
             row.inode = e.inode;
         }

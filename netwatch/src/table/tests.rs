@@ -306,3 +306,24 @@ fn memory_is_given_back_after_a_burst() {
 fn owner_label(r: &Row) -> String {
     Owner::label(r.owners.first()).to_string()
 }
+
+/// How a connection opened stays on its row (the snapshot's figures); a
+/// failed connect() is counted but names no socket and makes no row.
+#[test]
+fn a_row_keeps_how_it_opened_and_connect_errors_make_no_row() {
+    let mut t = Table::new(10);
+    let r = "127.0.0.1:80";
+    t.apply(&ev(EventKind::Connect, 60, tcp::CLOSE, tcp::SYN_SENT, "127.0.0.1:0", r, 5));
+    let mut done = ev(EventKind::Established, 60, tcp::SYN_SENT, tcp::ESTABLISHED, "127.0.0.1:40000", r, 5);
+    done.traffic.total_retrans = 1;
+    t.apply(&done);
+    let opened = t.rows().find(|row| row.cookie == Some(60)).and_then(|row| row.traffic.opened);
+    let want_us = (done.ts_ns - 1_000_000_000) / 1000;
+    assert_eq!(opened.map(|l| (l.connect_us, l.syn_retransmits)), Some((Some(want_us), Some(1))));
+    let before = t.len();
+    let mut error = ev(EventKind::ConnectError, 0, tcp::CLOSE, tcp::CLOSE, "0.0.0.0:0", "10.0.0.1:80", 5);
+    error.traffic.sk_err = 113;
+    t.complete_and_apply(&mut error);
+    assert_eq!(t.len(), before);
+    assert_eq!(t.totals.events, 3);
+}

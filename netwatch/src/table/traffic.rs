@@ -20,6 +20,10 @@ pub struct RowTraffic {
     pub rx_rate: u64,
     /// CLOCK_MONOTONIC ns of the report `totals` came from; 0 before any.
     pub sampled_ns: u64,
+    /// How the connection opened (`crate::why`): its connect latency or
+    /// passive handshake time and SYN retransmits, from its `ESTABLISHED`
+    /// event; `None` for sockets that did not open while netwatch watched.
+    pub opened: Option<crate::why::Latency>,
 }
 
 impl RowTraffic {

@@ -84,6 +84,7 @@ fn export_file_rotates_by_size_keeping_k() {
             let optional = |k: &str| {
                 ["duration_ms", "tid", "thread", "fd", "accept_queue_us"].contains(&k)
                     || netwatch_tests::event::WORKLOAD_FIELDS.contains(&k)
+                    || netwatch_tests::event::WHY_FIELDS.contains(&k)
             };
             let keys: BTreeSet<&str> = obj.keys().map(String::as_str).filter(|k| !optional(k)).collect();
             let closing = netwatch_tests::event::CLOSING.contains(&v["event"].as_str().unwrap_or(""));

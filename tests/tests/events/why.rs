@@ -1,0 +1,246 @@
+//! Why connections fail and how long they took to open (issue 18): each
+//! case made for real in a namespace of the test's own, checked against
+//! what the kernel gives exactly (errno, retransmit counts) and, where
+//! timing is involved, against the client's own clock.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("running ip {args:?}: {e}"));
+    assert!(out.status.success(), "ip {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn json(stopped: &netwatch_tests::Stopped) -> Vec<Value> {
+    stopped.lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect()
+}
+
+fn show(events: &[&Value]) -> String {
+    events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// The one event of `kind` whose `key` port is `port`.
+fn one<'a>(events: &'a [Value], kind: &str, key: &str, port: u16) -> &'a Value {
+    let found: Vec<&Value> = events.iter().filter(|e| e["event"] == kind && e[key] == port).collect();
+    let [e] = found.as_slice() else {
+        let all: Vec<&Value> = events.iter().collect();
+        panic!("expected one `{kind}` with {key} {port}, got {}; all events:\n{}", found.len(), show(&all));
+    };
+    e
+}
+
+/// An unused port on 127.0.0.1 of this namespace (nothing listens there once
+/// the probe listener is gone).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+#[test]
+fn refused_connect_says_refused_with_errno_once() {
+    let ns = super::setup_in("why-refused");
+    let port = closed_port();
+    let nw = super::events_in(&ns, &[]);
+    let err = TcpStream::connect(("127.0.0.1", port)).expect_err("nothing listens");
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED));
+    let events = json(&nw.stop());
+    let failed = one(&events, "connect_failed", "dport", port);
+    assert_eq!(failed["reason"], "refused", "{failed}");
+    assert_eq!(failed["errno"], "ECONNREFUSED", "{failed}");
+    assert_eq!(failed["syn_retransmits"], 0, "{failed}");
+    assert_eq!(failed["pid"], std::process::id(), "{failed}");
+    // The blocking connect() returned the same error: reported once, here.
+    assert!(!events.iter().any(|e| e["event"] == "connect_error"), "a second report of the refusal");
+}
+
+#[test]
+fn unroutable_connects_are_connect_errors_with_errno() {
+    let ns = super::setup_in("why-route");
+    ip(&["-n", ns.name(), "route", "add", "unreachable", "10.98.0.0/24"]);
+    ip(&["-n", ns.name(), "route", "add", "prohibit", "10.97.0.0/24"]);
+    let nw = super::events_in(&ns, &[]);
+    // (destination, errno the kernel gives, reason, name); the namespace
+    // has no default route, so 203.0.113.0/24 has none at all.
+    let cases = [
+        ("10.98.0.5:81", libc::EHOSTUNREACH, "unreachable", "EHOSTUNREACH"),
+        ("10.97.0.5:82", libc::EACCES, "permission", "EACCES"),
+        ("203.0.113.7:83", libc::ENETUNREACH, "no_route", "ENETUNREACH"),
+    ];
+    for (to, errno, ..) in cases {
+        let to: SocketAddr = to.parse().expect("addr");
+        let err = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect_err("no route");
+        assert_eq!(err.raw_os_error(), Some(errno), "TCP to {to}");
+    }
+    let udp = UdpSocket::bind("0.0.0.0:0").expect("udp bind");
+    let err = udp.connect("10.98.0.6:53").expect_err("no route");
+    assert_eq!(err.raw_os_error(), Some(libc::EHOSTUNREACH));
+    let events = json(&nw.stop());
+    for (to, _, reason, name) in cases {
+        let to: SocketAddr = to.parse().expect("addr");
+        let e = one(&events, "connect_error", "dport", to.port());
+        assert_eq!(
+            (e["daddr"].as_str(), e["reason"].as_str(), e["errno"].as_str()),
+            (Some(&*to.ip().to_string()), Some(reason), Some(name)),
+            "{e}"
+        );
+        assert_eq!(
+            (e["protocol"].as_str(), e["pid"].as_u64()),
+            (Some("tcp"), Some(u64::from(std::process::id()))),
+            "{e}"
+        );
+        assert_eq!(e["netns"], ns.inode(), "{e}");
+    }
+    let e = one(&events, "connect_error", "dport", 53);
+    assert_eq!(
+        (e["daddr"].as_str(), e["errno"].as_str(), e["protocol"].as_str()),
+        (Some("10.98.0.6"), Some("EHOSTUNREACH"), Some("udp")),
+        "{e}"
+    );
+    // None of them reached the TCP state machine.
+    assert!(!events.iter().any(|e| e["event"] == "connect"), "a connect event for a call that failed first");
+}
+
+fn set_linger_zero(fd: i32) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid descriptor and a correctly sized option value.
+    let rc = unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, (&raw const l).cast(), size_of::<libc::linger>() as u32)
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn abortive_close_is_reset_locally_here_and_reset_by_peer_there() {
+    let ns = super::setup_in("why-reset");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let nw = super::events_in(&ns, &[]);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("addr").port();
+    let (server, _) = listener.accept().expect("accept");
+    set_linger_zero(server.as_raw_fd());
+    drop(server);
+    let err = client.read(&mut [0; 8]).expect_err("the peer reset");
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNRESET));
+    drop(client);
+    let events = json(&nw.stop());
+    let closes: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == "close" && e["old_state"] == "ESTABLISHED").collect();
+    let here = closes.iter().find(|e| e["sport"] == port && e["dport"] == client_port);
+    let there = closes.iter().find(|e| e["sport"] == client_port && e["dport"] == port);
+    let (Some(here), Some(there)) = (here, there) else {
+        panic!("expected both ends to close from ESTABLISHED:\n{}", show(&closes));
+    };
+    assert_eq!(here["reason"], "reset_locally", "{here}");
+    assert!(here.get("errno").is_none(), "a local abort has no errno: {here}");
+    assert_eq!(
+        (there["reason"].as_str(), there["errno"].as_str()),
+        (Some("reset_by_peer"), Some("ECONNRESET")),
+        "{there}"
+    );
+    // Loopback round trips: measured, well under a second.
+    for e in [here, there] {
+        let srtt = e["srtt_us"].as_u64().unwrap_or_else(|| panic!("no srtt_us: {e}"));
+        assert!((1..1_000_000).contains(&srtt), "{e}");
+    }
+}
+
+#[test]
+fn connect_into_a_full_accept_queue_waits_for_a_syn_retransmit() {
+    let ns = super::setup_in("why-queue");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    // listen() again changes the backlog: 0 queues one connection, and
+    // drops the next SYN while that one waits (`sk_acceptq_is_full`).
+    // SAFETY: a valid listening descriptor.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let port = listener.local_addr().expect("addr").port();
+    let nw = super::events_in(&ns, &[]);
+    let first = TcpStream::connect(("127.0.0.1", port)).expect("first connect");
+    let second = std::thread::spawn(move || {
+        let start = Instant::now();
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("second connect");
+        (s.local_addr().expect("addr").port(), start.elapsed(), s)
+    });
+    // Its first SYN is dropped; taking the first connection off the queue
+    // lets the retransmitted one (1 s later) in.
+    std::thread::sleep(Duration::from_millis(300));
+    let (a, _) = listener.accept().expect("accept first");
+    let (second_port, waited, _s) = second.join().expect("second client");
+    let (b, _) = listener.accept().expect("accept second");
+    drop((a, b, first));
+    let events = json(&nw.stop());
+    let slow = one(&events, "established", "sport", second_port);
+    let latency = slow["connect_latency_us"].as_u64().unwrap_or_else(|| panic!("no connect_latency_us: {slow}"));
+    assert!(latency >= 1_000_000, "a connect that waited for a SYN retransmit took {latency} us: {slow}");
+    // The kernel's timestamps lie inside the client's own connect() call
+    // (tolerance: scheduling around the call, 50 ms).
+    let client_us = waited.as_micros() as u64;
+    assert!(
+        latency <= client_us + 50_000 && latency + 50_000 >= client_us,
+        "netwatch {latency} us, the client {client_us} us"
+    );
+    assert_eq!(slow["syn_retransmits"], 1, "{slow}");
+    let first_port = events
+        .iter()
+        .find(|e| e["event"] == "established" && e["dport"] == port && e["sport"] != second_port)
+        .unwrap_or_else(|| panic!("no established for the first client"));
+    assert!(first_port["connect_latency_us"].as_u64().is_some_and(|us| us < 1_000_000), "{first_port}");
+    assert_eq!(first_port["syn_retransmits"], 0, "{first_port}");
+    // The server side of the slow one: its handshake, no SYN-ACK sent again.
+    // By transition, not kind: the completed passive handshake's event.
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["old_state"] == "SYN_RECV" && e["new_state"] == "ESTABLISHED" && e["dport"] == second_port)
+        .collect();
+    let [child] = done.as_slice() else { panic!("expected one SYN_RECV -> ESTABLISHED:\n{}", show(&done)) };
+    assert!(child["handshake_us"].as_u64().is_some(), "{child}");
+    assert_eq!(child["syn_retransmits"], 0, "{child}");
+}
+
+#[test]
+fn connect_to_a_silent_peer_times_out_after_its_syn_retries() {
+    let ns = super::setup_in("why-timeout");
+    let n = ns.name();
+    // One SYN retry: gives up 3 s after the first SYN (1 s, then 2 s).
+    let out = Command::new("ip")
+        .args(["netns", "exec", n, "sysctl", "-qw", "net.ipv4.tcp_syn_retries=1"])
+        .output()
+        .expect("sysctl");
+    assert!(out.status.success(), "sysctl: {}", String::from_utf8_lossy(&out.stderr));
+    // A peer that never answers: a veth whose other end drops everything
+    // (frames to a made-up MAC), with a permanent neighbour so no ARP
+    // failure ends the connect early.
+    ip(&["-n", n, "link", "add", "nwwhy0", "type", "veth", "peer", "name", "nwwhy1"]);
+    ip(&["-n", n, "addr", "add", "192.0.2.1/24", "dev", "nwwhy0"]);
+    ip(&["-n", n, "link", "set", "nwwhy0", "up"]);
+    ip(&["-n", n, "link", "set", "nwwhy1", "up"]);
+    ip(&["-n", n, "neigh", "add", "192.0.2.9", "lladdr", "02:00:00:00:00:09", "dev", "nwwhy0", "nud", "permanent"]);
+    let nw = super::events_in(&ns, &[]);
+    let to = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 9), 84));
+    let start = Instant::now();
+    let err = TcpStream::connect(to).expect_err("nobody answers");
+    let waited = start.elapsed();
+    assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT));
+    let events = json(&nw.stop());
+    let failed = one(&events, "connect_failed", "dport", 84);
+    assert_eq!(
+        (failed["reason"].as_str(), failed["errno"].as_str()),
+        (Some("timed_out"), Some("ETIMEDOUT")),
+        "{failed}"
+    );
+    // The retransmits are the SYNs after the first: exactly what the
+    // socket sent (1 or 2 with one retry: the kernel gives up by elapsed
+    // time, 3 s, and the timer firing at 3 s may still send one).
+    let sent = failed["tx_packets"].as_u64().expect("tx_packets");
+    assert!(sent >= 2, "{failed}");
+    assert_eq!(failed["syn_retransmits"].as_u64(), Some(sent - 1), "{failed}");
+    assert_eq!(failed["retransmits"].as_u64(), Some(sent - 1), "{failed}");
+    let ms = failed["duration_ms"].as_f64().unwrap_or_else(|| panic!("no duration_ms: {failed}"));
+    // 1 s + 2 s of retransmit timeouts; within the client's own call.
+    assert!(ms >= 2_900.0 && ms <= waited.as_secs_f64() * 1000.0 + 50.0, "{ms} ms, the client waited {waited:?}");
+    assert!(!events.iter().any(|e| e["event"] == "connect_error"), "a second report of the timeout");
+}

@@ -1,0 +1,57 @@
+//! The latency histograms and failure counters (issue 18) against
+//! connections the test makes in its own namespace.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use netwatch_tests::wait;
+
+use super::harness::{Serve, TempDir};
+use super::{config, only_alerts};
+
+#[test]
+fn connect_latency_and_refusals_reach_the_scrape() {
+    let _ns = super::setup_in("why-metrics");
+    let dir = TempDir::new("why-metrics");
+    let serve = Serve::start(&config(&dir, &only_alerts(&[])), &[]);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let before = serve.scrape().value("netwatch_connection_failures_total", &[("reason", "refused")]);
+    const N: usize = 3;
+    let held: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect")).collect();
+    let refused = TcpStream::connect(("127.0.0.1", closed)).expect_err("nothing listens");
+    assert_eq!(refused.raw_os_error(), Some(libc::ECONNREFUSED));
+    let p = port.to_string();
+    // The port label is the service's: the listener's port, for the
+    // connects to it and for their passive handshakes. (Serve keeps 64
+    // ports; the machine's other traffic since it started is far less.)
+    wait::until("the test's connects in the scrape", Duration::from_secs(10), || {
+        let m = serve.scrape();
+        let connects = m.get("netwatch_connect_latency_seconds_count", &[("port", &p)]);
+        let handshakes = m.get("netwatch_handshake_seconds_count", &[("port", &p)]);
+        let refusals = m.value("netwatch_connection_failures_total", &[("reason", "refused")]) - before;
+        wait::check(connects >= Some(N as f64) && handshakes >= Some(N as f64) && refusals >= 1.0, || {
+            format!("connects {connects:?}, handshakes {handshakes:?}, refusals {refusals}")
+        })
+    });
+    // Loopback connects of a test's own: none near the first SYN
+    // retransmit (1 s), so every one is below the 0.5 s bucket's bound.
+    let m = serve.scrape();
+    let buckets =
+        m.0.samples
+            .iter()
+            .find_map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(h)
+                    if s.metric == "netwatch_connect_latency_seconds" && s.labels.get("port") == Some(&p) =>
+                {
+                    Some(h.clone())
+                }
+                _ => None,
+            })
+            .expect("the port's connect latency histogram");
+    let count = |le: f64| buckets.iter().find(|b| b.less_than == le).map(|b| b.count);
+    assert_eq!(count(0.5), count(f64::INFINITY), "a loopback connect over 0.5 s: {buckets:?}");
+    drop(held);
+    drop(listener);
+}
