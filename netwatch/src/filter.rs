@@ -1,77 +1,208 @@
-//! Event filters (`--pid`, `--port`, `-4`, `-6`, `--netns`), applied in the agent: the
-//! kernel must still see every event to keep its owner records right.
+//! One filter language for every output: `events` (trailing words or
+//! `--filter`), `snapshot`, the live view (`/`) and `serve`'s export.
+//!
+//! The grammar is ss's as far as it goes ([`parse`]), so an expression that
+//! works with `ss -tan` selects the same sockets here, plus netwatch's own
+//! fields ([`fields::FIELDS`]). The old flags (`--pid`, `--port`, `-4`/`-6`,
+//! `--netns`) build the same expressions ([`Filter::from_flags`]).
+//!
+//! Filters apply in the agent: the kernel must still see every event to
+//! keep its owner records right.
 
-use crate::event::Event;
+mod expr;
+mod fields;
+mod parse;
+#[cfg(test)]
+mod tests;
 
-#[derive(Clone, Debug, Default)]
+use std::net::SocketAddr;
+
+pub use expr::{Expr, Op, Value};
+pub use parse::{looks_like_expression, parse, ParseError};
+
+use crate::{
+    event::Event,
+    socket::Proto,
+    table::{Closed, Row},
+};
+
+/// What a filter looks at: an event, a table row or a closed connection.
+pub trait Subject {
+    fn proto(&self) -> Proto;
+    /// The kernel's state number (an event's new state); UDP sockets are
+    /// CLOSE unless connected (ESTABLISHED), as ss shows them.
+    fn state(&self) -> Option<u8>;
+    fn local(&self) -> SocketAddr;
+    fn remote(&self) -> SocketAddr;
+    fn netns(&self) -> u32;
+    /// Calls `f` with each holder's PID and program name until it returns
+    /// true; returns whether it did.
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool;
+    fn uid(&self) -> Option<u32>;
+    fn cookie(&self) -> Option<u64>;
+    /// Payload bytes both ways, as far as counted.
+    fn bytes(&self) -> u64;
+    /// How long the connection has lived (or lived), when its start is known.
+    fn lifetime_ns(&self) -> Option<u64>;
+    /// The `family` field, `-4`/`-6`: IPv4-mapped addresses count as IPv4.
+    fn ipv4_traffic(&self) -> bool {
+        let (local, remote) = (self.local().ip(), self.remote().ip());
+        let addr = if remote.is_unspecified() { local } else { remote };
+        addr.to_canonical().is_ipv4()
+    }
+}
+
+impl Subject for Event {
+    fn proto(&self) -> Proto {
+        if self.kind == netwatch_common::EventKind::UdpClose {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        }
+    }
+    fn state(&self) -> Option<u8> {
+        Some(self.new_state as u8)
+    }
+    fn local(&self) -> SocketAddr {
+        self.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+    fn netns(&self) -> u32 {
+        self.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.pid != 0 && f(self.pid, self.comm.text())
+    }
+    fn uid(&self) -> Option<u32> {
+        (self.pid != 0).then_some(self.uid)
+    }
+    fn cookie(&self) -> Option<u64> {
+        Some(self.cookie)
+    }
+    fn bytes(&self) -> u64 {
+        self.traffic.rx_bytes + self.traffic.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.duration_ns()
+    }
+    fn ipv4_traffic(&self) -> bool {
+        self.is_ipv4_traffic()
+    }
+}
+
+/// A table row as of `now_ns` (CLOCK_MONOTONIC), for its lifetime.
+pub struct RowAt<'a> {
+    pub row: &'a Row,
+    pub now_ns: u64,
+}
+
+impl Subject for RowAt<'_> {
+    fn proto(&self) -> Proto {
+        self.row.proto
+    }
+    fn state(&self) -> Option<u8> {
+        Some(self.row.state)
+    }
+    fn local(&self) -> SocketAddr {
+        self.row.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.row.remote
+    }
+    fn netns(&self) -> u32 {
+        self.row.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.row.owners.iter().any(|o| f(o.pid, o.comm.text()))
+    }
+    fn uid(&self) -> Option<u32> {
+        // TIME_WAIT and request sockets belong to nobody.
+        (!self.row.owners.is_empty() || self.row.inode != 0).then_some(self.row.uid)
+    }
+    fn cookie(&self) -> Option<u64> {
+        self.row.cookie
+    }
+    fn bytes(&self) -> u64 {
+        let t = &self.row.traffic.totals;
+        t.rx_bytes + t.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.row.opened_ns.map(|o| self.now_ns.saturating_sub(o))
+    }
+}
+
+impl Subject for Closed {
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+    /// A closed connection is CLOSE, as its last event said.
+    fn state(&self) -> Option<u8> {
+        Some(netwatch_common::tcp::CLOSE)
+    }
+    fn local(&self) -> SocketAddr {
+        self.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+    fn netns(&self) -> u32 {
+        self.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.owner.as_ref().is_some_and(|o| f(o.pid, o.comm.text()))
+    }
+    fn uid(&self) -> Option<u32> {
+        None
+    }
+    fn cookie(&self) -> Option<u64> {
+        self.cookie
+    }
+    fn bytes(&self) -> u64 {
+        self.traffic.rx_bytes + self.traffic.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.duration_ns
+    }
+}
+
+/// An expression and the flags given with it, all of which must hold.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Filter {
-    /// Owner PIDs to keep; empty keeps all.
-    pub pids: Vec<u32>,
-    /// Ports to keep, matched at either end; empty keeps all.
-    pub ports: Vec<u16>,
-    /// Keep only IPv4 (`Some(true)`) or only IPv6 (`Some(false)`) traffic.
-    pub ipv4: Option<bool>,
-    /// Network namespaces (inodes) to keep; empty keeps all.
-    pub netns: Vec<u32>,
+    pub expr: Expr,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self { expr: Expr::True }
+    }
 }
 
 impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
-        (self.pids.is_empty() || self.pids.contains(&e.pid))
-            && (self.ports.is_empty() || self.ports.contains(&e.local.port()) || self.ports.contains(&e.remote.port()))
-            && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
-            && (self.netns.is_empty() || self.netns.contains(&e.netns))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use netwatch_common::{EventKind, OwnerSource};
-
-    use super::*;
-    use crate::{
-        event::Comm,
-        socket::{Family, TcpState},
-    };
-
-    fn ev(pid: u32, local: &str, remote: &str) -> Event {
-        Event {
-            kind: EventKind::State,
-            ts_ns: 0,
-            start_ns: None,
-            cookie: 0,
-            inode: 0,
-            family: if local.starts_with('[') { Family::V6 } else { Family::V4 },
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            pid,
-            comm: Comm::default(),
-            uid: 0,
-            netns: 0,
-            old_state: TcpState::Established,
-            new_state: TcpState::Established,
-            owner: OwnerSource::Unknown,
-            traffic: netwatch_common::Traffic::ZERO,
-        }
+    /// The shorthand flags as expressions: `--pid 5 --pid 6` is `( pid = 5
+    /// or pid = 6 )`, `--port 80` is `( sport = 80 or dport = 80 )`, `-4` is
+    /// `family = 4`, `--netns N` is `netns = N`; different flags all hold.
+    pub fn from_flags(pids: &[u32], ports: &[u16], ipv4: Option<bool>, netns: &[u32]) -> Self {
+        let num = |field: &str, n: u64| Expr::test(field, Op::Eq, Value::Num(n));
+        let pid = Expr::any(pids.iter().map(|&p| num("pid", p.into())).collect());
+        let port = Expr::any(ports.iter().flat_map(|&p| [num("sport", p.into()), num("dport", p.into())]).collect());
+        let family = ipv4.map_or(Expr::True, |v4| num("family", if v4 { 4 } else { 6 }));
+        let ns = Expr::any(netns.iter().map(|&n| num("netns", n.into())).collect());
+        Self { expr: pid.and(port).and(family).and(ns) }
     }
 
-    #[test]
-    fn each_filter_narrows() {
-        let a = ev(1, "127.0.0.1:5000", "127.0.0.1:80");
-        let b = ev(2, "[::1]:6000", "[::1]:443");
-        let mapped = ev(3, "[::ffff:127.0.0.1]:7000", "[::ffff:127.0.0.1]:22");
-        let all = Filter::default();
-        assert!([&a, &b, &mapped].iter().all(|e| all.matches(e)));
-        let pid = Filter { pids: vec![2], ..Default::default() };
-        assert!(!pid.matches(&a) && pid.matches(&b));
-        let port = Filter { ports: vec![80, 6000], ..Default::default() };
-        assert!(port.matches(&a) && port.matches(&b) && !port.matches(&mapped));
-        let v4 = Filter { ipv4: Some(true), ..Default::default() };
-        assert!(v4.matches(&a) && !v4.matches(&b) && v4.matches(&mapped));
-        let v6 = Filter { ipv4: Some(false), ..Default::default() };
-        assert!(!v6.matches(&a) && v6.matches(&b) && !v6.matches(&mapped));
-        let in_ns = Event { netns: 4_026_532_000, ..ev(4, "127.0.0.1:5000", "127.0.0.1:80") };
-        let ns = Filter { netns: vec![4_026_532_000], ..Default::default() };
-        assert!(ns.matches(&in_ns) && !ns.matches(&a) && !ns.matches(&b));
+    /// Words given on the command line, joined as ss joins them.
+    pub fn with_words(self, words: &[String]) -> Result<Self, ParseError> {
+        let text = words.join(" ");
+        Ok(Self { expr: self.expr.and(parse(&text)?) })
+    }
+
+    pub fn matches(&self, s: &dyn Subject) -> bool {
+        self.expr.matches(s)
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.expr == Expr::True
     }
 }

@@ -54,6 +54,22 @@ pub struct EventsArgs {
     /// about 130,000 events per 16 MiB
     #[arg(long = "ring-size", value_name = "MIB", default_value_t = 16, value_parser = parse_ring_mib)]
     pub ring_mib: u32,
+    /// A filter expression (docs/filters.md), as `ss` takes one: `state
+    /// established and dport = :443`; with the flags above, all must hold
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// The filter expression as trailing words, as after `ss -tan`
+    #[arg(value_name = "EXPR", trailing_var_arg = true)]
+    pub expr: Vec<String>,
+}
+
+/// `-4` and `-6` as the filter's `family`.
+const fn ipv4(args: &EventsArgs) -> Option<bool> {
+    match (args.ipv4, args.ipv6) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 /// A ring size in MiB: the kernel wants a power of two number of pages.
@@ -69,6 +85,8 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut stop = StopSignals::install()?;
     // Before loading anything: a namespace that does not exist is a typo.
     let netns = super::netns::resolve_all(&args.netns)?;
+    let filter =
+        super::filter_of(&args.filter, &args.expr, Filter::from_flags(&args.pids, &args.ports, ipv4(args), &netns))?;
     // Nothing per packet unless asked: a tracer of connections should cost
     // nothing on a busy data path (TCP totals need no packet counting).
     let opts = Options {
@@ -81,7 +99,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     for w in tracing.warnings() {
         eprintln!("netwatch: warning: {w}");
     }
-    let mut printer = Printer::new(args, netns, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
+    let mut printer = Printer::new(args, filter, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     if let Err(e) = seed_model(&mut printer.decoder, &mut printer.table, false).await {
         eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}");
@@ -180,21 +198,16 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(args: &EventsArgs, netns: Vec<u32>, packet_counters: bool) -> Self {
+    fn new(args: &EventsArgs, filter: Filter, packet_counters: bool) -> Self {
         let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
             (true, true) => Box::new(Json::new()),
             (true, false) => Box::new(Json::without_packet_counters()),
             (false, true) => Box::new(Text::new()),
             (false, false) => Box::new(Text::without_packet_counters()),
         };
-        let ipv4 = match (args.ipv4, args.ipv6) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        };
         Self {
             sink,
-            filter: Filter { pids: args.pids.clone(), ports: args.ports.clone(), ipv4, netns },
+            filter,
             clock: WallClock::new(),
             decoder: Decoder::default(),
             table: {

@@ -14,7 +14,14 @@ use std::{
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use crate::{event::clock::monotonic_ns, live::Live, output::snapshot, seed, table::Table};
+use crate::{
+    event::clock::monotonic_ns,
+    filter::{Filter, RowAt},
+    live::Live,
+    output::snapshot,
+    seed,
+    table::Table,
+};
 
 #[derive(Debug, Default, Args)]
 pub struct SnapshotArgs {
@@ -28,11 +35,21 @@ pub struct SnapshotArgs {
     /// How many closed connections to keep for --for
     #[arg(long, value_name = "N", default_value_t = 100_000, requires = "watch")]
     pub history: usize,
+    /// Only the sockets (and closed connections) a filter expression selects
+    /// (docs/filters.md); counts are of those too
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// The filter expression as trailing words, as after `ss -tan`
+    #[arg(value_name = "EXPR", trailing_var_arg = true)]
+    pub expr: Vec<String>,
 }
 
 pub async fn run(args: &SnapshotArgs) -> Result<()> {
+    let filter = super::filter_of(&args.filter, &args.expr, Filter::default())?;
     if let Some(span) = args.watch {
-        return print(args, &watch(span, args.history).await?);
+        let mut table = watch(span, args.history).await?;
+        select(&mut table, &filter);
+        return print(args, &table);
     }
     let seed = seed::seed_all().context("enumerating sockets")?;
     for w in &seed.stats.warnings {
@@ -40,6 +57,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
     }
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
+    select(&mut table, &filter);
     let printed = print(args, &table);
     // A one-shot about to exit: freeing tens of thousands of rows one by one
     // would only delay it (a tenth of a 40,000-socket run).
@@ -74,6 +92,13 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
     let table = std::mem::replace(&mut live.table, Table::new(0));
     live.finish().await?;
     result.map(|()| table)
+}
+
+fn select(table: &mut Table, filter: &Filter) {
+    if !filter.is_all() {
+        let now_ns = monotonic_ns();
+        table.retain_for_output(|row| filter.matches(&RowAt { row, now_ns }), |c| filter.matches(c));
+    }
 }
 
 fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
