@@ -13,10 +13,11 @@ use rustc_hash::FxHasher;
 
 use super::{
     rate::RateMeter,
-    view::{self, Entry, Mode, Sort},
+    view::{self, Collapsed, Entry, Mode, Query, Sort},
 };
 use crate::{
     event::{clock::WallClock, Event},
+    filter::{self, Filter},
     live::Update,
     table::{Closed, ProcessTraffic, Row, StateCounts, Table, Totals},
 };
@@ -75,8 +76,20 @@ pub struct Ui {
     pub pane: Pane,
     pub paused: bool,
     pub help: bool,
-    /// Applied filter, lowercase.
+    /// Applied filter as typed (lowercase when it is plain text).
     pub filter: String,
+    /// The applied filter when it is an expression (docs/filters.md).
+    pub expr: Option<Filter>,
+    /// Why the filter typed last was refused (shown while editing it).
+    pub filter_error: Option<String>,
+    /// List every row: closing states are not collapsed into counts.
+    pub show_all: bool,
+    /// The selected row: a position in the display order.
+    pub cursor: usize,
+    /// The selected connection of the closed pane, newest first.
+    pub closed_cursor: usize,
+    /// What the details pane shows, if open.
+    pub details: Option<Details>,
     /// The filter being typed after `/`.
     pub input: Option<String>,
     /// First visible row.
@@ -85,10 +98,35 @@ pub struct Ui {
     pub page: usize,
 }
 
+/// The connection the details pane follows: a row (which, once closed, is
+/// found in the closed list by its cookie) or a closed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Details {
+    Row { cookie: Option<u64>, local: std::net::SocketAddr, remote: std::net::SocketAddr },
+    Closed { cookie: Option<u64>, local: std::net::SocketAddr, closed_ns: u64 },
+}
+
+/// One state change of a socket, as its event said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub ts_ns: u64,
+    pub kind: EventKind,
+    pub old: u8,
+    pub new: u8,
+}
+
+/// Transitions kept per socket: a connection's life is about ten.
+pub const TRANSITIONS: usize = 16;
+
 pub struct App {
     pub snap: Snapshot,
     /// Indices into `snap.entries`, in display order.
     pub order: Vec<u32>,
+    /// Count lines below the rows: states collapsed, with their counts.
+    pub collapsed: Collapsed,
+    /// Each socket's recent transitions, by cookie, for the details pane;
+    /// pruned to the rows and closed connections on screen.
+    pub transitions: rustc_hash::FxHashMap<u64, VecDeque<Transition>>,
     pub ui: Ui,
     pub clock: WallClock,
     pub tz: TimeZone,
@@ -109,6 +147,8 @@ impl App {
         Self {
             snap: Snapshot::default(),
             order: Vec::new(),
+            collapsed: Vec::new(),
+            transitions: rustc_hash::FxHashMap::default(),
             ui: Ui::default(),
             clock: WallClock::new(),
             tz,
@@ -132,11 +172,24 @@ impl App {
             if e.kind == EventKind::Destroy {
                 continue;
             }
+            self.remember(&e);
+            // Ownership moves are internal: never news.
+            if e.kind == EventKind::Adopt {
+                continue;
+            }
             if self.events.len() == RECENT {
                 self.events.pop_front();
             }
             self.events.push_back(e);
         }
+    }
+
+    fn remember(&mut self, e: &Event) {
+        let list = self.transitions.entry(e.cookie).or_default();
+        if list.len() == TRANSITIONS {
+            list.pop_front();
+        }
+        list.push_back(Transition { ts_ns: e.ts_ns, kind: e.kind, old: e.old_state as u8, new: e.new_state as u8 });
     }
 
     /// Housekeeping in the live model (TIME_WAIT expiry, minisocket
@@ -169,6 +222,10 @@ impl App {
         if copy {
             s.entries.clear();
             s.entries.extend(table.rows().map(Entry::of));
+            for e in &mut s.entries {
+                let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
+                e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
+            }
             self.fingerprint = fingerprint(table.rows());
             self.order_dirty = true;
         }
@@ -181,6 +238,13 @@ impl App {
         s.closed.extend(table.history().rev().take(RECENT).cloned());
         s.closed.reverse();
         s.processes = table.traffic_by_process(TOP_PROCESSES);
+        // Bounded by what is on screen: history of sockets neither in the
+        // table nor in the closed list is dropped, in one pass now and then.
+        if self.transitions.len() > 2 * (s.entries.len() + s.closed.len()) + 4096 {
+            let mut keep: rustc_hash::FxHashSet<u64> = s.entries.iter().filter_map(|e| e.row.cookie).collect();
+            keep.extend(s.closed.iter().filter_map(|c| c.cookie));
+            self.transitions.retain(|c, _| keep.contains(c));
+        }
         s.taken_ns = now_ns;
         self.dirty = Dirty::Clean;
     }
@@ -188,7 +252,17 @@ impl App {
     /// Recomputes the display order if anything it depends on changed.
     pub fn reorder(&mut self) {
         if self.order_dirty {
-            view::order(&self.snap.entries, self.ui.mode, &self.ui.filter, self.ui.sort, &mut self.order);
+            let now_ns = self.snap.taken_ns;
+            let q = Query {
+                mode: self.ui.mode,
+                text: &self.ui.filter,
+                expr: self.ui.expr.as_ref(),
+                sort: self.ui.sort,
+                // What the user asked for by expression is shown whole.
+                collapse_at: (!self.ui.show_all && self.ui.expr.is_none()).then_some(now_ns),
+                now_ns,
+            };
+            view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed);
             self.order_dirty = false;
         }
         // Rows vanish and the window resizes: keep the last page full.
@@ -206,29 +280,94 @@ impl App {
         self.order_dirty = true;
     }
 
-    pub fn set_filter(&mut self, filter: &str) {
-        self.ui.filter = filter.to_lowercase();
+    /// Applies a filter: an expression when it reads as one (it starts
+    /// with a field, `state`, `not`, `!` or `(`), else text to look for in
+    /// any cell. A bad expression is refused, its error kept for the footer.
+    pub fn set_filter(&mut self, filter: &str) -> bool {
+        if filter::looks_like_expression(filter) {
+            match filter::parse(filter) {
+                Ok(expr) => {
+                    self.ui.expr = Some(Filter { expr });
+                    self.ui.filter = filter.to_owned();
+                }
+                Err(e) => {
+                    self.ui.filter_error = Some(e.to_string());
+                    return false;
+                }
+            }
+        } else {
+            self.ui.expr = None;
+            self.ui.filter = filter.to_lowercase();
+        }
+        self.ui.filter_error = None;
         self.ui.scroll = 0;
+        self.ui.cursor = 0;
         self.order_dirty = true;
+        true
+    }
+
+    pub fn toggle_show_all(&mut self) {
+        self.ui.show_all = !self.ui.show_all;
+        self.order_dirty = true;
+    }
+
+    /// Lines the table lists: rows, then the count lines.
+    pub fn lines(&self) -> usize {
+        self.order.len() + self.collapsed.len()
+    }
+
+    /// The row under the cursor.
+    pub fn selected(&self) -> Option<&Entry> {
+        self.order.get(self.ui.cursor).map(|&i| &self.snap.entries[i as usize])
+    }
+
+    /// Opens the details pane on the selected row, or closes it.
+    pub fn toggle_row_details(&mut self) {
+        self.ui.details = match (self.ui.details, self.selected()) {
+            (Some(_), _) | (None, None) => None,
+            (None, Some(e)) => Some(Details::Row { cookie: e.row.cookie, local: e.row.local, remote: e.row.remote }),
+        };
+    }
+
+    /// Opens the details pane on the closed pane's selected connection.
+    pub fn closed_details(&mut self) {
+        let newest = self.snap.closed.iter().rev().filter(|c| self.closed_shown(c)).nth(self.ui.closed_cursor);
+        self.ui.details = newest.map(|c| Details::Closed { cookie: c.cookie, local: c.local, closed_ns: c.closed_ns });
+    }
+
+    /// Whether the filter keeps a closed connection (the closed pane's rule).
+    pub fn closed_shown(&self, c: &Closed) -> bool {
+        match &self.ui.expr {
+            Some(f) => f.matches(c),
+            None => self.ui.filter.is_empty() || super::events_pane::closed_matches(c, &self.ui.filter),
+        }
     }
 
     pub fn toggle_pause(&mut self) {
         self.ui.paused = !self.ui.paused;
     }
 
-    /// Moves the first visible row by `delta` rows.
+    /// Moves the cursor by `delta` lines; the page follows it.
     pub fn scroll_by(&mut self, delta: isize) {
-        self.ui.scroll = self.ui.scroll.saturating_add_signed(delta);
+        self.ui.cursor = self.ui.cursor.saturating_add_signed(delta);
         self.clamp_scroll();
     }
 
     pub fn scroll_to_end(&mut self) {
-        self.ui.scroll = usize::MAX;
+        self.ui.cursor = usize::MAX;
         self.clamp_scroll();
     }
 
     fn clamp_scroll(&mut self) {
-        let last_page = self.order.len().saturating_sub(self.ui.page.max(1));
+        let page = self.ui.page.max(1);
+        let lines = self.lines();
+        self.ui.cursor = self.ui.cursor.min(lines.saturating_sub(1));
+        let last_page = lines.saturating_sub(page);
+        if self.ui.cursor < self.ui.scroll {
+            self.ui.scroll = self.ui.cursor;
+        } else if self.ui.cursor >= self.ui.scroll + page {
+            self.ui.scroll = self.ui.cursor + 1 - page;
+        }
         self.ui.scroll = self.ui.scroll.min(last_page);
     }
 

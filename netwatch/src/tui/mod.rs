@@ -9,6 +9,7 @@
 //! returns them): keys are handled while it is pending, from the snapshot.
 
 mod app;
+mod details;
 mod events_pane;
 mod format;
 mod header;

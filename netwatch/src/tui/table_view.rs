@@ -24,8 +24,20 @@ pub fn page_rows(area: Rect) -> usize {
 pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let now = app.now_for_ages(now_ns);
     let ui = &app.ui;
-    let visible = app.order.iter().skip(ui.scroll).take(page_rows(area));
-    let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now)).collect();
+    let page = page_rows(area);
+    let rows: Vec<Row> = (ui.scroll..app.lines().min(ui.scroll + page))
+        .map(|line| {
+            let r = match app.order.get(line) {
+                Some(&i) => row(&app.snap.entries[i as usize], now),
+                None => count_line(app.collapsed[line - app.order.len()]),
+            };
+            if line == ui.cursor {
+                r.style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                r
+            }
+        })
+        .collect();
     let titles = Column::ALL.map(|c| {
         if c.sorted_by(ui.sort.column) {
             let arrow = if ui.sort.reverse { "v" } else { "^" };
@@ -34,12 +46,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             Cell::from(c.title())
         }
     });
-    let shown = app.order.len();
+    let shown = app.lines();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
     let last = (ui.scroll + page_rows(area)).min(shown);
     let block = Block::new()
         .borders(Borders::TOP | Borders::BOTTOM)
-        .title(Line::from(format!(" Connections: {shown} shown of {} ", app.snap.entries.len())))
+        .title(Line::from(format!(
+            " Connections: {} shown of {}{} ",
+            app.order.len(),
+            app.snap.entries.len(),
+            if app.collapsed.is_empty() { "" } else { " (z: list collapsed states)" }
+        )))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
     let widths = [
         Constraint::Length(5),
@@ -58,6 +75,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         .block(block)
         .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// The line standing for the rows of a collapsed state.
+fn count_line((state, n): (u8, u32)) -> Row<'static> {
+    let name = format::state(crate::socket::Proto::Tcp, state);
+    Row::new([
+        Cell::from(""),
+        Cell::from(format!("{n} sockets collapsed")).style(Style::new().fg(Color::DarkGray)),
+        Cell::from("(z lists them)").style(Style::new().fg(Color::DarkGray)),
+        Cell::from(name).style(Style::new().fg(state_color(name))),
+    ])
 }
 
 fn row(e: &Entry, now_ns: u64) -> Row<'static> {
