@@ -12,6 +12,7 @@ use netwatch_common::EventKind;
 use rustc_hash::FxHasher;
 
 use super::{
+    group::{self, Group, GroupBy, Line},
     rate::RateMeter,
     view::{self, Collapsed, Entry, Mode, Query, Sort},
 };
@@ -90,6 +91,9 @@ pub struct Ui {
     pub closed_cursor: usize,
     /// What the details pane shows, if open.
     pub details: Option<Details>,
+    pub group_by: GroupBy,
+    /// Labels of the groups listed with their rows.
+    pub expanded: rustc_hash::FxHashSet<String>,
     /// The filter being typed after `/`.
     pub input: Option<String>,
     /// First visible row.
@@ -124,6 +128,12 @@ pub struct App {
     pub order: Vec<u32>,
     /// Count lines below the rows: states collapsed, with their counts.
     pub collapsed: Collapsed,
+    /// The rows collapsed into those lines (counted in groups).
+    hidden: Vec<u32>,
+    /// The groups, when grouping.
+    pub groups: Vec<Group>,
+    /// What the table lists, line by line.
+    pub lines: Vec<Line>,
     /// Each socket's recent transitions, by cookie, for the details pane;
     /// pruned to the rows and closed connections on screen.
     pub transitions: rustc_hash::FxHashMap<u64, VecDeque<Transition>>,
@@ -148,6 +158,9 @@ impl App {
             snap: Snapshot::default(),
             order: Vec::new(),
             collapsed: Vec::new(),
+            hidden: Vec::new(),
+            groups: Vec::new(),
+            lines: Vec::new(),
             transitions: rustc_hash::FxHashMap::default(),
             ui: Ui::default(),
             clock: WallClock::new(),
@@ -262,7 +275,12 @@ impl App {
                 collapse_at: (!self.ui.show_all && self.ui.expr.is_none()).then_some(now_ns),
                 now_ns,
             };
-            view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed);
+            view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed, &mut self.hidden);
+            self.groups = match self.ui.group_by {
+                GroupBy::None => Vec::new(),
+                by => group::groups(&self.snap.entries, &self.order, &self.hidden, by),
+            };
+            self.lines = group::lines(&self.order, &self.collapsed, &self.groups, &self.ui.expanded);
             self.order_dirty = false;
         }
         // Rows vanish and the window resizes: keep the last page full.
@@ -311,14 +329,60 @@ impl App {
         self.order_dirty = true;
     }
 
-    /// Lines the table lists: rows, then the count lines.
-    pub fn lines(&self) -> usize {
-        self.order.len() + self.collapsed.len()
+    /// Lines the table lists.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
     }
 
     /// The row under the cursor.
     pub fn selected(&self) -> Option<&Entry> {
-        self.order.get(self.ui.cursor).map(|&i| &self.snap.entries[i as usize])
+        match self.lines.get(self.ui.cursor) {
+            Some(&Line::Row(i)) => self.snap.entries.get(i as usize),
+            _ => None,
+        }
+    }
+
+    /// The group whose header is under the cursor.
+    fn selected_group(&self) -> Option<&Group> {
+        match self.lines.get(self.ui.cursor) {
+            Some(&Line::Group(g)) => self.groups.get(g as usize),
+            _ => None,
+        }
+    }
+
+    pub fn set_group_by(&mut self, by: GroupBy) {
+        self.ui.group_by = by;
+        self.ui.cursor = 0;
+        self.ui.scroll = 0;
+        self.order_dirty = true;
+    }
+
+    /// Expands (`Some(true)`), collapses (`Some(false)`) or toggles the
+    /// group under the cursor; `false` when the cursor is on no group.
+    pub fn expand(&mut self, open: Option<bool>) -> bool {
+        let Some(label) = self.selected_group().map(|g| g.label.clone()) else { return false };
+        let now_open = open.unwrap_or(!self.ui.expanded.contains(&label));
+        if now_open {
+            self.ui.expanded.insert(label);
+        } else {
+            self.ui.expanded.remove(&label);
+        }
+        self.order_dirty = true;
+        true
+    }
+
+    /// Expands or collapses every group.
+    pub fn expand_all(&mut self, open: bool) {
+        self.ui.expanded =
+            if open { self.groups.iter().map(|g| g.label.clone()).collect() } else { Default::default() };
+        self.order_dirty = true;
+    }
+
+    /// Enter: a group header opens or closes; a row opens the details pane.
+    pub fn enter(&mut self) {
+        if !self.expand(None) {
+            self.toggle_row_details();
+        }
     }
 
     /// Opens the details pane on the selected row, or closes it.
@@ -360,7 +424,7 @@ impl App {
 
     fn clamp_scroll(&mut self) {
         let page = self.ui.page.max(1);
-        let lines = self.lines();
+        let lines = self.line_count();
         self.ui.cursor = self.ui.cursor.min(lines.saturating_sub(1));
         let last_page = lines.saturating_sub(page);
         if self.ui.cursor < self.ui.scroll {

@@ -14,7 +14,9 @@ const KEYS: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
     ("/", "filter: text in any column, or an expression (state established and dport = :443)"),
     ("z", "list every row (closing states are collapsed into counts)"),
-    ("Enter", "details of the selected row (Esc closes)"),
+    ("Enter", "details of the selected row (Esc closes), or open/close a group"),
+    ("o", "group rows: by listener, by program, none"),
+    ("+ - O", "expand / collapse the selected group; expand or collapse all"),
     ("D [ ]", "details of the selected closed connection; move that selection"),
     ("s / r", "next sort column / reverse order"),
     ("t u l a", "view: TCP, UDP, listening, all"),
@@ -45,7 +47,7 @@ pub fn footer(frame: &mut Frame, area: Rect, app: &App) {
             Line::from(spans)
         }
         None => Line::from(Span::styled(
-            " q quit  / filter  Enter details  z all  s sort  b bandwidth  r reverse  t/u/l/a view  e/c/P/Tab pane  p pause  ? help",
+            " q quit  / filter  Enter details  z all  o group  s sort  b bandwidth  r reverse  t/u/l/a view  e/c/P/Tab pane  p pause  ? help",
             Style::new().fg(Color::DarkGray),
         )),
     };

@@ -47,7 +47,15 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Esc => {
             app.set_filter("");
         }
-        KeyCode::Enter => app.toggle_row_details(),
+        KeyCode::Enter => app.enter(),
+        KeyCode::Char('o') => app.set_group_by(app.ui.group_by.next()),
+        KeyCode::Char('+') | KeyCode::Right => {
+            app.expand(Some(true));
+        }
+        KeyCode::Char('-') | KeyCode::Left => {
+            app.expand(Some(false));
+        }
+        KeyCode::Char('O') => app.expand_all(app.ui.expanded.is_empty()),
         KeyCode::Char('D') => app.closed_details(),
         KeyCode::Char('[') => app.ui.closed_cursor = app.ui.closed_cursor.saturating_sub(1),
         KeyCode::Char(']') => app.ui.closed_cursor += 1,
@@ -219,5 +227,32 @@ mod tests {
         assert!(matches!(a.ui.details, Some(crate::tui::app::Details::Row { local, .. }) if Some(local) == selected));
         press(&mut a, KeyCode::Esc);
         assert_eq!(a.ui.details, None);
+    }
+
+    #[test]
+    fn grouping_expand_and_collapse() {
+        use crate::tui::group::{GroupBy, Line};
+        let mut a = app();
+        a.ui.page = 20;
+        let t = crate::tui::fixtures::table();
+        a.refresh(&t, 1);
+        press(&mut a, KeyCode::Char('o'));
+        assert_eq!(a.ui.group_by, GroupBy::Listener);
+        a.reorder();
+        let headers = a.lines.len();
+        assert!(a.lines.iter().all(|l| matches!(l, Line::Group(_))) && headers == a.groups.len());
+        press(&mut a, KeyCode::Enter);
+        a.reorder();
+        assert!(a.lines.len() > headers, "Enter on a header expands it");
+        assert_eq!(a.ui.details, None, "and opens no details");
+        press(&mut a, KeyCode::Char('-'));
+        a.reorder();
+        assert_eq!(a.lines.len(), headers);
+        press(&mut a, KeyCode::Char('O'));
+        a.reorder();
+        assert_eq!(a.lines.len(), headers + a.groups.iter().map(|g| g.rows.len()).sum::<usize>());
+        press(&mut a, KeyCode::Char('o'));
+        press(&mut a, KeyCode::Char('o'));
+        assert_eq!(a.ui.group_by, GroupBy::None);
     }
 }

@@ -12,6 +12,7 @@ mod app;
 mod details;
 mod events_pane;
 mod format;
+mod group;
 mod header;
 mod help;
 mod input;

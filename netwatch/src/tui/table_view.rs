@@ -11,10 +11,11 @@ use ratatui::{
 use super::{
     app::App,
     format,
+    group::{self, Group},
     header::state_color,
     view::{Column, Entry},
 };
-use crate::output::text::endpoint;
+use crate::{output::text::endpoint, socket::Proto};
 
 /// Table rows that fit in `area` (inside the border, below the titles).
 pub fn page_rows(area: Rect) -> usize {
@@ -25,11 +26,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let now = app.now_for_ages(now_ns);
     let ui = &app.ui;
     let page = page_rows(area);
-    let rows: Vec<Row> = (ui.scroll..app.lines().min(ui.scroll + page))
+    let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
         .map(|line| {
-            let r = match app.order.get(line) {
-                Some(&i) => row(&app.snap.entries[i as usize], now),
-                None => count_line(app.collapsed[line - app.order.len()]),
+            let r = match app.lines[line] {
+                group::Line::Row(i) => row(&app.snap.entries[i as usize], now),
+                group::Line::Count(state, n) => count_line((state, n)),
+                group::Line::Group(g) => {
+                    group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
+                }
             };
             if line == ui.cursor {
                 r.style(Style::new().add_modifier(Modifier::REVERSED))
@@ -46,7 +50,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             Cell::from(c.title())
         }
     });
-    let shown = app.lines();
+    let shown = app.line_count();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
     let last = (ui.scroll + page_rows(area)).min(shown);
     let block = Block::new()
@@ -77,9 +81,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     frame.render_widget(table, area);
 }
 
+/// A group's header: its label, then its counts by state.
+fn group_line(g: &Group, open: bool) -> Row<'static> {
+    let mark = if open { "[-]" } else { "[+]" };
+    let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
+    let total: u32 = g.states.iter().map(|(_, n)| n).sum();
+    let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    Row::new([
+        Cell::from(mark),
+        Cell::from(g.label.clone()).style(Style::new().add_modifier(Modifier::BOLD)),
+        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+    ])
+}
+
 /// The line standing for the rows of a collapsed state.
 fn count_line((state, n): (u8, u32)) -> Row<'static> {
-    let name = format::state(crate::socket::Proto::Tcp, state);
+    let name = format::state(Proto::Tcp, state);
     Row::new([
         Cell::from(""),
         Cell::from(format!("{n} sockets collapsed")).style(Style::new().fg(Color::DarkGray)),

@@ -251,7 +251,7 @@ pub fn collapsible(e: &Entry, now_ns: u64) -> bool {
 }
 
 /// Listeners first, then states in the order a connection lives them.
-fn state_rank(state: u8) -> u8 {
+pub(super) fn state_rank(state: u8) -> u8 {
     match state {
         tcp::LISTEN => 0,
         tcp::ESTABLISHED => 1,
@@ -326,11 +326,12 @@ pub struct Query<'a> {
 /// Rows a collapsed state stands for: the count line's state and count.
 pub type Collapsed = Vec<(u8, u32)>;
 
-/// Indices of the entries the view shows, in display order, and the
-/// states collapsed into count lines (in state order).
-pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &mut Collapsed) {
+/// Indices of the entries the view shows, in display order, the states
+/// collapsed into count lines (in state order), and the collapsed rows.
+pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &mut Collapsed, hidden: &mut Vec<u32>) {
     out.clear();
     collapsed.clear();
+    hidden.clear();
     let mut buf = String::new();
     let mut counts = [0u32; 16];
     out.extend(
@@ -344,9 +345,10 @@ pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &m
                         None => e.matches(q.text, &mut buf),
                     }
             })
-            .filter(|(_, e)| match q.collapse_at {
+            .filter(|(i, e)| match q.collapse_at {
                 Some(now) if collapsible(e, now) => {
                     counts[usize::from(e.state & 15)] += 1;
+                    hidden.push(*i as u32);
                     false
                 }
                 _ => true,

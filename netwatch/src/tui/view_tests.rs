@@ -14,8 +14,9 @@ fn shown(entries: &[Entry], mode: Mode, filter: &str, sort: Sort) -> Vec<String>
 
 /// The rows shown and the count lines.
 fn lines(entries: &[Entry], q: &Query<'_>) -> (Vec<String>, Collapsed) {
-    let (mut idx, mut collapsed) = (Vec::new(), Vec::new());
-    order(entries, q, &mut idx, &mut collapsed);
+    let (mut idx, mut collapsed, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
+    order(entries, q, &mut idx, &mut collapsed, &mut hidden);
+    assert_eq!(hidden.len() as u32, collapsed.iter().map(|(_, n)| n).sum::<u32>());
     let rows = idx
         .iter()
         .map(|&i| {
