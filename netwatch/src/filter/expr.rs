@@ -67,6 +67,17 @@ impl Expr {
         }
     }
 
+    /// Whether the expression asks about states (`state`, `exclude`): the
+    /// live view then lists every row it selects rather than collapse any.
+    pub fn names_state(&self) -> bool {
+        match self {
+            Self::State(_) => true,
+            Self::Not(e) => e.names_state(),
+            Self::And(v) | Self::Or(v) => v.iter().any(Self::names_state),
+            Self::True | Self::Test(_) => false,
+        }
+    }
+
     /// Both must hold; `True` disappears.
     pub fn and(self, other: Self) -> Self {
         match (self, other) {

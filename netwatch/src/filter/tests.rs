@@ -251,6 +251,15 @@ fn rows_and_closed_connections() {
 }
 
 #[test]
+fn which_expressions_name_states() {
+    for (expr, yes) in
+        [("state established", true), ("dport 1 or not exclude time-wait", true), ("netns 5 and pid 1", false)]
+    {
+        assert_eq!(parse(expr).unwrap().names_state(), yes, "{expr}");
+    }
+}
+
+#[test]
 fn expression_or_text() {
     for expr in ["state established", "dport = :80", "!(sport 1)", "( pid 1 )", "exclude time-wait", "comm x"] {
         assert!(looks_like_expression(expr), "{expr}");

@@ -271,8 +271,9 @@ impl App {
                 text: &self.ui.filter,
                 expr: self.ui.expr.as_ref(),
                 sort: self.ui.sort,
-                // What the user asked for by expression is shown whole.
-                collapse_at: (!self.ui.show_all && self.ui.expr.is_none()).then_some(now_ns),
+                // States the user asked for by name are listed whole.
+                collapse_at: (!self.ui.show_all && !self.ui.expr.as_ref().is_some_and(|f| f.expr.names_state()))
+                    .then_some(now_ns),
                 now_ns,
             };
             view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed, &mut self.hidden);
