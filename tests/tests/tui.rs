@@ -429,7 +429,11 @@ fn busy_server_first_screen_groups_details_and_filters() {
     tmux.type_text(&format!("netns = {} and state established and sport = :{lport}", ns.inode()));
     tmux.keys(&["Enter"]);
     let s = tmux.wait_for("the expression", SHOW_WITHIN, |s| header(s).contains("filter: netns"));
-    let want = netwatch_tests::ss::run(&format!("-tanpe state established sport = :{lport}"), None).len();
+    let out = Command::new("ss")
+        .args(["-tanH", "state", "established", "sport", "=", &format!(":{lport}")])
+        .output()
+        .expect("running ss");
+    let want = String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count();
     assert_eq!((table_rows(&s).len(), want), (2, 2), "rows selected, as ss selects them:\n{s}");
 
     // Group by listener, within the namespace (no state named: collapsed).

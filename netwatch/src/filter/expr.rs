@@ -94,6 +94,21 @@ impl Expr {
         }
     }
 
+    /// Either holds.
+    pub fn or(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Or(mut a), Self::Or(b)) => {
+                a.extend(b);
+                Self::Or(a)
+            }
+            (Self::Or(mut a), e) => {
+                a.push(e);
+                Self::Or(a)
+            }
+            (a, b) => Self::Or(vec![a, b]),
+        }
+    }
+
     /// Any of `alternatives`; `True` when there are none (a flag not given).
     pub fn any(mut alternatives: Vec<Self>) -> Self {
         match alternatives.len() {

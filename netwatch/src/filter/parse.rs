@@ -1,15 +1,16 @@
 //! The filter grammar: ss's (ss(8), FILTER) plus netwatch's fields.
 //!
 //! ```text
-//! or    := and (("or" | "||") and)*
-//! and   := unary (("and" | "&&")? unary)*        implicit and, as in ss
-//! unary := ("not" | "!") unary | "(" or ")" | "state" NAME | "exclude" NAME
-//!        | FIELD OP? VALUE                        OP defaults to `=`
+//! list  := unary (("or" | "||" | "and" | "&&")? unary)*   implicit and
+//! unary := ("not" | "!") unary | "(" list ")" | "state" NAME | "exclude" NAME
+//!        | FIELD OP? VALUE                                 OP defaults to `=`
 //! OP    := = == != < > <= >= ~ eq neq gt lt ge le
 //! ```
 //!
-//! As in ss, several `state` words in a row add up (`state established
-//! state syn-sent` keeps both), and `exclude NAME` drops a state.
+//! As in ss (ssfilter.y's `exprlist`), `and` and `or` have the same
+//! precedence and apply left to right: `a or b and c` is `(a or b) and c`.
+//! Several `state` words in a row add up (`state established state
+//! syn-sent` keeps both), and `exclude NAME` drops a state.
 
 use super::{
     expr::{self, Expr, Op},
@@ -108,7 +109,7 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
         return Ok(Expr::True);
     }
     let mut p = Parser { input, toks, pos: 0 };
-    let e = p.or()?;
+    let e = p.list()?;
     match p.peek() {
         None => Ok(e),
         Some(t) if t.text == ")" => Err(p.error_at(t, "`)` without a matching `(`")),
@@ -147,37 +148,32 @@ impl<'a> Parser<'a> {
         self.next().ok_or_else(|| self.error_at_end(&format!("the expression ends where {what} was expected")))
     }
 
-    fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut any = vec![self.and()?];
-        while self.peek().is_some_and(|t| matches!(t.text, "or" | "||")) {
-            self.next();
-            any.push(self.and()?);
-        }
-        Ok(Expr::any(any))
-    }
-
-    fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut all = vec![self.unary()?];
+    /// Conditions joined left to right, as ss joins them.
+    fn list(&mut self) -> Result<Expr, ParseError> {
+        let mut acc = self.unary()?;
         loop {
             match self.peek() {
                 None => break,
-                Some(t) if matches!(t.text, "or" | "||" | ")") => break,
+                Some(t) if t.text == ")" => break,
+                Some(t) if matches!(t.text, "or" | "||") => {
+                    self.next();
+                    acc = acc.or(self.unary()?);
+                }
                 Some(t) if matches!(t.text, "and" | "&&") => {
                     self.next();
-                    all.push(self.unary()?);
+                    acc = acc.and(self.unary()?);
                 }
                 Some(t) => {
                     let next = self.unary()?;
                     // ss adds up consecutive `state` words.
-                    if let (Some(Expr::State(prev)), Expr::State(more), "state") = (all.last_mut(), &next, t.text) {
-                        *prev |= *more;
-                    } else {
-                        all.push(next);
-                    }
+                    acc = match (acc, next, t.text) {
+                        (Expr::State(a), Expr::State(b), "state") => Expr::State(a | b),
+                        (a, b, _) => a.and(b),
+                    };
                 }
             }
         }
-        Ok(if all.len() == 1 { all.pop().unwrap_or(Expr::True) } else { Expr::And(all) })
+        Ok(acc)
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
@@ -185,7 +181,7 @@ impl<'a> Parser<'a> {
         match t.text {
             "not" | "!" => Ok(Expr::Not(Box::new(self.unary()?))),
             "(" => {
-                let e = self.or()?;
+                let e = self.list()?;
                 match self.next() {
                     Some(c) if c.text == ")" => Ok(e),
                     Some(other) => Err(self.error_at(other, "expected `)`")),

@@ -146,8 +146,11 @@ fn boolean_operators_precedence_and_implicit_and() {
     let e = ev(7, "127.0.0.1:5000", "127.0.0.1:443");
     assert!(keeps("dport = :443 or sport = :443", &e));
     assert!(keeps("( dport = :443 || sport = :443 ) && pid = 7", &e));
-    assert!(!keeps("dport = :80 or sport = :80 and pid = 7", &e), "and binds tighter");
-    assert!(keeps("dport = :443 or sport = :80 and pid = 8", &e));
+    // As in ss: left to right, `and` no tighter than `or`.
+    assert!(keeps("dport = :80 or sport = :5000 and pid = 7", &e));
+    assert!(!keeps("dport = :443 or sport = :80 and pid = 8", &e), "(a or b) and c");
+    assert!(keeps("dport = :443 or (sport = :80 and pid = 8)", &e));
+    assert!(keeps("pid = 8 and sport = :80 or dport = :443", &e), "(a and b) or c");
     assert!(!keeps("(dport = :443 or sport = :80) pid 8", &e), "implicit and");
     assert!(keeps("not dport = :80", &e) && keeps("! dport = :80", &e) && keeps("!(dport = :80)", &e));
     assert!(!keeps("not not dport = :80", &e));
