@@ -1,27 +1,203 @@
-//! Event filters (`--pid`, `--port`, `-4`, `-6`, `--netns`, `--unit`,
-//! `--container`, `--cgroup`), applied in the agent: the kernel must still
-//! see every event to keep its owner records right.
+//! One filter language for every output: `events` (trailing words or
+//! `--filter`), `snapshot`, the live view (`/`) and `serve`'s export.
+//!
+//! The grammar is ss's as far as it goes ([`parse`]), so an expression that
+//! works with `ss -tan` selects the same sockets here, plus netwatch's own
+//! fields ([`fields::FIELDS`]). The old flags (`--pid`, `--port`, `-4`/`-6`,
+//! `--netns`) build the same expressions ([`Filter::from_flags`]).
+//!
+//! Filters apply in the agent: the kernel must still see every event to
+//! keep its owner records right.
 
-use crate::{event::Event, workload::Workload};
+mod expr;
+mod fields;
+mod parse;
+#[cfg(test)]
+mod tests;
 
-#[derive(Clone, Debug, Default)]
+use std::net::SocketAddr;
+
+pub use expr::{Expr, Op, Value};
+pub use parse::{looks_like_expression, parse, ParseError};
+
+use crate::{
+    event::Event,
+    socket::Proto,
+    table::{Closed, Row},
+    workload::Workload,
+};
+
+/// What a filter looks at: an event, a table row or a closed connection.
+pub trait Subject {
+    fn proto(&self) -> Proto;
+    /// The kernel's state number (an event's new state); UDP sockets are
+    /// CLOSE unless connected (ESTABLISHED), as ss shows them.
+    fn state(&self) -> Option<u8>;
+    fn local(&self) -> SocketAddr;
+    fn remote(&self) -> SocketAddr;
+    fn netns(&self) -> u32;
+    /// Calls `f` with each holder's PID and program name until it returns
+    /// true; returns whether it did.
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool;
+    fn uid(&self) -> Option<u32>;
+    fn cookie(&self) -> Option<u64>;
+    /// Payload bytes both ways, as far as counted.
+    fn bytes(&self) -> u64;
+    /// How long the connection has lived (or lived), when its start is known.
+    fn lifetime_ns(&self) -> Option<u64>;
+    /// Where the (first) owner runs, where resolved.
+    fn workload(&self) -> Option<&Workload> {
+        None
+    }
+    /// The `family` field, `-4`/`-6`: IPv4-mapped addresses count as IPv4.
+    fn ipv4_traffic(&self) -> bool {
+        let (local, remote) = (self.local().ip(), self.remote().ip());
+        let addr = if remote.is_unspecified() { local } else { remote };
+        addr.to_canonical().is_ipv4()
+    }
+}
+
+impl Subject for Event {
+    fn proto(&self) -> Proto {
+        if self.kind == netwatch_common::EventKind::UdpClose {
+            Proto::Udp
+        } else {
+            Proto::Tcp
+        }
+    }
+    fn state(&self) -> Option<u8> {
+        Some(self.new_state as u8)
+    }
+    fn local(&self) -> SocketAddr {
+        self.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+    fn netns(&self) -> u32 {
+        self.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.pid != 0 && f(self.pid, self.comm.text())
+    }
+    fn uid(&self) -> Option<u32> {
+        (self.pid != 0).then_some(self.uid)
+    }
+    fn cookie(&self) -> Option<u64> {
+        Some(self.cookie)
+    }
+    fn bytes(&self) -> u64 {
+        self.traffic.rx_bytes + self.traffic.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.duration_ns()
+    }
+    fn ipv4_traffic(&self) -> bool {
+        self.is_ipv4_traffic()
+    }
+    fn workload(&self) -> Option<&Workload> {
+        self.workload.as_ref()
+    }
+}
+
+/// A table row as of `now_ns` (CLOCK_MONOTONIC), for its lifetime.
+pub struct RowAt<'a> {
+    pub row: &'a Row,
+    pub now_ns: u64,
+    /// Where its owner runs, where the caller resolved it.
+    pub workload: Option<&'a Workload>,
+}
+
+impl Subject for RowAt<'_> {
+    fn proto(&self) -> Proto {
+        self.row.proto
+    }
+    fn state(&self) -> Option<u8> {
+        Some(self.row.state)
+    }
+    fn local(&self) -> SocketAddr {
+        self.row.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.row.remote
+    }
+    fn netns(&self) -> u32 {
+        self.row.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.row.owners.iter().any(|o| f(o.pid, o.comm.text()))
+    }
+    fn uid(&self) -> Option<u32> {
+        // TIME_WAIT and request sockets belong to nobody.
+        (!self.row.owners.is_empty() || self.row.inode != 0).then_some(self.row.uid)
+    }
+    fn cookie(&self) -> Option<u64> {
+        self.row.cookie
+    }
+    fn bytes(&self) -> u64 {
+        let t = &self.row.traffic.totals;
+        t.rx_bytes + t.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.row.opened_ns.map(|o| self.now_ns.saturating_sub(o))
+    }
+    fn workload(&self) -> Option<&Workload> {
+        self.workload
+    }
+}
+
+impl Subject for Closed {
+    fn proto(&self) -> Proto {
+        self.proto
+    }
+    /// A closed connection is CLOSE, as its last event said.
+    fn state(&self) -> Option<u8> {
+        Some(netwatch_common::tcp::CLOSE)
+    }
+    fn local(&self) -> SocketAddr {
+        self.local
+    }
+    fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+    fn netns(&self) -> u32 {
+        self.netns
+    }
+    fn each_owner(&self, f: &mut dyn FnMut(u32, &str) -> bool) -> bool {
+        self.owner.as_ref().is_some_and(|o| f(o.pid, o.comm.text()))
+    }
+    fn uid(&self) -> Option<u32> {
+        None
+    }
+    fn cookie(&self) -> Option<u64> {
+        self.cookie
+    }
+    fn bytes(&self) -> u64 {
+        self.traffic.rx_bytes + self.traffic.tx_bytes
+    }
+    fn lifetime_ns(&self) -> Option<u64> {
+        self.duration_ns
+    }
+}
+
+/// An expression and the flags given with it, all of which must hold.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Filter {
-    /// Owner PIDs to keep; empty keeps all.
-    pub pids: Vec<u32>,
-    /// Ports to keep, matched at either end; empty keeps all.
-    pub ports: Vec<u16>,
-    /// Keep only IPv4 (`Some(true)`) or only IPv6 (`Some(false)`) traffic.
-    pub ipv4: Option<bool>,
-    /// Network namespaces (inodes) to keep; empty keeps all.
-    pub netns: Vec<u32>,
-    /// Where the owner runs (`crate::workload`); empty keeps all.
+    pub expr: Expr,
+    /// `--unit`, `--container`, `--cgroup` (`crate::workload::cli`).
     pub workload: WorkloadFilter,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self { expr: Expr::True, workload: WorkloadFilter::default() }
+    }
 }
 
 /// `--unit` (exact), `--container` (a name or an id prefix), `--cgroup` (a
 /// path prefix, whole components): each keeps an owner matching any of its
 /// values; an owner of unknown workload matches none.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorkloadFilter {
     pub units: Vec<String>,
     pub containers: Vec<String>,
@@ -53,107 +229,29 @@ fn under(path: &str, prefix: &str) -> bool {
 }
 
 impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
-        (self.pids.is_empty() || self.pids.contains(&e.pid))
-            && (self.ports.is_empty() || self.ports.contains(&e.local.port()) || self.ports.contains(&e.remote.port()))
-            && self.ipv4.is_none_or(|v4| e.is_ipv4_traffic() == v4)
-            && (self.netns.is_empty() || self.netns.contains(&e.netns))
-            && self.workload.matches(e.workload.as_ref())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use netwatch_common::{EventKind, OwnerSource};
-
-    use super::*;
-    use crate::{
-        event::Comm,
-        socket::{Family, TcpState},
-    };
-
-    fn ev(pid: u32, local: &str, remote: &str) -> Event {
-        Event {
-            kind: EventKind::State,
-            ts_ns: 0,
-            start_ns: None,
-            cookie: 0,
-            inode: 0,
-            family: if local.starts_with('[') { Family::V6 } else { Family::V4 },
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            pid,
-            comm: Comm::default(),
-            uid: 0,
-            netns: 0,
-            old_state: TcpState::Established,
-            new_state: TcpState::Established,
-            owner: OwnerSource::Unknown,
-            traffic: netwatch_common::Traffic::ZERO,
-            thread: None,
-            accepted: None,
-            cgroup: 0,
-            workload: None,
-        }
+    /// The shorthand flags as expressions: `--pid 5 --pid 6` is `( pid = 5
+    /// or pid = 6 )`, `--port 80` is `( sport = 80 or dport = 80 )`, `-4` is
+    /// `family = 4`, `--netns N` is `netns = N`; different flags all hold.
+    pub fn from_flags(pids: &[u32], ports: &[u16], ipv4: Option<bool>, netns: &[u32]) -> Self {
+        let num = |field: &str, n: u64| Expr::test(field, Op::Eq, Value::Num(n));
+        let pid = Expr::any(pids.iter().map(|&p| num("pid", p.into())).collect());
+        let port = Expr::any(ports.iter().flat_map(|&p| [num("sport", p.into()), num("dport", p.into())]).collect());
+        let family = ipv4.map_or(Expr::True, |v4| num("family", if v4 { 4 } else { 6 }));
+        let ns = Expr::any(netns.iter().map(|&n| num("netns", n.into())).collect());
+        Self { expr: pid.and(port).and(family).and(ns), workload: WorkloadFilter::default() }
     }
 
-    #[test]
-    fn each_filter_narrows() {
-        let a = ev(1, "127.0.0.1:5000", "127.0.0.1:80");
-        let b = ev(2, "[::1]:6000", "[::1]:443");
-        let mapped = ev(3, "[::ffff:127.0.0.1]:7000", "[::ffff:127.0.0.1]:22");
-        let all = Filter::default();
-        assert!([&a, &b, &mapped].iter().all(|e| all.matches(e)));
-        let pid = Filter { pids: vec![2], ..Default::default() };
-        assert!(!pid.matches(&a) && pid.matches(&b));
-        let port = Filter { ports: vec![80, 6000], ..Default::default() };
-        assert!(port.matches(&a) && port.matches(&b) && !port.matches(&mapped));
-        let v4 = Filter { ipv4: Some(true), ..Default::default() };
-        assert!(v4.matches(&a) && !v4.matches(&b) && v4.matches(&mapped));
-        let v6 = Filter { ipv4: Some(false), ..Default::default() };
-        assert!(!v6.matches(&a) && v6.matches(&b) && !v6.matches(&mapped));
-        let in_ns = Event { netns: 4_026_532_000, ..ev(4, "127.0.0.1:5000", "127.0.0.1:80") };
-        let ns = Filter { netns: vec![4_026_532_000], ..Default::default() };
-        assert!(ns.matches(&in_ns) && !ns.matches(&a) && !ns.matches(&b));
+    /// Words given on the command line, joined as ss joins them.
+    pub fn with_words(self, words: &[String]) -> Result<Self, ParseError> {
+        let text = words.join(" ");
+        Ok(Self { expr: self.expr.and(parse(&text)?), ..self })
     }
 
-    #[test]
-    fn workload_filters() {
-        use std::sync::Arc;
+    pub fn matches(&self, s: &dyn Subject) -> bool {
+        self.expr.matches(s) && self.workload.matches(s.workload())
+    }
 
-        use crate::workload::{Container, Info, Runtime};
-        let id = "ab".repeat(32);
-        let web = Workload(Arc::new(Info {
-            cgroup: format!("/system.slice/docker-{id}.scope").into(),
-            unit: Some(format!("docker-{id}.scope").into()),
-            container: Some(Container { runtime: Runtime::Docker, id: id.as_str().into(), name: Some("web".into()) }),
-            pod_uid: None,
-        }));
-        let ssh = Workload(Arc::new(Info {
-            cgroup: "/system.slice/ssh.service".into(),
-            unit: Some("ssh.service".into()),
-            container: None,
-            pod_uid: None,
-        }));
-        let f = |units: &[&str], containers: &[&str], cgroups: &[&str]| WorkloadFilter {
-            units: units.iter().map(|s| s.to_string()).collect(),
-            containers: containers.iter().map(|s| s.to_string()).collect(),
-            cgroups: cgroups.iter().map(|s| s.to_string()).collect(),
-        };
-        assert!(f(&[], &[], &[]).matches(None));
-        assert!(!f(&["ssh.service"], &[], &[]).matches(None));
-        assert!(f(&["ssh.service"], &[], &[]).matches(Some(&ssh)));
-        assert!(!f(&["ssh"], &[], &[]).matches(Some(&ssh)));
-        assert!(f(&[], &["web"], &[]).matches(Some(&web)) && f(&[], &["abab"], &[]).matches(Some(&web)));
-        assert!(!f(&[], &["web"], &[]).matches(Some(&ssh)) && !f(&[], &["we"], &[]).matches(Some(&web)));
-        assert!(f(&[], &[], &["/system.slice"]).matches(Some(&ssh)));
-        assert!(f(&[], &[], &["system.slice/ssh.service/"]).matches(Some(&ssh)));
-        assert!(!f(&[], &[], &["/system.sl"]).matches(Some(&ssh)));
-        assert!(f(&[], &[], &["/"]).matches(Some(&ssh)));
-        // Each flag narrows: both must hold.
-        assert!(!f(&["ssh.service"], &["web"], &[]).matches(Some(&web)));
-        let e = Event { workload: Some(ssh), ..ev(1, "127.0.0.1:5000", "127.0.0.1:80") };
-        let by_unit = Filter { workload: f(&["ssh.service"], &[], &[]), ..Default::default() };
-        assert!(by_unit.matches(&e) && !by_unit.matches(&ev(1, "127.0.0.1:5000", "127.0.0.1:80")));
+    pub fn is_all(&self) -> bool {
+        self.expr == Expr::True && !self.workload.is_set()
     }
 }

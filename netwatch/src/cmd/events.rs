@@ -57,6 +57,22 @@ pub struct EventsArgs {
     pub ring_mib: u32,
     #[command(flatten)]
     pub workload: crate::workload::cli::WorkloadArgs,
+    /// A filter expression (docs/filters.md), as `ss` takes one: `state
+    /// established and dport = :443`; with the flags above, all must hold
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// The filter expression as trailing words, as after `ss -tan`
+    #[arg(value_name = "EXPR", trailing_var_arg = true)]
+    pub expr: Vec<String>,
+}
+
+/// `-4` and `-6` as the filter's `family`.
+const fn ipv4(args: &EventsArgs) -> Option<bool> {
+    match (args.ipv4, args.ipv6) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
 }
 
 /// A ring size in MiB: the kernel wants a power of two number of pages.
@@ -72,6 +88,9 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     let mut stop = StopSignals::install()?;
     // Before loading anything: a namespace that does not exist is a typo.
     let netns = super::netns::resolve_all(&args.netns)?;
+    let flags =
+        Filter { workload: args.workload.filter(), ..Filter::from_flags(&args.pids, &args.ports, ipv4(args), &netns) };
+    let filter = super::filter_of(&args.filter, &args.expr, flags)?;
     // Nothing per packet unless asked: a tracer of connections should cost
     // nothing on a busy data path (TCP totals need no packet counting).
     let opts = Options {
@@ -84,7 +103,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     for w in tracing.warnings() {
         eprintln!("netwatch: warning: {w}");
     }
-    let mut printer = Printer::new(args, netns, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
+    let mut printer = Printer::new(args, filter, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     if let Err(e) = seed_model(&mut printer.decoder, &mut printer.table, false).await {
         eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}");
@@ -185,7 +204,7 @@ struct Printer {
 }
 
 impl Printer {
-    fn new(args: &EventsArgs, netns: Vec<u32>, packet_counters: bool) -> Self {
+    fn new(args: &EventsArgs, filter: Filter, packet_counters: bool) -> Self {
         let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
             (true, true) => Box::new(Json::new()),
             (true, false) => Box::new(Json::without_packet_counters()),
@@ -194,20 +213,9 @@ impl Printer {
             (false, false) if args.workload.show => Box::new(Text::without_packet_counters().with_workload()),
             (false, false) => Box::new(Text::without_packet_counters()),
         };
-        let ipv4 = match (args.ipv4, args.ipv6) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
-            _ => None,
-        };
-        let filter = Filter {
-            pids: args.pids.clone(),
-            ports: args.ports.clone(),
-            ipv4,
-            netns,
-            workload: args.workload.filter(),
-        };
-        // Only what shows or filters it pays for resolving it.
-        let workloads = (args.json || args.workload.show || filter.workload.is_set()).then(Resolver::default);
+        // Only what shows or filters it pays for resolving it (a filter
+        // expression may name `unit`, `container` or `cgroup`).
+        let workloads = (args.json || args.workload.show || !filter.is_all()).then(Resolver::default);
         Self {
             sink,
             filter,

@@ -14,7 +14,14 @@ use std::{
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use crate::{event::clock::monotonic_ns, live::Live, output::snapshot, seed, table::Table};
+use crate::{
+    event::clock::monotonic_ns,
+    filter::{Filter, RowAt},
+    live::Live,
+    output::snapshot,
+    seed,
+    table::Table,
+};
 
 #[derive(Debug, Default, Args)]
 pub struct SnapshotArgs {
@@ -30,11 +37,21 @@ pub struct SnapshotArgs {
     pub history: usize,
     #[command(flatten)]
     pub workload: crate::workload::cli::WorkloadArgs,
+    /// Only the sockets (and closed connections) a filter expression selects
+    /// (docs/filters.md); counts are of those too
+    #[arg(long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// The filter expression as trailing words, as after `ss -tan`
+    #[arg(value_name = "EXPR", trailing_var_arg = true)]
+    pub expr: Vec<String>,
 }
 
 pub async fn run(args: &SnapshotArgs) -> Result<()> {
+    let filter = super::filter_of(&args.filter, &args.expr, Filter::default())?;
     if let Some(span) = args.watch {
-        return print(args, &watch(span, args.history).await?);
+        let mut table = watch(span, args.history).await?;
+        select(&mut table, &filter);
+        return print(args, &table);
     }
     let seed = seed::seed_all().context("enumerating sockets")?;
     for w in &seed.stats.warnings {
@@ -42,6 +59,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
     }
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
+    select(&mut table, &filter);
     let printed = print(args, &table);
     // A one-shot about to exit: freeing tens of thousands of rows one by one
     // would only delay it (a tenth of a 40,000-socket run).
@@ -76,6 +94,17 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
     let table = std::mem::replace(&mut live.table, Table::new(0));
     live.finish().await?;
     result.map(|()| table)
+}
+
+fn select(table: &mut Table, filter: &Filter) {
+    if !filter.is_all() {
+        let now_ns = monotonic_ns();
+        // The expression may name `unit`, `container` or `cgroup`: a row's
+        // is its first owner's.
+        let workloads = snapshot::Workloads::resolve(table, &mut crate::workload::Resolver::default());
+        let of = |row: &crate::table::Row| row.owners.first().and_then(|o| workloads.by_pid.get(&o.pid));
+        table.retain_for_output(|row| filter.matches(&RowAt { row, now_ns, workload: of(row) }), |c| filter.matches(c));
+    }
 }
 
 fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {

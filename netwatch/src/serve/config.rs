@@ -109,6 +109,10 @@ impl Default for Metrics {
 pub struct Export {
     pub file: FileExport,
     pub syslog: SyslogExport,
+    /// Only events this filter expression selects (docs/filters.md) are
+    /// exported, to every output; alerts and lost-event reports always are.
+    #[serde(deserialize_with = "filter")]
+    pub filter: crate::filter::Filter,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -158,6 +162,13 @@ impl Default for SyslogExport {
 /// prints by default.
 fn default_kinds() -> KindSet {
     KindSet::of(ExportKind::all().filter(|k| !matches!(k, ExportKind::Event(EventKind::Destroy))))
+}
+
+fn filter<'de, D: Deserializer<'de>>(d: D) -> Result<crate::filter::Filter, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::filter::parse(&text)
+        .map(|expr| crate::filter::Filter { expr, ..Default::default() })
+        .map_err(|e| serde::de::Error::custom(format!("bad filter expression: {e}")))
 }
 
 fn kinds<'de, D: Deserializer<'de>>(d: D) -> Result<KindSet, D::Error> {

@@ -120,3 +120,11 @@ fn alert_names_are_their_config_tables() {
         assert_eq!(json, format!("\"{}\"", kind.name()));
     }
 }
+
+#[test]
+fn export_filter_is_an_expression() {
+    let c = parse("[export]\nfilter = \"state established and dport = :443\"\n").unwrap();
+    assert_eq!(c.export.filter.expr, crate::filter::parse("state established dport :443").unwrap());
+    let err = format!("{:#}", parse("[export]\nfilter = \"dport = :https\"\n").unwrap_err());
+    assert!(err.contains("bad filter expression") && err.contains("^^^^^^"), "{err}");
+}

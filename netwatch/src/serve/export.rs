@@ -35,6 +35,7 @@ pub struct Exporter {
     file: Option<(RotatingFile, KindSet)>,
     syslog: Option<(Syslog, KindSet)>,
     line: Vec<u8>,
+    filter: crate::filter::Filter,
     pub errors: Errors,
     last_report: Option<Instant>,
     /// Where events' owners run, for their JSON fields.
@@ -58,6 +59,7 @@ impl Exporter {
             file,
             syslog,
             line: Vec::with_capacity(512),
+            filter: cfg.filter.clone(),
             errors: Errors::default(),
             last_report: None,
             workloads: crate::workload::Resolver::default(),
@@ -90,7 +92,7 @@ impl Exporter {
     pub fn event(&mut self, e: &Event) {
         let kind = ExportKind::Event(e.kind);
         let (file, syslog) = self.wants(kind);
-        if !file && !syslog {
+        if !file && !syslog || !self.filter.matches(e) {
             return;
         }
         self.line.clear();

@@ -96,6 +96,14 @@ impl Table {
         self.history.iter()
     }
 
+    /// Keeps only the rows and closed connections a filter selects, for a
+    /// table about to be printed once (`snapshot EXPR`): its indices are
+    /// not kept in step, so no event may be applied after.
+    pub fn retain_for_output(&mut self, mut row: impl FnMut(&Row) -> bool, closed: impl FnMut(&Closed) -> bool) {
+        self.rows.retain(|_, r| row(r));
+        self.history.retain(closed);
+    }
+
     pub fn counts(&self) -> StateCounts {
         StateCounts::of(self.rows.values())
     }

@@ -12,11 +12,13 @@ use netwatch_common::EventKind;
 use rustc_hash::FxHasher;
 
 use super::{
+    group::{self, Group, GroupBy, Line},
     rate::RateMeter,
-    view::{self, Entry, Mode, Sort},
+    view::{self, Collapsed, Entry, Mode, Query, Sort},
 };
 use crate::{
     event::{clock::WallClock, Event},
+    filter::{self, Filter},
     live::Update,
     table::{Closed, ProcessTraffic, Row, StateCounts, Table, Totals},
 };
@@ -75,8 +77,23 @@ pub struct Ui {
     pub pane: Pane,
     pub paused: bool,
     pub help: bool,
-    /// Applied filter, lowercase.
+    /// Applied filter as typed (lowercase when it is plain text).
     pub filter: String,
+    /// The applied filter when it is an expression (docs/filters.md).
+    pub expr: Option<Filter>,
+    /// Why the filter typed last was refused (shown while editing it).
+    pub filter_error: Option<String>,
+    /// List every row: closing states are not collapsed into counts.
+    pub show_all: bool,
+    /// The selected row: a position in the display order.
+    pub cursor: usize,
+    /// The selected connection of the closed pane, newest first.
+    pub closed_cursor: usize,
+    /// What the details pane shows, if open.
+    pub details: Option<Details>,
+    pub group_by: GroupBy,
+    /// Labels of the groups listed with their rows.
+    pub expanded: rustc_hash::FxHashSet<String>,
     /// The filter being typed after `/`.
     pub input: Option<String>,
     /// First visible row.
@@ -87,10 +104,41 @@ pub struct Ui {
     pub workload: bool,
 }
 
+/// The connection the details pane follows: a row (which, once closed, is
+/// found in the closed list by its cookie) or a closed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Details {
+    Row { cookie: Option<u64>, local: std::net::SocketAddr, remote: std::net::SocketAddr },
+    Closed { cookie: Option<u64>, local: std::net::SocketAddr, closed_ns: u64 },
+}
+
+/// One state change of a socket, as its event said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub ts_ns: u64,
+    pub kind: EventKind,
+    pub old: u8,
+    pub new: u8,
+}
+
+/// Transitions kept per socket: a connection's life is about ten.
+pub const TRANSITIONS: usize = 16;
+
 pub struct App {
     pub snap: Snapshot,
     /// Indices into `snap.entries`, in display order.
     pub order: Vec<u32>,
+    /// Count lines below the rows: states collapsed, with their counts.
+    pub collapsed: Collapsed,
+    /// The rows collapsed into those lines (counted in groups).
+    hidden: Vec<u32>,
+    /// The groups, when grouping.
+    pub groups: Vec<Group>,
+    /// What the table lists, line by line.
+    pub lines: Vec<Line>,
+    /// Each socket's recent transitions, by cookie, for the details pane;
+    /// pruned to the rows and closed connections on screen.
+    pub transitions: rustc_hash::FxHashMap<u64, VecDeque<Transition>>,
     pub ui: Ui,
     pub clock: WallClock,
     pub tz: TimeZone,
@@ -113,6 +161,11 @@ impl App {
         Self {
             snap: Snapshot::default(),
             order: Vec::new(),
+            collapsed: Vec::new(),
+            hidden: Vec::new(),
+            groups: Vec::new(),
+            lines: Vec::new(),
+            transitions: rustc_hash::FxHashMap::default(),
             ui: Ui::default(),
             clock: WallClock::new(),
             tz,
@@ -137,11 +190,20 @@ impl App {
             if e.kind == EventKind::Destroy {
                 continue;
             }
+            self.remember(&e);
             if self.events.len() == RECENT {
                 self.events.pop_front();
             }
             self.events.push_back(e);
         }
+    }
+
+    fn remember(&mut self, e: &Event) {
+        let list = self.transitions.entry(e.cookie).or_default();
+        if list.len() == TRANSITIONS {
+            list.pop_front();
+        }
+        list.push_back(Transition { ts_ns: e.ts_ns, kind: e.kind, old: e.old_state as u8, new: e.new_state as u8 });
     }
 
     /// Housekeeping in the live model (TIME_WAIT expiry, minisocket
@@ -176,6 +238,8 @@ impl App {
             s.entries.extend(table.rows().map(Entry::of));
             for (e, r) in s.entries.iter_mut().zip(table.rows()) {
                 e.workload = r.owners.first().and_then(|o| self.workloads.of(o.pid, 0));
+                let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
+                e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
             }
             self.fingerprint = fingerprint(table.rows());
             self.order_dirty = true;
@@ -189,6 +253,13 @@ impl App {
         s.closed.extend(table.history().rev().take(RECENT).cloned());
         s.closed.reverse();
         s.processes = table.traffic_by_process(TOP_PROCESSES);
+        // Bounded by what is on screen: history of sockets neither in the
+        // table nor in the closed list is dropped, in one pass now and then.
+        if self.transitions.len() > 2 * (s.entries.len() + s.closed.len()) + 4096 {
+            let mut keep: rustc_hash::FxHashSet<u64> = s.entries.iter().filter_map(|e| e.row.cookie).collect();
+            keep.extend(s.closed.iter().filter_map(|c| c.cookie));
+            self.transitions.retain(|c, _| keep.contains(c));
+        }
         s.taken_ns = now_ns;
         self.dirty = Dirty::Clean;
     }
@@ -196,7 +267,23 @@ impl App {
     /// Recomputes the display order if anything it depends on changed.
     pub fn reorder(&mut self) {
         if self.order_dirty {
-            view::order(&self.snap.entries, self.ui.mode, &self.ui.filter, self.ui.sort, &mut self.order);
+            let now_ns = self.snap.taken_ns;
+            let q = Query {
+                mode: self.ui.mode,
+                text: &self.ui.filter,
+                expr: self.ui.expr.as_ref(),
+                sort: self.ui.sort,
+                // States the user asked for by name are listed whole.
+                collapse_at: (!self.ui.show_all && !self.ui.expr.as_ref().is_some_and(|f| f.expr.names_state()))
+                    .then_some(now_ns),
+                now_ns,
+            };
+            view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed, &mut self.hidden);
+            self.groups = match self.ui.group_by {
+                GroupBy::None => Vec::new(),
+                by => group::groups(&self.snap.entries, &self.order, &self.hidden, by),
+            };
+            self.lines = group::lines(&self.order, &self.collapsed, &self.groups, &self.ui.expanded);
             self.order_dirty = false;
         }
         // Rows vanish and the window resizes: keep the last page full.
@@ -214,29 +301,140 @@ impl App {
         self.order_dirty = true;
     }
 
-    pub fn set_filter(&mut self, filter: &str) {
-        self.ui.filter = filter.to_lowercase();
+    /// Applies a filter: an expression when it reads as one (it starts
+    /// with a field, `state`, `not`, `!` or `(`), else text to look for in
+    /// any cell. A bad expression is refused, its error kept for the footer.
+    pub fn set_filter(&mut self, filter: &str) -> bool {
+        if filter::looks_like_expression(filter) {
+            match filter::parse(filter) {
+                Ok(expr) => {
+                    self.ui.expr = Some(Filter { expr, ..Filter::default() });
+                    self.ui.filter = filter.to_owned();
+                }
+                Err(e) => {
+                    self.ui.filter_error = Some(e.to_string());
+                    return false;
+                }
+            }
+        } else {
+            self.ui.expr = None;
+            self.ui.filter = filter.to_lowercase();
+        }
+        self.ui.filter_error = None;
+        self.ui.scroll = 0;
+        self.ui.cursor = 0;
+        self.order_dirty = true;
+        true
+    }
+
+    pub fn toggle_show_all(&mut self) {
+        self.ui.show_all = !self.ui.show_all;
+        self.order_dirty = true;
+    }
+
+    /// Lines the table lists.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// The row under the cursor.
+    pub fn selected(&self) -> Option<&Entry> {
+        match self.lines.get(self.ui.cursor) {
+            Some(&Line::Row(i)) => self.snap.entries.get(i as usize),
+            _ => None,
+        }
+    }
+
+    /// The group whose header is under the cursor.
+    fn selected_group(&self) -> Option<&Group> {
+        match self.lines.get(self.ui.cursor) {
+            Some(&Line::Group(g)) => self.groups.get(g as usize),
+            _ => None,
+        }
+    }
+
+    pub fn set_group_by(&mut self, by: GroupBy) {
+        self.ui.group_by = by;
+        self.ui.cursor = 0;
         self.ui.scroll = 0;
         self.order_dirty = true;
+    }
+
+    /// Expands (`Some(true)`), collapses (`Some(false)`) or toggles the
+    /// group under the cursor; `false` when the cursor is on no group.
+    pub fn expand(&mut self, open: Option<bool>) -> bool {
+        let Some(label) = self.selected_group().map(|g| g.label.clone()) else { return false };
+        let now_open = open.unwrap_or(!self.ui.expanded.contains(&label));
+        if now_open {
+            self.ui.expanded.insert(label);
+        } else {
+            self.ui.expanded.remove(&label);
+        }
+        self.order_dirty = true;
+        true
+    }
+
+    /// Expands or collapses every group.
+    pub fn expand_all(&mut self, open: bool) {
+        self.ui.expanded =
+            if open { self.groups.iter().map(|g| g.label.clone()).collect() } else { Default::default() };
+        self.order_dirty = true;
+    }
+
+    /// Enter: a group header opens or closes; a row opens the details pane.
+    pub fn enter(&mut self) {
+        if !self.expand(None) {
+            self.toggle_row_details();
+        }
+    }
+
+    /// Opens the details pane on the selected row, or closes it.
+    pub fn toggle_row_details(&mut self) {
+        self.ui.details = match (self.ui.details, self.selected()) {
+            (Some(_), _) | (None, None) => None,
+            (None, Some(e)) => Some(Details::Row { cookie: e.row.cookie, local: e.row.local, remote: e.row.remote }),
+        };
+    }
+
+    /// Opens the details pane on the closed pane's selected connection.
+    pub fn closed_details(&mut self) {
+        let newest = self.snap.closed.iter().rev().filter(|c| self.closed_shown(c)).nth(self.ui.closed_cursor);
+        self.ui.details = newest.map(|c| Details::Closed { cookie: c.cookie, local: c.local, closed_ns: c.closed_ns });
+    }
+
+    /// Whether the filter keeps a closed connection (the closed pane's rule).
+    pub fn closed_shown(&self, c: &Closed) -> bool {
+        match &self.ui.expr {
+            Some(f) => f.matches(c),
+            None => self.ui.filter.is_empty() || super::events_pane::closed_matches(c, &self.ui.filter),
+        }
     }
 
     pub fn toggle_pause(&mut self) {
         self.ui.paused = !self.ui.paused;
     }
 
-    /// Moves the first visible row by `delta` rows.
+    /// Moves the cursor by `delta` lines; the page follows it.
     pub fn scroll_by(&mut self, delta: isize) {
-        self.ui.scroll = self.ui.scroll.saturating_add_signed(delta);
+        self.ui.cursor = self.ui.cursor.saturating_add_signed(delta);
         self.clamp_scroll();
     }
 
     pub fn scroll_to_end(&mut self) {
-        self.ui.scroll = usize::MAX;
+        self.ui.cursor = usize::MAX;
         self.clamp_scroll();
     }
 
     fn clamp_scroll(&mut self) {
-        let last_page = self.order.len().saturating_sub(self.ui.page.max(1));
+        let page = self.ui.page.max(1);
+        let lines = self.line_count();
+        self.ui.cursor = self.ui.cursor.min(lines.saturating_sub(1));
+        let last_page = lines.saturating_sub(page);
+        if self.ui.cursor < self.ui.scroll {
+            self.ui.scroll = self.ui.cursor;
+        } else if self.ui.cursor >= self.ui.scroll + page {
+            self.ui.scroll = self.ui.cursor + 1 - page;
+        }
         self.ui.scroll = self.ui.scroll.min(last_page);
     }
 

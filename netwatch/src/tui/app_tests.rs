@@ -19,7 +19,8 @@ fn refresh_copies_rows_counts_and_history() {
     let mut a = app();
     a.refresh(&t, 20_000_000);
     a.reorder();
-    assert_eq!((a.snap.entries.len(), a.order.len()), (6, 6));
+    assert_eq!((a.snap.entries.len(), a.order.len()), (6, 5));
+    assert_eq!(a.collapsed, [(tcp::TIME_WAIT, 1)], "TIME_WAIT is a count line by default");
     assert_eq!(a.snap.counts.tcp(tcp::LISTEN), 2);
     let lived = short_lived();
     for e in &lived {
@@ -95,15 +96,22 @@ fn scrolling_stays_within_the_rows() {
     let mut a = app();
     a.refresh(&t, 1);
     a.reorder();
+    // 5 rows and the TIME_WAIT count line, 3 per page; the page follows the cursor.
     a.scroll_by(2);
-    assert_eq!(a.ui.scroll, 2);
+    assert_eq!((a.ui.cursor, a.ui.scroll), (2, 0));
+    a.scroll_by(1);
+    assert_eq!((a.ui.cursor, a.ui.scroll), (3, 1));
     a.scroll_by(100);
-    assert_eq!(a.ui.scroll, 3, "last page stays full (6 rows, 3 per page)");
+    assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3), "last page stays full");
     a.scroll_by(-100);
-    assert_eq!(a.ui.scroll, 0);
+    assert_eq!((a.ui.cursor, a.ui.scroll), (0, 0));
     a.scroll_to_end();
-    assert_eq!(a.ui.scroll, 3);
+    assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3));
     a.set_filter("8080");
     a.reorder();
-    assert_eq!((a.ui.scroll, a.order.len()), (0, 4), "a new filter starts at the top");
+    assert_eq!(
+        (a.ui.cursor, a.ui.scroll, a.order.len(), a.collapsed.len()),
+        (0, 0, 3, 1),
+        "a new filter starts at the top"
+    );
 }

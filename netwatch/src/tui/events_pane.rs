@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     event::Event,
+    filter::Subject,
     output::text::endpoint,
     socket::{event_label, Owner},
     table::{Closed, Ending},
@@ -30,17 +31,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Pane::Events => (
             ["Time", "Event", "PID/Program", "Local Address", "Foreign Address", "Transition", "Lifetime"],
             [14, 14, 22, 0, 0, 26, 9],
-            newest(&app.snap.events, &app.ui.filter, fit, event_text).map(|e| event_row(app, e)).collect(),
+            newest(&app.snap.events, app, fit, event_text).map(|e| event_row(app, e)).collect(),
         ),
         Pane::Closed => (
             ["Closed", "Ending", "PID/Program", "Local Address", "Foreign Address", "Last State", "Lifetime"],
             [14, 8, 22, 0, 0, 12, 9],
-            newest(&app.snap.closed, &app.ui.filter, fit, closed_text).map(|c| closed_row(app, c)).collect(),
+            newest(&app.snap.closed, app, fit, closed_text)
+                .enumerate()
+                .map(|(i, c)| {
+                    let row = closed_row(app, c);
+                    if i == app.ui.closed_cursor {
+                        row.style(Style::new().add_modifier(Modifier::REVERSED))
+                    } else {
+                        row
+                    }
+                })
+                .collect(),
         ),
         Pane::Processes => (
             ["Program", "Sockets", "Rx/s", "Tx/s", "Rx", "Tx", "Retrans/RST"],
             [22, 8, 0, 0, 0, 0, 12],
-            super::talkers::rows(&app.snap.processes, &app.ui.filter, fit),
+            // An expression is about sockets: the per-program totals stay whole.
+            super::talkers::rows(&app.snap.processes, if app.ui.expr.is_some() { "" } else { &app.ui.filter }, fit),
         ),
     };
     let widths = widths.map(|w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
@@ -51,26 +63,38 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(table, area);
 }
 
-/// The `fit` newest items matching the table's filter (lowercase), newest
-/// first: the same `/` narrows both halves of the screen.
-fn newest<'a, T>(
+/// The `fit` newest items matching the table's filter (an expression, or
+/// lowercase text), newest first: the same `/` narrows both halves of the
+/// screen.
+fn newest<'a, T: Subject>(
     items: &'a [T],
-    filter: &'a str,
+    app: &'a App,
     fit: usize,
     text: fn(&T, &mut String),
 ) -> impl Iterator<Item = &'a T> + 'a {
     let mut buf = String::new();
+    let (filter, expr) = (app.ui.filter.as_str(), app.ui.expr.as_ref());
     items
         .iter()
         .rev()
-        .filter(move |item| {
-            filter.is_empty() || {
-                buf.clear();
-                text(item, &mut buf);
-                format::contains_ci(&buf, filter)
+        .filter(move |item| match expr {
+            Some(f) => f.matches(*item),
+            None => {
+                filter.is_empty() || {
+                    buf.clear();
+                    text(item, &mut buf);
+                    format::contains_ci(&buf, filter)
+                }
             }
         })
         .take(fit)
+}
+
+/// Whether a closed connection's cells contain `filter` (lowercase).
+pub fn closed_matches(c: &Closed, filter: &str) -> bool {
+    let mut buf = String::new();
+    closed_text(c, &mut buf);
+    format::contains_ci(&buf, filter)
 }
 
 /// An event's searchable text: its cells, except the time.

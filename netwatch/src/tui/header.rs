@@ -49,6 +49,10 @@ fn title(app: &App) -> Line<'static> {
         label("   sort: "),
         value(format!("{} {arrow}", ui.sort.column.title())),
     ];
+    if ui.group_by != super::group::GroupBy::None {
+        spans.push(label("   group: "));
+        spans.push(value(ui.group_by.name()));
+    }
     if !ui.filter.is_empty() {
         spans.push(label("   filter: "));
         spans.push(Span::styled(ui.filter.clone(), Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));

@@ -12,7 +12,12 @@ use super::app::App;
 
 const KEYS: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
-    ("/", "filter rows (any column; Enter applies, Esc clears)"),
+    ("/", "filter: text in any column, or an expression (state established and dport = :443)"),
+    ("z", "list every row (closing states are collapsed into counts)"),
+    ("Enter", "details of the selected row (Esc closes), or open/close a group"),
+    ("o", "group rows: by listener, by program, none"),
+    ("+ - O", "expand / collapse the selected group; expand or collapse all"),
+    ("D [ ]", "details of the selected closed connection; move that selection"),
     ("s / r", "next sort column / reverse order"),
     ("t u l a", "view: TCP, UDP, listening, all"),
     ("e c P Tab", "lower pane: events, closed connections, traffic per process, cycle"),
@@ -26,14 +31,24 @@ const KEYS: &[(&str, &str)] = &[
 
 pub fn footer(frame: &mut Frame, area: Rect, app: &App) {
     let line = match &app.ui.input {
-        Some(typed) => Line::from(vec![
-            Span::styled(" filter: ", Style::new().fg(Color::Yellow)),
-            Span::raw(typed.clone()),
-            Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
-            Span::styled("   Enter apply  Esc clear", Style::new().fg(Color::DarkGray)),
-        ]),
+        Some(typed) => {
+            let mut spans = vec![
+                Span::styled(" filter: ", Style::new().fg(Color::Yellow)),
+                Span::raw(typed.clone()),
+                Span::styled("_", Style::new().add_modifier(Modifier::SLOW_BLINK)),
+            ];
+            match &app.ui.filter_error {
+                // The first line: the message and where.
+                Some(e) => spans.push(Span::styled(
+                    format!("   error: {}", e.lines().next().unwrap_or_default()),
+                    Style::new().fg(Color::Red),
+                )),
+                None => spans.push(Span::styled("   Enter apply  Esc clear", Style::new().fg(Color::DarkGray))),
+            }
+            Line::from(spans)
+        }
         None => Line::from(Span::styled(
-            " q quit  / filter  s sort  b bandwidth  r reverse  t/u/l/a view  e/c/P/Tab pane  p pause  ? help",
+            " q quit  / filter  Enter details  z all  o group  s sort  b bandwidth  r reverse  t/u/l/a view  e/c/P/Tab pane  p pause  ? help",
             Style::new().fg(Color::DarkGray),
         )),
     };

@@ -42,7 +42,24 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('q') => return Action::Quit,
         KeyCode::Char('?') | KeyCode::Char('h') => app.ui.help = true,
         KeyCode::Char('/') => app.ui.input = Some(app.ui.filter.clone()),
-        KeyCode::Esc => app.set_filter(""),
+        // Esc closes the details first, then clears the filter.
+        KeyCode::Esc if app.ui.details.is_some() => app.ui.details = None,
+        KeyCode::Esc => {
+            app.set_filter("");
+        }
+        KeyCode::Enter => app.enter(),
+        KeyCode::Char('o') => app.set_group_by(app.ui.group_by.next()),
+        KeyCode::Char('+') | KeyCode::Right => {
+            app.expand(Some(true));
+        }
+        KeyCode::Char('-') | KeyCode::Left => {
+            app.expand(Some(false));
+        }
+        KeyCode::Char('O') => app.expand_all(app.ui.expanded.is_empty()),
+        KeyCode::Char('D') => app.closed_details(),
+        KeyCode::Char('[') => app.ui.closed_cursor = app.ui.closed_cursor.saturating_sub(1),
+        KeyCode::Char(']') => app.ui.closed_cursor += 1,
+        KeyCode::Char('z') => app.toggle_show_all(),
         KeyCode::Char('s') => {
             let column = app.ui.sort.column.next();
             app.set_sort(Sort { column, ..app.ui.sort });
@@ -86,8 +103,11 @@ fn on_filter_key(app: &mut App, key: &KeyEvent) -> Action {
             input.pop();
         }
         KeyCode::Enter => {
-            let typed = app.ui.input.take().unwrap_or_default();
-            app.set_filter(typed.trim());
+            let typed = input.trim().to_owned();
+            // A bad expression stays open for editing, its error shown.
+            if app.set_filter(&typed) {
+                app.ui.input = None;
+            }
         }
         KeyCode::Esc => {
             app.ui.input = None;
@@ -167,5 +187,73 @@ mod tests {
         assert_eq!(press(&mut a, KeyCode::Char('l')), Action::Redraw);
         assert!(!a.ui.help && a.ui.mode == Mode::All, "a key closing help does nothing else");
         assert_eq!(press(&mut a, KeyCode::F(5)), Action::None);
+    }
+
+    #[test]
+    fn expression_filters_and_their_errors() {
+        let mut a = app();
+        press(&mut a, KeyCode::Char('/'));
+        type_str(&mut a, "dport = :http");
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.ui.input.as_deref(), Some("dport = :http"), "still editing");
+        let err = a.ui.filter_error.clone().expect("an error");
+        assert!(err.starts_with("dport: expected a port number") && err.contains("at character 9"), "{err}");
+        assert!(a.ui.expr.is_none() && a.ui.filter.is_empty());
+        for _ in 0..5 {
+            press(&mut a, KeyCode::Backspace);
+        }
+        type_str(&mut a, ":80 or state listening");
+        press(&mut a, KeyCode::Enter);
+        assert!(a.ui.input.is_none() && a.ui.filter_error.is_none());
+        assert_eq!(a.ui.filter, "dport = :80 or state listening");
+        assert!(a.ui.expr.is_some());
+        press(&mut a, KeyCode::Esc);
+        assert!(a.ui.expr.is_none() && a.ui.filter.is_empty());
+    }
+
+    #[test]
+    fn collapse_toggle_and_details_keys() {
+        let mut a = app();
+        assert!(!a.ui.show_all);
+        press(&mut a, KeyCode::Char('z'));
+        assert!(a.ui.show_all);
+        press(&mut a, KeyCode::Enter);
+        assert_eq!(a.ui.details, None, "no row, no details");
+        let t = crate::tui::fixtures::table();
+        a.refresh(&t, 1);
+        a.reorder();
+        press(&mut a, KeyCode::Down);
+        press(&mut a, KeyCode::Enter);
+        let selected = a.selected().map(|e| e.row.local);
+        assert!(matches!(a.ui.details, Some(crate::tui::app::Details::Row { local, .. }) if Some(local) == selected));
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(a.ui.details, None);
+    }
+
+    #[test]
+    fn grouping_expand_and_collapse() {
+        use crate::tui::group::{GroupBy, Line};
+        let mut a = app();
+        a.ui.page = 20;
+        let t = crate::tui::fixtures::table();
+        a.refresh(&t, 1);
+        press(&mut a, KeyCode::Char('o'));
+        assert_eq!(a.ui.group_by, GroupBy::Listener);
+        a.reorder();
+        let headers = a.lines.len();
+        assert!(a.lines.iter().all(|l| matches!(l, Line::Group(_))) && headers == a.groups.len());
+        press(&mut a, KeyCode::Enter);
+        a.reorder();
+        assert!(a.lines.len() > headers, "Enter on a header expands it");
+        assert_eq!(a.ui.details, None, "and opens no details");
+        press(&mut a, KeyCode::Char('-'));
+        a.reorder();
+        assert_eq!(a.lines.len(), headers);
+        press(&mut a, KeyCode::Char('O'));
+        a.reorder();
+        assert_eq!(a.lines.len(), headers + a.groups.iter().map(|g| g.rows.len()).sum::<usize>());
+        press(&mut a, KeyCode::Char('o'));
+        press(&mut a, KeyCode::Char('o'));
+        assert_eq!(a.ui.group_by, GroupBy::None);
     }
 }

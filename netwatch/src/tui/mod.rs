@@ -9,8 +9,10 @@
 //! returns them): keys are handled while it is pending, from the snapshot.
 
 mod app;
+mod details;
 mod events_pane;
 mod format;
+mod group;
 mod header;
 mod help;
 mod input;

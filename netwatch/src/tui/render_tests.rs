@@ -59,7 +59,11 @@ fn header_shows_nonzero_states_totals_and_view() {
 #[test]
 fn table_rows_read_like_netstat() {
     let s = screen(|_| {});
-    find(&s, "Connections: 6 shown of 6");
+    find(&s, "Connections: 5 shown of 6 (z: list collapsed states)");
+    let count = find(&s, "1 sockets collapsed");
+    assert!(count.contains("TIME_WAIT") && count.contains("z lists them"), "{count:?}");
+    let s = screen(|a| a.toggle_show_all());
+    find(&s, "Connections: 6 shown of 6 ");
     let header = find(&s, "Foreign Address");
     assert!(header.contains("Proto") && header.contains("PID/Program") && header.contains("Age"));
     let listen = find(&s, "127.0.0.1:8080       ");
@@ -100,7 +104,9 @@ fn filter_mode_pause_and_help_are_visible() {
     find(&s, "Connections: 2 shown of 6");
     absent(&s, "1/sshd");
     absent(&s, "300/nw-peer");
-    let s = screen(|a| a.set_filter("40003"));
+    let s = screen(|a| {
+        a.set_filter("40003");
+    });
     find(&s, "LAST_ACK -> CLOSE");
     let s = screen(|a| {
         a.set_filter("40003");
@@ -116,7 +122,7 @@ fn filter_mode_pause_and_help_are_visible() {
     find(&s, "filter: 80_");
     let s = screen(|a| a.ui.help = true);
     find(&s, "netwatch keys");
-    find(&s, "filter rows");
+    find(&s, "filter: text in any column, or an expression");
 }
 
 /// `w` adds the Workload column: the container's name, else the unit, `-`

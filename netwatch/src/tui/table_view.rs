@@ -11,10 +11,11 @@ use ratatui::{
 use super::{
     app::App,
     format,
+    group::{self, Group},
     header::state_color,
     view::{Column, Entry},
 };
-use crate::output::text::endpoint;
+use crate::{output::text::endpoint, socket::Proto};
 
 /// Table rows that fit in `area` (inside the border, below the titles).
 pub fn page_rows(area: Rect) -> usize {
@@ -24,8 +25,23 @@ pub fn page_rows(area: Rect) -> usize {
 pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let now = app.now_for_ages(now_ns);
     let ui = &app.ui;
-    let visible = app.order.iter().skip(ui.scroll).take(page_rows(area));
-    let rows: Vec<Row> = visible.map(|&i| row(&app.snap.entries[i as usize], now, ui.workload)).collect();
+    let page = page_rows(area);
+    let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
+        .map(|line| {
+            let r = match app.lines[line] {
+                group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload),
+                group::Line::Count(state, n) => count_line((state, n)),
+                group::Line::Group(g) => {
+                    group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
+                }
+            };
+            if line == ui.cursor {
+                r.style(Style::new().add_modifier(Modifier::REVERSED))
+            } else {
+                r
+            }
+        })
+        .collect();
     let titles = Column::ALL.map(|c| {
         if c.sorted_by(ui.sort.column) {
             let arrow = if ui.sort.reverse { "v" } else { "^" };
@@ -34,12 +50,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             Cell::from(c.title())
         }
     });
-    let shown = app.order.len();
+    let shown = app.line_count();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
     let last = (ui.scroll + page_rows(area)).min(shown);
     let block = Block::new()
         .borders(Borders::TOP | Borders::BOTTOM)
-        .title(Line::from(format!(" Connections: {shown} shown of {} ", app.snap.entries.len())))
+        .title(Line::from(format!(
+            " Connections: {} shown of {}{} ",
+            app.order.len(),
+            app.snap.entries.len(),
+            if app.collapsed.is_empty() { "" } else { " (z: list collapsed states)" }
+        )))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
     let mut titles: Vec<Cell> = titles.into();
     let mut widths = vec![
@@ -63,6 +84,30 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         .block(block)
         .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// A group's header: its label, then its counts by state.
+fn group_line(g: &Group, open: bool) -> Row<'static> {
+    let mark = if open { "[-]" } else { "[+]" };
+    let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
+    let total: u32 = g.states.iter().map(|(_, n)| n).sum();
+    let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    Row::new([
+        Cell::from(mark),
+        Cell::from(g.label.clone()).style(Style::new().add_modifier(Modifier::BOLD)),
+        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+    ])
+}
+
+/// The line standing for the rows of a collapsed state.
+fn count_line((state, n): (u8, u32)) -> Row<'static> {
+    let name = format::state(Proto::Tcp, state);
+    Row::new([
+        Cell::from(""),
+        Cell::from(format!("{n} sockets collapsed")).style(Style::new().fg(Color::DarkGray)),
+        Cell::from("(z lists them)").style(Style::new().fg(Color::DarkGray)),
+        Cell::from(name).style(Style::new().fg(state_color(name))),
+    ])
 }
 
 fn row(e: &Entry, now_ns: u64, workload: bool) -> Row<'static> {

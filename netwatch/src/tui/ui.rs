@@ -5,7 +5,7 @@ use ratatui::{
     Frame,
 };
 
-use super::{app::App, events_pane, header, help, table_view};
+use super::{app::App, details, events_pane, header, help, table_view};
 
 pub fn draw(frame: &mut Frame, app: &mut App, now_ns: u64) {
     let area = frame.area();
@@ -22,7 +22,11 @@ pub fn draw(frame: &mut Frame, app: &mut App, now_ns: u64) {
     app.reorder();
     header::render(frame, top, app);
     table_view::render(frame, table, app, now_ns);
-    events_pane::render(frame, lower, app);
+    if app.ui.details.is_some() {
+        details::render(frame, lower, app, now_ns);
+    } else {
+        events_pane::render(frame, lower, app);
+    }
     help::footer(frame, bottom, app);
     if app.ui.help {
         help::overlay(frame, area);

@@ -14,9 +14,15 @@ use netwatch_common::tcp;
 
 use super::format;
 use crate::{
+    filter::{Filter, RowAt},
     socket::{label, Family, Proto},
     table::Row,
 };
+
+/// Closing states older than this are collapsed into count lines (by
+/// default): on a busy server they are thousands of rows that say only
+/// "connections ended here".
+pub const COLLAPSE_AFTER_NS: u64 = 5_000_000_000;
 
 /// What the table shows, as netstat's `-t`, `-u`, `-l` (and none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,6 +157,10 @@ pub struct Entry {
     /// Where the first owner runs, once the view resolved it (the `w`
     /// column, and text the `/` filter matches).
     pub workload: Option<crate::workload::Workload>,
+    /// When the socket entered its state, when an event said so.
+    pub state_since_ns: Option<u64>,
+    /// The whole row, for the filter expression and the details pane.
+    pub row: Row,
     /// Sort keys, computed once per copy so that sorting compares integers.
     local_key: AddrKey,
     remote_key: AddrKey,
@@ -190,6 +200,8 @@ impl Entry {
             rx_bytes: r.traffic.totals.rx_bytes,
             tx_bytes: r.traffic.totals.tx_bytes,
             workload: None,
+            state_since_ns: None,
+            row: r.clone(),
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
             rank: state_rank(r.state),
@@ -238,8 +250,22 @@ impl Entry {
     }
 }
 
+/// TIME_WAIT, and the other closing states once they are past
+/// [`COLLAPSE_AFTER_NS`] in it (or since netwatch saw them, when no event
+/// said when they entered it).
+pub fn collapsible(e: &Entry, now_ns: u64) -> bool {
+    match (e.proto, e.state) {
+        (Proto::Tcp, tcp::TIME_WAIT) => true,
+        (Proto::Tcp, tcp::FIN_WAIT1 | tcp::FIN_WAIT2 | tcp::CLOSE_WAIT | tcp::LAST_ACK | tcp::CLOSING) => {
+            let since = e.state_since_ns.unwrap_or(e.row.seen_ns);
+            now_ns.saturating_sub(since) > COLLAPSE_AFTER_NS
+        }
+        _ => false,
+    }
+}
+
 /// Listeners first, then states in the order a connection lives them.
-fn state_rank(state: u8) -> u8 {
+pub(super) fn state_rank(state: u8) -> u8 {
     match state {
         tcp::LISTEN => 0,
         tcp::ESTABLISHED => 1,
@@ -295,22 +321,66 @@ pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
     primary.then_with(|| by_state(a, b))
 }
 
-/// Indices of the entries the view shows, in display order.
-/// `filter` must be lowercase.
-pub fn order(entries: &[Entry], mode: Mode, filter: &str, sort: Sort, out: &mut Vec<u32>) {
+/// What selects and orders the rows.
+#[derive(Clone, Copy, Debug)]
+pub struct Query<'a> {
+    pub mode: Mode,
+    /// Plain text to look for in any cell, lowercase.
+    pub text: &'a str,
+    /// A filter expression, instead of the text.
+    pub expr: Option<&'a Filter>,
+    pub sort: Sort,
+    /// Collapse old closing states into count lines, as of this time
+    /// (CLOCK_MONOTONIC ns); `None` lists every row.
+    pub collapse_at: Option<u64>,
+    /// For the expression's `lifetime`.
+    pub now_ns: u64,
+}
+
+/// Rows a collapsed state stands for: the count line's state and count.
+pub type Collapsed = Vec<(u8, u32)>;
+
+/// Indices of the entries the view shows, in display order, the states
+/// collapsed into count lines (in state order), and the collapsed rows.
+pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &mut Collapsed, hidden: &mut Vec<u32>) {
     out.clear();
+    collapsed.clear();
+    hidden.clear();
     let mut buf = String::new();
+    let mut counts = [0u32; 16];
     out.extend(
-        entries.iter().enumerate().filter(|(_, e)| mode.shows(e) && e.matches(filter, &mut buf)).map(|(i, _)| i as u32),
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                q.mode.shows(e)
+                    && match q.expr {
+                        Some(f) => f.matches(&RowAt { row: &e.row, now_ns: q.now_ns, workload: e.workload.as_ref() }),
+                        None => e.matches(q.text, &mut buf),
+                    }
+            })
+            .filter(|(i, e)| match q.collapse_at {
+                Some(now) if collapsible(e, now) => {
+                    counts[usize::from(e.state & 15)] += 1;
+                    hidden.push(*i as u32);
+                    false
+                }
+                _ => true,
+            })
+            .map(|(i, _)| i as u32),
     );
+    let (column, reverse) = (q.sort.column, q.sort.reverse);
     out.sort_unstable_by(|&a, &b| {
-        let o = compare(&entries[a as usize], &entries[b as usize], sort.column);
-        if sort.reverse {
+        let o = compare(&entries[a as usize], &entries[b as usize], column);
+        if reverse {
             o.reverse()
         } else {
             o
         }
     });
+    let mut states: Vec<u8> = (0..16u8).filter(|&s| counts[usize::from(s)] > 0).collect();
+    states.sort_by_key(|&s| state_rank(s));
+    collapsed.extend(states.into_iter().map(|s| (s, counts[usize::from(s)])));
 }
 
 #[cfg(test)]

@@ -8,14 +8,54 @@ fn entries() -> Vec<Entry> {
 }
 
 fn shown(entries: &[Entry], mode: Mode, filter: &str, sort: Sort) -> Vec<String> {
-    let mut idx = Vec::new();
-    order(entries, mode, filter, sort, &mut idx);
-    idx.iter()
+    let q = Query { mode, text: filter, expr: None, sort, collapse_at: None, now_ns: 0 };
+    lines(entries, &q).0
+}
+
+/// The rows shown and the count lines.
+fn lines(entries: &[Entry], q: &Query<'_>) -> (Vec<String>, Collapsed) {
+    let (mut idx, mut collapsed, mut hidden) = (Vec::new(), Vec::new(), Vec::new());
+    order(entries, q, &mut idx, &mut collapsed, &mut hidden);
+    assert_eq!(hidden.len() as u32, collapsed.iter().map(|(_, n)| n).sum::<u32>());
+    let rows = idx
+        .iter()
         .map(|&i| {
             let e = &entries[i as usize];
             format!("{} {} {}", format::state(e.proto, e.state), e.local, e.remote)
         })
-        .collect()
+        .collect();
+    (rows, collapsed)
+}
+
+#[test]
+fn closing_states_collapse_into_count_lines() {
+    let mut rows = rows();
+    rows.push(tcp("127.0.0.1:40003", "127.0.0.1:8080", tcp::TIME_WAIT, None));
+    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40004", tcp::CLOSE_WAIT, Some((100, "server"))));
+    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40005", tcp::CLOSE_WAIT, Some((100, "server"))));
+    let mut entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
+    // One CLOSE_WAIT entered its state a moment ago: still news.
+    let now = 60_000_000_000;
+    entries.last_mut().unwrap().state_since_ns = Some(now - 1_000_000_000);
+    let q = Query { mode: Mode::All, text: "", expr: None, sort: Sort::default(), collapse_at: Some(now), now_ns: now };
+    let (shown, collapsed) = lines(&entries, &q);
+    assert_eq!(collapsed, [(tcp::CLOSE_WAIT, 1), (tcp::TIME_WAIT, 2)]);
+    assert!(shown.iter().all(|r| !r.starts_with("TIME_WAIT")), "{shown:?}");
+    assert_eq!(shown.iter().filter(|r| r.starts_with("CLOSE_WAIT")).count(), 1, "{shown:?}");
+    assert_eq!(shown.len(), 6);
+    let all = lines(&entries, &Query { collapse_at: None, ..q });
+    assert_eq!((all.0.len(), all.1.len()), (9, 0), "one key away: every row");
+}
+
+#[test]
+fn filter_expressions_select_rows() {
+    let entries = entries();
+    let expr =
+        Filter { expr: crate::filter::parse("state established and sport = :8080").unwrap(), ..Filter::default() };
+    let q = Query { mode: Mode::All, text: "", expr: Some(&expr), sort: Sort::default(), collapse_at: None, now_ns: 0 };
+    assert_eq!(lines(&entries, &q).0, ["ESTABLISHED 127.0.0.1:8080 127.0.0.1:40001"]);
+    let expr = Filter { expr: crate::filter::parse("state listening or comm curl").unwrap(), ..Filter::default() };
+    assert_eq!(lines(&entries, &Query { expr: Some(&expr), ..q }).0.len(), 3);
 }
 
 #[test]

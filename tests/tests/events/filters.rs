@@ -194,3 +194,23 @@ fn filters_filter_by_netns() {
         show(&events.iter().collect::<Vec<_>>())
     );
 }
+
+/// A filter expression as trailing words (docs/filters.md): only the
+/// clients' `established` events to the matched server get through.
+#[test]
+fn expression_keeps_only_what_it_says() {
+    let ns = super::setup_in("expr");
+    let port = free_port("127.0.0.1".parse().expect("ip"));
+    let dport = format!(":{port}");
+    let nw = super::events_in(
+        &ns,
+        &["state", "established", "and", "(", "dport", "=", &dport, "or", "dport", "=", ":1", ")"],
+    );
+    let (matched, addr, _) = server(&format!("127.0.0.1:{port}"));
+    let (other, other_addr, _) = server("127.0.0.1:0");
+    traffic(&mut [(matched, addr), (other, other_addr)]);
+    let events = events_of(&nw.stop());
+    assert_all(&events, &format!("ESTABLISHED with dport {port}"), |e| e.new_state == "ESTABLISHED" && e.dport == port);
+    let n = PER_SERVER as usize;
+    assert_eq!(count(&events, |e| e.event == "established"), n, "{}", show(&events.iter().collect::<Vec<_>>()));
+}

@@ -177,3 +177,41 @@ fn drain(sock: UnixDatagram) -> mpsc::Receiver<String> {
     });
     rx
 }
+
+/// `[export] filter` (docs/filters.md): only the events it selects reach
+/// the file; the other server's connections, and every other kind of event
+/// of the matched one, stay out.
+#[test]
+fn export_filter_keeps_only_what_it_selects() {
+    let _ns = super::setup_in("export-filter");
+    let dir = TempDir::new("export-filter");
+    let path = dir.path("events.jsonl");
+    let port = netwatch_tests::free_port("127.0.0.1".parse().unwrap());
+    let text = format!("{}[export]\nfilter = \"state established and dport = :{port}\"\n", super::only_alerts(&[]));
+    let cfg = config(&dir, &text);
+    let serve = Serve::start(&cfg, &["--export-file", path.to_str().unwrap()]);
+    let (mut matched, srv) = Peer::server(&format!("127.0.0.1:{port}"), Some(10));
+    let (mut other, other_srv) = Peer::server("127.0.0.1:0", Some(10));
+    Peer::client(srv.addr, 10, 0);
+    Peer::client(other_srv.addr, 10, 0);
+    matched.wait_success(Duration::from_secs(20));
+    other.wait_success(Duration::from_secs(20));
+    let events = || -> Vec<Value> {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .filter(|v| v["event"] != "alert" && v["event"] != "lost")
+            .collect()
+    };
+    wait::until("the ten established events", Duration::from_secs(10), || {
+        let n = events().iter().filter(|v| v["event"] == "established").count();
+        wait::check(n >= 10, || format!("{n} of 10"))
+    });
+    // A moment for anything the filter would wrongly let through.
+    std::thread::sleep(Duration::from_millis(500));
+    let all = events();
+    let wrong: Vec<&Value> = all.iter().filter(|v| v["new_state"] != "ESTABLISHED" || v["dport"] != port).collect();
+    assert!(wrong.is_empty(), "exported despite the filter: {wrong:?}");
+    assert_eq!(all.iter().filter(|v| v["event"] == "established").count(), 10, "{all:?}");
+    drop(serve);
+}

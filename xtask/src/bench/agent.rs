@@ -176,7 +176,7 @@ impl Summary {
 
 /// utime + stime from a /proc/<pid>/stat line. The command name (field 2)
 /// may hold spaces and parentheses, so fields are counted after its last `)`.
-fn cpu_ticks(stat: &str) -> Result<u64> {
+pub(super) fn cpu_ticks(stat: &str) -> Result<u64> {
     let (_, after_comm) = stat.rsplit_once(')').context("/proc/<pid>/stat has no `)` after the command name")?;
     // Field 3 (state) is index 0 here, so utime (14) and stime (15) are 11 and 12.
     let mut fields = after_comm.split_whitespace().skip(11);
@@ -187,7 +187,7 @@ fn cpu_ticks(stat: &str) -> Result<u64> {
     Ok(next("utime")? + next("stime")?)
 }
 
-fn clock_ticks_per_second() -> f64 {
+pub(super) fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     // Every Linux ABI in use has 100; sysconf only fails on exotic systems.

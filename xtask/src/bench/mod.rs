@@ -27,6 +27,7 @@ mod spread;
 mod steal;
 mod traced;
 mod traffic;
+mod view;
 mod watcher;
 
 use std::{os::unix::process::CommandExt as _, path::PathBuf, process::Command};
@@ -87,6 +88,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
     report.scenario_if(&serve::title(), false, |section| serve::run(&ctx, section));
     report.scenario_if(traffic::TITLE, false, |section| traffic::run(&ctx, section));
+    report.scenario_if(&view::title(), false, |section| view::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {
         0 => Ok(()),
