@@ -331,6 +331,12 @@ fn podman_container_names_its_sockets() {
         "nofile=1024:1024",
         "--ulimit",
         "nproc=1024:1024",
+        // Only its own loopback: the test connects from inside its network
+        // namespace, and podman's bridge network would leave NAT rules in
+        // the host's namespace, which make the kernel track (and, under
+        // churn, drop) every host connection.
+        "--network",
+        "none",
         image,
         "/bin/busybox",
         "nc",
