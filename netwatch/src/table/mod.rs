@@ -91,6 +91,11 @@ impl Table {
         self.rows.values()
     }
 
+    /// For `holders`, which keeps each row's holders current.
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
+        self.rows.values_mut()
+    }
+
     /// Most recent last.
     pub fn history(&self) -> impl DoubleEndedIterator<Item = &Closed> {
         self.history.iter()
