@@ -125,3 +125,36 @@ fn grouping_ten_thousand_sockets_is_cheap() {
     println!("grouping 10,000 sockets: {cost:?}");
     assert_eq!(w.len(), 10_000);
 }
+
+/// What one walk costs with 10,000 more sockets open (this process holds
+/// them), the iterator's kernel side included. Loads a BPF program, so
+/// root and by hand, under the privileged-test lock:
+/// `cargo test --release -p netwatch walk_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs root; a measurement, run by hand"]
+fn walk_cost_with_ten_thousand_sockets() {
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        let lim = libc::rlimit { rlim_cur: 20_000, rlim_max: 20_000 };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    let held: Vec<std::net::UdpSocket> =
+        (0..10_000).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    for iterator in [true, false] {
+        let mut costs = Vec::new();
+        let mut found = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            let w = walk(iterator).unwrap();
+            costs.push(started.elapsed());
+            found = w.values().filter(|o| o.iter().any(|o| o.pid == std::process::id())).count();
+        }
+        costs.sort();
+        println!(
+            "walk ({}): median {:?} of {costs:?}; our sockets {found}",
+            if iterator { "iterator" } else { "/proc scan" },
+            costs[2]
+        );
+        assert!(found >= held.len());
+    }
+}
