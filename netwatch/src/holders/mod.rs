@@ -74,6 +74,9 @@ pub struct Holders {
     /// When the last walk started (`Instant` for pacing, monotonic ns to
     /// compare with the kernel's timestamps).
     last_walk: Option<(Instant, u64)>,
+    /// Holders that ended since the last walk: a row the walk does not
+    /// cover (no file: a connection not accepted yet) loses them then.
+    exited: FxHashSet<u32>,
     /// Processes that forked lately: parent tgid -> kernel time of its
     /// latest fork.
     forked: FxHashMap<u32, u64>,
@@ -89,6 +92,7 @@ impl Default for Holders {
     fn default() -> Self {
         Self {
             wanted: false,
+            exited: FxHashSet::default(),
             last_walk: None,
             forked: FxHashMap::default(),
             iterator: None,
@@ -136,6 +140,9 @@ impl Holders {
             want |= update_row(row, &execs, &exits, &fresh_fork, listeners);
         }
         self.wanted |= want;
+        if want {
+            self.exited.extend(exits);
+        }
     }
 
     /// Whether a walk is due now.
@@ -168,7 +175,7 @@ impl Holders {
         };
         self.walks += 1;
         self.last_walk_cost = started.0.elapsed();
-        apply_walk(table, listeners, &walk, started.1);
+        apply_walk(table, listeners, &walk, &std::mem::take(&mut self.exited));
         None
     }
 }
@@ -204,13 +211,13 @@ fn update_row(
     want
 }
 
-/// Gives every row the walk found its holders. Rows the walk did not find
-/// keep theirs, unless the walk started after their row did and their
-/// holder is gone: then nobody holds them (a socket the kernel still owns,
-/// e.g. lingering after close).
-fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, started_ns: u64) {
-    for row in table.rows_mut().filter(|r| r.inode != 0) {
-        match walk.get(&row.inode) {
+/// Gives every row the walk found its holders. Rows it did not find (no
+/// file yet, such as a connection not accepted yet, or none any more) keep
+/// theirs, less those that ended: nobody holds such a socket, as netstat
+/// shows it.
+fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, exited: &FxHashSet<u32>) {
+    for row in table.rows_mut() {
+        match walk.get(&row.inode).filter(|_| row.inode != 0) {
             Some(owners) if *owners != row.owners => {
                 row.owners = owners.clone();
                 if let (Some(first), Some(cookie)) = (owners.first(), row.cookie) {
@@ -218,14 +225,10 @@ fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, st
                 }
             }
             Some(_) => {}
-            None if row.seen_ns < started_ns && !row.owners.iter().any(|o| alive(o.pid)) => row.owners.clear(),
+            None if !exited.is_empty() => row.owners.retain(|o| !exited.contains(&o.pid)),
             None => {}
         }
     }
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Every socket's holders now: the kernel's socket-file iterator, or one

@@ -120,7 +120,7 @@ fn grouping_ten_thousand_sockets_is_cheap() {
     let mut t = Table::new(0);
     let started = Instant::now();
     let w = group(&mut pairs);
-    apply_walk(&mut t, &mut ListenerOwners::default(), &w, 0);
+    apply_walk(&mut t, &mut ListenerOwners::default(), &w, &FxHashSet::default());
     let cost = started.elapsed();
     println!("grouping 10,000 sockets: {cost:?}");
     assert_eq!(w.len(), 10_000);
