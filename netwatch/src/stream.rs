@@ -207,10 +207,17 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                     }
                 }
                 // Process records wake nobody (see netwatch-ebpf's
-                // process.rs): they are drained on this clock, after the
-                // socket events drained before them.
-                if let Some(b) = procs.as_mut().and_then(drain_procs) {
-                    if tx.send(b).await.is_err() {
+                // process.rs): they are drained on this clock. Socket
+                // events made before them (the listen() before a daemon's
+                // fork and exit) must be applied first, or the exit would
+                // find no row to re-check: so the socket ring is drained
+                // after the process ring and sent before it.
+                if let Some(lifecycle) = procs.as_mut().and_then(drain_procs) {
+                    let before = drain(ring.get_mut(), &mut latency, 64);
+                    if !before.is_empty() && tx.send(Batch::Events(before)).await.is_err() {
+                        return Ok(latency);
+                    }
+                    if tx.send(lifecycle).await.is_err() {
                         return Ok(latency);
                     }
                 }

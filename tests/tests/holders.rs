@@ -177,17 +177,22 @@ fn daemon_that_forks_and_exits_names_the_child() {
 }
 
 /// Listens, says `listening PID`, waits for a line, forks three workers
-/// that each say `worker PID`, then says `forked` and waits.
+/// that each say `worker PID`, then (after all three did) says `forked`
+/// and waits.
 const PREFORK: &str = r#"
 import os, socket, sys
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
 print("listening", os.getpid(), flush=True)
 sys.stdin.readline()
+r, w = os.pipe()
 for _ in range(3):
     if os.fork() == 0:
         print("worker", os.getpid(), flush=True)
+        os.write(w, b"x")
         sys.stdin.read()
         os._exit(0)
+for _ in range(3):
+    os.read(r, 1)
 print("forked", flush=True)
 sys.stdin.read()
 "#;
@@ -312,4 +317,65 @@ fn descriptor_passed_over_a_unix_socket_names_the_receiver() {
     assert_ne!(sender, receiver);
     let l = listener(&snap, &ns, port);
     assert_eq!(l.owners, owners(&[receiver], "python3"), "the listener's holder after it was passed on: {}", l.json);
+}
+
+/// [`DAEMON`] whose child serves: accepts each connection, sends one byte
+/// and closes it.
+const SERVING_DAEMON: &str = r#"
+import os, socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+print("listening", os.getpid(), flush=True)
+sys.stdin.readline()
+r, w = os.pipe()
+if os.fork() > 0:
+    os.read(r, 16)
+    os._exit(0)
+print("child", os.getpid(), flush=True)
+os.write(w, b"x")
+while True:
+    c, _ = s.accept(); c.sendall(b"x"); c.close()
+"#;
+
+/// The events of a connection made a second after the daemon's parent
+/// exited name the child, on every server-side event that names anyone:
+/// the handshake (lent the listener's holder) as much as the accept.
+#[test]
+fn daemon_child_is_named_on_later_events() {
+    let ns = setup_in("daemon-ev");
+    let port = free_port(LO);
+    let own = ns.arg();
+    let nw = netwatch_tests::Netwatch::start(&["events", "--json", "--netns", &own]);
+    let mut py = Py::start(SERVING_DAEMON, &[&port.to_string()]);
+    let parent = py.pids("listening")[0];
+    py.go();
+    let child = py.pids("child")[0];
+    netwatch_tests::process::wait_timeout(&mut py.child, Duration::from_secs(10)).expect("the parent exits");
+    // The bound the issue sets for naming the new holder.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut conn = std::net::TcpStream::connect((LO, port)).expect("connecting to the daemon");
+    let client_port = conn.local_addr().unwrap().port();
+    let mut byte = [0u8; 1];
+    std::io::Read::read_exact(&mut conn, &mut byte).expect("the child's byte");
+    drop(conn);
+    let want_closes = |nw: &netwatch_tests::Netwatch| {
+        let closes = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()))
+            .into_iter()
+            .filter(|e| e.sport == port && e.dport == client_port && e.new_state == "CLOSE")
+            .count();
+        wait::check(closes == 1, || format!("{closes} closes of the server side"))
+    };
+    wait::until("the server side's close", Duration::from_secs(10), || want_closes(&nw));
+    let stopped = nw.stop();
+    let events = netwatch_tests::event::sock_events(&stopped.events());
+    let served: Vec<_> = events.iter().filter(|e| e.sport == port && e.dport == client_port).collect();
+    let named: Vec<_> = served.iter().filter(|e| e.pid != 0).collect();
+    assert!(named.len() >= 2, "server-side events naming a process: {named:#?}");
+    for e in named {
+        assert_eq!(
+            (e.pid, e.comm.as_str()),
+            (u64::from(child), "python3"),
+            "not the child (parent was {parent}): {}",
+            e.line
+        );
+    }
 }

@@ -102,6 +102,9 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
                 None => break,
             },
             () = stop.recv() => break,
+            // Holders are re-checked on a clock too (`holders`), also
+            // while no event comes.
+            () = tokio::time::sleep(crate::holders::MIN_WALK_INTERVAL) => {}
         }
         flush(&mut out, &mut buf)?;
         printer.maintain().await;
