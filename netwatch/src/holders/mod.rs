@@ -148,15 +148,29 @@ impl Holders {
     /// Whether a walk is due now.
     pub fn due(&mut self, table: &Table) -> bool {
         let since = self.last_walk.map(|(at, _)| at.elapsed());
-        if since.is_some_and(|s| s < MIN_WALK_INTERVAL) {
+        // Walks asked for by events are paced too, to a tenth of the time
+        // at most (a pre-fork server recycling workers asks all the time).
+        if since.is_some_and(|s| s < MIN_WALK_INTERVAL.max(self.last_walk_cost * 10)) {
             return false;
         }
         let iterator = *self.iterator.get_or_insert_with(crate::seed::iterator_usable);
         if !iterator {
             return self.wanted && since.is_none_or(|s| s >= PROC_SCAN_INTERVAL);
         }
+        if self.wanted {
+            return true;
+        }
         let period = PERIODIC_WALK.max(self.last_walk_cost * WALK_SHARE);
-        self.wanted || (since.is_none_or(|s| s >= period) && table.rows().any(|r| r.inode != 0))
+        if since.is_some_and(|s| s < period) {
+            return false;
+        }
+        if table.rows().any(|r| r.inode != 0) {
+            return true;
+        }
+        // Nothing a walk could change: look again a period from now, not
+        // on every step (this is called once per batch of events).
+        self.last_walk = Some((Instant::now(), self.last_walk.map_or(0, |(_, ns)| ns)));
+        false
     }
 
     /// Walks now if due (off the async runtime) and applies what it found.
