@@ -8,10 +8,12 @@
 
 pub mod names;
 pub mod offsets;
+pub mod process;
 pub mod record;
 pub mod tcp;
 pub mod traffic;
 
 pub use offsets::KernelOffsets;
+pub use process::{ProcEvent, ProcKind};
 pub use record::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, SocketFd, SOCK_EVENT_HEAD};
 pub use traffic::Traffic;

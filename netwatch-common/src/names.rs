@@ -154,3 +154,27 @@ const _: () = {
     assert!(well_named(PROG_SOCK_CREATE));
     assert!(well_named(PROG_SOCK_OPS));
 };
+
+/// Ring buffer carrying [`crate::ProcEvent`] records (exec, exit, fork) to
+/// the agent, apart from [`MAP_EVENTS`] so socket events are untouched.
+pub const MAP_PROC_EVENTS: &str = "PROC_EVENTS";
+/// `tp_btf/sched_process_exec`: a process runs a new program.
+pub const PROG_PROC_EXEC: &str = "nw_proc_exec";
+/// `tp_btf/sched_process_exit`: a task ends (reported for group leaders).
+pub const PROG_PROC_EXIT: &str = "nw_proc_exit";
+/// `tp_btf/sched_process_fork`: a task is cloned (reported for new processes).
+pub const PROG_PROC_FORK: &str = "nw_proc_fork";
+/// The process lifecycle programs with their tracepoints, in attach order.
+pub const PROCESS_PROGRAMS: [(&str, &str); 3] = [
+    (PROG_PROC_EXEC, "sched_process_exec"),
+    (PROG_PROC_EXIT, "sched_process_exit"),
+    (PROG_PROC_FORK, "sched_process_fork"),
+];
+
+const _: () = {
+    let mut i = 0;
+    while i < PROCESS_PROGRAMS.len() {
+        assert!(well_named(PROCESS_PROGRAMS[i].0));
+        i += 1;
+    }
+};

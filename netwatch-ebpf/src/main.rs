@@ -9,6 +9,7 @@
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
 //! | `tracepoint/syscalls/sys_{enter,exit}_connect` | [`connect`] | a `ConnectError` event for a `connect()` that failed in the system call (no route, refused by a hook) |
+//! | `tp_btf/sched_process_{exec,exit,fork}` | [`process`] | a `ProcEvent` in `PROC_EVENTS` per exec, process end and process fork |
 //! | `cgroup/sock_create`, `sock_ops` (cgroup v2 root; only where tracing programs cannot make cookies) | [`cookies`] | each socket's kernel cookie, made before its first transition ([`ident`]) |
 //!
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`
@@ -55,6 +56,8 @@ mod emit;
 mod ident;
 mod iter;
 mod maps;
+// Process lifecycle (exec, exit, fork) for the agent's socket holders.
+mod process;
 mod sock;
 mod state;
 mod teardown;

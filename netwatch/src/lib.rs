@@ -28,6 +28,7 @@ mod cmd;
 mod duration;
 mod event;
 mod filter;
+mod holders;
 mod live;
 mod netstat;
 mod output;

@@ -15,6 +15,7 @@ use tokio::{
 
 use crate::{
     event::{clock::monotonic_ns, Decoder, Event},
+    holders::Holders,
     probe::{Attached, Options, Probes},
     seed,
     stats::Latency,
@@ -75,7 +76,11 @@ impl Tracing {
             .degraded
             .iter()
             .map(|why| format!("accepted connections keep their listener's owner (accept tracing unavailable: {why})"));
-        traffic.chain(accept).collect()
+        let holders = a
+            .holders_degraded
+            .iter()
+            .map(|why| format!("sockets keep the process that opened them after it forks, execs or exits ({why})"));
+        traffic.chain(accept).chain(holders).collect()
     }
 
     /// Stops the reader, hands `rest` what was still queued (so that its
@@ -144,6 +149,8 @@ pub struct Live {
     pub table: Table,
     pub decoder: Decoder,
     pub seed_stats: seed::SeedStats,
+    /// Keeps each row's holders current (process exec, exit, fork).
+    pub holders: Holders,
     tracing: Tracing,
     last_maintain: Instant,
 }
@@ -155,6 +162,7 @@ impl Live {
             table: Table::new(history),
             decoder: Decoder::default(),
             seed_stats: seed::SeedStats::default(),
+            holders: Holders::default(),
             tracing,
             last_maintain: Instant::now(),
         };
@@ -188,12 +196,15 @@ impl Live {
         }
         // Take what else is already queued, so one redraw covers it, up to
         // a step's worth.
-        let Self { tracing, decoder, table, .. } = self;
+        let Self { tracing, decoder, table, holders, .. } = self;
         take_queued(&mut tracing.rx, STEP_EVENTS, update.events.len(), |batch| {
-            apply(decoder, table, batch, &mut update);
+            apply(decoder, table, holders, batch, &mut update);
             update.events.len()
         });
         self.reseed_if_lost(&mut update).await;
+        if let Some(w) = self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await {
+            update.warnings.push(w);
+        }
         self.maintain(&mut update).await;
         Some(update)
     }
@@ -214,7 +225,7 @@ impl Live {
     }
 
     fn apply(&mut self, batch: Batch, update: &mut Update) {
-        apply(&mut self.decoder, &mut self.table, batch, update);
+        apply(&mut self.decoder, &mut self.table, &mut self.holders, batch, update);
     }
 
     /// Applies what is queued now and re-reads what events cannot report
@@ -280,7 +291,7 @@ impl Live {
 }
 
 /// Applies one batch from the reader to the table.
-fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Update) {
+fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch: Batch, update: &mut Update) {
     match batch {
         Batch::Events(records) => {
             decoder.start_batch(&records);
@@ -295,6 +306,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, batch: Batch, update: &mut Up
             table.totals.lost_events += n;
             update.lost += loss;
         }
+        Batch::Procs(procs) => holders.on_procs(table, &mut decoder.listeners, &procs),
     }
 }
 

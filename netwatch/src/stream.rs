@@ -31,7 +31,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use netwatch_common::{Counter, SockEvent};
+use netwatch_common::{Counter, ProcEvent, SockEvent};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
@@ -49,6 +49,8 @@ pub enum Batch {
     Events(Vec<SockEvent>),
     /// Events lost since the previous report.
     Lost(Loss),
+    /// Process lifecycle records (exec, exit, fork), for `holders`.
+    Procs(Vec<ProcEvent>),
 }
 
 /// Events lost, by cause.
@@ -135,7 +137,7 @@ impl Drop for Reader {
 }
 
 fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &AtomicBool) -> Result<Latency> {
-    let RingMaps { events, counters, mut awake, skipped } = maps;
+    let RingMaps { events, counters, mut awake, skipped, mut procs } = maps;
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
@@ -204,6 +206,21 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                         return Ok(latency);
                     }
                 }
+                // Process records wake nobody (see netwatch-ebpf's
+                // process.rs): they are drained on this clock. Socket
+                // events made before them (the listen() before a daemon's
+                // fork and exit) must be applied first, or the exit would
+                // find no row to re-check: so the socket ring is drained
+                // after the process ring and sent before it.
+                if let Some(lifecycle) = procs.as_mut().and_then(drain_procs) {
+                    let before = drain(ring.get_mut(), &mut latency, 64);
+                    if !before.is_empty() && tx.send(Batch::Events(before)).await.is_err() {
+                        return Ok(latency);
+                    }
+                    if tx.send(lifecycle).await.is_err() {
+                        return Ok(latency);
+                    }
+                }
             }
         }
         // Final drain so that a clean stop loses nothing already queued.
@@ -245,6 +262,17 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
         }
     }
     out
+}
+
+fn drain_procs(ring: &mut RingBuf<MapData>) -> Option<Batch> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        if item.len() >= size_of::<ProcEvent>() {
+            // SAFETY: ProcEvent is plain old data and the record holds one.
+            out.push(unsafe { item.as_ptr().cast::<ProcEvent>().read_unaligned() });
+        }
+    }
+    (!out.is_empty()).then_some(Batch::Procs(out))
 }
 
 /// Turns the kernel's cumulative loss counters into deltas.

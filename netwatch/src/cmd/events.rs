@@ -124,6 +124,9 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
                 None => break,
             },
             () = stop.recv() => break,
+            // Holders are re-checked on a clock too (`holders`), also
+            // while no event comes.
+            () = tokio::time::sleep(crate::holders::MIN_WALK_INTERVAL) => {}
         }
         flush(&mut out, &mut buf)?;
         printer.maintain().await;
@@ -190,6 +193,8 @@ struct Printer {
     clock: WallClock,
     decoder: Decoder,
     table: Table,
+    /// Keeps each row's holders current, so later events name them.
+    holders: crate::holders::Holders,
     /// Events were lost since the table was last seeded: it is wrong until
     /// re-read from the kernel.
     reseed: bool,
@@ -228,6 +233,7 @@ impl Printer {
                 t.time_wait_rows = false;
                 t
             },
+            holders: crate::holders::Holders::default(),
             reseed: false,
             teardown: args.teardown,
             remaining: args.count,
@@ -267,6 +273,7 @@ impl Printer {
                 self.reseed = true;
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
+            Batch::Procs(procs) => self.holders.on_procs(&mut self.table, &mut self.decoder.listeners, &procs),
         }
         Ok(false)
     }
@@ -278,6 +285,9 @@ impl Printer {
             if let Err(e) = seed_model(&mut self.decoder, &mut self.table, true).await {
                 eprintln!("netwatch: warning: re-reading sockets after lost events failed: {e:#}");
             }
+        }
+        if let Some(w) = self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await {
+            eprintln!("netwatch: warning: {w}");
         }
     }
 

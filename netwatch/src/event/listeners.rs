@@ -100,6 +100,15 @@ impl ListenerOwners {
         }
     }
 
+    /// The listener `cookie` is held by `pid` now (`holders`: its owner
+    /// exited, exec'd or handed it on), so its children are lent that.
+    pub fn reown(&mut self, cookie: u64, pid: u32, comm: Comm) {
+        let Some(key) = self.key_of.get(&cookie) else { return };
+        if let Some(l) = self.by_key.get_mut(key).and_then(|v| v.iter_mut().find(|l| l.cookie == cookie)) {
+            (l.pid, l.comm) = (pid, comm);
+        }
+    }
+
     fn add(&mut self, key: Key, l: Listening) {
         if l.cookie != 0 {
             // The same socket listening again is listed once.

@@ -32,6 +32,9 @@ pub struct RingMaps {
     pub awake: Array<MapData, u32>,
     /// Runs of the sending programs the kernel skipped: lost events too.
     pub skipped: misses::SkippedRuns,
+    /// Process lifecycle records (`holders`); `None` where the programs
+    /// could not be attached.
+    pub procs: Option<RingBuf<MapData>>,
 }
 
 /// Load-time settings.
@@ -75,6 +78,8 @@ pub struct Attached {
     pub traffic: Option<traffic::TrafficMap>,
     /// Why the traffic counters are unavailable, when they were wanted.
     pub traffic_degraded: Option<String>,
+    /// Why process lifecycle is not followed (holders go stale), if so.
+    pub holders_degraded: Option<String>,
 }
 
 /// The load-time globals and map sizes of one load of the object.
@@ -151,9 +156,15 @@ impl Probes {
             sending.push(names::PROG_DESTROY_SOCK);
         }
         let skipped = misses::SkippedRuns::watch(&ebpf, &sending)?;
+        // Process lifecycle only keeps holders current: every event flows
+        // without it.
+        let (procs, holders_degraded) = match attach_process(&mut ebpf, &kernel_btf) {
+            Ok(ring) => (Some(ring), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
         Ok(Self {
-            attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded },
-            ring: RingMaps { events, counters, awake, skipped },
+            attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded, holders_degraded },
+            ring: RingMaps { events, counters, awake, skipped, procs },
         })
     }
 
@@ -206,4 +217,12 @@ fn attach_accept(ebpf: &mut Ebpf) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// The exec, exit and fork programs, and their ring (`holders`).
+fn attach_process(ebpf: &mut Ebpf, btf: &Btf) -> Result<RingBuf<MapData>> {
+    for (prog, tracepoint) in names::PROCESS_PROGRAMS {
+        attach_btf(ebpf, btf, prog, tracepoint)?;
+    }
+    RingBuf::try_from(take_map(ebpf, names::MAP_PROC_EVENTS)?).context("opening the process event ring buffer")
 }

@@ -123,7 +123,7 @@ fn socket_pids_scanned(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u3
 
 /// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
 /// grants just those to an unprivileged user), and reports host process ids.
-fn iterator_usable() -> bool {
+pub fn iterator_usable() -> bool {
     /// `PROC_PID_INIT_INO`: the inode of the initial PID namespace.
     const INIT_PID_NS: &str = "pid:[4026531836]";
     crate::probe::privilege::can_load()

@@ -91,6 +91,11 @@ impl Table {
         self.rows.values()
     }
 
+    /// For `holders`, which keeps each row's holders current.
+    pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
+        self.rows.values_mut()
+    }
+
     /// Most recent last.
     pub fn history(&self) -> impl DoubleEndedIterator<Item = &Closed> {
         self.history.iter()
@@ -146,7 +151,7 @@ impl Table {
             cookie: s.cookie,
             inode: s.inode,
             uid: s.uid,
-            owners: s.owners.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect(),
+            owners: distinct(s.owners),
             owner_source: OwnerSource::Proc,
             opened_ns: None,
             seen_ns: now_ns,
@@ -217,7 +222,7 @@ impl Table {
     pub fn set_owners(&mut self, owners: &mut std::collections::HashMap<u64, Vec<seed::Process>>) {
         for r in self.rows.values_mut().filter(|r| r.owners.is_empty() && r.inode != 0) {
             if let Some(ps) = owners.remove(&r.inode) {
-                r.owners = ps.into_iter().map(|p| Owner { pid: p.pid, comm: Comm::new(&p.comm) }).collect();
+                r.owners = distinct(ps);
             }
         }
     }
@@ -440,6 +445,18 @@ fn is_minisock(r: &Row) -> bool {
         && (r.expires_ns.is_some()
             || time_wait::is_time_wait(r)
             || (r.state == tcp::SYN_RECV && r.inode == 0 && r.owners.is_empty()))
+}
+
+/// Each process once (the scan lists a process once per descriptor), in
+/// the order found: the first is the one `netstat -p` names.
+fn distinct(ps: Vec<seed::Process>) -> Owners {
+    let mut owners = Owners::new();
+    for p in ps {
+        if !owners.iter().any(|o: &Owner| o.pid == p.pid) {
+            owners.push(Owner { pid: p.pid, comm: Comm::new(&p.comm) });
+        }
+    }
+    owners
 }
 
 /// How a connection that reached CLOSE from `old` ended.

@@ -213,7 +213,7 @@ impl Entry {
         let owner = label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm)));
         match self.more_owners {
             0 => owner.to_string(),
-            n => format!("{owner} +{n}"),
+            n => format!("{owner} (+{n})"),
         }
     }
 

@@ -153,7 +153,7 @@ fn owner_label_counts_extra_owners() {
     r.owners.push(crate::socket::Owner { pid: 7, comm: "nginx".into() });
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx", "a second descriptor of the same process");
     r.owners.push(crate::socket::Owner { pid: 8, comm: "nginx".into() });
-    assert_eq!(Entry::of(&r).owner_label(), "7/nginx +1");
+    assert_eq!(Entry::of(&r).owner_label(), "7/nginx (+1)", "as snapshot text shows it");
     r.owners.clear();
     assert_eq!(Entry::of(&r).owner_label(), "-");
 }
