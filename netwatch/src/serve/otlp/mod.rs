@@ -49,6 +49,8 @@ pub struct Counters {
     pub metrics_rejected: AtomicU64,
     /// Metrics exports that failed and were retried.
     pub metrics_retry: AtomicU64,
+    /// Log records the collector took.
+    pub sent: AtomicU64,
 }
 
 pub static COUNTERS: Counters = Counters {
@@ -57,6 +59,7 @@ pub static COUNTERS: Counters = Counters {
     retry: AtomicU64::new(0),
     metrics_rejected: AtomicU64::new(0),
     metrics_retry: AtomicU64::new(0),
+    sent: AtomicU64::new(0),
 };
 
 /// Longest wait between two attempts while the collector is down.
@@ -209,6 +212,13 @@ impl Otlp {
         if let Some(t) = thread {
             let _ = t.join();
         }
+        let c = &COUNTERS;
+        eprintln!(
+            "netwatch: OTLP export: {} log records sent, {} dropped (queue full or unsent at exit), {} refused",
+            c.sent.load(Relaxed),
+            c.queue_full.load(Relaxed),
+            c.rejected.load(Relaxed)
+        );
     }
 }
 
@@ -323,7 +333,10 @@ impl Worker {
         let mut backoff = FIRST_BACKOFF;
         loop {
             match self.client.logs(req.clone()).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    COUNTERS.sent.fetch_add(n, Relaxed);
+                    return;
+                }
                 Err(Failure::Rejected(why)) => {
                     COUNTERS.rejected.fetch_add(n, Relaxed);
                     self.report("rejected", &format!("the collector refused {n} log records ({why}); dropped"));
