@@ -134,6 +134,10 @@ fn grpc_records_equal_the_json_lines() {
             .count();
         wait::check(n == 1, || format!("{n} listener closes received"))
     });
+    wait::until("metrics over OTLP/gRPC", Duration::from_secs(10), || {
+        let got = rx.received().iter().any(|v| v["type"] == "metrics");
+        wait::check(got, || format!("no metrics; stderr: {:?}", serve.nw.stderr_lines()))
+    });
     let scrape = serve.scrape();
     serve.nw.stop_with(libc::SIGTERM);
 
