@@ -176,7 +176,9 @@ impl Client {
     }
 }
 
-/// The OTLP specification's retryable codes; anything else is final.
+/// The OTLP specification's retryable codes, plus UNKNOWN, which tonic
+/// gives some transport errors (a connection cut mid-request); anything
+/// else is final.
 fn grpc_failure(s: tonic::Status) -> Failure {
     use tonic::Code;
     let text = format!("gRPC {:?}: {}", s.code(), s.message().chars().take(200).collect::<String>());
@@ -289,4 +291,40 @@ fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_file_lines_and_errors_without_the_secret() {
+        let dir = std::env::temp_dir().join(format!("nw-otlp-headers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("headers");
+        std::fs::write(&path, "# token\n\nAuthorization: Bearer abc:def\nX-Scope-OrgID:  team-a \n").unwrap();
+        let h = read_headers(&path).unwrap();
+        assert_eq!(
+            h,
+            [
+                ("authorization".to_owned(), "Bearer abc:def".to_owned()),
+                ("x-scope-orgid".to_owned(), "team-a".to_owned())
+            ]
+        );
+        std::fs::write(&path, "Authorization Bearer hunter2\n").unwrap();
+        let e = format!("{:#}", read_headers(&path).unwrap_err());
+        assert!(e.contains("line 1") && !e.contains("hunter2"), "{e}");
+        std::fs::write(&path, "Authorization: Bearer hunter2\u{7f}\n").unwrap();
+        let e = format!("{:#}", read_headers(&path).unwrap_err());
+        assert!(!e.contains("hunter2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retryable_grpc_codes() {
+        assert!(matches!(grpc_failure(tonic::Status::unavailable("x")), Failure::Retry(_)));
+        assert!(matches!(grpc_failure(tonic::Status::resource_exhausted("x")), Failure::Retry(_)));
+        assert!(matches!(grpc_failure(tonic::Status::unauthenticated("x")), Failure::Rejected(_)));
+        assert!(matches!(grpc_failure(tonic::Status::invalid_argument("x")), Failure::Rejected(_)));
+    }
 }
