@@ -16,7 +16,7 @@ mod send;
 
 use std::{
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
     },
     time::{Duration, Instant},
@@ -111,6 +111,8 @@ pub struct Otlp {
     protocol: OtlpProtocol,
     metrics_interval: Duration,
     next_metrics: Instant,
+    /// Set at exit or reload: the thread stops retrying.
+    closing: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -129,7 +131,10 @@ impl Otlp {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            closing: Arc::clone(&closing),
+            gave_up: false,
             client,
             rx,
             queued: Arc::clone(&queued),
@@ -154,6 +159,7 @@ impl Otlp {
             protocol: cfg.protocol,
             metrics_interval: cfg.metrics_interval,
             next_metrics: Instant::now() + cfg.metrics_interval,
+            closing,
             thread: Some(thread),
         }))
     }
@@ -204,9 +210,12 @@ impl Otlp {
         let _ = self.tx.send(Item::Metrics(exposition));
     }
 
-    /// Sends what is left (one attempt each) and waits for the thread.
+    /// Sends what is left and waits for the thread: one attempt, and once
+    /// one fails (the collector is down) the rest is dropped and counted,
+    /// so that stopping never waits on a dead collector for long.
     pub fn finish(mut self) {
         self.flush();
+        self.closing.store(true, Relaxed);
         let thread = self.thread.take();
         drop(self);
         if let Some(t) = thread {
@@ -219,6 +228,14 @@ impl Otlp {
             c.queue_full.load(Relaxed),
             c.rejected.load(Relaxed)
         );
+    }
+}
+
+impl Drop for Otlp {
+    /// Without [`Otlp::finish`] (an error path): the thread sends what it
+    /// holds once, then ends, rather than retrying for a handle that is gone.
+    fn drop(&mut self) {
+        self.closing.store(true, Relaxed);
     }
 }
 
@@ -255,6 +272,9 @@ fn now_ns() -> u64 {
 }
 
 struct Worker {
+    closing: Arc<AtomicBool>,
+    /// A send failed while closing: the rest is dropped unsent.
+    gave_up: bool,
     client: Client,
     rx: mpsc::UnboundedReceiver<Item>,
     queued: Arc<AtomicUsize>,
@@ -332,6 +352,10 @@ impl Worker {
         };
         let mut backoff = FIRST_BACKOFF;
         loop {
+            if self.gave_up {
+                COUNTERS.queue_full.fetch_add(n, Relaxed);
+                return;
+            }
             match self.client.logs(req.clone()).await {
                 Ok(()) => {
                     COUNTERS.sent.fetch_add(n, Relaxed);
@@ -344,10 +368,10 @@ impl Worker {
                 }
                 Err(Failure::Retry(why)) => {
                     COUNTERS.retry.fetch_add(1, Relaxed);
-                    if !retry {
-                        COUNTERS.queue_full.fetch_add(n, Relaxed);
-                        self.report("shutdown", &format!("{n} log records not sent at exit ({why})"));
-                        return;
+                    if !retry || self.closing.load(Relaxed) {
+                        self.gave_up = true;
+                        self.report("shutdown", &format!("log records not sent at exit or reload ({why}); dropped"));
+                        continue;
                     }
                     self.report("retry", &format!("sending log records failed ({why}); retrying"));
                     tokio::time::sleep(backoff).await;
@@ -382,7 +406,7 @@ impl Worker {
                 Err(Failure::Retry(why)) => {
                     COUNTERS.metrics_retry.fetch_add(1, Relaxed);
                     self.report("metrics retry", &format!("sending the metrics failed ({why})"));
-                    if !retry || attempt == 3 {
+                    if !retry || attempt == 3 || self.closing.load(Relaxed) {
                         return;
                     }
                     tokio::time::sleep(backoff).await;
