@@ -327,6 +327,7 @@ impl Worker {
             if let Some(text) = metrics.take() {
                 self.send_metrics(&text, open).await;
             }
+            let mut sent = false;
             while !records.is_empty()
                 && (records.len() >= self.batch || !open || oldest.is_some_and(|t| t.elapsed() >= self.batch_delay))
             {
@@ -334,8 +335,15 @@ impl Worker {
                 let batch: Vec<LogRecord> = records.drain(..n).collect();
                 self.send_logs(batch, open).await;
                 self.queued.fetch_sub(n, Relaxed);
+                sent = true;
             }
-            oldest = if records.is_empty() { None } else { Some(Instant::now()) };
+            // What is left of a full batch waits anew; records that waited
+            // through a metrics export keep their place.
+            if records.is_empty() {
+                oldest = None;
+            } else if sent {
+                oldest = Some(Instant::now());
+            }
         }
     }
 
