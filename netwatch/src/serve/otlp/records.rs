@@ -23,10 +23,10 @@ pub fn attribute_name(key: &str) -> std::borrow::Cow<'static, str> {
         "sport" => "source.port",
         "daddr" => "destination.address",
         "dport" => "destination.port",
+        // The owner's workload (cgroup -> container, pod), where known.
         "container_id" => "container.id",
-        "container" => "container.name",
+        "container_name" => "container.name",
         "pod_uid" => "k8s.pod.uid",
-        "unit" => "systemd.unit",
         other => return format!("netwatch.{other}").into(),
     };
     name.into()
