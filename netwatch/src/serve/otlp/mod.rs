@@ -10,6 +10,7 @@
 //! dropped at once and counted (`netwatch_export_errors_total{output=
 //! "otlp_logs",reason="queue_full"}`), so the count equals what is missing.
 
+mod encode;
 mod metrics;
 mod records;
 mod send;
@@ -23,13 +24,14 @@ use std::{
 };
 
 use anyhow::{bail, Context as _, Result};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::{
-    collector::{logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest},
+    collector::metrics::v1::ExportMetricsServiceRequest,
     common::v1::{any_value::Value as V, AnyValue, InstrumentationScope, KeyValue},
-    logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
     metrics::v1::{ResourceMetrics, ScopeMetrics},
     resource::v1::Resource,
 };
+use prost::Message as _;
 use tokio::sync::mpsc;
 
 use super::config::{ExportKind, KindSet, OtlpExport, OtlpProtocol};
@@ -141,6 +143,8 @@ impl Otlp {
             batch: cfg.batch,
             batch_delay: cfg.batch_delay,
             resource: resource(),
+            resource_field: field(&resource().encode_to_vec()),
+            scope_field: field(&scope().encode_to_vec()),
             started_ns: now_ns(),
             reports: Mutex::new(Vec::new()),
         };
@@ -271,6 +275,19 @@ fn now_ns() -> u64 {
     jiff::Timestamp::now().as_nanosecond() as u64
 }
 
+/// One export request's worth of log records, encoded.
+struct Batch {
+    body: Bytes,
+    records: usize,
+}
+
+/// `bytes` as field 1 of a message.
+fn field(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 4);
+    encode::bytes_field(1, bytes, &mut out);
+    out
+}
+
 struct Worker {
     closing: Arc<AtomicBool>,
     /// A send failed while closing: the rest is dropped unsent.
@@ -281,6 +298,9 @@ struct Worker {
     batch: usize,
     batch_delay: Duration,
     resource: Resource,
+    /// `ResourceLogs.resource` and `ScopeLogs.scope`, encoded once.
+    resource_field: Vec<u8>,
+    scope_field: Vec<u8>,
     started_ns: u64,
     /// When each failure message was last logged.
     reports: Mutex<Vec<(String, Instant)>>,
@@ -288,83 +308,76 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let mut records: Vec<LogRecord> = Vec::new();
+        let mut ready: std::collections::VecDeque<Batch> = std::collections::VecDeque::new();
+        // The batch being filled: encoded records, how many, since when.
+        let (mut current, mut count, mut oldest) = (Vec::with_capacity(1 << 20), 0, None::<Instant>);
+        let (mut clock, mut scratch) = (encode::Clock::new(), Vec::with_capacity(1024));
         let mut metrics: Option<String> = None;
-        let mut oldest: Option<Instant> = None;
         let mut open = true;
-        while open || !records.is_empty() || metrics.is_some() {
-            let deadline = oldest.map(|t| t + self.batch_delay);
-            if open && records.len() < self.batch && metrics.is_none() {
-                let item = match deadline {
-                    Some(d) => tokio::time::timeout_at(d.into(), self.rx.recv()).await.ok(),
+        while open || count > 0 || !ready.is_empty() || metrics.is_some() {
+            if open && ready.is_empty() && metrics.is_none() {
+                let item = match oldest {
+                    Some(t) => tokio::time::timeout_at((t + self.batch_delay).into(), self.rx.recv()).await.ok(),
                     None => Some(self.rx.recv().await),
                 };
                 match item {
                     Some(Some(Item::Lines(lines, n))) => {
                         let observed = now_ns();
-                        let before = records.len();
-                        records.extend(
-                            lines
-                                .split(|&b| b == b'\n')
-                                .filter(|l| !l.is_empty())
-                                .filter_map(|l| records::log_record(l, observed)),
-                        );
+                        let mut taken = 0;
+                        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                            if !encode::record(line, observed, &mut clock, &mut scratch, &mut current) {
+                                continue;
+                            }
+                            taken += 1;
+                            count += 1;
+                            oldest.get_or_insert_with(Instant::now);
+                            if count == self.batch {
+                                ready.push_back(self.seal(&mut current, &mut count));
+                                oldest = None;
+                            }
+                        }
                         // Unreadable lines (never, from netwatch's writers) leave the queue too.
-                        self.queued.fetch_sub(n - (records.len() - before), Relaxed);
-                        oldest.get_or_insert_with(Instant::now);
+                        self.queued.fetch_sub(n - taken, Relaxed);
                     }
                     // Only the newest exposition matters: every value in it is cumulative.
                     Some(Some(Item::Metrics(text))) => metrics = Some(text),
                     Some(None) => open = false,
                     None => {}
                 }
-                let full = records.len() >= self.batch;
-                let due = deadline.is_some_and(|d| Instant::now() >= d);
-                if open && !full && !due && metrics.is_none() {
-                    continue;
-                }
+            }
+            if count > 0 && (!open || oldest.is_some_and(|t| t.elapsed() >= self.batch_delay)) {
+                ready.push_back(self.seal(&mut current, &mut count));
+                oldest = None;
             }
             if let Some(text) = metrics.take() {
                 self.send_metrics(&text, open).await;
             }
-            let mut sent = false;
-            while !records.is_empty()
-                && (records.len() >= self.batch || !open || oldest.is_some_and(|t| t.elapsed() >= self.batch_delay))
-            {
-                let n = records.len().min(self.batch);
-                let batch: Vec<LogRecord> = records.drain(..n).collect();
-                self.send_logs(batch, open).await;
+            while let Some(b) = ready.pop_front() {
+                let n = b.records;
+                self.send_logs(b, open).await;
                 self.queued.fetch_sub(n, Relaxed);
-                sent = true;
-            }
-            // What is left of a full batch waits anew; records that waited
-            // through a metrics export keep their place.
-            if records.is_empty() {
-                oldest = None;
-            } else if sent {
-                oldest = Some(Instant::now());
             }
         }
     }
 
+    /// The filled batch as a request, ready to send.
+    fn seal(&self, current: &mut Vec<u8>, count: &mut usize) -> Batch {
+        let body = encode::request(&self.resource_field, &self.scope_field, current);
+        current.clear();
+        Batch { body: Bytes::from(body), records: std::mem::take(count) }
+    }
+
     /// Sends one batch, retrying (with backoff) until it is taken or
     /// refused; at shutdown (`retry` false) one attempt only.
-    async fn send_logs(&mut self, batch: Vec<LogRecord>, retry: bool) {
-        let n = batch.len() as u64;
-        let req = ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(self.resource.clone()),
-                scope_logs: vec![ScopeLogs { scope: Some(scope()), log_records: batch, ..ScopeLogs::default() }],
-                ..ResourceLogs::default()
-            }],
-        };
+    async fn send_logs(&mut self, batch: Batch, retry: bool) {
+        let n = batch.records as u64;
         let mut backoff = FIRST_BACKOFF;
         loop {
             if self.gave_up {
                 COUNTERS.queue_full.fetch_add(n, Relaxed);
                 return;
             }
-            match self.client.logs(req.clone()).await {
+            match self.client.logs(batch.body.clone()).await {
                 Ok(()) => {
                     COUNTERS.sent.fetch_add(n, Relaxed);
                     return;

@@ -10,26 +10,30 @@ use opentelemetry_proto::tonic::{
 };
 use serde_json::Value;
 
-/// JSON key -> semantic-convention attribute (values converted by [`value`]).
+/// JSON key -> semantic-convention attribute, for keys that have one.
 /// `saddr`/`sport` are the socket's local end, `daddr`/`dport` its remote
 /// end, whichever side opened the connection (docs/serve.md#otlp).
-pub fn attribute_name(key: &str) -> std::borrow::Cow<'static, str> {
-    let name = match key {
-        "pid" => "process.pid",
-        "comm" => "process.executable.name",
-        "uid" => "process.user.id",
-        "family" => "network.type",
-        "saddr" => "source.address",
-        "sport" => "source.port",
-        "daddr" => "destination.address",
-        "dport" => "destination.port",
+pub const fn semconv(key: &str) -> Option<&'static str> {
+    Some(match key.as_bytes() {
+        b"pid" => "process.pid",
+        b"comm" => "process.executable.name",
+        b"uid" => "process.user.id",
+        b"family" => "network.type",
+        b"saddr" => "source.address",
+        b"sport" => "source.port",
+        b"daddr" => "destination.address",
+        b"dport" => "destination.port",
         // The owner's workload (cgroup -> container, pod), where known.
-        "container_id" => "container.id",
-        "container_name" => "container.name",
-        "pod_uid" => "k8s.pod.uid",
-        other => return format!("netwatch.{other}").into(),
-    };
-    name.into()
+        b"container_id" => "container.id",
+        b"container_name" => "container.name",
+        b"pod_uid" => "k8s.pod.uid",
+        _ => return None,
+    })
+}
+
+/// The attribute name of a JSON key: [`semconv`], else `netwatch.KEY`.
+pub fn attribute_name(key: &str) -> String {
+    semconv(key).map_or_else(|| format!("netwatch.{key}"), str::to_owned)
 }
 
 /// A JSON value as an OTLP value: `family`'s `IPv4`/`IPv6` become the
@@ -86,7 +90,7 @@ pub fn log_record(line: &[u8], observed_ns: u64) -> Option<LogRecord> {
                 attributes.push(KeyValue { key_strindex: 0, key: "netwatch.event".to_owned(), value: string(&kind) });
             }
             (k, v) => {
-                let name = attribute_name(k).into_owned();
+                let name = attribute_name(k);
                 if let Some(v) = value(k, v) {
                     attributes.push(KeyValue { key_strindex: 0, key: name, value: Some(v) });
                 }
@@ -111,7 +115,7 @@ fn fields_firing(attributes: &[KeyValue]) -> bool {
 
 /// As the syslog export grades them: failed connects and resolved alerts
 /// are notices (INFO2), lost events and firing alerts warnings.
-fn severity(kind: &str) -> (SeverityNumber, &'static str) {
+pub fn severity(kind: &str) -> (SeverityNumber, &'static str) {
     match kind {
         "connect_failed" | "alert" => (SeverityNumber::Info2, "NOTICE"),
         "lost" => (SeverityNumber::Warn, "WARN"),

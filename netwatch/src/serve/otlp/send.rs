@@ -10,9 +10,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{client::conn::http1, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::{logs_service_client::LogsServiceClient, ExportLogsServiceRequest},
-    metrics::v1::{metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest},
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
 };
 use prost::Message as _;
 use tokio::net::TcpStream;
@@ -37,7 +36,7 @@ pub struct Client {
 }
 
 enum Transport {
-    Grpc { logs: LogsServiceClient<Channel>, metrics: MetricsServiceClient<Channel> },
+    Grpc { logs: tonic::client::Grpc<Channel>, metrics: MetricsServiceClient<Channel> },
     Http(Http),
 }
 
@@ -104,7 +103,7 @@ impl Client {
                 }
                 let channel = ep.connect_lazy();
                 let (mut logs, mut metrics) =
-                    (LogsServiceClient::new(channel.clone()), MetricsServiceClient::new(channel));
+                    (tonic::client::Grpc::new(channel.clone()), MetricsServiceClient::new(channel));
                 if cfg.compression == Compression::Gzip {
                     logs = logs.send_compressed(CompressionEncoding::Gzip);
                     metrics = metrics.send_compressed(CompressionEncoding::Gzip);
@@ -145,18 +144,21 @@ impl Client {
         m
     }
 
-    pub async fn logs(&mut self, req: ExportLogsServiceRequest) -> Result<(), Failure> {
+    /// One encoded `ExportLogsServiceRequest` (serve/otlp/encode.rs builds
+    /// them without a message in between).
+    pub async fn logs(&mut self, body: Bytes) -> Result<(), Failure> {
         let metadata = self.metadata();
         match &mut self.transport {
             Transport::Grpc { logs, .. } => {
-                let mut r = tonic::Request::new(req);
+                logs.ready().await.map_err(|e| Failure::Retry(format!("gRPC channel: {e}")))?;
+                let mut r = tonic::Request::new(body);
                 *r.metadata_mut() = metadata;
-                logs.export(r).await.map(drop).map_err(grpc_failure)
+                let path = hyper::http::uri::PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                );
+                logs.unary(r, path, Raw).await.map(drop).map_err(grpc_failure)
             }
-            Transport::Http(h) => {
-                let body = req.encode_to_vec();
-                h.post("v1/logs", body, &self.headers, self.gzip, self.timeout).await
-            }
+            Transport::Http(h) => h.post("v1/logs", body.to_vec(), &self.headers, self.gzip, self.timeout).await,
         }
     }
 
@@ -173,6 +175,49 @@ impl Client {
                 h.post("v1/metrics", body, &self.headers, self.gzip, self.timeout).await
             }
         }
+    }
+}
+
+/// A gRPC codec for messages already encoded: the request goes out as is,
+/// the response (an empty `ExportLogsServiceResponse`, or one whose
+/// `partial_success` netwatch does not act on) is skipped.
+#[derive(Clone, Copy)]
+struct Raw;
+
+impl tonic::codec::Codec for Raw {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl tonic::codec::Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Raw {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        use bytes::Buf as _;
+        src.advance(src.remaining());
+        Ok(Some(()))
     }
 }
 
