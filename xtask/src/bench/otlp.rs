@@ -37,8 +37,11 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let plain_cfg = dir.join("plain.toml");
     let otlp_cfg = dir.join("otlp.toml");
     std::fs::write(&plain_cfg, "").context("writing the plain config")?;
+    // NETWATCH_BENCH_OTLP_COMPRESSION=none measures without gzip.
+    let compression = std::env::var("NETWATCH_BENCH_OTLP_COMPRESSION").unwrap_or_else(|_| "gzip".to_owned());
     let otlp = format!(
-        "[export.otlp]\nendpoint = \"http://{}\"\nprotocol = \"http\"\nkinds = [\"all\"]\nmetrics_interval = \"10s\"\n",
+        "[export.otlp]\nendpoint = \"http://{}\"\nprotocol = \"http\"\nkinds = [\"all\"]\nmetrics_interval = \"10s\"\n\
+         compression = {compression:?}\n",
         sink.addr
     );
     std::fs::write(&otlp_cfg, otlp).context("writing the OTLP config")?;
@@ -66,7 +69,7 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     section.row("serve + OTLP CPU", share(cpu[1]));
     section.row("events --json CPU", share(cpu[2]));
     section.row("OTLP records sent", format!("{sent} in {} requests", sink.requests.load(Ordering::Relaxed)));
-    section.row("OTLP bytes (gzip)", sink.bytes.load(Ordering::Relaxed));
+    section.row(&format!("OTLP bytes ({compression})"), sink.bytes.load(Ordering::Relaxed));
     section.check("OTLP records dropped or refused", dropped + refused, "0", dropped + refused == 0);
     section.check("serve + OTLP events lost", summary.get("lost")?, "0", summary.get("lost")? == 0);
     let extra = (cpu[1] - cpu[0]) / seconds;
