@@ -414,3 +414,48 @@ fn receiver_down_for_10s_queued_arrive_dropped_counted() {
     assert_eq!(sent, received, "sent {sent}, receiver has {received}");
     assert_eq!(sent + dropped, exported, "{summary}; {exported} lines in the export file");
 }
+
+/// SIGHUP starts, moves and stops the OTLP export like the rest of the
+/// config: records reach the receiver named by the new file only.
+#[test]
+fn sighup_switches_the_otlp_receiver() {
+    let _ns = super::setup_in("otlp-hup");
+    let dir = TempDir::new("otlp-hup");
+    let (a, b) = (dir.path("a.jsonl"), dir.path("b.jsonl"));
+    let rx_a = Receiver::start("grpc", free_port("127.0.0.1".parse().unwrap()), &a, &[]);
+    let rx_b = Receiver::start("http", free_port("127.0.0.1".parse().unwrap()), &b, &[]);
+    let base = super::only_alerts(&[]);
+    let cfg = config(&dir, &base);
+    let serve = Serve::start(&cfg, &[]);
+    let otlp = |endpoint: String, protocol: &str| {
+        format!("{base}[export.otlp]\nendpoint = {endpoint:?}\nprotocol = \"{protocol}\"\nbatch_delay = \"100ms\"\n")
+    };
+    let connect_reaches = |rx: &Receiver| {
+        let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
+        let client = Peer::client(srv.addr, 1, 0);
+        server.wait_success(Duration::from_secs(20));
+        wait::until("our connect over OTLP", Duration::from_secs(20), || {
+            let found = rx.logs().iter().any(|r| {
+                r["attributes"]["process.pid"] == client.pid && r["attributes"]["netwatch.event"] == "connect"
+            });
+            wait::check(found, || format!("{} records, not our connect", rx.logs().len()))
+        });
+        client.pid
+    };
+    std::fs::write(&cfg, otlp(format!("http://127.0.0.1:{}", rx_a.port), "grpc")).unwrap();
+    serve.nw.signal(libc::SIGHUP);
+    serve.wait_stderr(Duration::from_secs(5), "reloaded", |l| l.starts_with("netwatch: reloaded"));
+    connect_reaches(&rx_a);
+    std::fs::write(&cfg, otlp(format!("http://127.0.0.1:{}", rx_b.port), "http")).unwrap();
+    serve.nw.signal(libc::SIGHUP);
+    wait::until("the second reload", Duration::from_secs(5), || {
+        let n = serve.nw.stderr_lines().iter().filter(|l| l.starts_with("netwatch: reloaded")).count();
+        wait::check(n == 2, || format!("{n} reloads"))
+    });
+    let pid = connect_reaches(&rx_b);
+    assert!(
+        !rx_a.logs().iter().any(|r| r["attributes"]["process.pid"] == pid),
+        "a connect made after the reload went to the old receiver"
+    );
+    serve.nw.stop_with(libc::SIGTERM);
+}
