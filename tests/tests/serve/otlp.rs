@@ -413,6 +413,11 @@ fn receiver_down_for_10s_queued_arrive_dropped_counted() {
     assert!(dropped > 0, "20 connections (~200 records) fit a queue of 40? {summary}");
     assert_eq!(sent, received, "sent {sent}, receiver has {received}");
     assert_eq!(sent + dropped, exported, "{summary}; {exported} lines in the export file");
+    assert!(
+        stopped.stderr.iter().any(|l| l.contains("OTLP export: queue full (40 records)")),
+        "the drops were not said: {:?}",
+        stopped.stderr
+    );
 }
 
 /// SIGHUP starts, moves and stops the OTLP export like the rest of the

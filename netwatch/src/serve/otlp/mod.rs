@@ -115,6 +115,9 @@ pub struct Otlp {
     next_metrics: Instant,
     /// Set at exit or reload: the thread stops retrying.
     closing: Arc<AtomicBool>,
+    /// Records this handle dropped for a full queue, and when that was last said.
+    dropped: u64,
+    dropped_said: Option<(Instant, u64)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -164,6 +167,8 @@ impl Otlp {
             metrics_interval: cfg.metrics_interval,
             next_metrics: Instant::now() + cfg.metrics_interval,
             closing,
+            dropped: 0,
+            dropped_said: None,
             thread: Some(thread),
         }))
     }
@@ -180,6 +185,7 @@ impl Otlp {
     pub fn line(&mut self, line: &[u8]) {
         if self.queued.load(Relaxed) + self.pending_n >= self.capacity {
             COUNTERS.queue_full.fetch_add(1, Relaxed);
+            self.dropped += 1;
             return;
         }
         self.pending.extend_from_slice(line);
@@ -188,6 +194,7 @@ impl Otlp {
 
     /// Hands the batch's lines to the exporter thread.
     pub fn flush(&mut self) {
+        self.say_drops();
         if self.pending_n == 0 {
             return;
         }
@@ -199,6 +206,22 @@ impl Otlp {
             self.queued.fetch_sub(n, Relaxed);
             COUNTERS.queue_full.fetch_add(n as u64, Relaxed);
         }
+    }
+
+    /// Says that records were dropped at intake: at once the first time,
+    /// then at most once per [`REPORT_INTERVAL`] with the count since.
+    fn say_drops(&mut self) {
+        let said = self.dropped_said.map_or(0, |(_, n)| n);
+        if self.dropped == said || self.dropped_said.is_some_and(|(t, _)| t.elapsed() < REPORT_INTERVAL) {
+            return;
+        }
+        eprintln!(
+            "netwatch: warning: OTLP export: queue full ({} records): {} log records dropped (counted in \
+             netwatch_export_errors_total)",
+            self.capacity,
+            self.dropped - said
+        );
+        self.dropped_said = Some((Instant::now(), self.dropped));
     }
 
     /// Whether the metrics are due; if so the next time is set.
