@@ -22,6 +22,8 @@ mod lifecycle;
 mod loss;
 #[path = "serve/metrics.rs"]
 mod metrics;
+#[path = "serve/otlp.rs"]
+mod otlp;
 #[path = "serve/why.rs"]
 mod why;
 

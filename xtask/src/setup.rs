@@ -43,6 +43,9 @@ const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "podman",
     "runc",
+    // The OTLP receiver and manifest checks of the tests run in a venv (PYTHON_VENV).
+    "python3-venv",
+    "openssl",
 ];
 
 /// What `cargo xtask vm`/`vmtest` need to boot other kernels: qemu (TCG),
@@ -67,7 +70,33 @@ const STEPS: &[(&str, Step)] = &[
     ("bpf-linker", bpf_linker),
     ("eBPF toolchain", ebpf_toolchain),
     ("tracefs", tracefs),
+    ("python packages", python_packages),
 ];
+
+/// Where the tests' Python packages live (tests/otlp_receiver.py, the
+/// Kubernetes manifest check): a venv, so nothing touches the system's Python.
+pub const PYTHON_VENV: &str = "/var/cache/netwatch-py";
+/// The official OTLP protobuf bindings and gRPC for the test receiver, and
+/// the Kubernetes schema validator for deploy/kubernetes.
+const PYTHON_PACKAGES: &[&str] = &["opentelemetry-proto==1.45.2", "grpcio==1.85.4", "kubernetes-validate==1.37.0"];
+
+fn python_packages() -> Result<String> {
+    let python = format!("{PYTHON_VENV}/bin/python3");
+    let stamp = format!("{PYTHON_VENV}/netwatch-packages");
+    let wanted = PYTHON_PACKAGES.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(format!("already present in {PYTHON_VENV}"));
+    }
+    require_root(&format!("python3 -m venv {PYTHON_VENV}"))?;
+    if !Path::new(&python).exists() {
+        cmd::run(Command::new("/usr/bin/python3").args(["-m", "venv", PYTHON_VENV]))
+            .context("creating the tests' Python venv (needs python3-venv)")?;
+    }
+    cmd::run(Command::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PACKAGES))
+        .context("pip install of the tests' Python packages failed: check access to PyPI")?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("writing {stamp}"))?;
+    Ok(format!("installed {} in {PYTHON_VENV}", PYTHON_PACKAGES.join(" ")))
+}
 
 pub fn setup() -> Result<()> {
     for &(name, step) in STEPS {

@@ -56,6 +56,40 @@ pub struct ServeArgs {
     /// Ports whose connections raise `suspicious_ports` (comma-separated)
     #[arg(long, value_name = "PORTS", value_delimiter = ',')]
     pub suspicious_ports: Vec<u16>,
+    /// A group that may read the export file and its rotations (0640; otherwise 0600) [config: export.file.group]
+    #[arg(long, value_name = "GROUP")]
+    pub export_group: Option<String>,
+    /// Send events as OTLP logs and the metrics as OTLP metrics to this collector (http:// or https://)
+    /// [config: export.otlp.endpoint]
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP over gRPC (usually port 4317) or HTTP/protobuf (4318) [default: grpc]
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<config::OtlpProtocol>,
+    /// Event kinds sent as OTLP logs (comma-separated, or `all`)
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub otlp_kinds: Vec<String>,
+    /// Compress OTLP requests [default: gzip]
+    #[arg(long, value_name = "HOW")]
+    pub otlp_compression: Option<config::Compression>,
+    /// PEM file of the CA that signed the collector's certificate (https endpoints)
+    #[arg(long, value_name = "PATH")]
+    pub otlp_ca_file: Option<PathBuf>,
+    /// File of `Name: value` header lines sent with each request (auth tokens stay out of argv)
+    #[arg(long, value_name = "PATH")]
+    pub otlp_headers_file: Option<PathBuf>,
+    /// Log records held while the collector is slow or down; more are dropped and counted [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub otlp_queue: Option<usize>,
+    /// Log records per request [default: 2048]
+    #[arg(long, value_name = "N")]
+    pub otlp_batch: Option<usize>,
+    /// Longest a log record waits for its batch to fill [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_duration)]
+    pub otlp_batch_delay: Option<Duration>,
+    /// How often the metrics are sent over OTLP; 0s for never [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_duration)]
+    pub otlp_metrics_interval: Option<Duration>,
 }
 
 impl ServeArgs {
@@ -91,6 +125,9 @@ impl ServeArgs {
         }
         set(&mut file.max_bytes, self.export_max_bytes);
         set(&mut file.keep, self.export_keep);
+        if self.export_group.is_some() {
+            file.group.clone_from(&self.export_group);
+        }
         if !self.export_kinds.is_empty() {
             file.kinds =
                 config::parse_kinds(self.export_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
@@ -102,6 +139,25 @@ impl ServeArgs {
             syslog.kinds =
                 config::parse_kinds(self.syslog_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
         }
+        let otlp = &mut c.export.otlp;
+        if self.otlp_endpoint.is_some() {
+            otlp.endpoint.clone_from(&self.otlp_endpoint);
+        }
+        set(&mut otlp.protocol, self.otlp_protocol);
+        set(&mut otlp.compression, self.otlp_compression);
+        if !self.otlp_kinds.is_empty() {
+            otlp.kinds = config::parse_kinds(self.otlp_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
+        }
+        if self.otlp_ca_file.is_some() {
+            otlp.ca_file.clone_from(&self.otlp_ca_file);
+        }
+        if self.otlp_headers_file.is_some() {
+            otlp.headers_file.clone_from(&self.otlp_headers_file);
+        }
+        set(&mut otlp.queue, self.otlp_queue);
+        set(&mut otlp.batch, self.otlp_batch);
+        set(&mut otlp.batch_delay, self.otlp_batch_delay);
+        set(&mut otlp.metrics_interval, self.otlp_metrics_interval);
         if self.baseline.is_some() {
             c.alerts.baseline.clone_from(&self.baseline);
         }

@@ -113,6 +113,74 @@ pub struct Export {
     /// exported, to every output; alerts and lost-event reports always are.
     #[serde(deserialize_with = "filter")]
     pub filter: crate::filter::Filter,
+    pub otlp: OtlpExport,
+}
+
+/// The OTLP wire protocol: gRPC (port 4317) or HTTP with protobuf bodies (4318).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// `[export.otlp]`: events as OTLP log records, /metrics as OTLP metrics
+/// (serve/otlp). Credentials are named by path only: the files are read
+/// by the agent, so no token is ever on a command line or in a log.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpExport {
+    /// `http://HOST:PORT` or `https://HOST:PORT` (plus a path prefix for
+    /// OTLP/HTTP); unset disables the OTLP export.
+    pub endpoint: Option<String>,
+    pub protocol: OtlpProtocol,
+    #[serde(deserialize_with = "kinds")]
+    pub kinds: KindSet,
+    pub compression: Compression,
+    /// PEM CA certificate(s) that the collector's certificate must chain
+    /// to (https endpoints); unset, the endpoint must be http.
+    pub ca_file: Option<PathBuf>,
+    /// `Name: value` lines sent with every request (e.g. `authorization: Bearer ...`).
+    pub headers_file: Option<PathBuf>,
+    /// Log records held while the collector is slow or down; more are
+    /// dropped (and counted) rather than stalling the agent.
+    pub queue: usize,
+    /// Records per export request.
+    pub batch: usize,
+    /// Longest a record waits for its batch to fill.
+    #[serde(deserialize_with = "duration")]
+    pub batch_delay: Duration,
+    /// How often the metrics are sent; "0s" sends none.
+    #[serde(deserialize_with = "duration")]
+    pub metrics_interval: Duration,
+    /// One request's deadline.
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for OtlpExport {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            protocol: OtlpProtocol::Grpc,
+            kinds: default_kinds(),
+            compression: Compression::Gzip,
+            ca_file: None,
+            headers_file: None,
+            queue: 100_000,
+            batch: 2048,
+            batch_delay: Duration::from_secs(1),
+            metrics_interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -126,11 +194,14 @@ pub struct FileExport {
     pub keep: usize,
     #[serde(deserialize_with = "kinds")]
     pub kinds: KindSet,
+    /// A group (name or number) that may read the file and its rotations
+    /// (mode 0640); unset, only the agent's user may (0600).
+    pub group: Option<String>,
 }
 
 impl Default for FileExport {
     fn default() -> Self {
-        Self { path: None, max_bytes: 100 << 20, keep: 5, kinds: default_kinds() }
+        Self { path: None, max_bytes: 100 << 20, keep: 5, kinds: default_kinds(), group: None }
     }
 }
 
@@ -377,6 +448,7 @@ impl Config {
             bail!("export.file.keep and export.file.max_bytes must be at least 1");
         }
         super::syslog::facility(&self.export.syslog.facility)?;
+        super::otlp::validate(&self.export.otlp)?;
         for (kind, rule) in self.alerts.rules() {
             if rule.window.is_zero() {
                 bail!("alerts.{}.window must be longer than 0", kind.name());

@@ -128,3 +128,37 @@ fn export_filter_is_an_expression() {
     let err = format!("{:#}", parse("[export]\nfilter = \"dport = :https\"\n").unwrap_err());
     assert!(err.contains("bad filter expression") && err.contains("^^^^^^"), "{err}");
 }
+
+/// deploy/kubernetes/configmap.yaml's netwatch.toml (the block scalar under
+/// `netwatch.toml: |`) is a config netwatch accepts, OTLP section included.
+#[test]
+fn kubernetes_configmap_config_parses() {
+    let yaml = include_str!("../../../deploy/kubernetes/configmap.yaml");
+    let start = yaml.find("netwatch.toml: |").expect("the netwatch.toml key");
+    let toml: String = yaml[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+        .collect();
+    let c = parse(&toml).unwrap_or_else(|e| panic!("{e:#}\n{toml}"));
+    assert_eq!(c.export.otlp.protocol, OtlpProtocol::Grpc);
+    assert!(c.export.otlp.endpoint.as_deref().is_some_and(|e| e.ends_with(":4317")));
+    assert!(c.export.otlp.kinds.contains(ExportKind::Alert));
+}
+
+#[test]
+fn otlp_settings_are_checked() {
+    let bad = |text: &str, want: &str| {
+        let e = format!("{:#}", parse(text).unwrap_err());
+        assert!(e.contains(want), "{text:?}: {e}");
+    };
+    bad("[export.otlp]\nendpoint = \"127.0.0.1:4317\"\n", "http:// or https://");
+    bad("[export.otlp]\nendpoint = \"https://c:4317\"\n", "ca_file");
+    bad("[export.otlp]\nendpoint = \"http://c:4317\"\nqueue = 0\n", "at least 1");
+    bad("[export.otlp]\nprotocol = \"udp\"\n", "unknown variant");
+    bad("[export.otlp]\nendpoint = \"http://c:4317\"\nheaders_file = \"/nonexistent/h\"\n", "/nonexistent/h");
+    let c =
+        parse("[export.otlp]\nendpoint = \"http://c:4318\"\nprotocol = \"http\"\nbatch_delay = \"250ms\"\n").unwrap();
+    assert_eq!((c.export.otlp.protocol, c.export.otlp.batch_delay), (OtlpProtocol::Http, Duration::from_millis(250)));
+}

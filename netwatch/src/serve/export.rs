@@ -34,6 +34,8 @@ pub struct Exporter {
     clock: WallClock,
     file: Option<(RotatingFile, KindSet)>,
     syslog: Option<(Syslog, KindSet)>,
+    /// OTLP logs and metrics (serve/otlp), on a thread of its own.
+    pub otlp: Option<super::otlp::Otlp>,
     line: Vec<u8>,
     filter: crate::filter::Filter,
     pub errors: Errors,
@@ -45,7 +47,11 @@ pub struct Exporter {
 impl Exporter {
     pub fn new(cfg: &Export) -> Result<Self> {
         let file = match &cfg.file.path {
-            Some(p) => Some((RotatingFile::open(p, cfg.file.max_bytes, cfg.file.keep)?, cfg.file.kinds)),
+            Some(p) => {
+                let gid = cfg.file.group.as_deref().map(super::rotate::group_id).transpose()?;
+                let access = super::rotate::Access { gid };
+                Some((RotatingFile::open(p, cfg.file.max_bytes, cfg.file.keep, access)?, cfg.file.kinds))
+            }
             None => None,
         };
         let syslog = if cfg.syslog.enabled {
@@ -58,6 +64,7 @@ impl Exporter {
             clock: WallClock::new(),
             file,
             syslog,
+            otlp: super::otlp::Otlp::new(&cfg.otlp)?,
             line: Vec::with_capacity(512),
             filter: cfg.filter.clone(),
             errors: Errors::default(),
@@ -74,6 +81,9 @@ impl Exporter {
         }
         if self.syslog.is_some() {
             parts.push("syslog".to_owned());
+        }
+        if let Some(o) = &self.otlp {
+            parts.push(o.describe());
         }
         if parts.is_empty() {
             "none".to_owned()
@@ -92,7 +102,8 @@ impl Exporter {
     pub fn event(&mut self, e: &Event) {
         let kind = ExportKind::Event(e.kind);
         let (file, syslog) = self.wants(kind);
-        if !file && !syslog || !self.filter.matches(e) {
+        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(kind));
+        if !file && !syslog && !otlp || !self.filter.matches(e) {
             return;
         }
         self.line.clear();
@@ -100,6 +111,9 @@ impl Exporter {
         self.workloads.complete(&mut e);
         if self.json.event(&mut self.line, &e, &self.clock).is_err() {
             return;
+        }
+        if otlp {
+            self.send_otlp();
         }
         let severity = if matches!(e.kind, EventKind::ConnectFailed | EventKind::ConnectError) {
             Severity::Notice
@@ -111,11 +125,15 @@ impl Exporter {
 
     pub fn lost(&mut self, loss: &Loss) {
         let (file, syslog) = self.wants(ExportKind::Lost);
-        if !file && !syslog {
+        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Lost));
+        if !file && !syslog && !otlp {
             return;
         }
         self.line.clear();
         if self.json.lost(&mut self.line, loss, jiff::Timestamp::now()).is_ok() {
+            if otlp {
+                self.send_otlp();
+            }
             self.emit(file, syslog, ExportKind::Lost, Severity::Warning);
         }
     }
@@ -125,6 +143,9 @@ impl Exporter {
         let (file, syslog) = self.wants(ExportKind::Alert);
         self.line.clear();
         self.line.extend_from_slice(json_line.as_bytes());
+        if self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Alert)) {
+            self.send_otlp();
+        }
         let severity = if firing { Severity::Warning } else { Severity::Notice };
         self.emit(file, syslog, ExportKind::Alert, severity);
     }
@@ -150,8 +171,25 @@ impl Exporter {
         }
     }
 
-    /// Writes the file's queued lines: once per batch.
+    /// The current line, to the OTLP exporter.
+    fn send_otlp(&mut self) {
+        if let Some(o) = &mut self.otlp {
+            o.line(&self.line);
+        }
+    }
+
+    /// Sends what the OTLP exporter still holds (at exit or reload).
+    pub fn finish(&mut self) {
+        if let Some(o) = self.otlp.take() {
+            o.finish();
+        }
+    }
+
+    /// Writes the file's queued lines, hands the OTLP exporter its batch: once per batch.
     pub fn flush(&mut self) {
+        if let Some(o) = &mut self.otlp {
+            o.flush();
+        }
         if let Some((f, _)) = &mut self.file {
             if let Err(e) = f.flush() {
                 self.errors.file += 1;

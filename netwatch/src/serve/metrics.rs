@@ -69,6 +69,7 @@ struct ProcessDirection {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Output {
     output: &'static str,
+    reason: &'static str,
 }
 
 /// The label a process-name series gets once the top N are taken.
@@ -191,7 +192,12 @@ impl Metrics {
             "Largest number of events taken in one drain since the previous scrape",
             self.drain_max.clone(),
         );
-        r.register("netwatch_export_errors", "Failed writes per export output", self.export_errors.clone());
+        r.register(
+            "netwatch_export_errors",
+            "Export failures per output and reason: failed writes (file, syslog); OTLP log records dropped \
+             (queue_full, rejected) and failed requests that are retried (retry)",
+            self.export_errors.clone(),
+        );
         for kind in AlertKind::ALL {
             // Every kind present from the start, so rate() works on the first alert.
             drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
@@ -259,8 +265,21 @@ impl Metrics {
         sync(&self.lost, t.lost_events);
         sync(&self.reseeds, t.reseeds);
         self.table_rows.set(i64::try_from(table.len()).unwrap_or(i64::MAX));
-        sync(&self.export_errors.get_or_create(&Output { output: "file" }), errors.file);
-        sync(&self.export_errors.get_or_create(&Output { output: "syslog" }), errors.syslog);
+        sync(&self.export_errors.get_or_create(&Output { output: "file", reason: "write" }), errors.file);
+        sync(&self.export_errors.get_or_create(&Output { output: "syslog", reason: "write" }), errors.syslog);
+        let otlp = &super::otlp::COUNTERS;
+        for (output, reason, n) in [
+            ("otlp_logs", "queue_full", &otlp.queue_full),
+            ("otlp_logs", "rejected", &otlp.rejected),
+            ("otlp_logs", "retry", &otlp.retry),
+            ("otlp_metrics", "rejected", &otlp.metrics_rejected),
+            ("otlp_metrics", "retry", &otlp.metrics_retry),
+        ] {
+            sync(
+                &self.export_errors.get_or_create(&Output { output, reason }),
+                n.load(std::sync::atomic::Ordering::Relaxed),
+            );
+        }
 
         self.processes.clear();
         let mut resolver = self.workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

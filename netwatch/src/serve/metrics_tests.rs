@@ -55,7 +55,7 @@ fn scrape_reflects_the_table_with_bounded_labels() {
     has(&text, r#"netwatch_listener_connections{listener="0.0.0.0:8080",netns="7",state="SYN_RECV"} 3"#);
     has(&text, r#"netwatch_listener_connections{listener="0.0.0.0:8080",netns="7",state="TIME_WAIT"} 1"#);
     has(&text, r#"netwatch_listener_connections{listener="other",netns="",state="ESTABLISHED"} 1"#);
-    has(&text, r#"netwatch_export_errors_total{output="file"} 2"#);
+    has(&text, r#"netwatch_export_errors_total{output="file",reason="write"} 2"#);
     has(&text, "netwatch_ring_drain_max_events 40");
     has(&text, r#"netwatch_alerts_total{kind="syn_backlog"} 0"#);
     assert!(text.ends_with("# EOF\n"));

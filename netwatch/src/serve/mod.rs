@@ -11,6 +11,7 @@ pub mod latency;
 pub mod listeners;
 pub mod metrics;
 pub mod netns_minisocks;
+pub mod otlp;
 pub mod rotate;
 pub mod syslog;
 pub mod tcpext;
@@ -126,6 +127,12 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         while let Ok(reply) = scrapes.try_recv() {
             let _ = reply.send(agent.metrics.scrape(&live.table, agent.exporter.errors));
         }
+        if agent.exporter.otlp.as_mut().is_some_and(otlp::Otlp::metrics_due) {
+            let text = agent.metrics.scrape(&live.table, agent.exporter.errors);
+            if let Some(o) = &mut agent.exporter.otlp {
+                o.metrics(text);
+            }
+        }
         match control.try_recv() {
             Ok(Control::Stop) => break Ok(()),
             Ok(Control::Reload) => agent.reload(&source),
@@ -143,6 +150,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         task.abort();
     }
     agent.exporter.flush();
+    agent.exporter.finish();
     let counts = live.table.totals.clone();
     let latency = live.finish().await?;
     eprintln!("{}", crate::stats::Summary(&counts, &latency));
@@ -202,7 +210,9 @@ impl Agent {
                     );
                 }
                 self.exporter.flush();
-                self.exporter = s.exporter;
+                // The old exporter thread sends what it holds, without retries.
+                let mut old = std::mem::replace(&mut self.exporter, s.exporter);
+                std::thread::spawn(move || old.finish());
                 self.metrics.set_limits(s.config.metrics.top_processes, s.config.metrics.top_listeners);
                 self.alerts.reconfigure(s.config.alerts.clone(), s.baseline);
                 self.config = s.config;

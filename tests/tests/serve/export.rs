@@ -68,6 +68,11 @@ fn export_file_rotates_by_size_keeping_k() {
 
     assert!(rotated(1).is_file() && rotated(2).is_file(), "40 connections (~240 lines) did not rotate twice");
     assert!(!rotated(3).exists(), "keep=2, yet events.jsonl.3 exists");
+    for f in [path.clone(), rotated(1), rotated(2)] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}: every user could read it", f.display());
+    }
     let mut ours = BTreeSet::new();
     for f in [path.clone(), rotated(1), rotated(2)] {
         let text = std::fs::read_to_string(&f).unwrap();

@@ -90,7 +90,12 @@ impl Agent {
     }
 
     /// SIGINT, wait, and return the summary netwatch prints on the way out.
-    pub fn stop(mut self) -> Result<Summary> {
+    pub fn stop(self) -> Result<Summary> {
+        self.stop_with_tail().map(|(summary, _)| summary)
+    }
+
+    /// [`Agent::stop`], with the last lines netwatch printed on stderr.
+    pub fn stop_with_tail(mut self) -> Result<(Summary, Vec<String>)> {
         let pid = libc::pid_t::try_from(self.child.id()).context("netwatch's pid does not fit pid_t")?;
         // SAFETY: kill has no memory-safety preconditions; pid is our own child, not yet reaped.
         if unsafe { libc::kill(pid, libc::SIGINT) } != 0 {
@@ -103,7 +108,7 @@ impl Agent {
         let line = log.summary.as_deref().ok_or_else(|| {
             anyhow!("netwatch exited ({status}) without a `{SUMMARY}` line; its stderr ended with:\n{}", tail(&log))
         })?;
-        Summary::parse(line)
+        Ok((Summary::parse(line)?, log.tail.iter().cloned().collect()))
     }
 
     /// Kills netwatch and returns an error quoting the end of its stderr.

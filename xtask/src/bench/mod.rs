@@ -15,6 +15,7 @@ mod cpu;
 mod floor;
 mod holders;
 mod latency;
+mod otlp;
 mod overhead;
 mod pairs;
 mod peer;
@@ -87,6 +88,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&latency::title(), false, |section| latency::run(&ctx, section));
     report.scenario_if(&churn_rss::title(), false, |section| churn_rss::run(&ctx, section));
     report.scenario_if(&serve::title(), false, |section| serve::run(&ctx, section));
+    report.scenario_if(&otlp::title(), false, |section| otlp::run(&ctx, section));
     report.scenario_if(traffic::TITLE, false, |section| traffic::run(&ctx, section));
     report.scenario_if(&view::title(), false, |section| view::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);

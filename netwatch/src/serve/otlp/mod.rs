@@ -1,0 +1,298 @@
+//! OTLP export: events (and `lost`, alerts) as OTLP log records, the
+//! metrics of `/metrics` as OTLP metrics, to an OpenTelemetry collector
+//! over gRPC or HTTP/protobuf.
+//!
+//! The agent loop only appends JSON lines to a buffer and hands it over
+//! once per batch; a thread of its own (with its own runtime, so a slow
+//! collector never delays event intake) turns them into records, batches
+//! them by size and time, and sends them with retry and backoff. What it
+//! holds is bounded by `queue` records: past that, new records are
+//! dropped at once and counted (`netwatch_export_errors_total{output=
+//! "otlp_logs",reason="queue_full"}`), so the count equals what is missing.
+
+mod encode;
+mod metrics;
+mod records;
+mod send;
+mod worker;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use opentelemetry_proto::tonic::{
+    common::v1::{any_value::Value as V, AnyValue, InstrumentationScope, KeyValue},
+    resource::v1::Resource,
+};
+use prost::Message as _;
+use tokio::sync::mpsc;
+
+use super::config::{ExportKind, KindSet, OtlpExport, OtlpProtocol};
+use send::Client;
+use worker::{field, Worker};
+
+/// Failures since the agent started (kept across reloads): the
+/// `reason`s of `netwatch_export_errors_total`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Log records dropped because the queue was full.
+    pub queue_full: AtomicU64,
+    /// Log records the collector refused for good (bad credentials, ...).
+    pub rejected: AtomicU64,
+    /// Log export requests that failed and were retried.
+    pub retry: AtomicU64,
+    /// Metrics exports refused for good.
+    pub metrics_rejected: AtomicU64,
+    /// Metrics exports that failed and were retried.
+    pub metrics_retry: AtomicU64,
+    /// Log records the collector took.
+    pub sent: AtomicU64,
+}
+
+pub static COUNTERS: Counters = Counters {
+    queue_full: AtomicU64::new(0),
+    rejected: AtomicU64::new(0),
+    retry: AtomicU64::new(0),
+    metrics_rejected: AtomicU64::new(0),
+    metrics_retry: AtomicU64::new(0),
+    sent: AtomicU64::new(0),
+};
+
+/// Longest wait between two attempts while the collector is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Failure messages are logged at most this often per kind.
+const REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Checks `[export.otlp]` (files included) without starting anything.
+pub fn validate(cfg: &OtlpExport) -> Result<()> {
+    let Some(endpoint) = &cfg.endpoint else { return Ok(()) };
+    let uri: hyper::Uri =
+        endpoint.parse().with_context(|| format!("export.otlp.endpoint {endpoint:?} is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") if cfg.ca_file.is_some() => {}
+        Some("https") => bail!("export.otlp.endpoint is https: export.otlp.ca_file must name the CA to trust"),
+        _ => bail!("export.otlp.endpoint {endpoint:?} must start with http:// or https://"),
+    }
+    if uri.host().is_none() {
+        bail!("export.otlp.endpoint {endpoint:?} has no host");
+    }
+    if cfg.queue == 0 || cfg.batch == 0 {
+        bail!("export.otlp.queue and export.otlp.batch must be at least 1");
+    }
+    if let Some(p) = &cfg.headers_file {
+        send::read_headers(p)?;
+    }
+    Ok(())
+}
+
+enum Item {
+    /// JSON lines, each one record.
+    Lines(Vec<u8>, usize),
+    /// A `/metrics` exposition.
+    Metrics(String),
+}
+
+/// The agent's side: non-blocking, allocation per batch not per event.
+pub struct Otlp {
+    tx: mpsc::UnboundedSender<Item>,
+    kinds: KindSet,
+    /// Records handed over and not yet sent or dropped by the thread.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    pending: Vec<u8>,
+    pending_n: usize,
+    endpoint: String,
+    protocol: OtlpProtocol,
+    metrics_interval: Duration,
+    next_metrics: Instant,
+    /// Set at exit or reload: the thread stops retrying.
+    closing: Arc<AtomicBool>,
+    /// Records this handle dropped for a full queue, and when that was last said.
+    dropped: u64,
+    dropped_said: Option<(Instant, u64)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Otlp {
+    /// `None` when no endpoint is configured.
+    pub fn new(cfg: &OtlpExport) -> Result<Option<Self>> {
+        let Some(endpoint) = cfg.endpoint.clone() else { return Ok(None) };
+        validate(cfg)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the OTLP exporter's runtime")?;
+        let client = {
+            let _guard = rt.enter();
+            Client::new(cfg, &endpoint)?
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            closing: Arc::clone(&closing),
+            gave_up: false,
+            client,
+            rx,
+            queued: Arc::clone(&queued),
+            batch: cfg.batch,
+            batch_delay: cfg.batch_delay,
+            resource: resource(),
+            resource_field: field(&resource().encode_to_vec()),
+            scope_field: field(&scope().encode_to_vec()),
+            started_ns: now_ns(),
+            reports: Mutex::new(Vec::new()),
+        };
+        let thread = std::thread::Builder::new()
+            .name("nw-otlp".to_owned())
+            .spawn(move || rt.block_on(worker.run()))
+            .context("starting the OTLP exporter thread")?;
+        Ok(Some(Self {
+            tx,
+            kinds: cfg.kinds,
+            queued,
+            capacity: cfg.queue,
+            pending: Vec::with_capacity(64 << 10),
+            pending_n: 0,
+            endpoint,
+            protocol: cfg.protocol,
+            metrics_interval: cfg.metrics_interval,
+            next_metrics: Instant::now() + cfg.metrics_interval,
+            closing,
+            dropped: 0,
+            dropped_said: None,
+            thread: Some(thread),
+        }))
+    }
+
+    pub fn describe(&self) -> String {
+        format!("otlp {} ({:?})", self.endpoint, self.protocol).to_lowercase()
+    }
+
+    pub const fn wants(&self, kind: ExportKind) -> bool {
+        self.kinds.contains(kind)
+    }
+
+    /// One JSON line (with its newline), or a drop if the queue is full.
+    pub fn line(&mut self, line: &[u8]) {
+        if self.queued.load(Relaxed) + self.pending_n >= self.capacity {
+            COUNTERS.queue_full.fetch_add(1, Relaxed);
+            self.dropped += 1;
+            return;
+        }
+        self.pending.extend_from_slice(line);
+        self.pending_n += 1;
+    }
+
+    /// Hands the batch's lines to the exporter thread.
+    pub fn flush(&mut self) {
+        self.say_drops();
+        if self.pending_n == 0 {
+            return;
+        }
+        let lines = std::mem::replace(&mut self.pending, Vec::with_capacity(64 << 10));
+        let n = std::mem::take(&mut self.pending_n);
+        self.queued.fetch_add(n, Relaxed);
+        if self.tx.send(Item::Lines(lines, n)).is_err() {
+            // The thread is gone (it never exits while we hold `tx`): drop.
+            self.queued.fetch_sub(n, Relaxed);
+            COUNTERS.queue_full.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    /// Says that records were dropped at intake: at once the first time,
+    /// then at most once per [`REPORT_INTERVAL`] with the count since.
+    fn say_drops(&mut self) {
+        let said = self.dropped_said.map_or(0, |(_, n)| n);
+        if self.dropped == said || self.dropped_said.is_some_and(|(t, _)| t.elapsed() < REPORT_INTERVAL) {
+            return;
+        }
+        eprintln!(
+            "netwatch: warning: OTLP export: queue full ({} records): {} log records dropped (counted in \
+             netwatch_export_errors_total)",
+            self.capacity,
+            self.dropped - said
+        );
+        self.dropped_said = Some((Instant::now(), self.dropped));
+    }
+
+    /// Whether the metrics are due; if so the next time is set.
+    pub fn metrics_due(&mut self) -> bool {
+        if self.metrics_interval.is_zero() || Instant::now() < self.next_metrics {
+            return false;
+        }
+        self.next_metrics = Instant::now() + self.metrics_interval;
+        true
+    }
+
+    pub fn metrics(&mut self, exposition: String) {
+        let _ = self.tx.send(Item::Metrics(exposition));
+    }
+
+    /// Sends what is left and waits for the thread: one attempt, and once
+    /// one fails (the collector is down) the rest is dropped and counted,
+    /// so that stopping never waits on a dead collector for long.
+    pub fn finish(mut self) {
+        self.flush();
+        self.closing.store(true, Relaxed);
+        let thread = self.thread.take();
+        drop(self);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+        let c = &COUNTERS;
+        eprintln!(
+            "netwatch: OTLP export: {} log records sent, {} dropped (queue full or unsent at exit), {} refused",
+            c.sent.load(Relaxed),
+            c.queue_full.load(Relaxed),
+            c.rejected.load(Relaxed)
+        );
+    }
+}
+
+impl Drop for Otlp {
+    /// Without [`Otlp::finish`] (an error path): the thread sends what it
+    /// holds once, then ends, rather than retrying for a handle that is gone.
+    fn drop(&mut self) {
+        self.closing.store(true, Relaxed);
+    }
+}
+
+/// Host name, boot id, netwatch's name and version: who sent the records.
+fn resource() -> Resource {
+    let s = |k: &str, v: String| KeyValue {
+        key_strindex: 0,
+        key: k.to_owned(),
+        value: Some(AnyValue { value: Some(V::StringValue(v)) }),
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map(|t| t.trim().to_owned()).unwrap_or_default();
+    let mut attributes = vec![
+        s("service.name", "netwatch".to_owned()),
+        s("service.version", env!("CARGO_PKG_VERSION").to_owned()),
+        s("host.name", read("/proc/sys/kernel/hostname")),
+    ];
+    let boot = read("/proc/sys/kernel/random/boot_id");
+    if !boot.is_empty() {
+        attributes.push(s("host.boot.id", boot));
+    }
+    Resource { attributes, ..Resource::default() }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "netwatch".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..InstrumentationScope::default()
+    }
+}
+
+fn now_ns() -> u64 {
+    jiff::Timestamp::now().as_nanosecond() as u64
+}

@@ -1,0 +1,200 @@
+//! The exporter thread: JSON lines in, batched OTLP requests out, with
+//! retry and backoff while the collector is down (see the module above).
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::{
+    collector::metrics::v1::ExportMetricsServiceRequest,
+    metrics::v1::{ResourceMetrics, ScopeMetrics},
+    resource::v1::Resource,
+};
+use tokio::sync::mpsc;
+
+use super::{
+    encode, metrics, now_ns, scope,
+    send::{Client, Failure},
+    Item, COUNTERS, FIRST_BACKOFF, MAX_BACKOFF, REPORT_INTERVAL,
+};
+
+/// One export request's worth of log records, encoded.
+struct Batch {
+    body: Bytes,
+    records: usize,
+}
+
+/// `bytes` as field 1 of a message.
+pub(super) fn field(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 4);
+    encode::bytes_field(1, bytes, &mut out);
+    out
+}
+
+pub(super) struct Worker {
+    pub(super) closing: Arc<AtomicBool>,
+    /// A send failed while closing: the rest is dropped unsent.
+    pub(super) gave_up: bool,
+    pub(super) client: Client,
+    pub(super) rx: mpsc::UnboundedReceiver<Item>,
+    pub(super) queued: Arc<AtomicUsize>,
+    pub(super) batch: usize,
+    pub(super) batch_delay: Duration,
+    pub(super) resource: Resource,
+    /// `ResourceLogs.resource` and `ScopeLogs.scope`, encoded once.
+    pub(super) resource_field: Vec<u8>,
+    pub(super) scope_field: Vec<u8>,
+    pub(super) started_ns: u64,
+    /// When each failure message was last logged.
+    pub(super) reports: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Worker {
+    pub(super) async fn run(mut self) {
+        let mut ready: VecDeque<Batch> = VecDeque::new();
+        // The batch being filled: encoded records, how many, since when.
+        let (mut current, mut count, mut oldest) = (Vec::with_capacity(1 << 20), 0, None::<Instant>);
+        let (mut clock, mut scratch) = (encode::Clock::new(), Vec::with_capacity(1024));
+        let mut metrics: Option<String> = None;
+        let mut open = true;
+        while open || count > 0 || !ready.is_empty() || metrics.is_some() {
+            if open && ready.is_empty() && metrics.is_none() {
+                let item = match oldest {
+                    Some(t) => tokio::time::timeout_at((t + self.batch_delay).into(), self.rx.recv()).await.ok(),
+                    None => Some(self.rx.recv().await),
+                };
+                match item {
+                    Some(Some(Item::Lines(lines, n))) => {
+                        let observed = now_ns();
+                        let mut taken = 0;
+                        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                            if !encode::record(line, observed, &mut clock, &mut scratch, &mut current) {
+                                continue;
+                            }
+                            taken += 1;
+                            count += 1;
+                            oldest.get_or_insert_with(Instant::now);
+                            if count == self.batch {
+                                ready.push_back(self.seal(&mut current, &mut count));
+                                oldest = None;
+                            }
+                        }
+                        // Unreadable lines (never, from netwatch's writers) leave the queue too.
+                        self.queued.fetch_sub(n - taken, Relaxed);
+                    }
+                    // Only the newest exposition matters: every value in it is cumulative.
+                    Some(Some(Item::Metrics(text))) => metrics = Some(text),
+                    Some(None) => open = false,
+                    None => {}
+                }
+            }
+            if count > 0 && (!open || oldest.is_some_and(|t| t.elapsed() >= self.batch_delay)) {
+                ready.push_back(self.seal(&mut current, &mut count));
+                oldest = None;
+            }
+            if let Some(text) = metrics.take() {
+                self.send_metrics(&text, open).await;
+            }
+            while let Some(b) = ready.pop_front() {
+                let n = b.records;
+                self.send_logs(b, open).await;
+                self.queued.fetch_sub(n, Relaxed);
+            }
+        }
+    }
+
+    /// The filled batch as a request, ready to send.
+    fn seal(&self, current: &mut Vec<u8>, count: &mut usize) -> Batch {
+        let body = encode::request(&self.resource_field, &self.scope_field, current);
+        current.clear();
+        Batch { body: Bytes::from(body), records: std::mem::take(count) }
+    }
+
+    /// Sends one batch, retrying (with backoff) until it is taken or
+    /// refused; at shutdown (`retry` false) one attempt only.
+    async fn send_logs(&mut self, batch: Batch, retry: bool) {
+        let n = batch.records as u64;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if self.gave_up {
+                COUNTERS.queue_full.fetch_add(n, Relaxed);
+                return;
+            }
+            match self.client.logs(batch.body.clone()).await {
+                Ok(()) => {
+                    COUNTERS.sent.fetch_add(n, Relaxed);
+                    return;
+                }
+                Err(Failure::Rejected(why)) => {
+                    COUNTERS.rejected.fetch_add(n, Relaxed);
+                    self.report("rejected", &format!("the collector refused {n} log records ({why}); dropped"));
+                    return;
+                }
+                Err(Failure::Retry(why)) => {
+                    COUNTERS.retry.fetch_add(1, Relaxed);
+                    if !retry || self.closing.load(Relaxed) {
+                        self.gave_up = true;
+                        self.report("shutdown", &format!("log records not sent at exit or reload ({why}); dropped"));
+                        continue;
+                    }
+                    self.report("retry", &format!("sending log records failed ({why}); retrying"));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn send_metrics(&mut self, text: &str, retry: bool) {
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(self.resource.clone()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(scope()),
+                    metrics: metrics::from_exposition(text, self.started_ns, now_ns()),
+                    ..ScopeMetrics::default()
+                }],
+                ..ResourceMetrics::default()
+            }],
+        };
+        let mut backoff = FIRST_BACKOFF;
+        // A few tries only: a later exposition supersedes this one anyway.
+        for attempt in 0..4 {
+            match self.client.metrics(req.clone()).await {
+                Ok(()) => return,
+                Err(Failure::Rejected(why)) => {
+                    COUNTERS.metrics_rejected.fetch_add(1, Relaxed);
+                    self.report("metrics rejected", &format!("the collector refused the metrics ({why})"));
+                    return;
+                }
+                Err(Failure::Retry(why)) => {
+                    COUNTERS.metrics_retry.fetch_add(1, Relaxed);
+                    self.report("metrics retry", &format!("sending the metrics failed ({why})"));
+                    if !retry || attempt == 3 || self.closing.load(Relaxed) {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Logs a failure, at most once per [`REPORT_INTERVAL`] per kind.
+    fn report(&self, kind: &str, message: &str) {
+        let Ok(mut reports) = self.reports.lock() else { return };
+        let now = Instant::now();
+        match reports.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, t)) if now.duration_since(*t) < REPORT_INTERVAL => return,
+            Some((_, t)) => *t = now,
+            None => reports.push((kind.to_owned(), now)),
+        }
+        eprintln!("netwatch: warning: OTLP export: {message} (counted in netwatch_export_errors_total)");
+    }
+}

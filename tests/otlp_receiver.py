@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""A real OTLP receiver for netwatch's tests, built on the official protobuf
+definitions (PyPI opentelemetry-proto) and grpcio: OTLP/gRPC or OTLP/HTTP
+(protobuf bodies, gzip), optionally TLS, optionally requiring a bearer token.
+
+Every log record and metrics export received is appended to --out as one
+JSON line; a request refused for its token adds {"type": "rejected"}.
+Prints "ready PORT" once listening.
+"""
+import argparse, gzip, json, ssl, sys, threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+
+LOCK = threading.Lock()
+
+
+def any_value(v):
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    return getattr(v, kind)
+
+
+def attrs(kvs):
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+class Sink:
+    def __init__(self, path, token):
+        self.path, self.token = path, token
+
+    def write(self, lines):
+        with LOCK, open(self.path, "a") as f:
+            for line in lines:
+                f.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def authorized(self, header):
+        return self.token is None or header == "Bearer " + self.token
+
+    def logs(self, req):
+        out = []
+        for rl in req.resource_logs:
+            resource = attrs(rl.resource.attributes)
+            for sl in rl.scope_logs:
+                for r in sl.log_records:
+                    out.append({"type": "log", "resource": resource, "scope": sl.scope.name,
+                                "time_unix_nano": r.time_unix_nano, "severity_text": r.severity_text,
+                                "severity_number": r.severity_number, "event_name": r.event_name,
+                                "body": any_value(r.body), "attributes": attrs(r.attributes)})
+        self.write(out)
+
+    def metrics(self, req):
+        ms = []
+        for rm in req.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    points = []
+                    if kind in ("sum", "gauge"):
+                        for p in getattr(m, kind).data_points:
+                            v = p.as_int if p.WhichOneof("value") == "as_int" else p.as_double
+                            points.append({"attributes": attrs(p.attributes), "value": v})
+                    elif kind == "histogram":
+                        for p in m.histogram.data_points:
+                            points.append({"attributes": attrs(p.attributes), "count": p.count, "sum": p.sum,
+                                           "bucket_counts": list(p.bucket_counts),
+                                           "explicit_bounds": list(p.explicit_bounds)})
+                    ms.append({"name": m.name, "kind": kind, "points": points})
+        self.write([{"type": "metrics", "metrics": ms}])
+
+
+class Logs(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, sink):
+        self.sink = sink
+
+    def Export(self, request, context):
+        if not self.sink.authorized(dict(context.invocation_metadata()).get("authorization")):
+            self.sink.write([{"type": "rejected"}])
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
+        self.sink.logs(request)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, sink):
+        self.sink = sink
+
+    def Export(self, request, context):
+        if not self.sink.authorized(dict(context.invocation_metadata()).get("authorization")):
+            self.sink.write([{"type": "rejected"}])
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
+        self.sink.metrics(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+def serve_grpc(args, sink):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(Logs(sink), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(sink), server)
+    addr = "127.0.0.1:%d" % args.port
+    if args.cert:
+        creds = grpc.ssl_server_credentials([(open(args.key, "rb").read(), open(args.cert, "rb").read())])
+        server.add_secure_port(addr, creds)
+    else:
+        server.add_insecure_port(addr)
+    server.start()
+    print("ready %d" % args.port, flush=True)
+    server.wait_for_termination()
+
+
+def serve_http(args, sink):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def reply(self, code):
+            self.send_response(code)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            if not sink.authorized(self.headers.get("Authorization")):
+                sink.write([{"type": "rejected"}])
+                return self.reply(401)
+            if self.path == "/v1/logs":
+                req = logs_service_pb2.ExportLogsServiceRequest()
+                req.ParseFromString(body)
+                sink.logs(req)
+            elif self.path == "/v1/metrics":
+                req = metrics_service_pb2.ExportMetricsServiceRequest()
+                req.ParseFromString(body)
+                sink.metrics(req)
+            else:
+                return self.reply(404)
+            self.reply(200)
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.cert, args.key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print("ready %d" % args.port, flush=True)
+    server.serve_forever()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--protocol", choices=["grpc", "http"], required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--token")
+    args = p.parse_args()
+    sink = Sink(args.out, args.token)
+    (serve_grpc if args.protocol == "grpc" else serve_http)(args, sink)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
