@@ -78,6 +78,8 @@ fn expected_attributes(line: &Map<String, Value>) -> Map<String, Value> {
             "sport" => "source.port".into(),
             "daddr" => "destination.address".into(),
             "dport" => "destination.port".into(),
+            "tid" => "thread.id".into(),
+            "thread" => "thread.name".into(),
             "container_id" => "container.id".into(),
             "container_name" => "container.name".into(),
             "pod_uid" => "k8s.pod.uid".into(),

@@ -23,6 +23,9 @@ pub const fn semconv(key: &str) -> Option<&'static str> {
         b"sport" => "source.port",
         b"daddr" => "destination.address",
         b"dport" => "destination.port",
+        // The thread the event ran in (`accept()`, `connect()`...).
+        b"tid" => "thread.id",
+        b"thread" => "thread.name",
         // The owner's workload (cgroup -> container, pod), where known.
         b"container_id" => "container.id",
         b"container_name" => "container.name",
