@@ -459,7 +459,8 @@ fn busy_server_first_screen_groups_details_and_filters() {
     tmux.wait_for("the group collapsed again", SHOW_WITHIN, |s| {
         has_row(s, &["[+]", &head]) && table_rows(s).is_empty()
     });
-    tmux.keys(&["o", "o"]);
+    // By program, by workload, then none.
+    tmux.keys(&["o", "o", "o"]);
     tmux.wait_for("no grouping", SHOW_WITHIN, |s| !header(s).contains("group:"));
 
     // A connection of a few milliseconds, from the closed list.

@@ -1,5 +1,6 @@
 //! Grouping rows: by listener (a service and the connections it accepted),
-//! by program. Pure, unit tested.
+//! by program, by workload (container, else systemd unit, else cgroup).
+//! Pure, unit tested.
 //!
 //! Grouping is generic over a key function ([`GroupBy::key`]): a new way to
 //! group (by systemd unit, by container) is one variant and one arm there.
@@ -20,6 +21,8 @@ pub enum GroupBy {
     None,
     Listener,
     Program,
+    /// Where the owner runs: its container, else its unit, else its cgroup.
+    Workload,
 }
 
 impl GroupBy {
@@ -28,6 +31,7 @@ impl GroupBy {
             Self::None => "none",
             Self::Listener => "listener",
             Self::Program => "program",
+            Self::Workload => "workload",
         }
     }
 
@@ -36,7 +40,8 @@ impl GroupBy {
         match self {
             Self::None => Self::Listener,
             Self::Listener => Self::Program,
-            Self::Program => Self::None,
+            Self::Program => Self::Workload,
+            Self::Workload => Self::None,
         }
     }
 
@@ -51,6 +56,12 @@ impl GroupBy {
             Self::Program => match &e.owner {
                 Some((_, comm)) => format!("program {comm}"),
                 None => "no owner (TIME_WAIT, half-open)".to_owned(),
+            },
+            Self::Workload => match &e.workload {
+                Some(w) if w.container.is_some() => format!("container {}", w.label()),
+                Some(w) if w.unit.is_some() => format!("unit {}", w.label()),
+                Some(w) => format!("cgroup {}", w.label()),
+                None => "no known workload".to_owned(),
             },
         }
     }
@@ -185,6 +196,38 @@ mod tests {
             ["program server", "program curl", "no owner (TIME_WAIT, half-open)", "program sshd", "program resolved"]
         );
         assert_eq!(p[2].states, [(tcp::TIME_WAIT, 2)]);
+    }
+
+    #[test]
+    fn by_workload() {
+        use std::sync::Arc;
+
+        use crate::workload::{Container, Info, Runtime, Workload};
+        let unit = Workload(Arc::new(Info {
+            cgroup: "/system.slice/nginx.service".into(),
+            unit: Some("nginx.service".into()),
+            container: None,
+            pod_uid: None,
+        }));
+        let web = Workload(Arc::new(Info {
+            cgroup: "/libpod_parent/libpod-ab".into(),
+            unit: None,
+            container: Some(Container {
+                runtime: Runtime::Podman,
+                id: "ab".repeat(32).into(),
+                name: Some("web".into()),
+            }),
+            pod_uid: None,
+        }));
+        let mut entries: Vec<Entry> = rows().iter().map(Entry::of).collect();
+        entries[0].workload = Some(unit.clone());
+        entries[1].workload = Some(web);
+        entries[2].workload = Some(unit);
+        let order: Vec<u32> = (0..entries.len() as u32).collect();
+        let g = groups(&entries, &order, &[], GroupBy::Workload);
+        let labels: Vec<&str> = g.iter().map(|g| g.label.as_str()).collect();
+        assert_eq!(labels, ["unit nginx.service", "container web", "no known workload"]);
+        assert_eq!(g[0].rows, [0, 2]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ const KEYS: &[(&str, &str)] = &[
     ("/", "filter: text in any column, or an expression (state established and dport = :443)"),
     ("z", "list every row (closing states are collapsed into counts)"),
     ("Enter", "details of the selected row (Esc closes), or open/close a group"),
-    ("o", "group rows: by listener, by program, none"),
+    ("o", "group rows: by listener, by program, by workload, none"),
     ("+ - O", "expand / collapse the selected group; expand or collapse all"),
     ("D [ ]", "details of the selected closed connection; move that selection"),
     ("s / r", "next sort column / reverse order"),

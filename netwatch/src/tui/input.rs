@@ -254,6 +254,8 @@ mod tests {
         assert_eq!(a.lines.len(), headers + a.groups.iter().map(|g| g.rows.len()).sum::<usize>());
         press(&mut a, KeyCode::Char('o'));
         press(&mut a, KeyCode::Char('o'));
+        assert_eq!(a.ui.group_by, GroupBy::Workload);
+        press(&mut a, KeyCode::Char('o'));
         assert_eq!(a.ui.group_by, GroupBy::None);
     }
 }
