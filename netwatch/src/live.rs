@@ -36,6 +36,10 @@ const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// netwatch's memory followed the worst backlog it had met so far.
 const STEP_EVENTS: usize = 16_384;
 
+/// Events applied between two chances for the task's other work (the
+/// live view's keys): about 5 ms of work on a loaded machine.
+const SLICE_EVENTS: usize = 2048;
+
 /// What one step of the live model brought.
 #[derive(Debug, Default)]
 pub struct Update {
@@ -186,7 +190,9 @@ impl Live {
     }
 
     /// Waits for the next batch from the kernel (or `timeout`), applies it
-    /// and returns what changed; `None` once the reader has stopped.
+    /// and returns what changed; `None` once the reader has stopped. It
+    /// yields now and then; dropped before it returns, it may leave the
+    /// table empty (lent to the sock_diag re-read): only to finish.
     pub async fn next(&mut self, timeout: Duration) -> Option<Update> {
         let mut update = Update::default();
         match tokio::time::timeout(timeout, self.tracing.rx.recv()).await {
@@ -196,11 +202,23 @@ impl Live {
         }
         // Take what else is already queued, so one redraw covers it, up to
         // a step's worth.
-        let Self { tracing, decoder, table, holders, .. } = self;
-        take_queued(&mut tracing.rx, STEP_EVENTS, update.events.len(), |batch| {
-            apply(decoder, table, holders, batch, &mut update);
-            update.events.len()
-        });
+        // A few thousand events at a time, letting the task go between
+        // them: the live view answers keys while a step is pending.
+        loop {
+            let held = update.events.len();
+            if held >= STEP_EVENTS {
+                break;
+            }
+            let Self { tracing, decoder, table, holders, .. } = &mut *self;
+            take_queued(&mut tracing.rx, (held + SLICE_EVENTS).min(STEP_EVENTS), held, |batch| {
+                apply(decoder, table, holders, batch, &mut update);
+                update.events.len()
+            });
+            if update.events.len() == held {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         self.reseed_if_lost(&mut update).await;
         if let Some(w) = self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await {
             update.warnings.push(w);
@@ -252,16 +270,33 @@ impl Live {
         }
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
-        self.table.expire(now);
-        give_back_memory();
         self.read_traffic(now);
-        let m = match tokio::task::spawn_blocking(seed::minisocks).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),
-            Err(e) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e}")),
+        // Walking and re-reading 130,000 TIME_WAIT rows takes 100 ms and
+        // more on a loaded machine: done on a blocking thread, with the
+        // table lent to it, so that the task stays free meanwhile (the live
+        // view answers keys from its snapshot; nothing else reads the table
+        // while this step is pending).
+        let mut table = std::mem::replace(&mut self.table, Table::new(0));
+        let joined = tokio::task::spawn_blocking(move || {
+            table.expire(now);
+            give_back_memory();
+            let read = seed::minisocks().map(|m| {
+                table.reconcile_minisocks(m.netns, m.tcp, now);
+                table.reconcile_udp(m.netns, m.udp, now)
+            });
+            (table, read)
+        })
+        .await;
+        let (table, read) = match joined {
+            Ok(done) => done,
+            // As if it had panicked here, where it ran before.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        self.table.reconcile_minisocks(m.netns, m.tcp, now);
-        let unowned = self.table.reconcile_udp(m.netns, m.udp, now);
+        self.table = table;
+        let unowned = match read {
+            Ok(unowned) => unowned,
+            Err(e) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),
+        };
         if unowned.is_empty() {
             return;
         }

@@ -157,6 +157,26 @@ fn reconcile_replaces_only_minisocks() {
 }
 
 #[test]
+fn a_second_reconcile_updates_rows_dumped_again_and_drops_the_rest() {
+    let mut t = Table::new(10);
+    let tw = |cookie: u64, port: u16| {
+        seeded(Some(cookie), tcp::TIME_WAIT, "127.0.0.1:80", &format!("127.0.0.1:{port}"), None)
+    };
+    t.reconcile_minisocks(7, vec![tw(3, 6000), tw(4, 6001)], 5);
+    let mut again = tw(3, 6000);
+    again.rx_queue = 7;
+    t.reconcile_minisocks(7, vec![again, tw(5, 6002)], 9);
+    let mut rows: Vec<_> = t.rows().map(|r| (r.cookie, r.seen_ns, r.rx_queue)).collect();
+    rows.sort();
+    // As a fresh dump: the row dumped again is the new one (seen now, its
+    // new queue), the one gone from the dump is gone.
+    assert_eq!(rows, [(Some(3), 9, 7), (Some(5), 9, 0)]);
+    // Its index entry still retires it when a new socket takes the tuple.
+    t.apply(&ev(EventKind::Handshake, 20, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:6000", 6));
+    assert!(t.rows().all(|r| r.cookie != Some(3)), "the reused TIME_WAIT row is retired");
+}
+
+#[test]
 fn accept_moves_ownership_to_the_accepting_process() {
     let mut t = Table::new(10);
     t.apply(&ev(EventKind::Handshake, 2, tcp::SYN_RECV, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5000", 6));

@@ -31,6 +31,10 @@ pub const RECENT: usize = 10_000;
 /// Program names the process pane lists before summing the rest as `other`.
 const TOP_PROCESSES: usize = 100;
 
+/// Rows copied between two looks at the keyboard (about 10 ms of work on
+/// a loaded machine).
+pub const COPY_SLICE: usize = 16_384;
+
 /// The connection rate's averaging window.
 const RATE_WINDOW_NS: u64 = 5_000_000_000;
 
@@ -154,6 +158,8 @@ pub struct App {
     order_dirty: bool,
     /// Where the rows' owners run (cached per PID).
     workloads: crate::workload::Resolver,
+    /// Rows copied between two calls of `refresh_sliced`'s `between`.
+    copy_slice: usize,
 }
 
 impl App {
@@ -176,6 +182,7 @@ impl App {
             fingerprint: 0,
             order_dirty: true,
             workloads: crate::workload::Resolver::default(),
+            copy_slice: COPY_SLICE,
         }
     }
 
@@ -222,28 +229,55 @@ impl App {
     /// tick only if their fingerprint (one pass, no allocation) moved.
     /// Counts, totals and the lower pane are small and always refreshed.
     pub fn refresh(&mut self, table: &Table, now_ns: u64) {
+        let _: Result<bool, std::convert::Infallible> = self.refresh_sliced(table, now_ns, |_| Ok(true));
+    }
+
+    /// [`Self::refresh`], calling `between` after each [`COPY_SLICE`] rows
+    /// copied: copying 130,000 rows takes 50-180 ms, too long for a key to
+    /// wait. `between` may change the UI (the screen still shows the old
+    /// snapshot, which stays whole until the copy is done); it returns
+    /// `false` to give up (quit), and pausing abandons the copy.
+    pub fn refresh_sliced<E>(
+        &mut self,
+        table: &Table,
+        now_ns: u64,
+        mut between: impl FnMut(&mut Self) -> Result<bool, E>,
+    ) -> Result<bool, E> {
         let totals = &table.totals;
         self.rate.push(now_ns, totals.opened_active + totals.opened_passive);
         if self.ui.paused {
-            return;
+            return Ok(true);
         }
-        let s = &mut self.snap;
         let copy = match self.dirty {
             Dirty::Clean => false,
-            Dirty::Maybe => fingerprint(table.rows()) != self.fingerprint || s.entries.len() != table.len(),
+            Dirty::Maybe => fingerprint(table.rows()) != self.fingerprint || self.snap.entries.len() != table.len(),
             Dirty::Yes => true,
         };
         if copy {
-            s.entries.clear();
-            s.entries.extend(table.rows().map(Entry::of));
-            for (e, r) in s.entries.iter_mut().zip(table.rows()) {
-                e.workload = r.owners.first().and_then(|o| self.workloads.of(o.pid, 0));
-                let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
-                e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
+            let mut fresh = Vec::with_capacity(table.len());
+            let mut print = 0u64;
+            let mut rows = table.rows();
+            loop {
+                let before = fresh.len();
+                for r in rows.by_ref().take(self.copy_slice) {
+                    fresh.push(self.entry_of(r));
+                    print = print.wrapping_add(row_hash(r));
+                }
+                if fresh.len() - before < self.copy_slice {
+                    break;
+                }
+                if !between(self)? {
+                    return Ok(false);
+                }
+                if self.ui.paused {
+                    return Ok(true);
+                }
             }
-            self.fingerprint = fingerprint(table.rows());
+            self.snap.entries = fresh;
+            self.fingerprint = print;
             self.order_dirty = true;
         }
+        let s = &mut self.snap;
         s.counts = table.counts();
         s.totals = totals.clone();
         s.rate = self.rate.per_sec();
@@ -262,6 +296,16 @@ impl App {
         }
         s.taken_ns = now_ns;
         self.dirty = Dirty::Clean;
+        Ok(true)
+    }
+
+    /// A row as the view keeps it, with what the view adds to it.
+    fn entry_of(&mut self, r: &Row) -> Entry {
+        let mut e = Entry::of(r);
+        e.workload = r.owners.first().and_then(|o| self.workloads.of(o.pid, 0));
+        let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
+        e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
+        e
     }
 
     /// Recomputes the display order if anything it depends on changed.
@@ -451,14 +495,17 @@ impl App {
 /// An order-independent hash of the rows' displayed fields (the table's
 /// iteration order is not stable across changes).
 fn fingerprint<'a>(rows: impl Iterator<Item = &'a Row>) -> u64 {
-    rows.fold(0u64, |acc, r| {
-        let mut h = FxHasher::default();
-        (r.proto, r.cookie, r.state, r.local, r.remote, r.opened_ns, r.seen_ns).hash(&mut h);
-        (r.owners.len(), r.owners.first().map(|o| o.pid)).hash(&mut h);
-        // Traffic moves once a second, when the counters are read.
-        r.traffic.sampled_ns.hash(&mut h);
-        acc.wrapping_add(h.finish())
-    })
+    rows.fold(0u64, |acc, r| acc.wrapping_add(row_hash(r)))
+}
+
+/// One row's share of [`fingerprint`].
+fn row_hash(r: &Row) -> u64 {
+    let mut h = FxHasher::default();
+    (r.proto, r.cookie, r.state, r.local, r.remote, r.opened_ns, r.seen_ns).hash(&mut h);
+    (r.owners.len(), r.owners.first().map(|o| o.pid)).hash(&mut h);
+    // Traffic moves once a second, when the counters are read.
+    r.traffic.sampled_ns.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

@@ -115,3 +115,42 @@ fn scrolling_stays_within_the_rows() {
         "a new filter starts at the top"
     );
 }
+
+#[test]
+fn a_long_copy_lets_keys_in_and_a_pause_abandons_it() {
+    let t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, 1);
+    a.reorder();
+    let first = a.snap.entries.len();
+    assert_eq!(first, 6);
+    a.copy_slice = 2;
+    a.mark_table_dirty();
+    a.ingest(update(vec![event(EventKind::Listen, 5, tcp::CLOSE, tcp::LISTEN)]));
+    let mut calls = 0;
+    let mut seen = Vec::new();
+    let go_on = a
+        .refresh_sliced(&t, 2, |a| {
+            calls += 1;
+            // The screen meanwhile still has the whole previous snapshot.
+            seen.push(a.snap.entries.len());
+            a.set_sort(Sort::default());
+            Ok::<_, ()>(true)
+        })
+        .unwrap();
+    assert!(go_on);
+    assert_eq!(calls, 3, "6 rows in slices of 2: a look at the keys after each full slice");
+    assert_eq!(seen, [6, 6, 6]);
+    assert!(!a.table_dirty() && a.snap.taken_ns == 2);
+
+    a.ingest(update(vec![event(EventKind::Listen, 6, tcp::CLOSE, tcp::LISTEN)]));
+    let quit = a.refresh_sliced(&t, 3, |_| Ok::<_, ()>(false)).unwrap();
+    assert!(!quit, "a quit key stops the copy");
+    assert_eq!(a.snap.taken_ns, 2, "the snapshot is left as it was");
+    a.refresh_sliced(&t, 4, |a| {
+        a.toggle_pause();
+        Ok::<_, ()>(true)
+    })
+    .unwrap();
+    assert!(a.table_dirty() && a.snap.taken_ns == 2, "paused mid-copy: nothing taken, still due");
+}

@@ -30,6 +30,7 @@ mod render_tests;
 
 use std::{
     panic::AssertUnwindSafe,
+    task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
 
@@ -88,6 +89,7 @@ async fn drive(live: &mut Live) -> Result<Exit> {
     let mut keys = EventStream::new();
     // Raw mode turns Ctrl-C into a key, but `kill -INT` still sends SIGINT.
     let mut stop = crate::live::StopSignals::install()?;
+    let waker = std::future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
 
     app.refresh(&live.table, monotonic_ns());
     draw(&mut screen, &mut app)?;
@@ -122,6 +124,12 @@ async fn drive(live: &mut Live) -> Result<Exit> {
             Step::Update(None) => return Ok(Exit::ReaderStopped),
             Step::Update(Some(update)) => update,
         };
+        // Keys that came while the model worked synchronously (applying a
+        // step) are answered now, before the copy of the table below, not
+        // after it.
+        if !answer_pending_keys(&mut app, &mut keys, &mut screen, &waker)? {
+            return Ok(Exit::Quit);
+        }
         let repaint = update.reseeded;
         app.ingest(update);
         if repaint {
@@ -140,12 +148,34 @@ async fn drive(live: &mut Live) -> Result<Exit> {
         }
         let due = app.table_dirty() && now.duration_since(last_draw) >= min_redraw;
         if !app.ui.paused && (tick || due) {
-            app.refresh(&live.table, monotonic_ns());
+            let go_on = app.refresh_sliced(&live.table, monotonic_ns(), |app| {
+                answer_pending_keys(app, &mut keys, &mut screen, &waker)
+            })?;
+            if !go_on {
+                return Ok(Exit::Quit);
+            }
             draw(&mut screen, &mut app)?;
             last_draw = now;
             min_redraw = (now.elapsed() * COST_SHARE).clamp(MIN_REDRAW, TICK);
         }
     }
+}
+
+/// Handles the keys already typed, without waiting for more; `false` on
+/// quit. `waker` must be the task's own: the stream asks its reader thread
+/// for a wake-up only once until it comes, so one given to a throw-away
+/// waker (`now_or_never`) would leave the `select!` above deaf to keys.
+fn answer_pending_keys(app: &mut App, keys: &mut EventStream, screen: &mut Screen, waker: &Waker) -> Result<bool> {
+    let mut cx = Context::from_waker(waker);
+    while let Poll::Ready(key) = keys.poll_next_unpin(&mut cx) {
+        let Some(key) = key else { return Ok(false) };
+        match input::on_terminal_event(app, &key.context("reading the terminal")?) {
+            Action::Quit => return Ok(false),
+            Action::Redraw => draw(screen, app)?,
+            Action::None => {}
+        }
+    }
+    Ok(true)
 }
 
 fn draw(screen: &mut Screen, app: &mut App) -> Result<()> {
