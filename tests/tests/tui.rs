@@ -459,6 +459,18 @@ fn busy_server_first_screen_groups_details_and_filters() {
     tmux.wait_for("the group collapsed again", SHOW_WITHIN, |s| {
         has_row(s, &["[+]", &head]) && table_rows(s).is_empty()
     });
+    // Rates: ten connections accepted (and closed by the client) within
+    // the 5 s window show as accepted/s in the header, about 2/s.
+    for _ in 0..10 {
+        drop(std::net::TcpStream::connect(listener).expect("connecting to the service"));
+    }
+    let s = tmux.wait_for("the listener's accept rate", SHOW_WITHIN, |s| {
+        s.lines().find(|l| l.contains(&head)).and_then(accepted_per_sec).is_some_and(|r| r >= 1.0)
+    });
+    let group = s.lines().find(|l| l.contains(&head)).unwrap();
+    let rate = accepted_per_sec(group).unwrap();
+    assert!((1.0..=10.0).contains(&rate), "10 connections within the last 5 s: {group}");
+    assert!(group.contains("closed ") && group.contains("/s"), "{group}");
     // By program, by workload, then none.
     tmux.keys(&["o", "o", "o"]);
     tmux.wait_for("no grouping", SHOW_WITHIN, |s| !header(s).contains("group:"));
@@ -506,4 +518,10 @@ fn busy_server_first_screen_groups_details_and_filters() {
     tmux.keys(&["q"]);
     assert_clean_exit(&tmux, pid, &progs);
     drop(server);
+}
+
+/// The `accepted N/s` of a listener group's header line.
+fn accepted_per_sec(line: &str) -> Option<f64> {
+    let rest = &line[line.find("accepted ")? + "accepted ".len()..];
+    rest[..rest.find("/s")?].parse().ok()
 }

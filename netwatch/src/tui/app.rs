@@ -35,6 +35,10 @@ const TOP_PROCESSES: usize = 100;
 /// a loaded machine).
 pub const COPY_SLICE: usize = 16_384;
 
+/// Handshakes and closes kept for the listeners' rates: the window at
+/// 40,000 connections a second.
+const RECENT_CAP: usize = 400_000;
+
 /// The connection rate's averaging window.
 const RATE_WINDOW_NS: u64 = 5_000_000_000;
 
@@ -160,6 +164,12 @@ pub struct App {
     workloads: crate::workload::Resolver,
     /// Rows copied between two calls of `refresh_sliced`'s `between`.
     copy_slice: usize,
+    /// Handshakes completed (`false`) and connections closed (`true`) in
+    /// the last [`RATE_WINDOW_NS`], by local address: listeners' rates.
+    recent: VecDeque<(u64, u32, std::net::SocketAddr, bool)>,
+    /// CLOCK_MONOTONIC ns of the first snapshot: rates over less than the
+    /// window until it has passed.
+    started_ns: Option<u64>,
 }
 
 impl App {
@@ -183,6 +193,8 @@ impl App {
             order_dirty: true,
             workloads: crate::workload::Resolver::default(),
             copy_slice: COPY_SLICE,
+            recent: VecDeque::new(),
+            started_ns: None,
         }
     }
 
@@ -198,6 +210,9 @@ impl App {
                 continue;
             }
             self.remember(&e);
+            if matches!(e.kind, EventKind::Handshake | EventKind::Close) && self.recent.len() < RECENT_CAP {
+                self.recent.push_back((e.ts_ns, e.netns, e.local, e.kind == EventKind::Close));
+            }
             if self.events.len() == RECENT {
                 self.events.pop_front();
             }
@@ -247,6 +262,15 @@ impl App {
         self.rate.push(now_ns, totals.opened_active + totals.opened_passive);
         if self.ui.paused {
             return Ok(true);
+        }
+        self.started_ns.get_or_insert(now_ns);
+        let had = !self.recent.is_empty();
+        while self.recent.front().is_some_and(|&(t, ..)| t + RATE_WINDOW_NS < now_ns) {
+            self.recent.pop_front();
+        }
+        if had && self.ui.group_by == GroupBy::Listener {
+            // The rates move even when the rows do not.
+            self.order_dirty = true;
         }
         let copy = match self.dirty {
             Dirty::Clean => false,
@@ -299,6 +323,28 @@ impl App {
         Ok(true)
     }
 
+    /// Handshakes and closes per local address over the rate window (up to
+    /// `now_ns`), for the listener groups.
+    fn activity(&self, now_ns: u64) -> group::Activity {
+        let mut a = group::Activity::default();
+        if self.ui.group_by != GroupBy::Listener {
+            return a;
+        }
+        let since = now_ns.saturating_sub(RATE_WINDOW_NS);
+        for &(_, netns, local, close) in self.recent.iter().filter(|r| r.0 >= since && r.0 <= now_ns) {
+            let n = a.by_local.entry((netns, local)).or_default();
+            if close {
+                n.1 += 1;
+            } else {
+                n.0 += 1;
+            }
+        }
+        let span = now_ns.saturating_sub(self.started_ns.unwrap_or(now_ns)).min(RATE_WINDOW_NS);
+        // Under a second the rate would be a guess: count over one.
+        a.span_ms = (span.max(1_000_000_000) / 1_000_000) as u32;
+        a
+    }
+
     /// A row as the view keeps it, with what the view adds to it.
     fn entry_of(&mut self, r: &Row) -> Entry {
         let mut e = Entry::of(r);
@@ -325,7 +371,7 @@ impl App {
             view::order(&self.snap.entries, &q, &mut self.order, &mut self.collapsed, &mut self.hidden);
             self.groups = match self.ui.group_by {
                 GroupBy::None => Vec::new(),
-                by => group::groups(&self.snap.entries, &self.order, &self.hidden, by),
+                by => group::groups(&self.snap.entries, &self.order, &self.hidden, by, &self.activity(now_ns)),
             };
             self.lines = group::lines(&self.order, &self.collapsed, &self.groups, &self.ui.expanded);
             self.order_dirty = false;

@@ -154,3 +154,36 @@ fn a_long_copy_lets_keys_in_and_a_pause_abandons_it() {
     .unwrap();
     assert!(a.table_dirty() && a.snap.taken_ns == 2, "paused mid-copy: nothing taken, still due");
 }
+
+#[test]
+fn listener_groups_show_accepts_and_closes_per_second() {
+    const S: u64 = 1_000_000_000;
+    let t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, S);
+    a.set_group_by(GroupBy::Listener);
+    // Over the next 4 s, 20 connections accepted on 127.0.0.1:8080 and 8
+    // of them closed; one handshake on a port nothing listens on.
+    let at = |kind, ms: u64, local: &str| {
+        let mut e = event(kind, ms, tcp::SYN_RECV, tcp::ESTABLISHED);
+        e.local = local.parse().unwrap();
+        e.netns = 4026531840;
+        e
+    };
+    let mut events: Vec<Event> = (0..20).map(|i| at(EventKind::Handshake, 1000 + i * 150, "127.0.0.1:8080")).collect();
+    events.extend((0..8).map(|i| at(EventKind::Close, 2000 + i * 200, "127.0.0.1:8080")));
+    events.push(at(EventKind::Handshake, 3000, "127.0.0.1:9999"));
+    a.ingest(update(events));
+    a.refresh(&t, 5 * S);
+    a.reorder();
+    let g = a.groups.iter().find(|g| g.label == "listener 127.0.0.1:8080").expect("the listener's group");
+    let r = g.rates.expect("a listener group has rates");
+    assert_eq!((r.accepted, r.closed, r.span_ms), (20, 8, 4000));
+    assert_eq!((r.per_sec(r.accepted), r.per_sec(r.closed)), (5.0, 2.0));
+    assert!(a.groups.iter().filter(|g| g.queue.is_none()).all(|g| g.rates.is_none()), "only listeners have rates");
+    // A quiet listener's rates fall back to zero once the window passed.
+    a.refresh(&t, 20 * S);
+    a.reorder();
+    let g = a.groups.iter().find(|g| g.label == "listener 127.0.0.1:8080").unwrap();
+    assert_eq!(g.rates.map(|r| (r.accepted, r.closed, r.span_ms)), Some((0, 0, 5000)));
+}

@@ -86,8 +86,13 @@ impl Listeners {
         if e.proto != Proto::Tcp {
             return None;
         }
-        let candidates = self.0.get(&(e.row.netns, e.local.port()))?;
-        let ip = e.local.ip().to_canonical();
+        self.of_local(e.row.netns, e.local)
+    }
+
+    /// The listener a TCP socket with this local address was accepted from.
+    fn of_local(&self, netns: u32, local: SocketAddr) -> Option<SocketAddr> {
+        let candidates = self.0.get(&(netns, local.port()))?;
+        let ip = local.ip().to_canonical();
         candidates
             .iter()
             .find(|l| l.ip().to_canonical() == ip)
@@ -107,6 +112,33 @@ pub struct Group {
     /// Indices into the entries, in display order; collapsible ones last
     /// counted but listed only when `show_all`.
     pub rows: Vec<u32>,
+    /// For a listener: its connections accepted and closed lately.
+    pub rates: Option<Rates>,
+}
+
+/// Handshakes completed and connections closed over a recent span.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub accepted: u32,
+    pub closed: u32,
+    pub span_ms: u32,
+}
+
+impl Rates {
+    pub fn per_sec(self, n: u32) -> f64 {
+        if self.span_ms == 0 {
+            return 0.0;
+        }
+        f64::from(n) * 1000.0 / f64::from(self.span_ms)
+    }
+}
+
+/// What the events said lately, by the local address of the socket: TCP
+/// handshakes completed (a connection accepted) and connections closed.
+#[derive(Debug, Default)]
+pub struct Activity {
+    pub by_local: FxHashMap<(u32, SocketAddr), (u32, u32)>,
+    pub span_ms: u32,
 }
 
 /// One line of the table.
@@ -121,7 +153,7 @@ pub enum Line {
 
 /// Groups of `order` (already filtered and sorted), in order of their
 /// first row; the groups' counts include `hidden` rows (the collapsed ones).
-pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy) -> Vec<Group> {
+pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy, activity: &Activity) -> Vec<Group> {
     let listeners = Listeners::of_entries(entries);
     let mut index: FxHashMap<String, usize> = FxHashMap::default();
     let mut out: Vec<Group> = Vec::new();
@@ -129,7 +161,7 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy) -> 
         let e = &entries[i as usize];
         let label = by.key(e, &listeners);
         let g = *index.entry(label.clone()).or_insert_with(|| {
-            out.push(Group { label, states: Vec::new(), queue: None, rows: Vec::new() });
+            out.push(Group { label, states: Vec::new(), queue: None, rows: Vec::new(), rates: None });
             out.len() - 1
         });
         let group = &mut out[g];
@@ -146,6 +178,19 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy) -> 
     }
     for g in &mut out {
         g.states.sort_by_key(|&(s, _)| view::state_rank(s));
+        if g.queue.is_some() {
+            g.rates = Some(Rates { span_ms: activity.span_ms, ..Rates::default() });
+        }
+    }
+    if by == GroupBy::Listener {
+        for (&(netns, local), &(accepted, closed)) in &activity.by_local {
+            let Some(l) = listeners.of_local(netns, local) else { continue };
+            let label = format!("listener {}", crate::output::text::endpoint(l));
+            if let Some(r) = index.get(&label).and_then(|&g| out[g].rates.as_mut()) {
+                r.accepted += accepted;
+                r.closed += closed;
+            }
+        }
     }
     out
 }
@@ -178,7 +223,7 @@ mod tests {
         rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40009", tcp::TIME_WAIT, None));
         let entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
         let order: Vec<u32> = (0..entries.len() as u32).collect();
-        let g = groups(&entries, &order, &[], GroupBy::Listener);
+        let g = groups(&entries, &order, &[], GroupBy::Listener, &Activity::default());
         let labels: Vec<&str> = g.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -189,7 +234,7 @@ mod tests {
         assert_eq!(l.states, [(tcp::LISTEN, 1), (tcp::ESTABLISHED, 1), (tcp::TIME_WAIT, 1)]);
         assert_eq!(l.rows.len(), 3);
         assert_eq!(l.queue, Some((0, 0)));
-        let p = groups(&entries, &order, &[], GroupBy::Program);
+        let p = groups(&entries, &order, &[], GroupBy::Program, &Activity::default());
         let labels: Vec<&str> = p.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -224,7 +269,7 @@ mod tests {
         entries[1].workload = Some(web);
         entries[2].workload = Some(unit);
         let order: Vec<u32> = (0..entries.len() as u32).collect();
-        let g = groups(&entries, &order, &[], GroupBy::Workload);
+        let g = groups(&entries, &order, &[], GroupBy::Workload, &Activity::default());
         let labels: Vec<&str> = g.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(labels, ["unit nginx.service", "container web", "no known workload"]);
         assert_eq!(g[0].rows, [0, 2]);
@@ -235,7 +280,7 @@ mod tests {
         let entries: Vec<Entry> = rows().iter().map(Entry::of).collect();
         let order: Vec<u32> = (0..entries.len() as u32 - 1).collect();
         let hidden = [entries.len() as u32 - 1];
-        let g = groups(&entries, &order, &hidden, GroupBy::Program);
+        let g = groups(&entries, &order, &hidden, GroupBy::Program, &Activity::default());
         let mut expanded = FxHashSet::default();
         let all = lines(&order, &Vec::new(), &g, &expanded);
         assert!(all.iter().all(|l| matches!(l, Line::Group(_))));

@@ -92,11 +92,24 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
     let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    let rates = g
+        .rates
+        .map(|r| format!("   accepted {}/s, closed {}/s", per_sec(r.per_sec(r.accepted)), per_sec(r.per_sec(r.closed))))
+        .unwrap_or_default();
     Row::new([
         Cell::from(mark),
         Cell::from(g.label.clone()).style(Style::new().add_modifier(Modifier::BOLD)),
-        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+        Cell::from(format!("{total} sockets: {}{queue}{rates}", counts.join(", "))),
     ])
+}
+
+/// A rate: tenths while small, whole numbers from 10 on.
+fn per_sec(r: f64) -> String {
+    if r < 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
 }
 
 /// The line standing for the rows of a collapsed state.
