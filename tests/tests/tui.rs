@@ -464,7 +464,8 @@ fn busy_server_first_screen_groups_details_and_filters() {
     for _ in 0..10 {
         drop(std::net::TcpStream::connect(listener).expect("connecting to the service"));
     }
-    let s = tmux.wait_for("the listener's accept rate", SHOW_WITHIN, |s| {
+    // Rates move on the next refresh (at most a second) after the events.
+    let s = tmux.wait_for("the listener's accept rate", 4 * SHOW_WITHIN, |s| {
         s.lines().find(|l| l.contains(&head)).and_then(accepted_per_sec).is_some_and(|r| r >= 1.0)
     });
     let group = s.lines().find(|l| l.contains(&head)).unwrap();

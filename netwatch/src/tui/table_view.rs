@@ -3,7 +3,7 @@
 use ratatui::{
     layout::{Constraint, Rect},
     style::{Color, Modifier, Style},
-    text::Line,
+    text::{Line, Span},
     widgets::{Block, Borders, Cell, Row, Table},
     Frame,
 };
@@ -92,14 +92,19 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
     let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    // Beside the label: the counts' column is too narrow for more once a
+    // listener has connections in a few states.
     let rates = g
         .rates
-        .map(|r| format!("   accepted {}/s, closed {}/s", per_sec(r.per_sec(r.accepted)), per_sec(r.per_sec(r.closed))))
+        .map(|r| format!("  accepted {}/s closed {}/s", per_sec(r.per_sec(r.accepted)), per_sec(r.per_sec(r.closed))))
         .unwrap_or_default();
     Row::new([
         Cell::from(mark),
-        Cell::from(g.label.clone()).style(Style::new().add_modifier(Modifier::BOLD)),
-        Cell::from(format!("{total} sockets: {}{queue}{rates}", counts.join(", "))),
+        Cell::from(Line::from(vec![
+            Span::styled(g.label.clone(), Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(rates),
+        ])),
+        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
     ])
 }
 
