@@ -497,6 +497,9 @@ fn busy_server_first_screen_groups_details_and_filters() {
     let text = pane.join("\n");
     assert!(text.contains(&format!("{local} -> {addr}")) && text.contains("ending closed"), "{text}");
     assert!(text.contains("lifetime") && text.contains("history:"), "{text}");
+    // A FIN close: an RTT was sampled, and nothing went wrong.
+    let why = pane.iter().find(|l| l.contains(" srtt ")).unwrap_or_else(|| panic!("no srtt in:\n{text}"));
+    assert!(!why.contains("srtt -") && why.contains("reason -"), "{why}");
     for step in ["CLOSE -> SYN_SENT", "SYN_SENT -> ESTABLISHED", "ESTABLISHED -> FIN_WAIT1", "-> CLOSE"] {
         let line = pane.iter().find(|l| l.contains(step)).unwrap_or_else(|| panic!("no {step} in:\n{text}"));
         // The kernel's CLOCK_MONOTONIC stamp, to the nanosecond.

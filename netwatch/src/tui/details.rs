@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     output::{snapshot::proto_label, text::endpoint},
-    socket::Owner,
+    socket::{Owner, TcpState},
     table::{Closed, Row},
 };
 
@@ -109,8 +109,23 @@ fn row_lines(app: &App, r: &Row, now_ns: u64) -> Vec<Line<'static>> {
         ]),
         traffic_lines(&r.traffic.totals),
     ];
+    if let Some(l) = r.traffic.opened {
+        lines.push(latency_line(&l));
+    }
     lines.extend(history(app, r.cookie));
     lines
+}
+
+/// How the connection opened (`crate::why`): connect latency or the
+/// passive handshake, the handshake's retransmits, the RTT then.
+fn latency_line(l: &crate::why::Latency) -> Line<'static> {
+    let us = |v: Option<u64>| opt(v.map(|us| format::duration(us * 1000)));
+    kv(&[
+        ("connect latency", us(l.connect_us)),
+        ("handshake", us(l.handshake_us)),
+        ("syn retransmits", opt(l.syn_retransmits)),
+        ("srtt", us(l.srtt_us.map(u64::from))),
+    ])
 }
 
 fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
@@ -129,6 +144,20 @@ fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
             ("closed", kernel_ts(app, c.closed_ns)),
         ]),
         traffic_lines(&c.traffic),
+        kv(&[
+            ("srtt", opt((c.traffic.srtt_us != 0).then(|| format::duration(u64::from(c.traffic.srtt_us) * 1000)))),
+            (
+                "reason",
+                opt(crate::why::closed_failure(
+                    TcpState::from_u8(c.last_state).unwrap_or(TcpState::Close),
+                    c.traffic.sk_err,
+                )
+                .map(|f| match f.errno {
+                    0 => f.reason.name().to_owned(),
+                    e => format!("{} ({})", f.reason.name(), crate::why::errno_name(e)),
+                })),
+            ),
+        ]),
     ];
     lines.extend(history(app, c.cookie));
     lines
