@@ -15,17 +15,21 @@ use ratatui::{
 use super::{
     app::{App, Details},
     format,
+    view::Entry,
 };
 use crate::{
     output::{snapshot::proto_label, text::endpoint},
     socket::{Owner, TcpState},
     table::{Closed, Row},
+    workload::Workload,
 };
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let Some(target) = app.ui.details else { return };
     let (title, lines) = match find(app, target) {
-        Found::Row(r) => (" Details: open connection (Esc closes) ", row_lines(app, r, now_ns)),
+        Found::Row(e) => {
+            (" Details: open connection (Esc closes) ", row_lines(app, &e.row, e.workload.as_ref(), now_ns))
+        }
         Found::Closed(c) => (" Details: closed connection (Esc closes) ", closed_lines(app, c)),
         Found::Gone => (" Details (Esc closes) ", vec![Line::from(" no longer in the table or the closed list")]),
     };
@@ -35,7 +39,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
 }
 
 enum Found<'a> {
-    Row(&'a Row),
+    Row(&'a Entry),
     Closed(&'a Closed),
     Gone,
 }
@@ -46,12 +50,12 @@ fn find(app: &App, target: Details) -> Found<'_> {
     };
     match target {
         Details::Row { cookie, local, remote } => {
-            let row = app.snap.entries.iter().map(|e| &e.row).find(|r| match cookie {
-                Some(_) => r.cookie == cookie,
-                None => r.local == local && r.remote == remote,
+            let row = app.snap.entries.iter().find(|e| match cookie {
+                Some(_) => e.row.cookie == cookie,
+                None => e.row.local == local && e.row.remote == remote,
             });
             match (row, closed(cookie, local)) {
-                (Some(r), _) => Found::Row(r),
+                (Some(e), _) => Found::Row(e),
                 (None, Some(c)) if cookie.is_some() => Found::Closed(c),
                 _ => Found::Gone,
             }
@@ -84,7 +88,7 @@ fn traffic_lines(t: &Traffic) -> Line<'static> {
     ])
 }
 
-fn row_lines(app: &App, r: &Row, now_ns: u64) -> Vec<Line<'static>> {
+fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Vec<Line<'static>> {
     let owners: Vec<String> = r.owners.iter().map(ToString::to_string).collect();
     let age = r.opened_ns.map(|o| format::duration(now_ns.saturating_sub(o)));
     let mut lines = vec![
@@ -112,8 +116,22 @@ fn row_lines(app: &App, r: &Row, now_ns: u64) -> Vec<Line<'static>> {
     if let Some(l) = r.traffic.opened {
         lines.push(latency_line(&l));
     }
+    if let Some(w) = workload {
+        lines.push(workload_line(w));
+    }
     lines.extend(history(app, r.cookie));
     lines
+}
+
+/// Where the first holder runs (`crate::workload`).
+fn workload_line(w: &Workload) -> Line<'static> {
+    let c = w.container.as_ref();
+    kv(&[
+        ("cgroup", w.cgroup.to_string()),
+        ("unit", opt(w.unit.as_deref())),
+        ("container", opt(c.map(|c| format!("{} {}", c.runtime.name(), c.name.as_deref().unwrap_or(&c.id))))),
+        ("pod", opt(w.pod_uid.as_deref())),
+    ])
 }
 
 /// How the connection opened (`crate::why`): connect latency or the

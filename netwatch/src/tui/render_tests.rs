@@ -164,4 +164,11 @@ fn workload_column_and_filter() {
     });
     absent(&filtered, "Workload");
     assert!(find(&filtered, "Connections:").contains("1 shown"), "{filtered:?}");
+    // The details pane says where the selected connection's holder runs.
+    let details = screen(|a| {
+        give(a);
+        let r = &a.snap.entries[0].row;
+        a.ui.details = Some(super::app::Details::Row { cookie: r.cookie, local: r.local, remote: r.remote });
+    });
+    assert!(find(&details, "cgroup /machine.slice/libpod-x.scope").contains("container podman webctr"), "{details:?}");
 }
