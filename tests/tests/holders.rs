@@ -187,7 +187,9 @@ sys.stdin.readline()
 r, w = os.pipe()
 for _ in range(3):
     if os.fork() == 0:
-        print("worker", os.getpid(), flush=True)
+        # One write(2) per line: three workers share the pipe, and print()
+        # may split a line into several writes that interleave.
+        os.write(1, b"worker %d\n" % os.getpid())
         os.write(w, b"x")
         sys.stdin.read()
         os._exit(0)
