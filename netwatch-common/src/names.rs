@@ -30,8 +30,9 @@ pub const PROG_ITER_SOCKET_FDS: &str = "nw_iter_sockfd";
 /// The kernel iterator behind [`PROG_ITER_SOCKET_FDS`] (`bpf_iter_task_file`).
 pub const ITER_TASK_FILE: &str = "task_file";
 /// Every program attached while tracing, in attach order.
-pub const ALL_PROGRAMS: [&str; 6] =
-    [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT, PROG_CONNECT_ENTER, PROG_CONNECT_EXIT];
+/// ([`PROG_CONNECT_ENTER`] joins them only with [`compat::NO_TASK_REGS`].)
+pub const ALL_PROGRAMS: [&str; 5] =
+    [PROG_SET_STATE, PROG_DESTROY_SOCK, PROG_ACCEPT4_EXIT, PROG_ACCEPT_EXIT, PROG_CONNECT_EXIT];
 
 /// Tracepoints behind the programs above.
 pub const TP_SET_STATE: &str = "inet_sock_set_state";
@@ -39,8 +40,9 @@ pub const TP_DESTROY_SOCK: &str = "tcp_destroy_sock";
 pub const TP_ACCEPT4_EXIT: &str = "sys_exit_accept4";
 pub const TP_ACCEPT_EXIT: &str = "sys_exit_accept";
 
-/// `tracepoint/syscalls/sys_enter_connect`: keeps an IPv4/IPv6 `connect()`'s
-/// destination per thread (in [`MAP_CONNECTS`]).
+/// `tracepoint/syscalls/sys_enter_connect`, with [`compat::NO_TASK_REGS`]
+/// only: keeps an IPv4/IPv6 `connect()`'s destination per thread (in
+/// [`MAP_CONNECTS`]) for the exit, which cannot read the call's arguments.
 pub const PROG_CONNECT_ENTER: &str = "nw_connect_in";
 /// `tracepoint/syscalls/sys_exit_connect`: a `ConnectError` event when that
 /// `connect()` failed in the system call.
@@ -84,6 +86,10 @@ pub mod compat {
     /// No `bpf_get_current_task_btf` (before 5.11): the accept hooks read
     /// the task with probe reads.
     pub const UNTYPED_TASK: u32 = 2;
+    /// No `bpf_task_pt_regs` (before 5.15), or not x86-64: the failed
+    /// `connect()` hook cannot read the call's arguments at its exit, so an
+    /// entry program keeps them per thread ([`super::PROG_CONNECT_ENTER`]).
+    pub const NO_TASK_REGS: u32 = 4;
 }
 
 /// Bits of [`GLOBAL_HOLLOW`].

@@ -6,18 +6,28 @@
 //! up before the socket enters `SYN_SENT` (no route: `ENETUNREACH`; an
 //! `unreachable` or `prohibit` route: `EHOSTUNREACH`, `EACCES`), a cgroup
 //! `connect4/6` program or a socket hook can refuse with `EPERM`, and a UDP
-//! connect has no state machine at all. The entry keeps the destination
-//! (the user's `sockaddr`, readable only there) per thread; the exit
-//! reports the call when it returned an error other than "in progress"
-//! (`EINPROGRESS`, `EALREADY`), for IPv4/IPv6 TCP and UDP sockets, as a
-//! `ConnectError` event: the caller (process context), the destination,
-//! the errno (in the totals' `sk_err`). A blocking TCP connect refused or
-//! timed out by the state machine also returns its error here; the agent
-//! drops that second report (it has the `connect_failed` of the same
-//! socket).
+//! connect has no state machine at all. The exit reports the call when it
+//! returned an error other than "in progress" (`EINPROGRESS`, `EALREADY`),
+//! for IPv4/IPv6 TCP and UDP sockets, as a `ConnectError` event: the caller
+//! (process context), the destination (the user's `sockaddr`), the errno
+//! (in the totals' `sk_err`). A blocking TCP connect refused or timed out
+//! by the state machine also returns its error here; the agent drops that
+//! second report (it has the `connect_failed` of the same socket).
+//!
+//! The exit reads the call's arguments (fd, `sockaddr` pointer) from the
+//! registers the system call entry saved (`bpf_task_pt_regs`, Linux 5.15),
+//! so a successful `connect()` costs one test of its return value. Where
+//! that helper is missing (`compat::NO_TASK_REGS`), an entry program keeps
+//! them per thread instead, at the price of a map update and delete on
+//! every inet `connect()` and of one more probe on every system call of
+//! every task (the kernel runs a syscall entry tracepoint's probe for all
+//! system calls and filters by number inside it).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_ns,
+        bpf_probe_read_user, generated::bpf_task_pt_regs,
+    },
     macros::tracepoint,
     programs::TracePointContext,
     EbpfContext,
@@ -39,6 +49,13 @@ const FD_OFFSET: usize = 16;
 const ADDR_OFFSET: usize = 24;
 /// `long ret` in the `sys_exit_*` record.
 const RET_OFFSET: usize = 16;
+
+/// Where x86-64's `struct pt_regs` keeps a system call's first two
+/// arguments (`di`, `si`): its layout is the ptrace ABI (`user_regs_struct`)
+/// and the entry code's, fixed; the syscall's own code never writes them.
+/// Other architectures load with `compat::NO_TASK_REGS` (the agent decides).
+const PT_REGS_DI: u64 = 14 * 8;
+const PT_REGS_SI: u64 = 13 * 8;
 
 const EINPROGRESS: i64 = 115;
 const EALREADY: i64 = 114;
@@ -79,30 +96,51 @@ fn field<T>(ctx: &TracePointContext, offset: usize) -> T {
 }
 
 fn try_enter(ctx: &TracePointContext) -> Result<(), i64> {
-    let addr: u64 = field(ctx, ADDR_OFFSET);
-    // SAFETY: a user pointer, read by the helper that checks it.
-    let head: u64 = unsafe { bpf_probe_read_user(addr as *const u64) }?;
-    let family = head as u16;
-    // Unix and netlink sockets connect far more often than inet ones: they
-    // leave here without touching the map.
-    let v6 = match family {
-        AF_INET => [0, 0],
-        // SAFETY: as above; a sockaddr_in6 is 28 bytes.
-        AF_INET6 => unsafe { bpf_probe_read_user((addr + 8) as *const [u64; 2]) }?,
-        _ => return Ok(()),
-    };
-    let p = Pending { head, v6, fd: field(ctx, FD_OFFSET) };
+    let Some(p) = pending(field(ctx, FD_OFFSET), field(ctx, ADDR_OFFSET))? else { return Ok(()) };
     let tid = bpf_get_current_pid_tgid();
     CONNECTS.insert(tid, p, 0).map_err(i64::from)
 }
 
+/// The call's fd and destination, from the user's `sockaddr` at `addr`;
+/// `None` for families other than IPv4 and IPv6.
+#[inline(always)]
+fn pending(fd: u64, addr: u64) -> Result<Option<Pending>, i64> {
+    // SAFETY: a user pointer, read by the helper that checks it.
+    let head: u64 = unsafe { bpf_probe_read_user(addr as *const u64) }?;
+    let family = head as u16;
+    // Unix and netlink sockets connect far more often than inet ones: they
+    // leave here without further reads.
+    let v6 = match family {
+        AF_INET => [0, 0],
+        // SAFETY: as above; a sockaddr_in6 is 28 bytes.
+        AF_INET6 => unsafe { bpf_probe_read_user((addr + 8) as *const [u64; 2]) }?,
+        _ => return Ok(None),
+    };
+    Ok(Some(Pending { head, v6, fd }))
+}
+
 fn try_exit(ctx: &TracePointContext) -> Result<(), i64> {
-    let tid = bpf_get_current_pid_tgid();
-    // SAFETY: copied out before the row is deleted.
-    let Some(p) = (unsafe { CONNECTS.get(tid) }).copied() else { return Ok(()) };
-    let _ = CONNECTS.remove(tid);
     let ret: i64 = field(ctx, RET_OFFSET);
-    if ret >= 0 || ret == -EINPROGRESS || ret == -EALREADY {
+    let failed = ret < 0 && ret != -EINPROGRESS && ret != -EALREADY;
+    let p = if crate::ident::no_task_regs() {
+        let tid = bpf_get_current_pid_tgid();
+        // SAFETY: copied out before the row is deleted.
+        let Some(p) = (unsafe { CONNECTS.get(tid) }).copied() else { return Ok(()) };
+        let _ = CONNECTS.remove(tid);
+        p
+    } else {
+        if !failed {
+            return Ok(());
+        }
+        // SAFETY: the helpers return the current task (never NULL) and its
+        // saved user registers; both are read with probe reads only.
+        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+        let fd: u64 = read_kernel(regs + PT_REGS_DI)?;
+        let addr: u64 = read_kernel(regs + PT_REGS_SI)?;
+        let Some(p) = pending(fd, addr)? else { return Ok(()) };
+        p
+    };
+    if !failed {
         return Ok(());
     }
     let off = offsets();

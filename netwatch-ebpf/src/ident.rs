@@ -72,6 +72,13 @@ pub fn untyped_task() -> bool {
     compat_bits() & compat::UNTYPED_TASK != 0
 }
 
+/// Whether `connect()`'s arguments must be kept at its entry, the exit
+/// being unable to read them (`compat::NO_TASK_REGS`).
+#[inline(always)]
+pub fn no_task_regs() -> bool {
+    compat_bits() & compat::NO_TASK_REGS != 0
+}
+
 /// The id of `sk`, whose `skc_cookie` reads `kernel`; `birth`: this is the
 /// socket's first event, so any row for its address is a dead socket's.
 #[inline(always)]

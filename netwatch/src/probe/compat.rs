@@ -10,6 +10,8 @@
 //!   `ident` module says how they stay one per socket).
 //! - `bpf_get_current_task_btf` (5.11): without it the accept hooks are
 //!   refused, and walk the accepting task's descriptors with probe reads.
+//! - `bpf_task_pt_regs` (5.15), on x86-64: without it the failed-`connect()`
+//!   hook is refused, and an entry program keeps each call's arguments.
 //!
 //! Where the tracing programs cannot make cookies, two cgroup programs
 //! make them instead, ahead of the tracepoints (the eBPF crate's `cookies`).
@@ -30,9 +32,16 @@ use super::Globals;
 /// beyond that has an id per event until its kernel cookie exists.
 pub const IDS_ENTRIES: u32 = 131_072;
 
-/// Loads the object with the compatibility bits this kernel needs, and the
-/// one line to tell the user when it needs any that change what they see.
-pub(crate) fn load(globals: &Globals, btf: &Btf) -> Result<(Ebpf, Option<String>)> {
+/// What [`load`] made: the object, the compatibility bits it was loaded
+/// with, and the one line to tell the user when any change what they see.
+pub(crate) struct Loaded {
+    pub ebpf: Ebpf,
+    pub bits: u32,
+    pub note: Option<String>,
+}
+
+/// Loads the object with the compatibility bits this kernel needs.
+pub(crate) fn load(globals: &Globals, btf: &Btf) -> Result<Loaded> {
     let mut ebpf = globals.load(btf, 0)?;
     let mut bits = 0;
     let mut why = None;
@@ -43,8 +52,12 @@ pub(crate) fn load(globals: &Globals, btf: &Btf) -> Result<(Ebpf, Option<String>
     if load_tracepoint(&mut ebpf, names::PROG_ACCEPT4_EXIT).is_err() {
         bits |= compat::UNTYPED_TASK;
     }
+    // The register offsets the exit reads are x86-64's.
+    if !cfg!(target_arch = "x86_64") || load_tracepoint(&mut ebpf, names::PROG_CONNECT_EXIT).is_err() {
+        bits |= compat::NO_TASK_REGS;
+    }
     if bits == 0 {
-        return Ok((ebpf, None));
+        return Ok(Loaded { ebpf, bits, note: None });
     }
     // Frozen globals are set when the maps are made: a second load.
     drop(ebpf);
@@ -62,7 +75,7 @@ pub(crate) fn load(globals: &Globals, btf: &Btf) -> Result<(Ebpf, Option<String>
             ),
         }
     });
-    Ok((ebpf, note))
+    Ok(Loaded { ebpf, bits, note })
 }
 
 /// Attaches the programs that make kernel cookies where the tracepoints

@@ -7,13 +7,16 @@ use netwatch_common::names;
 
 use super::tracefs;
 
-/// Loads and attaches the entry and exit programs; the exit first, so that
-/// no destination is kept with nothing to take it back out.
-pub(super) fn attach(ebpf: &mut Ebpf) -> Result<()> {
+/// Loads and attaches the exit program, and where the object was loaded
+/// with `compat::NO_TASK_REGS` the entry program too; the exit first, so
+/// that no destination is kept with nothing to take it back out.
+pub(super) fn attach(ebpf: &mut Ebpf, compat_bits: u32) -> Result<()> {
     tracefs::ensure_mounted()?;
-    for (prog, tp) in
-        [(names::PROG_CONNECT_EXIT, names::TP_CONNECT_EXIT), (names::PROG_CONNECT_ENTER, names::TP_CONNECT_ENTER)]
-    {
+    let mut programs = vec![(names::PROG_CONNECT_EXIT, names::TP_CONNECT_EXIT)];
+    if compat_bits & names::compat::NO_TASK_REGS != 0 {
+        programs.push((names::PROG_CONNECT_ENTER, names::TP_CONNECT_ENTER));
+    }
+    for (prog, tp) in programs {
         let p: &mut TracePoint =
             ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
         if p.fd().is_err() {

@@ -120,7 +120,7 @@ impl Probes {
             hollow: hollow::from_env()?,
             ring_bytes: opts.ring_bytes,
         };
-        let (mut ebpf, compat_note) = compat::load(&globals, &kernel_btf)?;
+        let compat::Loaded { mut ebpf, bits: compat_bits, note: compat_note } = compat::load(&globals, &kernel_btf)?;
         if let Some(note) = compat_note {
             // Said here, once, whichever command runs.
             eprintln!("netwatch: note: {note}");
@@ -130,7 +130,7 @@ impl Probes {
         attach_btf(&mut ebpf, &kernel_btf, names::PROG_DESTROY_SOCK, names::TP_DESTROY_SOCK)?;
         let degraded = attach_accept(&mut ebpf).err().map(|e| format!("{e:#}"));
         // Failed connect() calls are an addition too.
-        if let Err(e) = connect::attach(&mut ebpf) {
+        if let Err(e) = connect::attach(&mut ebpf, compat_bits) {
             eprintln!("netwatch: note: connect() failures are not reported: {e:#}");
         }
         // Counters are an addition: without them every event still flows.
