@@ -110,11 +110,11 @@ pub struct Workloads {
 
 impl Workloads {
     /// Resolves every owner of the table's rows.
-    pub fn resolve(table: &Table, resolver: &mut crate::workload::Resolver) -> Self {
+    pub fn resolve(table: &Table) -> Self {
         let mut by_pid = rustc_hash::FxHashMap::default();
         for o in table.rows().flat_map(|r| r.owners.iter()).filter(|o| o.pid != 0) {
             if let std::collections::hash_map::Entry::Vacant(v) = by_pid.entry(o.pid) {
-                if let Some(w) = resolver.of(o.pid, 0) {
+                if let Some(w) = table.workload_of(o.pid) {
                     v.insert(w);
                 }
             }

@@ -18,7 +18,7 @@ pub mod row;
 mod time_wait;
 pub mod traffic;
 
-use std::{collections::VecDeque, net::SocketAddr};
+use std::{cell::RefCell, collections::VecDeque, net::SocketAddr};
 
 use netwatch_common::{tcp, EventKind, OwnerSource};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -31,6 +31,7 @@ use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
     socket::{merge_addr, Owner, Owners, Proto, TcpState},
+    workload::{Resolver, Workload},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -64,6 +65,14 @@ pub struct Table {
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
+    /// Where owners run: the one resolver every consumer asks (events,
+    /// rows, metrics labels, export), so all name the same workload for an
+    /// owner and read each owner's cgroup once. A cache, so reads through
+    /// `&self` fill it too.
+    workloads: RefCell<Resolver>,
+    /// Give every event its owner's workload in [`Self::complete_and_apply`]:
+    /// only where an output shows or filters on it (a lookup per event).
+    pub event_workloads: bool,
 }
 
 impl Table {
@@ -80,7 +89,20 @@ impl Table {
             until_destroy: false,
             time_wait_rows: true,
             closed_traffic: FxHashMap::default(),
+            workloads: RefCell::default(),
+            event_workloads: false,
         }
+    }
+
+    /// Where process `pid` runs (a row's owner's workload), from the
+    /// model's one resolver.
+    pub fn workload_of(&self, pid: u32) -> Option<Workload> {
+        self.workloads.borrow_mut().of(pid, 0)
+    }
+
+    /// Where a row's first owner runs: the row's workload.
+    pub fn row_workload(&self, r: &Row) -> Option<Workload> {
+        r.owners.first().and_then(|o| self.workload_of(o.pid))
     }
 
     pub fn len(&self) -> usize {
@@ -245,16 +267,14 @@ impl Table {
     /// Fills in what the kernel left out of `e` from the socket's row (a
     /// local port the socket has given back by the time it is freed; the
     /// owner of a socket older than netwatch, from the seed), then applies
-    /// it. What the live model hands on (the full-screen view's events,
-    /// `serve`'s export) is then as complete as the table, without a
-    /// second per-socket cache beside it.
+    /// it, with what the model adds ([`Self::enrich`]). What the live model
+    /// hands on (`events`, the full-screen view's events, `serve`'s export)
+    /// is then as complete as the table, without a second per-socket cache
+    /// beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
         // A failed connect() carries all it has, and names no live socket.
-        if e.kind == EventKind::ConnectError {
-            self.totals.count(e);
-            return;
-        }
-        if let Some(row) = self.rows.get(&e.cookie) {
+        let row = self.rows.get(&e.cookie).filter(|_| e.kind != EventKind::ConnectError);
+        if let Some(row) = row {
             e.local = merge_addr(e.local, row.local);
             e.remote = merge_addr(e.remote, row.remote);
             if e.netns == 0 {
@@ -264,7 +284,16 @@ impl Table {
             let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
+        self.enrich(e);
         self.apply(e);
+    }
+
+    /// What the model adds to a completed event from outside the kernel's
+    /// record (its owner's workload), once for every consumer.
+    fn enrich(&mut self, e: &mut Event) {
+        if self.event_workloads {
+            self.workloads.get_mut().complete(e);
+        }
     }
 
     /// Applies one kernel event.
