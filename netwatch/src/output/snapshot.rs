@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
-    socket::{Family, Owner, Proto, TcpState},
+    socket::{Family, Owner, Proto},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
@@ -212,7 +212,7 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
                 proto_label(c.proto, c.family),
                 addr(c.local.ip(), c.local.port()),
                 addr(c.remote.ip(), c.remote.port()),
-                tcp::name(c.last_state),
+                c.last_state.name(),
                 c.ending.name(),
                 c.traffic.tx_bytes,
                 c.traffic.rx_bytes,
@@ -378,9 +378,9 @@ struct JsonClosed<'a> {
 }
 
 fn closed_json(c: &Closed) -> JsonClosed<'_> {
-    let failure = match (c.proto, TcpState::from_u8(c.last_state)) {
-        (Proto::Tcp, Some(last)) => crate::why::closed_failure(last, c.traffic.sk_err),
-        _ => None,
+    let failure = match c.proto {
+        Proto::Tcp => crate::why::closed_failure(c.last_state, c.traffic.sk_err),
+        Proto::Udp => None,
     };
     JsonClosed {
         ends: JsonEnds::new(c.proto, c.family, c.local, c.remote),
@@ -388,7 +388,7 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
         cookie: c.cookie,
         pid: c.owner.as_ref().map_or(0, |o| o.pid),
         comm: c.owner.as_ref().map_or("", |o| o.comm.text()),
-        last_state: tcp::name(c.last_state),
+        last_state: c.last_state.name(),
         ending: c.ending.name(),
         duration_ms: c.duration_ns.map(super::duration_ms),
         traffic: JsonTraffic::from(&c.traffic),

@@ -409,7 +409,7 @@ impl Table {
     }
 
     fn close(&mut self, key: u64, e: &Event) {
-        let ending = ending(e.old_state as u8);
+        let ending = ending(e.old_state);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
         let mut owner = None;
@@ -446,7 +446,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state as u8,
+            last_state: e.old_state,
             ending,
             closed_ns: e.ts_ns,
             duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),
@@ -510,11 +510,12 @@ fn distinct(ps: Vec<seed::Process>) -> Owners {
 }
 
 /// How a connection that reached CLOSE from `old` ended.
-fn ending(old: u8) -> Ending {
+fn ending(old: TcpState) -> Ending {
+    use TcpState::{Closing, FinWait1, FinWait2, LastAck, Listen, SynSent, TimeWait};
     match old {
-        tcp::SYN_SENT => Ending::Failed,
+        SynSent => Ending::Failed,
         // The FIN handshake ends in these; anything else skipped it.
-        tcp::FIN_WAIT2 | tcp::CLOSING | tcp::LAST_ACK | tcp::TIME_WAIT | tcp::LISTEN | tcp::FIN_WAIT1 => Ending::Closed,
+        FinWait2 | Closing | LastAck | TimeWait | Listen | FinWait1 => Ending::Closed,
         _ => Ending::Reset,
     }
 }

@@ -188,7 +188,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state as u8,
+            last_state: e.old_state,
             ending: Ending::Closed,
             closed_ns: e.ts_ns,
             duration_ns: None,
