@@ -12,7 +12,8 @@ use crate::{
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
-/// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6`.
+/// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6` (`tcp6` for an
+/// IPv6 socket, even one carrying IPv4-mapped traffic).
 pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
     match (proto, family) {
         (Proto::Tcp, Family::V4) => "tcp",
@@ -22,13 +23,19 @@ pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
     }
 }
 
-/// State column: UDP sockets have no state to speak of, as in netstat.
-pub fn state_label(r: &Row) -> &'static str {
-    match (r.proto, r.state) {
-        (Proto::Udp, tcp::ESTABLISHED) => "ESTABLISHED",
-        (Proto::Udp, _) => "",
-        (Proto::Tcp, s) => tcp::name(s),
+/// netstat's State column. UDP has no states: netstat prints nothing for
+/// an unconnected socket and ESTABLISHED for a connected one.
+pub const fn state_name(proto: Proto, state: u8) -> &'static str {
+    match proto {
+        Proto::Tcp => tcp::name(state),
+        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
+        Proto::Udp => "",
     }
+}
+
+/// A row's State column ([`state_name`]).
+pub const fn state_label(r: &Row) -> &'static str {
+    state_name(r.proto, r.state)
 }
 
 /// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.

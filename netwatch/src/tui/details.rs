@@ -18,7 +18,10 @@ use super::{
     view::Entry,
 };
 use crate::{
-    output::{snapshot::proto_label, text::endpoint},
+    output::{
+        snapshot::{proto_label, state_name},
+        text::endpoint,
+    },
     socket::Owner,
     table::{Closed, Row},
     workload::Workload,
@@ -95,7 +98,7 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
         kv(&[
             ("", proto_label(r.proto, r.family).to_owned()),
             ("", format!("{} -> {}", endpoint(r.local), endpoint(r.remote))),
-            ("state", format::state(r.proto, r.state).to_owned()),
+            ("state", state_name(r.proto, r.state).to_owned()),
             ("age", opt(age)),
         ]),
         kv(&[

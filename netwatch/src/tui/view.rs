@@ -15,6 +15,7 @@ use netwatch_common::tcp;
 use super::format;
 use crate::{
     filter::{Filter, RowAt},
+    output::snapshot::{proto_label, state_name},
     socket::{label, Family, Proto},
     table::Row,
 };
@@ -224,7 +225,7 @@ impl Entry {
             return true;
         }
         let c = format::contains_ci;
-        if c(format::proto(self.proto, self.family), needle) || c(format::state(self.proto, self.state), needle) {
+        if c(proto_label(self.proto, self.family), needle) || c(state_name(self.proto, self.state), needle) {
             return true;
         }
         buf.clear();
