@@ -392,6 +392,14 @@ impl Table {
         Some(row)
     }
 
+    /// Whom a closed connection's history names: the row's holder the
+    /// kernel named (the row has its process name resolved already), else
+    /// its first, else the event's own.
+    fn closing_owner(&mut self, row: Option<&Row>, e: &Event) -> Option<Owner> {
+        let held = row.and_then(|r| r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()));
+        held.copied().or_else(|| (e.pid != 0).then(|| Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }))
+    }
+
     fn push_history(&mut self, closed: Closed) {
         if self.history_cap == 0 {
             return;
@@ -412,20 +420,15 @@ impl Table {
         let ending = ending(e.old_state);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
-        let mut owner = None;
         let mut opened = e.start_ns;
         if let Some(r) = &row {
             // The row's tuple wins: the close may name a port the kernel
             // already gave back.
             local = merge_addr(r.local, local);
             remote = merge_addr(r.remote, remote);
-            // The row's owner has the process name already resolved.
-            owner = r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned();
             opened = opened.or(r.opened_ns);
         }
-        if owner.is_none() && e.pid != 0 {
-            owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
-        }
+        let owner = self.closing_owner(row.as_ref(), e);
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
         if let Some(mut r) = row.filter(|_| self.until_destroy) {
             // Its destroy event is still to come, and is completed from
