@@ -183,7 +183,9 @@ fn flush(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
 /// completed by and applied to the same connection table the live view,
 /// `snapshot --for`, `serve` and `netstat -c` keep (without their history
 /// or sock_diag re-reads), so every output names the same owner for the
-/// same event.
+/// same event. It does not go through `Live::next`, which gathers a step's
+/// events into one `Vec` for a redraw and re-reads sock_diag every second:
+/// `events` prints each batch as it arrives and stops at `--count`.
 struct Printer {
     sink: Box<dyn EventSink>,
     filter: Filter,
