@@ -347,7 +347,7 @@ impl App {
         let mut e = Entry::of(r);
         e.workload = table.row_workload(r);
         let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
-        e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
+        e.state_since_ns = last.filter(|t| t.new == e.row.state).map(|t| t.ts_ns);
         e
     }
 

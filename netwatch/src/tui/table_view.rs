@@ -135,11 +135,11 @@ fn count_line((state, n): (u8, u32)) -> Row<'static> {
 }
 
 fn row(e: &Entry, now_ns: u64, workload: bool) -> Row<'static> {
-    let state = state_name(e.proto, e.state);
+    let state = state_name(e.row.proto, e.row.state);
     let mut cells = vec![
-        Cell::from(proto_label(e.proto, e.family)),
-        Cell::from(endpoint(e.local)),
-        Cell::from(endpoint(e.remote)),
+        Cell::from(proto_label(e.row.proto, e.row.family)),
+        Cell::from(endpoint(e.row.local)),
+        Cell::from(endpoint(e.row.remote)),
         Cell::from(state).style(Style::new().fg(state_color(state))),
         Cell::from(e.owner_label()),
         Cell::from(format::age(now_ns.saturating_sub(e.start_ns), e.start_known)),

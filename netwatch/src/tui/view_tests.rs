@@ -24,7 +24,7 @@ fn lines(entries: &[Entry], q: &Query<'_>) -> (Vec<String>, Collapsed) {
         .iter()
         .map(|&i| {
             let e = &entries[i as usize];
-            format!("{} {} {}", state_name(e.proto, e.state), e.local, e.remote)
+            format!("{} {} {}", state_name(e.row.proto, e.row.state), e.row.local, e.row.remote)
         })
         .collect();
     (rows, collapsed)
