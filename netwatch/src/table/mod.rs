@@ -68,8 +68,9 @@ pub struct Table {
     /// Where owners run: the one resolver every consumer asks (events,
     /// rows, metrics labels, export), so all name the same workload for an
     /// owner and read each owner's cgroup once. A cache, so reads through
-    /// `&self` fill it too.
-    workloads: RefCell<Resolver>,
+    /// `&self` fill it too; made on first use, so a table no one asks
+    /// (`check`, the one the live model lends its own for) costs nothing.
+    workloads: RefCell<Option<Resolver>>,
     /// Give every event its owner's workload in [`Self::complete_and_apply`]:
     /// only where an output shows or filters on it (a lookup per event).
     pub event_workloads: bool,
@@ -97,7 +98,7 @@ impl Table {
     /// Where process `pid` runs (a row's owner's workload), from the
     /// model's one resolver.
     pub fn workload_of(&self, pid: u32) -> Option<Workload> {
-        self.workloads.borrow_mut().of(pid, 0)
+        self.workloads.borrow_mut().get_or_insert_with(Resolver::default).of(pid, 0)
     }
 
     /// Where a row's first owner runs: the row's workload.
@@ -292,7 +293,7 @@ impl Table {
     /// record (its owner's workload), once for every consumer.
     fn enrich(&mut self, e: &mut Event) {
         if self.event_workloads {
-            self.workloads.get_mut().complete(e);
+            self.workloads.get_mut().get_or_insert_with(Resolver::default).complete(e);
         }
     }
 
