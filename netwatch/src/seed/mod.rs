@@ -46,7 +46,6 @@ use std::{
 use anyhow::Result;
 
 pub use minisock::minisocks;
-pub use netns::enter_and_open;
 pub use owners::{find_owners, iterator_usable, scan_netns, scan_owners, socket_pids, OwnerScan, OwnerStats};
 pub use proc_net::{parse_proc_net, ProcNetFile, ProcNetTable};
 

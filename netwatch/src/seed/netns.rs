@@ -221,39 +221,31 @@ fn mounted_namespaces(proc_root: &Path, dir: &Path) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// Moves the calling thread into network namespace `ns`, through the first
-/// of `paths` (a bind mount, `/proc/PID/ns/net`) that is still it, and opens
-/// a sock_diag socket there. Only for a thread of its own that ends after:
-/// the thread stays in `ns`. The error is the last path's, when none is.
-pub fn enter_and_open(ns: u32, paths: impl IntoIterator<Item = PathBuf>) -> io::Result<DiagSocket> {
-    let mut last = io::Error::from(io::ErrorKind::NotFound);
-    for path in paths {
-        // Holding the file pins the namespace; its inode proves the pid
-        // was not reused by a process elsewhere.
-        let file = match File::open(&path) {
-            Ok(f) if f.metadata().map(|m| m.ino()).ok() == Some(u64::from(ns)) => f,
-            Ok(_) => continue,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        // SAFETY: setns(2) on an open namespace fd; it changes only this
-        // thread, which the caller ends after.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        return DiagSocket::open();
-    }
-    Err(last)
-}
-
 /// Opens a sock_diag socket inside each namespace, from one thread that
 /// `setns`es from one to the next and then exits.
 fn open_diag_sockets(proc_root: &Path, namespaces: &BTreeMap<u32, Entry>) -> BTreeMap<u32, io::Result<DiagSocket>> {
-    let enter = |ns: u32, entry: &Entry| {
+    let enter = |ns: u32, entry: &Entry| -> io::Result<DiagSocket> {
+        let mut last = io::Error::from(io::ErrorKind::NotFound);
         let pid_paths = entry.pids.iter().map(|pid| proc_root.join(format!("{pid}/ns/net")));
-        enter_and_open(ns, entry.mount.iter().cloned().chain(pid_paths))
+        for path in entry.mount.iter().cloned().chain(pid_paths) {
+            // Holding the file pins the namespace; its inode proves the pid
+            // was not reused by a process elsewhere.
+            let file = match File::open(&path) {
+                Ok(f) if f.metadata().map(|m| m.ino()).ok() == Some(u64::from(ns)) => f,
+                Ok(_) => continue,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            // SAFETY: setns(2) on an open namespace fd; it changes only
+            // this thread, which ends after this loop.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            return DiagSocket::open();
+        }
+        Err(last)
     };
     std::thread::scope(|s| {
         s.spawn(|| namespaces.iter().map(|(&ns, h)| (ns, enter(ns, h))).collect()).join().unwrap_or_default()

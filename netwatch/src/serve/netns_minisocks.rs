@@ -12,8 +12,9 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
+    fs::File,
     io,
-    os::unix::fs::MetadataExt as _,
+    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
 };
 
 use netwatch_common::tcp;
@@ -90,13 +91,21 @@ fn dump(diag: &DiagSocket, ns: u32) -> io::Result<Vec<SeedSocket>> {
 fn open_in(ns: u32, pids: &[u32]) -> io::Result<DiagSocket> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let paths = pids.iter().map(|pid| format!("/proc/{pid}/ns/net").into());
-            crate::seed::enter_and_open(ns, paths).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => {
-                    io::Error::new(e.kind(), "no process of its listeners is left to enter it by")
+            for pid in pids {
+                // Holding the file pins the namespace; its inode proves the
+                // pid was not reused by a process elsewhere.
+                let Ok(file) = File::open(format!("/proc/{pid}/ns/net")) else { continue };
+                if file.metadata().map(|m| m.ino()).ok() != Some(u64::from(ns)) {
+                    continue;
                 }
-                _ => e,
-            })
+                // SAFETY: setns(2) on an open namespace fd; it changes only
+                // this thread, which ends right after.
+                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                return DiagSocket::open();
+            }
+            Err(io::Error::new(io::ErrorKind::NotFound, "no process of its listeners is left to enter it by"))
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
