@@ -15,7 +15,6 @@ use crate::{
     stats::Summary,
     stream::{Batch, Loss},
     table::{Table, Totals},
-    workload::Resolver,
 };
 
 #[derive(Debug, Default, Args)]
@@ -184,12 +183,12 @@ fn flush(out: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
 /// completed by and applied to the same connection table the live view,
 /// `snapshot --for`, `serve` and `netstat -c` keep (without their history
 /// or sock_diag re-reads), so every output names the same owner for the
-/// same event.
+/// same event. It does not go through `Live::next`, which gathers a step's
+/// events into one `Vec` for a redraw and re-reads sock_diag every second:
+/// `events` prints each batch as it arrives and stops at `--count`.
 struct Printer {
     sink: Box<dyn EventSink>,
     filter: Filter,
-    /// Where owners run, when shown or filtered on.
-    workloads: Option<Resolver>,
     clock: WallClock,
     decoder: Decoder,
     table: Table,
@@ -218,21 +217,18 @@ impl Printer {
             (false, false) if args.workload.show => Box::new(Text::without_packet_counters().with_workload()),
             (false, false) => Box::new(Text::without_packet_counters()),
         };
+        let mut table = Table::new(0);
+        table.until_destroy = args.teardown;
+        table.time_wait_rows = false;
         // Only what shows or filters it pays for resolving it (a filter
         // expression may name `unit`, `container` or `cgroup`).
-        let workloads = (args.json || args.workload.show || !filter.is_all()).then(Resolver::default);
+        table.event_workloads = args.json || args.workload.show || !filter.is_all();
         Self {
             sink,
             filter,
-            workloads,
             clock: WallClock::new(),
             decoder: Decoder::default(),
-            table: {
-                let mut t = Table::new(0);
-                t.until_destroy = args.teardown;
-                t.time_wait_rows = false;
-                t
-            },
+            table,
             holders: crate::holders::Holders::default(),
             reseed: false,
             teardown: args.teardown,
@@ -254,9 +250,6 @@ impl Printer {
                     self.table.complete_and_apply(&mut e);
                     // Destroy is teardown detail unless asked for.
                     let hidden = e.kind == EventKind::Destroy && !self.teardown;
-                    if let (false, Some(r)) = (hidden, &mut self.workloads) {
-                        r.complete(&mut e);
-                    }
                     if hidden || !self.filter.matches(&e) {
                         continue;
                     }

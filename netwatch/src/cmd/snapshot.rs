@@ -48,13 +48,10 @@ pub struct SnapshotArgs {
 
 pub async fn run(args: &SnapshotArgs) -> Result<()> {
     let filter = super::filter_of(&args.filter, &args.expr, Filter::default())?;
-    // One resolver for filtering and printing: each owner's cgroup is read
-    // from /proc once.
-    let mut resolver = crate::workload::Resolver::default();
     if let Some(span) = args.watch {
         let mut table = watch(span, args.history).await?;
-        select(&mut table, &filter, &mut resolver);
-        return print(args, &table, &mut resolver);
+        select(&mut table, &filter);
+        return print(args, &table);
     }
     let seed = seed::seed_all().context("enumerating sockets")?;
     for w in &seed.stats.warnings {
@@ -62,8 +59,8 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
     }
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
-    select(&mut table, &filter, &mut resolver);
-    let printed = print(args, &table, &mut resolver);
+    select(&mut table, &filter);
+    let printed = print(args, &table);
     // A one-shot about to exit: freeing tens of thousands of rows one by one
     // would only delay it (a tenth of a 40,000-socket run).
     std::mem::forget(table);
@@ -99,21 +96,22 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
     result.map(|()| table)
 }
 
-fn select(table: &mut Table, filter: &Filter, resolver: &mut crate::workload::Resolver) {
+fn select(table: &mut Table, filter: &Filter) {
     if !filter.is_all() {
         let now_ns = monotonic_ns();
         // The expression may name `unit`, `container` or `cgroup`: a row's
-        // is its first owner's.
-        let workloads = snapshot::Workloads::resolve(table, resolver);
+        // is its first owner's. The table's resolver reads each owner's
+        // cgroup once, for filtering and printing.
+        let workloads = snapshot::Workloads::resolve(table);
         let of = |row: &crate::table::Row| row.owners.first().and_then(|o| workloads.by_pid.get(&o.pid));
         table.retain_for_output(|row| filter.matches(&RowAt { row, now_ns, workload: of(row) }), |c| filter.matches(c));
     }
 }
 
-fn print(args: &SnapshotArgs, table: &Table, resolver: &mut crate::workload::Resolver) -> Result<()> {
+fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
     let filter = args.workload.filter();
     let workloads = if args.json || args.workload.show || filter.is_set() {
-        let resolved = snapshot::Workloads::resolve(table, resolver);
+        let resolved = snapshot::Workloads::resolve(table);
         snapshot::Workloads { column: args.workload.show, filter, ..resolved }
     } else {
         snapshot::Workloads::default()

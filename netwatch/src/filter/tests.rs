@@ -248,7 +248,7 @@ fn rows_and_closed_connections() {
         netns: 9,
         cookie: Some(6),
         owner: None,
-        last_state: tcp::FIN_WAIT2,
+        last_state: TcpState::FinWait2,
         ending: Ending::Closed,
         closed_ns: 0,
         duration_ns: Some(3_000_000),

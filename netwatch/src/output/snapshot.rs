@@ -8,11 +8,12 @@ use serde::Serialize;
 use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
-    socket::{Family, Owner, Proto, TcpState},
+    socket::{Family, Owner, Proto},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
-/// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6`.
+/// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6` (`tcp6` for an
+/// IPv6 socket, even one carrying IPv4-mapped traffic).
 pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
     match (proto, family) {
         (Proto::Tcp, Family::V4) => "tcp",
@@ -22,13 +23,19 @@ pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
     }
 }
 
-/// State column: UDP sockets have no state to speak of, as in netstat.
-pub fn state_label(r: &Row) -> &'static str {
-    match (r.proto, r.state) {
-        (Proto::Udp, tcp::ESTABLISHED) => "ESTABLISHED",
-        (Proto::Udp, _) => "",
-        (Proto::Tcp, s) => tcp::name(s),
+/// netstat's State column. UDP has no states: netstat prints nothing for
+/// an unconnected socket and ESTABLISHED for a connected one.
+pub const fn state_name(proto: Proto, state: u8) -> &'static str {
+    match proto {
+        Proto::Tcp => tcp::name(state),
+        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
+        Proto::Udp => "",
     }
+}
+
+/// A row's State column ([`state_name`]).
+pub const fn state_label(r: &Row) -> &'static str {
+    state_name(r.proto, r.state)
 }
 
 /// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.
@@ -110,11 +117,11 @@ pub struct Workloads {
 
 impl Workloads {
     /// Resolves every owner of the table's rows.
-    pub fn resolve(table: &Table, resolver: &mut crate::workload::Resolver) -> Self {
+    pub fn resolve(table: &Table) -> Self {
         let mut by_pid = rustc_hash::FxHashMap::default();
         for o in table.rows().flat_map(|r| r.owners.iter()).filter(|o| o.pid != 0) {
             if let std::collections::hash_map::Entry::Vacant(v) = by_pid.entry(o.pid) {
-                if let Some(w) = resolver.of(o.pid, 0) {
+                if let Some(w) = table.workload_of(o.pid) {
                     v.insert(w);
                 }
             }
@@ -212,7 +219,7 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
                 proto_label(c.proto, c.family),
                 addr(c.local.ip(), c.local.port()),
                 addr(c.remote.ip(), c.remote.port()),
-                tcp::name(c.last_state),
+                c.last_state.name(),
                 c.ending.name(),
                 c.traffic.tx_bytes,
                 c.traffic.rx_bytes,
@@ -378,9 +385,9 @@ struct JsonClosed<'a> {
 }
 
 fn closed_json(c: &Closed) -> JsonClosed<'_> {
-    let failure = match (c.proto, TcpState::from_u8(c.last_state)) {
-        (Proto::Tcp, Some(last)) => crate::why::closed_failure(last, c.traffic.sk_err),
-        _ => None,
+    let failure = match c.proto {
+        Proto::Tcp => crate::why::closed_failure(c.last_state, c.traffic.sk_err),
+        Proto::Udp => None,
     };
     JsonClosed {
         ends: JsonEnds::new(c.proto, c.family, c.local, c.remote),
@@ -388,7 +395,7 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
         cookie: c.cookie,
         pid: c.owner.as_ref().map_or(0, |o| o.pid),
         comm: c.owner.as_ref().map_or("", |o| o.comm.text()),
-        last_state: tcp::name(c.last_state),
+        last_state: c.last_state.name(),
         ending: c.ending.name(),
         duration_ms: c.duration_ns.map(super::duration_ms),
         traffic: JsonTraffic::from(&c.traffic),

@@ -40,8 +40,6 @@ pub struct Exporter {
     filter: crate::filter::Filter,
     pub errors: Errors,
     last_report: Option<Instant>,
-    /// Where events' owners run, for their JSON fields.
-    workloads: crate::workload::Resolver,
 }
 
 impl Exporter {
@@ -69,7 +67,6 @@ impl Exporter {
             filter: cfg.filter.clone(),
             errors: Errors::default(),
             last_report: None,
-            workloads: crate::workload::Resolver::default(),
         })
     }
 
@@ -107,9 +104,7 @@ impl Exporter {
             return;
         }
         self.line.clear();
-        let mut e = e.clone();
-        self.workloads.complete(&mut e);
-        if self.json.event(&mut self.line, &e, &self.clock).is_err() {
+        if self.json.event(&mut self.line, e, &self.clock).is_err() {
             return;
         }
         if otlp {

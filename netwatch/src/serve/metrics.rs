@@ -96,8 +96,6 @@ pub struct Metrics {
     export_errors: Family<Output, Counter>,
     top_processes: usize,
     top_listeners: usize,
-    /// Where the owners run, for the per-process series' labels.
-    workloads: std::sync::Mutex<crate::workload::Resolver>,
     why: super::latency::WhyMetrics,
 }
 
@@ -124,7 +122,6 @@ impl Metrics {
             export_errors: Family::default(),
             top_processes,
             top_listeners,
-            workloads: std::sync::Mutex::default(),
             why: super::latency::WhyMetrics::new(),
         };
         m.register();
@@ -282,8 +279,7 @@ impl Metrics {
         }
 
         self.processes.clear();
-        let mut resolver = self.workloads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let workload = |pid| workload_labels(resolver.of(pid, 0).as_ref());
+        let workload = |pid| workload_labels(table.workload_of(pid).as_ref());
         for ((process, workload), n) in top_processes(table, self.top_processes, workload) {
             self.processes.get_or_create(&Process { process, workload }).set(n);
         }

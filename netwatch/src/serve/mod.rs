@@ -106,6 +106,9 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
     let mut control = signals()?;
 
     let mut live = Live::start(HISTORY).await?;
+    // The export's JSON carries each event's workload (and a reload may
+    // turn the export on), so the model resolves it for every event.
+    live.table.event_workloads = true;
     for w in live.warnings() {
         eprintln!("netwatch: warning: {w}");
     }

@@ -85,7 +85,7 @@ impl Totals {
             EventKind::ConnectFailed => self.failed_connects += 1,
             EventKind::Close if e.old_state != TcpState::Listen => {
                 self.closed += 1;
-                self.resets += u64::from(super::ending(e.old_state as u8) == super::Ending::Reset);
+                self.resets += u64::from(super::ending(e.old_state) == super::Ending::Reset);
             }
             _ => {}
         }

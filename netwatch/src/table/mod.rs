@@ -18,7 +18,7 @@ pub mod row;
 mod time_wait;
 pub mod traffic;
 
-use std::{collections::VecDeque, net::SocketAddr};
+use std::{cell::RefCell, collections::VecDeque, net::SocketAddr};
 
 use netwatch_common::{tcp, EventKind, OwnerSource};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -31,6 +31,7 @@ use crate::{
     event::{Comm, Event},
     seed::{self, SeedSocket},
     socket::{merge_addr, Owner, Owners, Proto, TcpState},
+    workload::{Resolver, Workload},
 };
 
 /// The kernel's TIME_WAIT length (`TCP_TIMEWAIT_LEN`, 60 s).
@@ -64,6 +65,15 @@ pub struct Table {
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
+    /// Where owners run: the one resolver every consumer asks (events,
+    /// rows, metrics labels, export), so all name the same workload for an
+    /// owner and read each owner's cgroup once. A cache, so reads through
+    /// `&self` fill it too; made on first use, so a table no one asks
+    /// (`check`, the one the live model lends its own for) costs nothing.
+    workloads: RefCell<Option<Resolver>>,
+    /// Give every event its owner's workload in [`Self::complete_and_apply`]:
+    /// only where an output shows or filters on it (a lookup per event).
+    pub event_workloads: bool,
 }
 
 impl Table {
@@ -80,7 +90,20 @@ impl Table {
             until_destroy: false,
             time_wait_rows: true,
             closed_traffic: FxHashMap::default(),
+            workloads: RefCell::default(),
+            event_workloads: false,
         }
+    }
+
+    /// Where process `pid` runs (a row's owner's workload), from the
+    /// model's one resolver.
+    pub fn workload_of(&self, pid: u32) -> Option<Workload> {
+        self.workloads.borrow_mut().get_or_insert_with(Resolver::default).of(pid, 0)
+    }
+
+    /// Where a row's first owner runs: the row's workload.
+    pub fn row_workload(&self, r: &Row) -> Option<Workload> {
+        r.owners.first().and_then(|o| self.workload_of(o.pid))
     }
 
     pub fn len(&self) -> usize {
@@ -245,16 +268,14 @@ impl Table {
     /// Fills in what the kernel left out of `e` from the socket's row (a
     /// local port the socket has given back by the time it is freed; the
     /// owner of a socket older than netwatch, from the seed), then applies
-    /// it. What the live model hands on (the full-screen view's events,
-    /// `serve`'s export) is then as complete as the table, without a
-    /// second per-socket cache beside it.
+    /// it, with what the model adds ([`Self::enrich`]). What the live model
+    /// hands on (`events`, the full-screen view's events, `serve`'s export)
+    /// is then as complete as the table, without a second per-socket cache
+    /// beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
         // A failed connect() carries all it has, and names no live socket.
-        if e.kind == EventKind::ConnectError {
-            self.totals.count(e);
-            return;
-        }
-        if let Some(row) = self.rows.get(&e.cookie) {
+        let row = self.rows.get(&e.cookie).filter(|_| e.kind != EventKind::ConnectError);
+        if let Some(row) = row {
             e.local = merge_addr(e.local, row.local);
             e.remote = merge_addr(e.remote, row.remote);
             if e.netns == 0 {
@@ -264,7 +285,16 @@ impl Table {
             let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
+        self.enrich(e);
         self.apply(e);
+    }
+
+    /// What the model adds to a completed event from outside the kernel's
+    /// record (its owner's workload), once for every consumer.
+    fn enrich(&mut self, e: &mut Event) {
+        if self.event_workloads {
+            self.workloads.get_mut().get_or_insert_with(Resolver::default).complete(e);
+        }
     }
 
     /// Applies one kernel event.
@@ -363,6 +393,14 @@ impl Table {
         Some(row)
     }
 
+    /// Whom a closed connection's history names: the row's holder the
+    /// kernel named (the row has its process name resolved already), else
+    /// its first, else the event's own.
+    fn closing_owner(&mut self, row: Option<&Row>, e: &Event) -> Option<Owner> {
+        let held = row.and_then(|r| r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()));
+        held.copied().or_else(|| (e.pid != 0).then(|| Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }))
+    }
+
     fn push_history(&mut self, closed: Closed) {
         if self.history_cap == 0 {
             return;
@@ -380,23 +418,18 @@ impl Table {
     }
 
     fn close(&mut self, key: u64, e: &Event) {
-        let ending = ending(e.old_state as u8);
+        let ending = ending(e.old_state);
         let row = self.remove(key);
         let (mut local, mut remote) = (e.local, e.remote);
-        let mut owner = None;
         let mut opened = e.start_ns;
         if let Some(r) = &row {
             // The row's tuple wins: the close may name a port the kernel
             // already gave back.
             local = merge_addr(r.local, local);
             remote = merge_addr(r.remote, remote);
-            // The row's owner has the process name already resolved.
-            owner = r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned();
             opened = opened.or(r.opened_ns);
         }
-        if owner.is_none() && e.pid != 0 {
-            owner = Some(Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) });
-        }
+        let owner = self.closing_owner(row.as_ref(), e);
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
         if let Some(mut r) = row.filter(|_| self.until_destroy) {
             // Its destroy event is still to come, and is completed from
@@ -417,7 +450,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state as u8,
+            last_state: e.old_state,
             ending,
             closed_ns: e.ts_ns,
             duration_ns: opened.map(|s| e.ts_ns.saturating_sub(s)),
@@ -481,11 +514,12 @@ fn distinct(ps: Vec<seed::Process>) -> Owners {
 }
 
 /// How a connection that reached CLOSE from `old` ended.
-fn ending(old: u8) -> Ending {
+fn ending(old: TcpState) -> Ending {
+    use TcpState::{Closing, FinWait1, FinWait2, LastAck, Listen, SynSent, TimeWait};
     match old {
-        tcp::SYN_SENT => Ending::Failed,
+        SynSent => Ending::Failed,
         // The FIN handshake ends in these; anything else skipped it.
-        tcp::FIN_WAIT2 | tcp::CLOSING | tcp::LAST_ACK | tcp::TIME_WAIT | tcp::LISTEN | tcp::FIN_WAIT1 => Ending::Closed,
+        FinWait2 | Closing | LastAck | TimeWait | Listen | FinWait1 => Ending::Closed,
         _ => Ending::Reset,
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use crate::{
     seed::Timer,
-    socket::{Family, Owner, Owners, Proto},
+    socket::{Family, Owner, Owners, Proto, TcpState},
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub struct Closed {
     pub cookie: Option<u64>,
     pub owner: Option<Owner>,
     /// The last state before CLOSE.
-    pub last_state: u8,
+    pub last_state: TcpState,
     pub ending: Ending,
     pub closed_ns: u64,
     /// Lifetime, when its start is known.

@@ -347,3 +347,25 @@ fn a_row_keeps_how_it_opened_and_connect_errors_make_no_row() {
     assert_eq!(t.len(), before);
     assert_eq!(t.totals.events, 3);
 }
+
+/// The model gives an event its owner's workload once, when asked to, and
+/// the same one a row of that owner has: a lent owner's included.
+#[test]
+fn events_get_their_owners_workload_from_the_one_resolver() {
+    let me = std::process::id();
+    let (l, r) = ("127.0.0.1:40000", "127.0.0.1:80");
+    for on in [false, true] {
+        let mut t = Table::new(0);
+        t.event_workloads = on;
+        t.seed(vec![seeded(Some(1), tcp::ESTABLISHED, l, r, Some(me))], 0);
+        // The kernel named no owner (softirq): the row's is lent.
+        let mut e = ev(EventKind::State, 1, tcp::ESTABLISHED, tcp::FIN_WAIT1, l, r, 0);
+        t.complete_and_apply(&mut e);
+        assert_eq!(e.pid, me);
+        let row = t.rows().next().unwrap().clone();
+        let expected = Resolver::default().of(me, 0);
+        assert!(expected.is_some(), "this process has a cgroup");
+        assert_eq!(t.row_workload(&row), expected);
+        assert_eq!(e.workload, if on { expected } else { None });
+    }
+}

@@ -173,11 +173,7 @@ impl Table {
     /// its final totals.
     pub(super) fn udp_close(&mut self, key: u64, e: &Event) {
         let row = self.remove(key);
-        let owner = match &row {
-            Some(r) => r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()).cloned(),
-            None => None,
-        }
-        .or_else(|| (e.pid != 0).then(|| Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }));
+        let owner = self.closing_owner(row.as_ref(), e);
         self.add_closed_traffic(owner.as_ref(), &e.traffic);
         let (local, remote) = row.as_ref().map_or((e.local, e.remote), |r| (r.local, r.remote));
         self.push_history(Closed {
@@ -188,7 +184,7 @@ impl Table {
             netns: e.netns,
             cookie: Some(e.cookie),
             owner,
-            last_state: e.old_state as u8,
+            last_state: e.old_state,
             ending: Ending::Closed,
             closed_ns: e.ts_ns,
             duration_ns: None,

@@ -160,8 +160,6 @@ pub struct App {
     fingerprint: u64,
     /// Mode, sort or filter changed since `order` was computed.
     order_dirty: bool,
-    /// Where the rows' owners run (cached per PID).
-    workloads: crate::workload::Resolver,
     /// Rows copied between two calls of `refresh_sliced`'s `between`.
     copy_slice: usize,
     /// Handshakes completed (`false`) and connections closed (`true`) in
@@ -191,7 +189,6 @@ impl App {
             dirty: Dirty::Yes,
             fingerprint: 0,
             order_dirty: true,
-            workloads: crate::workload::Resolver::default(),
             copy_slice: COPY_SLICE,
             recent: VecDeque::new(),
             started_ns: None,
@@ -284,7 +281,7 @@ impl App {
             loop {
                 let before = fresh.len();
                 for r in rows.by_ref().take(self.copy_slice) {
-                    fresh.push(self.entry_of(r));
+                    fresh.push(self.entry_of(table, r));
                     print = print.wrapping_add(row_hash(r));
                 }
                 if fresh.len() - before < self.copy_slice {
@@ -346,11 +343,11 @@ impl App {
     }
 
     /// A row as the view keeps it, with what the view adds to it.
-    fn entry_of(&mut self, r: &Row) -> Entry {
+    fn entry_of(&self, table: &Table, r: &Row) -> Entry {
         let mut e = Entry::of(r);
-        e.workload = r.owners.first().and_then(|o| self.workloads.of(o.pid, 0));
+        e.workload = table.row_workload(r);
         let last = e.row.cookie.and_then(|c| self.transitions.get(&c)).and_then(|t| t.back());
-        e.state_since_ns = last.filter(|t| t.new == e.state).map(|t| t.ts_ns);
+        e.state_since_ns = last.filter(|t| t.new == e.row.state).map(|t| t.ts_ns);
         e
     }
 

@@ -18,8 +18,11 @@ use super::{
     view::Entry,
 };
 use crate::{
-    output::{snapshot::proto_label, text::endpoint},
-    socket::{Owner, TcpState},
+    output::{
+        snapshot::{proto_label, state_name},
+        text::endpoint,
+    },
+    socket::Owner,
     table::{Closed, Row},
     workload::Workload,
 };
@@ -95,7 +98,7 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
         kv(&[
             ("", proto_label(r.proto, r.family).to_owned()),
             ("", format!("{} -> {}", endpoint(r.local), endpoint(r.remote))),
-            ("state", format::state(r.proto, r.state).to_owned()),
+            ("state", state_name(r.proto, r.state).to_owned()),
             ("age", opt(age)),
         ]),
         kv(&[
@@ -151,7 +154,7 @@ fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
         kv(&[
             ("", proto_label(c.proto, c.family).to_owned()),
             ("", format!("{} -> {}", endpoint(c.local), endpoint(c.remote))),
-            ("last state", tcp::name(c.last_state).to_owned()),
+            ("last state", c.last_state.name().to_owned()),
             ("ending", c.ending.name().to_owned()),
             ("lifetime", opt(c.duration_ns.map(format::duration))),
         ]),
@@ -166,11 +169,7 @@ fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
             ("srtt", opt((c.traffic.srtt_us != 0).then(|| format::duration(u64::from(c.traffic.srtt_us) * 1000)))),
             (
                 "reason",
-                opt(crate::why::closed_failure(
-                    TcpState::from_u8(c.last_state).unwrap_or(TcpState::Close),
-                    c.traffic.sk_err,
-                )
-                .map(|f| match f.errno {
+                opt(crate::why::closed_failure(c.last_state, c.traffic.sk_err).map(|f| match f.errno {
                     0 => f.reason.name().to_owned(),
                     e => format!("{} ({})", f.reason.name(), crate::why::errno_name(e)),
                 })),

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use netwatch_common::{tcp, EventKind};
+use netwatch_common::EventKind;
 use ratatui::{
     layout::{Constraint, Rect},
     style::{Color, Modifier, Style},
@@ -115,7 +115,7 @@ fn closed_text(c: &Closed, buf: &mut String) {
     format::push_endpoint(buf, c.local);
     buf.push(' ');
     format::push_endpoint(buf, c.remote);
-    let _ = write!(buf, " {}", tcp::name(c.last_state));
+    let _ = write!(buf, " {}", c.last_state.name());
 }
 
 fn tabs(app: &App) -> Line<'static> {
@@ -177,7 +177,7 @@ fn closed_row(app: &App, c: &Closed) -> Row<'static> {
         Cell::from(who),
         Cell::from(endpoint(c.local)),
         Cell::from(endpoint(c.remote)),
-        Cell::from(tcp::name(c.last_state)),
+        Cell::from(c.last_state.name()),
         Cell::from(c.duration_ns.map(format::duration).unwrap_or_else(|| "?".to_owned())),
     ])
 }

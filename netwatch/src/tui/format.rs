@@ -2,33 +2,7 @@
 
 use std::{fmt::Write as _, net::SocketAddr};
 
-use netwatch_common::tcp;
-
-use crate::{
-    event::display_ip,
-    socket::{Family, Proto},
-};
-
-/// netstat's Proto column: `tcp6` for an IPv6 socket, even one carrying
-/// IPv4-mapped traffic.
-pub const fn proto(proto: Proto, family: Family) -> &'static str {
-    match (proto, family) {
-        (Proto::Tcp, Family::V4) => "tcp",
-        (Proto::Tcp, Family::V6) => "tcp6",
-        (Proto::Udp, Family::V4) => "udp",
-        (Proto::Udp, Family::V6) => "udp6",
-    }
-}
-
-/// netstat's State column. UDP has no states: netstat prints nothing for
-/// an unconnected socket and ESTABLISHED for a connected one.
-pub const fn state(proto: Proto, state: u8) -> &'static str {
-    match proto {
-        Proto::Tcp => tcp::name(state),
-        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
-        Proto::Udp => "",
-    }
-}
+use crate::event::display_ip;
 
 /// Appends `addr:port` (IPv6 in brackets, IPv4-mapped shown as IPv4) to
 /// `out`, the allocation-free twin of `output::text::endpoint`.
@@ -92,7 +66,13 @@ pub fn contains_ci(haystack: &str, needle: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use netwatch_common::tcp;
+
     use super::*;
+    use crate::{
+        output::snapshot::{proto_label as proto, state_name as state},
+        socket::{Family, Proto},
+    };
 
     #[test]
     fn byte_counts_are_short() {

@@ -74,8 +74,8 @@ struct Listeners(FxHashMap<(u32, u16), Vec<SocketAddr>>);
 impl Listeners {
     fn of_entries(entries: &[Entry]) -> Self {
         let mut map: FxHashMap<(u32, u16), Vec<SocketAddr>> = FxHashMap::default();
-        for e in entries.iter().filter(|e| e.proto == Proto::Tcp && e.state == tcp::LISTEN) {
-            map.entry((e.row.netns, e.local.port())).or_default().push(e.local);
+        for e in entries.iter().filter(|e| e.row.proto == Proto::Tcp && e.row.state == tcp::LISTEN) {
+            map.entry((e.row.netns, e.row.local.port())).or_default().push(e.row.local);
         }
         Self(map)
     }
@@ -83,10 +83,10 @@ impl Listeners {
     /// A listener's own row is its group; an accepted connection's is the
     /// listener on its local port (same address, else a wildcard one).
     fn of(&self, e: &Entry) -> Option<SocketAddr> {
-        if e.proto != Proto::Tcp {
+        if e.row.proto != Proto::Tcp {
             return None;
         }
-        self.of_local(e.row.netns, e.local)
+        self.of_local(e.row.netns, e.row.local)
     }
 
     /// The listener a TCP socket with this local address was accepted from.
@@ -165,11 +165,11 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy, act
             out.len() - 1
         });
         let group = &mut out[g];
-        match group.states.iter_mut().find(|(s, _)| *s == e.state) {
+        match group.states.iter_mut().find(|(s, _)| *s == e.row.state) {
             Some((_, n)) => *n += 1,
-            None => group.states.push((e.state, 1)),
+            None => group.states.push((e.row.state, 1)),
         }
-        if e.proto == Proto::Tcp && e.state == tcp::LISTEN && by == GroupBy::Listener {
+        if e.row.proto == Proto::Tcp && e.row.state == tcp::LISTEN && by == GroupBy::Listener {
             group.queue = Some((e.row.rx_queue, e.row.tx_queue));
         }
         if listed {

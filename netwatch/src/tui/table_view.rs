@@ -15,7 +15,13 @@ use super::{
     header::state_color,
     view::{Column, Entry},
 };
-use crate::{output::text::endpoint, socket::Proto};
+use crate::{
+    output::{
+        snapshot::{proto_label, state_name},
+        text::endpoint,
+    },
+    socket::Proto,
+};
 
 /// Table rows that fit in `area` (inside the border, below the titles).
 pub fn page_rows(area: Rect) -> usize {
@@ -89,7 +95,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
 /// A group's header: its label, then its counts by state.
 fn group_line(g: &Group, open: bool) -> Row<'static> {
     let mark = if open { "[-]" } else { "[+]" };
-    let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
+    let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", state_name(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
     let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
     // Beside the label: the counts' column is too narrow for more once a
@@ -119,7 +125,7 @@ fn per_sec(r: f64) -> String {
 
 /// The line standing for the rows of a collapsed state.
 fn count_line((state, n): (u8, u32)) -> Row<'static> {
-    let name = format::state(Proto::Tcp, state);
+    let name = state_name(Proto::Tcp, state);
     Row::new([
         Cell::from(""),
         Cell::from(format!("{n} sockets collapsed")).style(Style::new().fg(Color::DarkGray)),
@@ -129,11 +135,11 @@ fn count_line((state, n): (u8, u32)) -> Row<'static> {
 }
 
 fn row(e: &Entry, now_ns: u64, workload: bool) -> Row<'static> {
-    let state = format::state(e.proto, e.state);
+    let state = state_name(e.row.proto, e.row.state);
     let mut cells = vec![
-        Cell::from(format::proto(e.proto, e.family)),
-        Cell::from(endpoint(e.local)),
-        Cell::from(endpoint(e.remote)),
+        Cell::from(proto_label(e.row.proto, e.row.family)),
+        Cell::from(endpoint(e.row.local)),
+        Cell::from(endpoint(e.row.remote)),
         Cell::from(state).style(Style::new().fg(state_color(state))),
         Cell::from(e.owner_label()),
         Cell::from(format::age(now_ns.saturating_sub(e.start_ns), e.start_known)),

@@ -15,7 +15,8 @@ use netwatch_common::tcp;
 use super::format;
 use crate::{
     filter::{Filter, RowAt},
-    socket::{label, Family, Proto},
+    output::snapshot::{proto_label, state_name},
+    socket::{label, Proto},
     table::Row,
 };
 
@@ -48,11 +49,11 @@ impl Mode {
     pub fn shows(self, e: &Entry) -> bool {
         match self {
             Self::All => true,
-            Self::Tcp => e.proto == Proto::Tcp,
-            Self::Udp => e.proto == Proto::Udp,
-            Self::Listening => match e.proto {
-                Proto::Tcp => e.state == tcp::LISTEN,
-                Proto::Udp => e.state == tcp::CLOSE,
+            Self::Tcp => e.row.proto == Proto::Tcp,
+            Self::Udp => e.row.proto == Proto::Udp,
+            Self::Listening => match e.row.proto {
+                Proto::Tcp => e.row.state == tcp::LISTEN,
+                Proto::Udp => e.row.state == tcp::CLOSE,
             },
         }
     }
@@ -135,11 +136,6 @@ impl Default for Sort {
 /// One row's displayed fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub proto: Proto,
-    pub family: Family,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub state: u8,
     /// First owner's `PID/comm`; `None` for TIME_WAIT and request sockets.
     pub owner: Option<(u32, String)>,
     /// Other processes holding it (a socket shared across fork).
@@ -159,7 +155,7 @@ pub struct Entry {
     pub workload: Option<crate::workload::Workload>,
     /// When the socket entered its state, when an event said so.
     pub state_since_ns: Option<u64>,
-    /// The whole row, for the filter expression and the details pane.
+    /// The whole row: its columns, the filter expression, the details pane.
     pub row: Row,
     /// Sort keys, computed once per copy so that sorting compares integers.
     local_key: AddrKey,
@@ -186,11 +182,6 @@ fn addr_key(sa: SocketAddr) -> AddrKey {
 impl Entry {
     pub fn of(r: &Row) -> Self {
         Self {
-            proto: r.proto,
-            family: r.family,
-            local: r.local,
-            remote: r.remote,
-            state: r.state,
             owner: r.owners.first().map(|o| (o.pid, o.comm.text().to_owned())),
             more_owners: distinct_pids(r).saturating_sub(1),
             start_ns: r.opened_ns.unwrap_or(r.seen_ns),
@@ -224,13 +215,15 @@ impl Entry {
             return true;
         }
         let c = format::contains_ci;
-        if c(format::proto(self.proto, self.family), needle) || c(format::state(self.proto, self.state), needle) {
+        if c(proto_label(self.row.proto, self.row.family), needle)
+            || c(state_name(self.row.proto, self.row.state), needle)
+        {
             return true;
         }
         buf.clear();
-        format::push_endpoint(buf, self.local);
+        format::push_endpoint(buf, self.row.local);
         buf.push(' ');
-        format::push_endpoint(buf, self.remote);
+        format::push_endpoint(buf, self.row.remote);
         buf.push(' ');
         {
             use std::fmt::Write as _;
@@ -254,7 +247,7 @@ impl Entry {
 /// [`COLLAPSE_AFTER_NS`] in it (or since netwatch saw them, when no event
 /// said when they entered it).
 pub fn collapsible(e: &Entry, now_ns: u64) -> bool {
-    match (e.proto, e.state) {
+    match (e.row.proto, e.row.state) {
         (Proto::Tcp, tcp::TIME_WAIT) => true,
         (Proto::Tcp, tcp::FIN_WAIT1 | tcp::FIN_WAIT2 | tcp::CLOSE_WAIT | tcp::LAST_ACK | tcp::CLOSING) => {
             let since = e.state_since_ns.unwrap_or(e.row.seen_ns);
@@ -285,18 +278,18 @@ pub(super) fn state_rank(state: u8) -> u8 {
 /// The default order, also every other column's tie-break, so that rows
 /// never swap places between redraws.
 fn by_state(a: &Entry, b: &Entry) -> Ordering {
-    (a.rank, a.local.port(), a.local_key, a.remote_key, a.proto).cmp(&(
+    (a.rank, a.row.local.port(), a.local_key, a.remote_key, a.row.proto).cmp(&(
         b.rank,
-        b.local.port(),
+        b.row.local.port(),
         b.local_key,
         b.remote_key,
-        b.proto,
+        b.row.proto,
     ))
 }
 
 pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
     let primary = match column {
-        Column::Proto => a.proto.cmp(&b.proto).then((a.family as u8).cmp(&(b.family as u8))),
+        Column::Proto => a.row.proto.cmp(&b.row.proto).then((a.row.family as u8).cmp(&(b.row.family as u8))),
         Column::Local => a.local_key.cmp(&b.local_key),
         Column::Remote => a.remote_key.cmp(&b.remote_key),
         Column::State => Ordering::Equal,
@@ -361,7 +354,7 @@ pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &m
             })
             .filter(|(i, e)| match q.collapse_at {
                 Some(now) if collapsible(e, now) => {
-                    counts[usize::from(e.state & 15)] += 1;
+                    counts[usize::from(e.row.state & 15)] += 1;
                     hidden.push(*i as u32);
                     false
                 }

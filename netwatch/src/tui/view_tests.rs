@@ -1,7 +1,10 @@
 use netwatch_common::tcp;
 
 use super::*;
-use crate::tui::fixtures::{rows, tcp};
+use crate::{
+    output::snapshot::state_name,
+    tui::fixtures::{rows, tcp},
+};
 
 fn entries() -> Vec<Entry> {
     rows().iter().map(Entry::of).collect()
@@ -21,7 +24,7 @@ fn lines(entries: &[Entry], q: &Query<'_>) -> (Vec<String>, Collapsed) {
         .iter()
         .map(|&i| {
             let e = &entries[i as usize];
-            format!("{} {} {}", format::state(e.proto, e.state), e.local, e.remote)
+            format!("{} {} {}", state_name(e.row.proto, e.row.state), e.row.local, e.row.remote)
         })
         .collect();
     (rows, collapsed)

@@ -108,6 +108,7 @@ const WALK_EVERY: Duration = Duration::from_secs(1);
 const MAX_PIDS: usize = 1 << 16;
 
 /// Cgroup id or PID -> [`Workload`], cached.
+#[derive(Debug)]
 pub struct Resolver {
     /// The cgroup2 mount; `None` on a v1-only host.
     mount: Option<PathBuf>,

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::Runtime;
 
+#[derive(Debug)]
 pub struct Names {
     storage: PathBuf,
     docker: PathBuf,
