@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real OTLP receiver for netwatch's tests, built on the official protobuf
 definitions (PyPI opentelemetry-proto) and grpcio: OTLP/gRPC or OTLP/HTTP
-(protobuf bodies, gzip), optionally TLS, optionally requiring a bearer token.
+(protobuf bodies, gzip), optionally TLS (and client certificates), optionally
+requiring a bearer token.
 
 Every log record and metrics export received is appended to --out as one
 JSON line; a request refused for its token adds {"type": "rejected"}.
@@ -107,7 +108,12 @@ def serve_grpc(args, sink):
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(sink), server)
     addr = "127.0.0.1:%d" % args.port
     if args.cert:
-        creds = grpc.ssl_server_credentials([(open(args.key, "rb").read(), open(args.cert, "rb").read())])
+        pair = [(open(args.key, "rb").read(), open(args.cert, "rb").read())]
+        if args.client_ca:
+            creds = grpc.ssl_server_credentials(pair, root_certificates=open(args.client_ca, "rb").read(),
+                                                require_client_auth=True)
+        else:
+            creds = grpc.ssl_server_credentials(pair)
         server.add_secure_port(addr, creds)
     else:
         server.add_insecure_port(addr)
@@ -152,6 +158,9 @@ def serve_http(args, sink):
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("ready %d" % args.port, flush=True)
     server.serve_forever()
@@ -165,6 +174,7 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--token")
+    p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
     args = p.parse_args()
     sink = Sink(args.out, args.token)
     (serve_grpc if args.protocol == "grpc" else serve_http)(args, sink)
