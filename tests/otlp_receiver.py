@@ -122,6 +122,38 @@ def serve_grpc(args, sink):
     server.wait_for_termination()
 
 
+def serve_grpc_sink(args):
+    """For the benchmark (`cargo xtask bench --only otlp:`): takes every
+    request without decoding it, keeps only counts, and prints
+    "sink requests N bytes M" (uncompressed) when terminated."""
+    import os, signal
+    stats = {"requests": 0, "bytes": 0}
+
+    def export(request, context):
+        with LOCK:
+            stats["requests"] += 1
+            stats["bytes"] += len(request)
+        return b""  # an empty Export*ServiceResponse
+
+    handlers = [grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.%s.v1.%sService" % (s, s.capitalize()),
+        {"Export": grpc.unary_unary_rpc_method_handler(export)}) for s in ("logs", "metrics")]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers(handlers)
+    server.add_insecure_port("127.0.0.1:%d" % args.port)
+
+    def done(*_):
+        with LOCK:
+            print("sink requests %d bytes %d" % (stats["requests"], stats["bytes"]), flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, done)
+    server.start()
+    print("ready %d" % args.port, flush=True)
+    server.wait_for_termination()
+
+
 def serve_http(args, sink):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -170,12 +202,15 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--protocol", choices=["grpc", "http"], required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--sink", action="store_true", help="gRPC only: count requests, decode and keep nothing")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--token")
     p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
     args = p.parse_args()
+    if args.sink:
+        return serve_grpc_sink(args)
     sink = Sink(args.out, args.token)
     (serve_grpc if args.protocol == "grpc" else serve_http)(args, sink)
 
