@@ -417,7 +417,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
         std::fs::write(&cert, "no certificate here\n").unwrap();
-        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nhunter2\n-----END PRIVATE KEY-----\n").unwrap();
+        // A key file that is no PEM key (a pasted secret): its text is never shown.
+        std::fs::write(&key, "hunter2\n").unwrap();
         let cfg = |c: Option<&std::path::Path>, k: Option<&std::path::Path>| OtlpExport {
             client_cert_file: c.map(ToOwned::to_owned),
             client_key_file: k.map(ToOwned::to_owned),
