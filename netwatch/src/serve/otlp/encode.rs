@@ -134,15 +134,17 @@ impl Names {
     }
 
     /// The encoded key field of `key`'s attribute.
-    fn get(&mut self, key: &str) -> &[u8] {
-        let mut i = Self::slot(key.as_bytes());
+    fn get(&mut self, key: &[u8]) -> &[u8] {
+        let mut i = Self::slot(key);
         // Never full: the keys netwatch writes are far fewer than the slots;
         // past half full, names are made afresh each time instead.
         for _ in 0..NAME_SLOTS / 2 {
             match &self.slots[i] {
-                Some((k, _)) if **k == *key.as_bytes() => break,
+                Some((k, _)) if **k == *key => break,
                 Some(_) => i = (i + 1) % NAME_SLOTS,
                 None => {
+                    // ASCII, checked by the scan.
+                    let Ok(key) = std::str::from_utf8(key) else { return b"" };
                     let mut field = Vec::with_capacity(key.len() + 12);
                     let (prefix, rest) = semconv(key).map_or(("netwatch.", key), |name| ("", name));
                     field.push(tag(field::KV_KEY, WireType::LengthDelimited));
@@ -155,7 +157,7 @@ impl Names {
             }
         }
         match &self.slots[i] {
-            Some((k, field)) if **k == *key.as_bytes() => field,
+            Some((k, field)) if **k == *key => field,
             _ => b"",
         }
     }
@@ -209,7 +211,7 @@ impl<'a> Flat<'a> {
     }
 
     /// The next field, `None` after the last.
-    fn next(&mut self) -> Result<Option<(&'a str, Scalar<'a>)>, NotFlat> {
+    fn next(&mut self) -> Result<Option<(&'a [u8], Scalar<'a>)>, NotFlat> {
         if self.i >= self.end {
             return Ok(None);
         }
@@ -233,8 +235,6 @@ impl<'a> Flat<'a> {
                 return Err(NotFlat);
             }
         }
-        // ASCII, checked by `string`.
-        let key = std::str::from_utf8(key).map_err(|_| NotFlat)?;
         Ok(Some((key, value)))
     }
 }
@@ -380,11 +380,11 @@ fn encode_flat(
     let mut protocol = None;
     while let Some((key, v)) = f.next()? {
         match (key, v) {
-            ("ts", Scalar::Str(ts)) => {
+            (b"ts", Scalar::Str(ts)) => {
                 out.push(tag(field::TIME, WireType::SixtyFourBit));
                 out.extend_from_slice(&clock.nanos(ts).to_le_bytes());
             }
-            ("event", Scalar::Str(k)) => {
+            (b"event", Scalar::Str(k)) => {
                 // ASCII, checked by the scan.
                 let k = std::str::from_utf8(k).map_err(|_| NotFlat)?;
                 kind = Some(k);
@@ -401,7 +401,7 @@ fn encode_flat(
                 out.extend_from_slice(k.as_bytes());
                 attribute("", "netwatch.event", v, out);
             }
-            ("family", Scalar::Str(f)) => {
+            (b"family", Scalar::Str(f)) => {
                 let lower = match f {
                     b"IPv4" => b"ipv4",
                     b"IPv6" => b"ipv6",
@@ -410,7 +410,7 @@ fn encode_flat(
                 attribute("", "network.type", Scalar::Str(lower), out);
             }
             (k, v) => {
-                if let ("protocol", Scalar::Str(p)) = (k, v) {
+                if let (b"protocol", Scalar::Str(p)) = (k, v) {
                     protocol = Some(p);
                 }
                 named_attribute(names.get(k), v, out);
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(scope_logs.log_records[2], records::log_record(line, 1).unwrap());
     }
 
-    fn flat(line: &[u8]) -> Option<Vec<(&str, Scalar<'_>)>> {
+    fn flat(line: &[u8]) -> Option<Vec<(&[u8], Scalar<'_>)>> {
         let mut f = Flat::new(line)?;
         let mut out = Vec::new();
         while let Some(kv) = f.next().ok()? {
@@ -489,7 +489,10 @@ mod tests {
 
     #[test]
     fn scan_takes_only_flat_objects() {
-        assert_eq!(flat(br#"{"a":1,"b":"x"}"#), Some(vec![("a", Scalar::Int(1)), ("b", Scalar::Str(b"x"))]));
+        assert_eq!(
+            flat(br#"{"a":1,"b":"x"}"#),
+            Some(vec![(&b"a"[..], Scalar::Int(1)), (&b"b"[..], Scalar::Str(b"x"))])
+        );
         assert_eq!(flat(b"{}\n"), Some(vec![]));
         assert!(flat(br#"{"a":1,}"#).is_none());
         assert!(flat(br#"{"a":[1]}"#).is_none());
@@ -497,7 +500,7 @@ mod tests {
         assert!(flat(br#"{"a":null}"#).is_none());
         assert!(flat("{\"a\":\"é\"}".as_bytes()).is_none());
         assert!(flat(b"not json").is_none());
-        assert_eq!(flat(br#"{"a":1.5e3}"#), Some(vec![("a", Scalar::Double(1500.0))]));
+        assert_eq!(flat(br#"{"a":1.5e3}"#), Some(vec![(&b"a"[..], Scalar::Double(1500.0))]));
     }
 
     #[test]

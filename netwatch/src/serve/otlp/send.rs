@@ -204,7 +204,7 @@ impl Client {
                 );
                 logs.unary(r, path, Raw).await.map(drop).map_err(grpc_failure)
             }
-            Transport::Http(h) => h.post("v1/logs", body.to_vec(), &self.headers, self.gzip, self.timeout).await,
+            Transport::Http(h) => h.post("v1/logs", body, &self.headers, self.gzip, self.timeout).await,
         }
     }
 
@@ -217,7 +217,7 @@ impl Client {
                 metrics.export(r).await.map(drop).map_err(grpc_failure)
             }
             Transport::Http(h) => {
-                let body = req.encode_to_vec();
+                let body = Bytes::from(req.encode_to_vec());
                 h.post("v1/metrics", body, &self.headers, self.gzip, self.timeout).await
             }
         }
@@ -313,7 +313,8 @@ impl Http {
     async fn post(
         &mut self,
         path: &str,
-        body: Vec<u8>,
+        // Shared with the batch kept for a retry: sent without a copy.
+        body: Bytes,
         headers: &[(String, String)],
         gzip: bool,
         timeout: Duration,
@@ -326,14 +327,14 @@ impl Http {
             .header(hyper::header::CONTENT_TYPE, "application/x-protobuf");
         let body = if gzip {
             req = req.header(hyper::header::CONTENT_ENCODING, "gzip");
-            gzip_bytes(&body)
+            Bytes::from(gzip_bytes(&body))
         } else {
             body
         };
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
+        let req = req.body(Full::new(body)).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
         let attempt = async {
             let conn = self.connect().await?;
             let resp = conn.send_request(req).await.map_err(|e| Failure::Retry(format!("HTTP: {e}")))?;
