@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real OTLP receiver for netwatch's tests, built on the official protobuf
 definitions (PyPI opentelemetry-proto) and grpcio: OTLP/gRPC or OTLP/HTTP
-(protobuf bodies, gzip), optionally TLS, optionally requiring a bearer token.
+(protobuf bodies, gzip), optionally TLS (and client certificates), optionally
+requiring a bearer token.
 
 Every log record and metrics export received is appended to --out as one
 JSON line; a request refused for its token adds {"type": "rejected"}.
@@ -107,10 +108,47 @@ def serve_grpc(args, sink):
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(Metrics(sink), server)
     addr = "127.0.0.1:%d" % args.port
     if args.cert:
-        creds = grpc.ssl_server_credentials([(open(args.key, "rb").read(), open(args.cert, "rb").read())])
+        pair = [(open(args.key, "rb").read(), open(args.cert, "rb").read())]
+        if args.client_ca:
+            creds = grpc.ssl_server_credentials(pair, root_certificates=open(args.client_ca, "rb").read(),
+                                                require_client_auth=True)
+        else:
+            creds = grpc.ssl_server_credentials(pair)
         server.add_secure_port(addr, creds)
     else:
         server.add_insecure_port(addr)
+    server.start()
+    print("ready %d" % args.port, flush=True)
+    server.wait_for_termination()
+
+
+def serve_grpc_sink(args):
+    """For the benchmark (`cargo xtask bench --only otlp:`): takes every
+    request without decoding it, keeps only counts, and prints
+    "sink requests N bytes M" (uncompressed) when terminated."""
+    import os, signal
+    stats = {"requests": 0, "bytes": 0}
+
+    def export(request, context):
+        with LOCK:
+            stats["requests"] += 1
+            stats["bytes"] += len(request)
+        return b""  # an empty Export*ServiceResponse
+
+    handlers = [grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.%s.v1.%sService" % (s, s.capitalize()),
+        {"Export": grpc.unary_unary_rpc_method_handler(export)}) for s in ("logs", "metrics")]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers(handlers)
+    server.add_insecure_port("127.0.0.1:%d" % args.port)
+
+    def done(*_):
+        with LOCK:
+            print("sink requests %d bytes %d" % (stats["requests"], stats["bytes"]), flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, done)
     server.start()
     print("ready %d" % args.port, flush=True)
     server.wait_for_termination()
@@ -152,6 +190,9 @@ def serve_http(args, sink):
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("ready %d" % args.port, flush=True)
     server.serve_forever()
@@ -161,11 +202,15 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--protocol", choices=["grpc", "http"], required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--sink", action="store_true", help="gRPC only: count requests, decode and keep nothing")
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--token")
+    p.add_argument("--client-ca", help="require client certificates signed by this CA (mTLS)")
     args = p.parse_args()
+    if args.sink:
+        return serve_grpc_sink(args)
     sink = Sink(args.out, args.token)
     (serve_grpc if args.protocol == "grpc" else serve_http)(args, sink)
 

@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// How often the metrics are sent over OTLP; 0s for never [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_duration)]
     pub otlp_metrics_interval: Option<Duration>,
+    /// PEM client certificate for a collector that requires one (mTLS; with --otlp-client-key-file)
+    #[arg(long, value_name = "PATH")]
+    pub otlp_client_cert_file: Option<PathBuf>,
+    /// PEM private key of the OTLP client certificate (read by the agent, never logged)
+    #[arg(long, value_name = "PATH")]
+    pub otlp_client_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -158,6 +164,12 @@ impl ServeArgs {
         set(&mut otlp.batch, self.otlp_batch);
         set(&mut otlp.batch_delay, self.otlp_batch_delay);
         set(&mut otlp.metrics_interval, self.otlp_metrics_interval);
+        if self.otlp_client_cert_file.is_some() {
+            otlp.client_cert_file.clone_from(&self.otlp_client_cert_file);
+        }
+        if self.otlp_client_key_file.is_some() {
+            otlp.client_key_file.clone_from(&self.otlp_client_key_file);
+        }
         if self.baseline.is_some() {
             c.alerts.baseline.clone_from(&self.baseline);
         }

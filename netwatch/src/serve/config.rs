@@ -149,6 +149,10 @@ pub struct OtlpExport {
     pub ca_file: Option<PathBuf>,
     /// `Name: value` lines sent with every request (e.g. `authorization: Bearer ...`).
     pub headers_file: Option<PathBuf>,
+    /// PEM client certificate (chain) and its private key, for a collector
+    /// that requires client certificates (mTLS, https endpoints); both or neither.
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
     /// Log records held while the collector is slow or down; more are
     /// dropped (and counted) rather than stalling the agent.
     pub queue: usize,
@@ -174,6 +178,8 @@ impl Default for OtlpExport {
             compression: Compression::Gzip,
             ca_file: None,
             headers_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             queue: 100_000,
             batch: 2048,
             batch_delay: Duration::from_secs(1),

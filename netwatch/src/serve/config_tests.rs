@@ -158,6 +158,9 @@ fn otlp_settings_are_checked() {
     bad("[export.otlp]\nendpoint = \"http://c:4317\"\nqueue = 0\n", "at least 1");
     bad("[export.otlp]\nprotocol = \"udp\"\n", "unknown variant");
     bad("[export.otlp]\nendpoint = \"http://c:4317\"\nheaders_file = \"/nonexistent/h\"\n", "/nonexistent/h");
+    let mtls = "[export.otlp]\nendpoint = \"http://c:4317\"\nclient_cert_file = \"/nonexistent/c\"\n";
+    bad(mtls, "both or neither");
+    bad(&format!("{mtls}client_key_file = \"/nonexistent/k\"\n"), "/nonexistent/c");
     let c =
         parse("[export.otlp]\nendpoint = \"http://c:4318\"\nprotocol = \"http\"\nbatch_delay = \"250ms\"\n").unwrap();
     assert_eq!((c.export.otlp.protocol, c.export.otlp.batch_delay), (OtlpProtocol::Http, Duration::from_millis(250)));

@@ -63,7 +63,12 @@ fn expected_attributes(line: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     let kind = line["event"].as_str().unwrap();
     if kind != "lost" && kind != "alert" {
-        let transport = if kind.starts_with("udp") { "udp" } else { "tcp" };
+        // A connect_error says its own (a UDP connect() fails there too).
+        let transport = match line.get("protocol").and_then(Value::as_str) {
+            Some(p) => p,
+            None if kind.starts_with("udp") => "udp",
+            None => "tcp",
+        };
         out.insert("network.transport".into(), transport.into());
     }
     for (k, v) in line {
@@ -109,7 +114,7 @@ fn touches(attrs: &Value, port: u16) -> bool {
 /// and the metrics arrive with /metrics' names.
 #[test]
 fn grpc_records_equal_the_json_lines() {
-    let _ns = super::setup_in("otlp-grpc");
+    let ns = super::setup_in("otlp-grpc");
     let dir = TempDir::new("otlp-grpc");
     let rx = Receiver::start("grpc", free_port("127.0.0.1".parse().unwrap()), &dir.path("rx.jsonl"), &[]);
     let file = dir.path("events.jsonl");
@@ -127,6 +132,15 @@ fn grpc_records_equal_the_json_lines() {
     Peer::client(srv.addr, 3, 0);
     server.wait_success(Duration::from_secs(20));
     let port = srv.addr.port();
+    // connect() calls the kernel refuses at once, UDP and TCP: connect_error records.
+    let st = Command::new("ip").args(["-n", ns.name(), "route", "add", "unreachable", "10.98.0.0/24"]).status();
+    assert!(st.is_ok_and(|s| s.success()), "ip route add unreachable");
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp bind");
+    let err = udp.connect(("10.98.0.6", port)).expect_err("no route");
+    assert_eq!(err.raw_os_error(), Some(libc::EHOSTUNREACH));
+    let to = std::net::SocketAddr::from(([10, 98, 0, 5], port));
+    let err = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect_err("no route");
+    assert_eq!(err.raw_os_error(), Some(libc::EHOSTUNREACH));
     wait::until("the listener's close over OTLP", Duration::from_secs(20), || {
         let n = rx
             .logs()
@@ -165,9 +179,22 @@ fn grpc_records_equal_the_json_lines() {
     got.sort_by_key(key);
     assert_eq!(got, want_sorted, "OTLP records differ from the export file's lines");
     let kinds: std::collections::BTreeSet<&str> = want.iter().map(|m| m["netwatch.event"].as_str().unwrap()).collect();
-    for k in ["listen", "connect", "established", "accept", "state", "close"] {
+    for k in ["listen", "connect", "established", "accept", "state", "close", "connect_error"] {
         assert!(kinds.contains(k), "no {k} among {kinds:?}");
     }
+    let errors: Vec<(&Value, &Value, &Value)> = logs
+        .iter()
+        .map(|r| &r["attributes"])
+        .filter(|a| a["netwatch.event"] == "connect_error" && a["destination.port"] == port)
+        .map(|a| (&a["destination.address"], &a["netwatch.protocol"], &a["network.transport"]))
+        .collect();
+    let (udp, tcp) = (Value::from("udp"), Value::from("tcp"));
+    let (udp_to, tcp_to) = (Value::from("10.98.0.6"), Value::from("10.98.0.5"));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.contains(&(&udp_to, &udp, &udp)), "the UDP connect_error: {errors:?}");
+    assert!(errors.contains(&(&tcp_to, &tcp, &tcp)), "the TCP connect_error: {errors:?}");
+    let error = logs.iter().find(|r| r["attributes"]["netwatch.event"] == "connect_error").unwrap();
+    assert_eq!((error["severity_text"].as_str(), error["severity_number"].as_u64()), (Some("NOTICE"), Some(10)));
 
     let r = &logs[0]["resource"];
     assert_eq!(r["service.name"], "netwatch");
@@ -253,6 +280,113 @@ fn test_ca(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
         &p("srv.pem"),
     ]);
     (dir.path("ca.pem"), dir.path("srv.pem"), dir.path("srv.key"))
+}
+
+/// A client certificate signed by [`test_ca`]'s CA (after it ran).
+fn client_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let p = |n: &str| dir.path(n).to_str().unwrap().to_owned();
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=netwatch-agent",
+        "-keyout",
+        &p("client.key"),
+        "-out",
+        &p("client.csr"),
+    ]);
+    std::fs::write(dir.path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("client.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("client.ext"),
+        "-out",
+        &p("client.pem"),
+    ]);
+    (dir.path("client.pem"), dir.path("client.key"))
+}
+
+/// A receiver that requires client certificates (mTLS), over gRPC and
+/// HTTP: with the agent's certificate and key the records arrive, the key
+/// is in no log line; without them the receiver takes nothing.
+#[test]
+fn mtls_client_certificate_over_grpc_and_http() {
+    let _ns = super::setup_in("otlp-mtls");
+    let dir = TempDir::new("otlp-mtls");
+    let (ca, cert, key) = test_ca(&dir);
+    let (client_pem, client_key) = client_cert(&dir);
+    let s = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let key_text = std::fs::read_to_string(&client_key).unwrap();
+    let secret = key_text.lines().nth(1).unwrap().to_owned();
+    let cfg = config(&dir, &super::only_alerts(&[]));
+    for (protocol, with_cert) in [("grpc", true), ("http", true), ("http", false)] {
+        let rx = Receiver::start(
+            protocol,
+            free_port("127.0.0.1".parse().unwrap()),
+            &dir.path(&format!("rx-{protocol}-{with_cert}.jsonl")),
+            &["--cert", &s(&cert), "--key", &s(&key), "--client-ca", &s(&ca)],
+        );
+        let endpoint = format!("https://127.0.0.1:{}", rx.port);
+        let mut args = vec![
+            "--otlp-endpoint".to_owned(),
+            endpoint,
+            "--otlp-protocol".to_owned(),
+            protocol.to_owned(),
+            "--otlp-ca-file".to_owned(),
+            s(&ca),
+            "--otlp-batch-delay".to_owned(),
+            "100ms".to_owned(),
+            "--otlp-metrics-interval".to_owned(),
+            "0s".to_owned(),
+        ];
+        if with_cert {
+            args.extend(["--otlp-client-cert-file".to_owned(), s(&client_pem)]);
+            args.extend(["--otlp-client-key-file".to_owned(), s(&client_key)]);
+        }
+        let serve = Serve::start(&cfg, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
+        let client = Peer::client(srv.addr, 1, 0);
+        server.wait_success(Duration::from_secs(20));
+        let ours = |rx: &Receiver| {
+            rx.logs().iter().any(|r| {
+                let a = &r["attributes"];
+                a["netwatch.event"] == "established"
+                    && a["process.pid"] == client.pid
+                    && a["destination.port"] == srv.addr.port()
+            })
+        };
+        if with_cert {
+            wait::until(
+                &format!("the client's connect over OTLP {protocol} with mTLS"),
+                Duration::from_secs(20),
+                || wait::check(ours(&rx), || format!("{} records received, none our established", rx.logs().len())),
+            );
+        } else {
+            // Several batch delays and retries.
+            std::thread::sleep(Duration::from_secs(3));
+            assert!(rx.logs().is_empty(), "records taken without a client certificate");
+        }
+        let stopped = serve.nw.stop_with(libc::SIGTERM);
+        assert!(!stopped.stderr.iter().any(|l| l.contains(&secret)), "the key is in the log: {:?}", stopped.stderr);
+        let summary = stopped.stderr.iter().find(|l| l.starts_with("netwatch: OTLP export:")).expect("summary line");
+        assert_eq!(
+            summary.starts_with("netwatch: OTLP export: 0 log records sent"),
+            !with_cert,
+            "{protocol}, client certificate {with_cert}: {summary}"
+        );
+    }
 }
 
 /// OTLP/HTTP over TLS (a CA made by the test) with a bearer token from a

@@ -4,6 +4,8 @@
 //! otherwise) to a sink that answers 200 to each request, and `netwatch
 //! events --json > /dev/null`. The OTLP agent's CPU beyond the plain one's
 //! is the figure; none of its records may be dropped.
+//! `NETWATCH_BENCH_OTLP_PROTOCOL=grpc` sends over OTLP/gRPC instead, to
+//! tests/otlp_receiver.py's counting sink (grpcio, in the tests' venv).
 
 use std::{
     io::{BufReader, Read as _, Write as _},
@@ -25,24 +27,27 @@ const RATE: u32 = 10_000;
 const EXTRA_TARGET: f64 = 0.05;
 
 pub fn title() -> String {
-    format!(
-        "otlp: `netwatch serve` exporting every event over OTLP/HTTP, CPU beyond serve alone, churn paced at {RATE}/s"
-    )
+    format!("otlp: `netwatch serve` exporting every event over OTLP, CPU beyond serve alone, churn paced at {RATE}/s")
 }
 
 pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("nw-bench-otlp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sink = Sink::start()?;
+    let protocol = std::env::var("NETWATCH_BENCH_OTLP_PROTOCOL").unwrap_or_else(|_| "http".to_owned());
+    let sink = match protocol.as_str() {
+        "http" => Either::Http(Sink::start()?),
+        "grpc" => Either::Grpc(GrpcSink::start()?),
+        other => bail!("NETWATCH_BENCH_OTLP_PROTOCOL={other:?}: http or grpc"),
+    };
     let plain_cfg = dir.join("plain.toml");
     let otlp_cfg = dir.join("otlp.toml");
     std::fs::write(&plain_cfg, "").context("writing the plain config")?;
     // NETWATCH_BENCH_OTLP_COMPRESSION=none measures without gzip.
     let compression = std::env::var("NETWATCH_BENCH_OTLP_COMPRESSION").unwrap_or_else(|_| "gzip".to_owned());
     let otlp = format!(
-        "[export.otlp]\nendpoint = \"http://{}\"\nprotocol = \"http\"\nkinds = [\"all\"]\nmetrics_interval = \"10s\"\n\
+        "[export.otlp]\nendpoint = \"http://{}\"\nprotocol = {protocol:?}\nkinds = [\"all\"]\nmetrics_interval = \"10s\"\n\
          compression = {compression:?}\n",
-        sink.addr
+        sink.addr()
     );
     std::fs::write(&otlp_cfg, otlp).context("writing the OTLP config")?;
     let (plain_s, otlp_s) = (plain_cfg.to_string_lossy().into_owned(), otlp_cfg.to_string_lossy().into_owned());
@@ -68,8 +73,17 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     section.row("serve CPU", share(cpu[0]));
     section.row("serve + OTLP CPU", share(cpu[1]));
     section.row("events --json CPU", share(cpu[2]));
-    section.row("OTLP records sent", format!("{sent} in {} requests", sink.requests.load(Ordering::Relaxed)));
-    section.row(&format!("OTLP bytes ({compression})"), sink.bytes.load(Ordering::Relaxed));
+    let (requests, bytes, bytes_are) = match sink {
+        Either::Http(s) => (s.requests.load(Ordering::Relaxed), s.bytes.load(Ordering::Relaxed), compression),
+        Either::Grpc(s) => {
+            let (r, b) = s.stop()?;
+            (r, b, "uncompressed".to_owned())
+        }
+    };
+    section.row("OTLP protocol", &protocol);
+    section.row("OTLP records sent", format!("{sent} in {requests} requests"));
+    section.row(&format!("OTLP bytes ({bytes_are})"), bytes);
+    section.row("OTLP CPU per record", format!("{:.2} µs", (cpu[1] - cpu[0]) / (sent.max(1) as f64) * 1e6));
     section.check("OTLP records dropped or refused", dropped + refused, "0", dropped + refused == 0);
     section.check("serve + OTLP events lost", summary.get("lost")?, "0", summary.get("lost")? == 0);
     let extra = (cpu[1] - cpu[0]) / seconds;
@@ -80,6 +94,65 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
         extra < EXTRA_TARGET,
     );
     Ok(())
+}
+
+enum Either {
+    Http(Sink),
+    Grpc(GrpcSink),
+}
+
+impl Either {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Http(s) => s.addr,
+            Self::Grpc(s) => s.addr,
+        }
+    }
+}
+
+/// tests/otlp_receiver.py --sink: an OTLP/gRPC endpoint that counts.
+struct GrpcSink {
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    addr: SocketAddr,
+}
+
+impl GrpcSink {
+    fn start() -> Result<GrpcSink> {
+        use std::io::BufRead as _;
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).context("a free port")?.port();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/otlp_receiver.py");
+        let python = format!("{}/bin/python3", crate::setup::PYTHON_VENV);
+        let mut child = std::process::Command::new(&python)
+            .arg(&script)
+            .args(["--protocol", "grpc", "--sink", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!("starting {} with {python} (`cargo xtask setup` makes the venv)", script.display())
+            })?;
+        let mut stdout = BufReader::new(child.stdout.take().context("the sink's stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line).context("the sink's ready line")?;
+        if !line.starts_with("ready") {
+            let _ = child.kill();
+            bail!("the OTLP/gRPC sink said {line:?}");
+        }
+        Ok(GrpcSink { child, stdout, addr: SocketAddr::from(([127, 0, 0, 1], port)) })
+    }
+
+    /// Stops it: requests and bytes it took.
+    fn stop(mut self) -> Result<(u64, u64)> {
+        use std::io::BufRead as _;
+        // SAFETY: the pid of our own child, not yet waited for.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).context("the sink's counts")?;
+        let _ = self.child.wait();
+        let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+        let [requests, bytes] = n[..] else { bail!("the OTLP/gRPC sink said {line:?}") };
+        Ok((requests, bytes))
+    }
 }
 
 /// An OTLP/HTTP endpoint that takes every request and keeps nothing.

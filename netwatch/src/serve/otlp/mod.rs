@@ -89,6 +89,9 @@ pub fn validate(cfg: &OtlpExport) -> Result<()> {
     if let Some(p) = &cfg.headers_file {
         send::read_headers(p)?;
     }
+    if send::read_identity(cfg)?.is_some() && uri.scheme_str() != Some("https") {
+        bail!("export.otlp.client_cert_file is set: export.otlp.endpoint must be https");
+    }
     Ok(())
 }
 

@@ -80,14 +80,6 @@ pub fn log_record(line: &[u8], observed_ns: u64) -> Option<LogRecord> {
                 let (number, text) = severity(&kind);
                 r.severity_number = number as i32;
                 r.severity_text = text.to_owned();
-                let transport = if kind.starts_with("udp") { "udp" } else { "tcp" };
-                if kind != "lost" && kind != "alert" {
-                    attributes.push(KeyValue {
-                        key_strindex: 0,
-                        key: "network.transport".to_owned(),
-                        value: string(transport),
-                    });
-                }
                 r.body = string(&kind);
                 r.event_name = format!("netwatch.{kind}");
                 attributes.push(KeyValue { key_strindex: 0, key: "netwatch.event".to_owned(), value: string(&kind) });
@@ -99,6 +91,13 @@ pub fn log_record(line: &[u8], observed_ns: u64) -> Option<LogRecord> {
                 }
             }
         }
+    }
+    let protocol = attributes.iter().find(|kv| kv.key == "netwatch.protocol").and_then(|kv| match &kv.value {
+        Some(AnyValue { value: Some(V::StringValue(s)) }) => Some(s.as_bytes()),
+        _ => None,
+    });
+    if let Some(t) = r.event_name.strip_prefix("netwatch.").and_then(|k| transport(k, protocol)) {
+        attributes.push(KeyValue { key_strindex: 0, key: "network.transport".to_owned(), value: string(t) });
     }
     if r.event_name == "netwatch.alert" && fields_firing(&attributes) {
         r.severity_number = SeverityNumber::Warn as i32;
@@ -116,11 +115,24 @@ fn fields_firing(attributes: &[KeyValue]) -> bool {
     })
 }
 
+/// `network.transport` of an event kind: a `connect_error` says its own
+/// (its `protocol` field: a UDP `connect()` fails there too), the `udp_*`
+/// kinds are UDP, the rest TCP; `lost` and alerts have none.
+pub fn transport(kind: &str, protocol: Option<&[u8]>) -> Option<&'static str> {
+    match (kind, protocol) {
+        ("lost" | "alert", _) => None,
+        (_, Some(b"udp")) => Some("udp"),
+        (_, Some(b"tcp")) => Some("tcp"),
+        (k, _) if k.starts_with("udp") => Some("udp"),
+        _ => Some("tcp"),
+    }
+}
+
 /// As the syslog export grades them: failed connects and resolved alerts
 /// are notices (INFO2), lost events and firing alerts warnings.
 pub fn severity(kind: &str) -> (SeverityNumber, &'static str) {
     match kind {
-        "connect_failed" | "alert" => (SeverityNumber::Info2, "NOTICE"),
+        "connect_failed" | "connect_error" | "alert" => (SeverityNumber::Info2, "NOTICE"),
         "lost" => (SeverityNumber::Warn, "WARN"),
         _ => (SeverityNumber::Info, "INFO"),
     }
@@ -164,5 +176,17 @@ mod tests {
         let Some(V::ArrayValue(a)) = attr(&r, "netwatch.sockets") else { panic!("{r:?}") };
         assert_eq!(a.values.len(), 1);
         assert!(log_record(b"not json", 1).is_none());
+    }
+
+    #[test]
+    fn connect_error_transport_is_its_protocol() {
+        let line = br#"{"ts":"2026-12-06T15:00:00.000000Z","event":"connect_error","dport":53,"errno":"EHOSTUNREACH","protocol":"udp"}"#;
+        let r = log_record(line, 1).unwrap();
+        assert_eq!(attr(&r, "network.transport"), Some(&V::StringValue("udp".into())));
+        assert_eq!(attr(&r, "netwatch.protocol"), Some(&V::StringValue("udp".into())));
+        assert_eq!(r.severity_text, "NOTICE");
+        assert_eq!(transport("udp_close", None), Some("udp"));
+        assert_eq!(transport("connect_error", Some(b"tcp")), Some("tcp"));
+        assert_eq!(transport("lost", None), None);
     }
 }

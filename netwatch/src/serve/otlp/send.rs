@@ -57,6 +57,35 @@ fn read_ca(path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(pem)
 }
 
+/// A client certificate chain and its key (mTLS), both PEM.
+pub struct Identity {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// `client_cert_file` and `client_key_file`, checked to hold a PEM
+/// certificate and a PEM private key. The key is a secret: errors name its
+/// file, never what it holds.
+pub fn read_identity(cfg: &OtlpExport) -> Result<Option<Identity>> {
+    use rustls_pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
+    let (cert_path, key_path) = match (&cfg.client_cert_file, &cfg.client_key_file) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => bail!("export.otlp.client_cert_file and export.otlp.client_key_file go together: set both or neither"),
+    };
+    let cert = std::fs::read(cert_path)
+        .with_context(|| format!("reading the OTLP client certificate file {}", cert_path.display()))?;
+    if !CertificateDer::pem_slice_iter(&cert).any(|c| c.is_ok()) {
+        bail!("the OTLP client certificate file {} holds no PEM certificate", cert_path.display());
+    }
+    let key =
+        std::fs::read(key_path).with_context(|| format!("reading the OTLP client key file {}", key_path.display()))?;
+    if PrivateKeyDer::from_pem_slice(&key).is_err() {
+        bail!("the OTLP client key file {} holds no PEM private key", key_path.display());
+    }
+    Ok(Some(Identity { cert, key }))
+}
+
 /// `Name: value` lines; blank lines and `#` comments skipped. The values
 /// are secrets: errors name the file and line, never the value.
 pub fn read_headers(path: &std::path::Path) -> Result<Vec<(String, String)>> {
@@ -86,6 +115,7 @@ impl Client {
     pub fn new(cfg: &OtlpExport, endpoint: &str) -> Result<Self> {
         let headers = cfg.headers_file.as_deref().map(read_headers).transpose()?.unwrap_or_default();
         let ca = cfg.ca_file.as_deref().map(read_ca).transpose()?;
+        let identity = read_identity(cfg)?;
         let uri: hyper::Uri = endpoint.parse().with_context(|| format!("export.otlp.endpoint {endpoint:?}"))?;
         let host = uri.host().context("export.otlp.endpoint has no host")?.trim_matches(['[', ']']).to_owned();
         let https = uri.scheme_str() == Some("https");
@@ -96,9 +126,12 @@ impl Client {
                     .connect_timeout(cfg.timeout)
                     .timeout(cfg.timeout);
                 if let Some(pem) = &ca {
-                    let tls = tonic::transport::ClientTlsConfig::new()
+                    let mut tls = tonic::transport::ClientTlsConfig::new()
                         .ca_certificate(tonic::transport::Certificate::from_pem(pem))
                         .domain_name(host);
+                    if let Some(id) = &identity {
+                        tls = tls.identity(tonic::transport::Identity::from_pem(&id.cert, &id.key));
+                    }
                     ep = ep.tls_config(tls).context("setting up TLS for the OTLP endpoint")?;
                 }
                 let channel = ep.connect_lazy();
@@ -119,9 +152,22 @@ impl Client {
                             roots.add(c.context("reading the OTLP CA file")?).context("adding the OTLP CA")?;
                         }
                         // ring is the one crypto provider built in (as for tonic).
-                        let config = tokio_rustls::rustls::ClientConfig::builder()
-                            .with_root_certificates(roots)
-                            .with_no_client_auth();
+                        let builder = tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots);
+                        let config = match &identity {
+                            Some(id) => {
+                                use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+                                let chain = CertificateDer::pem_slice_iter(&id.cert)
+                                    .collect::<Result<Vec<_>, _>>()
+                                    .context("reading the OTLP client certificate file")?;
+                                let Ok(key) = PrivateKeyDer::from_pem_slice(&id.key) else {
+                                    bail!("the OTLP client key file holds no PEM private key");
+                                };
+                                builder
+                                    .with_client_auth_cert(chain, key)
+                                    .context("the OTLP client certificate and key do not go together")?
+                            }
+                            None => builder.with_no_client_auth(),
+                        };
                         let name = rustls_pki_types::ServerName::try_from(host)
                             .context("export.otlp.endpoint's host as a TLS server name")?;
                         Some((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
@@ -158,7 +204,7 @@ impl Client {
                 );
                 logs.unary(r, path, Raw).await.map(drop).map_err(grpc_failure)
             }
-            Transport::Http(h) => h.post("v1/logs", body.to_vec(), &self.headers, self.gzip, self.timeout).await,
+            Transport::Http(h) => h.post("v1/logs", body, &self.headers, self.gzip, self.timeout).await,
         }
     }
 
@@ -171,7 +217,7 @@ impl Client {
                 metrics.export(r).await.map(drop).map_err(grpc_failure)
             }
             Transport::Http(h) => {
-                let body = req.encode_to_vec();
+                let body = Bytes::from(req.encode_to_vec());
                 h.post("v1/metrics", body, &self.headers, self.gzip, self.timeout).await
             }
         }
@@ -267,7 +313,8 @@ impl Http {
     async fn post(
         &mut self,
         path: &str,
-        body: Vec<u8>,
+        // Shared with the batch kept for a retry: sent without a copy.
+        body: Bytes,
         headers: &[(String, String)],
         gzip: bool,
         timeout: Duration,
@@ -280,14 +327,14 @@ impl Http {
             .header(hyper::header::CONTENT_TYPE, "application/x-protobuf");
         let body = if gzip {
             req = req.header(hyper::header::CONTENT_ENCODING, "gzip");
-            gzip_bytes(&body)
+            Bytes::from(gzip_bytes(&body))
         } else {
             body
         };
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
+        let req = req.body(Full::new(body)).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
         let attempt = async {
             let conn = self.connect().await?;
             let resp = conn.send_request(req).await.map_err(|e| Failure::Retry(format!("HTTP: {e}")))?;
@@ -362,6 +409,30 @@ mod tests {
         std::fs::write(&path, "Authorization: Bearer hunter2\u{7f}\n").unwrap();
         let e = format!("{:#}", read_headers(&path).unwrap_err());
         assert!(!e.contains("hunter2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn client_identity_both_or_neither_and_errors_without_the_key() {
+        let dir = std::env::temp_dir().join(format!("nw-otlp-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&cert, "no certificate here\n").unwrap();
+        // A key file that is no PEM key (a pasted secret): its text is never shown.
+        std::fs::write(&key, "hunter2\n").unwrap();
+        let cfg = |c: Option<&std::path::Path>, k: Option<&std::path::Path>| OtlpExport {
+            client_cert_file: c.map(ToOwned::to_owned),
+            client_key_file: k.map(ToOwned::to_owned),
+            ..OtlpExport::default()
+        };
+        assert!(read_identity(&cfg(None, None)).unwrap().is_none());
+        let e = format!("{:#}", read_identity(&cfg(Some(&cert), None)).err().unwrap());
+        assert!(e.contains("both or neither"), "{e}");
+        let e = format!("{:#}", read_identity(&cfg(Some(&cert), Some(&key))).err().unwrap());
+        assert!(e.contains("no PEM certificate") && e.contains("c.pem"), "{e}");
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+        let e = format!("{:#}", read_identity(&cfg(Some(&cert), Some(&key))).err().unwrap());
+        assert!(e.contains("k.pem") && !e.contains("hunter2"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -60,7 +60,7 @@ impl Worker {
         let mut ready: VecDeque<Batch> = VecDeque::new();
         // The batch being filled: encoded records, how many, since when.
         let (mut current, mut count, mut oldest) = (Vec::with_capacity(1 << 20), 0, None::<Instant>);
-        let (mut clock, mut scratch) = (encode::Clock::new(), Vec::with_capacity(1024));
+        let mut encoder = encode::Encoder::new();
         let mut metrics: Option<String> = None;
         let mut open = true;
         while open || count > 0 || !ready.is_empty() || metrics.is_some() {
@@ -74,7 +74,7 @@ impl Worker {
                         let observed = now_ns();
                         let mut taken = 0;
                         for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                            if !encode::record(line, observed, &mut clock, &mut scratch, &mut current) {
+                            if !encoder.record(line, observed, &mut current) {
                                 continue;
                             }
                             taken += 1;
