@@ -261,9 +261,9 @@ fn dumps_with_figures_say_listener_drops_and_rtt() {
     let addr = listener.local_addr().unwrap();
     let first = TcpStream::connect(addr).unwrap();
     // The second connect waits for a SYN retransmit (1 s): let it run.
-    let second = std::thread::spawn(move || TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(3)));
+    let second = std::thread::spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(3)));
     let diag = DiagSocket::open().unwrap().with_figures();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
     let drops = loop {
         let mut out = Vec::new();
         diag.dump_tcp(ALL_STATES, 1, &mut out).unwrap();
@@ -275,7 +275,7 @@ fn dumps_with_figures_say_listener_drops_and_rtt() {
             assert!(rtt.srtt_us > 0, "{rtt:?}");
             break drops;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     };
     assert!(drops >= 1, "no SYN dropped at a full accept queue");
     drop(listener);
