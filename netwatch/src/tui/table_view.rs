@@ -91,10 +91,7 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
     let mark = if open { "[-]" } else { "[+]" };
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", format::state(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
-    let mut queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
-    if let Some(d) = g.drops {
-        queue.push_str(&format!(", {d} dropped"));
-    }
+    let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
     // Beside the label: the counts' column is too narrow for more once a
     // listener has connections in a few states.
     let rates = g
@@ -108,6 +105,8 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
             Span::raw(rates),
         ])),
         Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+        // In the State column: the counts' is full by now.
+        Cell::from(g.drops.map(|d| format!("drops {d}")).unwrap_or_default()),
     ])
 }
 
