@@ -191,7 +191,7 @@ impl Agent {
     }
 
     fn check(&mut self, table: &crate::table::Table) {
-        let drops = self.drops.read_or_warn(&self.namespaces);
+        let drops = self.drops.read_or_warn(table, &self.namespaces);
         if let Some(d) = &drops {
             self.metrics.listen_drops(d);
         }
