@@ -282,6 +282,7 @@ impl Live {
             give_back_memory();
             let read = seed::minisocks().map(|m| {
                 table.reconcile_minisocks(m.netns, m.tcp, now);
+                table.update_listen_drops(&m.listeners);
                 table.reconcile_udp(m.netns, m.udp, now)
             });
             (table, read)

@@ -8,6 +8,7 @@
 
 pub mod bpf;
 pub mod conn;
+pub mod drops;
 pub mod event;
 pub mod held;
 pub mod netns;

@@ -529,3 +529,32 @@ fn accepted_per_sec(line: &str) -> Option<f64> {
     let rest = &line[line.find("accepted ")? + "accepted ".len()..];
     rest[..rest.find("/s")?].parse().ok()
 }
+
+/// Issue 18: a listener whose accept queue is full and that dropped SYNs.
+/// Grouped by listener, its header says the listener's own drop count
+/// (`drops N`, in the State column),
+/// the figure `ss -tlm` prints (`d<N>`), re-read once a second.
+#[test]
+fn listener_header_says_the_kernels_drop_count() {
+    let ns = netwatch_tests::netns::own("tui-drops");
+    let listener = netwatch_tests::drops::full_listener();
+    let addr = listener.local_addr().expect("addr");
+    let _in_queue = netwatch_tests::drops::flood(addr, 4);
+    let ss = netwatch_tests::drops::ss_listener_drops(ns.name(), addr.port());
+    assert!(ss >= 3, "{ss} drops for 3 refused SYNs");
+
+    let tmux = Tmux::start("drops");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    tmux.keys(&["/"]);
+    tmux.type_text(&format!("netns = {}", ns.inode()));
+    tmux.keys(&["Enter", "o"]);
+    let head = format!("listener {addr}");
+    let dropped = format!("drops {ss}");
+    tmux.wait_for("the listener's drop count", 3 * SHOW_WITHIN, |s| {
+        header(s).contains("group: listener") && s.lines().any(|l| l.contains(&head) && l.contains(&dropped))
+    });
+    tmux.keys(&["q"]);
+    assert_clean_exit(&tmux, pid, &progs);
+    drop(listener);
+}

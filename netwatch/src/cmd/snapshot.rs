@@ -51,16 +51,20 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
     if let Some(span) = args.watch {
         let mut table = watch(span, args.history).await?;
         select(&mut table, &filter);
-        return print(args, &table);
+        // The live table has no RTT or drop counters: read them now.
+        let figures = if args.json { figures_now()? } else { snapshot::FiguresByCookie::default() };
+        return print(args, &table, &figures);
     }
-    let seed = seed::seed_all().context("enumerating sockets")?;
+    let opts = seed::SeedOptions { figures: args.json, ..seed::SeedOptions::default() };
+    let seed = seed::seed(&opts).context("enumerating sockets")?;
     for w in &seed.stats.warnings {
         eprintln!("netwatch: warning: {w}");
     }
+    let figures = figures_of(&seed.sockets);
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
     select(&mut table, &filter);
-    let printed = print(args, &table);
+    let printed = print(args, &table, &figures);
     // A one-shot about to exit: freeing tens of thousands of rows one by one
     // would only delay it (a tenth of a 40,000-socket run).
     std::mem::forget(table);
@@ -108,7 +112,19 @@ fn select(table: &mut Table, filter: &Filter) {
     }
 }
 
-fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
+/// The kernel's figures (drops, RTT) of the seeded sockets, by cookie.
+fn figures_of(sockets: &[seed::SeedSocket]) -> snapshot::FiguresByCookie {
+    sockets.iter().filter_map(|s| Some((s.cookie?, s.figures?))).collect()
+}
+
+/// The figures of every socket now, from a dump without the owner scan.
+fn figures_now() -> Result<snapshot::FiguresByCookie> {
+    let opts = seed::SeedOptions { owners: false, figures: true, ..seed::SeedOptions::default() };
+    let seed = seed::seed(&opts).context("reading RTT and drop counters")?;
+    Ok(figures_of(&seed.sockets))
+}
+
+fn print(args: &SnapshotArgs, table: &Table, figures: &snapshot::FiguresByCookie) -> Result<()> {
     let filter = args.workload.filter();
     let workloads = if args.json || args.workload.show || filter.is_set() {
         let resolved = snapshot::Workloads::resolve(table);
@@ -119,7 +135,7 @@ fn print(args: &SnapshotArgs, table: &Table) -> Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if args.json {
-        snapshot::json_with(&mut out, table, &workloads)?;
+        snapshot::json_with(&mut out, table, &workloads, figures)?;
     } else {
         snapshot::text_with(&mut out, table, &workloads)?;
     }

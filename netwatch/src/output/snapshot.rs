@@ -333,7 +333,24 @@ struct JsonRow<'a> {
     handshake_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     syn_retransmits: Option<u32>,
+    /// Listeners: SYNs and handshakes the kernel dropped there (its
+    /// `sk_drops`: a full accept queue, mostly), from sock_diag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drops: Option<u32>,
+    /// Connected TCP sockets: the kernel's smoothed RTT and its mean
+    /// deviation now, and segments retransmitted over the connection's
+    /// life (`tcp_info`, as `ss -ti`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    srtt_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rttvar_us: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_retrans: Option<u32>,
 }
+
+/// Drops and RTT per socket cookie, from a sock_diag dump that asked for
+/// them (`crate::seed::SeedOptions::figures`).
+pub type FiguresByCookie = rustc_hash::FxHashMap<u64, crate::seed::diag::Figures>;
 
 #[derive(Serialize)]
 struct JsonSnapshot<'a> {
@@ -405,15 +422,29 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
     }
 }
 
-/// The table as one JSON document, with the owners' workloads.
-pub fn json_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> io::Result<()> {
+/// `tcp_info` of a TCP socket past its handshake (a listener's is all
+/// zeros; a SYN_SENT socket's RTT has no sample yet).
+fn connected_rtt(r: &Row, f: Option<&crate::seed::diag::Figures>) -> Option<crate::seed::diag::Rtt> {
+    let rtt = f?.rtt?;
+    (r.proto == Proto::Tcp && !matches!(r.state, tcp::LISTEN | tcp::SYN_SENT) && rtt.srtt_us != 0).then_some(rtt)
+}
+
+/// The table as one JSON document, with the owners' workloads and, where
+/// dumped, the kernel's figures of each socket.
+pub fn json_with(
+    out: &mut dyn Write,
+    table: &Table,
+    workloads: &Workloads,
+    figures: &FiguresByCookie,
+) -> io::Result<()> {
     let c = table.counts();
     let tcp: serde_json::Map<String, serde_json::Value> =
         c.tcp_named().into_iter().map(|(n, k)| (n.to_owned(), k.into())).collect();
     let sockets = sorted(table)
         .into_iter()
         .filter(|r| workloads.keeps(r))
-        .map(|r| JsonRow {
+        .map(|r| (r, r.cookie.and_then(|c| figures.get(&c))))
+        .map(|(r, f)| JsonRow {
             ends: JsonEnds::new(r.proto, r.family, r.local, r.remote),
             state: json_state(r),
             netns: r.netns,
@@ -433,6 +464,10 @@ pub fn json_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
             connect_latency_us: r.traffic.opened.and_then(|l| l.connect_us),
             handshake_us: r.traffic.opened.and_then(|l| l.handshake_us),
             syn_retransmits: r.traffic.opened.and_then(|l| l.syn_retransmits),
+            drops: f.and_then(|f| f.drops).filter(|_| r.proto == Proto::Tcp && r.state == tcp::LISTEN),
+            srtt_us: connected_rtt(r, f).map(|t| t.srtt_us),
+            rttvar_us: connected_rtt(r, f).map(|t| t.rttvar_us),
+            total_retrans: connected_rtt(r, f).map(|t| t.total_retrans),
         })
         .collect();
     let doc = JsonSnapshot {

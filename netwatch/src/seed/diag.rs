@@ -54,6 +54,45 @@ const RECV_BUF: usize = 64 * 1024;
 pub struct DiagSocket {
     fd: OwnedFd,
     seq: AtomicU32,
+    /// `idiag_ext`: the attributes asked for after each full socket's
+    /// `inet_diag_msg` (0: none, the cheapest dump).
+    ext: u8,
+}
+
+/// `INET_DIAG_INFO`: `struct tcp_info` (include/uapi/linux/tcp.h).
+const INET_DIAG_INFO: u16 = 2;
+/// `INET_DIAG_SKMEMINFO`: `u32 [SK_MEMINFO_VARS]` (include/uapi/linux/sock_diag.h).
+const INET_DIAG_SKMEMINFO: u16 = 7;
+/// `tcp_info.tcpi_rtt`, `tcpi_rttvar` (µs), `tcpi_total_retrans`.
+const TCPI_RTT: usize = 68;
+const TCPI_RTTVAR: usize = 72;
+const TCPI_TOTAL_RETRANS: usize = 100;
+/// `SK_MEMINFO_DROPS`, the ninth `u32` (since Linux 4.6): `sk->sk_drops`.
+const SK_MEMINFO_DROPS: usize = 8 * 4;
+
+/// What the kernel says of a full socket beyond `inet_diag_msg`, read when
+/// the dump asked for it ([`DiagSocket::with_figures`]). Request and
+/// TIME_WAIT minisockets carry none (inet_req_diag_fill and
+/// inet_twsk_diag_fill ignore `idiag_ext`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// `sk->sk_drops` (ss -m `d`). On a listener, `tcp_listendrop` adds
+    /// one for every SYN or handshake it dropped (accept queue full, no
+    /// memory for the request socket, a failed child): the per-listener
+    /// share of TcpExt ListenDrops. On other sockets, packets dropped at
+    /// receive (full receive buffer, socket filter).
+    pub drops: Option<u32>,
+    /// From `tcp_info` (TCP only; `ss -ti` `rtt:SRTT/RTTVAR` in ms): the
+    /// smoothed RTT and its mean deviation in µs (0 before any sample,
+    /// and on listeners) and segments retransmitted over the connection.
+    pub rtt: Option<Rtt>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rtt {
+    pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub total_retrans: u32,
 }
 
 /// What a dump said about itself.
@@ -76,7 +115,16 @@ impl DiagSocket {
         }
         // SAFETY: `fd` was just created and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Self { fd, seq: AtomicU32::new(1) })
+        Ok(Self { fd, seq: AtomicU32::new(1), ext: 0 })
+    }
+
+    /// Asks for `tcp_info` and the memory counters with every full socket
+    /// ([`SeedSocket::figures`]): about 300 more bytes per socket to copy,
+    /// so only for the dumps that print them.
+    #[must_use]
+    pub fn with_figures(mut self) -> Self {
+        self.ext = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_SKMEMINFO - 1));
+        self
     }
 
     /// Appends every socket of `proto`/`family` to `out`, labelled `netns`.
@@ -96,7 +144,7 @@ impl DiagSocket {
         out: &mut Vec<SeedSocket>,
     ) -> io::Result<DumpInfo> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        self.send(&request(proto, family, states, seq))?;
+        self.send(&request(proto, family, states, self.ext, seq))?;
         self.receive(SOCK_DIAG_BY_FAMILY, seq, proto, netns, out)
     }
 
@@ -109,7 +157,7 @@ impl DiagSocket {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let start = out.len();
         let dumped = self
-            .send(&compat_request(states, seq))
+            .send(&compat_request(states, self.ext, seq))
             .and_then(|()| self.receive(TCPDIAG_GETSOCK, seq, Proto::Tcp, netns, out));
         if dumped.is_err() {
             out.truncate(start);
@@ -174,7 +222,7 @@ impl DiagSocket {
     }
 }
 
-fn request(proto: Proto, family: Family, states: u32, seq: u32) -> [u8; NLMSG_HDRLEN + REQ_LEN] {
+fn request(proto: Proto, family: Family, states: u32, ext: u8, seq: u32) -> [u8; NLMSG_HDRLEN + REQ_LEN] {
     let mut req = [0u8; NLMSG_HDRLEN + REQ_LEN];
     req[0..4].copy_from_slice(&((NLMSG_HDRLEN + REQ_LEN) as u32).to_ne_bytes());
     req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
@@ -188,17 +236,19 @@ fn request(proto: Proto, family: Family, states: u32, seq: u32) -> [u8; NLMSG_HD
         Proto::Tcp => libc::IPPROTO_TCP as u8,
         Proto::Udp => libc::IPPROTO_UDP as u8,
     };
+    req[18] = ext;
     req[20..24].copy_from_slice(&states.to_ne_bytes());
     req
 }
 
-fn compat_request(states: u32, seq: u32) -> [u8; NLMSG_HDRLEN + COMPAT_REQ_LEN] {
+fn compat_request(states: u32, ext: u8, seq: u32) -> [u8; NLMSG_HDRLEN + COMPAT_REQ_LEN] {
     let mut req = [0u8; NLMSG_HDRLEN + COMPAT_REQ_LEN];
     req[0..4].copy_from_slice(&((NLMSG_HDRLEN + COMPAT_REQ_LEN) as u32).to_ne_bytes());
     req[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
     req[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
     req[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // Family, prefix lengths, extensions and the socket id stay zero: any.
+    // Family, prefix lengths and the socket id stay zero: any.
+    req[NLMSG_HDRLEN + 3] = ext;
     let states_at = NLMSG_HDRLEN + 4 + 48;
     req[states_at..states_at + 4].copy_from_slice(&states.to_ne_bytes());
     req
@@ -268,7 +318,8 @@ fn errno_of(payload: &[u8]) -> Option<i32> {
     payload.get(0..4).map(|e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]))
 }
 
-/// One `struct inet_diag_msg` (attributes after it are ignored).
+/// One `struct inet_diag_msg`, and the [`Figures`] among the attributes
+/// after it.
 fn parse_msg(p: &[u8], proto: Proto, netns: u32) -> io::Result<SeedSocket> {
     if p.len() < MSG_LEN {
         return Err(invalid(format!("inet_diag_msg of {} bytes, expected {MSG_LEN}", p.len())));
@@ -313,7 +364,41 @@ fn parse_msg(p: &[u8], proto: Proto, netns: u32) -> io::Result<SeedSocket> {
         rx_queue: u32_at(p, 56),
         // netstat semantics (see `SeedSocket::tx_queue`).
         tx_queue: if proto == Proto::Tcp && state == tcp::LISTEN { 0 } else { wqueue },
+        figures: figures(&p[MSG_LEN..]),
     })
+}
+
+/// The `rtattr`s after an `inet_diag_msg`; `None` when none of ours is
+/// there (not asked for, or a minisocket). A short or unknown attribute is
+/// skipped, not an error: a figure is never worth failing a dump.
+fn figures(mut attrs: &[u8]) -> Option<Figures> {
+    let mut f = Figures::default();
+    let mut any = false;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let ty = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            break;
+        }
+        let data = &attrs[4..len];
+        match ty {
+            INET_DIAG_SKMEMINFO if data.len() >= SK_MEMINFO_DROPS + 4 => {
+                f.drops = Some(u32_at(data, SK_MEMINFO_DROPS));
+                any = true;
+            }
+            INET_DIAG_INFO if data.len() >= TCPI_TOTAL_RETRANS + 4 => {
+                f.rtt = Some(Rtt {
+                    srtt_us: u32_at(data, TCPI_RTT),
+                    rttvar_us: u32_at(data, TCPI_RTTVAR),
+                    total_retrans: u32_at(data, TCPI_TOTAL_RETRANS),
+                });
+                any = true;
+            }
+            _ => {}
+        }
+        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
+    }
+    any.then_some(f)
 }
 
 #[cfg(test)]

@@ -163,7 +163,7 @@ fn corrupted_datagrams_never_panic() {
 
 #[test]
 fn the_compat_request_asks_for_any_family() {
-    let req = compat_request(1 << tcp::LISTEN, 5);
+    let req = compat_request(1 << tcp::LISTEN, 0, 5);
     assert_eq!(req.len(), 76);
     assert_eq!(u32_at(&req, 0), 76);
     assert_eq!(u16::from_ne_bytes([req[4], req[5]]), TCPDIAG_GETSOCK);
@@ -210,4 +210,74 @@ fn one_tcp_dump_holds_both_families() {
     let families: Vec<Family> =
         ours.iter().map(|c| both.iter().find(|s| s.cookie == Some(*c)).unwrap().family).collect();
     assert_eq!(families, [Family::V4, Family::V4, Family::V6, Family::V6]);
+}
+
+#[test]
+fn requests_carry_the_extensions_asked_for() {
+    let ext = DiagSocket::open().unwrap().with_figures().ext;
+    assert_eq!(ext, 0x42, "INET_DIAG_INFO and INET_DIAG_SKMEMINFO");
+    assert_eq!(request(Proto::Tcp, Family::V4, 2, ext, 1)[18], 0x42);
+    assert_eq!(compat_request(2, ext, 1)[NLMSG_HDRLEN + 3], 0x42);
+}
+
+fn rtattr(ty: u16, data: &[u8]) -> Vec<u8> {
+    let mut a = Vec::new();
+    a.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+    a.extend_from_slice(&ty.to_ne_bytes());
+    a.extend_from_slice(data);
+    a.resize(a.len().next_multiple_of(4), 0);
+    a
+}
+
+#[test]
+fn figures_come_from_tcp_info_and_meminfo() {
+    let mut info = vec![0u8; 232];
+    info[TCPI_RTT..TCPI_RTT + 4].copy_from_slice(&1234u32.to_ne_bytes());
+    info[TCPI_RTTVAR..TCPI_RTTVAR + 4].copy_from_slice(&617u32.to_ne_bytes());
+    info[TCPI_TOTAL_RETRANS..TCPI_TOTAL_RETRANS + 4].copy_from_slice(&3u32.to_ne_bytes());
+    let mut mem = vec![0u8; 9 * 4];
+    mem[SK_MEMINFO_DROPS..].copy_from_slice(&42u32.to_ne_bytes());
+    let mut msg = diag_msg_v6();
+    msg.extend(rtattr(INET_DIAG_SKMEMINFO, &mem));
+    msg.extend(rtattr(INET_DIAG_INFO, &info));
+    let s = parse_msg(&msg, Proto::Tcp, 7).unwrap();
+    let rtt = Rtt { srtt_us: 1234, rttvar_us: 617, total_retrans: 3 };
+    assert_eq!(s.figures, Some(Figures { drops: Some(42), rtt: Some(rtt) }));
+    // Not asked for (only the unknown attribute of the fixture), or cut short.
+    assert_eq!(parse_msg(&diag_msg_v6(), Proto::Tcp, 7).unwrap().figures, None);
+    let mut short = diag_msg_v6();
+    short.extend(rtattr(INET_DIAG_SKMEMINFO, &mem[..8 * 4]));
+    assert_eq!(parse_msg(&short, Proto::Tcp, 7).unwrap().figures, None);
+}
+
+/// A listener with backlog 0 holds one connection; the SYN of the next is
+/// dropped (`tcp_listendrop`) and shows in the listener's own counter. The
+/// established pair has a smoothed RTT once its handshake gave a sample.
+#[test]
+fn dumps_with_figures_say_listener_drops_and_rtt() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: a valid listening descriptor; listen() again sets the backlog.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let first = TcpStream::connect(addr).unwrap();
+    // The second connect waits for a SYN retransmit (1 s): let it run.
+    let second = std::thread::spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(3)));
+    let diag = DiagSocket::open().unwrap().with_figures();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let drops = loop {
+        let mut out = Vec::new();
+        diag.dump_tcp(ALL_STATES, 1, &mut out).unwrap();
+        let l = out.iter().find(|s| s.cookie == Some(cookie_of(&listener))).expect("listener in dump");
+        let drops = l.figures.and_then(|f| f.drops).unwrap_or_else(|| panic!("drops asked for: {l:?}"));
+        if drops > 0 || std::time::Instant::now() > deadline {
+            let c = out.iter().find(|s| s.cookie == Some(cookie_of(&first))).expect("client in dump");
+            let rtt = c.figures.and_then(|f| f.rtt).expect("tcp_info asked for");
+            assert!(rtt.srtt_us > 0, "{rtt:?}");
+            break drops;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(drops >= 1, "no SYN dropped at a full accept queue");
+    drop(listener);
+    let _ = second.join();
 }

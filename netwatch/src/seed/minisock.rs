@@ -24,6 +24,9 @@ pub struct Minisocks {
     /// Every UDP socket, IPv4 and IPv6, without owners (see
     /// [`super::attach_owners`]).
     pub udp: Vec<SeedSocket>,
+    /// TCP listeners with their drop counters ([`super::diag::Figures`]):
+    /// a LISTEN-only dump walks the listener hash alone.
+    pub listeners: Vec<SeedSocket>,
 }
 
 /// Re-reads the calling thread's network namespace.
@@ -45,5 +48,12 @@ pub fn minisocks() -> Result<Minisocks> {
         }
         diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
-    Ok(Minisocks { netns, tcp, udp })
+    let mut listeners = Vec::new();
+    let figures = DiagSocket::open().context("opening a sock_diag socket")?.with_figures();
+    for family in [Family::V4, Family::V6] {
+        figures
+            .dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut listeners)
+            .with_context(|| format!("dumping listeners ({family:?})"))?;
+    }
+    Ok(Minisocks { netns, tcp, udp, listeners })
 }

@@ -139,6 +139,9 @@ pub struct SeedSocket {
     /// /proc shows; ss prints the maximum backlog there instead); for UDP
     /// the send memory in use.
     pub tx_queue: u32,
+    /// Drops and RTT, from sock_diag dumps that asked for them
+    /// ([`SeedOptions::figures`]); `None` otherwise.
+    pub figures: Option<diag::Figures>,
 }
 
 /// Unit-test sockets: one builder for every module's fixtures.
@@ -162,6 +165,7 @@ impl SeedSocket {
             timer: None,
             rx_queue: 0,
             tx_queue: 0,
+            figures: None,
         }
     }
 
@@ -202,6 +206,9 @@ pub struct SeedOptions {
     /// Also read namespaces bind-mounted here (`ip netns add`) even when no
     /// process lives in them; only possible through sock_diag.
     pub netns_dir: Option<PathBuf>,
+    /// Ask sock_diag for each socket's [`SeedSocket::figures`] (drops, RTT):
+    /// a bigger dump, for `snapshot` only.
+    pub figures: bool,
 }
 
 impl Default for SeedOptions {
@@ -212,6 +219,7 @@ impl Default for SeedOptions {
             scan_threads: 2,
             proc_root: PathBuf::from("/proc"),
             netns_dir: Some(PathBuf::from("/run/netns")),
+            figures: false,
         }
     }
 }

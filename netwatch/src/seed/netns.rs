@@ -38,6 +38,7 @@ pub(super) fn read_own(opts: &SeedOptions, out: &mut Vec<SeedSocket>, stats: &mu
     let own = ns_inode(&own_path).with_context(|| format!("reading {}", own_path.display()))?;
     let diag = match opts.method {
         Method::Auto => DiagSocket::open()
+            .map(|d| if opts.figures { d.with_figures() } else { d })
             .map_err(|e| stats.warnings.push(format!("sock_diag unavailable ({e}); reading /proc/net")))
             .ok(),
         Method::ProcOnly => None,
@@ -69,7 +70,7 @@ pub(super) fn read_others(
         }
     }
     let sockets = match opts.method {
-        Method::Auto if !others.is_empty() => open_diag_sockets(&opts.proc_root, &others),
+        Method::Auto if !others.is_empty() => open_diag_sockets(&opts.proc_root, &others, opts.figures),
         _ => BTreeMap::new(),
     };
     let mut refused = Vec::new();
@@ -223,7 +224,11 @@ fn mounted_namespaces(proc_root: &Path, dir: &Path) -> Vec<(u32, PathBuf)> {
 
 /// Opens a sock_diag socket inside each namespace, from one thread that
 /// `setns`es from one to the next and then exits.
-fn open_diag_sockets(proc_root: &Path, namespaces: &BTreeMap<u32, Entry>) -> BTreeMap<u32, io::Result<DiagSocket>> {
+fn open_diag_sockets(
+    proc_root: &Path,
+    namespaces: &BTreeMap<u32, Entry>,
+    figures: bool,
+) -> BTreeMap<u32, io::Result<DiagSocket>> {
     let enter = |ns: u32, entry: &Entry| -> io::Result<DiagSocket> {
         let mut last = io::Error::from(io::ErrorKind::NotFound);
         let pid_paths = entry.pids.iter().map(|pid| proc_root.join(format!("{pid}/ns/net")));
@@ -243,7 +248,7 @@ fn open_diag_sockets(proc_root: &Path, namespaces: &BTreeMap<u32, Entry>) -> BTr
             if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 return Err(io::Error::last_os_error());
             }
-            return DiagSocket::open();
+            return DiagSocket::open().map(|d| if figures { d.with_figures() } else { d });
         }
         Err(last)
     };

@@ -149,6 +149,7 @@ fn parse_row(file: ProcNetFile, line: &str, netns: u32) -> Result<SeedSocket, St
         timer,
         rx_queue,
         tx_queue,
+        figures: None,
     })
 }
 

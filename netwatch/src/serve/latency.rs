@@ -48,6 +48,9 @@ pub struct WhyMetrics {
     syn_retransmits: Counter,
     failures: Family<ReasonLabel, Counter>,
     ports: RefCell<HashSet<u16>>,
+    listen_drops: Family<PortLabel, Counter>,
+    /// Each listener's drop counter at the last reading, by cookie.
+    listen_seen: RefCell<std::collections::HashMap<u64, u64>>,
 }
 
 impl WhyMetrics {
@@ -59,6 +62,8 @@ impl WhyMetrics {
             syn_retransmits: Counter::default(),
             failures: Family::default(),
             ports: RefCell::default(),
+            listen_drops: Family::default(),
+            listen_seen: RefCell::default(),
         }
     }
 
@@ -88,6 +93,12 @@ impl WhyMetrics {
             "Failed connects and abnormal closes, by reason (failed connect() calls included)",
             self.failures.clone(),
         );
+        r.register(
+            "netwatch_listen_drops",
+            "SYNs and handshakes dropped by TCP listeners (each listener's own drop counter: accept queue \
+             full, mostly), by listening port",
+            self.listen_drops.clone(),
+        );
         for reason in why::Reason::ALL {
             // Present from the start, so rate() works on the first failure.
             drop(self.failures.get_or_create(&ReasonLabel { reason: reason.name() }));
@@ -114,6 +125,22 @@ impl WhyMetrics {
         if let Some(f) = why::failure(e) {
             self.failures.get_or_create(&ReasonLabel { reason: f.reason.name() }).inc();
         }
+    }
+
+    /// Raises the per-port counters by what each listener's own counter
+    /// rose since the last reading: all of it for a listener not seen
+    /// before (a counter starts at the agent's start anyway). A listener's
+    /// port has its series from the first reading, at 0 if need be, so
+    /// `rate()` sees the first drop.
+    pub fn listen_drops(&self, samples: &[super::listen_drops::Sample]) {
+        let mut seen = self.listen_seen.borrow_mut();
+        let mut now = std::collections::HashMap::with_capacity(samples.len());
+        for s in samples {
+            let rose = s.drops.saturating_sub(seen.get(&s.cookie).copied().unwrap_or(0));
+            self.listen_drops.get_or_create(&self.port(s.local.port())).inc_by(rose);
+            now.insert(s.cookie, s.drops);
+        }
+        *seen = now;
     }
 
     /// The label for `port`: its own while fewer than [`MAX_PORTS`] have one.

@@ -207,6 +207,11 @@ impl Metrics {
         self.why.observe(e);
     }
 
+    /// The listeners' drop counters, read once a check interval.
+    pub fn listen_drops(&self, samples: &[super::listen_drops::Sample]) {
+        self.why.listen_drops(samples);
+    }
+
     pub fn set_limits(&mut self, top_processes: usize, top_listeners: usize) {
         self.top_processes = top_processes;
         self.top_listeners = top_listeners;

@@ -144,3 +144,25 @@ fn process_series_carry_unit_and_container_labels() {
     has(&out, r#"netwatch_process_connections{process="web",unit="libpod-x.scope",container="web1"} 1"#);
     has(&out, r#"netwatch_process_connections{process="sshd"} 1"#);
 }
+
+/// Per-port listen drops follow each listener's counter by cookie: a new
+/// listener adds all it has, one seen before adds its growth, one gone
+/// (or replaced on the same port) takes nothing away.
+#[test]
+fn listen_drops_count_each_listeners_growth_by_port() {
+    use crate::serve::listen_drops::Sample;
+    let s = |cookie, port: u16, drops| Sample {
+        netns: 7,
+        local: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        cookie,
+        drops,
+    };
+    let m = Metrics::new(10, 10);
+    m.listen_drops(&[s(1, 8080, 4), s(2, 22, 0)]);
+    m.listen_drops(&[s(1, 8080, 6), s(2, 22, 0)]);
+    // 8080's listener replaced: the new one starts from its own 1.
+    m.listen_drops(&[s(3, 8080, 1)]);
+    let text = m.scrape(&Table::new(0), Errors::default());
+    has(&text, r#"netwatch_listen_drops_total{port="8080"} 7"#);
+    has(&text, r#"netwatch_listen_drops_total{port="22"} 0"#);
+}

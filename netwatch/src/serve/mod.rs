@@ -8,6 +8,7 @@ pub mod config;
 pub mod export;
 pub mod http;
 pub mod latency;
+pub mod listen_drops;
 pub mod listeners;
 pub mod metrics;
 pub mod netns_minisocks;
@@ -92,6 +93,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         exporter,
         config,
         namespaces: netns_minisocks::OtherNamespaces::default(),
+        drops: listen_drops::Reader::default(),
     };
     let (scrape_tx, mut scrapes) = mpsc::channel::<http::Scrape>(16);
     let server = match agent.config.metrics_addr()? {
@@ -166,6 +168,7 @@ struct Agent {
     alerts: Engine,
     exporter: Exporter,
     namespaces: netns_minisocks::OtherNamespaces,
+    drops: listen_drops::Reader,
 }
 
 impl Agent {
@@ -191,6 +194,11 @@ impl Agent {
     }
 
     fn check(&mut self, table: &crate::table::Table) {
+        let drops = self.drops.read_or_warn(table, &self.namespaces);
+        if let Some(d) = &drops {
+            self.metrics.listen_drops(d);
+        }
+        self.alerts.listener_drops(drops);
         for a in self.alerts.evaluate(table, Instant::now()) {
             eprintln!("netwatch: alert: {}", a.message);
             if a.firing() {

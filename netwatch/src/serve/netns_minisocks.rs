@@ -73,6 +73,11 @@ impl OtherNamespaces {
         }
         warnings
     }
+
+    /// The sock_diag socket of each other namespace with listeners.
+    pub fn sockets(&self) -> impl Iterator<Item = (u32, &DiagSocket)> {
+        self.sockets.iter().map(|(ns, d)| (*ns, d))
+    }
 }
 
 /// TIME_WAIT and request sockets of one namespace, as the table's own
@@ -103,7 +108,9 @@ fn open_in(ns: u32, pids: &[u32]) -> io::Result<DiagSocket> {
                 if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                     return Err(io::Error::last_os_error());
                 }
-                return DiagSocket::open();
+                // With the memory counters: the same socket reads the
+                // listeners' drop counters (`super::listen_drops`).
+                return DiagSocket::open().map(DiagSocket::with_figures);
             }
             Err(io::Error::new(io::ErrorKind::NotFound, "no process of its listeners is left to enter it by"))
         })

@@ -24,6 +24,9 @@ pub struct RowTraffic {
     /// passive handshake time and SYN retransmits, from its `ESTABLISHED`
     /// event; `None` for sockets that did not open while netwatch watched.
     pub opened: Option<crate::why::Latency>,
+    /// A listener's own drop counter (SYNs and handshakes it dropped), from
+    /// the live model's periodic LISTEN dump; `None` until read.
+    pub listen_drops: Option<u32>,
 }
 
 impl RowTraffic {
@@ -97,6 +100,17 @@ impl Table {
         for (cookie, t) in counters {
             if let Some(row) = self.rows.get_mut(cookie) {
                 row.traffic.update(*t, now_ns);
+            }
+        }
+    }
+
+    /// Applies the listeners' drop counters of a sock_diag dump that asked
+    /// for them (`crate::seed::diag::Figures`).
+    pub fn update_listen_drops(&mut self, listeners: &[crate::seed::SeedSocket]) {
+        for s in listeners {
+            let (Some(cookie), Some(drops)) = (s.cookie, s.figures.and_then(|f| f.drops)) else { continue };
+            if let Some(row) = self.rows.get_mut(&cookie) {
+                row.traffic.listen_drops = Some(drops);
             }
         }
     }

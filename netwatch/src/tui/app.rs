@@ -548,6 +548,8 @@ fn row_hash(r: &Row) -> u64 {
     (r.owners.len(), r.owners.first().map(|o| o.pid)).hash(&mut h);
     // Traffic moves once a second, when the counters are read.
     r.traffic.sampled_ns.hash(&mut h);
+    // A listener's drop counter moves with the minisocket re-read.
+    r.traffic.listen_drops.hash(&mut h);
     h.finish()
 }
 

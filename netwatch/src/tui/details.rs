@@ -119,6 +119,9 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
     if let Some(l) = r.traffic.opened {
         lines.push(latency_line(&l));
     }
+    if let Some(d) = r.traffic.listen_drops {
+        lines.push(kv(&[("dropped SYNs", d.to_string())]));
+    }
     if let Some(w) = workload {
         lines.push(workload_line(w));
     }

@@ -105,6 +105,7 @@ fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
         timer: None,
         rx_queue: 0,
         tx_queue: 0,
+        figures: None,
     }
 }
 

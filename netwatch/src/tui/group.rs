@@ -114,6 +114,8 @@ pub struct Group {
     pub rows: Vec<u32>,
     /// For a listener: its connections accepted and closed lately.
     pub rates: Option<Rates>,
+    /// For a listener: SYNs and handshakes it dropped (its own counter).
+    pub drops: Option<u32>,
 }
 
 /// Handshakes completed and connections closed over a recent span.
@@ -161,7 +163,7 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy, act
         let e = &entries[i as usize];
         let label = by.key(e, &listeners);
         let g = *index.entry(label.clone()).or_insert_with(|| {
-            out.push(Group { label, states: Vec::new(), queue: None, rows: Vec::new(), rates: None });
+            out.push(Group { label, states: Vec::new(), queue: None, rows: Vec::new(), rates: None, drops: None });
             out.len() - 1
         });
         let group = &mut out[g];
@@ -171,6 +173,7 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy, act
         }
         if e.row.proto == Proto::Tcp && e.row.state == tcp::LISTEN && by == GroupBy::Listener {
             group.queue = Some((e.row.rx_queue, e.row.tx_queue));
+            group.drops = e.row.traffic.listen_drops;
         }
         if listed {
             group.rows.push(i);
@@ -221,6 +224,9 @@ mod tests {
     fn by_listener_and_by_program() {
         let mut rows = rows();
         rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40009", tcp::TIME_WAIT, None));
+        for r in rows.iter_mut().filter(|r| r.state == tcp::LISTEN && r.local.port() == 8080) {
+            r.traffic.listen_drops = Some(3);
+        }
         let entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
         let order: Vec<u32> = (0..entries.len() as u32).collect();
         let g = groups(&entries, &order, &[], GroupBy::Listener, &Activity::default());
@@ -234,6 +240,7 @@ mod tests {
         assert_eq!(l.states, [(tcp::LISTEN, 1), (tcp::ESTABLISHED, 1), (tcp::TIME_WAIT, 1)]);
         assert_eq!(l.rows.len(), 3);
         assert_eq!(l.queue, Some((0, 0)));
+        assert_eq!((l.drops, g[2].drops), (Some(3), None), "the listener's own counter, where read");
         let p = groups(&entries, &order, &[], GroupBy::Program, &Activity::default());
         let labels: Vec<&str> = p.iter().map(|g| g.label.as_str()).collect();
         assert_eq!(

@@ -111,6 +111,8 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
             Span::raw(rates),
         ])),
         Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+        // In the State column: the counts' is full by now.
+        Cell::from(g.drops.map(|d| format!("drops {d}")).unwrap_or_default()),
     ])
 }
 

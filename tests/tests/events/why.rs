@@ -244,3 +244,80 @@ fn connect_to_a_silent_peer_times_out_after_its_syn_retries() {
     assert!(ms >= 2_900.0 && ms <= waited.as_secs_f64() * 1000.0 + 50.0, "{ms} ms, the client waited {waited:?}");
     assert!(!events.iter().any(|e| e["event"] == "connect_error"), "a second report of the timeout");
 }
+
+/// The `snapshot --json` row of the test namespace's socket on local port
+/// `port` in `state`, as JSON.
+fn snapshot_row(snap: &netwatch_tests::snapshot::Snapshot, netns: u64, port: u16, state: &str) -> Value {
+    let rows: Vec<&netwatch_tests::snapshot::NwSocket> =
+        snap.sockets.iter().filter(|s| s.netns == netns && s.sport == port && s.state == state).collect();
+    let [row] = rows.as_slice() else { panic!("expected one {state} row on port {port}: {rows:?}") };
+    serde_json::from_str(&row.json).expect("row JSON")
+}
+
+/// SYNs dropped at a full accept queue, counted per listener by the kernel:
+/// `snapshot --json` says the listener's `drops` exactly as `ss -tlm` and
+/// the namespace's TcpExt ListenDrops do (nothing else listens in the
+/// test's namespace).
+#[test]
+fn snapshot_says_the_drops_of_a_listener_with_a_full_accept_queue() {
+    let ns = super::setup_in("why-drops");
+    let listener = netwatch_tests::drops::full_listener();
+    let addr = listener.local_addr().expect("addr");
+    const N: usize = 5;
+    let _in_queue = netwatch_tests::drops::flood(addr, N);
+    let ss = netwatch_tests::drops::ss_listener_drops(ns.name(), addr.port());
+    let tcpext = netwatch_tests::drops::tcpext_listen_drops(ns.name());
+    assert_eq!(ss, tcpext, "ss -tlm and TcpExt ListenDrops disagree");
+    assert!(ss >= N as u64 - 1, "{ss} drops for {} refused SYNs", N - 1);
+    let snap = netwatch_tests::snapshot::once();
+    let row = snapshot_row(&snap, ns.inode(), addr.port(), "LISTEN");
+    assert_eq!(row["drops"].as_u64(), Some(ss), "{row}");
+}
+
+/// `ss -tin`'s `rtt:SRTT/RTTVAR` (ms) of the connection from local port
+/// `sport`, in µs.
+fn ss_rtt_us(ns: &str, sport: u16) -> (f64, f64) {
+    let out = Command::new("ip").args(["netns", "exec", ns, "ss", "-tinH"]).output().expect("ss -tin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find(&format!(":{sport} ")).unwrap_or_else(|| panic!("no socket on {sport} in ss -tin:\n{text}"));
+    let rest = &text[at..];
+    let rtt = &rest[rest.find(" rtt:").unwrap_or_else(|| panic!("no rtt in ss -tin:\n{text}")) + 5..];
+    let rtt = &rtt[..rtt.find(' ').unwrap_or(rtt.len())];
+    let (srtt, var) = rtt.split_once('/').unwrap_or_else(|| panic!("rtt:{rtt}"));
+    let ms = |v: &str| v.trim().parse::<f64>().unwrap_or_else(|e| panic!("rtt {v:?}: {e}"));
+    (ms(srtt) * 1000.0, ms(var) * 1000.0)
+}
+
+/// A loopback connection's live smoothed RTT in `snapshot --json`, against
+/// `ss -tin` on the same idle connection: the kernel's figure does not move
+/// without new ACKs, so the two agree to ss's printing precision (it
+/// prints ms with `%g`: tolerance 1 µs).
+#[test]
+fn snapshot_says_the_live_rtt_that_ss_says() {
+    let ns = super::setup_in("why-rtt");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    // A few exchanges give the RTT estimator samples beyond the handshake.
+    for _ in 0..5 {
+        std::io::Write::write_all(&mut client, b"ping").expect("write");
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).expect("read");
+        std::io::Write::write_all(&mut server, b"pong").expect("write");
+        client.read_exact(&mut buf).expect("read");
+    }
+    // Let the delayed ACKs go out: then nothing moves until the next send.
+    std::thread::sleep(Duration::from_millis(300));
+    let sport = client.local_addr().expect("addr").port();
+    let snap = netwatch_tests::snapshot::once();
+    let (ss_srtt, ss_var) = ss_rtt_us(ns.name(), sport);
+    let row = snapshot_row(&snap, ns.inode(), sport, "ESTABLISHED");
+    let srtt = row["srtt_us"].as_u64().unwrap_or_else(|| panic!("no srtt_us: {row}")) as f64;
+    let var = row["rttvar_us"].as_u64().unwrap_or_else(|| panic!("no rttvar_us: {row}")) as f64;
+    assert!(srtt > 0.0 && srtt < 1_000_000.0, "loopback srtt {srtt} us");
+    assert!((srtt - ss_srtt).abs() <= 1.0 && (var - ss_var).abs() <= 1.0, "netwatch {row}, ss {ss_srtt}/{ss_var} us");
+    assert_eq!(row["total_retrans"], 0, "{row}");
+    // A listener has no RTT to speak of.
+    let l = snapshot_row(&snap, ns.inode(), listener.local_addr().expect("addr").port(), "LISTEN");
+    assert!(l.get("srtt_us").is_none(), "{l}");
+}

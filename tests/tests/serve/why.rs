@@ -55,3 +55,46 @@ fn connect_latency_and_refusals_reach_the_scrape() {
     drop(held);
     drop(listener);
 }
+
+/// SYNs dropped at a full accept queue: the scrape's
+/// `netwatch_listen_drops_total{port}` is the listener's own counter, as
+/// `ss -tlm` and TcpExt ListenDrops say it in the test's namespace, and
+/// the `listen_drops` alert names that listener and its process.
+#[test]
+fn listen_drops_per_listener_reach_the_scrape_and_the_alert() {
+    let ns = super::setup_in("why-drops");
+    let dir = TempDir::new("why-drops");
+    let serve = Serve::start(&config(&dir, &only_alerts(&["listen_drops"])), &["--alert", "listen_drops=1/5s"]);
+    let listener = netwatch_tests::drops::full_listener();
+    let addr = listener.local_addr().expect("addr");
+    let p = addr.port().to_string();
+    // Serve has read the listener once (its series is there, at 0) before
+    // the flood: the drops are growth it sees.
+    wait::until("the listener's series", Duration::from_secs(10), || {
+        let v = serve.scrape().get("netwatch_listen_drops_total", &[("port", &p)]);
+        wait::check(v == Some(0.0), || format!("{v:?}"))
+    });
+    const N: usize = 4;
+    let _in_queue = netwatch_tests::drops::flood(addr, N);
+    let ss = netwatch_tests::drops::ss_listener_drops(ns.name(), addr.port());
+    assert_eq!(ss, netwatch_tests::drops::tcpext_listen_drops(ns.name()), "ss -tlm and TcpExt disagree");
+    assert!(ss >= N as u64 - 1, "{ss} drops for {} refused SYNs", N - 1);
+    let line = serve.wait_stderr(Duration::from_secs(15), "listen_drops naming the listener", |l| {
+        l.contains("alert: listen_drops") && l.contains(&format!("by listener {addr} (netns {})", ns.inode()))
+    });
+    // All of them, unless a check fell between two of the flood's connects
+    // (they are microseconds apart): then the first part.
+    let said: u64 = line
+        .split("listen_drops: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line}"));
+    assert!(said >= 1 && said <= ss, "the alert says {said} of {ss}: {line}");
+    assert!(line.contains(&format!("of pid {} (", std::process::id())), "{line}");
+    wait::until("the drops in the scrape", Duration::from_secs(10), || {
+        let v = serve.scrape().get("netwatch_listen_drops_total", &[("port", &p)]);
+        wait::check(v == Some(ss as f64), || format!("{v:?}, ss says {ss}"))
+    });
+    drop(listener);
+}

@@ -6,7 +6,7 @@ mod rules;
 mod tracker;
 
 use std::{
-    collections::{BTreeSet, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     time::Instant,
 };
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::{
     config::{self, AlertKind, Rule},
+    listen_drops::Sample,
     tcpext,
 };
 use crate::{
@@ -128,6 +129,13 @@ pub struct Engine {
     drops: VecDeque<(Instant, u64)>,
     drops_failed: bool,
     recent: Vec<SockRef>,
+    /// The listeners' own drop counters as last read, until the next check.
+    listeners: Option<Vec<Sample>>,
+    /// Per listener (by cookie): (when, its drop counter), oldest first.
+    listener_history: HashMap<u64, (Sample, VecDeque<(Instant, u64)>)>,
+    /// Whether the counters were read before: listeners first seen later
+    /// are new, and every drop they have is news.
+    listeners_read: bool,
 }
 
 impl Engine {
@@ -139,6 +147,9 @@ impl Engine {
             drops: VecDeque::new(),
             drops_failed: false,
             recent: Vec::new(),
+            listeners: None,
+            listener_history: HashMap::new(),
+            listeners_read: false,
         }
     }
 
@@ -164,6 +175,13 @@ impl Engine {
         if (ports.contains(&e.local.port()) || ports.contains(&e.remote.port())) && self.recent.len() < RECENT_CAP {
             self.recent.push(SockRef::of_event(e));
         }
+    }
+
+    /// The listeners' drop counters for the next [`Self::evaluate`];
+    /// `None` when they could not be read (`listen_drops` then watches the
+    /// namespace's TcpExt counters).
+    pub fn listener_drops(&mut self, samples: Option<Vec<Sample>>) {
+        self.listeners = samples;
     }
 
     /// Checks every enabled condition against `table` now.
@@ -193,12 +211,41 @@ impl Engine {
     ) -> Option<Vec<Finding>> {
         Some(match kind {
             AlertKind::SynBacklog => rules::syn_backlog(table),
-            AlertKind::ListenDrops => self.listen_drops(table, now, rule)?,
+            AlertKind::ListenDrops => match self.listeners.take() {
+                Some(samples) => self.listener_drop_growth(samples, table, now, rule),
+                None => self.listen_drops(table, now, rule)?,
+            },
             AlertKind::RemoteConnections => rules::remote_connections(table),
             AlertKind::SuspiciousPorts => rules::suspicious_ports(table, &self.cfg.ports, recent),
             AlertKind::NewListener => rules::new_listeners(table, self.baseline.as_ref()?, std::process::id()),
             AlertKind::TotalConnections => rules::total_connections(table),
         })
+    }
+
+    /// Growth of each listener's own drop counter over the window: the
+    /// listeners that dropped SYNs, named by the kernel.
+    fn listener_drop_growth(&mut self, samples: Vec<Sample>, table: &Table, now: Instant, rule: Rule) -> Vec<Finding> {
+        let first = !std::mem::replace(&mut self.listeners_read, true);
+        let mut old = std::mem::take(&mut self.listener_history);
+        let mut out = Vec::new();
+        for s in samples {
+            let (_, mut history) = old.remove(&s.cookie).unwrap_or_else(|| {
+                // Born after netwatch's first reading: its drops all fell
+                // since then.
+                let born = if first { VecDeque::new() } else { VecDeque::from([(now, 0)]) };
+                (s, born)
+            });
+            history.push_back((now, s.drops));
+            while history.front().is_some_and(|(t, _)| now.duration_since(*t) > rule.window) {
+                history.pop_front();
+            }
+            let value = s.drops.saturating_sub(history.front().map_or(s.drops, |(_, v)| *v));
+            if value > 0 {
+                out.push(listener_finding(&s, value, table, rule));
+            }
+            self.listener_history.insert(s.cookie, (s, history));
+        }
+        out
     }
 
     /// Growth of the listen-drop counters over the window. `None` when they
@@ -266,6 +313,41 @@ fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
         comm: f.owner.map(|o| o.comm.text().to_owned()).unwrap_or_default(),
         message,
         sockets: f.sockets,
+    }
+}
+
+/// A listener whose drop counter rose by `value`, with its owner from the
+/// table.
+fn listener_finding(s: &Sample, value: u64, table: &Table, rule: Rule) -> Finding {
+    let row = table
+        .rows()
+        .find(|r| r.state == tcp::LISTEN && r.netns == s.netns && r.local == s.local && r.cookie == Some(s.cookie));
+    let owner = row.and_then(|r| r.owners.first().cloned());
+    let sock = row.map_or_else(
+        || SockRef {
+            proto: "tcp",
+            saddr: display_ip(s.local.ip()).to_string(),
+            sport: s.local.port(),
+            daddr: if s.local.is_ipv4() { "0.0.0.0" } else { "::" }.to_owned(),
+            state: "LISTEN",
+            netns: s.netns,
+            ..SockRef::default()
+        },
+        SockRef::of,
+    );
+    Finding {
+        key: format!("{}/{}", s.netns, endpoint(s.local)),
+        value,
+        subject: format!(
+            "SYNs or handshakes dropped in {:.0}s by listener {} (netns {}) of {} (the listener's own drop \
+             counter: its accept queue was full, mostly)",
+            rule.window.as_secs_f64(),
+            endpoint(s.local),
+            s.netns,
+            rules::owner_text(owner.as_ref())
+        ),
+        owner,
+        sockets: vec![sock],
     }
 }
 

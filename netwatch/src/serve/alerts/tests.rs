@@ -5,7 +5,7 @@ use netwatch_common::tcp;
 use super::*;
 use crate::{
     seed::{Proto, SeedSocket},
-    serve::config,
+    serve::{config, listen_drops::Sample},
 };
 
 fn sock(state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
@@ -115,4 +115,38 @@ fn remote_and_total_connections() {
     let a = e.evaluate(&table(s), Instant::now());
     let got: Vec<(&str, &str, u64, u32)> = a.iter().map(|a| (a.alert.name(), a.key.as_str(), a.value, a.pid)).collect();
     assert_eq!(got, [("remote_connections", "127.0.0.5", 3, 20), ("total_connections", "all", 4, 20)]);
+}
+
+fn drops(cookie: u64, local: &str, drops: u64) -> Sample {
+    Sample { netns: 7, local: local.parse().unwrap(), cookie, drops }
+}
+
+/// The kernel's per-listener counters: drops already there at the first
+/// reading are old news; growth names its listener and owner; a listener
+/// first seen later counts from 0; the alert clears when growth stops.
+#[test]
+fn listen_drops_names_each_listener_whose_counter_rose() {
+    let cfg = only(|c| c.listen_drops = Rule { enabled: true, threshold: 2, window: Duration::from_secs(10) });
+    let mut e = Engine::new(cfg, None);
+    let web = SeedSocket { cookie: Some(1), ..sock(tcp::LISTEN, "0.0.0.0:8080", "0.0.0.0:0", Some((10, "web"))) };
+    let t = table(vec![web]);
+    let t0 = Instant::now();
+    e.listener_drops(Some(vec![drops(1, "0.0.0.0:8080", 5)]));
+    assert!(e.evaluate(&t, t0).is_empty(), "drops from before the first reading");
+    e.listener_drops(Some(vec![drops(1, "0.0.0.0:8080", 6), drops(2, "127.0.0.1:22", 3)]));
+    let fired = e.evaluate(&t, t0 + Duration::from_secs(1));
+    let [a] = fired.as_slice() else { panic!("{fired:?}") };
+    // 8080 rose by 1 (under the threshold), 22 was born with 3.
+    assert_eq!((a.key.as_str(), a.value, a.pid), ("7/127.0.0.1:22", 3, 0));
+    assert!(a.message.contains("by listener 127.0.0.1:22 (netns 7) of an unknown process"), "{}", a.message);
+    assert_eq!((a.sockets[0].sport, a.sockets[0].state), (22, "LISTEN"));
+    e.listener_drops(Some(vec![drops(1, "0.0.0.0:8080", 9), drops(2, "127.0.0.1:22", 3)]));
+    let fired = e.evaluate(&t, t0 + Duration::from_secs(2));
+    let [a] = fired.as_slice() else { panic!("{fired:?}") };
+    assert_eq!((a.key.as_str(), a.value, a.pid, a.comm.as_str()), ("7/0.0.0.0:8080", 4, 10, "web"));
+    assert!(a.message.contains("listener 0.0.0.0:8080 (netns 7) of pid 10 (web)"), "{}", a.message);
+    // No growth for longer than the window: both clear.
+    e.listener_drops(Some(vec![drops(1, "0.0.0.0:8080", 9), drops(2, "127.0.0.1:22", 3)]));
+    let cleared = e.evaluate(&t, t0 + Duration::from_secs(14));
+    assert_eq!(cleared.iter().filter(|a| a.state == "cleared").count(), 2, "{cleared:?}");
 }

@@ -94,3 +94,18 @@ fn udp_rows_keep_their_counters_across_the_sock_diag_reread() {
     let row = t.rows().find(|r| r.cookie == Some(3)).unwrap();
     assert_eq!(row.traffic.totals.tx_bytes, 40);
 }
+
+#[test]
+fn listen_drops_land_on_their_rows_by_cookie() {
+    let mut t = table();
+    let figures = Some(crate::seed::diag::Figures { drops: Some(3), rtt: None });
+    let dumped =
+        SeedSocket { cookie: Some(4), figures, ..SeedSocket::fixture(tcp::LISTEN, "127.0.0.1:1003", "0.0.0.0:0") };
+    // Not in the table, or no counter: nothing changes.
+    let gone = SeedSocket { cookie: Some(99), ..dumped.clone() };
+    let bare = SeedSocket { cookie: Some(1), figures: None, ..dumped.clone() };
+    t.update_listen_drops(&[dumped, gone, bare]);
+    let drops: Vec<(u64, Option<u32>)> = t.rows().map(|r| (r.cookie.unwrap(), r.traffic.listen_drops)).collect();
+    assert!(drops.contains(&(4, Some(3))) && drops.contains(&(1, None)), "{drops:?}");
+    assert_eq!(t.len(), 4);
+}

@@ -1,0 +1,139 @@
+//! SYNs and handshakes dropped per TCP listener, from the kernel: each
+//! listener's own drop counter (`sk->sk_drops`), which sock_diag reports in
+//! `INET_DIAG_SKMEMINFO` (`ss -tlm` prints it as `d<N>`).
+//!
+//! `tcp_listendrop()` (include/net/tcp.h) adds one there for every SYN or
+//! completed handshake a listener drops (accept queue full, SYN queue
+//! full without syncookies, no memory for the request or the child), at
+//! the same place it counts TcpExt ListenDrops for the namespace. No drop
+//! reason tracepoint covers the common case: a SYN refused by a full accept
+//! queue is freed by `consume_skb`, not `kfree_skb`. For netwatch's own
+//! namespace the live model's once-a-second re-read already holds them
+//! (`RowTraffic::listen_drops`); every other namespace whose request sockets
+//! serve re-reads ([`super::netns_minisocks`]) gets a dump of its LISTEN
+//! sockets once a check interval (the kernel walks the listener hash only,
+//! not the connections).
+
+use std::{io, net::SocketAddr, os::unix::fs::MetadataExt as _};
+
+use netwatch_common::tcp;
+
+use super::netns_minisocks::OtherNamespaces;
+use crate::{
+    seed::{diag::DiagSocket, Family, Proto},
+    table::Table,
+};
+
+/// One listener's drop counter now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub netns: u32,
+    pub local: SocketAddr,
+    /// Tells a listener from a later one on the same address.
+    pub cookie: u64,
+    pub drops: u64,
+}
+
+#[derive(Default)]
+pub struct Reader {
+    own: Option<(u32, DiagSocket)>,
+    failed: bool,
+}
+
+impl Reader {
+    /// Every listener's counter, netwatch's namespace first; `Err` only when
+    /// netwatch's own namespace cannot be read (another namespace that
+    /// fails is left out: its listeners are then not in the figures).
+    pub fn read(&mut self, table: &Table, others: &OtherNamespaces) -> io::Result<Vec<Sample>> {
+        if self.own.is_none() {
+            let ns = std::fs::metadata("/proc/self/ns/net")?.ino() as u32;
+            self.own = Some((ns, DiagSocket::open()?.with_figures()));
+        }
+        let mut out = Vec::new();
+        if let Some((ns, diag)) = &self.own {
+            let listeners =
+                || table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN && r.netns == *ns);
+            if listeners().all(|r| r.traffic.listen_drops.is_some()) {
+                out.extend(listeners().filter_map(|r| {
+                    Some(Sample {
+                        netns: *ns,
+                        local: r.local,
+                        cookie: r.cookie?,
+                        drops: r.traffic.listen_drops?.into(),
+                    })
+                }));
+            } else {
+                // Not read yet (a listener newer than the last re-read, or
+                // the re-read failed): ask the kernel now.
+                dump(diag, *ns, &mut out)?;
+            }
+        }
+        for (ns, diag) in others.sockets() {
+            let start = out.len();
+            if dump(diag, ns, &mut out).is_err() {
+                out.truncate(start);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::read`], with its failure said once on stderr.
+    pub fn read_or_warn(&mut self, table: &Table, others: &OtherNamespaces) -> Option<Vec<Sample>> {
+        match self.read(table, others) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                if !std::mem::replace(&mut self.failed, true) {
+                    eprintln!(
+                        "netwatch: warning: per-listener drop counters unavailable ({e}); \
+                         listen_drops counts the namespace's TcpExt counters instead"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+fn dump(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()> {
+    let mut socks = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, ns, &mut socks)?;
+    }
+    out.extend(socks.into_iter().filter_map(|s| {
+        Some(Sample { netns: s.netns, local: s.local, cookie: s.cookie?, drops: u64::from(s.figures?.drops?) })
+    }));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt as _;
+
+    use netwatch_common::tcp;
+
+    use super::*;
+    use crate::seed::SeedSocket;
+
+    /// Own-namespace counters come from the table's rows once every
+    /// listener there has one; a listener without one (not re-read yet)
+    /// makes it ask the kernel, which knows nothing of a made-up cookie.
+    #[test]
+    fn own_namespace_counters_come_from_the_table_when_read() {
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino() as u32;
+        let mut table = Table::new(0);
+        let made_up = SeedSocket {
+            cookie: Some(u64::MAX - 7),
+            netns: own,
+            ..SeedSocket::fixture(tcp::LISTEN, "127.0.0.1:9", "0.0.0.0:0")
+        };
+        table.seed(vec![made_up.clone()], 1);
+        let others = OtherNamespaces::default();
+        let mut reader = Reader::default();
+        let dumped = reader.read(&table, &others).unwrap();
+        assert!(dumped.iter().all(|s| s.cookie != u64::MAX - 7), "the kernel has no such listener: {dumped:?}");
+        let figures = Some(crate::seed::diag::Figures { drops: Some(5), rtt: None });
+        table.update_listen_drops(&[SeedSocket { figures, ..made_up }]);
+        let sample = Sample { netns: own, local: "127.0.0.1:9".parse().unwrap(), cookie: u64::MAX - 7, drops: 5 };
+        assert_eq!(reader.read(&table, &others).unwrap(), [sample]);
+    }
+}
