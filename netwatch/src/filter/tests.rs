@@ -28,6 +28,7 @@ fn ev(pid: u32, local: &str, remote: &str) -> Event {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

@@ -163,6 +163,7 @@ mod tests {
             accepted: None,
             cgroup: 0,
             workload: None,
+            rhost: None,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct Table {
     /// Traffic of closed sockets per process name, for per-process totals
     /// that do not shrink when a connection ends.
     closed_traffic: FxHashMap<String, netwatch_common::Traffic>,
+    /// Names of remote addresses from DNS answers (`rhost`).
+    pub hosts: crate::names::Names,
 }
 
 impl Table {
@@ -80,6 +82,7 @@ impl Table {
             until_destroy: false,
             time_wait_rows: true,
             closed_traffic: FxHashMap::default(),
+            hosts: crate::names::Names::default(),
         }
     }
 
@@ -251,6 +254,7 @@ impl Table {
     pub fn complete_and_apply(&mut self, e: &mut Event) {
         // A failed connect() carries all it has, and names no live socket.
         if e.kind == EventKind::ConnectError {
+            e.rhost = self.hosts.remote_name(e);
             self.totals.count(e);
             return;
         }
@@ -264,6 +268,7 @@ impl Table {
             let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
+        e.rhost = self.hosts.remote_name(e);
         self.apply(e);
     }
 
