@@ -92,12 +92,14 @@ fn try_dns(ctx: &SkBuffContext) -> Result<(), i64> {
         entry.discard(0);
         return Ok(());
     }
-    // SAFETY: writing fields of the reserved record.
+    // Before the time: `netns` passes the socket pointer through `ts_ns`.
+    let netns = netns(rec, sk as u64);
+    // SAFETY: writing fields of the reserved record; any skb may be asked
+    // for its socket's cookie.
     unsafe {
         (&raw mut (*rec).ts_ns).write(bpf_ktime_get_ns());
-        // SAFETY (helper): cgroup_skb programs may ask any skb for its socket's cookie.
         (&raw mut (*rec).cookie).write(bpf_get_socket_cookie(skb as *mut _));
-        (&raw mut (*rec).netns).write(netns(rec, sk as u64));
+        (&raw mut (*rec).netns).write(netns);
         (&raw mut (*rec).len).write(n as u16);
         (&raw mut (*rec).ip_version).write(version);
     }
@@ -113,7 +115,7 @@ fn try_dns(ctx: &SkBuffContext) -> Result<(), i64> {
 /// from BTF, as `release` reads its socket.
 #[inline(always)]
 fn netns(rec: *mut DnsEvent, sk: u64) -> u32 {
-    // SAFETY: a field of the reserved record; ts_ns is written after.
+    // SAFETY: a field of the reserved record; the caller writes ts_ns after.
     let sk = unsafe {
         let slot = &raw mut (*rec).ts_ns;
         core::ptr::write_volatile(slot, sk);
