@@ -326,6 +326,9 @@ struct JsonRow<'a> {
     handshake_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     syn_retransmits: Option<u32>,
+    /// The remote's name from DNS (`crate::names`), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rhost: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -426,6 +429,7 @@ pub fn json_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
             connect_latency_us: r.traffic.opened.and_then(|l| l.connect_us),
             handshake_us: r.traffic.opened.and_then(|l| l.handshake_us),
             syn_retransmits: r.traffic.opened.and_then(|l| l.syn_retransmits),
+            rhost: table.hosts.row_name(r).map(|h| h.to_string()),
         })
         .collect();
     let doc = JsonSnapshot {

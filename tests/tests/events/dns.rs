@@ -189,3 +189,45 @@ fn an_expired_answer_names_nothing() {
         assert!(e.get("rhost").is_none(), "named after its TTL: {e}");
     }
 }
+
+/// `snapshot --for` names a connection it watched being resolved and made
+/// (the same map, kept by the same live model).
+#[test]
+fn snapshot_for_names_the_connection_in_its_row() {
+    use netwatch_tests::snapshot::Watch;
+
+    let ns = super::setup_in("dns-snap");
+    let zone = json!({"snap.nwtest.internal": [["A", 300, "127.0.0.80"]]});
+    let _dns = Dns::start(&ns, "127.0.0.1", &zone);
+    let listener = TcpListener::bind("127.0.0.80:0").expect("listening on 127.0.0.80");
+    let port = listener.local_addr().expect("addr").port();
+    let watch = Watch::start(std::time::Duration::from_secs(4));
+    let mut client = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "python3",
+            "-c",
+            CLIENT,
+            "snap.nwtest.internal",
+            "4",
+            &port.to_string(),
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("starting the client");
+    // Held open until the snapshot is printed.
+    let (server, _) = listener.accept().expect("accepting the client");
+    let snapshot = watch.finish();
+    drop(server);
+    assert!(client.wait().expect("client exit").success(), "the client failed");
+    let row = snapshot
+        .sockets
+        .iter()
+        .find(|s| s.netns == ns.inode() && s.dport == port && s.state == "ESTABLISHED")
+        .unwrap_or_else(|| panic!("no client row to port {port}"));
+    let v: Value = serde_json::from_str(&row.json).expect("row JSON");
+    assert_eq!(v["rhost"], "snap.nwtest.internal", "{v}");
+}
