@@ -165,6 +165,9 @@ pub struct Entry {
     local_key: AddrKey,
     remote_key: AddrKey,
     rank: u8,
+    /// The remote's name from DNS (`crate::names`), where known: shown in
+    /// REMOTE with the `n` key.
+    pub rhost: Option<std::sync::Arc<str>>,
 }
 
 /// Processes holding the socket (an owner is listed once per descriptor).
@@ -205,6 +208,7 @@ impl Entry {
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
             rank: state_rank(r.state),
+            rhost: None,
         }
     }
 
