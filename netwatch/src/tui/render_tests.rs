@@ -198,4 +198,10 @@ fn names_key_shows_the_remote_name() {
         );
     });
     find(&named, &format!("web.example.test:{remote_port}"));
+    // `/` finds the row by its name, shown or not.
+    let filtered = screen(|a| {
+        give(a);
+        a.set_filter("example.test");
+    });
+    assert!(find(&filtered, "Connections:").contains("1 shown"), "{filtered:?}");
 }

@@ -240,6 +240,10 @@ impl Entry {
             use std::fmt::Write as _;
             let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
         }
+        if let Some(h) = &self.rhost {
+            buf.push(' ');
+            buf.push_str(h);
+        }
         if let Some(w) = &self.workload {
             buf.push(' ');
             buf.push_str(&w.cgroup);
