@@ -6,6 +6,7 @@
 //! Map and program names live here so the loader never spells them twice.
 #![no_std]
 
+pub mod dns;
 pub mod names;
 pub mod offsets;
 pub mod process;
@@ -13,6 +14,7 @@ pub mod record;
 pub mod tcp;
 pub mod traffic;
 
+pub use dns::DnsEvent;
 pub use offsets::KernelOffsets;
 pub use process::{ProcEvent, ProcKind};
 pub use record::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, SocketFd, SOCK_EVENT_HEAD};

@@ -184,3 +184,11 @@ const _: () = {
         i += 1;
     }
 };
+
+/// Ring buffer carrying [`crate::DnsEvent`] records (DNS answers) to the agent.
+pub const MAP_DNS_EVENTS: &str = "DNS_EVENTS";
+/// `cgroup_skb/ingress` on the cgroup v2 root: copies every UDP datagram
+/// from port 53 a socket receives (DNS answers) into [`MAP_DNS_EVENTS`].
+pub const PROG_DNS_INGRESS: &str = "nw_dns_in";
+
+const _: () = assert!(well_named(PROG_DNS_INGRESS));

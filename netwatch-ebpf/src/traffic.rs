@@ -166,7 +166,7 @@ fn load<T>(ctx: &SkBuffContext, off: u32) -> Result<MaybeUninit<T>, i64> {
 /// One byte at a time, because some network-types fields are enums that do
 /// not cover every value a packet may hold, so they are never read as such.
 #[inline(always)]
-fn pkt_byte(ctx: &SkBuffContext, off: u32) -> Result<u8, i64> {
+pub fn pkt_byte(ctx: &SkBuffContext, off: u32) -> Result<u8, i64> {
     let skb: *const __sk_buff = ctx.skb.skb;
     // SAFETY: fields of the program's own context.
     let (data, end) = unsafe { ((*skb).data as usize, (*skb).data_end as usize) };

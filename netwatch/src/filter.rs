@@ -49,6 +49,10 @@ pub trait Subject {
     fn workload(&self) -> Option<&Workload> {
         None
     }
+    /// The remote address's name from DNS (`crate::names`), where known.
+    fn rhost(&self) -> Option<&str> {
+        None
+    }
     /// The `family` field, `-4`/`-6`: IPv4-mapped addresses count as IPv4.
     fn ipv4_traffic(&self) -> bool {
         let (local, remote) = (self.local().ip(), self.remote().ip());
@@ -97,6 +101,9 @@ impl Subject for Event {
     }
     fn workload(&self) -> Option<&Workload> {
         self.workload.as_ref()
+    }
+    fn rhost(&self) -> Option<&str> {
+        self.rhost.as_deref()
     }
 }
 

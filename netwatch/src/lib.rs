@@ -30,6 +30,7 @@ mod event;
 mod filter;
 mod holders;
 mod live;
+mod names;
 mod netstat;
 mod output;
 mod plugin;

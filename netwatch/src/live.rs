@@ -84,7 +84,9 @@ impl Tracing {
             .holders_degraded
             .iter()
             .map(|why| format!("sockets keep the process that opened them after it forks, execs or exits ({why})"));
-        traffic.chain(accept).chain(holders).collect()
+        let names =
+            a.dns_degraded.iter().map(|why| format!("remote ends are not named (DNS capture unavailable: {why})"));
+        traffic.chain(accept).chain(holders).chain(names).collect()
     }
 
     /// Stops the reader, hands `rest` what was still queued (so that its
@@ -343,6 +345,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch:
             update.lost += loss;
         }
         Batch::Procs(procs) => holders.on_procs(table, &mut decoder.listeners, &procs),
+        Batch::Dns(answers) => table.hosts.learn(&answers),
     }
 }
 

@@ -31,7 +31,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use netwatch_common::{Counter, ProcEvent, SockEvent};
+use netwatch_common::{Counter, DnsEvent, ProcEvent, SockEvent};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     sync::mpsc,
@@ -51,6 +51,9 @@ pub enum Batch {
     Lost(Loss),
     /// Process lifecycle records (exec, exit, fork), for `holders`.
     Procs(Vec<ProcEvent>),
+    /// DNS answers, for the address-to-name map (`names`). Always sent
+    /// before the socket events drained with them (see [`Dns::before`]).
+    Dns(Vec<DnsEvent>),
 }
 
 /// Events lost, by cause.
@@ -137,7 +140,8 @@ impl Drop for Reader {
 }
 
 fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &AtomicBool) -> Result<Latency> {
-    let RingMaps { events, counters, mut awake, skipped, mut procs } = maps;
+    let RingMaps { events, counters, mut awake, skipped, mut procs, dns } = maps;
+    let mut dns = Dns(dns);
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
@@ -171,7 +175,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                         batch = drain(ring.get_mut(), &mut latency, 64);
                     }
                     last_batch = batch.len();
-                    if !batch.is_empty() && tx.send(Batch::Events(batch)).await.is_err() {
+                    if !batch.is_empty() && dns.before(&tx, Batch::Events(batch)).await.is_err() {
                         break; // the agent is gone
                     }
                 }
@@ -194,7 +198,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                         quiet = Some(0);
                         last_batch = batch.len();
                     }
-                    if !batch.is_empty() && tx.send(Batch::Events(batch)).await.is_err() {
+                    if !batch.is_empty() && dns.before(&tx, Batch::Events(batch)).await.is_err() {
                         break;
                     }
                 }
@@ -214,19 +218,24 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                 // after the process ring and sent before it.
                 if let Some(lifecycle) = procs.as_mut().and_then(drain_procs) {
                     let before = drain(ring.get_mut(), &mut latency, 64);
-                    if !before.is_empty() && tx.send(Batch::Events(before)).await.is_err() {
+                    if !before.is_empty() && dns.before(&tx, Batch::Events(before)).await.is_err() {
                         return Ok(latency);
                     }
                     if tx.send(lifecycle).await.is_err() {
                         return Ok(latency);
                     }
                 }
+                // Answers no socket event followed (yet): taken on this
+                // clock, so the ring never fills while sockets are quiet.
+                if dns.send(&tx).await.is_err() {
+                    return Ok(latency);
+                }
             }
         }
         // Final drain so that a clean stop loses nothing already queued.
         let batch = drain(ring.get_mut(), &mut latency, last_batch);
         if !batch.is_empty() {
-            let _ = tx.send(Batch::Events(batch)).await;
+            let _ = dns.before(&tx, Batch::Events(batch)).await;
         }
         if let Some(b) = loss.poll(&counters, &skipped)? {
             let _ = tx.send(b).await;
@@ -262,6 +271,37 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
         }
     }
     out
+}
+
+/// The DNS answer ring, when DNS capture is on.
+struct Dns(Option<RingBuf<MapData>>);
+
+impl Dns {
+    /// Sends `events` after every answer the kernel submitted before them.
+    /// A process reads the answer before it connects, so the answer was in
+    /// the ring before the connect's event was; the events were drained
+    /// first, so draining the answers now finds every answer that came
+    /// before any of them (and perhaps some later ones), which the agent
+    /// then applies first: the connect's event finds its name.
+    async fn before(&mut self, tx: &mpsc::Sender<Batch>, events: Batch) -> Result<(), ()> {
+        self.send(tx).await?;
+        tx.send(events).await.map_err(drop)
+    }
+
+    async fn send(&mut self, tx: &mpsc::Sender<Batch>) -> Result<(), ()> {
+        let Some(ring) = self.0.as_mut() else { return Ok(()) };
+        let mut out = Vec::new();
+        while let Some(item) = ring.next() {
+            if item.len() >= size_of::<DnsEvent>() {
+                // SAFETY: DnsEvent is plain old data and the record holds one.
+                out.push(unsafe { item.as_ptr().cast::<DnsEvent>().read_unaligned() });
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        tx.send(Batch::Dns(out)).await.map_err(drop)
+    }
 }
 
 fn drain_procs(ring: &mut RingBuf<MapData>) -> Option<Batch> {

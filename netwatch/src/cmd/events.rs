@@ -267,6 +267,7 @@ impl Printer {
                 self.sink.lost(out, &loss, jiff::Timestamp::now())?;
             }
             Batch::Procs(procs) => self.holders.on_procs(&mut self.table, &mut self.decoder.listeners, &procs),
+            Batch::Dns(answers) => self.table.hosts.learn(&answers),
         }
         Ok(false)
     }

@@ -37,6 +37,10 @@ pub struct SnapshotArgs {
     pub history: usize,
     #[command(flatten)]
     pub workload: crate::workload::cli::WorkloadArgs,
+    /// A Name column: the remote address's name from the DNS answers its
+    /// namespace received while watching (JSON has `rhost` regardless)
+    #[arg(long, requires = "watch")]
+    pub names: bool,
     /// Only the sockets (and closed connections) a filter expression selects
     /// (docs/filters.md); counts are of those too
     #[arg(long = "filter", value_name = "EXPR")]
@@ -137,7 +141,7 @@ fn print(args: &SnapshotArgs, table: &Table, figures: &snapshot::FiguresByCookie
     if args.json {
         snapshot::json_with(&mut out, table, &workloads, figures)?;
     } else {
-        snapshot::text_with(&mut out, table, &workloads)?;
+        snapshot::text_with(&mut out, table, &workloads, args.names)?;
     }
     out.flush()?;
     Ok(())

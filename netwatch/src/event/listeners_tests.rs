@@ -36,6 +36,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

@@ -130,6 +130,9 @@ pub struct Event {
     pub cgroup: u64,
     /// Where the owner runs, once resolved (`crate::workload`).
     pub workload: Option<crate::workload::Workload>,
+    /// The name the socket's namespace resolved for the remote address
+    /// (`crate::names`), set by the table.
+    pub rhost: Option<std::sync::Arc<str>>,
 }
 
 /// The thread an event ran in.
@@ -183,6 +186,7 @@ impl Event {
                 .map(|fd| Accepted { fd, queued_ns: None }),
             cgroup: r.cgroup,
             workload: None,
+            rhost: None,
         })
     }
 

@@ -89,6 +89,7 @@ pub static FIELDS: &[Field] = &[
         kind: Kind::Text,
         get: |s, f| s.workload().and_then(|w| w.pod_uid.as_deref()).is_some_and(|p| f(Got::Text(p))),
     },
+    Field { name: "rhost", kind: Kind::Text, get: |s, f| s.rhost().is_some_and(|h| f(Got::Text(h))) },
 ];
 
 pub fn field(name: &str) -> Option<&'static Field> {

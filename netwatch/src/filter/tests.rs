@@ -28,6 +28,7 @@ fn ev(pid: u32, local: &str, remote: &str) -> Event {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 
@@ -339,4 +340,15 @@ fn workload_filters() {
     };
     assert_eq!(at(&ssh), [true, false, false, true]);
     assert_eq!(at(&web), [false, true, true, true]);
+}
+
+#[test]
+fn rhost_matches_the_name_from_dns() {
+    let f = |e: &str| Filter { expr: parse(e).unwrap(), ..Filter::default() };
+    let mut e = ev(10, "127.0.0.1:40000", "127.0.0.77:443");
+    let named = |e: &Event| [f("rhost = web.test"), f("rhost ~ web"), f("rhost != web.test")].map(|f| f.matches(e));
+    // Not named: no value equals or contains anything (as an unknown unit).
+    assert_eq!(named(&e), [false, false, true]);
+    e.rhost = Some("web.test".into());
+    assert_eq!(named(&e), [true, true, false]);
 }

@@ -343,6 +343,9 @@ impl EventSink for Json {
         }
         workload(out, &mut n, e)?;
         JsonWhy::of(e).write(out, &mut n);
+        if let Some(h) = &e.rhost {
+            string(out, ",\"rhost\":", h)?;
+        }
         out.extend_from_slice(b"}\n");
         Ok(())
     }
@@ -392,6 +395,7 @@ mod tests {
             accepted: None,
             cgroup: 0,
             workload: None,
+            rhost: None,
         }
     }
 
@@ -442,6 +446,8 @@ mod tests {
         pod_uid: Option<&'a str>,
         #[serde(flatten)]
         why: JsonWhy,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rhost: Option<&'a str>,
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
@@ -478,6 +484,7 @@ mod tests {
             container_name: c.and_then(|c| c.name.as_deref()),
             pod_uid: w.and_then(|w| w.pod_uid.as_deref()),
             why: JsonWhy::of(e),
+            rhost: e.rhost.as_deref(),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
@@ -538,6 +545,12 @@ mod tests {
         (unrouted.kind, unrouted.old_state, unrouted.traffic.sk_err, unrouted.traffic.protocol) =
             (EventKind::ConnectError, TcpState::Close, 101, 6);
         cases.push(unrouted);
+        // Names from DNS answers, one with bytes to escape.
+        for name in ["svc.example.test", "a\\010\"b.test"] {
+            let mut named = event();
+            named.rhost = Some(name.into());
+            cases.push(named);
+        }
         let mut j = Json::new();
         for e in &cases {
             let mut out = Vec::new();

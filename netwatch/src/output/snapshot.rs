@@ -138,14 +138,30 @@ impl Workloads {
     }
 }
 
-/// The table as netstat prints it, with the rows' workloads.
-pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> io::Result<()> {
+/// Where the Name column (`--names`) starts: after netstat's columns and
+/// the Workload column, if shown.
+const fn name_at(workload: bool) -> usize {
+    if workload {
+        149 + 24 + 1 + 24
+    } else {
+        149 + 24
+    }
+}
+
+/// The table as netstat prints it, with the rows' workloads and, with
+/// `names`, the remote's name from DNS.
+pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, names: bool) -> io::Result<()> {
     write!(
         out,
         "{:<5} {:>6} {:>6} {:<39} {:<39} {:<11} {:<10} {:>12} {:>12} PID/Program name",
         "Proto", "Recv-Q", "Send-Q", "Local Address", "Foreign Address", "State", "Netns", "TX bytes", "RX bytes"
     )?;
-    writeln!(out, "{}", if workloads.column { "         Workload" } else { "" })?;
+    write!(out, "{}", if workloads.column { "         Workload" } else { "" })?;
+    match (names, workloads.column) {
+        (true, true) => writeln!(out, "{:>21}", "Name")?,
+        (true, false) => writeln!(out, "         Name")?,
+        (false, _) => writeln!(out)?,
+    }
     // Rows are formatted into one buffer, written once, with hand-padded
     // columns and reused address strings: tens of thousands of rows are the
     // normal case, and `{:<39}` pads one `write_char` at a time.
@@ -198,6 +214,12 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads) -> i
             buf.resize(buf.len().max(start + width), b' ');
             buf.push(b' ');
             buf.extend_from_slice(w.map_or("-", |w| w.label()).as_bytes());
+        }
+        if names {
+            let start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            buf.resize(buf.len().max(start + name_at(workloads.column)), b' ');
+            buf.push(b' ');
+            buf.extend_from_slice(table.hosts.row_name(r).as_deref().unwrap_or("-").as_bytes());
         }
         buf.push(b'\n');
     }
@@ -346,6 +368,9 @@ struct JsonRow<'a> {
     rttvar_us: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     total_retrans: Option<u32>,
+    /// The remote's name from DNS (`crate::names`), where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rhost: Option<String>,
 }
 
 /// Drops and RTT per socket cookie, from a sock_diag dump that asked for
@@ -468,6 +493,7 @@ pub fn json_with(
             srtt_us: connected_rtt(r, f).map(|t| t.srtt_us),
             rttvar_us: connected_rtt(r, f).map(|t| t.rttvar_us),
             total_retrans: connected_rtt(r, f).map(|t| t.total_retrans),
+            rhost: table.hosts.row_name(r).map(|h| h.to_string()),
         })
         .collect();
     let doc = JsonSnapshot {
@@ -490,4 +516,44 @@ pub fn json_with(
     };
     serde_json::to_writer(&mut *out, &doc)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+    use crate::{names::parse::Answer, seed::SeedSocket};
+
+    /// `--names`: the remote's name in a column after netstat's (and the
+    /// Workload column), `-` where none is known.
+    #[test]
+    fn names_column() {
+        let mut t = Table::new(0);
+        t.seed(
+            vec![
+                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40000", "127.0.0.77:443").owned_by(5, "curl"),
+                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40001", "127.0.0.78:443").owned_by(5, "curl"),
+            ],
+            1_000,
+        );
+        let netns = t.rows().next().expect("a row").netns;
+        let web = Answer { name: "web.test".into(), addrs: vec![("127.0.0.77".parse().unwrap(), 300)] };
+        t.hosts.insert(netns, &web, 0);
+        for workload in [false, true] {
+            let mut out = Vec::new();
+            let w = Workloads { column: workload, ..Workloads::default() };
+            text_with(&mut out, &t, &w, true).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let at = name_at(workload) + 1;
+            assert_eq!(lines[0].find("Name"), Some(at), "{text}");
+            let named = lines.iter().find(|l| l.contains("127.0.0.77:443")).expect("row");
+            assert_eq!(named.get(at..), Some("web.test"), "{text}");
+            let other = lines.iter().find(|l| l.contains("127.0.0.78:443")).expect("row");
+            assert_eq!(other.get(at..), Some("-"), "{text}");
+        }
+        // Without the flag, netstat's columns alone.
+        let mut out = Vec::new();
+        text_with(&mut out, &t, &Workloads::default(), false).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("web.test"));
+    }
 }

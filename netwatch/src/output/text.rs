@@ -151,6 +151,11 @@ impl EventSink for Text {
             line.push(' ');
             line.push_str(&why);
         }
+        // The name is escaped where it was parsed: no spaces, nothing unprintable.
+        if let Some(h) = &e.rhost {
+            line.push_str(" rhost=");
+            line.push_str(h);
+        }
         writeln!(out, "{line}")
     }
 
@@ -192,6 +197,7 @@ mod tests {
             accepted: None,
             cgroup: 0,
             workload: None,
+            rhost: None,
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
@@ -225,6 +231,7 @@ mod tests {
             accepted: None,
             cgroup: 0,
             workload: None,
+            rhost: None,
         };
         e.traffic.total_retrans = 1;
         let line = |e: &Event| {
@@ -239,6 +246,9 @@ mod tests {
         (e.kind, e.old_state, e.traffic.sk_err, e.traffic.protocol) =
             (EventKind::ConnectError, TcpState::Close, 101, 17);
         assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) proto=udp\n"), "{:?}", line(&e));
+        // The remote's name from DNS comes last.
+        e.rhost = Some("svc.example.test".into());
+        assert!(line(&e).ends_with(" proto=udp rhost=svc.example.test\n"), "{:?}", line(&e));
     }
 
     /// `-W`: a last column, its header aligned with it; `-` where unknown.
@@ -266,6 +276,7 @@ mod tests {
             traffic: netwatch_common::Traffic::ZERO,
             cgroup: 0,
             workload: None,
+            rhost: None,
             thread: None,
             accepted: None,
         };

@@ -6,6 +6,7 @@
 pub mod btf;
 pub mod compat;
 mod connect;
+pub mod dns;
 pub mod hollow;
 pub mod iter;
 pub mod misses;
@@ -35,6 +36,8 @@ pub struct RingMaps {
     /// Process lifecycle records (`holders`); `None` where the programs
     /// could not be attached.
     pub procs: Option<RingBuf<MapData>>,
+    /// DNS answers (`names`); `None` where capture is off or unavailable.
+    pub dns: Option<RingBuf<MapData>>,
 }
 
 /// Load-time settings.
@@ -50,6 +53,8 @@ pub struct Options {
     pub packet_counters: bool,
     /// Emit a `Destroy` event for every freed socket (`events --teardown`).
     pub teardown_events: bool,
+    /// Capture DNS answers for `rhost` (off with `NETWATCH_NO_DNS=1`).
+    pub dns: bool,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             traffic: !traffic::disabled_by_env(),
             packet_counters: true,
             teardown_events: false,
+            dns: !dns::disabled_by_env(),
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct Attached {
     pub traffic_degraded: Option<String>,
     /// Why process lifecycle is not followed (holders go stale), if so.
     pub holders_degraded: Option<String>,
+    /// Why DNS answers are not captured (no `rhost`), when they were wanted.
+    pub dns_degraded: Option<String>,
 }
 
 /// The load-time globals and map sizes of one load of the object.
@@ -162,9 +170,15 @@ impl Probes {
             Ok(ring) => (Some(ring), None),
             Err(e) => (None, Some(format!("{e:#}"))),
         };
+        // Names are an addition too.
+        let (dns, dns_degraded) = match opts.dns.then(|| dns::attach(&mut ebpf)) {
+            None => (None, None),
+            Some(Ok(ring)) => (Some(ring), None),
+            Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        };
         Ok(Self {
-            attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded, holders_degraded },
-            ring: RingMaps { events, counters, awake, skipped, procs },
+            attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded, holders_degraded, dns_degraded },
+            ring: RingMaps { events, counters, awake, skipped, procs, dns },
         })
     }
 

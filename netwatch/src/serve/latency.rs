@@ -190,6 +190,7 @@ mod tests {
             accepted: None,
             cgroup: 0,
             workload: None,
+            rhost: None,
         }
     }
 

@@ -97,6 +97,11 @@ pub struct Metrics {
     top_processes: usize,
     top_listeners: usize,
     why: super::latency::WhyMetrics,
+    /// The address-to-name map (`crate::names`): addresses held, answers
+    /// taken in, entries evicted to stay within its bound.
+    dns_names: Gauge,
+    dns_answers: Counter,
+    dns_evictions: Counter,
 }
 
 impl Metrics {
@@ -123,6 +128,9 @@ impl Metrics {
             top_processes,
             top_listeners,
             why: super::latency::WhyMetrics::new(),
+            dns_names: Gauge::default(),
+            dns_answers: Counter::default(),
+            dns_evictions: Counter::default(),
         };
         m.register();
         m
@@ -200,6 +208,18 @@ impl Metrics {
             drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
         self.why.register(&mut self.registry);
+        let r = &mut self.registry;
+        r.register(
+            "netwatch_dns_names",
+            "Addresses with a name from DNS answers held (agent health)",
+            self.dns_names.clone(),
+        );
+        r.register("netwatch_dns_answers", "DNS answers that named an address", self.dns_answers.clone());
+        r.register(
+            "netwatch_dns_evictions",
+            "Address names dropped, oldest first, to keep the map within its bound",
+            self.dns_evictions.clone(),
+        );
     }
 
     /// Latency and failure figures of one event (`super::latency`).
@@ -267,6 +287,9 @@ impl Metrics {
         sync(&self.lost, t.lost_events);
         sync(&self.reseeds, t.reseeds);
         self.table_rows.set(i64::try_from(table.len()).unwrap_or(i64::MAX));
+        self.dns_names.set(i64::try_from(table.hosts.len()).unwrap_or(i64::MAX));
+        sync(&self.dns_answers, table.hosts.answers);
+        sync(&self.dns_evictions, table.hosts.evictions);
         sync(&self.export_errors.get_or_create(&Output { output: "file", reason: "write" }), errors.file);
         sync(&self.export_errors.get_or_create(&Output { output: "syslog", reason: "write" }), errors.syslog);
         let otlp = &super::otlp::COUNTERS;

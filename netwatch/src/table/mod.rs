@@ -74,6 +74,8 @@ pub struct Table {
     /// Give every event its owner's workload in [`Self::complete_and_apply`]:
     /// only where an output shows or filters on it (a lookup per event).
     pub event_workloads: bool,
+    /// Names of remote addresses from DNS answers (`rhost`).
+    pub hosts: crate::names::Names,
 }
 
 impl Table {
@@ -92,6 +94,7 @@ impl Table {
             closed_traffic: FxHashMap::default(),
             workloads: RefCell::default(),
             event_workloads: false,
+            hosts: crate::names::Names::default(),
         }
     }
 
@@ -286,6 +289,7 @@ impl Table {
             e.lend(owner, row.opened_ns, row.inode);
         }
         self.enrich(e);
+        e.rhost = self.hosts.remote_name(e);
         self.apply(e);
     }
 

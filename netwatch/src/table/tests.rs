@@ -29,6 +29,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

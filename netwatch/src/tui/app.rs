@@ -110,6 +110,8 @@ pub struct Ui {
     pub page: usize,
     /// The WORKLOAD column (`w`): container, else unit, else cgroup.
     pub workload: bool,
+    /// Names from DNS in the REMOTE column (`n`), where known.
+    pub names: bool,
 }
 
 /// The connection the details pane follows: a row (which, once closed, is
@@ -281,7 +283,9 @@ impl App {
             loop {
                 let before = fresh.len();
                 for r in rows.by_ref().take(self.copy_slice) {
-                    fresh.push(self.entry_of(table, r));
+                    let mut e = self.entry_of(table, r);
+                    e.rhost = table.hosts.row_name(r);
+                    fresh.push(e);
                     print = print.wrapping_add(row_hash(r));
                 }
                 if fresh.len() - before < self.copy_slice {

@@ -79,6 +79,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

@@ -74,6 +74,7 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('c') => app.ui.pane = Pane::Closed,
         KeyCode::Char('P') => app.ui.pane = Pane::Processes,
         KeyCode::Char('w') => app.ui.workload = !app.ui.workload,
+        KeyCode::Char('n') => app.ui.names = !app.ui.names,
         // Top talkers: the busiest connections first.
         KeyCode::Char('b') => app.set_sort(Sort { column: Column::Bandwidth, reverse: false }),
         KeyCode::Tab | KeyCode::BackTab => {

@@ -172,3 +172,36 @@ fn workload_column_and_filter() {
     });
     assert!(find(&details, "cgroup /machine.slice/libpod-x.scope").contains("container podman webctr"), "{details:?}");
 }
+
+/// `n` shows the remote's name from DNS in REMOTE, with the port, where a
+/// row has one; the others keep their address.
+#[test]
+fn names_key_shows_the_remote_name() {
+    let give = |a: &mut App| {
+        for e in &mut a.snap.entries {
+            e.rhost = None;
+        }
+        a.snap.entries[0].rhost = Some("web.example.test".into());
+    };
+    let port = |a: &App| a.snap.entries[0].row.remote.port();
+    let mut remote_port = 0;
+    let plain = screen(|a| {
+        give(a);
+        remote_port = port(a);
+    });
+    absent(&plain, "web.example.test");
+    let named = screen(|a| {
+        give(a);
+        super::input::on_terminal_event(
+            a,
+            &crossterm::event::Event::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('n'))),
+        );
+    });
+    find(&named, &format!("web.example.test:{remote_port}"));
+    // `/` finds the row by its name, shown or not.
+    let filtered = screen(|a| {
+        give(a);
+        a.set_filter("example.test");
+    });
+    assert!(find(&filtered, "Connections:").contains("1 shown"), "{filtered:?}");
+}

@@ -35,7 +35,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
         .map(|line| {
             let r = match app.lines[line] {
-                group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload),
+                group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload, ui.names),
                 group::Line::Count(state, n) => count_line((state, n)),
                 group::Line::Group(g) => {
                     group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
@@ -136,12 +136,21 @@ fn count_line((state, n): (u8, u32)) -> Row<'static> {
     ])
 }
 
-fn row(e: &Entry, now_ns: u64, workload: bool) -> Row<'static> {
+/// REMOTE: the address, or with `names` the name from DNS where known
+/// (`name:port`).
+fn remote(e: &Entry, names: bool) -> String {
+    match (&e.rhost, names) {
+        (Some(h), true) => format!("{h}:{}", e.row.remote.port()),
+        _ => endpoint(e.row.remote),
+    }
+}
+
+fn row(e: &Entry, now_ns: u64, workload: bool, names: bool) -> Row<'static> {
     let state = state_name(e.row.proto, e.row.state);
     let mut cells = vec![
         Cell::from(proto_label(e.row.proto, e.row.family)),
         Cell::from(endpoint(e.row.local)),
-        Cell::from(endpoint(e.row.remote)),
+        Cell::from(remote(e, names)),
         Cell::from(state).style(Style::new().fg(state_color(state))),
         Cell::from(e.owner_label()),
         Cell::from(format::age(now_ns.saturating_sub(e.start_ns), e.start_known)),

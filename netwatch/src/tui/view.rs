@@ -161,6 +161,9 @@ pub struct Entry {
     local_key: AddrKey,
     remote_key: AddrKey,
     rank: u8,
+    /// The remote's name from DNS (`crate::names`), where known: shown in
+    /// REMOTE with the `n` key.
+    pub rhost: Option<std::sync::Arc<str>>,
 }
 
 /// Processes holding the socket (an owner is listed once per descriptor).
@@ -196,6 +199,7 @@ impl Entry {
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
             rank: state_rank(r.state),
+            rhost: None,
         }
     }
 
@@ -228,6 +232,10 @@ impl Entry {
         {
             use std::fmt::Write as _;
             let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
+        }
+        if let Some(h) = &self.rhost {
+            buf.push(' ');
+            buf.push_str(h);
         }
         if let Some(w) = &self.workload {
             buf.push(' ');

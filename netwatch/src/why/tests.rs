@@ -25,6 +25,7 @@ fn event(kind: EventKind, old: TcpState, new: TcpState) -> Event {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

@@ -12,6 +12,7 @@ mod burner;
 mod churn_rss;
 mod compare;
 mod cpu;
+mod dns;
 mod floor;
 mod holders;
 mod latency;
@@ -91,6 +92,7 @@ pub fn bench(options: &Options) -> Result<()> {
     report.scenario_if(&otlp::title(), false, |section| otlp::run(&ctx, section));
     report.scenario_if(traffic::TITLE, false, |section| traffic::run(&ctx, section));
     report.scenario_if(&view::title(), false, |section| view::run(&ctx, section));
+    report.scenario_if(dns::TITLE, false, |section| dns::run(&ctx, section));
     println!("netwatch bench: {} s per run\n\n{report}", ctx.seconds);
     match report.failures() {
         0 => Ok(()),

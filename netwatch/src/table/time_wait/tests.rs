@@ -41,6 +41,7 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     }
 }
 

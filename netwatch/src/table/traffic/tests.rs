@@ -76,6 +76,7 @@ fn per_process_totals_with_other_and_closed_connections() {
         accepted: None,
         cgroup: 0,
         workload: None,
+        rhost: None,
     };
     t.apply(&e);
     assert!(t.rows().all(|r| r.cookie != Some(3)));

@@ -1,0 +1,34 @@
+//! The DNS answer program (the eBPF crate's `dns`): a `cgroup_skb` ingress
+//! program on the cgroup v2 root, attached beside the traffic counters
+//! whether or not those count packets. Optional: every event flows without
+//! it, only without names (`rhost`).
+
+use anyhow::{anyhow, Context as _, Result};
+use aya::{
+    maps::{MapData, RingBuf},
+    programs::{links::CgroupAttachMode, CgroupSkb, CgroupSkbAttachType},
+    Ebpf,
+};
+use netwatch_common::names;
+
+/// Environment variable that leaves DNS capture out (`1`).
+pub const DISABLE_ENV: &str = "NETWATCH_NO_DNS";
+
+/// Whether the user asked for no DNS capture.
+pub fn disabled_by_env() -> bool {
+    std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Loads and attaches the program; returns the ring it fills.
+pub(super) fn attach(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
+    let (path, cgroup) = super::traffic::open_cgroup_root()?;
+    let prog = names::PROG_DNS_INGRESS;
+    let p: &mut CgroupSkb =
+        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+    p.load().with_context(|| format!("loading {prog}"))?;
+    // Flags 0, as for the traffic programs: runs alongside any other.
+    p.attach(&cgroup, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
+        .with_context(|| format!("attaching {prog} to the cgroup v2 root {}", path.display()))?;
+    let map = ebpf.take_map(names::MAP_DNS_EVENTS).ok_or_else(|| anyhow!("map {} missing", names::MAP_DNS_EVENTS))?;
+    RingBuf::try_from(map).context("opening the DNS answer ring buffer")
+}

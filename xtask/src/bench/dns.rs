@@ -1,0 +1,137 @@
+//! (i) What DNS capture costs a DNS-heavy workload: a resolver loop (glibc's
+//! `getaddrinfo` from Python, one UDP query and answer each) against the
+//! tests' own DNS server (tests/dns_server.py) in a namespace of the
+//! bench's own, with and without `netwatch events` tracing, interleaved in
+//! the same run: off, on, off, on. Every answer is copied to the agent and
+//! parsed there; the ratio of the two rates is the figure (issue 18's
+//! target: at least 0.95).
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{agent::Agent, report::Section, traced::rate, Ctx};
+use crate::cmd;
+
+const TARGET: f64 = 0.95;
+const NAME: &str = "svc.bench.internal";
+
+pub const TITLE: &str = "dns: resolver loop (getaddrinfo, UDP) with netwatch tracing vs without, same run";
+
+const CLIENT: &str = r#"
+import socket, sys, time
+name, seconds = sys.argv[1], float(sys.argv[2])
+end, n = time.monotonic() + seconds, 0
+while time.monotonic() < end:
+    socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)
+    n += 1
+print(n / seconds, flush=True)
+"#;
+
+pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
+    let ns = Netns::new()?;
+    let _server = ns.server()?;
+    let phase = (ctx.seconds as f64 / 2.0).max(3.0);
+    // Without netwatch; with it; with it but no DNS capture
+    // (NETWATCH_NO_DNS=1), which tells the capture's own cost from the rest
+    // of what tracing a query costs (its UDP socket's events).
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        rates[0].push(ns.query_loop(phase)?);
+        for (i, env) in [(1, "0"), (2, "1")] {
+            let agent = Agent::start_on(&ctx.netwatch, &["events", "--json"], &[("NETWATCH_NO_DNS", env)], None)?;
+            let traced = ns.query_loop(phase);
+            agent.stop()?;
+            rates[i].push(traced?);
+        }
+    }
+    let [off, on, no_capture] = rates.map(|r| mean(&r));
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    section.row("queries without netwatch", rate(off));
+    section.row("queries with netwatch", rate(on));
+    section.row("queries with netwatch, no DNS capture", rate(no_capture));
+    let all = ratio(on, off);
+    section.check("ratio with / without", format!("{all:.3}"), &format!(">= {TARGET}"), all >= TARGET);
+    section.row("ratio capture / no capture", format!("{:.3}", ratio(on, no_capture)));
+    Ok(())
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// `ip netns add`, with lo up and a resolv.conf naming 127.0.0.1; deleted
+/// (with the resolv.conf) on drop.
+struct Netns {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Netns {
+    fn new() -> Result<Self> {
+        let name = format!("nwbench-dns-{}", std::process::id());
+        ip(&["netns", "add", &name])?;
+        let dir = PathBuf::from("/etc/netns").join(&name);
+        let ns = Self { name, dir };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        std::fs::create_dir_all(&ns.dir).with_context(|| format!("creating {}", ns.dir.display()))?;
+        std::fs::write(ns.dir.join("resolv.conf"), "nameserver 127.0.0.1\n").context("writing the resolv.conf")?;
+        Ok(ns)
+    }
+
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    fn server(&self) -> Result<Server> {
+        let script = cmd::root().join("tests/dns_server.py");
+        let zone = format!("{{\"{NAME}\": [[\"A\", 300, \"127.0.0.77\"]]}}");
+        let mut c = self.exec(&["python3", &script.to_string_lossy(), &zone]);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = c.spawn().with_context(|| format!("could not start `{}`", cmd::describe(&c)))?;
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().context("server stdout")?).read_line(&mut first)?;
+        let server = Server(child);
+        if !first.starts_with("ready") {
+            bail!("the DNS server did not start (it said {first:?})");
+        }
+        Ok(server)
+    }
+
+    /// Queries per second of one resolver loop of `seconds`.
+    fn query_loop(&self, seconds: f64) -> Result<f64> {
+        let mut c = self.exec(&["python3", "-c", CLIENT, NAME, &seconds.to_string()]);
+        let out = c.output().with_context(|| format!("could not run `{}`", cmd::describe(&c)))?;
+        cmd::check(&c, out.status)?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().context("reading the resolver loop's rate")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let mut c = Command::new("ip");
+    c.args(args);
+    let status = c.status().with_context(|| format!("could not run `{}`", cmd::describe(&c)))?;
+    cmd::check(&c, status)
+}
