@@ -2,7 +2,7 @@
 //! `getaddrinfo` from Python, one UDP query and answer each) against the
 //! tests' own DNS server (tests/dns_server.py) in a namespace of the
 //! bench's own, with and without `netwatch events` tracing, interleaved in
-//! the same run: off, on, off, on. Every answer is copied to the agent and
+//! the same run, each traced run between two untraced ones. Every answer is copied to the agent and
 //! parsed there; the ratio of the two rates is the figure (issue 18's
 //! target: at least 0.95).
 
@@ -14,10 +14,18 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{agent::Agent, report::Section, traced::rate, Ctx};
+use super::{
+    agent::Agent,
+    pairs::{self, Pairs},
+    report::Section,
+    Ctx,
+};
 use crate::cmd;
 
 const TARGET: f64 = 0.95;
+/// Pairs per arm, and the length of each run.
+const ROUNDS: usize = 6;
+const RUN_SECONDS: f64 = 2.0;
 const NAME: &str = "svc.bench.internal";
 
 pub const TITLE: &str = "dns: resolver loop (getaddrinfo, UDP) with netwatch tracing vs without, same run";
@@ -35,33 +43,25 @@ print(n / seconds, flush=True)
 pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let ns = Netns::new()?;
     let _server = ns.server()?;
-    let phase = (ctx.seconds as f64 / 2.0).max(3.0);
-    // Without netwatch; with it; with it but no DNS capture
-    // (NETWATCH_NO_DNS=1), which tells the capture's own cost from the rest
-    // of what tracing a query costs (its UDP socket's events).
-    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..2 {
-        rates[0].push(ns.query_loop(phase)?);
-        for (i, env) in [(1, "0"), (2, "1")] {
-            let agent = Agent::start_on(&ctx.netwatch, &["events", "--json"], &[("NETWATCH_NO_DNS", env)], None)?;
-            let traced = ns.query_loop(phase);
+    // With netwatch; with it but no DNS capture (NETWATCH_NO_DNS=1), which
+    // tells the capture's own cost from the rest of what tracing a query
+    // costs (its UDP socket's events). Each run is bracketed by runs
+    // without, as in `compare`: one pair is noise on these machines.
+    let traced = |no_capture: &'static str| {
+        let (ns, netwatch) = (&ns, ctx.netwatch.clone());
+        move || -> Result<f64> {
+            let agent = Agent::start_on(&netwatch, &["events", "--json"], &[("NETWATCH_NO_DNS", no_capture)], None)?;
+            let traced = ns.query_loop(RUN_SECONDS);
             agent.stop()?;
-            rates[i].push(traced?);
+            traced
         }
-    }
-    let [off, on, no_capture] = rates.map(|r| mean(&r));
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    section.row("queries without netwatch", rate(off));
-    section.row("queries with netwatch", rate(on));
-    section.row("queries with netwatch, no DNS capture", rate(no_capture));
-    let all = ratio(on, off);
-    section.check("ratio with / without", format!("{all:.3}"), &format!(">= {TARGET}"), all >= TARGET);
-    section.row("ratio capture / no capture", format!("{:.3}", ratio(on, no_capture)));
+    };
+    let (mut capture, mut no_capture) = (traced("0"), traced("1"));
+    let arms = pairs::rotate(ROUNDS, || ns.query_loop(RUN_SECONDS), &mut [&mut capture, &mut no_capture])?;
+    let [capture, no_capture] = <[Pairs; 2]>::try_from(arms).ok().context("one result per arm")?;
+    capture.report(section, "with netwatch (DNS capture on), queries/s", Some(TARGET))?;
+    no_capture.report(section, "with netwatch, NETWATCH_NO_DNS=1, queries/s", None)?;
     Ok(())
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// `ip netns add`, with lo up and a resolv.conf naming 127.0.0.1; deleted
