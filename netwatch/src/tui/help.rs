@@ -23,6 +23,7 @@ const KEYS: &[(&str, &str)] = &[
     ("e c P Tab", "lower pane: events, closed connections, traffic per process, cycle"),
     ("b", "sort by bandwidth, busiest first (top talkers)"),
     ("w", "workload column: container, else systemd unit, else cgroup"),
+    ("L", "sort by RTT, slowest first; again: by connect latency"),
     ("p, Space", "pause the display (events are still collected)"),
     ("Up Down PgUp PgDn", "scroll (also j k)"),
     ("Home End", "first / last rows (also g G)"),
