@@ -110,7 +110,7 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
     let mark = if open { "[-]" } else { "[+]" };
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", state_name(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
-    let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    let queue = g.queue.map(|(q, backlog)| format!("accept queue {q}/{backlog}")).unwrap_or_default();
     // Beside the label: the counts' column is too narrow for more once a
     // listener has connections in a few states.
     let rates = g
@@ -123,9 +123,12 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
             Span::styled(g.label.clone(), Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(rates),
         ])),
-        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+        Cell::from(format!("{total} sockets: {}", counts.join(", "))),
         // In the State column: the counts' is full by now.
         Cell::from(g.drops.map(|d| format!("drops {d}")).unwrap_or_default()),
+        // In the PID/Program column: the address columns narrow where the
+        // latency columns show.
+        Cell::from(queue),
     ])
 }
 
