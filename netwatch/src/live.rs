@@ -159,6 +159,10 @@ pub struct Live {
     pub holders: Holders,
     tracing: Tracing,
     last_maintain: Instant,
+    /// Re-read every connected TCP socket's RTT with the minisockets (the
+    /// live view's RTT column). Off by default: that dump walks every
+    /// connection each second, which only a screen showing them needs.
+    pub live_rtt: bool,
 }
 
 impl Live {
@@ -171,6 +175,7 @@ impl Live {
             holders: Holders::default(),
             tracing,
             last_maintain: Instant::now(),
+            live_rtt: false,
         };
         live.seed().await?;
         Ok(live)
@@ -279,12 +284,14 @@ impl Live {
         // view answers keys from its snapshot; nothing else reads the table
         // while this step is pending).
         let mut table = std::mem::replace(&mut self.table, Table::new(0));
+        let rtt = self.live_rtt;
         let joined = tokio::task::spawn_blocking(move || {
             table.expire(now);
             give_back_memory();
-            let read = seed::minisocks().map(|m| {
+            let read = seed::minisocks(rtt).map(|m| {
                 table.reconcile_minisocks(m.netns, m.tcp, now);
                 table.update_listen_drops(&m.listeners);
+                table.update_rtt(&m.connected);
                 table.reconcile_udp(m.netns, m.udp, now)
             });
             (table, read)

@@ -558,3 +558,111 @@ fn listener_header_says_the_kernels_drop_count() {
     assert_clean_exit(&tmux, pid, &progs);
     drop(listener);
 }
+
+/// `ss -tin`'s smoothed RTT (`rtt:SRTT/...`, ms) of the connection from
+/// local port `sport` in namespace `ns`, in µs.
+fn ss_srtt_us(ns: &str, sport: u16) -> f64 {
+    let out = Command::new("ip").args(["netns", "exec", ns, "ss", "-tinH"]).output().expect("ss -tin");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find(&format!(":{sport} ")).unwrap_or_else(|| panic!("no socket on {sport} in ss -tin:\n{text}"));
+    let rest = &text[at..];
+    let rtt = &rest[rest.find(" rtt:").unwrap_or_else(|| panic!("no rtt in ss -tin:\n{text}")) + 5..];
+    let srtt = &rtt[..rtt.find('/').unwrap_or_else(|| panic!("rtt:{rtt}"))];
+    srtt.parse::<f64>().unwrap_or_else(|e| panic!("rtt {srtt:?}: {e}")) * 1000.0
+}
+
+/// A latency cell's value and the precision it is printed to, in µs.
+type Figure = Option<(f64, f64)>;
+
+/// A Connect or RTT cell: `45us`, `1.5ms` (tenths), `12ms`, `2s`; `None`
+/// for `-`.
+fn latency_cell(cell: &str) -> Figure {
+    let num = |s: &str| s.parse::<f64>().unwrap_or_else(|e| panic!("latency cell {cell:?}: {e}"));
+    if cell == "-" {
+        None
+    } else if let Some(us) = cell.strip_suffix("us") {
+        Some((num(us), 1.0))
+    } else if let Some(ms) = cell.strip_suffix("ms") {
+        Some((num(ms) * 1000.0, if ms.contains('.') { 100.0 } else { 1000.0 }))
+    } else if let Some(s) = cell.strip_suffix('s') {
+        Some((num(s) * 1e6, 1e6))
+    } else {
+        panic!("not a latency: {cell:?}")
+    }
+}
+
+/// A table row's last two cells, Connect and RTT (the 200-column pane
+/// has room for them; the Workload column is off).
+fn connect_and_rtt(row: &str) -> (Figure, Figure) {
+    let mut cells = row.split_whitespace().rev();
+    let rtt = cells.next().expect("an RTT cell");
+    let connect = cells.next().expect("a Connect cell");
+    (latency_cell(connect), latency_cell(rtt))
+}
+
+/// The Connect and RTT columns and the `L` sort, on a loopback connection
+/// opened while netwatch watched. Connect: within the test's own clock
+/// around `connect()` (the kernel's SYN_SENT -> ESTABLISHED is inside that
+/// call). RTT: `ss -tin` on the same idle connection (the kernel's figure
+/// does not move without new ACKs), to the cell's printed precision.
+#[test]
+fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
+    use std::io::{Read as _, Write as _};
+    let ns = netwatch_tests::netns::own("tui-lat");
+    let tmux = Tmux::start("lat");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    let s = tmux.capture();
+    assert!(s.lines().any(|l| l.contains("Foreign Address") && l.contains("Connect") && l.contains("RTT")), "{s}");
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let started = Instant::now();
+    let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let connect_took = started.elapsed().as_secs_f64() * 1e6;
+    let (mut server, _) = listener.accept().expect("accept");
+    for _ in 0..5 {
+        client.write_all(b"ping").expect("write");
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).expect("read");
+        server.write_all(b"pong").expect("write");
+        client.read_exact(&mut buf).expect("read");
+    }
+    // Let the delayed ACKs go out: then nothing moves until the next send.
+    sleep(Duration::from_millis(300));
+    let local = client.local_addr().expect("addr").to_string();
+    let sport = client.local_addr().expect("addr").port();
+    let ss = ss_srtt_us(ns.name(), sport);
+
+    tmux.keys(&["/"]);
+    tmux.type_text(&local);
+    tmux.keys(&["Enter"]);
+    // The RTT is re-read once a second.
+    let s = tmux.wait_for("both ends with an RTT", 3 * SHOW_WITHIN, |s| {
+        let rows = table_rows(s);
+        rows.len() == 2 && rows.iter().all(|r| r.contains("ESTABLISHED") && connect_and_rtt(r).1.is_some())
+    });
+    let rows = table_rows(&s);
+    let client_row = rows.iter().find(|r| r.split_whitespace().nth(1) == Some(local.as_str())).expect("client row");
+    let server_row = rows.iter().find(|r| r.split_whitespace().nth(2) == Some(local.as_str())).expect("server row");
+    let (connect, rtt) = connect_and_rtt(client_row);
+    let (connect, connect_precision) = connect.unwrap_or_else(|| panic!("no connect latency: {client_row}"));
+    assert!(
+        connect > 0.0 && connect <= connect_took + connect_precision,
+        "{connect} us, connect() took {connect_took} us"
+    );
+    let (rtt, precision) = rtt.expect("RTT");
+    assert!(rtt > 0.0 && (rtt - ss).abs() <= precision, "netwatch {rtt} us, ss {ss} us: {client_row}");
+    assert_eq!(connect_and_rtt(server_row).0, None, "a passive open has no connect latency: {server_row}");
+
+    // Slowest RTT first; pressed again, the slowest connect.
+    tmux.keys(&["L"]);
+    let s = tmux.wait_for("the RTT sort", SHOW_WITHIN, |s| header(s).contains("sort: RTT ^"));
+    let rtts: Vec<f64> = table_rows(&s).iter().map(|r| connect_and_rtt(r).1.expect("RTT").0).collect();
+    assert!(rtts.len() == 2 && rtts[0] >= rtts[1], "{rtts:?}:\n{s}");
+    tmux.keys(&["L"]);
+    let s = tmux.wait_for("the connect sort", SHOW_WITHIN, |s| header(s).contains("sort: Connect ^"));
+    assert_eq!(table_rows(&s).first().and_then(|r| r.split_whitespace().nth(1)), Some(local.as_str()), "{s}");
+
+    tmux.keys(&["q"]);
+    assert_clean_exit(&tmux, pid, &progs);
+}

@@ -27,6 +27,10 @@ pub struct RowTraffic {
     /// A listener's own drop counter (SYNs and handshakes it dropped), from
     /// the live model's periodic LISTEN dump; `None` until read.
     pub listen_drops: Option<u32>,
+    /// A connected TCP socket's smoothed RTT now, from `tcp_info` (the live
+    /// model's periodic dump, while the live view asks for it: `Live`'s
+    /// `live_rtt`); `None` until read, and while the kernel had no sample.
+    pub rtt: Option<crate::seed::diag::Rtt>,
 }
 
 impl RowTraffic {
@@ -111,6 +115,18 @@ impl Table {
             let (Some(cookie), Some(drops)) = (s.cookie, s.figures.and_then(|f| f.drops)) else { continue };
             if let Some(row) = self.rows.get_mut(&cookie) {
                 row.traffic.listen_drops = Some(drops);
+            }
+        }
+    }
+
+    /// Applies the connected sockets' RTT of a sock_diag dump that asked
+    /// for it (`crate::seed::Minisocks::connected`). A socket with no RTT
+    /// sample yet (0) keeps `None`.
+    pub fn update_rtt(&mut self, connected: &[crate::seed::SeedSocket]) {
+        for s in connected {
+            let (Some(cookie), Some(rtt)) = (s.cookie, s.figures.and_then(|f| f.rtt)) else { continue };
+            if let Some(row) = self.rows.get_mut(&cookie) {
+                row.traffic.rtt = (rtt.srtt_us != 0).then_some(rtt);
             }
         }
     }

@@ -119,6 +119,15 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
     if let Some(l) = r.traffic.opened {
         lines.push(latency_line(&l));
     }
+    if let Some(t) = r.traffic.rtt {
+        // `tcp_info` now (the handshake's srtt above is from then).
+        let us = |v: u32| format::latency(u64::from(v));
+        lines.push(kv(&[
+            ("rtt now", us(t.srtt_us)),
+            ("rttvar", us(t.rttvar_us)),
+            ("retransmitted", t.total_retrans.to_string()),
+        ]));
+    }
     if let Some(d) = r.traffic.listen_drops {
         lines.push(kv(&[("dropped SYNs", d.to_string())]));
     }

@@ -47,6 +47,16 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
+/// A latency in microseconds (the Connect and RTT columns): loopback and
+/// LAN figures are well under a millisecond, so those get µs.
+pub fn latency(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}us")
+    } else {
+        duration(us * 1_000)
+    }
+}
+
 /// The Age column; `>` marks a connection older than netwatch, whose age
 /// only counts from when it was first seen.
 pub fn age(ns: u64, start_known: bool) -> String {

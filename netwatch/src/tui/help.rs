@@ -24,6 +24,7 @@ const KEYS: &[(&str, &str)] = &[
     ("b", "sort by bandwidth, busiest first (top talkers)"),
     ("w", "workload column: container, else systemd unit, else cgroup"),
     ("n", "names: the remote's name from DNS answers in REMOTE, where known"),
+    ("L", "sort by RTT, slowest first; again: by connect latency"),
     ("p, Space", "pause the display (events are still collected)"),
     ("Up Down PgUp PgDn", "scroll (also j k)"),
     ("Home End", "first / last rows (also g G)"),

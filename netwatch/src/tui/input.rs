@@ -77,6 +77,11 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('n') => app.ui.names = !app.ui.names,
         // Top talkers: the busiest connections first.
         KeyCode::Char('b') => app.set_sort(Sort { column: Column::Bandwidth, reverse: false }),
+        // How slow: the longest RTT first; again, the slowest connects.
+        KeyCode::Char('L') => {
+            let column = if app.ui.sort.column == Column::Rtt { Column::Connect } else { Column::Rtt };
+            app.set_sort(Sort { column, reverse: false });
+        }
         KeyCode::Tab | KeyCode::BackTab => {
             app.ui.pane = match app.ui.pane {
                 Pane::Events => Pane::Closed,

@@ -57,6 +57,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// Runs the full-screen view until `q`, Ctrl-C, SIGTERM or an error, then
 /// restores the terminal and detaches the programs (also after a panic).
 pub async fn run(mut live: Live) -> Result<()> {
+    // The RTT column shows what the kernel's `tcp_info` says now.
+    live.live_rtt = true;
     let outcome = AssertUnwindSafe(drive(&mut live)).catch_unwind().await;
     // The terminal is restored by now (guard or panic hook).
     let finished = live.finish().await.context("detaching the kernel programs");

@@ -12,6 +12,10 @@ use crate::live::Update;
 
 /// 140 x 30 frame of the fixture table plus a 3 ms connection, 5 s after boot.
 fn screen(prepare: impl FnOnce(&mut App)) -> Vec<String> {
+    screen_of(140, prepare)
+}
+
+fn screen_of(width: u16, prepare: impl FnOnce(&mut App)) -> Vec<String> {
     let mut t = fixtures::table();
     let lived = fixtures::short_lived();
     for e in &lived {
@@ -21,7 +25,7 @@ fn screen(prepare: impl FnOnce(&mut App)) -> Vec<String> {
     app.ingest(Update { events: lived, ..Update::default() });
     app.refresh(&t, 5_000_000_000);
     prepare(&mut app);
-    let mut term = Terminal::new(TestBackend::new(140, 30)).unwrap();
+    let mut term = Terminal::new(TestBackend::new(width, 30)).unwrap();
     term.draw(|f| ui::draw(f, &mut app, 5_000_000_000)).unwrap();
     let buf = term.backend().buffer();
     let width = usize::from(buf.area.width);
@@ -204,4 +208,40 @@ fn names_key_shows_the_remote_name() {
         a.set_filter("example.test");
     });
     assert!(find(&filtered, "Connections:").contains("1 shown"), "{filtered:?}");
+}
+
+#[test]
+fn latency_columns_show_where_the_addresses_keep_their_room() {
+    let give = |a: &mut App| {
+        let e = a.snap.entries.iter_mut().find(|e| e.row.local.port() == 40001).unwrap();
+        e.connect_us = Some(2_050_000);
+        e.rtt_us = Some(40);
+        e.row.traffic.rtt = Some(crate::seed::diag::Rtt { srtt_us: 40, rttvar_us: 20, total_retrans: 3 });
+    };
+    let narrow = screen(give);
+    absent(&narrow, "Connect ");
+    absent(&narrow, " RTT");
+    let wide = screen_of(151, give);
+    let header = find(&wide, "Foreign Address");
+    assert!(header.trim_end().ends_with(" Tx      Connect RTT"), "{header:?}");
+    let client = find(&wide, "200/curl");
+    assert!(client.contains(" 2s ") && client.contains(" 40us "), "{client:?}");
+    let server = find(&wide, "100/server");
+    assert!(server.trim_end().ends_with(" 0       -       -"), "no figures: {server:?}");
+    // The workload column takes its room first.
+    absent(
+        &screen_of(151, |a| {
+            give(a);
+            a.ui.workload = true;
+        }),
+        "Connect ",
+    );
+    // The details pane has the figures at any width.
+    let details = screen(|a| {
+        give(a);
+        let r = &a.snap.entries.iter().find(|e| e.row.local.port() == 40001).unwrap().row;
+        a.ui.details = Some(super::app::Details::Row { cookie: r.cookie, local: r.local, remote: r.remote });
+    });
+    let line = find(&details, "rtt now");
+    assert!(line.contains("40us") && line.contains("rttvar 20us") && line.contains("retransmitted 3"), "{line:?}");
 }

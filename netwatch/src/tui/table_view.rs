@@ -23,6 +23,13 @@ use crate::{
     socket::Proto,
 };
 
+/// The narrowest table that also shows the Connect and RTT columns: the
+/// other columns' widths and gaps (87), those two (16), and two address
+/// columns of 24, enough for most IPv4 endpoints and short IPv6 ones.
+/// Narrower, the addresses keep the room; the details pane and the sorts
+/// still give both figures.
+const LATENCY_MIN_WIDTH: u16 = 87 + 16 + 2 * 24;
+
 /// Table rows that fit in `area` (inside the border, below the titles).
 pub fn page_rows(area: Rect) -> usize {
     usize::from(area.height.saturating_sub(3))
@@ -32,10 +39,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let now = app.now_for_ages(now_ns);
     let ui = &app.ui;
     let page = page_rows(area);
+    let workload_width = if ui.workload { 25 } else { 0 };
+    let latency = area.width >= LATENCY_MIN_WIDTH + workload_width;
     let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
         .map(|line| {
             let r = match app.lines[line] {
-                group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload, ui.names),
+                group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload, ui.names, latency),
                 group::Line::Count(state, n) => count_line((state, n)),
                 group::Line::Group(g) => {
                     group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
@@ -48,7 +57,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             }
         })
         .collect();
-    let titles = Column::ALL.map(|c| {
+    let columns = Column::ALL.into_iter().filter(|&c| latency || !matches!(c, Column::Connect | Column::Rtt));
+    let titles = columns.map(|c| {
         if c.sorted_by(ui.sort.column) {
             let arrow = if ui.sort.reverse { "v" } else { "^" };
             Cell::from(format!("{} {arrow}", c.title())).style(Style::new().fg(Color::Cyan))
@@ -68,7 +78,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             if app.collapsed.is_empty() { "" } else { " (z: list collapsed states)" }
         )))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
-    let mut titles: Vec<Cell> = titles.into();
+    let mut titles: Vec<Cell> = titles.collect();
     let mut widths = vec![
         Constraint::Length(5),
         Constraint::Fill(1),
@@ -81,6 +91,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         Constraint::Length(7),
         Constraint::Length(7),
     ];
+    if latency {
+        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+    }
     if ui.workload {
         titles.push(Cell::from("Workload"));
         widths.push(Constraint::Length(24));
@@ -97,7 +110,7 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
     let mark = if open { "[-]" } else { "[+]" };
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", state_name(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
-    let queue = g.queue.map(|(q, backlog)| format!("   accept queue {q}/{backlog}")).unwrap_or_default();
+    let queue = g.queue.map(|(q, backlog)| format!("accept queue {q}/{backlog}")).unwrap_or_default();
     // Beside the label: the counts' column is too narrow for more once a
     // listener has connections in a few states.
     let rates = g
@@ -110,9 +123,12 @@ fn group_line(g: &Group, open: bool) -> Row<'static> {
             Span::styled(g.label.clone(), Style::new().add_modifier(Modifier::BOLD)),
             Span::raw(rates),
         ])),
-        Cell::from(format!("{total} sockets: {}{queue}", counts.join(", "))),
+        Cell::from(format!("{total} sockets: {}", counts.join(", "))),
         // In the State column: the counts' is full by now.
         Cell::from(g.drops.map(|d| format!("drops {d}")).unwrap_or_default()),
+        // In the PID/Program column: the address columns narrow where the
+        // latency columns show.
+        Cell::from(queue),
     ])
 }
 
@@ -145,7 +161,7 @@ fn remote(e: &Entry, names: bool) -> String {
     }
 }
 
-fn row(e: &Entry, now_ns: u64, workload: bool, names: bool) -> Row<'static> {
+fn row(e: &Entry, now_ns: u64, workload: bool, names: bool, latency: bool) -> Row<'static> {
     let state = state_name(e.row.proto, e.row.state);
     let mut cells = vec![
         Cell::from(proto_label(e.row.proto, e.row.family)),
@@ -159,6 +175,10 @@ fn row(e: &Entry, now_ns: u64, workload: bool, names: bool) -> Row<'static> {
         Cell::from(format::bytes(e.rx_bytes)),
         Cell::from(format::bytes(e.tx_bytes)),
     ];
+    if latency {
+        cells.push(Cell::from(e.connect_us.map_or_else(|| "-".to_owned(), format::latency)));
+        cells.push(Cell::from(e.rtt_us.map_or_else(|| "-".to_owned(), |us| format::latency(u64::from(us)))));
+    }
     if workload {
         cells.push(Cell::from(e.workload.as_ref().map_or_else(|| "-".to_owned(), |w| w.label().to_owned())));
     }

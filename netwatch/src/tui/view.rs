@@ -76,10 +76,16 @@ pub enum Column {
     TxBytes,
     /// Not shown: the `b` key's sort, both rates together ("top talkers").
     Bandwidth,
+    /// How long `connect()` took (SYN_SENT to ESTABLISHED), for the
+    /// connections netwatch saw open.
+    Connect,
+    /// The smoothed RTT: the kernel's `tcp_info` now, or the one the
+    /// handshake left where the live dump does not reach (other namespaces).
+    Rtt,
 }
 
 impl Column {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::Proto,
         Self::Local,
         Self::Remote,
@@ -90,6 +96,8 @@ impl Column {
         Self::TxRate,
         Self::RxBytes,
         Self::TxBytes,
+        Self::Connect,
+        Self::Rtt,
     ];
 
     pub const fn title(self) -> &'static str {
@@ -105,6 +113,8 @@ impl Column {
             Self::RxBytes => "Rx",
             Self::TxBytes => "Tx",
             Self::Bandwidth => "Rx+Tx/s",
+            Self::Connect => "Connect",
+            Self::Rtt => "RTT",
         }
     }
 
@@ -155,6 +165,9 @@ pub struct Entry {
     pub workload: Option<crate::workload::Workload>,
     /// When the socket entered its state, when an event said so.
     pub state_since_ns: Option<u64>,
+    /// The Connect and RTT columns, in microseconds (see [`Column`]).
+    pub connect_us: Option<u64>,
+    pub rtt_us: Option<u32>,
     /// The whole row: its columns, the filter expression, the details pane.
     pub row: Row,
     /// Sort keys, computed once per copy so that sorting compares integers.
@@ -195,6 +208,8 @@ impl Entry {
             tx_bytes: r.traffic.totals.tx_bytes,
             workload: None,
             state_since_ns: None,
+            connect_us: r.traffic.opened.and_then(|l| l.connect_us),
+            rtt_us: r.traffic.rtt.map(|t| t.srtt_us).or_else(|| r.traffic.opened.and_then(|l| l.srtt_us)),
             row: r.clone(),
             local_key: addr_key(r.local),
             remote_key: addr_key(r.remote),
@@ -318,8 +333,21 @@ pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
         Column::Bandwidth => (b.rx_rate + b.tx_rate)
             .cmp(&(a.rx_rate + a.tx_rate))
             .then((b.rx_bytes + b.tx_bytes).cmp(&(a.rx_bytes + a.tx_bytes))),
+        // Latency: the slowest first, rows without a figure after.
+        Column::Connect => slowest(a.connect_us, b.connect_us),
+        Column::Rtt => slowest(a.rtt_us, b.rtt_us),
     };
     primary.then_with(|| by_state(a, b))
+}
+
+/// Larger first, `None` last.
+fn slowest<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(a), Some(b)) => b.cmp(&a),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
 }
 
 /// What selects and orders the rows.

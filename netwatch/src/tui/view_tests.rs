@@ -179,3 +179,37 @@ fn bandwidth_sort_puts_the_top_talkers_first() {
     assert_eq!(by_tx[0], "ESTABLISHED 127.0.0.1:40001 127.0.0.1:8080");
     assert!(Column::RxRate.sorted_by(Column::Bandwidth) && !Column::Age.sorted_by(Column::Bandwidth));
 }
+
+#[test]
+fn latency_sorts_put_the_slowest_first_and_rows_without_a_figure_last() {
+    use crate::{seed::diag::Rtt, why::Latency};
+    let mut rows = rows();
+    for r in &mut rows {
+        match (r.local.port(), r.state) {
+            // The server's side: a live RTT from tcp_info, beside the
+            // handshake's (which the live one replaces).
+            (8080, tcp::ESTABLISHED) => {
+                r.traffic.rtt = Some(Rtt { srtt_us: 40, rttvar_us: 20, total_retrans: 0 });
+                r.traffic.opened = Some(Latency { srtt_us: Some(900), ..Latency::default() });
+            }
+            // The client: netwatch saw it connect; no live RTT read yet.
+            (40001, _) => {
+                r.traffic.opened =
+                    Some(Latency { connect_us: Some(2_050_000), srtt_us: Some(75), ..Latency::default() })
+            }
+            _ => {}
+        }
+    }
+    let entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
+    let server = "ESTABLISHED 127.0.0.1:8080 127.0.0.1:40001";
+    let client = "ESTABLISHED 127.0.0.1:40001 127.0.0.1:8080";
+    let by_rtt = shown(&entries, Mode::All, "", Sort { column: Column::Rtt, reverse: false });
+    assert_eq!(&by_rtt[..2], [client, server]);
+    let by_connect = shown(&entries, Mode::All, "", Sort { column: Column::Connect, reverse: false });
+    assert_eq!(by_connect[0], client);
+    // Reversed: the fastest first, the rows without a figure before them.
+    let fastest = shown(&entries, Mode::All, "", Sort { column: Column::Rtt, reverse: true });
+    assert_eq!(&fastest[fastest.len() - 2..], [server, client]);
+    let server = entries.iter().find(|e| e.row.local.port() == 8080 && e.row.state == tcp::ESTABLISHED).unwrap();
+    assert_eq!((server.rtt_us, server.connect_us), (Some(40), None));
+}

@@ -110,3 +110,21 @@ fn listen_drops_land_on_their_rows_by_cookie() {
     assert!(drops.contains(&(4, Some(3))) && drops.contains(&(1, None)), "{drops:?}");
     assert_eq!(t.len(), 4);
 }
+
+#[test]
+fn live_rtt_lands_on_its_row_by_cookie_and_a_zero_is_no_sample() {
+    use crate::seed::diag::{Figures, Rtt};
+    let mut t = table();
+    let rtt = |srtt_us| Some(Figures { drops: Some(0), rtt: Some(Rtt { srtt_us, rttvar_us: 7, total_retrans: 1 }) });
+    let dumped = SeedSocket { figures: rtt(52), ..sock(1, Proto::Tcp, 1000, 10, "curl") };
+    let no_sample = SeedSocket { figures: rtt(0), ..sock(2, Proto::Tcp, 1001, 10, "curl") };
+    let gone = SeedSocket { figures: rtt(9), ..sock(99, Proto::Tcp, 1009, 10, "curl") };
+    t.update_rtt(&[dumped, no_sample, gone]);
+    let of = |t: &Table, c| t.rows().find(|r| r.cookie == Some(c)).unwrap().traffic.rtt;
+    assert_eq!(of(&t, 1), Some(Rtt { srtt_us: 52, rttvar_us: 7, total_retrans: 1 }));
+    assert_eq!((of(&t, 2), of(&t, 4)), (None, None));
+    assert_eq!(t.len(), 4);
+    // The next reading replaces it.
+    t.update_rtt(&[SeedSocket { figures: rtt(60), ..sock(1, Proto::Tcp, 1000, 10, "curl") }]);
+    assert_eq!(of(&t, 1).map(|r| r.srtt_us), Some(60));
+}
