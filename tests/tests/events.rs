@@ -11,6 +11,8 @@ mod accepts;
 mod children;
 #[path = "events/cli.rs"]
 mod cli;
+#[path = "events/drops.rs"]
+mod drops;
 #[path = "events/filters.rs"]
 mod filters;
 #[path = "events/lifecycle.rs"]
