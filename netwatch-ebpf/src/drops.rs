@@ -18,7 +18,7 @@ use netwatch_common::tcp;
 
 use crate::{
     maps::offsets,
-    sock::{any_cookie, Direct, Fields},
+    sock::{any_cookie, kernel_cookie, Direct, Fields},
     traffic::{add32, is_minisock, row},
 };
 
@@ -56,7 +56,14 @@ fn try_drop(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if is_minisock(u32::from(state)) {
         return Ok(());
     }
-    let Some(t) = row(any_cookie(sk, off)) else { return Ok(()) };
+    // The cookie as the socket holds it: the helper that makes one refuses
+    // a pointer read out of an skb, and a socket netwatch tracks has had
+    // its cookie made at its first transition (0: not one of those).
+    let cookie = if crate::ident::own_ids() { any_cookie(sk, off) } else { kernel_cookie(sk, off) };
+    if cookie == 0 {
+        return Ok(());
+    }
+    let Some(t) = row(cookie) else { return Ok(()) };
     // SAFETY: `t` points into a map value. The reason is a plain store:
     // the last writer's reason stands, which is what it says.
     unsafe {
