@@ -128,6 +128,10 @@ pub const TRAFFIC_PROGRAMS: [&str; 6] =
 pub const TP_RETRANSMIT: &str = "tcp_retransmit_skb";
 pub const TP_SEND_RESET: &str = "tcp_send_reset";
 pub const TP_RECV_RESET: &str = "tcp_receive_reset";
+/// `tp_btf/kfree_skb`: packets dropped, by socket and reason (attached
+/// with the traffic programs where the kernel has drop reasons).
+pub const PROG_KFREE_SKB: &str = "nw_kfree_skb";
+pub const TP_KFREE_SKB: &str = "kfree_skb";
 
 /// Whether `name` is a program name `bpftool` shows whole, with the prefix.
 const fn well_named(name: &str) -> bool {
@@ -159,6 +163,7 @@ const _: () = {
     assert!(well_named(PROG_ITER_SOCKET_FDS));
     assert!(well_named(PROG_SOCK_CREATE));
     assert!(well_named(PROG_SOCK_OPS));
+    assert!(well_named(PROG_KFREE_SKB));
 };
 
 /// Ring buffer carrying [`crate::ProcEvent`] records (exec, exit, fork) to

@@ -78,6 +78,8 @@ pub struct KernelOffsets {
     /// `total_retrans` (`u32`).
     pub tcp_srtt_us: u32,
     pub tcp_total_retrans: u32,
+    /// `struct sk_buff` -> `sk`: the socket a dropped packet belonged to.
+    pub skb_sk: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 136);
+const _: () = assert!(size_of::<KernelOffsets>() == 140);

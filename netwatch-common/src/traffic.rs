@@ -30,7 +30,10 @@ pub struct Traffic {
     pub resets_sent: u32,
     /// `tcp:tcp_receive_reset`: RSTs this socket received.
     pub resets_received: u32,
-    pub _pad: u32,
+    /// `skb:kfree_skb` hits for this socket's packets (kernels 5.17 and
+    /// later, where the tracepoint gives a drop reason): packets the kernel
+    /// freed as dropped, not consumed, with `skb->sk` naming this socket.
+    pub drops: u32,
     /// Why and how fast (TCP only, read from the socket by the event that
     /// carries these totals). `tcp_sock.srtt_us >> 3`: the smoothed RTT in
     /// microseconds, 0 before the first RTT sample.
@@ -50,9 +53,13 @@ pub struct Traffic {
     pub sk_err_soft: u16,
     /// `IPPROTO_TCP` or `IPPROTO_UDP`, on `connect_error` events only.
     pub protocol: u16,
+    /// The kernel's `enum skb_drop_reason` value of the last of `drops`
+    /// (numbering differs between kernels: the agent names it from BTF).
+    pub drop_reason: u32,
+    pub _pad: u32,
 }
 
-const _: () = assert!(size_of::<Traffic>() == 80);
+const _: () = assert!(size_of::<Traffic>() == 88);
 
 impl Traffic {
     /// A TCP socket's totals at its close (`self`, payload and segments
@@ -66,6 +73,8 @@ impl Traffic {
             retransmits: self.retransmits.max(later.retransmits),
             resets_sent: self.resets_sent.max(later.resets_sent),
             resets_received: self.resets_received.max(later.resets_received),
+            drops: self.drops.max(later.drops),
+            drop_reason: if later.drops > self.drops { later.drop_reason } else { self.drop_reason },
             ..self
         }
     }
@@ -80,12 +89,14 @@ impl Traffic {
         retransmits: 0,
         resets_sent: 0,
         resets_received: 0,
-        _pad: 0,
+        drops: 0,
         srtt_us: 0,
         total_retrans: 0,
         sk_err: 0,
         sk_err_soft: 0,
         protocol: 0,
+        drop_reason: 0,
+        _pad: 0,
     };
 
     /// Both resets directions together.

@@ -7,6 +7,7 @@
 //! | `tracepoint/syscalls/sys_exit_accept{,4}` | [`accept::nw_accept4_exit`], [`accept::nw_accept_exit`] | an `Accept` event: the accepting process (now the owner) and thread, the fd, the full tuple |
 //! | `cgroup_skb/{ingress,egress}` (cgroup v2 root) | [`traffic`] | bytes and packets per socket in `TRAFFIC` |
 //! | `tp_btf/tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset` | [`tcp_events`] | retransmits and resets in `TRAFFIC` |
+//! | `tp_btf/kfree_skb` (5.17+, optional) | [`drops`] | packets dropped per socket, and the last drop's reason, in `TRAFFIC` |
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
 //! | `tracepoint/syscalls/sys_{enter,exit}_connect` | [`connect`] | a `ConnectError` event for a `connect()` that failed in the system call (no route, refused by a hook) |
 //! | `tp_btf/sched_process_{exec,exit,fork}` | [`process`] | a `ProcEvent` in `PROC_EVENTS` per exec, process end and process fork |
@@ -55,6 +56,8 @@ mod connect;
 mod cookies;
 // DNS answers for the agent's address-to-name map.
 mod dns;
+// Packets dropped per socket, with the kernel's reason.
+mod drops;
 mod emit;
 mod ident;
 mod iter;

@@ -83,6 +83,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     sk_err_soft: 0,
     tcp_srtt_us: 0,
     tcp_total_retrans: 0,
+    skb_sk: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).

@@ -273,12 +273,14 @@ pub fn zero() -> Traffic {
         retransmits: z as u32,
         resets_sent: z as u32,
         resets_received: z as u32,
-        _pad: z as u32,
+        drops: z as u32,
         srtt_us: z as u32,
         total_retrans: z as u32,
         sk_err: z as u32,
         sk_err_soft: z as u16,
         protocol: z as u16,
+        drop_reason: z as u32,
+        _pad: z as u32,
     }
 }
 

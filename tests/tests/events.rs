@@ -13,6 +13,8 @@ mod children;
 mod cli;
 #[path = "events/dns.rs"]
 mod dns;
+#[path = "events/drops.rs"]
+mod drops;
 #[path = "events/filters.rs"]
 mod filters;
 #[path = "events/lifecycle.rs"]

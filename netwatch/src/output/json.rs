@@ -115,6 +115,12 @@ pub struct JsonWhy {
     /// `tcp` or `udp`, on `connect_error` (the other events are TCP's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<&'static str>,
+    /// Packets of this socket the kernel dropped, and the last one's
+    /// reason (`skb:kfree_skb`), on events with totals, when any were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_reason: Option<std::borrow::Cow<'static, str>>,
 }
 
 impl JsonWhy {
@@ -133,6 +139,9 @@ impl JsonWhy {
             } else {
                 None
             },
+            drops: (has_totals(e.kind) && e.traffic.drops != 0).then_some(e.traffic.drops),
+            drop_reason: (has_totals(e.kind) && e.traffic.drops != 0)
+                .then(|| crate::probe::drop_reason_name(e.traffic.drop_reason)),
         }
     }
 
@@ -161,6 +170,13 @@ impl JsonWhy {
         }
         if let Some(v) = self.protocol {
             raw(out, ",\"protocol\":\"", v);
+            out.push(b'"');
+        }
+        if let Some(v) = self.drops {
+            number(out, n, ",\"drops\":", v);
+        }
+        if let Some(v) = &self.drop_reason {
+            raw(out, ",\"drop_reason\":\"", v);
             out.push(b'"');
         }
     }

@@ -15,7 +15,10 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// The structs [`resolve_offsets`] reads members of; the index pass records their ids.
 const STRUCTS: &[&str] =
-    &["sock", "net", "task_struct", "files_struct", "fdtable", "file", "socket", "socket_alloc", "tcp_sock"];
+    &["sock", "net", "task_struct", "files_struct", "fdtable", "file", "socket", "socket_alloc", "tcp_sock", "sk_buff"];
+
+/// The enum the `skb:kfree_skb` tracepoint's reason is a value of.
+const DROP_REASON_ENUM: &str = "skb_drop_reason";
 
 const MAGIC: u16 = 0xeb9f;
 /// `struct btf_header` up to and including `str_len`; later versions may append fields.
@@ -154,7 +157,8 @@ impl<'a> Btf<'a> {
             let start = u32::try_from(pos).context("BTF type section larger than 4 GiB")?;
             self.starts.push(start);
             let ty = self.header_at(id, pos)?;
-            if ty.kind == STRUCT && ty.vlen > 0 {
+            // Enums are indexed with the structs: the names never meet.
+            if (ty.kind == STRUCT || ty.kind == ENUM) && ty.vlen > 0 {
                 let name = self.name(ty.name_off)?;
                 if let Some(want) = wanted.iter().find(|w| w.as_bytes() == name) {
                     if !self.structs.iter().any(|(n, _)| n == want) {
@@ -262,6 +266,19 @@ impl<'a> Btf<'a> {
         Ok(None)
     }
 
+    /// The values and names of the indexed `enum name`.
+    fn enum_values(&self, name: &str) -> Result<Vec<(u32, String)>> {
+        let id = self.struct_id(name).ok_or_else(|| anyhow!("enum {name} not in kernel BTF"))?;
+        let ty = self.header(id)?;
+        (0..ty.vlen as usize)
+            .map(|i| {
+                // struct btf_enum: name_off, val; the index pass checked the bounds.
+                let word = |j: usize| u32_at(self.types, ty.data + 8 * i + 4 * j).unwrap_or_default();
+                Ok((word(1), String::from_utf8_lossy(self.name(word(0))?).into_owned()))
+            })
+            .collect()
+    }
+
     /// Byte offset of `path` (member names, each inside the previous one's
     /// type) inside `struct outer`.
     fn offset(&self, outer: &str, path: &[&str]) -> Result<u32> {
@@ -297,6 +314,21 @@ pub fn resolve_with_func(func: &str) -> Result<(KernelOffsets, u32)> {
         anyhow!("function {func} not in kernel BTF (this kernel lacks the BPF iterator netwatch needs)")
     })?;
     Ok((offsets_from(&btf)?, id))
+}
+
+/// The running kernel's packet drop reasons (`enum skb_drop_reason`, whose
+/// numbering changes between kernels), by value, named as the
+/// `skb:kfree_skb` tracepoint prints them (`NETFILTER_DROP`, ...).
+pub fn drop_reasons() -> Result<Vec<(u32, String)>> {
+    let data = read_vmlinux()?;
+    let btf =
+        Btf::parse(&data, &[DROP_REASON_ENUM], &[]).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?;
+    Ok(reason_names(btf.enum_values(DROP_REASON_ENUM)?))
+}
+
+fn reason_names(values: Vec<(u32, String)>) -> Vec<(u32, String)> {
+    let short = |n: &str| n.strip_prefix("SKB_DROP_REASON_").or_else(|| n.strip_prefix("SKB_")).map(str::to_owned);
+    values.into_iter().map(|(v, n)| (v, short(&n).unwrap_or(n))).collect()
 }
 
 fn read_vmlinux() -> Result<Vec<u8>> {
@@ -349,6 +381,7 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         sk_err_soft: btf.offset("sock", &["sk_err_soft"])?,
         tcp_srtt_us: btf.offset("tcp_sock", &["srtt_us"])?,
         tcp_total_retrans: btf.offset("tcp_sock", &["total_retrans"])?,
+        skb_sk: btf.offset("sk_buff", &["sk"])?,
     })
 }
 
@@ -509,6 +542,32 @@ mod tests {
         let blob = every_kind();
         let btf = Btf::parse(&blob, &[], &["f", "absent"]).unwrap();
         assert_eq!(btf.funcs, vec![("f", 12)]);
+    }
+
+    #[test]
+    fn names_drop_reasons_from_their_enum() {
+        let mut b = Blob::new();
+        let names = ["SKB_NOT_DROPPED_YET", "SKB_DROP_REASON_NOT_SPECIFIED", "SKB_DROP_REASON_NETFILTER_DROP", "OTHER"];
+        let [a, c, d, o] = names.map(|n| b.str(n));
+        b.ty(DROP_REASON_ENUM, ENUM, 4, false, 4).words(&[a, 0, c, 2, d, 77, o, 78]);
+        let blob = b.bytes();
+        let btf = Btf::parse(&blob, &[DROP_REASON_ENUM], &[]).unwrap();
+        let got = reason_names(btf.enum_values(DROP_REASON_ENUM).unwrap());
+        let want = [(0, "NOT_DROPPED_YET"), (2, "NOT_SPECIFIED"), (77, "NETFILTER_DROP"), (78, "OTHER")];
+        assert_eq!(got, want.map(|(v, n)| (v, n.to_owned())));
+        assert!(Btf::parse(&blob, &["absent"], &[]).unwrap().enum_values("absent").is_err());
+    }
+
+    /// The reason the drop test provokes is named on this kernel.
+    #[test]
+    fn running_kernel_names_netfilter_drops() {
+        if !std::path::Path::new(VMLINUX_BTF).exists() {
+            eprintln!("skipping: no {VMLINUX_BTF}");
+            return;
+        }
+        let reasons = drop_reasons().unwrap();
+        assert!(reasons.iter().any(|(_, n)| n == "NETFILTER_DROP"), "{reasons:?}");
+        assert!(reasons.iter().any(|(v, n)| *v == 0 && n == "NOT_DROPPED_YET"), "{reasons:?}");
     }
 
     /// The iterator target the seed's owner scan attaches to.
@@ -677,6 +736,7 @@ mod tests {
             sk_err_soft: off("sock", &["sk_err_soft"]),
             tcp_srtt_us: off("tcp_sock", &["srtt_us"]),
             tcp_total_retrans: off("tcp_sock", &["total_retrans"]),
+            skb_sk: off("sk_buff", &["sk"]),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

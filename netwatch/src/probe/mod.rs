@@ -5,6 +5,8 @@
 
 pub mod btf;
 pub mod compat;
+mod drop_reasons;
+pub use drop_reasons::name as drop_reason_name;
 mod connect;
 pub mod dns;
 pub mod hollow;

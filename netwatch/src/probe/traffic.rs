@@ -132,8 +132,24 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
             .with_context(|| format!("loading {prog} for BTF tracepoint {tp} (does this kernel have it?)"))?;
         p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
     }
+    // Drops are an addition to the counters: without them every count flows.
+    if let Err(e) = attach_drops(ebpf, btf) {
+        eprintln!("netwatch: note: packet drops are not counted per connection: {e:#}");
+    }
     let map = ebpf.take_map(names::MAP_TRAFFIC).ok_or_else(|| anyhow!("map {} missing", names::MAP_TRAFFIC))?;
     Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")?, packets })
+}
+
+/// The `skb:kfree_skb` program, which reads the drop reason that argument
+/// only has since Linux 5.17: on older kernels the verifier refuses it.
+fn attach_drops(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
+    let (prog, tp) = (names::PROG_KFREE_SKB, names::TP_KFREE_SKB);
+    let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
+    p.load(tp, btf).with_context(|| {
+        format!("loading {prog} for BTF tracepoint {tp} (its drop reason needs Linux 5.17 or later)")
+    })?;
+    p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
+    Ok(())
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {

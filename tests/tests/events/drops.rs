@@ -1,0 +1,66 @@
+//! Packets the kernel dropped, on the connection they belonged to, with the
+//! reason (issue 18): a netfilter rule of the test's own namespace drops
+//! exactly one segment of an established connection, and its close event
+//! says so, as the rule's own counter does.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn nft(script: &str) -> String {
+    let out = Command::new("nft").arg(script).output().unwrap_or_else(|e| panic!("running nft {script:?}: {e}"));
+    assert!(out.status.success(), "nft {script:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `counter packets N` in an `nft list` text.
+fn counted(listing: &str) -> u64 {
+    let after = listing.split("counter packets ").nth(1).unwrap_or_else(|| panic!("no counter in:\n{listing}"));
+    after.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad counter in:\n{listing}"))
+}
+
+#[test]
+fn a_dropped_segment_is_counted_on_its_connection_with_the_reason() {
+    let ns = super::setup_in("drops-nft");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let nw = super::events_in(&ns, &[]);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let sport = client.local_addr().expect("addr").port();
+    // Once established: the first segment towards the listener is dropped
+    // at the output hook (a one-packet burst, then nothing more matches),
+    // and TCP sends it again a moment later.
+    nft(&format!(
+        "add table inet nw_drops; add chain inet nw_drops out {{ type filter hook output priority 0; }}; \
+         add rule inet nw_drops out tcp dport {port} limit rate 1/minute burst 1 packets counter drop"
+    ));
+    client.write_all(b"hello").expect("write");
+    server.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut got = [0u8; 5];
+    server.read_exact(&mut got).expect("the segment, sent again");
+    assert_eq!(&got, b"hello");
+    let dropped = counted(&nft("list table inet nw_drops"));
+    nft("delete table inet nw_drops");
+    assert_eq!(dropped, 1, "the rule dropped one packet");
+    drop(client);
+    drop(server);
+    let stopped = nw.stop();
+    let events: Vec<Value> = stopped.lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let closes: Vec<&Value> = events.iter().filter(|e| e["event"] == "close" && e["dport"] != 0).collect();
+    let by_sport = |p: u16| {
+        let found: Vec<&&Value> = closes.iter().filter(|e| e["sport"] == p).collect();
+        let [e] = found.as_slice() else { panic!("expected one close from port {p}, got {found:?}; all: {closes:?}") };
+        **e
+    };
+    let c = by_sport(sport);
+    assert_eq!(c["drops"], dropped, "{c}");
+    assert_eq!(c["drop_reason"], "NETFILTER_DROP", "{c}");
+    assert_eq!(c["pid"], std::process::id(), "{c}");
+    // The accepted side lost nothing: neither field appears.
+    let s = by_sport(port);
+    assert!(s.get("drops").is_none() && s.get("drop_reason").is_none(), "{s}");
+}
