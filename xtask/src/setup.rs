@@ -46,6 +46,8 @@ const APT_PACKAGES: &[&str] = &[
     // The OTLP receiver and manifest checks of the tests run in a venv (PYTHON_VENV).
     "python3-venv",
     "openssl",
+    // nft: the drops test has a rule drop one segment of its own connection.
+    "nftables",
 ];
 
 /// What `cargo xtask vm`/`vmtest` need to boot other kernels: qemu (TCG),
