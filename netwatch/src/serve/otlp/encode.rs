@@ -208,21 +208,30 @@ pub fn bytes_field(n: u32, b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
+/// The room [`request`] needs before a batch's records.
+pub const fn head_room(resource: &[u8], scope: &[u8]) -> usize {
+    resource.len() + scope.len() + 2 * (1 + 10)
+}
+
 /// `ExportLogsServiceRequest { resource_logs: [ResourceLogs { resource,
-/// scope_logs: [ScopeLogs { scope, log_records }] }] }` around `records`
-/// (encoded by [`record`]); `resource` and `scope` are the encoded fields.
-pub fn request(resource: &[u8], scope: &[u8], records: &[u8]) -> Vec<u8> {
-    let scope_logs = scope.len() + records.len();
+/// scope_logs: [ScopeLogs { scope, log_records }] }] }` around the records
+/// that follow the first `room` ([`head_room`]) bytes of `batch` (encoded by
+/// [`Encoder`]); `resource` and `scope` are the encoded fields. The head is
+/// written into that room, so the request is the batch's own buffer: a
+/// batch (a megabyte or two) is never copied.
+pub fn request(resource: &[u8], scope: &[u8], mut batch: Vec<u8>, room: usize) -> bytes::Bytes {
+    let scope_logs = scope.len() + batch.len() - room;
     let resource_logs = resource.len() + 1 + encoded_len_varint(scope_logs as u64) + scope_logs;
-    let mut out = Vec::with_capacity(resource_logs + 8);
-    encode_key(1, WireType::LengthDelimited, &mut out);
-    encode_varint(resource_logs as u64, &mut out);
-    out.extend_from_slice(resource);
-    encode_key(2, WireType::LengthDelimited, &mut out);
-    encode_varint(scope_logs as u64, &mut out);
-    out.extend_from_slice(scope);
-    out.extend_from_slice(records);
-    out
+    let mut head = Vec::with_capacity(room);
+    encode_key(1, WireType::LengthDelimited, &mut head);
+    encode_varint(resource_logs as u64, &mut head);
+    head.extend_from_slice(resource);
+    encode_key(2, WireType::LengthDelimited, &mut head);
+    encode_varint(scope_logs as u64, &mut head);
+    head.extend_from_slice(scope);
+    let start = room - head.len();
+    batch[start..room].copy_from_slice(&head);
+    bytes::Bytes::from(batch).slice(start..)
 }
 
 /// What the encoding reuses from one record to the next.
@@ -399,20 +408,26 @@ mod tests {
     #[test]
     fn request_decodes_as_the_message() {
         use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-        let (mut resource, mut scope, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut resource, mut scope) = (Vec::new(), Vec::new());
         bytes_field(1, &super::super::resource().encode_to_vec(), &mut resource);
         bytes_field(1, &super::super::scope().encode_to_vec(), &mut scope);
+        let room = head_room(&resource, &scope);
+        let mut records = vec![0; room];
         let line = br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"listen","pid":42}"#;
         let mut enc = Encoder::new();
         for _ in 0..3 {
             enc.record(line, 1, &mut records);
         }
-        let req = ExportLogsServiceRequest::decode(&request(&resource, &scope, &records)[..]).unwrap();
+        let mut e = json::tests::event();
+        e.kind = EventKind::Listen;
+        enc.event(&e, true, &WallClock::new(), 1, &mut records);
+        let req = ExportLogsServiceRequest::decode(request(&resource, &scope, records, room)).unwrap();
         let scope_logs = &req.resource_logs[0].scope_logs[0];
         assert_eq!(req.resource_logs[0].resource, Some(super::super::resource()));
         assert_eq!(scope_logs.scope, Some(super::super::scope()));
-        assert_eq!(scope_logs.log_records.len(), 3);
+        assert_eq!(scope_logs.log_records.len(), 4);
         assert_eq!(scope_logs.log_records[2], records::log_record(line, 1).unwrap());
+        assert_eq!(scope_logs.log_records[3].event_name, "netwatch.listen");
     }
 }
 
