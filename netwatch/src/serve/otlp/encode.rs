@@ -485,3 +485,136 @@ mod speed {
         }
     }
 }
+
+#[cfg(test)]
+mod export_speed {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _, Write as _},
+        net::TcpListener,
+        sync::atomic::Ordering::Relaxed,
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+    use crate::serve::config::{Compression, OtlpExport, OtlpProtocol};
+
+    /// A thread's CPU time so far (ns), by its name: the first field of
+    /// its schedstat.
+    fn thread_ns(name: &str) -> Option<f64> {
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            if std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name) {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                return stat.split_whitespace().next()?.parse().ok();
+            }
+        }
+        None
+    }
+
+    /// An OTLP/HTTP endpoint that answers 200 to every request.
+    fn sink() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let named = || std::thread::Builder::new().name("sink".to_owned());
+        let _ = named().spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let _ = named().spawn(move || {
+                    let mut w = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let line = line.trim_end().to_ascii_lowercase();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err()
+                            || w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// `cargo test --release -p netwatch --lib export_speed -- --ignored --nocapture`:
+    /// the whole export's CPU per record without the kernel side: the
+    /// agent's share (encoding into the batch, thread time of the caller)
+    /// and the exporter thread's (batching, HTTP to a local sink), for
+    /// 200,000 `close` events handed over 100 at a time as the agent loop
+    /// does. `NETWATCH_SPEED_GZIP=1` compresses as the default config does.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn export_cpu_per_record() {
+        let gzip = std::env::var_os("NETWATCH_SPEED_GZIP").is_some();
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{}", sink())),
+            protocol: OtlpProtocol::Http,
+            compression: if gzip { Compression::Gzip } else { Compression::None },
+            metrics_interval: Duration::ZERO,
+            batch_delay: Duration::from_millis(200),
+            queue: 1_000_000,
+            ..OtlpExport::default()
+        };
+        let mut otlp = super::super::Otlp::new(&cfg).unwrap().unwrap();
+        let mut e = json::tests::event();
+        e.family = Family::V4;
+        e.local = "127.0.0.1:8080".parse().unwrap();
+        e.remote = "127.0.0.1:34162".parse().unwrap();
+        (e.traffic.tx_bytes, e.traffic.rx_bytes, e.traffic.tx_packets, e.traffic.rx_packets) = (10_000, 200_000, 8, 11);
+        let clock = WallClock::new();
+        let n: u64 = 200_000;
+        let sent = super::super::COUNTERS.sent.load(Relaxed);
+        // The thread names itself once running.
+        let mut exporter = None;
+        for _ in 0..100 {
+            exporter = thread_ns("nw-otlp");
+            if exporter.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let exporter = exporter.expect("the exporter thread");
+        let agent = speed_cpu();
+        for i in 0..n {
+            otlp.event(std::hint::black_box(&e), true, &clock);
+            if i % 100 == 99 {
+                otlp.flush();
+            }
+        }
+        otlp.flush();
+        let agent = speed_cpu() - agent;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while super::super::COUNTERS.sent.load(Relaxed) - sent < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let exporter = thread_ns("nw-otlp").unwrap() - exporter;
+        assert_eq!(super::super::COUNTERS.sent.load(Relaxed) - sent, n);
+        otlp.finish();
+        let per = |ns: f64| ns / n as f64;
+        eprintln!(
+            "gzip {gzip}: {:.0} ns of CPU per record: {:.0} in the agent loop, {:.0} in the exporter thread",
+            per(agent + exporter),
+            per(agent),
+            per(exporter)
+        );
+    }
+
+    fn speed_cpu() -> f64 {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
+        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+    }
+}

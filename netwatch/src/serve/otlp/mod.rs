@@ -226,7 +226,9 @@ impl Otlp {
         if self.pending_n == 0 {
             return;
         }
-        let records = std::mem::replace(&mut self.pending, Vec::with_capacity(64 << 10));
+        // The next buffer as large as this one: no reallocation as it fills.
+        let next = Vec::with_capacity(self.pending.capacity());
+        let records = std::mem::replace(&mut self.pending, next);
         let n = std::mem::take(&mut self.pending_n);
         self.queued.fetch_add(n, Relaxed);
         if self.tx.send(Item::Records(records, n)).is_err() {
