@@ -255,20 +255,22 @@ pub const fn semconv(key: &str) -> Option<&'static str> {
 pub struct Key {
     /// `,"name":` (the first field's `{"ts":`).
     pub json: &'static str,
+    /// The same with a string value's opening quote: one copy, not two.
+    pub json_str: &'static str,
     /// The attribute name: [`semconv`]'s, else `netwatch.` and the key,
     /// as prefix and rest (`""` or `"netwatch."`, then the name).
     pub attr: (&'static str, &'static str),
 }
 
 impl Key {
-    const fn new(json: &'static str, name: &'static str) -> Self {
+    const fn new(json: &'static str, json_str: &'static str, name: &'static str) -> Self {
         let attr = match semconv(name) {
             Some(s) => ("", s),
             None => ("netwatch.", name),
         };
         // The OTLP writer encodes the name's length as one byte.
         assert!(attr.0.len() + attr.1.len() < 128);
-        Self { json, attr }
+        Self { json, json_str, attr }
     }
 }
 
@@ -280,7 +282,11 @@ pub mod key {
         ($($k:ident),* $(,)?) => {
             $(
                 #[expect(non_upper_case_globals, reason = "named as the JSON key, so a grep finds both")]
-                pub const $k: Key = Key::new(concat!(",\"", stringify!($k), "\":"), stringify!($k));
+                pub const $k: Key = Key::new(
+                    concat!(",\"", stringify!($k), "\":"),
+                    concat!(",\"", stringify!($k), "\":\""),
+                    stringify!($k),
+                );
             )*
             /// Every key but `ts`, for the tests.
             #[cfg(test)]
@@ -289,7 +295,7 @@ pub mod key {
     }
 
     #[expect(non_upper_case_globals, reason = "named as the JSON key, so a grep finds both")]
-    pub const ts: Key = Key::new("{\"ts\":", "ts");
+    pub const ts: Key = Key::new("{\"ts\":", "{\"ts\":\"", "ts");
     keys!(
         event,
         pid,
@@ -449,7 +455,7 @@ pub fn fields<W: Fields>(e: &Event, packets: bool, clock: &WallClock, w: &mut W)
 /// [`Fields`] as JSON text: each key's bytes a constant, each call inlined
 /// into the one [`fields`] made for it.
 struct Writer<'a> {
-    out: &'a mut Vec<u8>,
+    out: Vec<u8>,
     seconds: &'a mut SecondCache,
     n: itoa::Buffer,
     /// Escaping through serde_json failed (it cannot, writing to a `Vec`).
@@ -459,8 +465,7 @@ struct Writer<'a> {
 impl Writer<'_> {
     #[inline(always)]
     fn quoted(&mut self, key: Key, value: &str) {
-        raw(self.out, key.json, "\"");
-        short(self.out, value.as_bytes());
+        raw(&mut self.out, key.json_str, value);
         self.out.push(b'"');
     }
 }
@@ -469,9 +474,8 @@ impl Fields for Writer<'_> {
     #[inline(always)]
     fn ts(&mut self, key: Key, at: jiff::Timestamp) {
         let (prefix, us) = self.seconds.split(at);
-        raw(self.out, key.json, "\"");
-        short(self.out, prefix.as_bytes());
-        micros(self.out, us);
+        raw(&mut self.out, key.json_str, prefix);
+        micros(&mut self.out, us);
         self.out.push(b'"');
     }
 
@@ -493,28 +497,33 @@ impl Fields for Writer<'_> {
     #[inline(always)]
     fn text(&mut self, key: Key, value: &[u8]) {
         self.out.extend_from_slice(key.json.as_bytes());
-        if let Err(e) = comm(self.out, value) {
+        if let Err(e) = comm(&mut self.out, value) {
             self.failed = Some(e);
         }
     }
 
     #[inline(always)]
     fn u64(&mut self, key: Key, value: u64) {
-        number(self.out, &mut self.n, key.json, value);
+        // Most values (pids, ports, counts) fit 32 bits, whose digits
+        // itoa finds with cheaper divisions.
+        match u32::try_from(value) {
+            Ok(v) => number(&mut self.out, &mut self.n, key.json, v),
+            Err(_) => number(&mut self.out, &mut self.n, key.json, value),
+        }
     }
 
     #[inline(always)]
     fn f64(&mut self, key: Key, value: f64) {
         self.out.extend_from_slice(key.json.as_bytes());
-        if let Err(e) = serde_json::to_writer(&mut *self.out, &value) {
+        if let Err(e) = serde_json::to_writer(&mut self.out, &value) {
             self.failed = Some(e.into());
         }
     }
 
     #[inline(always)]
     fn ip(&mut self, key: Key, ip: std::net::IpAddr) {
-        raw(self.out, key.json, "\"");
-        super::write_ip(self.out, ip);
+        self.out.extend_from_slice(key.json_str.as_bytes());
+        super::write_ip(&mut self.out, ip);
         self.out.push(b'"');
     }
 }
@@ -528,12 +537,17 @@ impl EventSink for Json {
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
         // The longest line: one allocation check instead of one per field.
         out.reserve(640);
-        let mut w = Writer { out, seconds: &mut self.seconds, n: itoa::Buffer::new(), failed: None };
+        // The buffer moved into the writer (and back): a local the
+        // compiler keeps in registers, where a `&mut Vec` in a struct is
+        // reloaded from memory at every byte.
+        let mut w =
+            Writer { out: std::mem::take(out), seconds: &mut self.seconds, n: itoa::Buffer::new(), failed: None };
         fields(e, self.packets, clock, &mut w);
+        *out = w.out;
         if let Some(err) = w.failed {
             return Err(err);
         }
-        w.out.extend_from_slice(b"}\n");
+        out.extend_from_slice(b"}\n");
         Ok(())
     }
 

@@ -115,12 +115,12 @@ fn attribute(key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
 }
 
 /// `network.transport`, which has no JSON key of its own.
-const TRANSPORT: Key = Key { json: "", attr: ("", "network.transport") };
+const TRANSPORT: Key = Key { json: "", json_str: "", attr: ("", "network.transport") };
 
 /// [`json::Fields`] as the attributes (and time, severity, body, event
 /// name) of one `LogRecord`.
 struct Record<'a> {
-    out: &'a mut Vec<u8>,
+    out: Vec<u8>,
     /// An address as text, reused.
     text: &'a mut Vec<u8>,
     n: itoa::Buffer,
@@ -141,7 +141,7 @@ impl json::Fields for Record<'_> {
     fn kind(&mut self, key: Key, kind: EventKind) {
         let name = kind.name();
         let (number, text) = records::severity(name);
-        let out = &mut *self.out;
+        let out = &mut self.out;
         out.push(tag(field::SEVERITY_NUMBER, WireType::Varint));
         varint(number as u64, out);
         bytes_field(field::SEVERITY_TEXT, text.as_bytes(), out);
@@ -163,41 +163,41 @@ impl json::Fields for Record<'_> {
             Family::V4 => "ipv4",
             Family::V6 => "ipv6",
         };
-        attribute(key, Scalar::Str(v.as_bytes()), self.out);
+        attribute(key, Scalar::Str(v.as_bytes()), &mut self.out);
     }
 
     #[inline(always)]
     fn name(&mut self, key: Key, value: &str) {
-        attribute(key, Scalar::Str(value.as_bytes()), self.out);
+        attribute(key, Scalar::Str(value.as_bytes()), &mut self.out);
     }
 
     #[inline(always)]
     fn text(&mut self, key: Key, value: &[u8]) {
         // A protobuf string is UTF-8; JSON's escaping reads it the same way.
         let s = String::from_utf8_lossy(value);
-        attribute(key, Scalar::Str(s.as_bytes()), self.out);
+        attribute(key, Scalar::Str(s.as_bytes()), &mut self.out);
     }
 
     #[inline(always)]
     fn u64(&mut self, key: Key, value: u64) {
         match i64::try_from(value) {
-            Ok(i) => attribute(key, Scalar::Int(i), self.out),
+            Ok(i) => attribute(key, Scalar::Int(i), &mut self.out),
             // Above i64's range (cookies): the digits, as a JSON reader
             // (serde_json, the collector's) keeps them.
-            Err(_) => attribute(key, Scalar::Str(self.n.format(value).as_bytes()), self.out),
+            Err(_) => attribute(key, Scalar::Str(self.n.format(value).as_bytes()), &mut self.out),
         }
     }
 
     #[inline(always)]
     fn f64(&mut self, key: Key, value: f64) {
-        attribute(key, Scalar::Double(value), self.out);
+        attribute(key, Scalar::Double(value), &mut self.out);
     }
 
     #[inline(always)]
     fn ip(&mut self, key: Key, ip: std::net::IpAddr) {
         self.text.clear();
         crate::output::write_ip(self.text, ip);
-        attribute(key, Scalar::Str(self.text), self.out);
+        attribute(key, Scalar::Str(self.text), &mut self.out);
     }
 }
 
@@ -268,8 +268,10 @@ impl Encoder {
         out.push(tag(2, WireType::LengthDelimited));
         let at = out.len();
         out.extend_from_slice(&[0, 0]);
-        let mut w = Record { out, text: &mut self.text, n: itoa::Buffer::new() };
+        // The buffer moved in and back: see `json::Json::event`.
+        let mut w = Record { out: std::mem::take(out), text: &mut self.text, n: itoa::Buffer::new() };
         json::fields(e, packets, clock, &mut w);
+        *out = w.out;
         let protocol =
             if e.kind == EventKind::ConnectError { crate::why::protocol_name(e.traffic.protocol) } else { None };
         if let Some(t) = records::transport(e.kind.name(), protocol.map(str::as_bytes)) {
