@@ -226,9 +226,11 @@ impl Otlp {
         if self.pending_n == 0 {
             return;
         }
-        // The next buffer as large as this one: no reallocation as it fills.
-        let next = Vec::with_capacity(self.pending.capacity());
-        let records = std::mem::replace(&mut self.pending, next);
+        // A copy goes; the buffer stays, warm in this thread's cache: the
+        // encoder writing into memory the exporter thread last touched
+        // cost more than this one copy.
+        let records = self.pending.clone();
+        self.pending.clear();
         let n = std::mem::take(&mut self.pending_n);
         self.queued.fetch_add(n, Relaxed);
         if self.tx.send(Item::Records(records, n)).is_err() {
