@@ -103,12 +103,18 @@ impl Exporter {
         if !file && !syslog && !otlp || !self.filter.matches(e) {
             return;
         }
+        if otlp {
+            // Straight from the event: no JSON line unless a file or syslog wants one.
+            if let Some(o) = &mut self.otlp {
+                o.event(e, self.json.packets(), &self.clock);
+            }
+        }
+        if !file && !syslog {
+            return;
+        }
         self.line.clear();
         if self.json.event(&mut self.line, e, &self.clock).is_err() {
             return;
-        }
-        if otlp {
-            self.send_otlp();
         }
         let severity = if matches!(e.kind, EventKind::ConnectFailed | EventKind::ConnectError) {
             Severity::Notice

@@ -1,23 +1,26 @@
-//! The hot path of the OTLP export: an `events --json` line straight to
-//! the protobuf bytes of its `LogRecord`, without building the message
-//! (serde_json values, then prost structs, then their encoding cost three
-//! times as much, ~10 µs a record, at 100,000 records a second under
-//! churn). It reads the flat objects netwatch's JSON writer makes: string
-//! values without escapes, numbers, booleans. Any other line (an alert with
-//! its nested sockets, a process name with a quote) goes through
-//! [`super::records::log_record`] and prost; a unit test holds the two to
-//! the same result.
+//! The hot path of the OTLP export: an `Event` straight to the protobuf
+//! bytes of its `LogRecord`, through the same walk over its fields that
+//! writes `events --json` ([`json::fields`]): the two cannot drift, and no
+//! JSON is written or read for an event. Building the message instead
+//! (serde_json values, then prost structs, then their encoding) cost ~10 µs
+//! a record, at 100,000 records a second under churn; reading the JSON line
+//! back, ~1 µs (docs/performance.md).
 //!
-//! Once warm it allocates nothing per record: the line is read and the
-//! record written in one pass into a reused buffer, attribute names come
-//! from a cache of encoded names ([`Names`]), and the timestamp's whole
-//! seconds are parsed once per second ([`Clock`]). Reading the JSON line
-//! (rather than the `Event`) keeps one schema for every output; its price
-//! is the scan, about half of the ~1 µs a record costs (docs/performance.md).
+//! Once warm it allocates nothing per record: each attribute's name is a
+//! constant of the walk ([`json::Key`]), written with its length at compile
+//! time, and the record goes straight into the batch. `lost` lines and
+//! alerts (rare) take the general path: their JSON line through
+//! [`super::records::log_record`] and prost.
 
+use netwatch_common::EventKind;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
-use super::records::{self, semconv};
+use super::records;
+use crate::{
+    event::{clock::WallClock, Event},
+    output::json::{self, Key},
+    socket::Family,
+};
 
 /// Field numbers of the OTLP messages written here (logs.proto, common.proto).
 mod field {
@@ -31,7 +34,6 @@ mod field {
     pub const KV_KEY: u32 = 1;
     pub const KV_VALUE: u32 = 2;
     pub const STRING: u32 = 1;
-    pub const BOOL: u32 = 2;
     pub const INT: u32 = 3;
     pub const DOUBLE: u32 = 4;
 }
@@ -55,24 +57,24 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Scalar<'a> {
-    /// Text (ASCII: anything else takes the general path).
+    /// Text: UTF-8.
     Str(&'a [u8]),
     Int(i64),
     Double(f64),
-    Bool(bool),
 }
 
 impl Scalar<'_> {
     /// The encoded length of the AnyValue holding it.
+    #[inline(always)]
     fn any_len(self) -> usize {
         match self {
             Self::Str(s) => 1 + encoded_len_varint(s.len() as u64) + s.len(),
             Self::Int(i) => 1 + encoded_len_varint(i as u64),
             Self::Double(_) => 1 + 8,
-            Self::Bool(_) => 2,
         }
     }
 
+    #[inline(always)]
     fn encode_any(self, out: &mut Vec<u8>) {
         match self {
             Self::Str(s) => {
@@ -88,232 +90,114 @@ impl Scalar<'_> {
                 out.push(tag(field::DOUBLE, WireType::SixtyFourBit));
                 out.extend_from_slice(&d.to_le_bytes());
             }
-            Self::Bool(b) => {
-                out.push(tag(field::BOOL, WireType::Varint));
-                out.push(u8::from(b));
-            }
         }
     }
 }
 
-/// One attribute; `prefix` + `key` is its name.
-fn attribute(prefix: &str, key: &str, v: Scalar<'_>, out: &mut Vec<u8>) {
-    let klen = prefix.len() + key.len();
+/// One attribute named by a walk's [`Key`]: every length but the value's
+/// is a constant once inlined.
+#[inline(always)]
+fn attribute(key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
+    let (prefix, name) = key.attr;
+    let klen = prefix.len() + name.len();
     let any = v.any_len();
-    let kv = 1 + encoded_len_varint(klen as u64) + klen + 1 + encoded_len_varint(any as u64) + any;
+    // `Key::new` holds names under 128 bytes: a one-byte length.
+    let kv = 2 + klen + 1 + encoded_len_varint(any as u64) + any;
     out.push(tag(field::ATTRIBUTES, WireType::LengthDelimited));
     varint(kv as u64, out);
     out.push(tag(field::KV_KEY, WireType::LengthDelimited));
-    varint(klen as u64, out);
+    out.push(klen as u8);
     out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(name.as_bytes());
     out.push(tag(field::KV_VALUE, WireType::LengthDelimited));
     varint(any as u64, out);
     v.encode_any(out);
 }
 
-/// Attribute names as `KeyValue.key` fields (tag, length, name), by JSON
-/// key: each made the first time its key is seen ([`semconv`], else
-/// `netwatch.KEY`), then found with a cheap hash and one comparison, and
-/// copied whole. Matching every key against the semantic-convention list
-/// and writing its name piece by piece cost a quarter of the encoder's time.
-pub struct Names {
-    /// Open addressing, linear probing.
-    slots: Vec<Option<Name>>,
+/// `network.transport`, which has no JSON key of its own.
+const TRANSPORT: Key = Key { json: "", json_str: "", attr: ("", "network.transport") };
+
+/// [`json::Fields`] as the attributes (and time, severity, body, event
+/// name) of one `LogRecord`.
+struct Record<'a> {
+    out: Vec<u8>,
+    /// An address as text, reused.
+    text: &'a mut Vec<u8>,
+    n: itoa::Buffer,
 }
 
-/// A JSON key and its attribute's encoded key field.
-type Name = (Box<[u8]>, Box<[u8]>);
-
-const NAME_SLOTS: usize = 256;
-
-impl Names {
-    fn new() -> Self {
-        Self { slots: vec![None; NAME_SLOTS] }
+impl json::Fields for Record<'_> {
+    #[inline(always)]
+    fn ts(&mut self, _: Key, at: jiff::Timestamp) {
+        // Microseconds, as `events --json` has it: both say the same time.
+        // (Not through `as_nanosecond`: an i128 division costs more than
+        // the rest of the field.)
+        let ns = at.as_second() as u64 * 1_000_000_000 + u64::from(at.subsec_nanosecond() as u32 / 1000 * 1000);
+        self.out.push(tag(field::TIME, WireType::SixtyFourBit));
+        self.out.extend_from_slice(&ns.to_le_bytes());
     }
 
-    /// Spreads netwatch's key names (3 to ~20 bytes) well enough over 256
-    /// slots: length, first, middle and last bytes.
-    fn slot(key: &[u8]) -> usize {
-        let (Some(&first), Some(&last)) = (key.first(), key.last()) else { return 0 };
-        let mid = key[key.len() / 2];
-        (key.len() * 131 + usize::from(first) * 31 + usize::from(mid) * 7 + usize::from(last)) % NAME_SLOTS
+    #[inline(always)]
+    fn kind(&mut self, key: Key, kind: EventKind) {
+        let name = kind.name();
+        let (number, text) = records::severity(name);
+        let out = &mut self.out;
+        out.push(tag(field::SEVERITY_NUMBER, WireType::Varint));
+        varint(number as u64, out);
+        bytes_field(field::SEVERITY_TEXT, text.as_bytes(), out);
+        let v = Scalar::Str(name.as_bytes());
+        out.push(tag(field::BODY, WireType::LengthDelimited));
+        varint(v.any_len() as u64, out);
+        v.encode_any(out);
+        out.push(tag(field::EVENT_NAME, WireType::LengthDelimited));
+        varint(("netwatch.".len() + name.len()) as u64, out);
+        out.extend_from_slice(b"netwatch.");
+        out.extend_from_slice(name.as_bytes());
+        attribute(key, v, out);
     }
 
-    /// The encoded key field of `key`'s attribute.
-    fn get(&mut self, key: &[u8]) -> &[u8] {
-        let mut i = Self::slot(key);
-        // Never full: the keys netwatch writes are far fewer than the slots;
-        // past half full, names are made afresh each time instead.
-        for _ in 0..NAME_SLOTS / 2 {
-            match &self.slots[i] {
-                Some((k, _)) if **k == *key => break,
-                Some(_) => i = (i + 1) % NAME_SLOTS,
-                None => {
-                    // ASCII, checked by the scan.
-                    let Ok(key) = std::str::from_utf8(key) else { return b"" };
-                    let mut field = Vec::with_capacity(key.len() + 12);
-                    let (prefix, rest) = semconv(key).map_or(("netwatch.", key), |name| ("", name));
-                    field.push(tag(field::KV_KEY, WireType::LengthDelimited));
-                    varint((prefix.len() + rest.len()) as u64, &mut field);
-                    field.extend_from_slice(prefix.as_bytes());
-                    field.extend_from_slice(rest.as_bytes());
-                    self.slots[i] = Some((key.as_bytes().into(), field.into()));
-                    break;
-                }
-            }
-        }
-        match &self.slots[i] {
-            Some((k, field)) if **k == *key => field,
-            _ => b"",
-        }
-    }
-}
-
-/// One attribute whose key field [`Names`] made.
-fn named_attribute(key_field: &[u8], v: Scalar<'_>, out: &mut Vec<u8>) {
-    let any = v.any_len();
-    let kv = key_field.len() + 1 + encoded_len_varint(any as u64) + any;
-    out.push(tag(field::ATTRIBUTES, WireType::LengthDelimited));
-    varint(kv as u64, out);
-    out.extend_from_slice(key_field);
-    out.push(tag(field::KV_VALUE, WireType::LengthDelimited));
-    varint(any as u64, out);
-    v.encode_any(out);
-}
-
-/// A cursor over a flat JSON object as netwatch's writer makes it: ASCII
-/// keys and string values without escapes, numbers, booleans. Anything
-/// else (an escape, `null`, nesting, non-ASCII text) is `Err`, and the line
-/// takes the general path.
-struct Flat<'a> {
-    b: &'a [u8],
-    i: usize,
-    /// The index of the closing brace.
-    end: usize,
-}
-
-struct NotFlat;
-
-impl<'a> Flat<'a> {
-    fn new(line: &'a [u8]) -> Option<Self> {
-        let end = line.iter().rposition(|&b| !b.is_ascii_whitespace())?;
-        (line.first() == Some(&b'{') && line[end] == b'}').then_some(Self { b: line, i: 1, end })
-    }
-
-    /// A quoted ASCII string without escapes, from `self.i` (its quote).
-    fn string(&mut self) -> Result<&'a [u8], NotFlat> {
-        if self.b.get(self.i) != Some(&b'"') {
-            return Err(NotFlat);
-        }
-        let start = self.i + 1;
-        let rest = self.b.get(start..self.end).ok_or(NotFlat)?;
-        // An iterator's `position`: no bounds check per byte.
-        let len = rest.iter().position(|&b| matches!(b, b'"' | b'\\' | 0x80..)).ok_or(NotFlat)?;
-        if rest[len] != b'"' {
-            return Err(NotFlat);
-        }
-        self.i = start + len + 1;
-        Ok(&rest[..len])
-    }
-
-    /// The next field, `None` after the last.
-    fn next(&mut self) -> Result<Option<(&'a [u8], Scalar<'a>)>, NotFlat> {
-        if self.i >= self.end {
-            return Ok(None);
-        }
-        let key = self.string()?;
-        if self.b.get(self.i) != Some(&b':') {
-            return Err(NotFlat);
-        }
-        self.i += 1;
-        let value = if self.b.get(self.i) == Some(&b'"') {
-            Scalar::Str(self.string()?)
-        } else {
-            let rest = self.b.get(self.i..self.end).ok_or(NotFlat)?;
-            let len = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-            self.i += len;
-            number(&rest[..len]).ok_or(NotFlat)?
+    #[inline(always)]
+    fn family(&mut self, key: Key, family: Family) {
+        // The semantic convention's spelling.
+        let v = match family {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
         };
-        if self.i < self.end {
-            // A comma, and a field after it.
-            self.i += 1;
-            if self.i >= self.end {
-                return Err(NotFlat);
-            }
+        attribute(key, Scalar::Str(v.as_bytes()), &mut self.out);
+    }
+
+    #[inline(always)]
+    fn name(&mut self, key: Key, value: &str) {
+        attribute(key, Scalar::Str(value.as_bytes()), &mut self.out);
+    }
+
+    #[inline(always)]
+    fn text(&mut self, key: Key, value: &[u8]) {
+        // A protobuf string is UTF-8; JSON's escaping reads it the same way.
+        let s = String::from_utf8_lossy(value);
+        attribute(key, Scalar::Str(s.as_bytes()), &mut self.out);
+    }
+
+    #[inline(always)]
+    fn u64(&mut self, key: Key, value: u64) {
+        match i64::try_from(value) {
+            Ok(i) => attribute(key, Scalar::Int(i), &mut self.out),
+            // Above i64's range (cookies): the digits, as a JSON reader
+            // (serde_json, the collector's) keeps them.
+            Err(_) => attribute(key, Scalar::Str(self.n.format(value).as_bytes()), &mut self.out),
         }
-        Ok(Some((key, value)))
-    }
-}
-
-/// A JSON number or boolean token as serde_json reads it: an integer in
-/// i64's range as one, an unsigned one above it (cookies) as its digits'
-/// text, a fraction or exponent as a double.
-fn number(t: &[u8]) -> Option<Scalar<'_>> {
-    match t {
-        b"true" => return Some(Scalar::Bool(true)),
-        b"false" => return Some(Scalar::Bool(false)),
-        _ => {}
-    }
-    let (neg, digits) = match t.split_first() {
-        Some((b'-', d)) => (true, d),
-        _ => (false, t),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    let mut integer = true;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            integer = false;
-            break;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    if integer {
-        return match (neg, i64::try_from(v)) {
-            (false, Ok(i)) => Some(Scalar::Int(i)),
-            (false, Err(_)) => Some(Scalar::Str(t)),
-            (true, Ok(i)) => Some(Scalar::Int(-i)),
-            (true, Err(_)) => (v == 1 << 63).then_some(Scalar::Int(i64::MIN)),
-        };
-    }
-    if !digits.iter().all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')) {
-        return None;
-    }
-    std::str::from_utf8(t).ok()?.parse().ok().map(Scalar::Double)
-}
-
-/// Parses `ts` (RFC 3339, UTC) as nanoseconds, reusing the whole seconds
-/// of the previous call: lines of one second share them.
-pub struct Clock {
-    second: String,
-    second_ns: u64,
-}
-
-impl Clock {
-    pub const fn new() -> Self {
-        Self { second: String::new(), second_ns: 0 }
     }
 
-    fn nanos(&mut self, ts: &[u8]) -> u64 {
-        // ASCII, checked by the scan.
-        let Ok(ts) = std::str::from_utf8(ts) else { return 0 };
-        // YYYY-MM-DDTHH:MM:SS.uuuuuuZ, as netwatch writes it.
-        let fixed = ts.len() == 27 && ts.as_bytes()[19] == b'.' && ts.ends_with('Z');
-        if fixed {
-            if let Ok(us) = ts[20..26].parse::<u64>() {
-                if ts[..19] != self.second {
-                    let Ok(t) = format!("{}Z", &ts[..19]).parse::<jiff::Timestamp>() else { return 0 };
-                    self.second.clear();
-                    self.second.push_str(&ts[..19]);
-                    self.second_ns = t.as_nanosecond() as u64;
-                }
-                return self.second_ns + us * 1000;
-            }
-        }
-        ts.parse::<jiff::Timestamp>().map_or(0, |t| t.as_nanosecond() as u64)
+    #[inline(always)]
+    fn f64(&mut self, key: Key, value: f64) {
+        attribute(key, Scalar::Double(value), &mut self.out);
+    }
+
+    #[inline(always)]
+    fn ip(&mut self, key: Key, ip: std::net::IpAddr) {
+        self.text.clear();
+        crate::output::write_ip(self.text, ip);
+        attribute(key, Scalar::Str(self.text), &mut self.out);
     }
 }
 
@@ -324,112 +208,108 @@ pub fn bytes_field(n: u32, b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b);
 }
 
+/// The room [`request`] needs before a batch's records.
+pub const fn head_room(resource: &[u8], scope: &[u8]) -> usize {
+    resource.len() + scope.len() + 2 * (1 + 10)
+}
+
 /// `ExportLogsServiceRequest { resource_logs: [ResourceLogs { resource,
-/// scope_logs: [ScopeLogs { scope, log_records }] }] }` around `records`
-/// (encoded by [`record`]); `resource` and `scope` are the encoded fields.
-pub fn request(resource: &[u8], scope: &[u8], records: &[u8]) -> Vec<u8> {
-    let scope_logs = scope.len() + records.len();
+/// scope_logs: [ScopeLogs { scope, log_records }] }] }` around the records
+/// that follow the first `room` ([`head_room`]) bytes of `batch` (encoded by
+/// [`Encoder`]); `resource` and `scope` are the encoded fields. The head is
+/// written into that room, so the request is the batch's own buffer: a
+/// batch (a megabyte or two) is never copied.
+pub fn request(resource: &[u8], scope: &[u8], mut batch: Vec<u8>, room: usize) -> bytes::Bytes {
+    let scope_logs = scope.len() + batch.len() - room;
     let resource_logs = resource.len() + 1 + encoded_len_varint(scope_logs as u64) + scope_logs;
-    let mut out = Vec::with_capacity(resource_logs + 8);
-    encode_key(1, WireType::LengthDelimited, &mut out);
-    encode_varint(resource_logs as u64, &mut out);
-    out.extend_from_slice(resource);
-    encode_key(2, WireType::LengthDelimited, &mut out);
-    encode_varint(scope_logs as u64, &mut out);
-    out.extend_from_slice(scope);
-    out.extend_from_slice(records);
-    out
+    let mut head = Vec::with_capacity(room);
+    encode_key(1, WireType::LengthDelimited, &mut head);
+    encode_varint(resource_logs as u64, &mut head);
+    head.extend_from_slice(resource);
+    encode_key(2, WireType::LengthDelimited, &mut head);
+    encode_varint(scope_logs as u64, &mut head);
+    head.extend_from_slice(scope);
+    let start = room - head.len();
+    batch[start..room].copy_from_slice(&head);
+    bytes::Bytes::from(batch).slice(start..)
 }
 
 /// What the encoding reuses from one record to the next.
 pub struct Encoder {
-    clock: Clock,
-    names: Names,
     scratch: Vec<u8>,
+    text: Vec<u8>,
 }
 
 impl Encoder {
     pub fn new() -> Self {
-        Self { clock: Clock::new(), names: Names::new(), scratch: Vec::with_capacity(1024) }
+        Self { scratch: Vec::with_capacity(1024), text: Vec::with_capacity(64) }
     }
 
-    /// Appends one line's `LogRecord` to `out` as a `ScopeLogs.log_records`
-    /// field (tag, length, message). Returns whether the line was a JSON object.
+    /// Appends one JSON line's `LogRecord` (a `lost` line, an alert) to
+    /// `out` as a `ScopeLogs.log_records` field (tag, length, message).
+    /// Returns whether the line was a JSON object.
     pub fn record(&mut self, line: &[u8], observed_ns: u64, out: &mut Vec<u8>) -> bool {
-        let scratch = &mut self.scratch;
-        scratch.clear();
-        let flat = Flat::new(line)
-            .is_some_and(|f| encode_flat(f, observed_ns, &mut self.clock, &mut self.names, scratch).is_ok());
-        if !flat {
-            scratch.clear();
-            match records::log_record(line, observed_ns) {
-                Some(r) => prost::Message::encode_raw(&r, scratch),
-                None => return false,
-            }
-        }
-        // ScopeLogs.log_records is field 2.
+        let Some(r) = records::log_record(line, observed_ns) else { return false };
+        self.scratch.clear();
+        prost::Message::encode_raw(&r, &mut self.scratch);
         out.push(tag(2, WireType::LengthDelimited));
-        varint(scratch.len() as u64, out);
-        out.extend_from_slice(scratch);
+        varint(self.scratch.len() as u64, out);
+        out.extend_from_slice(&self.scratch);
         true
+    }
+
+    /// Appends `e`'s `LogRecord` to `out` as a `ScopeLogs.log_records`
+    /// field: the attributes `events --json` has as fields (`packets` as
+    /// for [`json::Json`]), each under its OTLP name, and
+    /// `network.transport`.
+    pub fn event(&mut self, e: &Event, packets: bool, clock: &WallClock, observed_ns: u64, out: &mut Vec<u8>) {
+        // Written in place after a two-byte length (a record is 128 bytes
+        // to 16 KiB), moved only if its length needs another size.
+        out.push(tag(2, WireType::LengthDelimited));
+        let at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        // The buffer moved in and back: see `json::Json::event`.
+        let mut w = Record { out: std::mem::take(out), text: &mut self.text, n: itoa::Buffer::new() };
+        json::fields(e, packets, clock, &mut w);
+        *out = w.out;
+        let protocol =
+            if e.kind == EventKind::ConnectError { crate::why::protocol_name(e.traffic.protocol) } else { None };
+        if let Some(t) = records::transport(e.kind.name(), protocol.map(str::as_bytes)) {
+            attribute(TRANSPORT, Scalar::Str(t.as_bytes()), out);
+        }
+        out.push(tag(field::OBSERVED_TIME, WireType::SixtyFourBit));
+        out.extend_from_slice(&observed_ns.to_le_bytes());
+        let len = out.len() - at - 2;
+        if (128..1 << 14).contains(&len) {
+            out[at] = len as u8 | 0x80;
+            out[at + 1] = (len >> 7) as u8;
+        } else {
+            self.scratch.clear();
+            varint(len as u64, &mut self.scratch);
+            out.splice(at..at + 2, self.scratch.iter().copied());
+        }
     }
 }
 
-/// Writes the record field by field as the line is read: no allocation.
-fn encode_flat(
-    mut f: Flat<'_>,
-    observed_ns: u64,
-    clock: &mut Clock,
-    names: &mut Names,
-    out: &mut Vec<u8>,
-) -> Result<(), NotFlat> {
-    let mut kind = None;
-    let mut protocol = None;
-    while let Some((key, v)) = f.next()? {
-        match (key, v) {
-            (b"ts", Scalar::Str(ts)) => {
-                out.push(tag(field::TIME, WireType::SixtyFourBit));
-                out.extend_from_slice(&clock.nanos(ts).to_le_bytes());
-            }
-            (b"event", Scalar::Str(k)) => {
-                // ASCII, checked by the scan.
-                let k = std::str::from_utf8(k).map_err(|_| NotFlat)?;
-                kind = Some(k);
-                let (number, text) = records::severity(k);
-                out.push(tag(field::SEVERITY_NUMBER, WireType::Varint));
-                varint(number as u64, out);
-                bytes_field(field::SEVERITY_TEXT, text.as_bytes(), out);
-                out.push(tag(field::BODY, WireType::LengthDelimited));
-                varint(v.any_len() as u64, out);
-                v.encode_any(out);
-                out.push(tag(field::EVENT_NAME, WireType::LengthDelimited));
-                varint(("netwatch.".len() + k.len()) as u64, out);
-                out.extend_from_slice(b"netwatch.");
-                out.extend_from_slice(k.as_bytes());
-                attribute("", "netwatch.event", v, out);
-            }
-            (b"family", Scalar::Str(f)) => {
-                let lower = match f {
-                    b"IPv4" => b"ipv4",
-                    b"IPv6" => b"ipv6",
-                    other => other,
-                };
-                attribute("", "network.type", Scalar::Str(lower), out);
-            }
-            (k, v) => {
-                if let (b"protocol", Scalar::Str(p)) = (k, v) {
-                    protocol = Some(p);
-                }
-                named_attribute(names.get(k), v, out);
+/// The records of a buffer `Encoder` filled: each `ScopeLogs.log_records`
+/// field whole (tag, length, message).
+pub fn split(mut records: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let mut len: usize = 0;
+        let mut i = 1;
+        for shift in (0..64).step_by(7) {
+            let &b = records.get(i)?;
+            i += 1;
+            len |= usize::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
             }
         }
-    }
-    if let Some(t) = kind.and_then(|k| records::transport(k, protocol)) {
-        attribute("", "network.transport", Scalar::Str(t.as_bytes()), out);
-    }
-    out.push(tag(field::OBSERVED_TIME, WireType::SixtyFourBit));
-    out.extend_from_slice(&observed_ns.to_le_bytes());
-    Ok(())
+        let end = i.checked_add(len).filter(|&end| end <= records.len())?;
+        let (one, rest) = records.split_at(end);
+        records = rest;
+        Some(one)
+    })
 }
 
 #[cfg(test)]
@@ -438,137 +318,305 @@ mod tests {
     use prost::Message as _;
 
     use super::*;
+    use crate::output::{json::Json, EventSink as _};
 
-    /// Decoded back with prost, the fast encoding is the same record as the
-    /// general path builds (attributes in JSON order there, sorted here).
-    fn same_as_general(line: &[u8]) {
+    /// Decoded with prost, the record written from the `Event` is the one
+    /// the general path makes of the event's `events --json` line: every
+    /// JSON key (but `ts`, the record's time) one attribute with the same
+    /// value, plus `network.transport`.
+    fn same_as_its_json_line(e: &Event, mut j: Json) {
+        let clock = WallClock::new();
+        let mut line = Vec::new();
+        j.event(&mut line, e, &clock).unwrap();
         let mut out = Vec::new();
-        assert!(Encoder::new().record(line, 5, &mut out));
+        Encoder::new().event(e, j.packets(), &clock, 5, &mut out);
         let mut fast = ScopeLogs::decode(&out[..]).unwrap().log_records.remove(0);
-        let mut general: LogRecord = records::log_record(line, 5).unwrap();
+        let mut general: LogRecord = records::log_record(&line, 5).unwrap();
+        let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&line).unwrap().len();
+        assert_eq!(fast.attributes.len(), keys - 1 + 1, "{}", String::from_utf8_lossy(&line));
         fast.attributes.sort_by(|a, b| a.key.cmp(&b.key));
         general.attributes.sort_by(|a, b| a.key.cmp(&b.key));
-        assert_eq!(fast, general, "{}", String::from_utf8_lossy(line));
+        assert_eq!(fast, general, "{}", String::from_utf8_lossy(&line));
     }
 
     #[test]
-    fn fast_encoding_equals_the_general_one() {
-        same_as_general(br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"close","pid":42,"comm":"srv","uid":0,"family":"IPv6","saddr":"::1","sport":80,"daddr":"::1","dport":5000,"old_state":"LAST_ACK","new_state":"CLOSE","netns":4026531840,"cookie":18446744073709551615,"owner":"accept","duration_ms":3.5,"tx_bytes":7}"#);
-        same_as_general(br#"{"ts":"2026-12-06T15:00:01.999999Z","event":"udp_close","pid":1,"comm":"a b","uid":4294967295,"family":"IPv4","saddr":"127.0.0.1","sport":53,"daddr":"0.0.0.0","dport":0,"container_id":"abc","pod_uid":"u-1","flag":true,"neg":-3}"#);
-        same_as_general(b"{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17,\"ring_full\":15,\"skipped\":2}\n");
+    fn event_encoding_equals_its_json_lines() {
+        let mut cases = json::tests::cases();
         // A UDP connect() that failed: its transport is its `protocol`'s.
-        same_as_general(br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"connect_error","pid":7,"comm":"dig","uid":0,"family":"IPv4","saddr":"0.0.0.0","sport":0,"daddr":"10.98.0.6","dport":53,"reason":"unreachable","errno":"EHOSTUNREACH","protocol":"udp"}"#);
-        same_as_general(br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"connect_error","pid":7,"errno":"EACCES","protocol":"tcp"}"#);
-        // Through the general path: an escape, nesting.
-        same_as_general(br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"connect","comm":"a\"b","pid":1}"#);
-        same_as_general(
-            br#"{"ts":"2026-12-06T15:00:00.000000Z","event":"alert","state":"firing","sockets":[{"sport":1}]}"#,
+        let mut udp = json::tests::event();
+        (udp.kind, udp.traffic.sk_err, udp.traffic.protocol) = (EventKind::ConnectError, 113, 17);
+        cases.push(udp);
+        for kind in EventKind::ALL {
+            let mut e = json::tests::event();
+            e.kind = kind;
+            cases.push(e);
+        }
+        for e in &cases {
+            same_as_its_json_line(e, Json::new());
+            same_as_its_json_line(e, Json::without_packet_counters());
+        }
+    }
+
+    #[test]
+    fn record_lengths_of_every_size() {
+        // Under 128 bytes, 128 to 16 KiB, above: the length is rewritten in place or moved.
+        let mut small = json::tests::event();
+        small.kind = EventKind::Listen;
+        let mut big = json::tests::cases().pop().unwrap();
+        big.workload = Some(crate::workload::Workload(std::sync::Arc::new(crate::workload::Info {
+            cgroup: "/a".repeat(10_000).into(),
+            unit: None,
+            container: None,
+            pod_uid: None,
+        })));
+        let (clock, mut enc, mut out) = (WallClock::new(), Encoder::new(), Vec::new());
+        for e in [&small, &big, &json::tests::event(), &big] {
+            enc.event(e, true, &clock, 5, &mut out);
+        }
+        let records: Vec<&[u8]> = split(&out).collect();
+        assert_eq!(records.len(), 4);
+        assert_eq!(records.iter().map(|r| r.len()).sum::<usize>(), out.len());
+        let decoded = ScopeLogs::decode(&out[..]).unwrap().log_records;
+        assert_eq!(decoded.len(), 4);
+        assert_eq!(
+            decoded[1].attributes.iter().find(|kv| kv.key == "netwatch.cgroup").map(|kv| kv.encoded_len() > 20_000),
+            Some(true)
         );
+        for (r, d) in records.iter().zip(&decoded) {
+            assert_eq!(&ScopeLogs::decode(*r).unwrap().log_records[0], d);
+        }
+        assert_eq!(split(&out[..out.len() - 1]).count(), 3, "a cut record is not one");
+    }
+
+    #[test]
+    fn every_key_named_as_the_general_path_names_it() {
+        for k in json::key::ALL.iter().chain([&json::key::ts]) {
+            let (prefix, name) = k.attr;
+            let key = k.json.trim_start_matches([',', '{']).trim_matches(['"', ':']);
+            assert_eq!(format!("{prefix}{name}"), records::attribute_name(key), "{}", k.json);
+        }
+    }
+
+    #[test]
+    fn lines_take_the_general_path() {
+        let line = b"{\"ts\":\"1970-01-01T00:00:00.000000Z\",\"event\":\"lost\",\"count\":17,\"ring_full\":15,\"skipped\":2}\n";
+        let mut out = Vec::new();
+        assert!(Encoder::new().record(line, 5, &mut out));
+        let fast = ScopeLogs::decode(&out[..]).unwrap().log_records.remove(0);
+        assert_eq!(fast, records::log_record(line, 5).unwrap());
+        assert!(!Encoder::new().record(b"not json", 5, &mut out));
     }
 
     #[test]
     fn request_decodes_as_the_message() {
         use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-        let (mut resource, mut scope, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut resource, mut scope) = (Vec::new(), Vec::new());
         bytes_field(1, &super::super::resource().encode_to_vec(), &mut resource);
         bytes_field(1, &super::super::scope().encode_to_vec(), &mut scope);
+        let room = head_room(&resource, &scope);
+        let mut records = vec![0; room];
         let line = br#"{"ts":"2026-12-06T15:00:00.000001Z","event":"listen","pid":42}"#;
         let mut enc = Encoder::new();
         for _ in 0..3 {
             enc.record(line, 1, &mut records);
         }
-        let req = ExportLogsServiceRequest::decode(&request(&resource, &scope, &records)[..]).unwrap();
+        let mut e = json::tests::event();
+        e.kind = EventKind::Listen;
+        enc.event(&e, true, &WallClock::new(), 1, &mut records);
+        let req = ExportLogsServiceRequest::decode(request(&resource, &scope, records, room)).unwrap();
         let scope_logs = &req.resource_logs[0].scope_logs[0];
         assert_eq!(req.resource_logs[0].resource, Some(super::super::resource()));
         assert_eq!(scope_logs.scope, Some(super::super::scope()));
-        assert_eq!(scope_logs.log_records.len(), 3);
+        assert_eq!(scope_logs.log_records.len(), 4);
         assert_eq!(scope_logs.log_records[2], records::log_record(line, 1).unwrap());
-    }
-
-    fn flat(line: &[u8]) -> Option<Vec<(&[u8], Scalar<'_>)>> {
-        let mut f = Flat::new(line)?;
-        let mut out = Vec::new();
-        while let Some(kv) = f.next().ok()? {
-            out.push(kv);
-        }
-        Some(out)
-    }
-
-    #[test]
-    fn scan_takes_only_flat_objects() {
-        assert_eq!(
-            flat(br#"{"a":1,"b":"x"}"#),
-            Some(vec![(&b"a"[..], Scalar::Int(1)), (&b"b"[..], Scalar::Str(b"x"))])
-        );
-        assert_eq!(flat(b"{}\n"), Some(vec![]));
-        assert!(flat(br#"{"a":1,}"#).is_none());
-        assert!(flat(br#"{"a":[1]}"#).is_none());
-        assert!(flat(br#"{"a":"x\"y"}"#).is_none());
-        assert!(flat(br#"{"a":null}"#).is_none());
-        assert!(flat("{\"a\":\"é\"}".as_bytes()).is_none());
-        assert!(flat(b"not json").is_none());
-        assert_eq!(flat(br#"{"a":1.5e3}"#), Some(vec![(&b"a"[..], Scalar::Double(1500.0))]));
-    }
-
-    #[test]
-    fn numbers_as_serde_json_reads_them() {
-        assert_eq!(number(b"-0"), Some(Scalar::Int(0)));
-        assert_eq!(number(b"-9223372036854775808"), Some(Scalar::Int(i64::MIN)));
-        assert_eq!(number(b"9223372036854775807"), Some(Scalar::Int(i64::MAX)));
-        assert_eq!(number(b"18446744073709551615"), Some(Scalar::Str(b"18446744073709551615")));
-        assert_eq!(number(b"18446744073709551616"), None);
-        assert_eq!(number(b"-"), None);
-        assert_eq!(number(b"1x"), None);
-        assert_eq!(number(b"true"), Some(Scalar::Bool(true)));
-    }
-
-    #[test]
-    fn clock_reuses_the_second() {
-        let mut c = Clock::new();
-        let a = c.nanos(b"2026-12-06T15:00:00.000001Z");
-        let b = c.nanos(b"2026-12-06T15:00:00.500000Z");
-        assert_eq!(b - a, 499_999_000);
-        assert_eq!(c.nanos(b"2026-12-06T15:00:01.000000Z"), a - 1000 + 1_000_000_000);
-        assert_eq!(c.nanos(b"1970-01-01T00:00:00Z"), 0);
+        assert_eq!(scope_logs.log_records[3].event_name, "netwatch.listen");
     }
 }
 
 #[cfg(test)]
 mod speed {
     use super::*;
+    use crate::output::{json::Json, EventSink as _};
 
-    /// `cargo test --release -p netwatch speed -- --ignored --nocapture`:
-    /// the encoder's cost per record, alone.
+    /// CPU time, not wall time: the machine is shared.
+    fn cpu() -> f64 {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
+        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
+    }
+
+    /// `cargo test --release -p netwatch --lib speed -- --ignored --nocapture`:
+    /// the encoder's cost per record, alone, beside the JSON writer's for
+    /// the same event (a `close` with its totals, 25 fields).
     #[test]
     #[ignore = "a measurement, not a check"]
     fn ns_per_record() {
-        let line = br#"{"ts":"2026-11-22T07:05:18.304049Z","event":"close","pid":19421,"comm":"python3","uid":0,"tid":19421,"thread":"python3","family":"IPv4","saddr":"127.0.0.1","sport":8080,"daddr":"127.0.0.1","dport":34162,"old_state":"FIN_WAIT2","new_state":"CLOSE","netns":4026531833,"cookie":109463105,"owner":"accept","duration_ms":5.49,"tx_bytes":10000,"rx_bytes":200000,"tx_packets":8,"rx_packets":11,"retransmits":0,"resets_sent":0,"resets_received":0}"#;
+        let mut e = json::tests::event();
+        e.comm = crate::event::Comm::new("python3");
+        e.local = "127.0.0.1:8080".parse().unwrap();
+        e.remote = "127.0.0.1:34162".parse().unwrap();
+        e.family = Family::V4;
+        (e.pid, e.netns, e.cookie) = (19421, 4_026_531_833, 109_463_105);
+        (e.traffic.tx_bytes, e.traffic.rx_bytes, e.traffic.tx_packets, e.traffic.rx_packets) = (10_000, 200_000, 8, 11);
+        e.thread = Some(crate::event::Thread { tid: 19421, name: crate::event::Comm::new("python3") });
+        let clock = WallClock::new();
         let (mut enc, mut out) = (Encoder::new(), Vec::with_capacity(1 << 20));
-        // CPU time, not wall time: the machine is shared.
-        let cpu = || {
-            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: a valid clock id and a timespec to fill.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
-            t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
-        };
         let n = 200_000;
-        let t = cpu();
-        for _ in 0..n {
-            if out.len() > (1 << 20) - 2048 {
-                out.clear();
+        for round in 0..3 {
+            let t = cpu();
+            for _ in 0..n {
+                if out.len() > (1 << 20) - 2048 {
+                    out.clear();
+                }
+                enc.event(std::hint::black_box(&e), true, &clock, 1, &mut out);
             }
-            enc.record(line, 1, &mut out);
+            let otlp = (cpu() - t) / f64::from(n);
+            let mut j = Json::new();
+            out.clear();
+            let t = cpu();
+            for _ in 0..n {
+                if out.len() > (1 << 20) - 2048 {
+                    out.clear();
+                }
+                j.event(&mut out, std::hint::black_box(&e), &clock).unwrap();
+            }
+            let json = (cpu() - t) / f64::from(n);
+            out.clear();
+            eprintln!("round {round}: {otlp:.0} ns of CPU per OTLP record, {json:.0} ns per JSON line");
         }
-        eprintln!("{:.0} ns of CPU per record", (cpu() - t) / f64::from(n));
-        let t = cpu();
-        let mut fields = 0;
-        for _ in 0..n {
-            let mut f = Flat::new(std::hint::black_box(line)).unwrap();
-            while let Ok(Some(kv)) = f.next() {
-                std::hint::black_box(kv);
-                fields += 1;
+    }
+}
+
+#[cfg(test)]
+mod export_speed {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _, Write as _},
+        net::TcpListener,
+        sync::atomic::Ordering::Relaxed,
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+    use crate::serve::config::{Compression, OtlpExport, OtlpProtocol};
+
+    /// A thread's CPU time so far (ns), by its name: the first field of
+    /// its schedstat.
+    fn thread_ns(name: &str) -> Option<f64> {
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            if std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name) {
+                let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                return stat.split_whitespace().next()?.parse().ok();
             }
         }
-        eprintln!("{:.0} ns of CPU per record to scan {} fields", (cpu() - t) / f64::from(n), fields / n);
+        None
+    }
+
+    /// An OTLP/HTTP endpoint that answers 200 to every request.
+    fn sink() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let named = || std::thread::Builder::new().name("sink".to_owned());
+        let _ = named().spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let _ = named().spawn(move || {
+                    let mut w = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let line = line.trim_end().to_ascii_lowercase();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).is_err()
+                            || w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// `cargo test --release -p netwatch --lib export_speed -- --ignored --nocapture`:
+    /// the whole export's CPU per record without the kernel side: the
+    /// agent's share (encoding into the batch, thread time of the caller)
+    /// and the exporter thread's (batching, HTTP to a local sink), for
+    /// 200,000 `close` events handed over 100 at a time as the agent loop
+    /// does. `NETWATCH_SPEED_GZIP=1` compresses as the default config does.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn export_cpu_per_record() {
+        let gzip = std::env::var_os("NETWATCH_SPEED_GZIP").is_some();
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{}", sink())),
+            protocol: OtlpProtocol::Http,
+            compression: if gzip { Compression::Gzip } else { Compression::None },
+            metrics_interval: Duration::ZERO,
+            batch_delay: Duration::from_millis(200),
+            queue: 1_000_000,
+            ..OtlpExport::default()
+        };
+        let mut otlp = super::super::Otlp::new(&cfg).unwrap().unwrap();
+        let mut e = json::tests::event();
+        e.family = Family::V4;
+        e.local = "127.0.0.1:8080".parse().unwrap();
+        e.remote = "127.0.0.1:34162".parse().unwrap();
+        (e.traffic.tx_bytes, e.traffic.rx_bytes, e.traffic.tx_packets, e.traffic.rx_packets) = (10_000, 200_000, 8, 11);
+        let clock = WallClock::new();
+        let n: u64 = 200_000;
+        let sent = super::super::COUNTERS.sent.load(Relaxed);
+        // The thread names itself once running.
+        let mut exporter = None;
+        for _ in 0..100 {
+            exporter = thread_ns("nw-otlp");
+            if exporter.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let exporter = exporter.expect("the exporter thread");
+        let agent = speed_cpu();
+        for i in 0..n {
+            otlp.event(std::hint::black_box(&e), true, &clock);
+            if i % 100 == 99 {
+                otlp.flush();
+            }
+        }
+        otlp.flush();
+        let agent = speed_cpu() - agent;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while super::super::COUNTERS.sent.load(Relaxed) - sent < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let exporter = thread_ns("nw-otlp").unwrap() - exporter;
+        assert_eq!(super::super::COUNTERS.sent.load(Relaxed) - sent, n);
+        otlp.finish();
+        let per = |ns: f64| ns / n as f64;
+        eprintln!(
+            "gzip {gzip}: {:.0} ns of CPU per record: {:.0} in the agent loop, {:.0} in the exporter thread",
+            per(agent + exporter),
+            per(agent),
+            per(exporter)
+        );
+    }
+
+    fn speed_cpu() -> f64 {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a valid clock id and a timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
+        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
     }
 }

@@ -2,10 +2,11 @@
 //! metrics of `/metrics` as OTLP metrics, to an OpenTelemetry collector
 //! over gRPC or HTTP/protobuf.
 //!
-//! The agent loop only appends JSON lines to a buffer and hands it over
-//! once per batch; a thread of its own (with its own runtime, so a slow
-//! collector never delays event intake) turns them into records, batches
-//! them by size and time, and sends them with retry and backoff. What it
+//! The agent loop encodes each event's log record straight into a buffer
+//! (encode.rs: no JSON is written for it) and hands the buffer over once
+//! per batch; a thread of its own (with its own runtime, so a slow
+//! collector never delays event intake) batches the records by size and
+//! time, and sends them with retry and backoff. What it
 //! holds is bounded by `queue` records: past that, new records are
 //! dropped at once and counted (`netwatch_export_errors_total{output=
 //! "otlp_logs",reason="queue_full"}`), so the count equals what is missing.
@@ -96,8 +97,8 @@ pub fn validate(cfg: &OtlpExport) -> Result<()> {
 }
 
 enum Item {
-    /// JSON lines, each one record.
-    Lines(Vec<u8>, usize),
+    /// Encoded log records (`ScopeLogs.log_records` fields), and how many.
+    Records(Vec<u8>, usize),
     /// A `/metrics` exposition.
     Metrics(String),
 }
@@ -109,8 +110,11 @@ pub struct Otlp {
     /// Records handed over and not yet sent or dropped by the thread.
     queued: Arc<AtomicUsize>,
     capacity: usize,
+    /// Encoded records not yet handed over, how many, and their observed time.
     pending: Vec<u8>,
     pending_n: usize,
+    observed_ns: u64,
+    encoder: encode::Encoder,
     endpoint: String,
     protocol: OtlpProtocol,
     metrics_interval: Duration,
@@ -164,6 +168,8 @@ impl Otlp {
             capacity: cfg.queue,
             pending: Vec::with_capacity(64 << 10),
             pending_n: 0,
+            observed_ns: 0,
+            encoder: encode::Encoder::new(),
             endpoint,
             protocol: cfg.protocol,
             metrics_interval: cfg.metrics_interval,
@@ -183,27 +189,51 @@ impl Otlp {
         self.kinds.contains(kind)
     }
 
-    /// One JSON line (with its newline), or a drop if the queue is full.
-    pub fn line(&mut self, line: &[u8]) {
+    /// Whether the queue has room for one more record; if not, it is
+    /// dropped and counted.
+    fn room(&mut self) -> bool {
         if self.queued.load(Relaxed) + self.pending_n >= self.capacity {
             COUNTERS.queue_full.fetch_add(1, Relaxed);
             self.dropped += 1;
-            return;
+            return false;
         }
-        self.pending.extend_from_slice(line);
-        self.pending_n += 1;
+        if self.pending_n == 0 {
+            // When the agent took the batch's first record: one clock read a batch.
+            self.observed_ns = now_ns();
+        }
+        true
     }
 
-    /// Hands the batch's lines to the exporter thread.
+    /// One event's record (`packets` as the JSON writer has it), or a drop
+    /// if the queue is full.
+    pub fn event(&mut self, e: &crate::event::Event, packets: bool, clock: &crate::event::clock::WallClock) {
+        if self.room() {
+            self.encoder.event(e, packets, clock, self.observed_ns, &mut self.pending);
+            self.pending_n += 1;
+        }
+    }
+
+    /// One JSON line (`lost`, an alert), or a drop if the queue is full.
+    pub fn line(&mut self, line: &[u8]) {
+        if self.room() && self.encoder.record(line, self.observed_ns, &mut self.pending) {
+            self.pending_n += 1;
+        }
+    }
+
+    /// Hands the batch's records to the exporter thread.
     pub fn flush(&mut self) {
         self.say_drops();
         if self.pending_n == 0 {
             return;
         }
-        let lines = std::mem::replace(&mut self.pending, Vec::with_capacity(64 << 10));
+        // A copy goes; the buffer stays, warm in this thread's cache: the
+        // encoder writing into memory the exporter thread last touched
+        // cost more than this one copy.
+        let records = self.pending.clone();
+        self.pending.clear();
         let n = std::mem::take(&mut self.pending_n);
         self.queued.fetch_add(n, Relaxed);
-        if self.tx.send(Item::Lines(lines, n)).is_err() {
+        if self.tx.send(Item::Records(records, n)).is_err() {
             // The thread is gone (it never exits while we hold `tx`): drop.
             self.queued.fetch_sub(n, Relaxed);
             COUNTERS.queue_full.fetch_add(n as u64, Relaxed);

@@ -1,8 +1,8 @@
-//! Events as OTLP log records. The attributes are taken from the event's
-//! `events --json` line itself, key by key, so every field the JSON writer
-//! has (today's and any added later) reaches OTLP with no second list to
-//! keep in step. Keys with an OpenTelemetry semantic-convention meaning get
-//! that name; the rest keep their JSON name under `netwatch.`.
+//! JSON lines as OTLP log records, the general path: `lost` lines and
+//! alerts, and the oracle the tests hold the event encoder
+//! (`encode.rs`) to. Each key becomes one attribute: keys with an
+//! OpenTelemetry semantic-convention meaning ([`semconv`]) get that name,
+//! the rest keep their JSON name under `netwatch.`.
 
 use opentelemetry_proto::tonic::{
     common::v1::{any_value::Value as V, AnyValue, ArrayValue, KeyValue, KeyValueList},
@@ -10,29 +10,7 @@ use opentelemetry_proto::tonic::{
 };
 use serde_json::Value;
 
-/// JSON key -> semantic-convention attribute, for keys that have one.
-/// `saddr`/`sport` are the socket's local end, `daddr`/`dport` its remote
-/// end, whichever side opened the connection (docs/serve.md#otlp).
-pub const fn semconv(key: &str) -> Option<&'static str> {
-    Some(match key.as_bytes() {
-        b"pid" => "process.pid",
-        b"comm" => "process.executable.name",
-        b"uid" => "process.user.id",
-        b"family" => "network.type",
-        b"saddr" => "source.address",
-        b"sport" => "source.port",
-        b"daddr" => "destination.address",
-        b"dport" => "destination.port",
-        // The thread the event ran in (`accept()`, `connect()`...).
-        b"tid" => "thread.id",
-        b"thread" => "thread.name",
-        // The owner's workload (cgroup -> container, pod), where known.
-        b"container_id" => "container.id",
-        b"container_name" => "container.name",
-        b"pod_uid" => "k8s.pod.uid",
-        _ => return None,
-    })
-}
+use crate::output::json::semconv;
 
 /// The attribute name of a JSON key: [`semconv`], else `netwatch.KEY`.
 pub fn attribute_name(key: &str) -> String {

@@ -1,4 +1,4 @@
-//! The exporter thread: JSON lines in, batched OTLP requests out, with
+//! The exporter thread: encoded log records in, batched OTLP requests out, with
 //! retry and backoff while the collector is down (see the module above).
 
 use std::{
@@ -59,8 +59,7 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let mut ready: VecDeque<Batch> = VecDeque::new();
         // The batch being filled: encoded records, how many, since when.
-        let (mut current, mut count, mut oldest) = (Vec::with_capacity(1 << 20), 0, None::<Instant>);
-        let mut encoder = encode::Encoder::new();
+        let (mut current, mut count, mut oldest) = (self.fresh(1 << 20), 0, None::<Instant>);
         let mut metrics: Option<String> = None;
         let mut open = true;
         while open || count > 0 || !ready.is_empty() || metrics.is_some() {
@@ -70,13 +69,10 @@ impl Worker {
                     None => Some(self.rx.recv().await),
                 };
                 match item {
-                    Some(Some(Item::Lines(lines, n))) => {
-                        let observed = now_ns();
+                    Some(Some(Item::Records(records, n))) => {
                         let mut taken = 0;
-                        for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                            if !encoder.record(line, observed, &mut current) {
-                                continue;
-                            }
+                        for record in encode::split(&records) {
+                            current.extend_from_slice(record);
                             taken += 1;
                             count += 1;
                             oldest.get_or_insert_with(Instant::now);
@@ -85,7 +81,7 @@ impl Worker {
                                 oldest = None;
                             }
                         }
-                        // Unreadable lines (never, from netwatch's writers) leave the queue too.
+                        // A record cut short (never, from the encoder) leaves the queue too.
                         self.queued.fetch_sub(n - taken, Relaxed);
                     }
                     // Only the newest exposition matters: every value in it is cumulative.
@@ -111,9 +107,22 @@ impl Worker {
 
     /// The filled batch as a request, ready to send.
     fn seal(&self, current: &mut Vec<u8>, count: &mut usize) -> Batch {
-        let body = encode::request(&self.resource_field, &self.scope_field, current);
-        current.clear();
-        Batch { body: Bytes::from(body), records: std::mem::take(count) }
+        // The next batch as large as this one: no reallocation (a copy) as it fills.
+        let batch = std::mem::replace(current, self.fresh(current.capacity()));
+        let body = encode::request(&self.resource_field, &self.scope_field, batch, self.room());
+        Batch { body, records: std::mem::take(count) }
+    }
+
+    /// Room for a request's head before a batch's records ([`encode::request`]).
+    fn room(&self) -> usize {
+        encode::head_room(&self.resource_field, &self.scope_field)
+    }
+
+    /// An empty batch: its head's room, and `capacity` for records.
+    fn fresh(&self, capacity: usize) -> Vec<u8> {
+        let mut batch = Vec::with_capacity(capacity);
+        batch.resize(self.room(), 0);
+        batch
     }
 
     /// Sends one batch, retrying (with backoff) until it is taken or
