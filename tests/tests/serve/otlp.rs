@@ -249,73 +249,40 @@ fn test_ca(dir: &TempDir) -> (PathBuf, PathBuf, PathBuf) {
         "-out",
         &p("ca.pem"),
     ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        &p("srv.key"),
-        "-out",
-        &p("srv.csr"),
-    ]);
-    std::fs::write(dir.path("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let (pem, key) = signed(dir, "srv", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1");
+    (dir.path("ca.pem"), pem, key)
+}
+
+/// A client certificate signed by [`test_ca`]'s CA (after it ran).
+fn client_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
+    signed(dir, "client", "/CN=netwatch-agent", "extendedKeyUsage=clientAuth")
+}
+
+/// A key `NAME.key` and its certificate `NAME.pem` for `subject`, with the
+/// extension line `ext`, signed by [`test_ca`]'s CA.
+fn signed(dir: &TempDir, name: &str, subject: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let p = |suffix: &str| dir.path(&format!("{name}.{suffix}")).to_str().unwrap().to_owned();
+    let (ca, ca_key) = (dir.path("ca.pem"), dir.path("ca.key"));
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &p("key"), "-out", &p("csr")]);
+    std::fs::write(p("ext"), format!("{ext}\n")).unwrap();
     openssl(&[
         "x509",
         "-req",
         "-in",
-        &p("srv.csr"),
+        &p("csr"),
         "-CA",
-        &p("ca.pem"),
+        ca.to_str().unwrap(),
         "-CAkey",
-        &p("ca.key"),
+        ca_key.to_str().unwrap(),
         "-CAcreateserial",
         "-days",
         "1",
         "-extfile",
         &p("ext"),
         "-out",
-        &p("srv.pem"),
+        &p("pem"),
     ]);
-    (dir.path("ca.pem"), dir.path("srv.pem"), dir.path("srv.key"))
-}
-
-/// A client certificate signed by [`test_ca`]'s CA (after it ran).
-fn client_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
-    let p = |n: &str| dir.path(n).to_str().unwrap().to_owned();
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=netwatch-agent",
-        "-keyout",
-        &p("client.key"),
-        "-out",
-        &p("client.csr"),
-    ]);
-    std::fs::write(dir.path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("client.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &p("client.ext"),
-        "-out",
-        &p("client.pem"),
-    ]);
-    (dir.path("client.pem"), dir.path("client.key"))
+    (PathBuf::from(p("pem")), PathBuf::from(p("key")))
 }
 
 /// A receiver that requires client certificates (mTLS), over gRPC and
