@@ -53,12 +53,20 @@ pub enum EventKind {
     /// in the totals' `sk_err`, the destination in `daddr`/`dport`, the
     /// caller is the owner. No socket transition goes with it.
     ConnectError = 10,
+    /// Made by the agent, never by a kernel program: a TCP listener's own
+    /// drop counter (`sk_drops`, which `tcp_listendrop()` raises for every
+    /// SYN or completed handshake it drops: accept queue or SYN queue full,
+    /// no memory) rose since the agent last read it. The totals' `drops`
+    /// says by how many; the event names the listener and its owner. No
+    /// tracepoint fires for these drops (a SYN refused by a full accept
+    /// queue is freed as consumed), so the agent reads the counters.
+    ListenDrop = 11,
 }
 
 impl EventKind {
     /// Every kind, in wire order: what the agent derives its event names,
     /// export kinds and counters from, so that a new kind is everywhere.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::State,
         Self::Listen,
         Self::Connect,
@@ -70,6 +78,7 @@ impl EventKind {
         Self::Accept,
         Self::UdpClose,
         Self::ConnectError,
+        Self::ListenDrop,
     ];
 
     /// The name users see: the JSON `event` field, the text column, the
@@ -87,6 +96,7 @@ impl EventKind {
             Self::Accept => "accept",
             Self::UdpClose => "udp_close",
             Self::ConnectError => "connect_error",
+            Self::ListenDrop => "listen_drop",
         }
     }
 
@@ -103,6 +113,7 @@ impl EventKind {
             8 => Self::Accept,
             9 => Self::UdpClose,
             10 => Self::ConnectError,
+            11 => Self::ListenDrop,
             _ => return None,
         })
     }

@@ -7,7 +7,7 @@ use clap::Args;
 use netwatch_common::EventKind;
 
 use crate::{
-    event::{clock::WallClock, Decoder},
+    event::{clock::WallClock, listen_drops::OwnNamespace as ListenDrops, Decoder},
     filter::Filter,
     live::{seed_model, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
@@ -107,6 +107,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     if let Err(e) = seed_model(&mut printer.decoder, &mut printer.table, false).await {
         eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}");
     }
+    match ListenDrops::open() {
+        Ok(l) => printer.listen_drops = Some(l),
+        Err(e) => eprintln!("netwatch: warning: listeners' drop counters cannot be read, no listen_drop events: {e}"),
+    }
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
 
     let stdout = io::stdout();
@@ -127,8 +131,10 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
             // while no event comes.
             () = tokio::time::sleep(crate::holders::MIN_WALK_INTERVAL) => {}
         }
+        if !done {
+            done = printer.maintain(&mut buf).await?;
+        }
         flush(&mut out, &mut buf)?;
-        printer.maintain().await;
     }
     // What the reader still drains is printed too (up to --count).
     let mut failed = Ok(());
@@ -205,7 +211,15 @@ struct Printer {
     shown: Totals,
     /// The lost events by cause, for the exit message.
     lost: Loss,
+    /// The listeners' drop counters, read for `listen_drop` events at
+    /// most once a [`LISTEN_DROPS_INTERVAL`].
+    listen_drops: Option<ListenDrops>,
+    listen_drops_due: std::time::Instant,
 }
+
+/// How often `events` reads the listeners' drop counters: a SYN flood
+/// shows within a second, for a dump of the listener hash alone.
+const LISTEN_DROPS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Printer {
     fn new(args: &EventsArgs, filter: Filter, packet_counters: bool) -> Self {
@@ -235,6 +249,8 @@ impl Printer {
             remaining: args.count,
             shown: Totals::default(),
             lost: Loss::default(),
+            listen_drops: None,
+            listen_drops_due: std::time::Instant::now() + LISTEN_DROPS_INTERVAL,
         }
     }
 
@@ -273,8 +289,9 @@ impl Printer {
     }
 
     /// What events cannot drive: re-reading the kernel's sockets after a
-    /// loss.
-    async fn maintain(&mut self) {
+    /// loss, and the listeners' drop counters (`listen_drop` events, into
+    /// `out`; true once `--count` events were printed).
+    async fn maintain(&mut self, out: &mut Vec<u8>) -> io::Result<bool> {
         if std::mem::take(&mut self.reseed) {
             if let Err(e) = seed_model(&mut self.decoder, &mut self.table, true).await {
                 eprintln!("netwatch: warning: re-reading sockets after lost events failed: {e:#}");
@@ -283,6 +300,32 @@ impl Printer {
         if let Some(w) = self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await {
             eprintln!("netwatch: warning: {w}");
         }
+        let now = std::time::Instant::now();
+        let Some(listeners) = self.listen_drops.as_mut().filter(|_| now >= self.listen_drops_due) else {
+            return Ok(false);
+        };
+        self.listen_drops_due = now + LISTEN_DROPS_INTERVAL;
+        let events = match listeners.poll() {
+            Ok(events) => events,
+            Err(e) => {
+                eprintln!(
+                    "netwatch: warning: reading listeners' drop counters failed, no more listen_drop events: {e}"
+                );
+                self.listen_drops = None;
+                return Ok(false);
+            }
+        };
+        for mut e in events {
+            self.table.complete(&mut e);
+            if self.filter.matches(&e) {
+                self.shown.count(&e);
+                self.sink.event(out, &e, &self.clock)?;
+                if self.printed_enough() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     fn printed_enough(&mut self) -> bool {

@@ -1,6 +1,7 @@
 //! Turning raw kernel records into events: pure functions, unit tested.
 
 pub mod clock;
+pub mod listen_drops;
 pub mod listeners;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

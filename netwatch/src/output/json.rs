@@ -116,7 +116,9 @@ pub struct JsonWhy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<&'static str>,
     /// Packets of this socket the kernel dropped, and the last one's
-    /// reason (`skb:kfree_skb`), on events with totals, when any were.
+    /// reason (`skb:kfree_skb`), on events with totals, when any were; on
+    /// `listen_drop`, the SYNs and handshakes the listener dropped since
+    /// its last such event (no reason: the kernel keeps none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drops: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -139,7 +141,8 @@ impl JsonWhy {
             } else {
                 None
             },
-            drops: (has_totals(e.kind) && e.traffic.drops != 0).then_some(e.traffic.drops),
+            drops: ((has_totals(e.kind) || e.kind == EventKind::ListenDrop) && e.traffic.drops != 0)
+                .then_some(e.traffic.drops),
             drop_reason: (has_totals(e.kind) && e.traffic.drops != 0)
                 .then(|| crate::probe::drop_reason_name(e.traffic.drop_reason)),
         }
@@ -770,6 +773,12 @@ pub(crate) mod tests {
         let mut dropped = event();
         (dropped.traffic.drops, dropped.traffic.drop_reason) = (2, 9999);
         cases.push(dropped);
+        // A listener's drops: a count and no reason.
+        let mut listen_drop = event();
+        (listen_drop.kind, listen_drop.old_state, listen_drop.new_state) =
+            (EventKind::ListenDrop, TcpState::Listen, TcpState::Listen);
+        listen_drop.traffic.drops = 12;
+        cases.push(listen_drop);
         // Names from DNS answers, one with bytes to escape.
         for name in ["svc.example.test", "a\\010\"b.test"] {
             let mut named = event();

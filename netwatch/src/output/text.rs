@@ -97,6 +97,9 @@ fn why_text(e: &Event) -> String {
             words.push(format!("proto={p}"));
         }
     }
+    if e.kind == netwatch_common::EventKind::ListenDrop {
+        words.push(format!("drops={}", e.traffic.drops));
+    }
     words.join(" ")
 }
 

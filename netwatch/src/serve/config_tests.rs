@@ -91,6 +91,7 @@ fn all_export_kinds_are_every_event_kind_plus_lost_and_alert() {
             "accept",
             "udp_close",
             "connect_error",
+            "listen_drop",
             "lost",
             "alert"
         ]

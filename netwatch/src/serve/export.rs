@@ -116,10 +116,11 @@ impl Exporter {
         if self.json.event(&mut self.line, e, &self.clock).is_err() {
             return;
         }
-        let severity = if matches!(e.kind, EventKind::ConnectFailed | EventKind::ConnectError) {
-            Severity::Notice
-        } else {
-            Severity::Info
+        let severity = match e.kind {
+            EventKind::ConnectFailed | EventKind::ConnectError => Severity::Notice,
+            // Clients were turned away: as lost events are, a warning.
+            EventKind::ListenDrop => Severity::Warning,
+            _ => Severity::Info,
         };
         self.emit(file, syslog, kind, severity);
     }

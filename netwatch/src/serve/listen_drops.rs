@@ -14,25 +14,17 @@
 //! sockets once a check interval (the kernel walks the listener hash only,
 //! not the connections).
 
-use std::{io, net::SocketAddr, os::unix::fs::MetadataExt as _};
+use std::{io, os::unix::fs::MetadataExt as _};
 
 use netwatch_common::tcp;
 
 use super::netns_minisocks::OtherNamespaces;
+pub use crate::event::listen_drops::Sample;
 use crate::{
-    seed::{diag::DiagSocket, Family, Proto},
+    event::listen_drops,
+    seed::{diag::DiagSocket, Proto},
     table::Table,
 };
-
-/// One listener's drop counter now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sample {
-    pub netns: u32,
-    pub local: SocketAddr,
-    /// Tells a listener from a later one on the same address.
-    pub cookie: u64,
-    pub drops: u64,
-}
 
 #[derive(Default)]
 pub struct Reader {
@@ -65,12 +57,12 @@ impl Reader {
             } else {
                 // Not read yet (a listener newer than the last re-read, or
                 // the re-read failed): ask the kernel now.
-                dump(diag, *ns, &mut out)?;
+                listen_drops::read(diag, *ns, &mut out)?;
             }
         }
         for (ns, diag) in others.sockets() {
             let start = out.len();
-            if dump(diag, ns, &mut out).is_err() {
+            if listen_drops::read(diag, ns, &mut out).is_err() {
                 out.truncate(start);
             }
         }
@@ -92,17 +84,6 @@ impl Reader {
             }
         }
     }
-}
-
-fn dump(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()> {
-    let mut socks = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, ns, &mut socks)?;
-    }
-    out.extend(socks.into_iter().filter_map(|s| {
-        Some(Sample { netns: s.netns, local: s.local, cookie: s.cookie?, drops: u64::from(s.figures?.drops?) })
-    }));
-    Ok(())
 }
 
 #[cfg(test)]

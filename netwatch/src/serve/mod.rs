@@ -94,6 +94,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         config,
         namespaces: netns_minisocks::OtherNamespaces::default(),
         drops: listen_drops::Reader::default(),
+        drop_events: crate::event::listen_drops::Watch::default(),
     };
     let (scrape_tx, mut scrapes) = mpsc::channel::<http::Scrape>(16);
     let server = match agent.config.metrics_addr()? {
@@ -169,6 +170,8 @@ struct Agent {
     exporter: Exporter,
     namespaces: netns_minisocks::OtherNamespaces,
     drops: listen_drops::Reader,
+    /// Turns the listeners' counters into `listen_drop` events.
+    drop_events: crate::event::listen_drops::Watch,
 }
 
 impl Agent {
@@ -197,6 +200,11 @@ impl Agent {
         let drops = self.drops.read_or_warn(table, &self.namespaces);
         if let Some(d) = &drops {
             self.metrics.listen_drops(d);
+            for mut e in self.drop_events.events(d, monotonic_ns()) {
+                table.complete(&mut e);
+                self.metrics.observe(&e);
+                self.exporter.event(&e);
+            }
         }
         self.alerts.listener_drops(drops);
         for a in self.alerts.evaluate(table, Instant::now()) {

@@ -276,6 +276,17 @@ impl Table {
     /// is then as complete as the table, without a second per-socket cache
     /// beside it.
     pub fn complete_and_apply(&mut self, e: &mut Event) {
+        self.complete(e);
+        e.rhost = self.hosts.remote_name(e);
+        self.apply(e);
+    }
+
+    /// What the model adds to an event from outside the kernel's record,
+    /// once for every consumer: what earlier events of its socket said
+    /// (owner, start, inode; see [`Event::lend`]), and its owner's
+    /// workload where asked for ([`Self::event_workloads`]). Changes no row:
+    /// also for events the agent makes (`listen_drop`).
+    pub fn complete(&self, e: &mut Event) {
         // A failed connect() carries all it has, and names no live socket.
         let row = self.rows.get(&e.cookie).filter(|_| e.kind != EventKind::ConnectError);
         if let Some(row) = row {
@@ -288,23 +299,17 @@ impl Table {
             let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
-        self.enrich(e);
-        e.rhost = self.hosts.remote_name(e);
-        self.apply(e);
-    }
-
-    /// What the model adds to a completed event from outside the kernel's
-    /// record (its owner's workload), once for every consumer.
-    fn enrich(&mut self, e: &mut Event) {
         if self.event_workloads {
-            self.workloads.get_mut().get_or_insert_with(Resolver::default).complete(e);
+            self.workloads.borrow_mut().get_or_insert_with(Resolver::default).complete(e);
         }
     }
 
     /// Applies one kernel event.
     pub fn apply(&mut self, e: &Event) {
         self.totals.count(e);
-        if e.kind == EventKind::ConnectError {
+        // Neither changes a socket: a failed connect() names none, a
+        // listener's drops change only its counter.
+        if matches!(e.kind, EventKind::ConnectError | EventKind::ListenDrop) {
             return;
         }
         let key = self.key_for(e);

@@ -321,3 +321,73 @@ fn snapshot_says_the_live_rtt_that_ss_says() {
     let l = snapshot_row(&snap, ns.inode(), listener.local_addr().expect("addr").port(), "LISTEN");
     assert!(l.get("srtt_us").is_none(), "{l}");
 }
+
+/// The `listen_drop` events of the listener on `port`, from `lines`.
+fn listen_drops(lines: &[String], port: u16) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "listen_drop" && e["sport"] == port)
+        .collect()
+}
+
+/// SYNs dropped at a full accept queue are `listen_drop` events: each names
+/// the listener (address, namespace, cookie, its process), and their `drops`
+/// add up to exactly what the listener's own counter (`ss -tlm`'s `d<N>`)
+/// rose by while netwatch ran; what it dropped before is no event. The text
+/// output says the same with a `drops=N` word.
+#[test]
+fn listen_drops_are_events_naming_the_listener_and_counting_exactly() {
+    let ns = super::setup_in("why-ldrop");
+    // A listener that dropped SYNs before netwatch started.
+    let listener = netwatch_tests::drops::full_listener();
+    let addr = listener.local_addr().expect("addr");
+    let _in_queue = netwatch_tests::drops::flood(addr, 3);
+    let before = netwatch_tests::drops::ss_listener_drops(ns.name(), addr.port());
+    assert!(before >= 2, "{before} drops before start");
+    let json_nw = super::events_in(&ns, &[]);
+    let own = ns.arg();
+    let text_nw = netwatch_tests::Netwatch::start(&["events", "--netns", &own]);
+    // While it runs: the same listener again (its queue is still full, so
+    // every SYN is refused), and one opened after the start.
+    let _again = netwatch_tests::drops::flood(addr, 4);
+    let later = netwatch_tests::drops::full_listener();
+    let later_addr = later.local_addr().expect("addr");
+    let _later_queue = netwatch_tests::drops::flood(later_addr, 5);
+    let after = netwatch_tests::drops::ss_listener_drops(ns.name(), addr.port());
+    let later_drops = netwatch_tests::drops::ss_listener_drops(ns.name(), later_addr.port());
+    assert!(after >= before + 4 && later_drops >= 4, "ss: {before} -> {after}, later {later_drops}");
+    let total = |events: &[Value]| events.iter().map(|e| e["drops"].as_u64().expect("drops")).sum::<u64>();
+    netwatch_tests::wait::until("listen_drop events adding up to ss's counts", Duration::from_secs(10), || {
+        let lines = json_nw.lines();
+        let (old, new) = (total(&listen_drops(&lines, addr.port())), total(&listen_drops(&lines, later_addr.port())));
+        netwatch_tests::wait::check(old == after - before && new == later_drops, || {
+            format!("events say {old} and {new}, ss {} and {later_drops}", after - before)
+        })
+    });
+    let events = json(&json_nw.stop());
+    let listens: Vec<&Value> =
+        events.iter().filter(|e| e["event"] == "listen" && e["sport"] == later_addr.port()).collect();
+    for e in listen_drops(&events.iter().map(Value::to_string).collect::<Vec<_>>(), later_addr.port()) {
+        assert_eq!(e["pid"], std::process::id(), "{e}");
+        assert_eq!(e["saddr"], "127.0.0.1", "{e}");
+        assert_eq!((e["daddr"].as_str(), e["dport"].as_u64()), (Some("0.0.0.0"), Some(0)), "{e}");
+        assert_eq!((e["old_state"].as_str(), e["new_state"].as_str()), (Some("LISTEN"), Some("LISTEN")), "{e}");
+        assert_eq!(e["netns"], ns.inode(), "{e}");
+        assert!(e.get("drop_reason").is_none(), "{e}");
+        // The same socket as its `listen` event.
+        assert!(listens.iter().any(|l| l["cookie"] == e["cookie"]), "no listen event with the cookie of {e}");
+    }
+    let text = text_nw.stop();
+    let said: u64 = text
+        .lines
+        .iter()
+        .filter(|l| l.contains(" listen_drop ") && l.contains(&format!("127.0.0.1:{} ", later_addr.port())))
+        .map(|l| {
+            let word = l.split_whitespace().find_map(|w| w.strip_prefix("drops=")).unwrap_or_else(|| panic!("{l}"));
+            word.parse::<u64>().unwrap_or_else(|e| panic!("{l}: {e}"))
+        })
+        .sum();
+    assert_eq!(said, later_drops, "text lines:\n{}", text.lines.join("\n"));
+    drop((listener, later));
+}

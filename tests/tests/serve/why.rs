@@ -64,7 +64,13 @@ fn connect_latency_and_refusals_reach_the_scrape() {
 fn listen_drops_per_listener_reach_the_scrape_and_the_alert() {
     let ns = super::setup_in("why-drops");
     let dir = TempDir::new("why-drops");
-    let serve = Serve::start(&config(&dir, &only_alerts(&["listen_drops"])), &["--alert", "listen_drops=1/5s"]);
+    let export = dir.path("events.jsonl");
+    let text = format!(
+        "{}[export.file]\npath = {:?}\nkinds = [\"listen_drop\"]\n",
+        only_alerts(&["listen_drops"]),
+        export.to_str().expect("UTF-8")
+    );
+    let serve = Serve::start(&config(&dir, &text), &["--alert", "listen_drops=1/5s"]);
     let listener = netwatch_tests::drops::full_listener();
     let addr = listener.local_addr().expect("addr");
     let p = addr.port().to_string();
@@ -95,6 +101,19 @@ fn listen_drops_per_listener_reach_the_scrape_and_the_alert() {
     wait::until("the drops in the scrape", Duration::from_secs(10), || {
         let v = serve.scrape().get("netwatch_listen_drops_total", &[("port", &p)]);
         wait::check(v == Some(ss as f64), || format!("{v:?}, ss says {ss}"))
+    });
+    // The export's `listen_drop` events of the listener add up to its
+    // counter, each naming it and its process.
+    wait::until("listen_drop events in the export", Duration::from_secs(10), || {
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&export)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad export line {l:?}: {e}")))
+            .filter(|e: &serde_json::Value| e["event"] == "listen_drop" && e["sport"] == addr.port())
+            .collect();
+        let sum: u64 = events.iter().map(|e| e["drops"].as_u64().expect("drops")).sum();
+        let named = events.iter().all(|e| e["pid"] == std::process::id() && e["netns"] == ns.inode());
+        wait::check(sum == ss && named, || format!("{sum} of {ss}: {events:?}"))
     });
     drop(listener);
 }

@@ -111,7 +111,7 @@ pub fn transport(kind: &str, protocol: Option<&[u8]>) -> Option<&'static str> {
 pub fn severity(kind: &str) -> (SeverityNumber, &'static str) {
     match kind {
         "connect_failed" | "connect_error" | "alert" => (SeverityNumber::Info2, "NOTICE"),
-        "lost" => (SeverityNumber::Warn, "WARN"),
+        "lost" | "listen_drop" => (SeverityNumber::Warn, "WARN"),
         _ => (SeverityNumber::Info, "INFO"),
     }
 }

@@ -1,0 +1,180 @@
+//! `listen_drop` events: a TCP listener dropped SYNs or completed
+//! handshakes since its counter was last read.
+//!
+//! The kernel counts these drops on the listener itself: `tcp_listendrop()`
+//! (include/net/tcp.h) adds one to the listener's `sk_drops` for every SYN
+//! or handshake it refuses (accept queue full, SYN queue full without
+//! syncookies, no memory), where it also counts the namespace's TcpExt
+//! ListenDrops. sock_diag reports that counter in `INET_DIAG_SKMEMINFO`
+//! (`ss -tlm` prints it as `d<N>`). No tracepoint marks the drop itself (a
+//! SYN refused by a full accept queue is freed as consumed, not dropped),
+//! so the agent reads the counters, a dump of LISTEN sockets only, and
+//! turns each rise into an event.
+
+use std::{io, net::SocketAddr};
+
+use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
+
+use super::{Comm, Event};
+use crate::{
+    seed::diag::DiagSocket,
+    socket::{Family, Proto, TcpState},
+};
+
+/// One listener's drop counter now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub netns: u32,
+    pub local: SocketAddr,
+    /// Tells a listener from a later one on the same address.
+    pub cookie: u64,
+    pub drops: u64,
+}
+
+/// Appends the drop counter of every TCP listener in namespace `ns`, read
+/// through `diag` (a sock_diag socket of that namespace, asking for
+/// figures): the kernel walks its listener hash only.
+pub fn read(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()> {
+    let mut socks = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, ns, &mut socks)?;
+    }
+    out.extend(socks.into_iter().filter_map(|s| {
+        Some(Sample { netns: s.netns, local: s.local, cookie: s.cookie?, drops: u64::from(s.figures?.drops?) })
+    }));
+    Ok(())
+}
+
+/// Turns successive readings into events.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// Each listener's counter at the last reading, by cookie.
+    last: rustc_hash::FxHashMap<u64, u64>,
+    /// Whether a reading was taken: the first one is the baseline (what a
+    /// listener dropped before netwatch started is no event), while a
+    /// listener first seen later is new, so its whole count is.
+    started: bool,
+}
+
+impl Watch {
+    /// An event for each listener whose counter rose since the last
+    /// reading, at `ts_ns` (CLOCK_MONOTONIC), carrying the rise in its
+    /// totals' `drops`. A listener missing from `samples` is forgotten.
+    /// The events name no owner yet: the table lends its listener's.
+    pub fn events(&mut self, samples: &[Sample], ts_ns: u64) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut now = rustc_hash::FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
+        for s in samples {
+            let before = self.last.get(&s.cookie).copied().or(if self.started { Some(0) } else { None });
+            if let Some(rose) = before.map(|b| s.drops.saturating_sub(b)).filter(|&r| r > 0) {
+                out.push(event(s, rose, ts_ns));
+            }
+            now.insert(s.cookie, s.drops);
+        }
+        self.last = now;
+        self.started = true;
+        out
+    }
+}
+
+/// The listeners of netwatch's own network namespace, for `events` (serve
+/// reads every namespace it watches: `serve::listen_drops`).
+pub struct OwnNamespace {
+    diag: DiagSocket,
+    ns: u32,
+    watch: Watch,
+}
+
+impl OwnNamespace {
+    /// Opens sock_diag and takes the baseline reading.
+    pub fn open() -> io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let ns = std::fs::metadata("/proc/self/ns/net")?.ino() as u32;
+        let mut own = Self { diag: DiagSocket::open()?.with_figures(), ns, watch: Watch::default() };
+        own.poll()?;
+        Ok(own)
+    }
+
+    /// The events for what the listeners dropped since the last call.
+    pub fn poll(&mut self) -> io::Result<Vec<Event>> {
+        let mut samples = Vec::new();
+        read(&self.diag, self.ns, &mut samples)?;
+        Ok(self.watch.events(&samples, super::clock::monotonic_ns()))
+    }
+}
+
+fn event(s: &Sample, rose: u64, ts_ns: u64) -> Event {
+    let (family, unspecified) = match s.local {
+        SocketAddr::V4(_) => (Family::V4, SocketAddr::from(([0u8; 4], 0))),
+        SocketAddr::V6(_) => (Family::V6, SocketAddr::from(([0u16; 8], 0))),
+    };
+    Event {
+        kind: EventKind::ListenDrop,
+        ts_ns,
+        start_ns: None,
+        cookie: s.cookie,
+        inode: 0,
+        family,
+        local: s.local,
+        remote: unspecified,
+        pid: 0,
+        comm: Comm::default(),
+        uid: 0,
+        netns: s.netns,
+        old_state: TcpState::Listen,
+        new_state: TcpState::Listen,
+        owner: OwnerSource::Unknown,
+        traffic: Traffic { drops: u32::try_from(rose).unwrap_or(u32::MAX), ..Traffic::ZERO },
+        thread: None,
+        accepted: None,
+        cgroup: 0,
+        workload: None,
+        rhost: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(cookie: u64, port: u16, drops: u64) -> Sample {
+        Sample { netns: 7, local: SocketAddr::from(([127, 0, 0, 1], port)), cookie, drops }
+    }
+
+    fn rises(events: &[Event]) -> Vec<(u64, u16, u32)> {
+        events.iter().map(|e| (e.cookie, e.local.port(), e.traffic.drops)).collect()
+    }
+
+    #[test]
+    fn the_first_reading_is_the_baseline_and_each_rise_one_event() {
+        let mut w = Watch::default();
+        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 10).is_empty());
+        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 20).is_empty());
+        let e = w.events(&[s(1, 80, 43), s(2, 22, 1)], 30);
+        assert_eq!(rises(&e), [(1, 80, 3), (2, 22, 1)]);
+        assert_eq!(e[0].kind, EventKind::ListenDrop);
+        assert_eq!((e[0].ts_ns, e[0].netns, e[0].new_state), (30, 7, TcpState::Listen));
+        assert!(e[0].remote.ip().is_unspecified() && e[0].remote.port() == 0);
+    }
+
+    #[test]
+    fn a_listener_first_seen_later_counts_from_zero_and_a_gone_one_is_forgotten() {
+        let mut w = Watch::default();
+        assert!(w.events(&[s(1, 80, 5)], 10).is_empty());
+        // Listener 3 was opened after the baseline: all it dropped is new.
+        assert_eq!(rises(&w.events(&[s(1, 80, 5), s(3, 8080, 2)], 20)), [(3, 8080, 2)]);
+        // 1 closed; a new listener on its port is another cookie.
+        assert_eq!(rises(&w.events(&[s(3, 8080, 2), s(4, 80, 1)], 30)), [(4, 80, 1)]);
+        assert!(!w.last.contains_key(&1));
+    }
+
+    #[test]
+    fn an_ipv6_listener_has_an_ipv6_unspecified_remote() {
+        let mut w = Watch::default();
+        w.events(&[], 0);
+        let l = Sample { netns: 1, local: "[::1]:443".parse().unwrap(), cookie: 9, drops: 2 };
+        let e = w.events(&[l], 5);
+        assert_eq!(e[0].family, Family::V6);
+        assert_eq!(e[0].remote, "[::]:0".parse::<SocketAddr>().unwrap());
+    }
+}
