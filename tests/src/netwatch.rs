@@ -89,13 +89,15 @@ impl Netwatch {
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = Lines::spawn(child.stderr.take().expect("piped stderr"));
         let mut nw = Self { child, stdout: None, stderr, args: args.iter().map(|s| (*s).to_owned()).collect() };
-        if nw.stderr.wait_for(READY_TIMEOUT, |l| l.starts_with(READY_PREFIX)).is_none() {
+        if nw.stderr.wait_for(crate::wait::scaled(READY_TIMEOUT), |l| l.starts_with(READY_PREFIX)).is_none() {
             // EOF on stderr usually means it exited; give it a moment to be reaped.
             let status = wait_timeout(&mut nw.child, Duration::from_millis(500));
             kill_and_reap(&mut nw.child);
             let what = match status {
                 Some(status) => format!("exited ({status}) before printing `{READY_PREFIX}`"),
-                None => format!("did not print `{READY_PREFIX}` within {READY_TIMEOUT:?} (killed)"),
+                None => {
+                    format!("did not print `{READY_PREFIX}` within {:?} (killed)", crate::wait::scaled(READY_TIMEOUT))
+                }
             };
             panic!("netwatch {:?} {what}; stderr:\n{}", nw.args, nw.stderr.snapshot().join("\n"));
         }

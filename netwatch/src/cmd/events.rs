@@ -305,7 +305,7 @@ impl Printer {
             return Ok(false);
         };
         self.listen_drops_due = now + LISTEN_DROPS_INTERVAL;
-        let events = match listeners.poll() {
+        let events = match listeners.poll(|cookie| self.table.opened_ns(cookie)) {
             Ok(events) => events,
             Err(e) => {
                 eprintln!(

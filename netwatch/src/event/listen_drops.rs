@@ -50,29 +50,40 @@ pub fn read(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()>
 pub struct Watch {
     /// Each listener's counter at the last reading, by cookie.
     last: rustc_hash::FxHashMap<u64, u64>,
-    /// Whether a reading was taken: the first one is the baseline (what a
-    /// listener dropped before netwatch started is no event), while a
-    /// listener first seen later is new, so its whole count is.
-    started: bool,
+    /// When the first reading, the baseline, was taken: what a listener
+    /// dropped before it is no event.
+    since_ns: Option<u64>,
 }
 
 impl Watch {
     /// An event for each listener whose counter rose since the last
     /// reading, at `ts_ns` (CLOCK_MONOTONIC), carrying the rise in its
     /// totals' `drops`. A listener missing from `samples` is forgotten.
-    /// The events name no owner yet: the table lends its listener's.
-    pub fn events(&mut self, samples: &[Sample], ts_ns: u64) -> Vec<Event> {
+    /// A listener not read before counts from zero when it was opened
+    /// after the baseline; `opened_ns(cookie)` says when, as the caller's
+    /// model knows it: `Some(None)` for a socket older than netwatch,
+    /// `None` for one the model has not seen yet (so newer than its seed).
+    /// The events name no owner yet: the model lends its listener's.
+    pub fn events(
+        &mut self,
+        samples: &[Sample],
+        ts_ns: u64,
+        opened_ns: impl Fn(u64) -> Option<Option<u64>>,
+    ) -> Vec<Event> {
+        let since = *self.since_ns.get_or_insert(ts_ns);
         let mut out = Vec::new();
         let mut now = rustc_hash::FxHashMap::with_capacity_and_hasher(samples.len(), Default::default());
         for s in samples {
-            let before = self.last.get(&s.cookie).copied().or(if self.started { Some(0) } else { None });
+            let before = self.last.get(&s.cookie).copied().or_else(|| {
+                let new = ts_ns > since && opened_ns(s.cookie).is_none_or(|at| at.is_some_and(|at| at >= since));
+                new.then_some(0)
+            });
             if let Some(rose) = before.map(|b| s.drops.saturating_sub(b)).filter(|&r| r > 0) {
                 out.push(event(s, rose, ts_ns));
             }
             now.insert(s.cookie, s.drops);
         }
         self.last = now;
-        self.started = true;
         out
     }
 }
@@ -91,15 +102,16 @@ impl OwnNamespace {
         use std::os::unix::fs::MetadataExt as _;
         let ns = std::fs::metadata("/proc/self/ns/net")?.ino() as u32;
         let mut own = Self { diag: DiagSocket::open()?.with_figures(), ns, watch: Watch::default() };
-        own.poll()?;
+        own.poll(|_| None)?;
         Ok(own)
     }
 
-    /// The events for what the listeners dropped since the last call.
-    pub fn poll(&mut self) -> io::Result<Vec<Event>> {
+    /// The events for what the listeners dropped since the last call
+    /// (`opened_ns` as for [`Watch::events`]).
+    pub fn poll(&mut self, opened_ns: impl Fn(u64) -> Option<Option<u64>>) -> io::Result<Vec<Event>> {
         let mut samples = Vec::new();
         read(&self.diag, self.ns, &mut samples)?;
-        Ok(self.watch.events(&samples, super::clock::monotonic_ns()))
+        Ok(self.watch.events(&samples, super::clock::monotonic_ns(), opened_ns))
     }
 }
 
@@ -145,12 +157,22 @@ mod tests {
         events.iter().map(|e| (e.cookie, e.local.port(), e.traffic.drops)).collect()
     }
 
+    /// What the model knows of the listeners in these tests: 5 and 6 are
+    /// older than netwatch, 3 was opened at 15, the rest it has not seen.
+    fn opened(cookie: u64) -> Option<Option<u64>> {
+        match cookie {
+            5 | 6 => Some(None),
+            3 => Some(Some(15)),
+            _ => None,
+        }
+    }
+
     #[test]
     fn the_first_reading_is_the_baseline_and_each_rise_one_event() {
         let mut w = Watch::default();
-        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 10).is_empty());
-        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 20).is_empty());
-        let e = w.events(&[s(1, 80, 43), s(2, 22, 1)], 30);
+        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 10, opened).is_empty());
+        assert!(w.events(&[s(1, 80, 40), s(2, 22, 0)], 20, opened).is_empty());
+        let e = w.events(&[s(1, 80, 43), s(2, 22, 1)], 30, opened);
         assert_eq!(rises(&e), [(1, 80, 3), (2, 22, 1)]);
         assert_eq!(e[0].kind, EventKind::ListenDrop);
         assert_eq!((e[0].ts_ns, e[0].netns, e[0].new_state), (30, 7, TcpState::Listen));
@@ -158,22 +180,27 @@ mod tests {
     }
 
     #[test]
-    fn a_listener_first_seen_later_counts_from_zero_and_a_gone_one_is_forgotten() {
+    fn a_listener_first_seen_later_counts_from_zero_only_when_opened_later() {
         let mut w = Watch::default();
-        assert!(w.events(&[s(1, 80, 5)], 10).is_empty());
-        // Listener 3 was opened after the baseline: all it dropped is new.
-        assert_eq!(rises(&w.events(&[s(1, 80, 5), s(3, 8080, 2)], 20)), [(3, 8080, 2)]);
+        assert!(w.events(&[s(1, 80, 5)], 10, opened).is_empty());
+        // 3 was opened after the baseline: all it dropped is new; so is
+        // what 4 dropped, which the model has not seen open yet (a seed
+        // would have had it). 6, older than netwatch, was missing from the
+        // baseline reading: its count then is its baseline.
+        let e = w.events(&[s(1, 80, 5), s(3, 8080, 2), s(4, 81, 1), s(6, 82, 9)], 20, opened);
+        assert_eq!(rises(&e), [(3, 8080, 2), (4, 81, 1)]);
+        assert_eq!(rises(&w.events(&[s(1, 80, 5), s(6, 82, 11)], 30, opened)), [(6, 82, 2)]);
         // 1 closed; a new listener on its port is another cookie.
-        assert_eq!(rises(&w.events(&[s(3, 8080, 2), s(4, 80, 1)], 30)), [(4, 80, 1)]);
+        assert_eq!(rises(&w.events(&[s(7, 80, 1)], 40, opened)), [(7, 80, 1)]);
         assert!(!w.last.contains_key(&1));
     }
 
     #[test]
     fn an_ipv6_listener_has_an_ipv6_unspecified_remote() {
         let mut w = Watch::default();
-        w.events(&[], 0);
+        w.events(&[], 0, opened);
         let l = Sample { netns: 1, local: "[::1]:443".parse().unwrap(), cookie: 9, drops: 2 };
-        let e = w.events(&[l], 5);
+        let e = w.events(&[l], 5, opened);
         assert_eq!(e[0].family, Family::V6);
         assert_eq!(e[0].remote, "[::]:0".parse::<SocketAddr>().unwrap());
     }

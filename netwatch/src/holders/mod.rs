@@ -184,6 +184,15 @@ impl Holders {
         self.wanted = false;
         let walk = match tokio::task::spawn_blocking(move || walk(iterator)).await {
             Ok(Ok(w)) => w,
+            // A kernel that refuses the iterator (5.10: no
+            // `bpf_iter_task_file` helpers it uses) refuses it every time:
+            // scan /proc from now on, and say so once, in one line.
+            Ok(Err(e)) if iterator => {
+                self.iterator = Some(false);
+                self.wanted = true;
+                let why = crate::probe::compat::refusal_line(&format!("{e:#}"));
+                return Some(format!("socket-file iterator unavailable, holders come from /proc/*/fd scans: {why}"));
+            }
             Ok(Err(e)) => return Some(format!("finding the processes that hold each socket: {e:#}")),
             Err(e) => return Some(format!("finding the processes that hold each socket: {e}")),
         };

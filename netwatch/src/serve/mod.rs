@@ -200,7 +200,7 @@ impl Agent {
         let drops = self.drops.read_or_warn(table, &self.namespaces);
         if let Some(d) = &drops {
             self.metrics.listen_drops(d);
-            for mut e in self.drop_events.events(d, monotonic_ns()) {
+            for mut e in self.drop_events.events(d, monotonic_ns(), |cookie| table.opened_ns(cookie)) {
                 table.complete(&mut e);
                 self.metrics.observe(&e);
                 self.exporter.event(&e);

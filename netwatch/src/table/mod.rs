@@ -113,6 +113,13 @@ impl Table {
         self.rows.len()
     }
 
+    /// When the socket with `cookie` opened, as far as the model knows:
+    /// `None` when it has no row for it, `Some(None)` when the row is
+    /// older than netwatch (seeded).
+    pub fn opened_ns(&self, cookie: u64) -> Option<Option<u64>> {
+        self.rows.get(&cookie).map(|r| r.opened_ns)
+    }
+
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
         self.rows.values()
     }

@@ -362,7 +362,8 @@ fn listen_drops_are_events_naming_the_listener_and_counting_exactly() {
         let lines = json_nw.lines();
         let (old, new) = (total(&listen_drops(&lines, addr.port())), total(&listen_drops(&lines, later_addr.port())));
         netwatch_tests::wait::check(old == after - before && new == later_drops, || {
-            format!("events say {old} and {new}, ss {} and {later_drops}", after - before)
+            let said: Vec<&String> = lines.iter().filter(|l| l.contains("listen")).collect();
+            format!("events say {old} and {new}, ss {} and {later_drops} (from {before}): {said:?}", after - before)
         })
     });
     let events = json(&json_nw.stop());
