@@ -7,12 +7,10 @@
 //! costs a syscall or two; other namespaces keep what the seed and the
 //! events gave them.
 
-use std::os::unix::fs::MetadataExt as _;
-
 use anyhow::{Context as _, Result};
 use netwatch_common::tcp;
 
-use super::{diag::DiagSocket, Family, Proto, SeedSocket};
+use super::{diag::DiagSocket, netns::own_netns, Family, Proto, SeedSocket};
 
 /// The re-read: which namespace it covers, and what it found there.
 #[derive(Debug, Default)]
@@ -45,7 +43,7 @@ const CONNECTED: u32 = (1 << tcp::ESTABLISHED)
 /// Re-reads the calling thread's network namespace; `rtt`: also the
 /// connected sockets' RTT ([`Minisocks::connected`]).
 pub fn minisocks(rtt: bool) -> Result<Minisocks> {
-    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
+    let netns = own_netns().context("reading /proc/self/ns/net")?;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     // sock_diag filters TIME_WAIT minisockets by their substate, so an
     // orphan's FIN_WAIT2 one needs its own bit (that also returns full

@@ -46,6 +46,7 @@ use std::{
 use anyhow::Result;
 
 pub use minisock::minisocks;
+pub(crate) use netns::{open_diag_sockets, own_netns};
 pub use owners::{find_owners, iterator_usable, scan_netns, scan_owners, socket_pids, OwnerScan, OwnerStats};
 pub use proc_net::{parse_proc_net, ProcNetFile, ProcNetTable};
 

@@ -14,13 +14,13 @@
 //! sockets once a check interval (the kernel walks the listener hash only,
 //! not the connections).
 
-use std::{io, net::SocketAddr, os::unix::fs::MetadataExt as _};
+use std::{io, net::SocketAddr};
 
 use netwatch_common::tcp;
 
 use super::netns_minisocks::OtherNamespaces;
 use crate::{
-    seed::{diag::DiagSocket, Family, Proto},
+    seed::{diag::DiagSocket, own_netns, Family, Proto},
     table::Table,
 };
 
@@ -46,7 +46,7 @@ impl Reader {
     /// fails is left out: its listeners are then not in the figures).
     pub fn read(&mut self, table: &Table, others: &OtherNamespaces) -> io::Result<Vec<Sample>> {
         if self.own.is_none() {
-            let ns = std::fs::metadata("/proc/self/ns/net")?.ino() as u32;
+            let ns = own_netns()?;
             self.own = Some((ns, DiagSocket::open()?.with_figures()));
         }
         let mut out = Vec::new();

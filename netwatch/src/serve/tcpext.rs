@@ -2,12 +2,10 @@
 //! kernel's own count of SYNs and handshakes dropped at full listen queues
 //! (docs/design.md#syn-recv), for this network namespace.
 
-use std::os::unix::fs::MetadataExt as _;
-
 use anyhow::{bail, Context as _, Result};
 use netwatch_common::tcp;
 
-use crate::seed::{diag::DiagSocket, Family, Proto, SeedSocket};
+use crate::seed::{diag::DiagSocket, own_netns, Family, Proto, SeedSocket};
 
 /// `ListenOverflows + ListenDrops` (drops already includes overflows on
 /// current kernels, but older ones counted them apart; the sum only ever
@@ -43,7 +41,7 @@ pub fn parse(text: &str) -> Result<u64> {
 /// This namespace's TCP listeners as sock_diag reports them now, with their
 /// accept queues (`rx_queue`: waiting to be accepted, `tx_queue`: backlog).
 pub fn listeners() -> Result<Vec<SeedSocket>> {
-    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
+    let netns = own_netns().context("reading /proc/self/ns/net")?;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     let mut out = Vec::new();
     for family in [Family::V4, Family::V6] {
