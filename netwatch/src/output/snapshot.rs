@@ -2,13 +2,12 @@
 
 use std::io::{self, Write};
 
-use netwatch_common::tcp;
 use serde::Serialize;
 
 use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
-    socket::{Family, Owner, Proto},
+    socket::{Family, Owner, Proto, TcpState},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
@@ -25,11 +24,11 @@ pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
 
 /// netstat's State column. UDP has no states: netstat prints nothing for
 /// an unconnected socket and ESTABLISHED for a connected one.
-pub const fn state_name(proto: Proto, state: u8) -> &'static str {
-    match proto {
-        Proto::Tcp => tcp::name(state),
-        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
-        Proto::Udp => "",
+pub const fn state_name(proto: Proto, state: TcpState) -> &'static str {
+    match (proto, state) {
+        (Proto::Tcp, _) => state.name(),
+        (Proto::Udp, TcpState::Established) => "ESTABLISHED",
+        (Proto::Udp, _) => "",
     }
 }
 
@@ -40,10 +39,10 @@ pub const fn state_label(r: &Row) -> &'static str {
 
 /// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.
 pub fn json_state(r: &Row) -> &'static str {
-    if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED {
+    if r.proto == Proto::Udp && r.state != TcpState::Established {
         "UNCONN"
     } else {
-        tcp::name(r.state)
+        r.state.name()
     }
 }
 
@@ -451,7 +450,8 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
 /// zeros; a SYN_SENT socket's RTT has no sample yet).
 fn connected_rtt(r: &Row, f: Option<&crate::seed::diag::Figures>) -> Option<crate::seed::diag::Rtt> {
     let rtt = f?.rtt?;
-    (r.proto == Proto::Tcp && !matches!(r.state, tcp::LISTEN | tcp::SYN_SENT) && rtt.srtt_us != 0).then_some(rtt)
+    (r.proto == Proto::Tcp && !matches!(r.state, TcpState::Listen | TcpState::SynSent) && rtt.srtt_us != 0)
+        .then_some(rtt)
 }
 
 /// The table as one JSON document, with the owners' workloads and, where
@@ -489,7 +489,7 @@ pub fn json_with(
             connect_latency_us: r.traffic.opened.and_then(|l| l.connect_us),
             handshake_us: r.traffic.opened.and_then(|l| l.handshake_us),
             syn_retransmits: r.traffic.opened.and_then(|l| l.syn_retransmits),
-            drops: f.and_then(|f| f.drops).filter(|_| r.proto == Proto::Tcp && r.state == tcp::LISTEN),
+            drops: f.and_then(|f| f.drops).filter(|_| r.proto == Proto::Tcp && r.state == TcpState::Listen),
             srtt_us: connected_rtt(r, f).map(|t| t.srtt_us),
             rttvar_us: connected_rtt(r, f).map(|t| t.rttvar_us),
             total_retrans: connected_rtt(r, f).map(|t| t.total_retrans),
@@ -530,8 +530,8 @@ mod names_tests {
         let mut t = Table::new(0);
         t.seed(
             vec![
-                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40000", "127.0.0.77:443").owned_by(5, "curl"),
-                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40001", "127.0.0.78:443").owned_by(5, "curl"),
+                SeedSocket::fixture(TcpState::Established, "127.0.0.1:40000", "127.0.0.77:443").owned_by(5, "curl"),
+                SeedSocket::fixture(TcpState::Established, "127.0.0.1:40001", "127.0.0.78:443").owned_by(5, "curl"),
             ],
             1_000,
         );

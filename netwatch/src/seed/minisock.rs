@@ -88,6 +88,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::socket::TcpState;
 
     #[test]
     fn connected_sockets_come_with_their_rtt_only_when_asked() {
@@ -105,12 +106,12 @@ mod tests {
         let m = minisocks(true).unwrap();
         let ours: Vec<&SeedSocket> = m.connected.iter().filter(|s| s.local == local).collect();
         assert_eq!(ours.len(), 1, "{:?}", m.connected);
-        assert_eq!((ours[0].state, ours[0].remote), (tcp::ESTABLISHED, listener.local_addr().unwrap()));
+        assert_eq!((ours[0].state, ours[0].remote), (TcpState::Established, listener.local_addr().unwrap()));
         let rtt = ours[0].figures.and_then(|f| f.rtt).expect("tcp_info");
         // Loopback: tens of microseconds, never zero once sampled, and far
         // below a second even on a loaded machine.
         assert!(rtt.srtt_us > 0 && rtt.srtt_us < 1_000_000, "{rtt:?}");
-        assert!(m.connected.iter().all(|s| s.state != tcp::LISTEN), "listeners are in `listeners`");
+        assert!(m.connected.iter().all(|s| s.state != TcpState::Listen), "listeners are in `listeners`");
 
         assert!(minisocks(false).unwrap().connected.is_empty());
     }

@@ -21,6 +21,7 @@ use netwatch_common::tcp;
 use super::netns_minisocks::OtherNamespaces;
 use crate::{
     seed::{diag::DiagSocket, own_netns, Family, Proto},
+    socket::TcpState,
     table::Table,
 };
 
@@ -52,7 +53,7 @@ impl Reader {
         let mut out = Vec::new();
         if let Some((ns, diag)) = &self.own {
             let listeners =
-                || table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN && r.netns == *ns);
+                || table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen && r.netns == *ns);
             if listeners().all(|r| r.traffic.listen_drops.is_some()) {
                 out.extend(listeners().filter_map(|r| {
                     Some(Sample {
@@ -109,8 +110,6 @@ fn dump(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()> {
 mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
-    use netwatch_common::tcp;
-
     use super::*;
     use crate::seed::SeedSocket;
 
@@ -124,7 +123,7 @@ mod tests {
         let made_up = SeedSocket {
             cookie: Some(u64::MAX - 7),
             netns: own,
-            ..SeedSocket::fixture(tcp::LISTEN, "127.0.0.1:9", "0.0.0.0:0")
+            ..SeedSocket::fixture(TcpState::Listen, "127.0.0.1:9", "0.0.0.0:0")
         };
         table.seed(vec![made_up.clone()], 1);
         let others = OtherNamespaces::default();

@@ -18,7 +18,10 @@ use prometheus_client::{
 };
 
 use super::{alerts::endpoint, config::AlertKind, export::Errors, listeners::ListenerIndex};
-use crate::{socket::Proto, table::Table};
+use crate::{
+    socket::{Proto, TcpState},
+    table::Table,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtoState {
@@ -361,7 +364,7 @@ pub fn top_processes(
     mut workload: impl FnMut(u32) -> WorkloadLabels,
 ) -> Vec<((String, WorkloadLabels), i64)> {
     let mut per: HashMap<(&str, u32), i64> = HashMap::new();
-    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN) {
+    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != TcpState::Listen) {
         if let Some(o) = r.owners.first() {
             *per.entry((o.comm.text(), o.pid)).or_default() += 1;
         }
@@ -388,7 +391,7 @@ fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str),
     let mut per: HashMap<(u32, std::net::SocketAddr), HashMap<u8, i64>> = HashMap::new();
     for r in table.rows() {
         if let Some(l) = index.find(r) {
-            *per.entry((l.netns, l.local)).or_default().entry(r.state).or_default() += 1;
+            *per.entry((l.netns, l.local)).or_default().entry(r.state as u8).or_default() += 1;
         }
     }
     let mut all: Vec<_> = per.into_iter().map(|(k, states)| (states.values().sum::<i64>(), k, states)).collect();

@@ -19,6 +19,7 @@ use netwatch_common::tcp;
 
 use crate::{
     seed::{diag::DiagSocket, open_diag_sockets, own_netns, Family, Proto, SeedSocket},
+    socket::TcpState,
     table::Table,
 };
 
@@ -36,7 +37,7 @@ impl OtherNamespaces {
     pub fn refresh(&mut self, table: &mut Table, now_ns: u64) -> Vec<String> {
         let own = *self.own.get_or_insert_with(|| own_netns().unwrap_or(0));
         let mut wanted: HashMap<u32, Vec<u32>> = HashMap::new();
-        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN && r.netns != own) {
+        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen && r.netns != own) {
             wanted.entry(r.netns).or_default().extend(r.owners.iter().map(|o| o.pid));
         }
         // A namespace whose listeners are gone is read one last time (its

@@ -67,7 +67,7 @@ mod tests {
         let l = |port: u16, rx: u32, tx: u32| crate::seed::SeedSocket {
             rx_queue: rx,
             tx_queue: tx,
-            ..crate::seed::SeedSocket::fixture(netwatch_common::tcp::LISTEN, &format!("127.0.0.1:{port}"), "0.0.0.0:0")
+            ..crate::seed::SeedSocket::fixture(crate::seed::TcpState::Listen, &format!("127.0.0.1:{port}"), "0.0.0.0:0")
         };
         let socks = [l(1, 0, 0), l(2, 3, 128), l(3, 1, 0), l(4, 5, 5), l(5, 0, 4096)];
         let ports: Vec<u16> = super::full_queues(&socks).iter().map(|s| s.local.port()).collect();

@@ -20,7 +20,7 @@ pub mod traffic;
 
 use std::{cell::RefCell, collections::VecDeque, net::SocketAddr};
 
-use netwatch_common::{tcp, EventKind, OwnerSource};
+use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use counters::{StateCounts, Totals};
@@ -325,7 +325,7 @@ impl Table {
         if e.kind == EventKind::Destroy {
             self.final_traffic(e);
             // The socket is freed; a TIME_WAIT row made from it stays.
-            if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
+            if self.rows.get(&key).is_some_and(|r| r.state != TcpState::TimeWait) {
                 self.remove(key);
             }
             return;
@@ -339,7 +339,7 @@ impl Table {
             family: e.family,
             local: e.local,
             remote: e.remote,
-            state: e.new_state as u8,
+            state: e.new_state,
             netns: e.netns,
             cookie: Some(e.cookie),
             inode: e.inode,
@@ -354,7 +354,7 @@ impl Table {
             tx_queue: 0,
             traffic: RowTraffic::default(),
         });
-        row.state = e.new_state as u8;
+        row.state = e.new_state;
         if e.new_state == TcpState::Established && matches!(e.old_state, TcpState::SynSent | TcpState::SynRecv) {
             row.traffic.opened = Some(crate::why::latency(e));
         }
@@ -438,7 +438,7 @@ impl Table {
         if let Some(mut r) = row.filter(|_| self.until_destroy) {
             // Its destroy event is still to come, and is completed from
             // this row (the tuple and the owner); the destroy removes it.
-            (r.state, r.local, r.remote) = (tcp::CLOSE, local, remote);
+            (r.state, r.local, r.remote) = (TcpState::Close, local, remote);
             self.rows.insert(key, r);
         } else if self.time_wait_rows && matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
@@ -490,9 +490,9 @@ fn seeded_row(s: SeedSocket, now_ns: u64) -> Row {
 /// Which dumped sockets [`Table::reconcile_minisocks`] keeps: TIME_WAIT
 /// (whose substate may read FIN_WAIT2: its timer tells) and request sockets.
 fn is_seed_minisock(s: &SeedSocket) -> bool {
-    s.state == tcp::TIME_WAIT
+    s.state == TcpState::TimeWait
         || s.timer.is_some_and(|t| t.kind == seed::TimerKind::TimeWait)
-        || (s.state == tcp::SYN_RECV && s.inode == 0)
+        || (s.state == TcpState::SynRecv && s.inode == 0)
 }
 
 /// TIME_WAIT minisockets (whose substate may read FIN_WAIT2: they are told
@@ -502,7 +502,7 @@ fn is_minisock(r: &Row) -> bool {
     r.proto == Proto::Tcp
         && (r.expires_ns.is_some()
             || time_wait::is_time_wait(r)
-            || (r.state == tcp::SYN_RECV && r.inode == 0 && r.owners.is_empty()))
+            || (r.state == TcpState::SynRecv && r.inode == 0 && r.owners.is_empty()))
 }
 
 /// Each process once (the scan lists a process once per descriptor), in
@@ -534,7 +534,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         family: e.family,
         local,
         remote,
-        state: tcp::TIME_WAIT,
+        state: TcpState::TimeWait,
         netns: e.netns,
         cookie: Some(e.cookie),
         inode: 0,
