@@ -294,10 +294,15 @@ impl Table {
     }
 
     /// What the model adds to a completed event from outside the kernel's
-    /// record (its owner's workload), once for every consumer.
+    /// record, once for every consumer: its owner's workload, and its
+    /// cgroup id where the kernel did not say it (an owner the agent lent).
     fn enrich(&mut self, e: &mut Event) {
         if self.event_workloads {
-            self.workloads.get_mut().get_or_insert_with(Resolver::default).complete(e);
+            let w = self.workloads.get_mut().get_or_insert_with(Resolver::default);
+            e.workload = w.of(e.pid, e.cgroup);
+            if e.cgroup == 0 {
+                e.cgroup = w.cgroup_of(e.pid).unwrap_or(0);
+            }
         }
     }
 
