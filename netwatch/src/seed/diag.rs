@@ -146,6 +146,14 @@ impl DiagSocket {
         self.receive(SOCK_DIAG_BY_FAMILY, seq, proto, netns, out)
     }
 
+    /// [`Self::dump_states`] of TCP, IPv4 then IPv6.
+    pub fn dump_tcp_each(&self, states: u32, netns: u32, out: &mut Vec<SeedSocket>) -> io::Result<()> {
+        for family in [Family::V4, Family::V6] {
+            self.dump_states(Proto::Tcp, family, states, netns, out)?;
+        }
+        Ok(())
+    }
+
     /// Every TCP socket whose state bit is set in `states`, IPv4 and IPv6,
     /// in one dump (see [`TCPDIAG_GETSOCK`]), in the kernel's order:
     /// listeners, then the established table. An error (a kernel without

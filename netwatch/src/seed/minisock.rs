@@ -52,30 +52,20 @@ pub fn minisocks(rtt: bool) -> Result<Minisocks> {
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     // One walk of the TCP tables for both families, where the kernel
     // offers it: this runs every second beside however many sockets exist.
-    let tcp_done = diag.dump_tcp(states, netns, &mut tcp).is_ok();
+    if diag.dump_tcp(states, netns, &mut tcp).is_err() {
+        diag.dump_tcp_each(states, netns, &mut tcp).context("dumping TIME_WAIT and SYN_RECV sockets")?;
+    }
     for family in [Family::V4, Family::V6] {
-        if !tcp_done {
-            diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)
-                .with_context(|| format!("dumping TIME_WAIT and SYN_RECV sockets ({family:?})"))?;
-        }
         diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
     let mut listeners = Vec::new();
     let figures = DiagSocket::open().context("opening a sock_diag socket")?.with_figures();
-    for family in [Family::V4, Family::V6] {
-        figures
-            .dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut listeners)
-            .with_context(|| format!("dumping listeners ({family:?})"))?;
-    }
+    figures.dump_tcp_each(1 << tcp::LISTEN, netns, &mut listeners).context("dumping listeners")?;
     let mut connected = Vec::new();
     // One walk of the connection hash for both families where possible,
     // as for the minisockets above.
     if rtt && figures.dump_tcp(CONNECTED, netns, &mut connected).is_err() {
-        for family in [Family::V4, Family::V6] {
-            figures
-                .dump_states(Proto::Tcp, family, CONNECTED, netns, &mut connected)
-                .with_context(|| format!("dumping connected TCP sockets ({family:?})"))?;
-        }
+        figures.dump_tcp_each(CONNECTED, netns, &mut connected).context("dumping connected TCP sockets")?;
     }
     Ok(Minisocks { netns, tcp, udp, listeners, connected })
 }

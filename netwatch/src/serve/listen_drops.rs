@@ -20,7 +20,7 @@ use netwatch_common::tcp;
 
 use super::netns_minisocks::OtherNamespaces;
 use crate::{
-    seed::{diag::DiagSocket, own_netns, Family, Proto},
+    seed::{diag::DiagSocket, own_netns, Proto},
     socket::TcpState,
     table::Table,
 };
@@ -97,9 +97,7 @@ impl Reader {
 
 fn dump(diag: &DiagSocket, ns: u32, out: &mut Vec<Sample>) -> io::Result<()> {
     let mut socks = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, ns, &mut socks)?;
-    }
+    diag.dump_tcp_each(1 << tcp::LISTEN, ns, &mut socks)?;
     out.extend(socks.into_iter().filter_map(|s| {
         Some(Sample { netns: s.netns, local: s.local, cookie: s.cookie?, drops: u64::from(s.figures?.drops?) })
     }));

@@ -18,7 +18,7 @@ use std::{
 use netwatch_common::tcp;
 
 use crate::{
-    seed::{diag::DiagSocket, open_diag_sockets, own_netns, Family, Proto, SeedSocket},
+    seed::{diag::DiagSocket, open_diag_sockets, own_netns, Proto, SeedSocket},
     socket::TcpState,
     table::Table,
 };
@@ -84,9 +84,7 @@ impl OtherNamespaces {
 fn dump(diag: &DiagSocket, ns: u32) -> io::Result<Vec<SeedSocket>> {
     let states = (1 << tcp::TIME_WAIT) | (1 << tcp::FIN_WAIT2) | (1 << tcp::NEW_SYN_RECV);
     let mut out = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, states, ns, &mut out)?;
-    }
+    diag.dump_tcp_each(states, ns, &mut out)?;
     Ok(out)
 }
 

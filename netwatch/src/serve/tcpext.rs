@@ -5,7 +5,7 @@
 use anyhow::{bail, Context as _, Result};
 use netwatch_common::tcp;
 
-use crate::seed::{diag::DiagSocket, own_netns, Family, Proto, SeedSocket};
+use crate::seed::{diag::DiagSocket, own_netns, SeedSocket};
 
 /// `ListenOverflows + ListenDrops` (drops already includes overflows on
 /// current kernels, but older ones counted them apart; the sum only ever
@@ -44,10 +44,7 @@ pub fn listeners() -> Result<Vec<SeedSocket>> {
     let netns = own_netns().context("reading /proc/self/ns/net")?;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     let mut out = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut out)
-            .with_context(|| format!("dumping listeners ({family:?})"))?;
-    }
+    diag.dump_tcp_each(1 << tcp::LISTEN, netns, &mut out).context("dumping listeners")?;
     Ok(out)
 }
 
