@@ -187,14 +187,11 @@ impl Table {
                 self.insert_seeded(s, now_ns);
                 continue;
             };
-            match self.rows.get_mut(&cookie) {
-                // A row the events already track (a full socket) wins.
-                Some(r) if r.netns != netns || !is_minisock(r) => continue,
-                Some(r) => *r = seeded_row(s, now_ns),
-                None => {
-                    self.rows.insert(cookie, seeded_row(s, now_ns));
-                }
+            // A row the events already track (a full socket) wins.
+            if self.rows.get(&cookie).is_some_and(|r| r.netns != netns || !is_minisock(r)) {
+                continue;
             }
+            self.rows.insert(cookie, seeded_row(s, now_ns));
             self.index_time_wait(cookie);
         }
         self.prune_time_wait();
@@ -316,9 +313,7 @@ impl Table {
         if e.kind == EventKind::Accept {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
-                row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
-                row.owner_source = e.owner;
-                row.uid = e.uid;
+                set_owner(row, e, &mut self.names);
                 row.inode = e.inode;
             }
             return;
@@ -374,9 +369,7 @@ impl Table {
         if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
-            row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
-            row.owner_source = e.owner;
-            row.uid = e.uid;
+            set_owner(row, e, &mut self.names);
         }
         self.retire_reused(key, e);
     }
@@ -508,6 +501,13 @@ fn is_minisock(r: &Row) -> bool {
         && (r.expires_ns.is_some()
             || time_wait::is_time_wait(r)
             || (r.state == TcpState::SynRecv && r.inode == 0 && r.owners.is_empty()))
+}
+
+/// The event's process becomes the row's one owner.
+fn set_owner(row: &mut Row, e: &Event, names: &mut names::ProcNames) {
+    row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: names.name(e.pid, e.comm) }];
+    row.owner_source = e.owner;
+    row.uid = e.uid;
 }
 
 /// Each process once (the scan lists a process once per descriptor), in
