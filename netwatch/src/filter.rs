@@ -120,7 +120,7 @@ impl Subject for RowAt<'_> {
         self.row.proto
     }
     fn state(&self) -> Option<u8> {
-        Some(self.row.state)
+        Some(self.row.state as u8)
     }
     fn local(&self) -> SocketAddr {
         self.row.local

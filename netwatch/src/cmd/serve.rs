@@ -126,65 +126,37 @@ impl ServeArgs {
         set(&mut c.metrics.top_processes, self.top_processes);
         set(&mut c.metrics.top_listeners, self.top_listeners);
         let file = &mut c.export.file;
-        if self.export_file.is_some() {
-            file.path.clone_from(&self.export_file);
-        }
+        set_some(&mut file.path, &self.export_file);
         set(&mut file.max_bytes, self.export_max_bytes);
         set(&mut file.keep, self.export_keep);
-        if self.export_group.is_some() {
-            file.group.clone_from(&self.export_group);
-        }
-        if !self.export_kinds.is_empty() {
-            file.kinds =
-                config::parse_kinds(self.export_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
-        }
+        set_some(&mut file.group, &self.export_group);
+        set_kinds(&mut file.kinds, &self.export_kinds)?;
         let syslog = &mut c.export.syslog;
         syslog.enabled |= self.syslog;
         set(&mut syslog.socket, self.syslog_socket.clone());
-        if !self.syslog_kinds.is_empty() {
-            syslog.kinds =
-                config::parse_kinds(self.syslog_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
-        }
+        set_kinds(&mut syslog.kinds, &self.syslog_kinds)?;
         let otlp = &mut c.export.otlp;
-        if self.otlp_endpoint.is_some() {
-            otlp.endpoint.clone_from(&self.otlp_endpoint);
-        }
+        set_some(&mut otlp.endpoint, &self.otlp_endpoint);
         set(&mut otlp.protocol, self.otlp_protocol);
         set(&mut otlp.compression, self.otlp_compression);
-        if !self.otlp_kinds.is_empty() {
-            otlp.kinds = config::parse_kinds(self.otlp_kinds.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
-        }
-        if self.otlp_ca_file.is_some() {
-            otlp.ca_file.clone_from(&self.otlp_ca_file);
-        }
-        if self.otlp_headers_file.is_some() {
-            otlp.headers_file.clone_from(&self.otlp_headers_file);
-        }
+        set_kinds(&mut otlp.kinds, &self.otlp_kinds)?;
+        set_some(&mut otlp.ca_file, &self.otlp_ca_file);
+        set_some(&mut otlp.headers_file, &self.otlp_headers_file);
         set(&mut otlp.queue, self.otlp_queue);
         set(&mut otlp.batch, self.otlp_batch);
         set(&mut otlp.batch_delay, self.otlp_batch_delay);
         set(&mut otlp.metrics_interval, self.otlp_metrics_interval);
-        if self.otlp_client_cert_file.is_some() {
-            otlp.client_cert_file.clone_from(&self.otlp_client_cert_file);
-        }
-        if self.otlp_client_key_file.is_some() {
-            otlp.client_key_file.clone_from(&self.otlp_client_key_file);
-        }
-        if self.baseline.is_some() {
-            c.alerts.baseline.clone_from(&self.baseline);
-        }
+        set_some(&mut otlp.client_cert_file, &self.otlp_client_cert_file);
+        set_some(&mut otlp.client_key_file, &self.otlp_client_key_file);
+        set_some(&mut c.alerts.baseline, &self.baseline);
         if !self.suspicious_ports.is_empty() {
             c.alerts.ports = self.suspicious_ports.iter().copied().collect();
         }
         for a in &self.alerts {
             let rule = c.alerts.rule_mut(a.kind);
-            match a.threshold {
-                None => rule.enabled = false,
-                Some(t) => {
-                    rule.enabled = true;
-                    rule.threshold = t;
-                }
-            }
+            // `NAME=off` has no threshold.
+            rule.enabled = a.threshold.is_some();
+            set(&mut rule.threshold, a.threshold);
             set::<Duration>(&mut rule.window, a.window);
         }
         Ok(())
@@ -195,6 +167,21 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
     }
+}
+
+/// A flag given replaces the file's optional value.
+fn set_some<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if value.is_some() {
+        slot.clone_from(value);
+    }
+}
+
+/// `--*-kinds` given replace the file's choice.
+fn set_kinds(slot: &mut config::KindSet, flags: &[String]) -> Result<()> {
+    if !flags.is_empty() {
+        *slot = config::parse_kinds(flags.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 pub async fn run(args: &ServeArgs) -> Result<()> {

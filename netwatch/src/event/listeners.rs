@@ -86,7 +86,7 @@ impl ListenerOwners {
     /// their `listen()`, with the owner /proc shows. A listener the kernel
     /// already reported keeps the kernel's word.
     pub fn seed(&mut self, sockets: &[SeedSocket]) {
-        for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == netwatch_common::tcp::LISTEN) {
+        for s in sockets.iter().filter(|s| s.proto == Proto::Tcp && s.state == TcpState::Listen) {
             let Some(p) = s.owners.first() else { continue };
             let key = Key { netns: s.netns, family: s.family, ip: s.local.ip(), port: s.local.port() };
             let known = match s.cookie {

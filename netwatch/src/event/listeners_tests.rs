@@ -122,7 +122,8 @@ fn namespaces_are_apart() {
 
 fn seeded(cookie: Option<u64>, local: &str, pid: u32) -> SeedSocket {
     let any = if local.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
-    SeedSocket { inode: 9, uid: 33, cookie, netns: 1, ..SeedSocket::fixture(LISTEN, local, any) }.owned_by(pid, "sshd")
+    SeedSocket { inode: 9, uid: 33, cookie, netns: 1, ..SeedSocket::fixture(TcpState::Listen, local, any) }
+        .owned_by(pid, "sshd")
 }
 
 #[test]

@@ -1,4 +1,4 @@
-use netwatch_common::{tcp, EventKind, OwnerSource};
+use netwatch_common::{EventKind, OwnerSource};
 
 use super::*;
 use crate::{
@@ -222,7 +222,7 @@ fn rows_and_closed_connections() {
         family: Family::V4,
         local: "127.0.0.1:8080".parse().unwrap(),
         remote: "0.0.0.0:0".parse().unwrap(),
-        state: tcp::LISTEN,
+        state: TcpState::Listen,
         netns: 9,
         cookie: Some(5),
         inode: 77,
@@ -318,7 +318,7 @@ fn workload_filters() {
             family: Family::V4,
             local: "127.0.0.1:8080".parse().unwrap(),
             remote: "0.0.0.0:0".parse().unwrap(),
-            state: tcp::LISTEN,
+            state: TcpState::Listen,
             netns: 9,
             cookie: Some(5),
             inode: 77,

@@ -67,7 +67,7 @@ const FORK_MEMORY_NS: u64 = 2_000_000_000;
 /// Socket inode -> its holders, ascending by pid.
 pub type Walk = FxHashMap<u64, Owners>;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Holders {
     /// A walk is wanted: a holder exited or forked.
     wanted: bool,
@@ -86,20 +86,6 @@ pub struct Holders {
     /// reporting and the tests).
     pub walks: u64,
     pub last_walk_cost: Duration,
-}
-
-impl Default for Holders {
-    fn default() -> Self {
-        Self {
-            wanted: false,
-            exited: FxHashSet::default(),
-            last_walk: None,
-            forked: FxHashMap::default(),
-            iterator: None,
-            walks: 0,
-            last_walk_cost: Duration::ZERO,
-        }
-    }
 }
 
 impl Holders {
@@ -182,7 +168,7 @@ impl Holders {
         let started = (Instant::now(), monotonic_ns());
         self.last_walk = Some(started);
         self.wanted = false;
-        let walk = match tokio::task::spawn_blocking(move || walk(iterator)).await {
+        let walk = match tokio::task::spawn_blocking(move || walk(iterator)).await.map_err(anyhow::Error::from) {
             Ok(Ok(w)) => w,
             // A kernel that refuses the iterator (5.10: no
             // `bpf_iter_task_file` helpers it uses) refuses it every time:
@@ -193,8 +179,7 @@ impl Holders {
                 let why = crate::probe::compat::refusal_line(&format!("{e:#}"));
                 return Some(format!("socket-file iterator unavailable, holders come from /proc/*/fd scans: {why}"));
             }
-            Ok(Err(e)) => return Some(format!("finding the processes that hold each socket: {e:#}")),
-            Err(e) => return Some(format!("finding the processes that hold each socket: {e}")),
+            Ok(Err(e)) | Err(e) => return Some(format!("finding the processes that hold each socket: {e:#}")),
         };
         self.walks += 1;
         self.last_walk_cost = started.0.elapsed();

@@ -4,7 +4,7 @@ use netwatch_common::{Bytes16, OwnerSource};
 
 use super::*;
 use crate::{
-    socket::{Family, Proto},
+    socket::{Family, Proto, TcpState},
     table::RowTraffic,
 };
 
@@ -19,7 +19,7 @@ fn row(inode: u64, owners: &[Owner]) -> Row {
         family: Family::V4,
         local: "127.0.0.1:8080".parse().unwrap(),
         remote: any,
-        state: netwatch_common::tcp::LISTEN,
+        state: TcpState::Listen,
         netns: 1,
         cookie: Some(inode + 1000),
         inode,

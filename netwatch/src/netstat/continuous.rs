@@ -7,7 +7,6 @@
 use std::{
     collections::HashSet,
     net::SocketAddr,
-    os::unix::fs::MetadataExt as _,
     path::Path,
     time::{Duration, Instant},
 };
@@ -35,7 +34,7 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
         } else {
             None
         };
-        let netns = std::fs::metadata("/proc/self/ns/net").map(|m| m.ino() as u32).unwrap_or(0);
+        let netns = crate::seed::own_netns().unwrap_or(0);
         let mut shown: HashSet<(SocketAddr, SocketAddr)> = HashSet::new();
         let mut last_ns = monotonic_ns();
         loop {

@@ -124,7 +124,7 @@ fn row(s: &SeedSocket, retrnsmt: u64, timeout: i64) -> InetRow {
     InetRow {
         local: s.local,
         remote: s.remote,
-        state: s.state,
+        state: s.state as u8,
         rx_queue: s.rx_queue,
         tx_queue: s.tx_queue,
         timer,

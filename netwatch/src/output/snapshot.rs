@@ -2,13 +2,12 @@
 
 use std::io::{self, Write};
 
-use netwatch_common::tcp;
 use serde::Serialize;
 
 use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
-    socket::{Family, Owner, Proto},
+    socket::{Family, Owner, Proto, TcpState},
     table::{Closed, Row, StateCounts, Table, Totals},
 };
 
@@ -25,11 +24,11 @@ pub const fn proto_label(proto: Proto, family: Family) -> &'static str {
 
 /// netstat's State column. UDP has no states: netstat prints nothing for
 /// an unconnected socket and ESTABLISHED for a connected one.
-pub const fn state_name(proto: Proto, state: u8) -> &'static str {
-    match proto {
-        Proto::Tcp => tcp::name(state),
-        Proto::Udp if state == tcp::ESTABLISHED => "ESTABLISHED",
-        Proto::Udp => "",
+pub const fn state_name(proto: Proto, state: TcpState) -> &'static str {
+    match (proto, state) {
+        (Proto::Tcp, _) => state.name(),
+        (Proto::Udp, TcpState::Established) => "ESTABLISHED",
+        (Proto::Udp, _) => "",
     }
 }
 
@@ -40,10 +39,10 @@ pub const fn state_label(r: &Row) -> &'static str {
 
 /// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.
 pub fn json_state(r: &Row) -> &'static str {
-    if r.proto == Proto::Udp && r.state != tcp::ESTABLISHED {
+    if r.proto == Proto::Udp && r.state != TcpState::Established {
         "UNCONN"
     } else {
-        tcp::name(r.state)
+        r.state.name()
     }
 }
 
@@ -76,20 +75,27 @@ fn addr(ip: std::net::IpAddr, port: u16) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `s` left-aligned in `width` columns (never cut, as `{:<width}`). Only
-/// for ASCII text (addresses, numbers, netwatch's own labels): widths are
-/// counted in bytes.
-fn column(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
+/// `s` in `width` columns (never cut, as `{:<width}`/`{:>width}`), then
+/// the separating space. Only for ASCII text (addresses, numbers,
+/// netwatch's own labels): widths are counted in bytes.
+fn column(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize, right: bool) {
     let s = s.as_ref();
+    let pad = width.saturating_sub(s.len());
+    if right {
+        buf.resize(buf.len() + pad, b' ');
+    }
     buf.extend_from_slice(s);
-    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
+    if !right {
+        buf.resize(buf.len() + pad, b' ');
+    }
+    buf.push(b' ');
 }
 
-/// `s` right-aligned in `width` columns (ASCII, as [`column`]).
-fn column_right(buf: &mut Vec<u8>, s: impl AsRef<[u8]>, width: usize) {
-    let s = s.as_ref();
-    buf.resize(buf.len() + width.saturating_sub(s.len()), b' ');
-    buf.extend_from_slice(s);
+/// Pads the line being written to `width` columns, then a space.
+fn pad_line(buf: &mut Vec<u8>, width: usize) {
+    let start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    buf.resize(buf.len().max(start + width), b' ');
+    buf.push(b' ');
 }
 
 /// `addr:port`, or `addr:*` for port 0, appended to `out`.
@@ -170,28 +176,18 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
     let mut cell = Vec::with_capacity(48);
     let mut num = itoa::Buffer::new();
     for r in rows {
-        column(&mut buf, proto_label(r.proto, r.family), 5);
-        buf.push(b' ');
-        column_right(&mut buf, num.format(r.rx_queue), 6);
-        buf.push(b' ');
-        column_right(&mut buf, num.format(r.tx_queue), 6);
-        buf.push(b' ');
-        cell.clear();
-        push_addr(&mut cell, r.local.ip(), r.local.port());
-        column(&mut buf, &cell, 39);
-        buf.push(b' ');
-        cell.clear();
-        push_addr(&mut cell, r.remote.ip(), r.remote.port());
-        column(&mut buf, &cell, 39);
-        buf.push(b' ');
-        column(&mut buf, state_label(r), 11);
-        buf.push(b' ');
-        column(&mut buf, num.format(r.netns), 10);
-        buf.push(b' ');
-        column_right(&mut buf, num.format(r.traffic.totals.tx_bytes), 12);
-        buf.push(b' ');
-        column_right(&mut buf, num.format(r.traffic.totals.rx_bytes), 12);
-        buf.push(b' ');
+        column(&mut buf, proto_label(r.proto, r.family), 5, false);
+        column(&mut buf, num.format(r.rx_queue), 6, true);
+        column(&mut buf, num.format(r.tx_queue), 6, true);
+        for a in [r.local, r.remote] {
+            cell.clear();
+            push_addr(&mut cell, a.ip(), a.port());
+            column(&mut buf, &cell, 39, false);
+        }
+        column(&mut buf, state_label(r), 11, false);
+        column(&mut buf, num.format(r.netns), 10, false);
+        column(&mut buf, num.format(r.traffic.totals.tx_bytes), 12, true);
+        column(&mut buf, num.format(r.traffic.totals.rx_bytes), 12, true);
         match r.owners.first() {
             Some(o) if o.pid != 0 => {
                 buf.extend_from_slice(num.format(o.pid).as_bytes());
@@ -208,17 +204,12 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
         if workloads.column {
             // The first owner's, in a column after netstat's last one.
             let w = r.owners.first().and_then(|o| workloads.of(o));
-            let start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
             // netstat's columns, then the owner's padded to 24.
-            let width = 149 + 24;
-            buf.resize(buf.len().max(start + width), b' ');
-            buf.push(b' ');
+            pad_line(&mut buf, 149 + 24);
             buf.extend_from_slice(w.map_or("-", |w| w.label()).as_bytes());
         }
         if names {
-            let start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            buf.resize(buf.len().max(start + name_at(workloads.column)), b' ');
-            buf.push(b' ');
+            pad_line(&mut buf, name_at(workloads.column));
             buf.extend_from_slice(table.hosts.row_name(r).as_deref().unwrap_or("-").as_bytes());
         }
         buf.push(b'\n');
@@ -451,7 +442,8 @@ fn closed_json(c: &Closed) -> JsonClosed<'_> {
 /// zeros; a SYN_SENT socket's RTT has no sample yet).
 fn connected_rtt(r: &Row, f: Option<&crate::seed::diag::Figures>) -> Option<crate::seed::diag::Rtt> {
     let rtt = f?.rtt?;
-    (r.proto == Proto::Tcp && !matches!(r.state, tcp::LISTEN | tcp::SYN_SENT) && rtt.srtt_us != 0).then_some(rtt)
+    (r.proto == Proto::Tcp && !matches!(r.state, TcpState::Listen | TcpState::SynSent) && rtt.srtt_us != 0)
+        .then_some(rtt)
 }
 
 /// The table as one JSON document, with the owners' workloads and, where
@@ -489,7 +481,7 @@ pub fn json_with(
             connect_latency_us: r.traffic.opened.and_then(|l| l.connect_us),
             handshake_us: r.traffic.opened.and_then(|l| l.handshake_us),
             syn_retransmits: r.traffic.opened.and_then(|l| l.syn_retransmits),
-            drops: f.and_then(|f| f.drops).filter(|_| r.proto == Proto::Tcp && r.state == tcp::LISTEN),
+            drops: f.and_then(|f| f.drops).filter(|_| r.proto == Proto::Tcp && r.state == TcpState::Listen),
             srtt_us: connected_rtt(r, f).map(|t| t.srtt_us),
             rttvar_us: connected_rtt(r, f).map(|t| t.rttvar_us),
             total_retrans: connected_rtt(r, f).map(|t| t.total_retrans),
@@ -530,8 +522,8 @@ mod names_tests {
         let mut t = Table::new(0);
         t.seed(
             vec![
-                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40000", "127.0.0.77:443").owned_by(5, "curl"),
-                SeedSocket::fixture(tcp::ESTABLISHED, "127.0.0.1:40001", "127.0.0.78:443").owned_by(5, "curl"),
+                SeedSocket::fixture(TcpState::Established, "127.0.0.1:40000", "127.0.0.77:443").owned_by(5, "curl"),
+                SeedSocket::fixture(TcpState::Established, "127.0.0.1:40001", "127.0.0.78:443").owned_by(5, "curl"),
             ],
             1_000,
         );

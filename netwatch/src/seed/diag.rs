@@ -21,9 +21,7 @@ use std::{
     time::Duration,
 };
 
-use netwatch_common::tcp;
-
-use super::{Family, Proto, SeedSocket, Timer, TimerKind};
+use super::{Family, Proto, SeedSocket, TcpState, Timer, TimerKind};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// The original inet_diag request, still served: the kernel runs it as a
@@ -146,6 +144,14 @@ impl DiagSocket {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         self.send(&request(proto, family, states, self.ext, seq))?;
         self.receive(SOCK_DIAG_BY_FAMILY, seq, proto, netns, out)
+    }
+
+    /// [`Self::dump_states`] of TCP, IPv4 then IPv6.
+    pub fn dump_tcp_each(&self, states: u32, netns: u32, out: &mut Vec<SeedSocket>) -> io::Result<()> {
+        for family in [Family::V4, Family::V6] {
+            self.dump_states(Proto::Tcp, family, states, netns, out)?;
+        }
+        Ok(())
     }
 
     /// Every TCP socket whose state bit is set in `states`, IPv4 and IPv6,
@@ -339,7 +345,8 @@ fn parse_msg(p: &[u8], proto: Proto, netns: u32) -> io::Result<SeedSocket> {
         }
         other => return Err(invalid(format!("inet_diag_msg of address family {other}"))),
     };
-    let state = p[1];
+    // Only the states the request's mask named come back, all known ones.
+    let state = TcpState::from_u8(p[1]).ok_or_else(|| invalid(format!("unknown socket state {}", p[1])))?;
     let sport = u16::from_be_bytes([p[4], p[5]]);
     let dport = u16::from_be_bytes([p[6], p[7]]);
     let cookie = u64::from(u32_at(p, 44)) | (u64::from(u32_at(p, 48)) << 32);
@@ -363,7 +370,7 @@ fn parse_msg(p: &[u8], proto: Proto, netns: u32) -> io::Result<SeedSocket> {
         timer,
         rx_queue: u32_at(p, 56),
         // netstat semantics (see `SeedSocket::tx_queue`).
-        tx_queue: if proto == Proto::Tcp && state == tcp::LISTEN { 0 } else { wqueue },
+        tx_queue: if proto == Proto::Tcp && state == TcpState::Listen { 0 } else { wqueue },
         figures: figures(&p[MSG_LEN..]),
     })
 }

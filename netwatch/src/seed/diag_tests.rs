@@ -5,7 +5,10 @@ use std::{
     os::{fd::AsRawFd, unix::fs::MetadataExt},
 };
 
+use netwatch_common::tcp;
+
 use super::*;
+use crate::socket::TcpState;
 
 /// One netlink message: header plus payload, padded to 4 bytes.
 fn nlmsg(ty: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
@@ -61,7 +64,7 @@ fn parses_messages_until_done() {
     let s = &out[0];
     assert_eq!(s.local, "[::1]:8083".parse().unwrap());
     assert_eq!(s.remote, "[::1]:48396".parse().unwrap());
-    assert_eq!((s.family, s.state, s.inode, s.uid, s.netns), (Family::V6, tcp::ESTABLISHED, 2776072, 1000, 7));
+    assert_eq!((s.family, s.state, s.inode, s.uid, s.netns), (Family::V6, TcpState::Established, 2776072, 1000, 7));
     assert_eq!(s.cookie, Some(0x5566_7788_1122_3344));
     assert_eq!((s.rx_queue, s.tx_queue), (5, 7));
     let timer = s.timer.unwrap();
@@ -131,14 +134,17 @@ fn dumps_our_own_sockets() {
         out.iter().find(|s| s.cookie == Some(cookie_of(&fd.as_raw_fd()))).cloned()
     };
     let l = find(&listener, &out).expect("listener in dump");
-    assert_eq!((l.state, l.local, l.inode), (tcp::LISTEN, listener.local_addr().unwrap(), inode_of(&listener)));
+    assert_eq!((l.state, l.local, l.inode), (TcpState::Listen, listener.local_addr().unwrap(), inode_of(&listener)));
     let c = find(&client, &out).expect("client in dump");
-    assert_eq!((c.state, c.remote, c.inode), (tcp::ESTABLISHED, listener.local_addr().unwrap(), inode_of(&client)));
+    assert_eq!(
+        (c.state, c.remote, c.inode),
+        (TcpState::Established, listener.local_addr().unwrap(), inode_of(&client))
+    );
 
     match diag.dump(Proto::Udp, Family::V4, 1, &mut out) {
         Ok(_) => {
             let u = find(&udp, &out).expect("udp socket in dump");
-            assert_eq!((u.proto, u.state, u.local), (Proto::Udp, tcp::CLOSE, udp.local_addr().unwrap()));
+            assert_eq!((u.proto, u.state, u.local), (Proto::Udp, TcpState::Close, udp.local_addr().unwrap()));
         }
         // No udp_diag module on this kernel: seeding falls back to /proc.
         Err(e) => eprintln!("udp sock_diag unavailable: {e}"),

@@ -14,8 +14,6 @@ use std::{
     time::Duration,
 };
 
-use netwatch_common::tcp;
-
 use super::*;
 
 const HELPER_ENV: &str = "NETWATCH_SEED_HELPER";
@@ -90,12 +88,12 @@ impl Zoo {
         assert_eq!(seed.namespaces[0], ns);
         let cookies = seed.stats.namespaces_diag > 0;
         for (fd, proto, state) in [
-            (self.listener.as_raw_fd(), Proto::Tcp, tcp::LISTEN),
-            (self.client.as_raw_fd(), Proto::Tcp, tcp::ESTABLISHED),
-            (self.server.as_raw_fd(), Proto::Tcp, tcp::ESTABLISHED),
-            (self.udp_bound.as_raw_fd(), Proto::Udp, tcp::CLOSE),
-            (self.udp_connected.as_raw_fd(), Proto::Udp, tcp::ESTABLISHED),
-            (self.v6.as_raw_fd(), Proto::Tcp, tcp::LISTEN),
+            (self.listener.as_raw_fd(), Proto::Tcp, TcpState::Listen),
+            (self.client.as_raw_fd(), Proto::Tcp, TcpState::Established),
+            (self.server.as_raw_fd(), Proto::Tcp, TcpState::Established),
+            (self.udp_bound.as_raw_fd(), Proto::Udp, TcpState::Close),
+            (self.udp_connected.as_raw_fd(), Proto::Udp, TcpState::Established),
+            (self.v6.as_raw_fd(), Proto::Tcp, TcpState::Listen),
         ] {
             let s = by_inode(seed, inode_of(&fd));
             assert_eq!((s.proto, s.state, s.netns), (proto, state, ns), "{s:?}");
@@ -118,7 +116,7 @@ impl Zoo {
             .iter()
             .find(|s| (s.local, s.remote) == self.time_wait)
             .unwrap_or_else(|| panic!("no TIME_WAIT {:?}", self.time_wait));
-        assert_eq!((tw.state, tw.inode, tw.owners.len()), (tcp::TIME_WAIT, 0, 0));
+        assert_eq!((tw.state, tw.inode, tw.owners.len()), (TcpState::TimeWait, 0, 0));
         assert_eq!(tw.timer.map(|t| t.kind), Some(TimerKind::TimeWait));
         assert_eq!(tw.cookie.is_some(), cookies);
     }
@@ -192,9 +190,9 @@ fn seed_agrees_with_ss() {
         assert_eq!(s.inode.to_string(), ino, "{line}");
         let state = line.split_whitespace().nth(1).unwrap();
         let ss_state = match (s.proto, s.state) {
-            (Proto::Udp, tcp::CLOSE) => "UNCONN",
-            (_, tcp::ESTABLISHED) => "ESTAB",
-            (_, st) => tcp::name(st),
+            (Proto::Udp, TcpState::Close) => "UNCONN",
+            (_, TcpState::Established) => "ESTAB",
+            (_, st) => st.name(),
         };
         assert_eq!(state.replace('-', "_"), ss_state, "{line}");
         for o in &s.owners {
@@ -333,12 +331,12 @@ fn finds_sockets_in_other_netns() {
         let listener = seed
             .sockets
             .iter()
-            .find(|s| s.netns == ns.inode() && s.state == tcp::LISTEN && s.local.port() == helper.port)
+            .find(|s| s.netns == ns.inode() && s.state == TcpState::Listen && s.local.port() == helper.port)
             .unwrap_or_else(|| panic!("{method:?}: helper's listener not found"));
         assert_eq!(listener.owners.len(), 1, "{listener:?}");
         assert_eq!(listener.owners[0].pid, helper.child.id());
         assert_eq!(listener.cookie.is_some(), method == Method::Auto);
-        let pair = seed.sockets.iter().filter(|s| s.netns == ns.inode() && s.state == tcp::ESTABLISHED).count();
+        let pair = seed.sockets.iter().filter(|s| s.netns == ns.inode() && s.state == TcpState::Established).count();
         assert_eq!(pair, 2, "{method:?}");
     }
 
@@ -346,7 +344,7 @@ fn finds_sockets_in_other_netns() {
     // its bind mount, with sock_diag; the closed pair left a TIME_WAIT.
     drop(helper);
     let seed_now = seed_all().unwrap();
-    let tw = seed_now.sockets.iter().find(|s| s.netns == ns.inode() && s.state == tcp::TIME_WAIT);
+    let tw = seed_now.sockets.iter().find(|s| s.netns == ns.inode() && s.state == TcpState::TimeWait);
     assert!(tw.is_some_and(|s| s.cookie.is_some() && s.owners.is_empty()), "{:?}", seed_now.stats);
     let opts = SeedOptions { method: Method::ProcOnly, ..Default::default() };
     let proc_only = seed(&opts).unwrap();
@@ -367,7 +365,7 @@ fn print_seed() {
         println!(
             "{:?} {:<11} {:>6} {:>6} {:<45} {:<45} users:({}) ino:{} sk:{:x} netns:{} uid:{} timer:{:?}",
             s.proto,
-            tcp::name(s.state),
+            s.state.name(),
             s.rx_queue,
             s.tx_queue,
             s.local,

@@ -7,12 +7,10 @@
 //! costs a syscall or two; other namespaces keep what the seed and the
 //! events gave them.
 
-use std::os::unix::fs::MetadataExt as _;
-
 use anyhow::{Context as _, Result};
 use netwatch_common::tcp;
 
-use super::{diag::DiagSocket, Family, Proto, SeedSocket};
+use super::{diag::DiagSocket, netns::own_netns, Family, Proto, SeedSocket};
 
 /// The re-read: which namespace it covers, and what it found there.
 #[derive(Debug, Default)]
@@ -45,7 +43,7 @@ const CONNECTED: u32 = (1 << tcp::ESTABLISHED)
 /// Re-reads the calling thread's network namespace; `rtt`: also the
 /// connected sockets' RTT ([`Minisocks::connected`]).
 pub fn minisocks(rtt: bool) -> Result<Minisocks> {
-    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
+    let netns = own_netns().context("reading /proc/self/ns/net")?;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     // sock_diag filters TIME_WAIT minisockets by their substate, so an
     // orphan's FIN_WAIT2 one needs its own bit (that also returns full
@@ -54,30 +52,20 @@ pub fn minisocks(rtt: bool) -> Result<Minisocks> {
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     // One walk of the TCP tables for both families, where the kernel
     // offers it: this runs every second beside however many sockets exist.
-    let tcp_done = diag.dump_tcp(states, netns, &mut tcp).is_ok();
+    if diag.dump_tcp(states, netns, &mut tcp).is_err() {
+        diag.dump_tcp_each(states, netns, &mut tcp).context("dumping TIME_WAIT and SYN_RECV sockets")?;
+    }
     for family in [Family::V4, Family::V6] {
-        if !tcp_done {
-            diag.dump_states(Proto::Tcp, family, states, netns, &mut tcp)
-                .with_context(|| format!("dumping TIME_WAIT and SYN_RECV sockets ({family:?})"))?;
-        }
         diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
     let mut listeners = Vec::new();
     let figures = DiagSocket::open().context("opening a sock_diag socket")?.with_figures();
-    for family in [Family::V4, Family::V6] {
-        figures
-            .dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut listeners)
-            .with_context(|| format!("dumping listeners ({family:?})"))?;
-    }
+    figures.dump_tcp_each(1 << tcp::LISTEN, netns, &mut listeners).context("dumping listeners")?;
     let mut connected = Vec::new();
     // One walk of the connection hash for both families where possible,
     // as for the minisockets above.
     if rtt && figures.dump_tcp(CONNECTED, netns, &mut connected).is_err() {
-        for family in [Family::V4, Family::V6] {
-            figures
-                .dump_states(Proto::Tcp, family, CONNECTED, netns, &mut connected)
-                .with_context(|| format!("dumping connected TCP sockets ({family:?})"))?;
-        }
+        figures.dump_tcp_each(CONNECTED, netns, &mut connected).context("dumping connected TCP sockets")?;
     }
     Ok(Minisocks { netns, tcp, udp, listeners, connected })
 }
@@ -90,6 +78,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::socket::TcpState;
 
     #[test]
     fn connected_sockets_come_with_their_rtt_only_when_asked() {
@@ -107,12 +96,12 @@ mod tests {
         let m = minisocks(true).unwrap();
         let ours: Vec<&SeedSocket> = m.connected.iter().filter(|s| s.local == local).collect();
         assert_eq!(ours.len(), 1, "{:?}", m.connected);
-        assert_eq!((ours[0].state, ours[0].remote), (tcp::ESTABLISHED, listener.local_addr().unwrap()));
+        assert_eq!((ours[0].state, ours[0].remote), (TcpState::Established, listener.local_addr().unwrap()));
         let rtt = ours[0].figures.and_then(|f| f.rtt).expect("tcp_info");
         // Loopback: tens of microseconds, never zero once sampled, and far
         // below a second even on a loaded machine.
         assert!(rtt.srtt_us > 0 && rtt.srtt_us < 1_000_000, "{rtt:?}");
-        assert!(m.connected.iter().all(|s| s.state != tcp::LISTEN), "listeners are in `listeners`");
+        assert!(m.connected.iter().all(|s| s.state != TcpState::Listen), "listeners are in `listeners`");
 
         assert!(minisocks(false).unwrap().connected.is_empty());
     }

@@ -46,10 +46,11 @@ use std::{
 use anyhow::Result;
 
 pub use minisock::minisocks;
+pub(crate) use netns::{open_diag_sockets, own_netns};
 pub use owners::{find_owners, iterator_usable, scan_netns, scan_owners, socket_pids, OwnerScan, OwnerStats};
 pub use proc_net::{parse_proc_net, ProcNetFile, ProcNetTable};
 
-pub use crate::socket::{Family, Proto};
+pub use crate::socket::{Family, Proto, TcpState};
 
 /// Which kernel timer is pending, as `/proc/net/tcp` column `tr` and
 /// sock_diag `idiag_timer` number them (net/ipv4/tcp_ipv4.c get_tcp4_sock,
@@ -114,11 +115,11 @@ pub struct SeedSocket {
     /// normalisation; IPv6 scope id always 0).
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Kernel TCP state number (`netwatch_common::tcp`). Request sockets show
-    /// `SYN_RECV` (3), TIME_WAIT minisockets their substate (`TIME_WAIT`, or
-    /// `FIN_WAIT2` for an orphan in tcp_fin_timeout). UDP: `CLOSE` (7) when
-    /// unconnected, `ESTABLISHED` (1) when connected, as /proc/net/udp shows.
-    pub state: u8,
+    /// The kernel's state. Request sockets show `SynRecv`, TIME_WAIT
+    /// minisockets their substate (`TimeWait`, or `FinWait2` for an orphan
+    /// in tcp_fin_timeout). UDP: `Close` when unconnected, `Established`
+    /// when connected, as /proc/net/udp shows.
+    pub state: TcpState,
     /// Socket inode; 0 for TIME_WAIT and request sockets, and for a child
     /// still in its listener's accept queue.
     pub inode: u64,
@@ -150,7 +151,7 @@ impl SeedSocket {
     /// A TCP socket in namespace 7 with no owner; the family follows the
     /// address (`[..]` is IPv6). Change the rest with the methods below or
     /// struct update syntax.
-    pub(crate) fn fixture(state: u8, local: &str, remote: &str) -> Self {
+    pub(crate) fn fixture(state: TcpState, local: &str, remote: &str) -> Self {
         Self {
             proto: Proto::Tcp,
             family: if local.starts_with('[') { Family::V6 } else { Family::V4 },

@@ -31,6 +31,14 @@ struct Entry {
     mount: Option<PathBuf>,
 }
 
+impl Entry {
+    /// Its ways in as nsfs paths, the mount first.
+    fn paths(&self, proc_root: &Path) -> Vec<PathBuf> {
+        let pids = self.pids.iter().map(|pid| proc_root.join(format!("{pid}/ns/net")));
+        self.mount.iter().cloned().chain(pids).collect()
+    }
+}
+
 /// Reads our own namespace (needs nothing from the /proc scan, so it runs
 /// alongside it). Returns its inode.
 pub(super) fn read_own(opts: &SeedOptions, out: &mut Vec<SeedSocket>, stats: &mut SeedStats) -> Result<u32> {
@@ -69,8 +77,12 @@ pub(super) fn read_others(
             }
         }
     }
-    let sockets = match opts.method {
-        Method::Auto if !others.is_empty() => open_diag_sockets(&opts.proc_root, &others, opts.figures),
+    let sockets: BTreeMap<u32, _> = match opts.method {
+        Method::Auto if !others.is_empty() => {
+            open_diag_sockets(others.iter().map(|(&ns, e)| (ns, e.paths(&opts.proc_root))), opts.figures)
+                .into_iter()
+                .collect()
+        }
         _ => BTreeMap::new(),
     };
     let mut refused = Vec::new();
@@ -199,7 +211,7 @@ fn read_via(proc_root: &Path, ns: u32, pid: Option<u32>, file: ProcNetFile) -> R
     Ok(table)
 }
 
-fn ns_inode(path: &Path) -> io::Result<u32> {
+pub(crate) fn ns_inode(path: &Path) -> io::Result<u32> {
     let ino = std::fs::metadata(path)?.ino();
     u32::try_from(ino).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "namespace inode over 32 bits"))
 }
@@ -222,24 +234,31 @@ fn mounted_namespaces(proc_root: &Path, dir: &Path) -> Vec<(u32, PathBuf)> {
         .collect()
 }
 
-/// Opens a sock_diag socket inside each namespace, from one thread that
-/// `setns`es from one to the next and then exits.
-fn open_diag_sockets(
-    proc_root: &Path,
-    namespaces: &BTreeMap<u32, Entry>,
+/// netwatch's own network namespace (its inode).
+pub(crate) fn own_netns() -> io::Result<u32> {
+    ns_inode(Path::new("/proc/self/ns/net"))
+}
+
+/// A sock_diag socket opened inside each namespace of `targets`, entered
+/// through the first of its paths (a bind mount, `/proc/PID/ns/net`) that
+/// still is that namespace. A netlink socket stays in the namespace it was
+/// opened in, so one short-lived thread `setns`es from one namespace to the
+/// next (needs CAP_SYS_ADMIN) and netwatch's own threads never move. Every
+/// reader of other namespaces' sockets opens them here.
+pub(crate) fn open_diag_sockets(
+    targets: impl IntoIterator<Item = (u32, Vec<PathBuf>)> + Send,
     figures: bool,
-) -> BTreeMap<u32, io::Result<DiagSocket>> {
-    let enter = |ns: u32, entry: &Entry| -> io::Result<DiagSocket> {
-        let mut last = io::Error::from(io::ErrorKind::NotFound);
-        let pid_paths = entry.pids.iter().map(|pid| proc_root.join(format!("{pid}/ns/net")));
-        for path in entry.mount.iter().cloned().chain(pid_paths) {
+) -> Vec<(u32, io::Result<DiagSocket>)> {
+    let enter = |ns: u32, paths: Vec<PathBuf>| -> io::Result<DiagSocket> {
+        let mut last = None;
+        for path in paths {
             // Holding the file pins the namespace; its inode proves the pid
             // was not reused by a process elsewhere.
             let file = match File::open(&path) {
                 Ok(f) if f.metadata().map(|m| m.ino()).ok() == Some(u64::from(ns)) => f,
                 Ok(_) => continue,
                 Err(e) => {
-                    last = e;
+                    last = Some(e);
                     continue;
                 }
             };
@@ -250,9 +269,10 @@ fn open_diag_sockets(
             }
             return DiagSocket::open().map(|d| if figures { d.with_figures() } else { d });
         }
-        Err(last)
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no process or mount is left to enter it by")))
     };
     std::thread::scope(|s| {
-        s.spawn(|| namespaces.iter().map(|(&ns, h)| (ns, enter(ns, h))).collect()).join().unwrap_or_default()
+        s.spawn(|| targets.into_iter().map(|(ns, paths)| (ns, enter(ns, paths))).collect()).join().unwrap_or_default()
     })
 }

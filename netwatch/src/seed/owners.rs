@@ -99,14 +99,9 @@ pub fn find_owners(proc_root: &Path, threads: usize) -> Result<OwnerScan> {
 /// 40,000 sockets those were a fifth of `netwatch -tanp`), and no
 /// namespace grouping.
 pub fn socket_pids(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u32)>, bool)> {
-    let mut pairs: Vec<(u64, u32)> = if proc_root == Path::new("/proc") && iterator_usable() {
-        match crate::probe::iter::socket_fds() {
-            Ok(fds) => fds.iter().map(|f| (f.inode, f.tgid)).collect(),
-            Err(_) => return socket_pids_scanned(proc_root, threads),
-        }
-    } else {
-        return socket_pids_scanned(proc_root, threads);
-    };
+    let fds = (proc_root == Path::new("/proc") && iterator_usable()).then(crate::probe::iter::socket_fds);
+    let Some(Ok(fds)) = fds else { return socket_pids_scanned(proc_root, threads) };
+    let mut pairs: Vec<(u64, u32)> = fds.iter().map(|f| (f.inode, f.tgid)).collect();
     pairs.sort_unstable();
     pairs.dedup();
     Ok((pairs, false))

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{anyhow, Context, Result};
 
-use super::{Family, Proto, SeedSocket, Timer, TimerKind};
+use super::{Family, Proto, SeedSocket, TcpState, Timer, TimerKind};
 
 /// The kernel reports /proc timer values in USER_HZ ticks, which the ABI
 /// fixes at 100 on the architectures netwatch runs on.
@@ -115,7 +115,7 @@ fn parse_row(file: ProcNetFile, line: &str, netns: u32) -> Result<SeedSocket, St
     }
     let local = parse_endpoint(next("local_address")?, file.family())?;
     let remote = parse_endpoint(next("rem_address")?, file.family())?;
-    let state = hex_u8(next("st")?).ok_or("bad state")?;
+    let state = hex_u8(next("st")?).and_then(TcpState::from_u8).ok_or("bad state")?;
     let (tx_queue, rx_queue) = hex_pair(next("tx_queue:rx_queue")?).ok_or("bad queues")?;
     let (tr, when) = next("tr:tm->when")?
         .split_once(':')

@@ -8,9 +8,8 @@ use std::{
     time::Duration,
 };
 
-use netwatch_common::tcp;
-
 use super::*;
+use crate::socket::TcpState;
 
 const NETNS: u32 = 4026532000;
 
@@ -43,32 +42,32 @@ fn tcp4_rows() {
         && s.owners.is_empty()));
 
     let any = find(&t, "0.0.0.0:8080", "0.0.0.0:0");
-    assert_eq!((any.state, any.inode, any.uid), (tcp::LISTEN, 2768895, 0));
+    assert_eq!((any.state, any.inode, any.uid), (TcpState::Listen, 2768895, 0));
     // One connection waits in the accept queue: Recv-Q 1, as ss showed.
     assert_eq!((any.rx_queue, any.tx_queue, any.timer), (1, 0, None));
 
     let lo = find(&t, "127.0.0.1:8081", "0.0.0.0:0");
-    assert_eq!((lo.state, lo.inode), (tcp::LISTEN, 2768896));
+    assert_eq!((lo.state, lo.inode), (TcpState::Listen, 2768896));
 
     let unread = find(&t, "127.0.0.1:8081", "127.0.0.1:43678");
-    assert_eq!((unread.state, unread.inode, unread.rx_queue), (tcp::ESTABLISHED, 2776070, 5));
+    assert_eq!((unread.state, unread.inode, unread.rx_queue), (TcpState::Established, 2776070, 5));
 
     // Accepted by the kernel, not yet by the process: no inode yet.
     let queued = find(&t, "127.0.0.1:8080", "127.0.0.1:41696");
-    assert_eq!((queued.state, queued.inode), (tcp::ESTABLISHED, 0));
+    assert_eq!((queued.state, queued.inode), (TcpState::Established, 0));
 }
 
 #[test]
 fn tcp4_time_wait_and_syn_recv() {
     let t = fixture(ProcNetFile::Tcp);
     let tw = find(&t, "127.0.0.1:43680", "127.0.0.1:8081");
-    assert_eq!((tw.state, tw.inode, tw.uid), (tcp::TIME_WAIT, 0, 0));
+    assert_eq!((tw.state, tw.inode, tw.uid), (TcpState::TimeWait, 0, 0));
     let timer = tw.timer.unwrap();
     assert_eq!(timer.kind, TimerKind::TimeWait);
     assert_eq!(timer.expires, Duration::from_millis(0x175A * 10));
 
     let req = find(&t, "10.9.9.1:8080", "10.9.9.2:40000");
-    assert_eq!((req.state, req.inode), (tcp::SYN_RECV, 0));
+    assert_eq!((req.state, req.inode), (TcpState::SynRecv, 0));
     let timer = req.timer.unwrap();
     assert_eq!((timer.kind, timer.expires, timer.retransmits), (TimerKind::Retransmit, Duration::from_millis(780), 0));
 }
@@ -83,7 +82,7 @@ fn tcp6_byte_order() {
     assert_eq!(find(&t, "[::1]:8083", "[::]:0").inode, 2776066);
     assert_eq!(find(&t, "[fe80::1]:8084", "[::]:0").inode, 2776068);
     let loopback = find(&t, "[::1]:48396", "[::1]:8083");
-    assert_eq!((loopback.state, loopback.inode), (tcp::ESTABLISHED, 2776071));
+    assert_eq!((loopback.state, loopback.inode), (TcpState::Established, 2776071));
     assert_eq!(find(&t, "[fe80::1]:8084", "[fe80::1]:36592").inode, 2776076);
 
     // A v6 socket talking IPv4 keeps the mapped form.
@@ -98,14 +97,14 @@ fn udp_rows() {
     let t = fixture(ProcNetFile::Udp);
     assert_eq!(t.sockets.len(), 2);
     let bound = find(&t, "0.0.0.0:5353", "0.0.0.0:0");
-    assert_eq!((bound.proto, bound.state, bound.inode), (Proto::Udp, tcp::CLOSE, 2776081));
+    assert_eq!((bound.proto, bound.state, bound.inode), (Proto::Udp, TcpState::Close, 2776081));
     assert_eq!((bound.rx_queue, bound.timer), (832, None));
     let connected = find(&t, "127.0.0.1:49639", "127.0.0.1:5353");
-    assert_eq!((connected.state, connected.inode), (tcp::ESTABLISHED, 2776082));
+    assert_eq!((connected.state, connected.inode), (TcpState::Established, 2776082));
 
     let t = fixture(ProcNetFile::Udp6);
     assert_eq!(t.sockets.len(), 3);
-    assert_eq!(find(&t, "[::]:5354", "[::]:0").state, tcp::CLOSE);
+    assert_eq!(find(&t, "[::]:5354", "[::]:0").state, TcpState::Close);
     assert_eq!(find(&t, "[::1]:52973", "[::1]:5354").inode, 2776084);
     assert_eq!(find(&t, "[::ffff:127.0.0.1]:52739", "[::ffff:127.0.0.1]:5353").inode, 2776085);
 }

@@ -14,15 +14,14 @@
 //! sockets once a check interval (the kernel walks the listener hash only,
 //! not the connections).
 
-use std::{io, os::unix::fs::MetadataExt as _};
-
-use netwatch_common::tcp;
+use std::io;
 
 use super::netns_minisocks::OtherNamespaces;
 pub use crate::event::listen_drops::Sample;
 use crate::{
     event::listen_drops,
-    seed::{diag::DiagSocket, Proto},
+    seed::{diag::DiagSocket, own_netns, Proto},
+    socket::TcpState,
     table::Table,
 };
 
@@ -38,13 +37,13 @@ impl Reader {
     /// fails is left out: its listeners are then not in the figures).
     pub fn read(&mut self, table: &Table, others: &OtherNamespaces) -> io::Result<Vec<Sample>> {
         if self.own.is_none() {
-            let ns = std::fs::metadata("/proc/self/ns/net")?.ino() as u32;
+            let ns = own_netns()?;
             self.own = Some((ns, DiagSocket::open()?.with_figures()));
         }
         let mut out = Vec::new();
         if let Some((ns, diag)) = &self.own {
             let listeners =
-                || table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN && r.netns == *ns);
+                || table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen && r.netns == *ns);
             if listeners().all(|r| r.traffic.listen_drops.is_some()) {
                 out.extend(listeners().filter_map(|r| {
                     Some(Sample {
@@ -90,8 +89,6 @@ impl Reader {
 mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
-    use netwatch_common::tcp;
-
     use super::*;
     use crate::seed::SeedSocket;
 
@@ -105,7 +102,7 @@ mod tests {
         let made_up = SeedSocket {
             cookie: Some(u64::MAX - 7),
             netns: own,
-            ..SeedSocket::fixture(tcp::LISTEN, "127.0.0.1:9", "0.0.0.0:0")
+            ..SeedSocket::fixture(TcpState::Listen, "127.0.0.1:9", "0.0.0.0:0")
         };
         table.seed(vec![made_up.clone()], 1);
         let others = OtherNamespaces::default();

@@ -7,11 +7,10 @@
 
 use std::collections::HashMap;
 
-use netwatch_common::tcp;
-
 use crate::{
     event::display_ip,
     seed::Proto,
+    socket::TcpState,
     table::{Row, Table},
 };
 
@@ -22,7 +21,7 @@ pub struct ListenerIndex<'a> {
 impl<'a> ListenerIndex<'a> {
     pub fn new(table: &'a Table) -> Self {
         let mut by_port: HashMap<(u32, u16), Vec<&Row>> = HashMap::new();
-        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN) {
+        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen) {
             by_port.entry((r.netns, r.local.port())).or_default().push(r);
         }
         Self { by_port }
@@ -30,7 +29,7 @@ impl<'a> ListenerIndex<'a> {
 
     /// The listener `r` (a TCP row, not a listener) came through, if any.
     pub fn find(&self, r: &Row) -> Option<&'a Row> {
-        if r.proto != Proto::Tcp || r.state == tcp::LISTEN {
+        if r.proto != Proto::Tcp || r.state == TcpState::Listen {
             return None;
         }
         let ls = self.by_port.get(&(r.netns, r.local.port()))?;

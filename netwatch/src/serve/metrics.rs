@@ -18,7 +18,10 @@ use prometheus_client::{
 };
 
 use super::{alerts::endpoint, config::AlertKind, export::Errors, listeners::ListenerIndex};
-use crate::{socket::Proto, table::Table};
+use crate::{
+    socket::{Proto, TcpState},
+    table::Table,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtoState {
@@ -361,7 +364,7 @@ pub fn top_processes(
     mut workload: impl FnMut(u32) -> WorkloadLabels,
 ) -> Vec<((String, WorkloadLabels), i64)> {
     let mut per: HashMap<(&str, u32), i64> = HashMap::new();
-    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN) {
+    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state != TcpState::Listen) {
         if let Some(o) = r.owners.first() {
             *per.entry((o.comm.text(), o.pid)).or_default() += 1;
         }
@@ -385,7 +388,7 @@ pub fn top_processes(
 /// most connections; the others' summed per state as listener `other`.
 fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str), i64)> {
     let index = ListenerIndex::new(table);
-    let mut per: HashMap<(u32, std::net::SocketAddr), HashMap<u8, i64>> = HashMap::new();
+    let mut per: HashMap<(u32, std::net::SocketAddr), HashMap<TcpState, i64>> = HashMap::new();
     for r in table.rows() {
         if let Some(l) = index.find(r) {
             *per.entry((l.netns, l.local)).or_default().entry(r.state).or_default() += 1;
@@ -394,17 +397,17 @@ fn per_listener(table: &Table, n: usize) -> Vec<((String, String, &'static str),
     let mut all: Vec<_> = per.into_iter().map(|(k, states)| (states.values().sum::<i64>(), k, states)).collect();
     all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut out = Vec::new();
-    let mut other: HashMap<u8, i64> = HashMap::new();
+    let mut other: HashMap<TcpState, i64> = HashMap::new();
     for (i, (_, (netns, local), states)) in all.into_iter().enumerate() {
         for (state, k) in states {
             if i < n {
-                out.push(((endpoint(local), netns.to_string(), tcp::name(state)), k));
+                out.push(((endpoint(local), netns.to_string(), state.name()), k));
             } else {
                 *other.entry(state).or_default() += k;
             }
         }
     }
-    out.extend(other.into_iter().map(|(state, k)| ((OTHER.to_owned(), String::new(), tcp::name(state)), k)));
+    out.extend(other.into_iter().map(|(state, k)| ((OTHER.to_owned(), String::new(), state.name()), k)));
     out
 }
 

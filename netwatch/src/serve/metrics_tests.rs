@@ -4,7 +4,7 @@ use super::*;
 use crate::seed::SeedSocket;
 
 fn sock(proto: Proto, state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
-    let s = SeedSocket { proto, ..SeedSocket::fixture(state, local, remote) };
+    let s = SeedSocket { proto, ..SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote) };
     match owner {
         Some((pid, comm)) => s.owned_by(pid, comm),
         None => s,

@@ -12,15 +12,14 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
-    fs::File,
     io,
-    os::{fd::AsRawFd as _, unix::fs::MetadataExt as _},
 };
 
 use netwatch_common::tcp;
 
 use crate::{
-    seed::{diag::DiagSocket, Family, Proto, SeedSocket},
+    seed::{diag::DiagSocket, open_diag_sockets, own_netns, Proto, SeedSocket},
+    socket::TcpState,
     table::Table,
 };
 
@@ -36,9 +35,9 @@ impl OtherNamespaces {
     /// Re-reads the minisockets of every other namespace that has a
     /// listener in `table`; returns problems worth a warning.
     pub fn refresh(&mut self, table: &mut Table, now_ns: u64) -> Vec<String> {
-        let own = *self.own.get_or_insert_with(|| std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32));
+        let own = *self.own.get_or_insert_with(|| own_netns().unwrap_or(0));
         let mut wanted: HashMap<u32, Vec<u32>> = HashMap::new();
-        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN && r.netns != own) {
+        for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen && r.netns != own) {
             wanted.entry(r.netns).or_default().extend(r.owners.iter().map(|o| o.pid));
         }
         // A namespace whose listeners are gone is read one last time (its
@@ -85,36 +84,15 @@ impl OtherNamespaces {
 fn dump(diag: &DiagSocket, ns: u32) -> io::Result<Vec<SeedSocket>> {
     let states = (1 << tcp::TIME_WAIT) | (1 << tcp::FIN_WAIT2) | (1 << tcp::NEW_SYN_RECV);
     let mut out = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, states, ns, &mut out)?;
-    }
+    diag.dump_tcp_each(states, ns, &mut out)?;
     Ok(out)
 }
 
 /// A sock_diag socket inside namespace `ns`, entered through the first of
-/// `pids` still in it.
+/// `pids` still in it. With the memory counters: the same socket reads the
+/// listeners' drop counters (`super::listen_drops`).
 fn open_in(ns: u32, pids: &[u32]) -> io::Result<DiagSocket> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            for pid in pids {
-                // Holding the file pins the namespace; its inode proves the
-                // pid was not reused by a process elsewhere.
-                let Ok(file) = File::open(format!("/proc/{pid}/ns/net")) else { continue };
-                if file.metadata().map(|m| m.ino()).ok() != Some(u64::from(ns)) {
-                    continue;
-                }
-                // SAFETY: setns(2) on an open namespace fd; it changes only
-                // this thread, which ends right after.
-                if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // With the memory counters: the same socket reads the
-                // listeners' drop counters (`super::listen_drops`).
-                return DiagSocket::open().map(DiagSocket::with_figures);
-            }
-            Err(io::Error::new(io::ErrorKind::NotFound, "no process of its listeners is left to enter it by"))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
-    })
+    let paths = pids.iter().map(|pid| format!("/proc/{pid}/ns/net").into()).collect();
+    let opened = open_diag_sockets([(ns, paths)], true).pop().map(|(_, s)| s);
+    opened.unwrap_or_else(|| Err(io::Error::other("the namespace thread panicked")))
 }

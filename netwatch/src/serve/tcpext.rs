@@ -2,12 +2,10 @@
 //! kernel's own count of SYNs and handshakes dropped at full listen queues
 //! (docs/design.md#syn-recv), for this network namespace.
 
-use std::os::unix::fs::MetadataExt as _;
-
 use anyhow::{bail, Context as _, Result};
 use netwatch_common::tcp;
 
-use crate::seed::{diag::DiagSocket, Family, Proto, SeedSocket};
+use crate::seed::{diag::DiagSocket, own_netns, SeedSocket};
 
 /// `ListenOverflows + ListenDrops` (drops already includes overflows on
 /// current kernels, but older ones counted them apart; the sum only ever
@@ -43,13 +41,10 @@ pub fn parse(text: &str) -> Result<u64> {
 /// This namespace's TCP listeners as sock_diag reports them now, with their
 /// accept queues (`rx_queue`: waiting to be accepted, `tx_queue`: backlog).
 pub fn listeners() -> Result<Vec<SeedSocket>> {
-    let netns = std::fs::metadata("/proc/self/ns/net").context("reading /proc/self/ns/net")?.ino() as u32;
+    let netns = own_netns().context("reading /proc/self/ns/net")?;
     let diag = DiagSocket::open().context("opening a sock_diag socket")?;
     let mut out = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        diag.dump_states(Proto::Tcp, family, 1 << tcp::LISTEN, netns, &mut out)
-            .with_context(|| format!("dumping listeners ({family:?})"))?;
-    }
+    diag.dump_tcp_each(1 << tcp::LISTEN, netns, &mut out).context("dumping listeners")?;
     Ok(out)
 }
 
@@ -69,7 +64,7 @@ mod tests {
         let l = |port: u16, rx: u32, tx: u32| crate::seed::SeedSocket {
             rx_queue: rx,
             tx_queue: tx,
-            ..crate::seed::SeedSocket::fixture(netwatch_common::tcp::LISTEN, &format!("127.0.0.1:{port}"), "0.0.0.0:0")
+            ..crate::seed::SeedSocket::fixture(crate::seed::TcpState::Listen, &format!("127.0.0.1:{port}"), "0.0.0.0:0")
         };
         let socks = [l(1, 0, 0), l(2, 3, 128), l(3, 1, 0), l(4, 5, 5), l(5, 0, 4096)];
         let ports: Vec<u16> = super::full_queues(&socks).iter().map(|s| s.local.port()).collect();

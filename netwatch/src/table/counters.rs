@@ -24,7 +24,7 @@ impl StateCounts {
                 Proto::Tcp => &mut c.tcp,
                 Proto::Udp => &mut c.udp,
             };
-            if let Some(n) = slot.get_mut(usize::from(r.state)) {
+            if let Some(n) = slot.get_mut(r.state as usize) {
                 *n += 1;
             }
         }

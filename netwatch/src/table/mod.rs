@@ -20,7 +20,7 @@ pub mod traffic;
 
 use std::{cell::RefCell, collections::VecDeque, net::SocketAddr};
 
-use netwatch_common::{tcp, EventKind, OwnerSource};
+use netwatch_common::{EventKind, OwnerSource};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use counters::{StateCounts, Totals};
@@ -194,14 +194,11 @@ impl Table {
                 self.insert_seeded(s, now_ns);
                 continue;
             };
-            match self.rows.get_mut(&cookie) {
-                // A row the events already track (a full socket) wins.
-                Some(r) if r.netns != netns || !is_minisock(r) => continue,
-                Some(r) => *r = seeded_row(s, now_ns),
-                None => {
-                    self.rows.insert(cookie, seeded_row(s, now_ns));
-                }
+            // A row the events already track (a full socket) wins.
+            if self.rows.get(&cookie).is_some_and(|r| r.netns != netns || !is_minisock(r)) {
+                continue;
             }
+            self.rows.insert(cookie, seeded_row(s, now_ns));
             self.index_time_wait(cookie);
         }
         self.prune_time_wait();
@@ -307,7 +304,12 @@ impl Table {
             e.lend(owner, row.opened_ns, row.inode);
         }
         if self.event_workloads {
-            self.workloads.borrow_mut().get_or_insert_with(Resolver::default).complete(e);
+            let mut workloads = self.workloads.borrow_mut();
+            let w = workloads.get_or_insert_with(Resolver::default);
+            e.workload = w.of(e.pid, e.cgroup);
+            if e.cgroup == 0 {
+                e.cgroup = w.cgroup_of(e.pid).unwrap_or(0);
+            }
         }
     }
 
@@ -323,9 +325,7 @@ impl Table {
         if e.kind == EventKind::Accept {
             // accept() returned it: the owner and, now, a file (inode).
             if let Some(row) = self.rows.get_mut(&key) {
-                row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
-                row.owner_source = e.owner;
-                row.uid = e.uid;
+                set_owner(row, e, &mut self.names);
                 row.inode = e.inode;
             }
             return;
@@ -337,7 +337,7 @@ impl Table {
         if e.kind == EventKind::Destroy {
             self.final_traffic(e);
             // The socket is freed; a TIME_WAIT row made from it stays.
-            if self.rows.get(&key).is_some_and(|r| r.state != tcp::TIME_WAIT) {
+            if self.rows.get(&key).is_some_and(|r| r.state != TcpState::TimeWait) {
                 self.remove(key);
             }
             return;
@@ -351,7 +351,7 @@ impl Table {
             family: e.family,
             local: e.local,
             remote: e.remote,
-            state: e.new_state as u8,
+            state: e.new_state,
             netns: e.netns,
             cookie: Some(e.cookie),
             inode: e.inode,
@@ -366,7 +366,7 @@ impl Table {
             tx_queue: 0,
             traffic: RowTraffic::default(),
         });
-        row.state = e.new_state as u8;
+        row.state = e.new_state;
         if e.new_state == TcpState::Established && matches!(e.old_state, TcpState::SynSent | TcpState::SynRecv) {
             row.traffic.opened = Some(crate::why::latency(e));
         }
@@ -381,9 +381,7 @@ impl Table {
         if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
             // The kernel's owner changed (accept handed the socket to
             // another process) or the row had none: its word is newer.
-            row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }];
-            row.owner_source = e.owner;
-            row.uid = e.uid;
+            set_owner(row, e, &mut self.names);
         }
         self.retire_reused(key, e);
     }
@@ -450,7 +448,7 @@ impl Table {
         if let Some(mut r) = row.filter(|_| self.until_destroy) {
             // Its destroy event is still to come, and is completed from
             // this row (the tuple and the owner); the destroy removes it.
-            (r.state, r.local, r.remote) = (tcp::CLOSE, local, remote);
+            (r.state, r.local, r.remote) = (TcpState::Close, local, remote);
             self.rows.insert(key, r);
         } else if self.time_wait_rows && matches!(e.old_state, TcpState::FinWait2 | TcpState::Closing) {
             // tcp_time_wait(): the full socket closes and a TIME_WAIT
@@ -502,9 +500,9 @@ fn seeded_row(s: SeedSocket, now_ns: u64) -> Row {
 /// Which dumped sockets [`Table::reconcile_minisocks`] keeps: TIME_WAIT
 /// (whose substate may read FIN_WAIT2: its timer tells) and request sockets.
 fn is_seed_minisock(s: &SeedSocket) -> bool {
-    s.state == tcp::TIME_WAIT
+    s.state == TcpState::TimeWait
         || s.timer.is_some_and(|t| t.kind == seed::TimerKind::TimeWait)
-        || (s.state == tcp::SYN_RECV && s.inode == 0)
+        || (s.state == TcpState::SynRecv && s.inode == 0)
 }
 
 /// TIME_WAIT minisockets (whose substate may read FIN_WAIT2: they are told
@@ -514,7 +512,14 @@ fn is_minisock(r: &Row) -> bool {
     r.proto == Proto::Tcp
         && (r.expires_ns.is_some()
             || time_wait::is_time_wait(r)
-            || (r.state == tcp::SYN_RECV && r.inode == 0 && r.owners.is_empty()))
+            || (r.state == TcpState::SynRecv && r.inode == 0 && r.owners.is_empty()))
+}
+
+/// The event's process becomes the row's one owner.
+fn set_owner(row: &mut Row, e: &Event, names: &mut names::ProcNames) {
+    row.owners = smallvec::smallvec![Owner { pid: e.pid, comm: names.name(e.pid, e.comm) }];
+    row.owner_source = e.owner;
+    row.uid = e.uid;
 }
 
 /// Each process once (the scan lists a process once per descriptor), in
@@ -546,7 +551,7 @@ fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
         family: e.family,
         local,
         remote,
-        state: tcp::TIME_WAIT,
+        state: TcpState::TimeWait,
         netns: e.netns,
         cookie: Some(e.cookie),
         inode: 0,

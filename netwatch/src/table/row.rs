@@ -13,8 +13,9 @@ pub struct Row {
     pub family: Family,
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Kernel state number (`netwatch_common::tcp`).
-    pub state: u8,
+    /// The kernel's state; UDP rows use `Established` (connected) and
+    /// `Close` (unconnected), as the kernel itself does for UDP sockets.
+    pub state: TcpState,
     pub netns: u32,
     /// The socket cookie; `None` only for rows seeded from /proc text.
     pub cookie: Option<u64>,

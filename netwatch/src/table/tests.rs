@@ -1,4 +1,4 @@
-use netwatch_common::OwnerSource;
+use netwatch_common::{tcp, OwnerSource};
 
 use super::*;
 use crate::{
@@ -34,7 +34,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
 }
 
 fn seeded(cookie: Option<u64>, state: u8, local: &str, remote: &str, pid: Option<u32>) -> SeedSocket {
-    let s = SeedSocket { cookie, ..SeedSocket::fixture(state, local, remote) };
+    let s = SeedSocket { cookie, ..SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote) };
     match pid {
         Some(pid) => s.owned_by(pid, "seeded"),
         None => s,
@@ -58,7 +58,7 @@ fn active_close_leaves_an_ownerless_time_wait_row_and_history() {
     let rows: Vec<_> = t.rows().cloned().collect();
     assert_eq!(rows.len(), 1);
     let tw = &rows[0];
-    assert_eq!(tw.state, tcp::TIME_WAIT);
+    assert_eq!(tw.state, TcpState::TimeWait);
     assert_eq!(tw.local, "127.0.0.1:40000".parse().unwrap(), "port kept from ESTABLISHED");
     assert!(tw.owners.is_empty());
     assert_eq!(owner_label(tw), "-");
@@ -120,7 +120,7 @@ fn seeded_rows_keep_owners_and_meet_events_by_cookie() {
     t.seed(vec![seeded(Some(40), tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5555", Some(100))], 1);
     t.apply(&ev(EventKind::State, 40, tcp::ESTABLISHED, tcp::CLOSE_WAIT, "127.0.0.1:22", "127.0.0.1:5555", 0));
     let r = t.rows().next().unwrap();
-    assert_eq!(r.state, tcp::CLOSE_WAIT);
+    assert_eq!(r.state, TcpState::CloseWait);
     assert_eq!(owner_label(r), "100/seeded", "an event without owner keeps the seeded one");
     assert_eq!(t.counts().tcp(tcp::CLOSE_WAIT), 1);
 }
@@ -132,7 +132,7 @@ fn proc_seeded_rows_are_matched_by_tuple_then_keyed_by_cookie() {
     t.apply(&ev(EventKind::State, 41, tcp::ESTABLISHED, tcp::FIN_WAIT1, "127.0.0.1:22", "127.0.0.1:5555", 0));
     assert_eq!(t.len(), 1);
     let r = t.rows().next().unwrap();
-    assert_eq!((r.cookie, r.state), (Some(41), tcp::FIN_WAIT1));
+    assert_eq!((r.cookie, r.state), (Some(41), TcpState::FinWait1));
 }
 
 #[test]
@@ -153,7 +153,12 @@ fn reconcile_replaces_only_minisocks() {
     // Namespace 8 was not re-read: its TIME_WAIT row stays.
     assert_eq!(
         states,
-        [(Some(2), tcp::ESTABLISHED), (Some(3), tcp::TIME_WAIT), (Some(4), tcp::SYN_RECV), (Some(9), tcp::TIME_WAIT)]
+        [
+            (Some(2), TcpState::Established),
+            (Some(3), TcpState::TimeWait),
+            (Some(4), TcpState::SynRecv),
+            (Some(9), TcpState::TimeWait)
+        ]
     );
 }
 
@@ -215,7 +220,7 @@ fn accept_gives_the_row_its_accepting_owner_and_inode() {
     accept.inode = 777;
     t.apply(&accept);
     let r = t.rows().next().unwrap();
-    assert_eq!((r.inode, r.state, r.owners[0].pid), (777, tcp::ESTABLISHED, 9));
+    assert_eq!((r.inode, r.state, r.owners[0].pid), (777, TcpState::Established, 9));
     // Accepting a socket the table never saw creates nothing.
     t.apply(&ev(EventKind::Accept, 3, tcp::ESTABLISHED, tcp::ESTABLISHED, "127.0.0.1:80", "127.0.0.1:5001", 9));
     assert_eq!(t.len(), 1);
@@ -289,7 +294,7 @@ fn closed_rows_stay_for_their_destroy_only_when_asked() {
             (d.local.port(), d.remote.port(), d.pid)
         };
         let (passive, active) = (destroy(&mut t, 5), destroy(&mut t, 6));
-        let states: Vec<u8> = t.rows().map(|r| r.state).collect();
+        let states: Vec<u8> = t.rows().map(|r| r.state as u8).collect();
         match (until_destroy, time_wait_rows) {
             (true, _) => assert_eq!((passive, active, states), ((4000, 80, 9), (40000, 80, 5), vec![])),
             (false, false) => assert_eq!((passive, active, states), ((0, 0, 0), (0, 0, 0), vec![])),

@@ -15,7 +15,6 @@ use std::{
     net::SocketAddr,
 };
 
-use netwatch_common::tcp;
 use rustc_hash::FxHasher;
 
 use super::{Row, Table};
@@ -24,7 +23,7 @@ use crate::{event::Event, seed::TimerKind, socket::TcpState};
 /// A TIME_WAIT socket, synthesized from an active close or dumped by
 /// sock_diag (whose substate may read FIN_WAIT2: its timer tells).
 pub(super) fn is_time_wait(r: &Row) -> bool {
-    r.state == tcp::TIME_WAIT || r.timer.is_some_and(|t| t.kind == TimerKind::TimeWait)
+    r.state == TcpState::TimeWait || r.timer.is_some_and(|t| t.kind == TimerKind::TimeWait)
 }
 
 /// What the index is keyed on: a hash of the network namespace, local and

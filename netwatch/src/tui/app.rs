@@ -20,6 +20,7 @@ use crate::{
     event::{clock::WallClock, Event},
     filter::{self, Filter},
     live::Update,
+    socket::TcpState,
     table::{Closed, ProcessTraffic, Row, StateCounts, Table, Totals},
 };
 
@@ -127,8 +128,8 @@ pub enum Details {
 pub struct Transition {
     pub ts_ns: u64,
     pub kind: EventKind,
-    pub old: u8,
-    pub new: u8,
+    pub old: TcpState,
+    pub new: TcpState,
 }
 
 /// Transitions kept per socket: a connection's life is about ten.
@@ -224,7 +225,7 @@ impl App {
         if list.len() == TRANSITIONS {
             list.pop_front();
         }
-        list.push_back(Transition { ts_ns: e.ts_ns, kind: e.kind, old: e.old_state as u8, new: e.new_state as u8 });
+        list.push_back(Transition { ts_ns: e.ts_ns, kind: e.kind, old: e.old_state, new: e.new_state });
     }
 
     /// Housekeeping in the live model (TIME_WAIT expiry, minisocket

@@ -20,7 +20,7 @@ fn refresh_copies_rows_counts_and_history() {
     a.refresh(&t, 20_000_000);
     a.reorder();
     assert_eq!((a.snap.entries.len(), a.order.len()), (6, 5));
-    assert_eq!(a.collapsed, [(tcp::TIME_WAIT, 1)], "TIME_WAIT is a count line by default");
+    assert_eq!(a.collapsed, [(TcpState::TimeWait, 1)], "TIME_WAIT is a count line by default");
     assert_eq!(a.snap.counts.tcp(tcp::LISTEN), 2);
     let lived = short_lived();
     for e in &lived {

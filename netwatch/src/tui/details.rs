@@ -3,7 +3,7 @@
 //! kernel's timestamp). It follows the connection: once the row is gone,
 //! the closed list's record of it (same cookie) is shown.
 
-use netwatch_common::{tcp, Traffic};
+use netwatch_common::Traffic;
 use ratatui::{
     layout::Rect,
     style::{Modifier, Style},
@@ -208,8 +208,8 @@ fn history(app: &App, cookie: Option<u64>) -> Vec<Line<'static>> {
             "   {}  {:<14} {} -> {}",
             kernel_ts(app, t.ts_ns),
             t.kind.name(),
-            tcp::name(t.old),
-            tcp::name(t.new)
+            t.old.name(),
+            t.new.name()
         ))
     }));
     lines

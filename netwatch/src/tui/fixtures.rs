@@ -14,7 +14,7 @@ pub fn row(
     proto: Proto,
     local: &str,
     remote: &str,
-    state: u8,
+    state: TcpState,
     owner: Option<(u32, &str)>,
     opened_ms: Option<u64>,
 ) -> Row {
@@ -41,19 +41,19 @@ pub fn row(
     }
 }
 
-pub fn tcp(local: &str, remote: &str, state: u8, owner: Option<(u32, &str)>) -> Row {
+pub fn tcp(local: &str, remote: &str, state: TcpState, owner: Option<(u32, &str)>) -> Row {
     row(Proto::Tcp, local, remote, state, owner, None)
 }
 
 /// A listener and a few connections, every TCP state the header shows.
 pub fn rows() -> Vec<Row> {
     vec![
-        tcp("127.0.0.1:8080", "0.0.0.0:0", tcp::LISTEN, Some((100, "server"))),
-        tcp("127.0.0.1:8080", "127.0.0.1:40001", tcp::ESTABLISHED, Some((100, "server"))),
-        tcp("127.0.0.1:40001", "127.0.0.1:8080", tcp::ESTABLISHED, Some((200, "curl"))),
-        tcp("127.0.0.1:40002", "127.0.0.1:8080", tcp::TIME_WAIT, None),
-        tcp("[::1]:22", "[::]:0", tcp::LISTEN, Some((1, "sshd"))),
-        row(Proto::Udp, "127.0.0.53:53", "0.0.0.0:0", tcp::CLOSE, Some((50, "resolved")), None),
+        tcp("127.0.0.1:8080", "0.0.0.0:0", TcpState::Listen, Some((100, "server"))),
+        tcp("127.0.0.1:8080", "127.0.0.1:40001", TcpState::Established, Some((100, "server"))),
+        tcp("127.0.0.1:40001", "127.0.0.1:8080", TcpState::Established, Some((200, "curl"))),
+        tcp("127.0.0.1:40002", "127.0.0.1:8080", TcpState::TimeWait, None),
+        tcp("[::1]:22", "[::]:0", TcpState::Listen, Some((1, "sshd"))),
+        row(Proto::Udp, "127.0.0.53:53", "0.0.0.0:0", TcpState::Close, Some((50, "resolved")), None),
     ]
 }
 

@@ -76,7 +76,7 @@ pub fn contains_ci(haystack: &str, needle: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::tcp;
+    use crate::socket::TcpState;
 
     use super::*;
     use crate::{
@@ -118,9 +118,9 @@ mod tests {
     fn labels_follow_netstat() {
         assert_eq!(proto(Proto::Tcp, Family::V6), "tcp6");
         assert_eq!(proto(Proto::Udp, Family::V4), "udp");
-        assert_eq!(state(Proto::Tcp, tcp::LISTEN), "LISTEN");
-        assert_eq!(state(Proto::Udp, tcp::CLOSE), "");
-        assert_eq!(state(Proto::Udp, tcp::ESTABLISHED), "ESTABLISHED");
+        assert_eq!(state(Proto::Tcp, TcpState::Listen), "LISTEN");
+        assert_eq!(state(Proto::Udp, TcpState::Close), "");
+        assert_eq!(state(Proto::Udp, TcpState::Established), "ESTABLISHED");
         let mut s = String::new();
         push_endpoint(&mut s, "[::ffff:10.0.0.1]:80".parse().unwrap());
         push_endpoint(&mut s, "[::1]:22".parse().unwrap());

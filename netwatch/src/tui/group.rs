@@ -9,11 +9,10 @@
 
 use std::net::SocketAddr;
 
-use netwatch_common::tcp;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::view::{self, Entry};
-use crate::socket::Proto;
+use crate::socket::{Proto, TcpState};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GroupBy {
@@ -74,7 +73,7 @@ struct Listeners(FxHashMap<(u32, u16), Vec<SocketAddr>>);
 impl Listeners {
     fn of_entries(entries: &[Entry]) -> Self {
         let mut map: FxHashMap<(u32, u16), Vec<SocketAddr>> = FxHashMap::default();
-        for e in entries.iter().filter(|e| e.row.proto == Proto::Tcp && e.row.state == tcp::LISTEN) {
+        for e in entries.iter().filter(|e| e.row.proto == Proto::Tcp && e.row.state == TcpState::Listen) {
             map.entry((e.row.netns, e.row.local.port())).or_default().push(e.row.local);
         }
         Self(map)
@@ -106,7 +105,7 @@ impl Listeners {
 pub struct Group {
     pub label: String,
     /// Rows per state (TCP state numbers; UDP counted under its state too).
-    pub states: Vec<(u8, u32)>,
+    pub states: Vec<(TcpState, u32)>,
     /// For a listener: its accept queue (connections waiting, backlog).
     pub queue: Option<(u32, u32)>,
     /// Indices into the entries, in display order; collapsible ones last
@@ -148,7 +147,7 @@ pub struct Activity {
 pub enum Line {
     Row(u32),
     /// A collapsed state and how many rows it stands for.
-    Count(u8, u32),
+    Count(TcpState, u32),
     /// A group header: index into the groups.
     Group(u32),
 }
@@ -171,7 +170,7 @@ pub fn groups(entries: &[Entry], order: &[u32], hidden: &[u32], by: GroupBy, act
             Some((_, n)) => *n += 1,
             None => group.states.push((e.row.state, 1)),
         }
-        if e.row.proto == Proto::Tcp && e.row.state == tcp::LISTEN && by == GroupBy::Listener {
+        if e.row.proto == Proto::Tcp && e.row.state == TcpState::Listen && by == GroupBy::Listener {
             group.queue = Some((e.row.rx_queue, e.row.tx_queue));
             group.drops = e.row.traffic.listen_drops;
         }
@@ -223,8 +222,8 @@ mod tests {
     #[test]
     fn by_listener_and_by_program() {
         let mut rows = rows();
-        rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40009", tcp::TIME_WAIT, None));
-        for r in rows.iter_mut().filter(|r| r.state == tcp::LISTEN && r.local.port() == 8080) {
+        rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40009", TcpState::TimeWait, None));
+        for r in rows.iter_mut().filter(|r| r.state == TcpState::Listen && r.local.port() == 8080) {
             r.traffic.listen_drops = Some(3);
         }
         let entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
@@ -237,7 +236,7 @@ mod tests {
             "in order of first row"
         );
         let l = &g[0];
-        assert_eq!(l.states, [(tcp::LISTEN, 1), (tcp::ESTABLISHED, 1), (tcp::TIME_WAIT, 1)]);
+        assert_eq!(l.states, [(TcpState::Listen, 1), (TcpState::Established, 1), (TcpState::TimeWait, 1)]);
         assert_eq!(l.rows.len(), 3);
         assert_eq!(l.queue, Some((0, 0)));
         assert_eq!((l.drops, g[2].drops), (Some(3), None), "the listener's own counter, where read");
@@ -247,7 +246,7 @@ mod tests {
             labels,
             ["program server", "program curl", "no owner (TIME_WAIT, half-open)", "program sshd", "program resolved"]
         );
-        assert_eq!(p[2].states, [(tcp::TIME_WAIT, 2)]);
+        assert_eq!(p[2].states, [(TcpState::TimeWait, 2)]);
     }
 
     #[test]
@@ -296,7 +295,7 @@ mod tests {
         let open = lines(&order, &Vec::new(), &g, &expanded);
         assert_eq!(open[..3], [Line::Group(0), Line::Row(0), Line::Row(1)]);
         // Ungrouped: rows, then count lines.
-        let flat = lines(&order, &vec![(tcp::TIME_WAIT, 7)], &[], &expanded);
-        assert_eq!(flat.last(), Some(&Line::Count(tcp::TIME_WAIT, 7)));
+        let flat = lines(&order, &vec![(TcpState::TimeWait, 7)], &[], &expanded);
+        assert_eq!(flat.last(), Some(&Line::Count(TcpState::TimeWait, 7)));
     }
 }

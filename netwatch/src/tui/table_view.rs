@@ -20,7 +20,7 @@ use crate::{
         snapshot::{proto_label, state_name},
         text::endpoint,
     },
-    socket::Proto,
+    socket::{Proto, TcpState},
 };
 
 /// The narrowest table that also shows the Connect and RTT columns: the
@@ -142,7 +142,7 @@ fn per_sec(r: f64) -> String {
 }
 
 /// The line standing for the rows of a collapsed state.
-fn count_line((state, n): (u8, u32)) -> Row<'static> {
+fn count_line((state, n): (TcpState, u32)) -> Row<'static> {
     let name = state_name(Proto::Tcp, state);
     Row::new([
         Cell::from(""),

@@ -10,13 +10,11 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use netwatch_common::tcp;
-
 use super::format;
 use crate::{
     filter::{Filter, RowAt},
     output::snapshot::{proto_label, state_name},
-    socket::{label, Proto},
+    socket::{label, Proto, TcpState},
     table::Row,
 };
 
@@ -52,8 +50,8 @@ impl Mode {
             Self::Tcp => e.row.proto == Proto::Tcp,
             Self::Udp => e.row.proto == Proto::Udp,
             Self::Listening => match e.row.proto {
-                Proto::Tcp => e.row.state == tcp::LISTEN,
-                Proto::Udp => e.row.state == tcp::CLOSE,
+                Proto::Tcp => e.row.state == TcpState::Listen,
+                Proto::Udp => e.row.state == TcpState::Close,
             },
         }
     }
@@ -271,8 +269,11 @@ impl Entry {
 /// said when they entered it).
 pub fn collapsible(e: &Entry, now_ns: u64) -> bool {
     match (e.row.proto, e.row.state) {
-        (Proto::Tcp, tcp::TIME_WAIT) => true,
-        (Proto::Tcp, tcp::FIN_WAIT1 | tcp::FIN_WAIT2 | tcp::CLOSE_WAIT | tcp::LAST_ACK | tcp::CLOSING) => {
+        (Proto::Tcp, TcpState::TimeWait) => true,
+        (
+            Proto::Tcp,
+            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::CloseWait | TcpState::LastAck | TcpState::Closing,
+        ) => {
             let since = e.state_since_ns.unwrap_or(e.row.seen_ns);
             now_ns.saturating_sub(since) > COLLAPSE_AFTER_NS
         }
@@ -281,20 +282,20 @@ pub fn collapsible(e: &Entry, now_ns: u64) -> bool {
 }
 
 /// Listeners first, then states in the order a connection lives them.
-pub(super) fn state_rank(state: u8) -> u8 {
+pub(super) fn state_rank(state: TcpState) -> u8 {
     match state {
-        tcp::LISTEN => 0,
-        tcp::ESTABLISHED => 1,
-        tcp::SYN_SENT => 2,
-        tcp::SYN_RECV | tcp::NEW_SYN_RECV => 3,
-        tcp::FIN_WAIT1 => 4,
-        tcp::FIN_WAIT2 => 5,
-        tcp::CLOSE_WAIT => 6,
-        tcp::LAST_ACK => 7,
-        tcp::CLOSING => 8,
-        tcp::TIME_WAIT => 9,
-        tcp::CLOSE => 10,
-        _ => 11,
+        TcpState::Listen => 0,
+        TcpState::Established => 1,
+        TcpState::SynSent => 2,
+        TcpState::SynRecv | TcpState::NewSynRecv => 3,
+        TcpState::FinWait1 => 4,
+        TcpState::FinWait2 => 5,
+        TcpState::CloseWait => 6,
+        TcpState::LastAck => 7,
+        TcpState::Closing => 8,
+        TcpState::TimeWait => 9,
+        TcpState::Close => 10,
+        TcpState::BoundInactive => 11,
     }
 }
 
@@ -367,7 +368,7 @@ pub struct Query<'a> {
 }
 
 /// Rows a collapsed state stands for: the count line's state and count.
-pub type Collapsed = Vec<(u8, u32)>;
+pub type Collapsed = Vec<(TcpState, u32)>;
 
 /// Indices of the entries the view shows, in display order, the states
 /// collapsed into count lines (in state order), and the collapsed rows.
@@ -390,7 +391,7 @@ pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &m
             })
             .filter(|(i, e)| match q.collapse_at {
                 Some(now) if collapsible(e, now) => {
-                    counts[usize::from(e.row.state & 15)] += 1;
+                    counts[e.row.state as usize] += 1;
                     hidden.push(*i as u32);
                     false
                 }
@@ -407,9 +408,9 @@ pub fn order(entries: &[Entry], q: &Query<'_>, out: &mut Vec<u32>, collapsed: &m
             o
         }
     });
-    let mut states: Vec<u8> = (0..16u8).filter(|&s| counts[usize::from(s)] > 0).collect();
+    let mut states: Vec<TcpState> = TcpState::ALL.into_iter().filter(|&s| counts[s as usize] > 0).collect();
     states.sort_by_key(|&s| state_rank(s));
-    collapsed.extend(states.into_iter().map(|s| (s, counts[usize::from(s)])));
+    collapsed.extend(states.into_iter().map(|s| (s, counts[s as usize])));
 }
 
 #[cfg(test)]

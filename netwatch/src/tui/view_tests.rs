@@ -1,8 +1,7 @@
-use netwatch_common::tcp;
-
 use super::*;
 use crate::{
     output::snapshot::state_name,
+    socket::TcpState,
     tui::fixtures::{rows, tcp},
 };
 
@@ -33,16 +32,16 @@ fn lines(entries: &[Entry], q: &Query<'_>) -> (Vec<String>, Collapsed) {
 #[test]
 fn closing_states_collapse_into_count_lines() {
     let mut rows = rows();
-    rows.push(tcp("127.0.0.1:40003", "127.0.0.1:8080", tcp::TIME_WAIT, None));
-    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40004", tcp::CLOSE_WAIT, Some((100, "server"))));
-    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40005", tcp::CLOSE_WAIT, Some((100, "server"))));
+    rows.push(tcp("127.0.0.1:40003", "127.0.0.1:8080", TcpState::TimeWait, None));
+    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40004", TcpState::CloseWait, Some((100, "server"))));
+    rows.push(tcp("127.0.0.1:8080", "127.0.0.1:40005", TcpState::CloseWait, Some((100, "server"))));
     let mut entries: Vec<Entry> = rows.iter().map(Entry::of).collect();
     // One CLOSE_WAIT entered its state a moment ago: still news.
     let now = 60_000_000_000;
     entries.last_mut().unwrap().state_since_ns = Some(now - 1_000_000_000);
     let q = Query { mode: Mode::All, text: "", expr: None, sort: Sort::default(), collapse_at: Some(now), now_ns: now };
     let (shown, collapsed) = lines(&entries, &q);
-    assert_eq!(collapsed, [(tcp::CLOSE_WAIT, 1), (tcp::TIME_WAIT, 2)]);
+    assert_eq!(collapsed, [(TcpState::CloseWait, 1), (TcpState::TimeWait, 2)]);
     assert!(shown.iter().all(|r| !r.starts_with("TIME_WAIT")), "{shown:?}");
     assert_eq!(shown.iter().filter(|r| r.starts_with("CLOSE_WAIT")).count(), 1, "{shown:?}");
     assert_eq!(shown.len(), 6);
@@ -99,8 +98,8 @@ fn other_columns_sort_with_state_as_tie_break() {
 #[test]
 fn age_sorts_youngest_first() {
     let mut rows = [
-        tcp("127.0.0.1:1", "127.0.0.1:2", tcp::ESTABLISHED, None),
-        tcp("127.0.0.1:3", "127.0.0.1:4", tcp::ESTABLISHED, None),
+        tcp("127.0.0.1:1", "127.0.0.1:2", TcpState::Established, None),
+        tcp("127.0.0.1:3", "127.0.0.1:4", TcpState::Established, None),
     ];
     rows[0].opened_ns = Some(5_000);
     rows[1].opened_ns = Some(9_000);
@@ -151,7 +150,7 @@ fn modes_follow_netstat_flags() {
 
 #[test]
 fn owner_label_counts_extra_owners() {
-    let mut r = tcp("127.0.0.1:1", "0.0.0.0:0", tcp::LISTEN, Some((7, "nginx")));
+    let mut r = tcp("127.0.0.1:1", "0.0.0.0:0", TcpState::Listen, Some((7, "nginx")));
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx");
     r.owners.push(crate::socket::Owner { pid: 7, comm: "nginx".into() });
     assert_eq!(Entry::of(&r).owner_label(), "7/nginx", "a second descriptor of the same process");
@@ -188,7 +187,7 @@ fn latency_sorts_put_the_slowest_first_and_rows_without_a_figure_last() {
         match (r.local.port(), r.state) {
             // The server's side: a live RTT from tcp_info, beside the
             // handshake's (which the live one replaces).
-            (8080, tcp::ESTABLISHED) => {
+            (8080, TcpState::Established) => {
                 r.traffic.rtt = Some(Rtt { srtt_us: 40, rttvar_us: 20, total_retrans: 0 });
                 r.traffic.opened = Some(Latency { srtt_us: Some(900), ..Latency::default() });
             }
@@ -210,6 +209,6 @@ fn latency_sorts_put_the_slowest_first_and_rows_without_a_figure_last() {
     // Reversed: the fastest first, the rows without a figure before them.
     let fastest = shown(&entries, Mode::All, "", Sort { column: Column::Rtt, reverse: true });
     assert_eq!(&fastest[fastest.len() - 2..], [server, client]);
-    let server = entries.iter().find(|e| e.row.local.port() == 8080 && e.row.state == tcp::ESTABLISHED).unwrap();
+    let server = entries.iter().find(|e| e.row.local.port() == 8080 && e.row.state == TcpState::Established).unwrap();
     assert_eq!((server.rtt_us, server.connect_us), (Some(40), None));
 }

@@ -177,15 +177,6 @@ impl Resolver {
         self.by_pid.insert(pid, (cgroup, w));
     }
 
-    /// Gives an event its owner's workload, and its cgroup id where the
-    /// kernel did not say it (an owner the agent lent).
-    pub fn complete(&mut self, e: &mut crate::event::Event) {
-        e.workload = self.of(e.pid, e.cgroup);
-        if e.cgroup == 0 {
-            e.cgroup = self.cgroup_of(e.pid).unwrap_or(0);
-        }
-    }
-
     /// The cgroup id a workload was resolved for, when known.
     pub fn cgroup_of(&self, pid: u32) -> Option<u64> {
         self.by_pid.get(&pid).map(|(id, _)| *id).filter(|&id| id != 0)

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use clap::{error::ErrorKind, ArgMatches, Args, FromArgMatches};
 
 use super::select::Check;
-use crate::plugin::Threshold;
+use crate::{plugin::Threshold, socket::TcpState};
 
 const AFTER_HELP: &str = "\
 Selectors of one check combine (a socket must match each kind given; several values of one kind \
@@ -44,7 +44,7 @@ struct Flags {
     /// Count TCP sockets in this state: ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2,
     /// TIME_WAIT, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING (starts or extends a check)
     #[arg(long = "state", value_name = "STATE", value_parser = parse_state)]
-    states: Vec<u8>,
+    states: Vec<TcpState>,
     /// Count sockets with this port at either end (starts or extends a check)
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
@@ -78,14 +78,15 @@ pub struct CheckArgs {
     pub verbose: bool,
 }
 
-fn parse_state(s: &str) -> Result<u8, String> {
+fn parse_state(s: &str) -> Result<TcpState, String> {
     netwatch_common::tcp::from_name(&s.replace('-', "_"))
+        .and_then(TcpState::from_u8)
         .ok_or_else(|| format!("unknown TCP state {s:?} (try ESTABLISHED, SYN_RECV, TIME_WAIT, LISTEN, ...)"))
 }
 
 /// One flag occurrence, in command-line order.
 enum Item {
-    State(u8),
+    State(TcpState),
     Port(u16),
     Remote(IpAddr),
     Warning(Threshold),
@@ -210,8 +211,11 @@ mod tests {
         .unwrap();
         assert_eq!(a.checks.len(), 3);
         let [est, https, db] = &a.checks[..] else { unreachable!() };
-        assert_eq!((est.states.as_slice(), thresholds(est)), (&[1u8][..], (Some("500"), Some("1000"))));
-        assert_eq!((https.states.as_slice(), https.ports.as_slice()), (&[3u8][..], &[443u16][..]));
+        assert_eq!(
+            (est.states.as_slice(), thresholds(est)),
+            (&[TcpState::Established][..], (Some("500"), Some("1000")))
+        );
+        assert_eq!((https.states.as_slice(), https.ports.as_slice()), (&[TcpState::SynRecv][..], &[443u16][..]));
         assert_eq!(thresholds(https), (None, Some("@5:")));
         assert_eq!(db.remotes, vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
         assert_eq!(db.label(), "db");

@@ -2,12 +2,11 @@
 
 use std::net::IpAddr;
 
-use netwatch_common::tcp;
-
 use crate::{
     event::display_ip,
     plugin::{self, Perfdata, Status, Threshold},
     seed::Proto,
+    socket::TcpState,
     table::Row,
 };
 
@@ -15,7 +14,7 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct Check {
     /// Any of these states; empty: every state but LISTEN.
-    pub states: Vec<u8>,
+    pub states: Vec<TcpState>,
     /// Either end on any of these ports; empty: any.
     pub ports: Vec<u16>,
     /// Remote address any of these (canonical: IPv4-mapped as IPv4).
@@ -28,7 +27,7 @@ pub struct Check {
 impl Check {
     pub fn matches(&self, r: &Row) -> bool {
         let state_ok = match self.states.is_empty() {
-            true => r.state != tcp::LISTEN,
+            true => r.state != TcpState::Listen,
             false => self.states.contains(&r.state),
         };
         r.proto == Proto::Tcp
@@ -52,7 +51,7 @@ impl Check {
             parts.push(format!("remote_{}", join(self.remotes.iter().map(IpAddr::to_string).collect())));
         }
         if !self.states.is_empty() {
-            parts.push(join(self.states.iter().map(|&s| tcp::name(s).to_ascii_lowercase()).collect()));
+            parts.push(join(self.states.iter().map(|s| s.name().to_ascii_lowercase()).collect()));
         }
         if parts.is_empty() {
             "connections".to_owned()

@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use netwatch_common::{tcp, EventKind};
+use netwatch_common::EventKind;
 use serde::Serialize;
 
 use super::{
@@ -22,7 +22,7 @@ use crate::{
     baseline::ListenerKey,
     event::{display_ip, Event},
     output::snapshot::state_label,
-    socket::Owner,
+    socket::{Owner, TcpState},
     table::{Row, Table},
 };
 pub use rules::endpoint;
@@ -319,9 +319,9 @@ fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
 /// A listener whose drop counter rose by `value`, with its owner from the
 /// table.
 fn listener_finding(s: &Sample, value: u64, table: &Table, rule: Rule) -> Finding {
-    let row = table
-        .rows()
-        .find(|r| r.state == tcp::LISTEN && r.netns == s.netns && r.local == s.local && r.cookie == Some(s.cookie));
+    let row = table.rows().find(|r| {
+        r.state == TcpState::Listen && r.netns == s.netns && r.local == s.local && r.cookie == Some(s.cookie)
+    });
     let owner = row.and_then(|r| r.owners.first().cloned());
     let sock = row.map_or_else(
         || SockRef {
@@ -355,7 +355,7 @@ fn listener_finding(s: &Sample, value: u64, table: &Table, rule: Rule) -> Findin
 /// first, with their owners from the table; nothing if they cannot be read.
 fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
     let Ok(listeners) = tcpext::listeners() else { return (None, Vec::new()) };
-    let rows: Vec<&Row> = table.rows().filter(|r| r.state == tcp::LISTEN).collect();
+    let rows: Vec<&Row> = table.rows().filter(|r| r.state == TcpState::Listen).collect();
     let refs: Vec<(Option<Owner>, SockRef)> = tcpext::full_queues(&listeners)
         .into_iter()
         .take(rules::SAMPLE)

@@ -6,15 +6,13 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use netwatch_common::tcp;
-
 use super::{Finding, SockRef};
 use crate::{
     baseline::ListenerKey,
     event::display_ip,
     seed::Proto,
     serve::listeners::ListenerIndex,
-    socket::Owner,
+    socket::{Owner, TcpState},
     table::{Row, Table},
 };
 
@@ -23,7 +21,7 @@ pub const SAMPLE: usize = 5;
 
 /// TCP connections (not listeners).
 fn connections(table: &Table) -> impl Iterator<Item = &Row> {
-    table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::LISTEN)
+    table.rows().filter(|r| r.proto == Proto::Tcp && r.state != TcpState::Listen)
 }
 
 /// SYN_RECV rows per listener: request sockets from sock_diag and children
@@ -33,7 +31,7 @@ fn connections(table: &Table) -> impl Iterator<Item = &Row> {
 pub fn syn_backlog(table: &Table) -> Vec<Finding> {
     let index = ListenerIndex::new(table);
     let mut per: HashMap<(u32, SocketAddr), (&Row, Vec<&Row>)> = HashMap::new();
-    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == tcp::SYN_RECV) {
+    for r in table.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::SynRecv) {
         let Some(l) = index.find(r) else { continue };
         per.entry((l.netns, l.local)).or_insert_with(|| (l, Vec::new())).1.push(r);
     }
@@ -85,7 +83,7 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
     let mut per: HashMap<u16, Vec<SockRef>> = HashMap::new();
     let mut seen = BTreeSet::new();
     // TIME_WAIT rows are over: no process is on them any more.
-    let rows = table.rows().filter(|r| r.proto == Proto::Tcp && r.state != tcp::TIME_WAIT);
+    let rows = table.rows().filter(|r| r.proto == Proto::Tcp && r.state != TcpState::TimeWait);
     for s in rows.map(SockRef::of).chain(recent.iter().cloned()) {
         let Some(port) = [s.sport, s.dport].into_iter().find(|p| ports.contains(p)) else { continue };
         // A connection both in the table and in the events counts once.
@@ -117,7 +115,7 @@ pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]
 pub fn new_listeners(table: &Table, baseline: &BTreeSet<ListenerKey>, own_pid: u32) -> Vec<Finding> {
     table
         .rows()
-        .filter(|r| r.proto == Proto::Tcp && r.state == tcp::LISTEN)
+        .filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen)
         .filter(|r| r.owners.is_empty() || r.owners.iter().any(|o| o.pid != own_pid))
         .filter(|r| !baseline.contains(&ListenerKey::new(Proto::Tcp, r.local)))
         .map(|r| {

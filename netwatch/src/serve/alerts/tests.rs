@@ -9,7 +9,7 @@ use crate::{
 };
 
 fn sock(state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
-    let s = SeedSocket::fixture(state, local, remote);
+    let s = SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote);
     match owner {
         Some((pid, comm)) => s.owned_by(pid, comm),
         None => s,

@@ -73,7 +73,7 @@ fn connection(t: &mut Table, cookie: u64, client_port: u16, netns: u32, ts_ns: u
 }
 
 fn time_wait_rows(t: &Table) -> Vec<(String, u64)> {
-    t.rows().filter(|r| r.state == tcp::TIME_WAIT).map(|r| (r.remote.to_string(), r.cookie.unwrap())).collect()
+    t.rows().filter(|r| r.state == TcpState::TimeWait).map(|r| (r.remote.to_string(), r.cookie.unwrap())).collect()
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn a_dumped_time_wait_socket_is_retired_too() {
         cookie: Some(3),
         timer: Some(Timer { kind: TimerKind::TimeWait, expires: std::time::Duration::from_secs(30), retransmits: 0 }),
         // sock_diag's substate of a TIME_WAIT socket; its timer tells.
-        ..SeedSocket::fixture(tcp::FIN_WAIT2, SERVER, "127.0.0.1:40000")
+        ..SeedSocket::fixture(TcpState::FinWait2, SERVER, "127.0.0.1:40000")
     };
     t.reconcile_minisocks(7, vec![dumped], 0);
     assert_eq!(t.len(), 1);

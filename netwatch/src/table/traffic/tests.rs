@@ -1,4 +1,4 @@
-use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
+use netwatch_common::{EventKind, OwnerSource, Traffic};
 
 use super::super::Table;
 use crate::{
@@ -8,7 +8,7 @@ use crate::{
 };
 
 fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
-    let s = SeedSocket::fixture(tcp::ESTABLISHED, &format!("127.0.0.1:{port}"), "127.0.0.1:9000");
+    let s = SeedSocket::fixture(TcpState::Established, &format!("127.0.0.1:{port}"), "127.0.0.1:9000");
     SeedSocket { proto, inode: 10 + cookie, cookie: Some(cookie), ..s }.owned_by(pid, comm)
 }
 
@@ -101,7 +101,7 @@ fn listen_drops_land_on_their_rows_by_cookie() {
     let mut t = table();
     let figures = Some(crate::seed::diag::Figures { drops: Some(3), rtt: None });
     let dumped =
-        SeedSocket { cookie: Some(4), figures, ..SeedSocket::fixture(tcp::LISTEN, "127.0.0.1:1003", "0.0.0.0:0") };
+        SeedSocket { cookie: Some(4), figures, ..SeedSocket::fixture(TcpState::Listen, "127.0.0.1:1003", "0.0.0.0:0") };
     // Not in the table, or no counter: nothing changes.
     let gone = SeedSocket { cookie: Some(99), ..dumped.clone() };
     let bare = SeedSocket { cookie: Some(1), figures: None, ..dumped.clone() };
