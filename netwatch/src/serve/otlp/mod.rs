@@ -358,3 +358,110 @@ fn scope() -> InstrumentationScope {
 fn now_ns() -> u64 {
     jiff::Timestamp::now().as_nanosecond() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _, Write as _},
+        net::TcpListener,
+    };
+
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
+    use super::*;
+    use crate::serve::config::{Compression, OtlpExport, OtlpProtocol};
+
+    /// An OTLP/HTTP endpoint that keeps each request's body.
+    fn sink() -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || {
+                    let mut w = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let line = line.trim_end().to_ascii_lowercase();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        kept.lock().unwrap().push(body);
+                        w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+                    }
+                });
+            }
+        });
+        (addr, bodies)
+    }
+
+    /// Buffers of 13 records handed over into batches of 7: each request
+    /// holds exactly 7 (the last the rest), every record arrives once and
+    /// in order, and the buffers come back to the agent loop once sent.
+    #[test]
+    fn buffers_cut_into_batches_at_record_ends() {
+        let (addr, bodies) = sink();
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{addr}")),
+            protocol: OtlpProtocol::Http,
+            compression: Compression::None,
+            metrics_interval: Duration::ZERO,
+            // Only full batches go before `finish`.
+            batch_delay: Duration::from_secs(600),
+            batch: 7,
+            ..OtlpExport::default()
+        };
+        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let clock = crate::event::clock::WallClock::new();
+        let mut e = crate::output::json::tests::event();
+        for pid in 0..100 {
+            e.pid = pid;
+            otlp.event(&e, true, &clock);
+            if pid % 13 == 12 {
+                otlp.hand_over();
+            }
+        }
+        // 91 records handed over: 13 full batches, sent at once; the last 9 wait.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while bodies.lock().unwrap().len() < 13 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(bodies.lock().unwrap().len(), 13);
+        // Every buffer handed over is sent and held by nothing else: all
+        // are spares again (at least the first, which found none).
+        assert!(!otlp.spares.lock().unwrap().is_empty());
+        otlp.finish();
+        let bodies = bodies.lock().unwrap();
+        let mut sizes = Vec::new();
+        let mut pids = Vec::new();
+        for body in bodies.iter() {
+            let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+            let records = &req.resource_logs[0].scope_logs[0].log_records;
+            sizes.push(records.len());
+            for r in records {
+                let pid = r.attributes.iter().find(|kv| kv.key == "process.pid").unwrap();
+                pids.push(pid.value.clone().unwrap().value.unwrap());
+            }
+        }
+        let mut want = vec![7; 14];
+        want.push(2);
+        assert_eq!(sizes, want);
+        let want: Vec<_> = (0..100).map(|pid| V::IntValue(pid)).collect();
+        assert_eq!(pids, want);
+    }
+}
