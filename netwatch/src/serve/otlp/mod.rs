@@ -461,7 +461,7 @@ mod tests {
         let mut want = vec![7; 14];
         want.push(2);
         assert_eq!(sizes, want);
-        let want: Vec<_> = (0..100).map(|pid| V::IntValue(pid)).collect();
+        let want: Vec<_> = (0..100).map(V::IntValue).collect();
         assert_eq!(pids, want);
     }
 }
