@@ -321,8 +321,10 @@ impl Otlp {
 
 impl Drop for Otlp {
     /// Without [`Otlp::finish`] (an error path): the thread sends what it
-    /// holds once, then ends, rather than retrying for a handle that is gone.
+    /// holds once, then ends, rather than retrying for a handle that is gone;
+    /// records not yet handed over are counted as dropped.
     fn drop(&mut self) {
+        COUNTERS.queue_full.fetch_add(std::mem::take(&mut self.pending_n) as u64, Relaxed);
         self.closing.store(true, Relaxed);
     }
 }
