@@ -3,10 +3,14 @@
 //! over gRPC or HTTP/protobuf.
 //!
 //! The agent loop encodes each event's log record straight into a buffer
-//! (encode.rs: no JSON is written for it) and hands the buffer over once
-//! per batch; a thread of its own (with its own runtime, so a slow
-//! collector never delays event intake) batches the records by size and
-//! time, and sends them with retry and backoff. What it
+//! (encode.rs: no JSON is written for it) and hands the buffer itself over
+//! once it holds [`HAND_OVER_BYTES`] or its first record is [`HAND_OVER_DELAY`]
+//! old; a thread of its own (with its own runtime, so a slow collector
+//! never delays event intake) batches the records by count and time, and
+//! sends them with retry and backoff. A request's body is the agent's
+//! buffers as they are, after a small head: no record is copied in this
+//! process (the kernel's copy into the socket is the only one), and each
+//! buffer comes back to the agent loop, warm, once sent. What it
 //! holds is bounded by `queue` records: past that, new records are
 //! dropped at once and counted (`netwatch_export_errors_total{output=
 //! "otlp_logs",reason="queue_full"}`), so the count equals what is missing.
@@ -69,6 +73,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Failure messages are logged at most this often per kind.
 const REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// The agent loop hands its buffer of records to the exporter thread once
+/// it holds this much (about 200 records) or its first record is
+/// [`HAND_OVER_DELAY`] old, so the thread wakes a few hundred times a
+/// second at most, not once per batch of events read.
+pub(super) const HAND_OVER_BYTES: usize = 128 << 10;
+const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
+
+/// Buffers of records the exporter thread is done with, for the agent loop
+/// to encode into again.
+type Spares = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// Checks `[export.otlp]` (files included) without starting anything.
 pub fn validate(cfg: &OtlpExport) -> Result<()> {
@@ -109,6 +123,7 @@ pub struct Otlp {
     kinds: KindSet,
     /// Records handed over and not yet sent or dropped by the thread.
     queued: Arc<AtomicUsize>,
+    spares: Spares,
     capacity: usize,
     /// Encoded records not yet handed over, how many, and their observed time.
     pending: Vec<u8>,
@@ -142,6 +157,7 @@ impl Otlp {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
+        let spares = Spares::default();
         let closing = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             closing: Arc::clone(&closing),
@@ -149,6 +165,7 @@ impl Otlp {
             client,
             rx,
             queued: Arc::clone(&queued),
+            spares: Arc::clone(&spares),
             batch: cfg.batch,
             batch_delay: cfg.batch_delay,
             resource: resource(),
@@ -165,8 +182,9 @@ impl Otlp {
             tx,
             kinds: cfg.kinds,
             queued,
+            spares,
             capacity: cfg.queue,
-            pending: Vec::with_capacity(64 << 10),
+            pending: Vec::with_capacity(HAND_OVER_BYTES + (16 << 10)),
             pending_n: 0,
             observed_ns: 0,
             encoder: encode::Encoder::new(),
@@ -210,6 +228,9 @@ impl Otlp {
         if self.room() {
             self.encoder.event(e, packets, clock, self.observed_ns, &mut self.pending);
             self.pending_n += 1;
+            if self.pending.len() >= HAND_OVER_BYTES {
+                self.hand_over();
+            }
         }
     }
 
@@ -220,17 +241,24 @@ impl Otlp {
         }
     }
 
-    /// Hands the batch's records to the exporter thread.
+    /// After each batch of events: hands the records over if their buffer
+    /// has waited [`HAND_OVER_DELAY`] (a full one went at once).
     pub fn flush(&mut self) {
         self.say_drops();
+        if self.pending_n > 0 && now_ns().saturating_sub(self.observed_ns) >= HAND_OVER_DELAY.as_nanos() as u64 {
+            self.hand_over();
+        }
+    }
+
+    /// Hands the buffer of records to the exporter thread, and takes a
+    /// spare one (or a new one) to go on with.
+    fn hand_over(&mut self) {
         if self.pending_n == 0 {
             return;
         }
-        // A copy goes; the buffer stays, warm in this thread's cache: the
-        // encoder writing into memory the exporter thread last touched
-        // cost more than this one copy.
-        let records = self.pending.clone();
-        self.pending.clear();
+        let spare = self.spares.lock().ok().and_then(|mut s| s.pop());
+        let spare = spare.unwrap_or_else(|| Vec::with_capacity(HAND_OVER_BYTES + (16 << 10)));
+        let records = std::mem::replace(&mut self.pending, spare);
         let n = std::mem::take(&mut self.pending_n);
         self.queued.fetch_add(n, Relaxed);
         if self.tx.send(Item::Records(records, n)).is_err() {
@@ -273,7 +301,8 @@ impl Otlp {
     /// one fails (the collector is down) the rest is dropped and counted,
     /// so that stopping never waits on a dead collector for long.
     pub fn finish(mut self) {
-        self.flush();
+        self.say_drops();
+        self.hand_over();
         self.closing.store(true, Relaxed);
         let thread = self.thread.take();
         drop(self);
@@ -292,8 +321,10 @@ impl Otlp {
 
 impl Drop for Otlp {
     /// Without [`Otlp::finish`] (an error path): the thread sends what it
-    /// holds once, then ends, rather than retrying for a handle that is gone.
+    /// holds once, then ends, rather than retrying for a handle that is gone;
+    /// records not yet handed over are counted as dropped.
     fn drop(&mut self) {
+        COUNTERS.queue_full.fetch_add(std::mem::take(&mut self.pending_n) as u64, Relaxed);
         self.closing.store(true, Relaxed);
     }
 }
@@ -328,4 +359,111 @@ fn scope() -> InstrumentationScope {
 
 fn now_ns() -> u64 {
     jiff::Timestamp::now().as_nanosecond() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _, Write as _},
+        net::TcpListener,
+    };
+
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+
+    use super::*;
+    use crate::serve::config::{Compression, OtlpExport, OtlpProtocol};
+
+    /// An OTLP/HTTP endpoint that keeps each request's body.
+    fn sink() -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || {
+                    let mut w = stream.try_clone().unwrap();
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0;
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let line = line.trim_end().to_ascii_lowercase();
+                            if line.is_empty() {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).unwrap();
+                        kept.lock().unwrap().push(body);
+                        w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+                    }
+                });
+            }
+        });
+        (addr, bodies)
+    }
+
+    /// Buffers of 13 records handed over into batches of 7: each request
+    /// holds exactly 7 (the last the rest), every record arrives once and
+    /// in order, and the buffers come back to the agent loop once sent.
+    #[test]
+    fn buffers_cut_into_batches_at_record_ends() {
+        let (addr, bodies) = sink();
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{addr}")),
+            protocol: OtlpProtocol::Http,
+            compression: Compression::None,
+            metrics_interval: Duration::ZERO,
+            // Only full batches go before `finish`.
+            batch_delay: Duration::from_secs(600),
+            batch: 7,
+            ..OtlpExport::default()
+        };
+        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let clock = crate::event::clock::WallClock::new();
+        let mut e = crate::output::json::tests::event();
+        for pid in 0..100 {
+            e.pid = pid;
+            otlp.event(&e, true, &clock);
+            if pid % 13 == 12 {
+                otlp.hand_over();
+            }
+        }
+        // 91 records handed over: 13 full batches, sent at once; the last 9 wait.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while bodies.lock().unwrap().len() < 13 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(bodies.lock().unwrap().len(), 13);
+        // Every buffer handed over is sent and held by nothing else: all
+        // are spares again (at least the first, which found none).
+        assert!(!otlp.spares.lock().unwrap().is_empty());
+        otlp.finish();
+        let bodies = bodies.lock().unwrap();
+        let mut sizes = Vec::new();
+        let mut pids = Vec::new();
+        for body in bodies.iter() {
+            let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+            let records = &req.resource_logs[0].scope_logs[0].log_records;
+            sizes.push(records.len());
+            for r in records {
+                let pid = r.attributes.iter().find(|kv| kv.key == "process.pid").unwrap();
+                pids.push(pid.value.clone().unwrap().value.unwrap());
+            }
+        }
+        let mut want = vec![7; 14];
+        want.push(2);
+        assert_eq!(sizes, want);
+        let want: Vec<_> = (0..100).map(V::IntValue).collect();
+        assert_eq!(pids, want);
+    }
 }

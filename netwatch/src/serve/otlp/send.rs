@@ -3,12 +3,16 @@
 //! retry (the collector is down, busy or slow) or final (it refused the
 //! data or our credentials, and sending it again would change nothing).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, convert::Infallible, pin::Pin, sync::Arc, task, time::Duration};
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::{client::conn::http1, Request, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::{
+    body::{Frame, SizeHint},
+    client::conn::http1,
+    Request, StatusCode,
+};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     metrics_service_client::MetricsServiceClient, ExportMetricsServiceRequest,
@@ -43,7 +47,58 @@ enum Transport {
 struct Http {
     base: hyper::Uri,
     tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
-    conn: Option<http1::SendRequest<Full<Bytes>>>,
+    conn: Option<http1::SendRequest<Body>>,
+}
+
+/// A request body in parts that follow one another (a request's head, then
+/// the buffers the agent loop encoded its records into), shared with the
+/// batch kept for a retry: sending copies none of them in this process
+/// (over plain TCP, hyper hands them to the kernel in one `writev`).
+#[derive(Clone, Debug, Default)]
+pub struct Parts(pub Vec<Bytes>);
+
+impl Parts {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+}
+
+/// [`Parts`] as hyper's body: one frame a part, its exact length known
+/// (a `content-length` request, not a chunked one).
+pub struct Body {
+    parts: VecDeque<Bytes>,
+    left: u64,
+}
+
+impl From<Parts> for Body {
+    fn from(p: Parts) -> Self {
+        let left = p.len() as u64;
+        Self { parts: p.0.into(), left }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut task::Context<'_>,
+    ) -> task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let part = self.parts.pop_front();
+        if let Some(b) = &part {
+            self.left -= b.len() as u64;
+        }
+        task::Poll::Ready(part.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
 }
 
 /// The CA file's certificates, checked to be PEM.
@@ -192,7 +247,7 @@ impl Client {
 
     /// One encoded `ExportLogsServiceRequest` (serve/otlp/encode.rs builds
     /// them without a message in between).
-    pub async fn logs(&mut self, body: Bytes) -> Result<(), Failure> {
+    pub async fn logs(&mut self, body: Parts) -> Result<(), Failure> {
         let metadata = self.metadata();
         match &mut self.transport {
             Transport::Grpc { logs, .. } => {
@@ -217,7 +272,7 @@ impl Client {
                 metrics.export(r).await.map(drop).map_err(grpc_failure)
             }
             Transport::Http(h) => {
-                let body = Bytes::from(req.encode_to_vec());
+                let body = Parts(vec![Bytes::from(req.encode_to_vec())]);
                 h.post("v1/metrics", body, &self.headers, self.gzip, self.timeout).await
             }
         }
@@ -231,7 +286,7 @@ impl Client {
 struct Raw;
 
 impl tonic::codec::Codec for Raw {
-    type Encode = Bytes;
+    type Encode = Parts;
     type Decode = ();
     type Encoder = Raw;
     type Decoder = Raw;
@@ -246,12 +301,15 @@ impl tonic::codec::Codec for Raw {
 }
 
 impl tonic::codec::Encoder for Raw {
-    type Item = Bytes;
+    type Item = Parts;
     type Error = tonic::Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(&mut self, item: Parts, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
         use bytes::BufMut as _;
-        dst.put_slice(&item);
+        dst.reserve(item.len());
+        for part in &item.0 {
+            dst.put_slice(part);
+        }
         Ok(())
     }
 }
@@ -287,7 +345,7 @@ fn grpc_failure(s: tonic::Status) -> Failure {
 }
 
 impl Http {
-    async fn connect(&mut self) -> Result<&mut http1::SendRequest<Full<Bytes>>, Failure> {
+    async fn connect(&mut self) -> Result<&mut http1::SendRequest<Body>, Failure> {
         if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
             let host = self.base.host().unwrap_or_default().trim_matches(['[', ']']);
             let port = self.base.port_u16().unwrap_or(if self.tls.is_some() { 443 } else { 80 });
@@ -314,7 +372,7 @@ impl Http {
         &mut self,
         path: &str,
         // Shared with the batch kept for a retry: sent without a copy.
-        body: Bytes,
+        body: Parts,
         headers: &[(String, String)],
         gzip: bool,
         timeout: Duration,
@@ -327,14 +385,14 @@ impl Http {
             .header(hyper::header::CONTENT_TYPE, "application/x-protobuf");
         let body = if gzip {
             req = req.header(hyper::header::CONTENT_ENCODING, "gzip");
-            Bytes::from(gzip_bytes(&body))
+            Parts(vec![Bytes::from(gzip_bytes(&body))])
         } else {
             body
         };
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let req = req.body(Full::new(body)).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
+        let req = req.body(Body::from(body)).map_err(|e| Failure::Rejected(format!("request: {e}")))?;
         let attempt = async {
             let conn = self.connect().await?;
             let resp = conn.send_request(req).await.map_err(|e| Failure::Retry(format!("HTTP: {e}")))?;
@@ -365,7 +423,7 @@ impl Http {
     }
 }
 
-async fn handshake<T>(io: TokioIo<T>) -> Result<http1::SendRequest<Full<Bytes>>, Failure>
+async fn handshake<T>(io: TokioIo<T>) -> Result<http1::SendRequest<Body>, Failure>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -377,11 +435,13 @@ where
     Ok(sender)
 }
 
-fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+fn gzip_bytes(data: &Parts) -> Vec<u8> {
     use std::io::Write as _;
     let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    let _ = e.write_all(data);
+    for part in &data.0 {
+        // Writing into a Vec cannot fail.
+        let _ = e.write_all(part);
+    }
     e.finish().unwrap_or_default()
 }
 

@@ -20,14 +20,49 @@ use tokio::sync::mpsc;
 
 use super::{
     encode, metrics, now_ns, scope,
-    send::{Client, Failure},
-    Item, COUNTERS, FIRST_BACKOFF, MAX_BACKOFF, REPORT_INTERVAL,
+    send::{Client, Failure, Parts},
+    Item, Spares, COUNTERS, FIRST_BACKOFF, MAX_BACKOFF, REPORT_INTERVAL,
 };
 
-/// One export request's worth of log records, encoded.
+/// One export request's worth of log records, encoded: its head, then the
+/// agent's buffers (or parts of them) as they came.
 struct Batch {
-    body: Bytes,
+    body: Parts,
     records: usize,
+}
+
+/// Spare buffers kept for the agent loop; more are freed.
+const MAX_SPARES: usize = 16;
+
+/// A buffer of encoded records that goes back to the agent loop's spares
+/// once every part of it is sent or dropped: the agent then encodes into
+/// memory already mapped and warm, rather than a fresh allocation's
+/// (whose page faults cost more than the encoding).
+struct Spare {
+    buf: Vec<u8>,
+    spares: Spares,
+}
+
+impl AsRef<[u8]> for Spare {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        // One that grew past a hand-over's size (a record of megabytes) is let go.
+        if buf.capacity() > 4 * super::HAND_OVER_BYTES {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut spares) = self.spares.lock() {
+            if spares.len() < MAX_SPARES {
+                spares.push(buf);
+            }
+        }
+    }
 }
 
 /// `bytes` as field 1 of a message.
@@ -44,6 +79,7 @@ pub(super) struct Worker {
     pub(super) client: Client,
     pub(super) rx: mpsc::UnboundedReceiver<Item>,
     pub(super) queued: Arc<AtomicUsize>,
+    pub(super) spares: Spares,
     pub(super) batch: usize,
     pub(super) batch_delay: Duration,
     pub(super) resource: Resource,
@@ -59,7 +95,7 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let mut ready: VecDeque<Batch> = VecDeque::new();
         // The batch being filled: encoded records, how many, since when.
-        let (mut current, mut count, mut oldest) = (self.fresh(1 << 20), 0, None::<Instant>);
+        let (mut current, mut count, mut oldest) = (Vec::new(), 0, None::<Instant>);
         let mut metrics: Option<String> = None;
         let mut open = true;
         while open || count > 0 || !ready.is_empty() || metrics.is_some() {
@@ -70,19 +106,26 @@ impl Worker {
                 };
                 match item {
                     Some(Some(Item::Records(records, n))) => {
-                        let mut taken = 0;
-                        for record in encode::split(&records) {
-                            current.extend_from_slice(record);
-                            taken += 1;
-                            count += 1;
+                        let mut records = Bytes::from_owner(Spare { buf: records, spares: Arc::clone(&self.spares) });
+                        let mut left = n;
+                        while left > 0 && !records.is_empty() {
                             oldest.get_or_insert_with(Instant::now);
+                            let take = left.min(self.batch - count);
+                            // The batch fills part-way through the buffer: cut it at a record's end.
+                            let part = if take == left {
+                                std::mem::take(&mut records)
+                            } else {
+                                records.split_to(encode::split(&records).take(take).map(<[u8]>::len).sum())
+                            };
+                            current.push(part);
+                            (count, left) = (count + take, left - take);
                             if count == self.batch {
                                 ready.push_back(self.seal(&mut current, &mut count));
                                 oldest = None;
                             }
                         }
-                        // A record cut short (never, from the encoder) leaves the queue too.
-                        self.queued.fetch_sub(n - taken, Relaxed);
+                        // Records cut short (never, from the encoder) leave the queue too.
+                        self.queued.fetch_sub(left, Relaxed);
                     }
                     // Only the newest exposition matters: every value in it is cumulative.
                     Some(Some(Item::Metrics(text))) => metrics = Some(text),
@@ -106,23 +149,12 @@ impl Worker {
     }
 
     /// The filled batch as a request, ready to send.
-    fn seal(&self, current: &mut Vec<u8>, count: &mut usize) -> Batch {
-        // The next batch as large as this one: no reallocation (a copy) as it fills.
-        let batch = std::mem::replace(current, self.fresh(current.capacity()));
-        let body = encode::request(&self.resource_field, &self.scope_field, batch, self.room());
-        Batch { body, records: std::mem::take(count) }
-    }
-
-    /// Room for a request's head before a batch's records ([`encode::request`]).
-    fn room(&self) -> usize {
-        encode::head_room(&self.resource_field, &self.scope_field)
-    }
-
-    /// An empty batch: its head's room, and `capacity` for records.
-    fn fresh(&self, capacity: usize) -> Vec<u8> {
-        let mut batch = Vec::with_capacity(capacity);
-        batch.resize(self.room(), 0);
-        batch
+    fn seal(&self, current: &mut Vec<Bytes>, count: &mut usize) -> Batch {
+        let records: usize = current.iter().map(Bytes::len).sum();
+        let mut parts = Vec::with_capacity(current.len() + 1);
+        parts.push(Bytes::from(encode::head(&self.resource_field, &self.scope_field, records)));
+        parts.append(current);
+        Batch { body: Parts(parts), records: std::mem::take(count) }
     }
 
     /// Sends one batch, retrying (with backoff) until it is taken or
