@@ -171,6 +171,7 @@ def serve_http(args, sink):
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
+                sink.write([{"type": "gzip"}])
             if not sink.authorized(self.headers.get("Authorization")):
                 sink.write([{"type": "rejected"}])
                 return self.reply(401)

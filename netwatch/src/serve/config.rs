@@ -175,7 +175,9 @@ impl Default for OtlpExport {
             endpoint: None,
             protocol: OtlpProtocol::Grpc,
             kinds: default_kinds(),
-            compression: Compression::Gzip,
+            // The OTLP exporter specification's default: on a node's
+            // loopback or cluster network gzip costs more CPU than it saves.
+            compression: Compression::None,
             ca_file: None,
             headers_file: None,
             client_cert_file: None,

@@ -389,6 +389,8 @@ fn http_with_tls_and_token() {
             "100ms",
             "--otlp-metrics-interval",
             "1s",
+            "--otlp-compression",
+            "gzip",
         ],
     );
     let (mut server, srv) = Peer::server("127.0.0.1:0", Some(1));
@@ -408,6 +410,7 @@ fn http_with_tls_and_token() {
         wait::check(rx.received().iter().any(|v| v["type"] == "metrics"), || "no metrics".to_owned())
     });
     assert!(!rx.received().iter().any(|v| v["type"] == "rejected"), "the right token was refused");
+    assert!(rx.received().iter().any(|v| v["type"] == "gzip"), "no gzip-encoded request");
     let stopped = serve.nw.stop_with(libc::SIGTERM);
     assert!(!stopped.stderr.iter().any(|l| l.contains(token)), "the token is in the log: {:?}", stopped.stderr);
 }
