@@ -172,6 +172,14 @@ fn lost() {
 /// pointer in memory, and reads it back as a plain number), then the
 /// fields are read with `bpf_probe_read_kernel` at the offsets resolved
 /// from BTF, as `release` reads its socket.
+///
+/// No typed read does it on every kernel netwatch runs on. On 5.10 (probed
+/// with `bpftool feature probe` in its guest) a cgroup_skb program may call
+/// `bpf_skc_to_tcp_sock`, `_tcp6_sock`, `_tcp_timewait_sock`,
+/// `_tcp_request_sock` and `_udp6_sock`, but none of them casts an IPv4
+/// UDP socket, the usual resolver's; and `bpf_get_netns_cookie`, offered
+/// to cgroup_skb on 6.18, is not there, and gives a cookie where netwatch
+/// keys namespaces by inode everywhere else.
 #[inline(always)]
 fn netns(rec: *mut DnsEvent, sk: u64) -> u32 {
     // SAFETY: a field of the reserved record; the caller writes ts_ns after.
