@@ -216,7 +216,8 @@ fn snapshot_for_names_the_connection_in_its_row() {
     let _dns = Dns::start(&ns, "127.0.0.1", &zone);
     let listener = TcpListener::bind("127.0.0.80:0").expect("listening on 127.0.0.80");
     let port = listener.local_addr().expect("addr").port();
-    let watch = Watch::start(std::time::Duration::from_secs(4));
+    // Stretched in a guest: there the client's start alone can take longer.
+    let watch = Watch::start(netwatch_tests::wait::scaled(std::time::Duration::from_secs(4)));
     let mut client = Command::new("ip")
         .args([
             "netns",
