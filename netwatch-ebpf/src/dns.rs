@@ -19,8 +19,9 @@
 //!   is not reassembled from the segments that follow: the segment is
 //!   skipped, as is any segment that does not start at a message.
 //!
-//! Everything else leaves after three or four header bytes are read from
-//! the linear data, so a busy data path pays a few instructions per packet.
+//! Everything else leaves after two header bytes (neither UDP nor TCP) or
+//! three or four (another source port) are read from the linear data, so a
+//! busy data path pays a few instructions per packet.
 //! Parsing is the agent's: a message is untrusted input, and a parser is
 //! far easier to get right (and test) in userspace than under the
 //! verifier. A record that finds the ring full is counted in `DNS_LOST`.
