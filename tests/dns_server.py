@@ -1,12 +1,14 @@
-"""The tests' own DNS server (UDP, stdlib only): answers made-up names from
-a zone given as JSON on the command line, on 127.0.0.1:53 and [::1]:53 of
-the namespace it runs in, then prints "ready".
+"""The tests' own DNS server (stdlib only): answers made-up names from a
+zone given as JSON on the command line, on 127.0.0.1:53 and [::1]:53 of
+the namespace it runs in, over UDP and TCP, then prints "ready".
 
 Zone: {"name": [["A", ttl, "127.0.0.77"], ["AAAA", ttl, "fd00::77"],
 ["CNAME", ttl, "target.name"]], ...}. A query follows CNAMEs as a
 recursive resolver would, answering the chain and then the final name's
 records of the asked type, owners compressed where they are the
-question's name. Unknown names get NXDOMAIN. Each query is counted, and the
+question's name. Unknown names get NXDOMAIN. Over TCP each answer leaves
+with its 2-byte length prefix in one write, so in one segment, as resolvers
+send theirs. Each query is counted, and the
 count printed on stdout as "queries N" when stdin closes (for the bench).
 """
 
@@ -80,10 +82,45 @@ def serve(sock):
             pass
 
 
+def read_exactly(conn, n):
+    data = b""
+    while len(data) < n:
+        more = conn.recv(n - len(data))
+        if not more:
+            return None
+        data += more
+    return data
+
+
+def serve_connection(conn):
+    with conn:
+        while True:
+            prefix = read_exactly(conn, 2)
+            query = prefix and read_exactly(conn, struct.unpack(">H", prefix)[0])
+            if not query:
+                return
+            try:
+                reply = answer(query)
+            except (IndexError, struct.error, UnicodeDecodeError):
+                return
+            conn.sendall(struct.pack(">H", len(reply)) + reply)
+
+
+def serve_tcp(sock):
+    while True:
+        conn, _ = sock.accept()
+        threading.Thread(target=serve_connection, args=(conn,), daemon=True).start()
+
+
 for family, addr in [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]:
     s = socket.socket(family, socket.SOCK_DGRAM)
     s.bind((addr, 53))
     threading.Thread(target=serve, args=(s,), daemon=True).start()
+    t = socket.socket(family, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((addr, 53))
+    t.listen(64)
+    threading.Thread(target=serve_tcp, args=(t,), daemon=True).start()
 print("ready", flush=True)
 sys.stdin.read()
 print(f"queries {queries}", flush=True)

@@ -1,6 +1,6 @@
 //! DNS answers as the kernel hands them over: the payload of a UDP datagram
-//! from port 53 that a socket received, with the receiving socket's network
-//! namespace, for the agent's address-to-name map. They travel on a ring of
+//! or TCP segment from port 53 that a socket received, with the receiving
+//! socket's network namespace, for the agent's address-to-name map. They travel on a ring of
 //! their own ([`crate::names::MAP_DNS_EVENTS`]), so the socket event record
 //! and its hot path are untouched.
 
@@ -11,8 +11,10 @@ use core::mem::size_of;
 /// skips records that run past the end.
 pub const DNS_PAYLOAD_MAX: usize = 512;
 
-/// One DNS datagram as received. Integers in host byte order; `payload`
-/// is the message as on the wire (network byte order inside).
+/// One DNS datagram or segment as received. Integers in host byte order;
+/// `payload` is as on the wire (network byte order inside): over UDP one
+/// message, over TCP messages each after its 2-byte length prefix, the
+/// first starting at the first byte.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DnsEvent {
@@ -25,9 +27,16 @@ pub struct DnsEvent {
     /// Bytes of `payload` that hold the message (at most [`DNS_PAYLOAD_MAX`]).
     pub len: u16,
     /// 4 or 6: the IP version it came over.
-    pub ip_version: u16,
+    pub ip_version: u8,
+    /// [`PROTO_UDP`] or [`PROTO_TCP`]: how the payload is framed.
+    pub protocol: u8,
     pub payload: [u8; DNS_PAYLOAD_MAX],
 }
+
+/// `protocol` of an answer over UDP (IPPROTO_UDP).
+pub const PROTO_UDP: u8 = 17;
+/// `protocol` of an answer over TCP (IPPROTO_TCP).
+pub const PROTO_TCP: u8 = 6;
 
 const _: () = assert!(size_of::<DnsEvent>() == 24 + DNS_PAYLOAD_MAX);
 

@@ -193,7 +193,10 @@ const _: () = {
 /// Ring buffer carrying [`crate::DnsEvent`] records (DNS answers) to the agent.
 pub const MAP_DNS_EVENTS: &str = "DNS_EVENTS";
 /// `cgroup_skb/ingress` on the cgroup v2 root: copies every UDP datagram
-/// from port 53 a socket receives (DNS answers) into [`MAP_DNS_EVENTS`].
+/// from port 53 a socket receives (DNS answers), and every TCP segment from
+/// port 53 that starts with a whole message, into [`MAP_DNS_EVENTS`].
 pub const PROG_DNS_INGRESS: &str = "nw_dns_in";
+/// Per-CPU array of one u64: DNS answers that found [`MAP_DNS_EVENTS`] full.
+pub const MAP_DNS_LOST: &str = "DNS_LOST";
 
 const _: () = assert!(well_named(PROG_DNS_INGRESS));

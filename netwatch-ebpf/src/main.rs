@@ -11,7 +11,7 @@
 //! | `cgroup/sock_release` (cgroup v2 root) | [`release`] | a UDP socket's `UdpClose` event with its totals; frees non-TCP `TRAFFIC` rows |
 //! | `tracepoint/syscalls/sys_{enter,exit}_connect` | [`connect`] | a `ConnectError` event for a `connect()` that failed in the system call (no route, refused by a hook) |
 //! | `tp_btf/sched_process_{exec,exit,fork}` | [`process`] | a `ProcEvent` in `PROC_EVENTS` per exec, process end and process fork |
-//! | `cgroup_skb/ingress` (cgroup v2 root) | [`dns`] | UDP datagrams from port 53 (DNS answers) in `DNS_EVENTS` |
+//! | `cgroup_skb/ingress` (cgroup v2 root) | [`dns`] | UDP datagrams and TCP segments from port 53 (DNS answers) in `DNS_EVENTS`, ring-full in `DNS_LOST` |
 //! | `cgroup/sock_create`, `sock_ops` (cgroup v2 root; only where tracing programs cannot make cookies) | [`cookies`] | each socket's kernel cookie, made before its first transition ([`ident`]) |
 //!
 //! Why these hooks: `inet_sock_set_state` fires inside `tcp_set_state()`

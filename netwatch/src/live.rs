@@ -353,6 +353,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch:
         }
         Batch::Procs(procs) => holders.on_procs(table, &mut decoder.listeners, &procs),
         Batch::Dns(answers) => table.hosts.learn(&answers),
+        Batch::DnsLost(n) => table.hosts.lost += n,
     }
 }
 

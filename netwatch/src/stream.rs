@@ -54,6 +54,9 @@ pub enum Batch {
     /// DNS answers, for the address-to-name map (`names`). Always sent
     /// before the socket events drained with them (see [`Dns::before`]).
     Dns(Vec<DnsEvent>),
+    /// DNS answers the kernel could not hand over (its ring was full)
+    /// since the previous report: names never learnt.
+    DnsLost(u64),
 }
 
 /// Events lost, by cause.
@@ -141,7 +144,7 @@ impl Drop for Reader {
 
 fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &AtomicBool) -> Result<Latency> {
     let RingMaps { events, counters, mut awake, skipped, mut procs, dns } = maps;
-    let mut dns = Dns(dns);
+    let mut dns = Dns { maps: dns, lost: 0, uncounted: false };
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
     rt.block_on(async {
         // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd
@@ -227,7 +230,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                 }
                 // Answers no socket event followed (yet): taken on this
                 // clock, so the ring never fills while sockets are quiet.
-                if dns.send(&tx).await.is_err() {
+                if dns.send(&tx).await.is_err() || dns.send_lost(&tx).await.is_err() {
                     return Ok(latency);
                 }
             }
@@ -240,6 +243,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
         if let Some(b) = loss.poll(&counters, &skipped)? {
             let _ = tx.send(b).await;
         }
+        let _ = dns.send_lost(&tx).await;
         Ok(latency)
     })
 }
@@ -273,8 +277,14 @@ fn drain(ring: &mut RingBuf<MapData>, latency: &mut Latency, expect: usize) -> V
     out
 }
 
-/// The DNS answer ring, when DNS capture is on.
-struct Dns(Option<RingBuf<MapData>>);
+/// The DNS answer ring and its loss counter, when DNS capture is on.
+struct Dns {
+    maps: Option<crate::probe::dns::Maps>,
+    /// Answers lost as last reported.
+    lost: u64,
+    /// The loss counter could not be read (said once).
+    uncounted: bool,
+}
 
 impl Dns {
     /// Sends `events` after every answer the kernel submitted before them.
@@ -289,7 +299,7 @@ impl Dns {
     }
 
     async fn send(&mut self, tx: &mpsc::Sender<Batch>) -> Result<(), ()> {
-        let Some(ring) = self.0.as_mut() else { return Ok(()) };
+        let Some(ring) = self.maps.as_mut().map(|m| &mut m.ring) else { return Ok(()) };
         let mut out = Vec::new();
         while let Some(item) = ring.next() {
             if item.len() >= size_of::<DnsEvent>() {
@@ -302,6 +312,33 @@ impl Dns {
         }
         tx.send(Batch::Dns(out)).await.map_err(drop)
     }
+}
+
+impl Dns {
+    /// Sends the answers lost since the last report, if any were. A counter
+    /// that cannot be read is said once, on stderr: names still flow.
+    async fn send_lost(&mut self, tx: &mpsc::Sender<Batch>) -> Result<(), ()> {
+        let Some(maps) = self.maps.as_ref().filter(|_| !self.uncounted) else { return Ok(()) };
+        match maps.lost() {
+            Ok(now) => match lost_since(&mut self.lost, now) {
+                0 => Ok(()),
+                n => tx.send(Batch::DnsLost(n)).await.map_err(drop),
+            },
+            Err(e) => {
+                eprintln!("netwatch: warning: lost DNS answers are not counted: {e:#}");
+                self.uncounted = true;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a cumulative counter grew by since `seen`, which it updates; a
+/// smaller reading is no negative loss.
+fn lost_since(seen: &mut u64, now: u64) -> u64 {
+    let new = now.saturating_sub(*seen);
+    *seen = (*seen).max(now);
+    new
 }
 
 fn drain_procs(ring: &mut RingBuf<MapData>) -> Option<Batch> {
@@ -372,6 +409,16 @@ mod tests {
         let mut sum = at(1, 2);
         sum += at(3, 4);
         assert_eq!(sum, at(4, 6));
+    }
+
+    #[test]
+    fn dns_loss_is_reported_as_it_grows() {
+        let mut seen = 0;
+        assert_eq!(lost_since(&mut seen, 0), 0);
+        assert_eq!(lost_since(&mut seen, 7), 7);
+        assert_eq!(lost_since(&mut seen, 7), 0, "the same total is not lost again");
+        assert_eq!(lost_since(&mut seen, 5), 0, "nor a smaller one");
+        assert_eq!(lost_since(&mut seen, 9), 2);
     }
 
     #[test]

@@ -284,6 +284,11 @@ impl Printer {
             }
             Batch::Procs(procs) => self.holders.on_procs(&mut self.table, &mut self.decoder.listeners, &procs),
             Batch::Dns(answers) => self.table.hosts.learn(&answers),
+            Batch::DnsLost(n) => {
+                self.table.hosts.lost += n;
+                // Not an event lost: names, said apart from the stream.
+                eprintln!("netwatch: warning: {}", crate::names::lost_warning(n));
+            }
         }
         Ok(false)
     }

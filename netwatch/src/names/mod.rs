@@ -16,7 +16,7 @@ pub(crate) mod parse;
 
 use std::{collections::BTreeMap, net::IpAddr, sync::Arc};
 
-use netwatch_common::DnsEvent;
+use netwatch_common::{dns::PROTO_TCP, DnsEvent};
 use rustc_hash::FxHashMap;
 
 use crate::event::Event;
@@ -25,6 +25,14 @@ use crate::event::Event;
 pub const GRACE_NS: u64 = 1_000_000_000;
 /// Addresses held by default: about 1.5 MiB with names of 40 bytes.
 pub const DEFAULT_CAPACITY: usize = 16_384;
+
+/// What `events` says on stderr when `n` answers were lost.
+pub fn lost_warning(n: u64) -> String {
+    format!(
+        "{n} DNS answers lost: the kernel's DNS ring buffer was full, so connections to the addresses they named \
+         carry no rhost"
+    )
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
@@ -47,6 +55,9 @@ pub struct Names {
     pub evictions: u64,
     /// DNS answers that named at least one address, since start.
     pub answers: u64,
+    /// DNS answers the kernel could not hand over (its ring was full),
+    /// since start: the addresses they named have no name here.
+    pub lost: u64,
 }
 
 impl Default for Names {
@@ -64,6 +75,7 @@ impl Names {
             capacity: capacity.max(1),
             evictions: 0,
             answers: 0,
+            lost: 0,
         }
     }
 
@@ -75,10 +87,20 @@ impl Names {
     /// Takes in the answers among `records` (anything else is skipped).
     pub fn learn(&mut self, records: &[DnsEvent]) {
         for r in records {
-            let msg = &r.payload[..usize::from(r.len).min(r.payload.len())];
-            if let Some(a) = parse::answer(msg) {
-                self.insert(r.netns, &a, r.ts_ns);
+            let data = &r.payload[..usize::from(r.len).min(r.payload.len())];
+            if r.protocol == PROTO_TCP {
+                for msg in parse::tcp_messages(data) {
+                    self.learn_one(r, msg);
+                }
+            } else {
+                self.learn_one(r, data);
             }
+        }
+    }
+
+    fn learn_one(&mut self, r: &DnsEvent, msg: &[u8]) {
+        if let Some(a) = parse::answer(msg) {
+            self.insert(r.netns, &a, r.ts_ns);
         }
     }
 
@@ -199,7 +221,15 @@ mod tests {
     fn learns_from_kernel_records() {
         let mut msg = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'k', 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
         msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 9]);
-        let mut r = DnsEvent { ts_ns: S, cookie: 1, netns: 5, len: msg.len() as u16, ip_version: 4, payload: [0; 512] };
+        let mut r = DnsEvent {
+            ts_ns: S,
+            cookie: 1,
+            netns: 5,
+            len: msg.len() as u16,
+            ip_version: 4,
+            protocol: netwatch_common::dns::PROTO_UDP,
+            payload: [0; 512],
+        };
         r.payload[..msg.len()].copy_from_slice(&msg);
         let mut bad = r;
         bad.len = 9999; // more than the payload: read as all of it
@@ -207,5 +237,39 @@ mod tests {
         n.learn(&[r, bad]);
         assert_eq!(n.name(5, ip("127.0.0.9"), S).as_deref(), Some("k.test"));
         assert_eq!(n.answers, 2);
+    }
+
+    /// Over TCP a record holds length-prefixed messages: each is learnt.
+    #[test]
+    fn learns_every_message_of_a_tcp_record() {
+        let msg = |label: u8, last: u8| {
+            let mut m =
+                vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, label, 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
+            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, last]);
+            let mut framed = (m.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&m);
+            framed
+        };
+        let data = [msg(b'a', 1), msg(b'b', 2)].concat();
+        let mut r = DnsEvent {
+            ts_ns: S,
+            cookie: 1,
+            netns: 5,
+            len: data.len() as u16,
+            ip_version: 6,
+            protocol: PROTO_TCP,
+            payload: [0; 512],
+        };
+        r.payload[..data.len()].copy_from_slice(&data);
+        let mut n = Names::default();
+        n.learn(&[r]);
+        assert_eq!(n.name(5, ip("127.0.0.1"), S).as_deref(), Some("a.test"));
+        assert_eq!(n.name(5, ip("127.0.0.2"), S).as_deref(), Some("b.test"));
+        assert_eq!(n.answers, 2);
+        // The same bytes read as one UDP message: the length prefix makes
+        // it no answer.
+        let mut n = Names::default();
+        n.learn(&[DnsEvent { protocol: netwatch_common::dns::PROTO_UDP, ..r }]);
+        assert_eq!(n.answers, 0);
     }
 }

@@ -64,6 +64,24 @@ pub fn answer(msg: &[u8]) -> Option<Answer> {
     (!addrs.is_empty()).then_some(Answer { name, addrs })
 }
 
+/// The DNS messages in `data`, the start of a TCP segment's payload from
+/// port 53: each after its 2-byte length prefix (RFC 1035 4.2.2), the
+/// first at the first byte (the kernel copies only segments that start
+/// with a whole message). A last message cut short, by the copy's limit or
+/// because it goes on in the next segment (not reassembled), is given as
+/// far as it goes: [`answer`] reads the records it holds whole, as it does
+/// for a UDP answer cut at the same limit.
+pub fn tcp_messages(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        let (prefix, after) = rest.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*prefix)).min(after.len());
+        let (msg, next) = after.split_at(len);
+        rest = next;
+        Some(msg)
+    })
+}
+
 /// The question's name and every name a CNAME chain from it reaches.
 fn chain(name: &str, records: &[Record]) -> Vec<String> {
     let mut aliases = vec![name.to_owned()];

@@ -208,3 +208,42 @@ fn garbage_never_panics() {
         let _ = answer(&junk);
     }
 }
+
+/// An A answer for `q` to address `ip`, with its TCP length prefix.
+fn framed(q: &str, ip: [u8; 4]) -> Vec<u8> {
+    let mut m = question(1, q);
+    m.extend_from_slice(&PTR_QNAME);
+    record(&mut m, TYPE_A, 30, &ip);
+    let mut out = (m.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&m);
+    out
+}
+
+#[test]
+fn tcp_messages_split_on_their_length_prefixes() {
+    let (one, two) = (framed("a.test", [10, 0, 0, 1]), framed("b.test", [10, 0, 0, 2]));
+    let both = [one.clone(), two.clone()].concat();
+    let msgs: Vec<&[u8]> = tcp_messages(&both).collect();
+    assert_eq!(msgs, [&one[2..], &two[2..]]);
+    let names: Vec<String> = msgs.iter().map(|m| answer(m).unwrap().name).collect();
+    assert_eq!(names, ["a.test", "b.test"]);
+}
+
+#[test]
+fn a_tcp_message_cut_short_is_read_as_far_as_it_goes() {
+    let one = framed("a.test", [10, 0, 0, 1]);
+    // The second message's address record is cut off: its question stands,
+    // with no address, so no answer; the first is whole.
+    let mut both = [one.clone(), framed("b.test", [10, 0, 0, 2])].concat();
+    both.truncate(both.len() - 3);
+    let msgs: Vec<&[u8]> = tcp_messages(&both).collect();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1].len(), one.len() - 2 - 3);
+    assert_eq!(answer(msgs[0]).unwrap().addrs, [("10.0.0.1".parse().unwrap(), 30)]);
+    assert_eq!(answer(msgs[1]), None);
+    // A lone byte after a message is no prefix: nothing more.
+    let mut odd = one.clone();
+    odd.push(0);
+    assert_eq!(tcp_messages(&odd).count(), 1);
+    assert_eq!(tcp_messages(&[]).count(), 0);
+}

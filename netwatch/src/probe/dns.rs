@@ -5,7 +5,7 @@
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{MapData, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{links::CgroupAttachMode, CgroupSkb, CgroupSkbAttachType},
     Ebpf,
 };
@@ -19,8 +19,24 @@ pub fn disabled_by_env() -> bool {
     std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Loads and attaches the program; returns the ring it fills.
-pub(super) fn attach(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
+/// What the program fills.
+pub struct Maps {
+    /// The answers.
+    pub ring: RingBuf<MapData>,
+    /// Answers that found the ring full, per CPU (one slot).
+    pub lost: PerCpuArray<MapData, u64>,
+}
+
+impl Maps {
+    /// Answers lost since the program was loaded.
+    pub fn lost(&self) -> Result<u64> {
+        let per_cpu = self.lost.get(&0, 0).context("reading the DNS loss counter")?;
+        Ok(per_cpu.iter().sum())
+    }
+}
+
+/// Loads and attaches the program; returns the maps it fills.
+pub(super) fn attach(ebpf: &mut Ebpf) -> Result<Maps> {
     let (path, cgroup) = super::traffic::open_cgroup_root()?;
     let prog = names::PROG_DNS_INGRESS;
     let p: &mut CgroupSkb =
@@ -30,5 +46,8 @@ pub(super) fn attach(ebpf: &mut Ebpf) -> Result<RingBuf<MapData>> {
     p.attach(&cgroup, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
         .with_context(|| format!("attaching {prog} to the cgroup v2 root {}", path.display()))?;
     let map = ebpf.take_map(names::MAP_DNS_EVENTS).ok_or_else(|| anyhow!("map {} missing", names::MAP_DNS_EVENTS))?;
-    RingBuf::try_from(map).context("opening the DNS answer ring buffer")
+    let ring = RingBuf::try_from(map).context("opening the DNS answer ring buffer")?;
+    let map = ebpf.take_map(names::MAP_DNS_LOST).ok_or_else(|| anyhow!("map {} missing", names::MAP_DNS_LOST))?;
+    let lost = PerCpuArray::try_from(map).context("opening the DNS loss counter")?;
+    Ok(Maps { ring, lost })
 }

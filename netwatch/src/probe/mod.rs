@@ -39,7 +39,7 @@ pub struct RingMaps {
     /// could not be attached.
     pub procs: Option<RingBuf<MapData>>,
     /// DNS answers (`names`); `None` where capture is off or unavailable.
-    pub dns: Option<RingBuf<MapData>>,
+    pub dns: Option<dns::Maps>,
 }
 
 /// Load-time settings.

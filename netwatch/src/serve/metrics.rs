@@ -105,6 +105,8 @@ pub struct Metrics {
     dns_names: Gauge,
     dns_answers: Counter,
     dns_evictions: Counter,
+    /// Answers the kernel could not hand over: its DNS ring was full.
+    dns_lost: Counter,
 }
 
 impl Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
             dns_names: Gauge::default(),
             dns_answers: Counter::default(),
             dns_evictions: Counter::default(),
+            dns_lost: Counter::default(),
         };
         m.register();
         m
@@ -223,6 +226,11 @@ impl Metrics {
             "Address names dropped, oldest first, to keep the map within its bound",
             self.dns_evictions.clone(),
         );
+        r.register(
+            "netwatch_dns_lost",
+            "DNS answers lost, the kernel's DNS ring buffer full: the addresses they named have no name",
+            self.dns_lost.clone(),
+        );
     }
 
     /// Latency and failure figures of one event (`super::latency`).
@@ -293,6 +301,7 @@ impl Metrics {
         self.dns_names.set(i64::try_from(table.hosts.len()).unwrap_or(i64::MAX));
         sync(&self.dns_answers, table.hosts.answers);
         sync(&self.dns_evictions, table.hosts.evictions);
+        sync(&self.dns_lost, table.hosts.lost);
         sync(&self.export_errors.get_or_create(&Output { output: "file", reason: "write" }), errors.file);
         sync(&self.export_errors.get_or_create(&Output { output: "syslog", reason: "write" }), errors.syslog);
         let otlp = &super::otlp::COUNTERS;

@@ -166,3 +166,19 @@ fn listen_drops_count_each_listeners_growth_by_port() {
     has(&text, r#"netwatch_listen_drops_total{port="8080"} 7"#);
     has(&text, r#"netwatch_listen_drops_total{port="22"} 0"#);
 }
+
+/// The DNS health series follow the address-to-name map: answers taken
+/// in, and answers the kernel lost to a full ring.
+#[test]
+fn dns_answers_and_losses_follow_the_names_map() {
+    let mut t = table();
+    let m = Metrics::new(10, 10);
+    has(&m.scrape(&t, Errors::default()), "netwatch_dns_lost_total 0");
+    t.hosts.answers = 4;
+    t.hosts.lost = 3;
+    let text = m.scrape(&t, Errors::default());
+    has(&text, "netwatch_dns_answers_total 4");
+    has(&text, "netwatch_dns_lost_total 3");
+    t.hosts.lost = 10;
+    has(&m.scrape(&t, Errors::default()), "netwatch_dns_lost_total 10");
+}

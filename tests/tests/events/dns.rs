@@ -27,11 +27,15 @@ struct Dns {
 impl Dns {
     /// `nameserver`: 127.0.0.1 or ::1 (the server answers on both).
     fn start(ns: &netwatch_tests::netns::Own, nameserver: &str, zone: &Value) -> Self {
+        let dns = Self::serve(ns, zone);
+        dns.resolv_conf(nameserver, "");
+        dns
+    }
+
+    /// The server alone: [`Dns::resolv_conf`] points the namespace at it.
+    fn serve(ns: &netwatch_tests::netns::Own, zone: &Value) -> Self {
         let dir = PathBuf::from("/etc/netns").join(ns.name());
         std::fs::create_dir_all(&dir).expect("creating /etc/netns/NAME");
-        // One try, a short timeout: a missing answer fails fast.
-        std::fs::write(dir.join("resolv.conf"), format!("nameserver {nameserver}\noptions timeout:2 attempts:1\n"))
-            .expect("writing the namespace's resolv.conf");
         // Spawned from this thread, so in the test's namespace.
         let mut child = Command::new("python3")
             .args([concat!(env!("CARGO_MANIFEST_DIR"), "/dns_server.py"), &zone.to_string()])
@@ -43,6 +47,17 @@ impl Dns {
         BufReader::new(child.stdout.take().expect("piped")).read_line(&mut first).expect("server's ready line");
         assert!(first.starts_with("ready"), "DNS server said {first:?}");
         Self { child, dir }
+    }
+
+    /// Points the namespace's resolver at `nameserver`, with resolv.conf
+    /// `options` besides one try with a short timeout (a missing answer
+    /// fails fast). Read by each `ip netns exec` that follows.
+    fn resolv_conf(&self, nameserver: &str, options: &str) {
+        std::fs::write(
+            self.dir.join("resolv.conf"),
+            format!("nameserver {nameserver}\noptions timeout:2 attempts:1 {options}\n"),
+        )
+        .expect("writing the namespace's resolv.conf");
     }
 }
 
@@ -201,7 +216,8 @@ fn snapshot_for_names_the_connection_in_its_row() {
     let _dns = Dns::start(&ns, "127.0.0.1", &zone);
     let listener = TcpListener::bind("127.0.0.80:0").expect("listening on 127.0.0.80");
     let port = listener.local_addr().expect("addr").port();
-    let watch = Watch::start(std::time::Duration::from_secs(4));
+    // Stretched in a guest: there the client's start alone can take longer.
+    let watch = Watch::start(netwatch_tests::wait::scaled(std::time::Duration::from_secs(4)));
     let mut client = Command::new("ip")
         .args([
             "netns",
@@ -231,3 +247,103 @@ fn snapshot_for_names_the_connection_in_its_row() {
     let v: Value = serde_json::from_str(&row.json).expect("row JSON");
     assert_eq!(v["rhost"], "snap.nwtest.internal", "{v}");
 }
+
+/// DNS over TCP: with `options use-vc` glibc asks over TCP only, and the
+/// test's server answers each query in one segment (length prefix and
+/// message in one write). Every event of the connection that follows
+/// carries the name, over an IPv4 and an IPv6 resolver; the resolver's own
+/// TCP connections to port 53 show the answers came that way, and no UDP
+/// socket of the clients talked to port 53.
+#[test]
+fn answers_over_tcp_name_the_connection_that_follows() {
+    let ns = super::setup_in("dns-tcp");
+    let out = Command::new("ip")
+        .args(["-n", ns.name(), "addr", "add", "fd00::81/128", "dev", "lo", "nodad"])
+        .output()
+        .expect("ip addr add");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let zone = json!({
+        "tcp4.nwtest.internal": [["A", 300, "127.0.0.81"]],
+        "tcp6.nwtest.internal": [["CNAME", 300, "node81.nwtest.internal"]],
+        "node81.nwtest.internal": [["AAAA", 300, "fd00::81"]],
+    });
+    let dns = Dns::serve(&ns, &zone);
+    let v4 = TcpListener::bind("127.0.0.81:0").expect("listening on 127.0.0.81");
+    let v6 = TcpListener::bind("[fd00::81]:0").expect("listening on fd00::81");
+    let nw = super::events_in(&ns, &[]);
+    dns.resolv_conf("127.0.0.1", "use-vc");
+    let (pid4, got4) = resolve_and_connect(&ns, &v4, "tcp4.nwtest.internal", "4", "0");
+    dns.resolv_conf("::1", "use-vc");
+    let (pid6, got6) = resolve_and_connect(&ns, &v6, "tcp6.nwtest.internal", "6", "0");
+    assert_eq!((got4.as_str(), got6.as_str()), ("127.0.0.81", "fd00::81"));
+    let events = json_events(&nw.stop());
+    for (pid, listener, name, resolver) in
+        [(pid4, &v4, "tcp4.nwtest.internal", "127.0.0.1"), (pid6, &v6, "tcp6.nwtest.internal", "::1")]
+    {
+        let port = listener.local_addr().expect("addr").port();
+        let addr = listener.local_addr().expect("addr").ip().to_string();
+        for e in connection(&events, pid, port) {
+            assert_eq!(e["rhost"], name, "{e}");
+            assert_eq!(e["daddr"], addr.as_str(), "{e}");
+        }
+        // The question went over TCP: the client's connection to port 53.
+        let asked = connection(&events, pid, 53);
+        assert!(asked.iter().all(|e| e["daddr"] == resolver), "{}", show(asked.into_iter()));
+        let udp: Vec<&Value> =
+            events.iter().filter(|e| e["event"] == "udp_close" && e["dport"] == 53 && e["pid"] == pid).collect();
+        assert!(udp.is_empty(), "the client asked over UDP too: {}", show(udp.into_iter()));
+    }
+}
+
+/// Answers the kernel cannot hand over are counted, and `events` says so
+/// on stderr: netwatch is stopped (SIGSTOP) while a burst of answers
+/// arrives, more than its DNS ring holds, then let go.
+#[test]
+fn answers_finding_the_ring_full_are_counted_and_said() {
+    /// The answers sent; the 1 MiB ring holds 1,927 of 544 bytes (a 536
+    /// byte record and the ring's 8-byte header), so at least the rest
+    /// are lost.
+    const SENT: u64 = 5_000;
+    const HELD: u64 = (1 << 20) / 544;
+    const BURST: &str = r#"
+import socket, struct, sys
+n = int(sys.argv[1])
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind(("127.0.0.1", 0))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tx.bind(("127.0.0.1", 53))
+q = b"\x04burst\x07nwtest\x08internal\x00\x00\x01\x00\x01"
+a = struct.pack(">HHHHHH", 1, 0x8180, 1, 1, 0, 0) + q + b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\x7f\x00\x00\x52"
+for i in range(n):
+    tx.sendto(a, rx.getsockname())
+"#;
+    let ns = super::setup_in("dns-lost");
+    let nw = super::events_in(&ns, &[]);
+    nw.signal(libc::SIGSTOP);
+    // In the test's namespace, as spawned from this thread.
+    let status = Command::new("python3").args(["-c", BURST, &SENT.to_string()]).status().expect("running the burst");
+    assert!(status.success(), "the burst of answers failed");
+    nw.signal(libc::SIGCONT);
+    let said = |lines: &[String]| -> u64 {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("netwatch: warning: ")?.strip_suffix(SAID)?.parse::<u64>().ok())
+            .sum()
+    };
+    netwatch_tests::wait::until("a warning of lost DNS answers", std::time::Duration::from_secs(10), || {
+        let lost = said(&nw.stderr_lines());
+        netwatch_tests::wait::check(lost > 0, || format!("stderr: {:?}", nw.stderr_lines()))
+    });
+    let stopped = nw.stop();
+    let lost = said(&stopped.stderr);
+    assert!(
+        (SENT - HELD..=SENT).contains(&lost),
+        "{SENT} answers into a stopped netwatch's ring of {HELD}: {lost} said lost; stderr:\n{}",
+        stopped.stderr.join("\n")
+    );
+}
+
+/// The end of `events`' warning, after the count.
+const SAID: &str =
+    " DNS answers lost: the kernel's DNS ring buffer was full, so connections to the addresses they named \
+                    carry no rhost";

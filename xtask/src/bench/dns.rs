@@ -4,7 +4,10 @@
 //! bench's own, with and without `netwatch events` tracing, interleaved in
 //! the same run, each traced run between two untraced ones. Every answer is copied to the agent and
 //! parsed there; the ratio of the two rates is the figure (issue 18's
-//! target: at least 0.95).
+//! target: at least 0.95). Then the same loop over TCP (`options use-vc`:
+//! a connection, a query and an answer each), where each answer is a
+//! segment the capture copies, and the resolver's connection makes events
+//! of its own.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -28,7 +31,7 @@ const ROUNDS: usize = 6;
 const RUN_SECONDS: f64 = 2.0;
 const NAME: &str = "svc.bench.internal";
 
-pub const TITLE: &str = "dns: resolver loop (getaddrinfo, UDP) with netwatch tracing vs without, same run";
+pub const TITLE: &str = "dns: resolver loop (getaddrinfo, UDP, then TCP) with netwatch tracing vs without, same run";
 
 const CLIENT: &str = r#"
 import socket, sys, time
@@ -61,6 +64,12 @@ pub fn run(ctx: &Ctx, section: &mut Section) -> Result<()> {
     let [capture, no_capture] = <[Pairs; 2]>::try_from(arms).ok().context("one result per arm")?;
     capture.report(section, "with netwatch (DNS capture on), queries/s", Some(TARGET))?;
     no_capture.report(section, "with netwatch, NETWATCH_NO_DNS=1, queries/s", None)?;
+    // Over TCP: the resolv.conf is read by each loop's process.
+    ns.resolv_conf(true)?;
+    let mut tcp = traced("0");
+    let arms = pairs::rotate(ROUNDS, || ns.query_loop(RUN_SECONDS), &mut [&mut tcp])?;
+    let [tcp] = <[Pairs; 1]>::try_from(arms).ok().context("one result per arm")?;
+    tcp.report(section, "over TCP (use-vc), with netwatch (DNS capture on), queries/s", Some(TARGET))?;
     Ok(())
 }
 
@@ -79,8 +88,15 @@ impl Netns {
         let ns = Self { name, dir };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
         std::fs::create_dir_all(&ns.dir).with_context(|| format!("creating {}", ns.dir.display()))?;
-        std::fs::write(ns.dir.join("resolv.conf"), "nameserver 127.0.0.1\n").context("writing the resolv.conf")?;
+        ns.resolv_conf(false)?;
         Ok(ns)
+    }
+
+    /// Points the namespace's resolver at the server, over TCP only with `tcp`.
+    fn resolv_conf(&self, tcp: bool) -> Result<()> {
+        let options = if tcp { "options use-vc\n" } else { "" };
+        std::fs::write(self.dir.join("resolv.conf"), format!("nameserver 127.0.0.1\n{options}"))
+            .context("writing the resolv.conf")
     }
 
     fn exec(&self, args: &[&str]) -> Command {
