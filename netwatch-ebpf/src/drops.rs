@@ -33,6 +33,8 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
 const IPPROTO_UDP: u16 = 17;
+/// `enum sock_flags`: set by `sock_orphan()` when the socket's file goes.
+const SOCK_DEAD: u64 = 0;
 /// `SKB_NOT_DROPPED_YET`, never a reason a drop is traced with.
 const NOT_DROPPED: u32 = 0;
 
@@ -70,6 +72,13 @@ fn try_drop(ctx: &BtfTracePointContext, rx_sk: bool) -> Result<(), i64> {
     }
     let state: u8 = Direct::at(sk, off.skc_state).unwrap_or(tcp::TIME_WAIT);
     if is_minisock(u32::from(state)) {
+        return Ok(());
+    }
+    // A released UDP socket (`sock_orphan()` set SOCK_DEAD) has had its
+    // row freed and its close event sent: what its destructor frees
+    // unread (`QUEUE_PURGE`) would make a row nothing frees. A TCP socket
+    // is orphaned at close() but lives on to its teardown, which frees it.
+    if protocol == IPPROTO_UDP && Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0 {
         return Ok(());
     }
     // The cookie as the socket holds it: the helper that makes one refuses
@@ -125,8 +134,7 @@ unsafe fn by_reason(t: *mut Traffic, reason: u32) {
                 }
             }
             let Some(i) = free else { return };
-            let (_, claimed) =
-                atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(slots, word, word | (reason << (16 * i)));
+            let (_, claimed) = atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(slots, word, word | (reason << (16 * i)));
             if claimed {
                 add32(&raw mut (*t).drop_counts[i], 1);
                 return;

@@ -254,8 +254,7 @@ mod tests {
         assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) proto=udp\n"), "{:?}", line(&e));
         // Packets dropped, per reason (named by number where this
         // kernel's BTF does not name them), after the reason.
-        (e.kind, e.traffic.drops, e.traffic.drop_slots, e.traffic.drop_counts) =
-            (EventKind::Close, 3, 9999, [2, 0, 0]);
+        (e.kind, e.traffic.drops, e.traffic.drop_slots, e.traffic.drop_counts) = (EventKind::Close, 3, 9999, [2, 0, 0]);
         assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) drops=3(9999:2,other:1)\n"), "{:?}", line(&e));
         e.kind = EventKind::ConnectError;
         // The remote's name from DNS comes last.

@@ -6,8 +6,8 @@
 pub mod btf;
 pub mod compat;
 mod drop_reasons;
+pub use drop_reasons::by_reason as drops_by_reason;
 pub use drop_reasons::name as drop_reason_name;
-pub use drop_reasons::{by_reason as drops_by_reason, OTHER as OTHER_DROPS};
 mod connect;
 pub mod dns;
 pub mod hollow;
