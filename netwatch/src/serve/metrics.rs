@@ -72,6 +72,11 @@ struct Output {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropReason {
+    reason: String,
+}
+
 /// The label a process-name series gets once the top N are taken.
 pub const OTHER: &str = "other";
 
@@ -102,6 +107,9 @@ pub struct Metrics {
     dns_names: Gauge,
     dns_answers: Counter,
     dns_evictions: Counter,
+    /// Packets of closed sockets the kernel dropped, by reason (a bounded
+    /// kernel enum, plus `other`).
+    packet_drops: Family<DropReason, Counter>,
 }
 
 impl Metrics {
@@ -131,6 +139,7 @@ impl Metrics {
             dns_names: Gauge::default(),
             dns_answers: Counter::default(),
             dns_evictions: Counter::default(),
+            packet_drops: Family::default(),
         };
         m.register();
         m
@@ -220,11 +229,21 @@ impl Metrics {
             "Address names dropped, oldest first, to keep the map within its bound",
             self.dns_evictions.clone(),
         );
+        r.register(
+            "netwatch_packet_drops",
+            "Packets the kernel dropped (skb:kfree_skb), by drop reason, counted from sockets as they close",
+            self.packet_drops.clone(),
+        );
     }
 
     /// Latency and failure figures of one event (`super::latency`).
     pub fn observe(&self, e: &crate::event::Event) {
         self.why.observe(e);
+        if crate::output::json::has_totals(e.kind) && e.traffic.drops != 0 {
+            for (reason, n) in crate::probe::drops_by_reason(&e.traffic) {
+                self.packet_drops.get_or_create(&DropReason { reason: reason.into_owned() }).inc_by(n.into());
+            }
+        }
     }
 
     /// The listeners' drop counters, read once a check interval.
