@@ -134,3 +134,31 @@ impl Traffic {
         self.resets_sent.saturating_add(self.resets_received)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A close's totals updated by the teardown's later read of the same
+    /// row: the per-reason counts go with the total they add up to.
+    #[test]
+    fn after_close_takes_the_later_drops_with_their_reasons() {
+        let close = Traffic { drops: 2, drop_reason: 12, drop_slots: 12, drop_counts: [2, 0, 0], ..Traffic::ZERO };
+        let later =
+            Traffic { drops: 3, drop_reason: 6, drop_slots: 12 | (6 << 16), drop_counts: [2, 1, 0], ..Traffic::ZERO };
+        let merged = close.after_close(&later);
+        assert_eq!((merged.drops, merged.drop_reason), (3, 6));
+        assert!(merged.drops_by_reason().eq([(12, 2), (6, 1)]));
+        assert_eq!(merged.other_drops(), 0);
+        // A teardown that saw no more (or a row already gone) changes nothing.
+        assert_eq!(close.after_close(&Traffic::ZERO), close);
+        assert_eq!(close.after_close(&close), close);
+    }
+
+    #[test]
+    fn drops_beyond_the_slots_are_other() {
+        let t = Traffic { drops: 10, drop_slots: 1 | (2 << 16) | (3 << 32), drop_counts: [2, 3, 4], ..Traffic::ZERO };
+        assert!(t.drops_by_reason().eq([(1, 2), (2, 3), (3, 4)]));
+        assert_eq!(t.other_drops(), 1);
+    }
+}
