@@ -80,8 +80,23 @@ fn each_reason_is_counted_apart_on_one_socket() {
     let events: Vec<Value> = stopped.lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let found: Vec<&Value> = events.iter().filter(|e| e["event"] == "udp_close" && e["sport"] == port).collect();
     let [c] = found.as_slice() else { panic!("expected one udp_close from port {port}: {events:?}") };
-    assert_eq!(c["drops"], 1 + lost.rcvbuf, "{c}");
-    assert_eq!(c["drops_by_reason"], serde_json::json!({"NETFILTER_DROP": 1, "SOCKET_RCVBUFF": lost.rcvbuf}), "{c}");
-    assert_eq!(c["drop_reason"], "SOCKET_RCVBUFF", "the last one: {c}");
+    // Before Linux 6.11 the tracepoint does not name the socket of a drop
+    // on arrival, and netwatch says so once: then only the first reason.
+    let notes: Vec<&String> = stopped.stderr.iter().filter(|l| l.contains("rx_sk")).collect();
+    assert_eq!(notes.is_empty(), netwatch_tests::drops::rx_sk_named(), "{:?}", stopped.stderr);
+    if notes.is_empty() {
+        assert_eq!(c["drops"], 1 + lost.rcvbuf, "{c}");
+        assert_eq!(
+            c["drops_by_reason"],
+            serde_json::json!({"NETFILTER_DROP": 1, "SOCKET_RCVBUFF": lost.rcvbuf}),
+            "{c}"
+        );
+        assert_eq!(c["drop_reason"], "SOCKET_RCVBUFF", "the last one: {c}");
+    } else {
+        assert_eq!(notes.len(), 1, "said once: {:?}", stopped.stderr);
+        assert_eq!(c["drops"], 1, "{c}");
+        assert_eq!(c["drops_by_reason"], serde_json::json!({"NETFILTER_DROP": 1}), "{c}");
+        assert_eq!(c["drop_reason"], "NETFILTER_DROP", "{c}");
+    }
     assert_eq!(c["pid"], std::process::id(), "{c}");
 }
