@@ -132,6 +132,9 @@ pub const TP_RECV_RESET: &str = "tcp_receive_reset";
 /// with the traffic programs where the kernel has drop reasons).
 pub const PROG_KFREE_SKB: &str = "nw_kfree_skb";
 pub const TP_KFREE_SKB: &str = "kfree_skb";
+/// The same for kernels whose `kfree_skb` has no `rx_sk` argument (before
+/// Linux 6.11): the agent attaches it where [`PROG_KFREE_SKB`] is refused.
+pub const PROG_KFREE_SKB_NO_RX_SK: &str = "nw_kfree_skb_sk";
 
 /// Whether `name` is a program name `bpftool` shows whole, with the prefix.
 const fn well_named(name: &str) -> bool {
@@ -164,6 +167,7 @@ const _: () = {
     assert!(well_named(PROG_SOCK_CREATE));
     assert!(well_named(PROG_SOCK_OPS));
     assert!(well_named(PROG_KFREE_SKB));
+    assert!(well_named(PROG_KFREE_SKB_NO_RX_SK));
 };
 
 /// Ring buffer carrying [`crate::ProcEvent`] records (exec, exit, fork) to

@@ -219,7 +219,7 @@ pub struct SockEvent {
     pub traffic: crate::Traffic,
 }
 
-const _: () = assert!(size_of::<SockEvent>() == 224);
+const _: () = assert!(size_of::<SockEvent>() == 240);
 
 /// Bytes of a [`SockEvent`] before its traffic totals. An event without
 /// totals (every one but a close) is sent as this head alone: two cache

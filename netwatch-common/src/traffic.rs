@@ -56,10 +56,20 @@ pub struct Traffic {
     /// The kernel's `enum skb_drop_reason` value of the last of `drops`
     /// (numbering differs between kernels: the agent names it from BTF).
     pub drop_reason: u32,
-    pub _pad: u32,
+    /// `drops` per reason: `drop_counts[i]` packets dropped for the reason
+    /// in lane `i` (bits `16 * i ..`) of `drop_slots`, a lane of 0 being
+    /// free. Three reasons are kept, in the order they first happened;
+    /// drops for any further reason are only in `drops` (the difference
+    /// is [`Traffic::other_drops`]). The lanes share one u64 so that the
+    /// kernel claims a free lane with one compare-and-swap; lane 3 is unused.
+    pub drop_counts: [u32; DROP_SLOTS],
+    pub drop_slots: u64,
 }
 
-const _: () = assert!(size_of::<Traffic>() == 88);
+/// How many distinct drop reasons a socket's row counts separately.
+pub const DROP_SLOTS: usize = 3;
+
+const _: () = assert!(size_of::<Traffic>() == 104);
 
 impl Traffic {
     /// A TCP socket's totals at its close (`self`, payload and segments
@@ -75,6 +85,10 @@ impl Traffic {
             resets_received: self.resets_received.max(later.resets_received),
             drops: self.drops.max(later.drops),
             drop_reason: if later.drops > self.drops { later.drop_reason } else { self.drop_reason },
+            // Both come from the same row, `later` read after `self`:
+            // the per-reason counts of whichever saw more drops.
+            drop_counts: if later.drops > self.drops { later.drop_counts } else { self.drop_counts },
+            drop_slots: if later.drops > self.drops { later.drop_slots } else { self.drop_slots },
             ..self
         }
     }
@@ -96,11 +110,55 @@ impl Traffic {
         sk_err_soft: 0,
         protocol: 0,
         drop_reason: 0,
-        _pad: 0,
+        drop_counts: [0; DROP_SLOTS],
+        drop_slots: 0,
     };
+
+    /// `(reason, count)` for each reason with a slot, in the order the
+    /// reasons first happened (see [`Traffic::drop_counts`]).
+    pub fn drops_by_reason(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        (0..DROP_SLOTS).filter_map(move |i| {
+            let reason = ((self.drop_slots >> (16 * i)) & 0xffff) as u32;
+            (reason != 0).then_some((reason, self.drop_counts[i]))
+        })
+    }
+
+    /// Drops whose reason found no free slot: `drops` less the slots' counts.
+    pub fn other_drops(&self) -> u32 {
+        let slotted = self.drop_counts.iter().fold(0u32, |a, &c| a.saturating_add(c));
+        self.drops.saturating_sub(slotted)
+    }
 
     /// Both resets directions together.
     pub const fn resets(&self) -> u32 {
         self.resets_sent.saturating_add(self.resets_received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A close's totals updated by the teardown's later read of the same
+    /// row: the per-reason counts go with the total they add up to.
+    #[test]
+    fn after_close_takes_the_later_drops_with_their_reasons() {
+        let close = Traffic { drops: 2, drop_reason: 12, drop_slots: 12, drop_counts: [2, 0, 0], ..Traffic::ZERO };
+        let later =
+            Traffic { drops: 3, drop_reason: 6, drop_slots: 12 | (6 << 16), drop_counts: [2, 1, 0], ..Traffic::ZERO };
+        let merged = close.after_close(&later);
+        assert_eq!((merged.drops, merged.drop_reason), (3, 6));
+        assert!(merged.drops_by_reason().eq([(12, 2), (6, 1)]));
+        assert_eq!(merged.other_drops(), 0);
+        // A teardown that saw no more (or a row already gone) changes nothing.
+        assert_eq!(close.after_close(&Traffic::ZERO), close);
+        assert_eq!(close.after_close(&close), close);
+    }
+
+    #[test]
+    fn drops_beyond_the_slots_are_other() {
+        let t = Traffic { drops: 10, drop_slots: 1 | (2 << 16) | (3 << 32), drop_counts: [2, 3, 4], ..Traffic::ZERO };
+        assert!(t.drops_by_reason().eq([(1, 2), (2, 3), (3, 4)]));
+        assert_eq!(t.other_drops(), 1);
     }
 }

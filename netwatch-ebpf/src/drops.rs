@@ -7,14 +7,21 @@
 //! enum skb_drop_reason reason[, struct sock *rx_sk])`. A packet freed as
 //! consumed goes to `skb:consume_skb` instead, so every hit here is a drop.
 //! The socket is `skb->sk`: set on everything a socket sends (its owner)
-//! and on what it receives once the socket is known (early demux of an
-//! established connection, or after the lookup); a packet dropped before
-//! any socket was found belongs to none and is not counted. Only IPv4/IPv6
+//! and on what it receives once the socket owns it (early demux of an
+//! established connection, or once queued). A receive-side drop after the
+//! socket lookup but before that (a full receive buffer, a socket filter,
+//! TCP's sequence checks) has no `skb->sk`: since Linux 6.11 the
+//! tracepoint names that socket in its fourth argument, `rx_sk`
+//! (`sk_skb_reason_drop()`), which `nw_kfree_skb` reads; on older kernels,
+//! whose verifier refuses reading an argument the tracepoint lacks,
+//! `nw_kfree_skb_sk` counts `skb->sk`'s only. A packet dropped before any
+//! socket was found belongs to none and is not counted. Only IPv4/IPv6
 //! TCP and UDP sockets: their rows are freed at their teardown or release,
 //! other families' would stay in the map.
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
-use netwatch_common::tcp;
+use core::intrinsics::{atomic_cxchg, AtomicOrdering::SeqCst};
+use netwatch_common::{tcp, Traffic, DROP_SLOTS};
 
 use crate::{
     maps::offsets,
@@ -26,24 +33,35 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const IPPROTO_TCP: u16 = 6;
 const IPPROTO_UDP: u16 = 17;
+/// `enum sock_flags`: set by `sock_orphan()` when the socket's file goes.
+const SOCK_DEAD: u64 = 0;
 /// `SKB_NOT_DROPPED_YET`, never a reason a drop is traced with.
 const NOT_DROPPED: u32 = 0;
 
 #[btf_tracepoint(function = "kfree_skb")]
 pub fn nw_kfree_skb(ctx: BtfTracePointContext) -> i32 {
-    let _ = try_drop(&ctx);
+    let _ = try_drop(&ctx, true);
+    0
+}
+
+#[btf_tracepoint(function = "kfree_skb")]
+pub fn nw_kfree_skb_sk(ctx: BtfTracePointContext) -> i32 {
+    let _ = try_drop(&ctx, false);
     0
 }
 
 #[inline(always)]
-fn try_drop(ctx: &BtfTracePointContext) -> Result<(), i64> {
+fn try_drop(ctx: &BtfTracePointContext, rx_sk: bool) -> Result<(), i64> {
     let skb: u64 = ctx.arg::<u64>(0);
     let reason: u32 = ctx.arg::<u64>(2) as u32;
     if skb == 0 || reason == NOT_DROPPED || crate::maps::others_hollow() {
         return Ok(());
     }
     let off = offsets();
-    let sk: u64 = Direct::at(skb, off.skb_sk)?;
+    let mut sk: u64 = Direct::at(skb, off.skb_sk)?;
+    if sk == 0 && rx_sk {
+        sk = ctx.arg::<u64>(3);
+    }
     if sk == 0 {
         return Ok(());
     }
@@ -56,6 +74,13 @@ fn try_drop(ctx: &BtfTracePointContext) -> Result<(), i64> {
     if is_minisock(u32::from(state)) {
         return Ok(());
     }
+    // A released UDP socket (`sock_orphan()` set SOCK_DEAD) has had its
+    // row freed and its close event sent: what its destructor frees
+    // unread (`QUEUE_PURGE`) would make a row nothing frees. A TCP socket
+    // is orphaned at close() but lives on to its teardown, which frees it.
+    if protocol == IPPROTO_UDP && Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0 {
+        return Ok(());
+    }
     // The cookie as the socket holds it: the helper that makes one refuses
     // a pointer read out of an skb, and a socket netwatch tracks has had
     // its cookie made at its first transition (0: not one of those).
@@ -65,10 +90,55 @@ fn try_drop(ctx: &BtfTracePointContext) -> Result<(), i64> {
     }
     let Some(t) = row(cookie) else { return Ok(()) };
     // SAFETY: `t` points into a map value. The reason is a plain store:
-    // the last writer's reason stands, which is what it says.
+    // the last writer's reason stands, which is what it says. The slot's
+    // count goes up before the total, so a reader never sees more slotted
+    // drops than drops (it may see one "other" drop for a moment).
     unsafe {
+        by_reason(t, reason);
         add32(&raw mut (*t).drops, 1);
         core::ptr::write_volatile(&raw mut (*t).drop_reason, reason);
     }
     Ok(())
+}
+
+/// Adds one to `reason`'s slot, claiming a free lane of `drop_slots` for
+/// it first if it has none. Drops of one socket happen on several CPUs at
+/// once (a send-side netfilter drop beside a receive softirq's), so a free
+/// lane is claimed with a compare-and-swap of the whole word (BPF atomics,
+/// Linux 5.12, older than this tracepoint's reason): two new reasons never
+/// share a lane. A failed swap means another reason took a lane meanwhile:
+/// look again, a bounded number of times (each failure fills a lane).
+///
+/// # Safety
+/// `t` points into a `TRAFFIC` map value.
+#[inline(always)]
+unsafe fn by_reason(t: *mut Traffic, reason: u32) {
+    if reason > 0xffff {
+        return; // no lane holds it: counted as "other"
+    }
+    let reason = u64::from(reason);
+    // SAFETY: fields of the map value `t` points to (the caller's promise).
+    unsafe {
+        let slots = &raw mut (*t).drop_slots;
+        for _ in 0..=DROP_SLOTS {
+            let word = core::ptr::read_volatile(slots);
+            let mut free = None;
+            for i in 0..DROP_SLOTS {
+                let lane = (word >> (16 * i)) & 0xffff;
+                if lane == reason {
+                    add32(&raw mut (*t).drop_counts[i], 1);
+                    return;
+                }
+                if lane == 0 && free.is_none() {
+                    free = Some(i);
+                }
+            }
+            let Some(i) = free else { return };
+            let (_, claimed) = atomic_cxchg::<u64, { SeqCst }, { SeqCst }>(slots, word, word | (reason << (16 * i)));
+            if claimed {
+                add32(&raw mut (*t).drop_counts[i], 1);
+                return;
+            }
+        }
+    }
 }

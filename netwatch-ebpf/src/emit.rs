@@ -38,7 +38,7 @@ pub enum Who {
 
 /// Where each program writes its event: a slot of its own in the per-CPU
 /// `SCRATCH` array. With the owner's thread, descriptor and cgroup in the
-/// head and the close-time figures in the totals the record (224 bytes)
+/// head and the close-time figures in the totals the record (240 bytes)
 /// no longer fits on `nw_set_state`'s 512-byte stack beside its locals.
 /// One slot per program, because programs of different kinds nest on one
 /// CPU (a softirq's `nw_set_state` can interrupt `accept()`'s hook); a

@@ -280,7 +280,8 @@ pub fn zero() -> Traffic {
         sk_err_soft: z as u16,
         protocol: z as u16,
         drop_reason: z as u32,
-        _pad: z as u32,
+        drop_counts: [z as u32; netwatch_common::DROP_SLOTS],
+        drop_slots: z,
     }
 }
 

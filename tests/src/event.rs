@@ -44,9 +44,20 @@ pub const WORKLOAD_FIELDS: [&str; 7] =
     ["cgroup_id", "cgroup", "unit", "container_runtime", "container_id", "container_name", "pod_uid"];
 
 /// The latency and failure fields (issue 18), each present only where the
-/// event says it (docs/events.md).
-pub const WHY_FIELDS: [&str; 7] =
-    ["connect_latency_us", "handshake_us", "syn_retransmits", "srtt_us", "reason", "errno", "protocol"];
+/// event says it (docs/events.md), then the packet drops (on closing
+/// events, only when there were any).
+pub const WHY_FIELDS: [&str; 10] = [
+    "connect_latency_us",
+    "handshake_us",
+    "syn_retransmits",
+    "srtt_us",
+    "reason",
+    "errno",
+    "protocol",
+    "drops",
+    "drop_reason",
+    "drops_by_reason",
+];
 
 /// A socket's traffic totals, as every JSON output names them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

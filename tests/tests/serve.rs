@@ -10,6 +10,8 @@
 mod alerts;
 #[path = "serve/churn.rs"]
 mod churn;
+#[path = "serve/drops.rs"]
+mod drops;
 #[path = "serve/export.rs"]
 mod export;
 #[path = "serve/harness.rs"]

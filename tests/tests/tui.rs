@@ -666,3 +666,40 @@ fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
     tmux.keys(&["q"]);
     assert_clean_exit(&tmux, pid, &progs);
 }
+
+/// Issue 18: an open UDP socket that lost datagrams for two reasons
+/// (`netwatch_tests::drops::TwoReasons`): its details pane says how many,
+/// and how many for each reason, read live from the kernel's row.
+#[test]
+fn details_say_an_open_sockets_drops_per_reason() {
+    let ns = netwatch_tests::netns::own("tui-drop-reasons");
+    let tmux = Tmux::start("dropreasons");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    // After netwatch attached: its packet counters make the socket's cookie.
+    let lost = netwatch_tests::drops::TwoReasons::new();
+    let local = format!("127.0.0.1:{}", lost.port());
+    tmux.keys(&["/"]);
+    tmux.type_text(&format!("netns = {} and sport = :{}", ns.inode(), lost.port()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the socket's row", 3 * SHOW_WITHIN, |s| {
+        let rows = table_rows(s);
+        rows.len() == 1 && rows[0].contains(&local)
+    });
+    tmux.keys(&["Enter"]);
+    // Before Linux 6.11 drops on arrival are not counted per socket.
+    let arrived = if netwatch_tests::drops::rx_sk_named() { lost.rcvbuf } else { 0 };
+    let total = format!("dropped {}   by reason", 1 + arrived);
+    let s = tmux.wait_for("its drops in the details", 3 * SHOW_WITHIN, |s| {
+        s.contains("Details: open connection") && s.contains(&total)
+    });
+    let line = s.lines().find(|l| l.contains(&total)).expect("the drops line");
+    let want = match arrived {
+        0 => "by reason NETFILTER_DROP 1".to_owned(),
+        n => format!("by reason NETFILTER_DROP 1, SOCKET_RCVBUFF {n}"),
+    };
+    assert!(line.contains(&want), "{line:?}, want {want:?}");
+    tmux.keys(&["Escape", "q"]);
+    assert_clean_exit(&tmux, pid, &progs);
+    drop(lost);
+}

@@ -123,6 +123,21 @@ pub struct JsonWhy {
     pub drops: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop_reason: Option<std::borrow::Cow<'static, str>>,
+    /// `drops` per reason name (`other`: reasons beyond the kernel's
+    /// slots), on the same events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drops_by_reason: Option<DropsByReason>,
+}
+
+/// Reason name -> count, as a JSON object in name order
+/// (`crate::probe::drops_by_reason`).
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct DropsByReason(pub Vec<(std::borrow::Cow<'static, str>, u64)>);
+
+impl Serialize for DropsByReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (&**k, v)))
+    }
 }
 
 impl JsonWhy {
@@ -145,6 +160,11 @@ impl JsonWhy {
                 .then_some(e.traffic.drops),
             drop_reason: (has_totals(e.kind) && e.traffic.drops != 0)
                 .then(|| crate::probe::drop_reason_name(e.traffic.drop_reason)),
+            drops_by_reason: (has_totals(e.kind) && e.traffic.drops != 0).then(|| {
+                DropsByReason(
+                    crate::probe::drops_by_reason(&e.traffic).into_iter().map(|(r, n)| (r, u64::from(n))).collect(),
+                )
+            }),
         }
     }
 }
@@ -353,6 +373,7 @@ pub mod key {
         protocol,
         drops,
         drop_reason,
+        drops_by_reason,
         rhost,
     );
 }
@@ -372,6 +393,9 @@ pub trait Fields {
     fn u64(&mut self, key: Key, value: u64);
     fn f64(&mut self, key: Key, value: f64);
     fn ip(&mut self, key: Key, ip: std::net::IpAddr);
+    /// Counts by name (an object in JSON, a key-value list in OTLP); the
+    /// names are netwatch's or the kernel's (nothing to escape).
+    fn counts(&mut self, key: Key, counts: &[(std::borrow::Cow<'static, str>, u64)]);
 }
 
 /// The one list of an event's fields, in JSON order, each only where the
@@ -471,6 +495,9 @@ pub fn fields<W: Fields>(e: &Event, packets: bool, clock: &WallClock, w: &mut W)
     if let Some(v) = &why.drop_reason {
         w.name(k::drop_reason, v);
     }
+    if let Some(v) = &why.drops_by_reason {
+        w.counts(k::drops_by_reason, &v.0);
+    }
     if let Some(h) = &e.rhost {
         w.text(k::rhost, h.as_bytes());
     }
@@ -549,6 +576,24 @@ impl Fields for Writer<'_> {
         self.out.extend_from_slice(key.json_str.as_bytes());
         super::write_ip(&mut self.out, ip);
         self.out.push(b'"');
+    }
+
+    fn counts(&mut self, key: Key, counts: &[(std::borrow::Cow<'static, str>, u64)]) {
+        self.out.extend_from_slice(key.json.as_bytes());
+        let mut sep = b'{';
+        for (name, n) in counts {
+            self.out.push(sep);
+            sep = b',';
+            if let Err(e) = comm(&mut self.out, name.as_bytes()) {
+                self.failed = Some(e);
+            }
+            self.out.push(b':');
+            short(&mut self.out, self.n.format(*n).as_bytes());
+        }
+        if sep == b'{' {
+            self.out.push(b'{');
+        }
+        self.out.push(b'}');
     }
 }
 
@@ -772,6 +817,7 @@ pub(crate) mod tests {
         // Packets the kernel dropped, with a reason this kernel may not name.
         let mut dropped = event();
         (dropped.traffic.drops, dropped.traffic.drop_reason) = (2, 9999);
+        (dropped.traffic.drop_slots, dropped.traffic.drop_counts[0]) = (9999, 2);
         cases.push(dropped);
         // A listener's drops: a count and no reason.
         let mut listen_drop = event();
@@ -779,6 +825,18 @@ pub(crate) mod tests {
             (EventKind::ListenDrop, TcpState::Listen, TcpState::Listen);
         listen_drop.traffic.drops = 12;
         cases.push(listen_drop);
+        // Per reason: three slots and more reasons than slots, on each
+        // event that carries totals; and drops none of the slots took.
+        for kind in [EventKind::Close, EventKind::ConnectFailed, EventKind::UdpClose] {
+            let mut many = event();
+            many.kind = kind;
+            let t = &mut many.traffic;
+            (t.drops, t.drop_reason, t.drop_slots, t.drop_counts) = (10, 7, 12 | (6 << 16) | (9999 << 32), [3, 4, 1]);
+            cases.push(many);
+        }
+        let mut unslotted = event();
+        (unslotted.traffic.drops, unslotted.traffic.drop_reason) = (1, 70_000);
+        cases.push(unslotted);
         // Names from DNS answers, one with bytes to escape.
         for name in ["svc.example.test", "a\\010\"b.test"] {
             let mut named = event();
@@ -838,6 +896,23 @@ pub(crate) mod tests {
             ),
             info("/lxc.payload.a\"b\\", None, Some(c(Some("we\"b\n"))), None),
         ]
+    }
+
+    #[test]
+    fn drops_by_reason_is_an_object_of_counts() {
+        let mut e = event();
+        let t = &mut e.traffic;
+        (t.drops, t.drop_reason, t.drop_slots, t.drop_counts) = (10, 70_000, 9999 | (9998 << 16), [3, 4, 0]);
+        let mut out = Vec::new();
+        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["drops_by_reason"], serde_json::json!({"9998": 4, "9999": 3, "other": 3}), "{v}");
+        assert_eq!((v["drops"].as_u64(), v["drop_reason"].as_str()), (Some(10), Some("70000")));
+        // Not on an event without totals.
+        e.kind = EventKind::State;
+        out.clear();
+        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
+        assert!(!String::from_utf8(out).unwrap().contains("drops"));
     }
 
     #[test]

@@ -69,7 +69,8 @@ fn kib(bytes: u64) -> String {
 /// Latency figures and the failure reason, appended to a line as
 /// `key=value` words (`crate::why`): `lat=` connect latency, `hs=` passive
 /// handshake, `syn_rtx=` handshake retransmits, `srtt=`, `reason=` with the
-/// errno in brackets.
+/// errno in brackets, `drops=` packets dropped with their count per reason
+/// in brackets.
 fn why_text(e: &Event) -> String {
     let l = crate::why::latency(e);
     let mut words = Vec::new();
@@ -99,6 +100,11 @@ fn why_text(e: &Event) -> String {
     }
     if e.kind == netwatch_common::EventKind::ListenDrop {
         words.push(format!("drops={}", e.traffic.drops));
+    }
+    if super::json::has_totals(e.kind) && e.traffic.drops != 0 {
+        let reasons: Vec<String> =
+            crate::probe::drops_by_reason(&e.traffic).into_iter().map(|(r, n)| format!("{r}:{n}")).collect();
+        words.push(format!("drops={}({})", e.traffic.drops, reasons.join(",")));
     }
     words.join(" ")
 }
@@ -249,6 +255,11 @@ mod tests {
         (e.kind, e.old_state, e.traffic.sk_err, e.traffic.protocol) =
             (EventKind::ConnectError, TcpState::Close, 101, 17);
         assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) proto=udp\n"), "{:?}", line(&e));
+        // Packets dropped, per reason (named by number where this
+        // kernel's BTF does not name them), after the reason.
+        (e.kind, e.traffic.drops, e.traffic.drop_slots, e.traffic.drop_counts) = (EventKind::Close, 3, 9999, [2, 0, 0]);
+        assert!(line(&e).ends_with(" reason=no_route(ENETUNREACH) drops=3(9999:2,other:1)\n"), "{:?}", line(&e));
+        e.kind = EventKind::ConnectError;
         // The remote's name from DNS comes last.
         e.rhost = Some("svc.example.test".into());
         assert!(line(&e).ends_with(" proto=udp rhost=svc.example.test\n"), "{:?}", line(&e));

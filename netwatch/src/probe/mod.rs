@@ -6,6 +6,7 @@
 pub mod btf;
 pub mod compat;
 mod drop_reasons;
+pub use drop_reasons::by_reason as drops_by_reason;
 pub use drop_reasons::name as drop_reason_name;
 mod connect;
 pub mod dns;

@@ -140,15 +140,29 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
     Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")?, packets })
 }
 
+/// Said once where only [`names::PROG_KFREE_SKB_NO_RX_SK`] loads.
+const NO_RX_SK: &str = "packets dropped on arrival before their socket took them (a full receive buffer, a \
+                            socket filter) are not counted per connection: this kernel's skb:kfree_skb does not name \
+                            the receiving socket (rx_sk, Linux 6.11)";
+
 /// The `skb:kfree_skb` program, which reads the drop reason that argument
 /// only has since Linux 5.17: on older kernels the verifier refuses it.
+/// The one that also reads the receiving socket (`rx_sk`, Linux 6.11)
+/// first; where the verifier refuses that argument, the one without.
 fn attach_drops(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
-    let (prog, tp) = (names::PROG_KFREE_SKB, names::TP_KFREE_SKB);
+    let tp = names::TP_KFREE_SKB;
+    let p: &mut BtfTracePoint = program(ebpf, names::PROG_KFREE_SKB)?.try_into()?;
+    if p.load(tp, btf).is_ok() {
+        p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
+        return Ok(());
+    }
+    let prog = names::PROG_KFREE_SKB_NO_RX_SK;
     let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
     p.load(tp, btf).with_context(|| {
         format!("loading {prog} for BTF tracepoint {tp} (its drop reason needs Linux 5.17 or later)")
     })?;
     p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
+    eprintln!("netwatch: note: {NO_RX_SK}");
     Ok(())
 }
 

@@ -75,6 +75,11 @@ struct Output {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropReason {
+    reason: String,
+}
+
 /// The label a process-name series gets once the top N are taken.
 pub const OTHER: &str = "other";
 
@@ -107,6 +112,9 @@ pub struct Metrics {
     dns_evictions: Counter,
     /// Answers the kernel could not hand over: its DNS ring was full.
     dns_lost: Counter,
+    /// Packets of closed sockets the kernel dropped, by reason (a bounded
+    /// kernel enum, plus `other`).
+    packet_drops: Family<DropReason, Counter>,
 }
 
 impl Metrics {
@@ -137,6 +145,7 @@ impl Metrics {
             dns_answers: Counter::default(),
             dns_evictions: Counter::default(),
             dns_lost: Counter::default(),
+            packet_drops: Family::default(),
         };
         m.register();
         m
@@ -231,11 +240,21 @@ impl Metrics {
             "DNS answers lost, the kernel's DNS ring buffer full: the addresses they named have no name",
             self.dns_lost.clone(),
         );
+        r.register(
+            "netwatch_packet_drops",
+            "Packets the kernel dropped (skb:kfree_skb), by drop reason, counted from sockets as they close",
+            self.packet_drops.clone(),
+        );
     }
 
     /// Latency and failure figures of one event (`super::latency`).
     pub fn observe(&self, e: &crate::event::Event) {
         self.why.observe(e);
+        if crate::output::json::has_totals(e.kind) && e.traffic.drops != 0 {
+            for (reason, n) in crate::probe::drops_by_reason(&e.traffic) {
+                self.packet_drops.get_or_create(&DropReason { reason: reason.into_owned() }).inc_by(n.into());
+            }
+        }
     }
 
     /// The listeners' drop counters, read once a check interval.

@@ -182,3 +182,24 @@ fn dns_answers_and_losses_follow_the_names_map() {
     t.hosts.lost = 10;
     has(&m.scrape(&t, Errors::default()), "netwatch_dns_lost_total 10");
 }
+
+/// Each closing socket's drops per reason add to that reason's series;
+/// events without totals add nothing, whatever their record holds.
+#[test]
+fn packet_drops_add_up_per_reason_from_closes() {
+    use netwatch_common::EventKind;
+    let m = Metrics::new(10, 10);
+    let with = |kind, drops, slots, counts| {
+        let mut e = crate::output::json::tests::event();
+        e.kind = kind;
+        (e.traffic.drops, e.traffic.drop_slots, e.traffic.drop_counts) = (drops, slots, counts);
+        e
+    };
+    m.observe(&with(EventKind::Close, 3, 9999 | (9998 << 16), [1, 2, 0]));
+    m.observe(&with(EventKind::UdpClose, 5, 9998, [4, 0, 0]));
+    m.observe(&with(EventKind::State, 7, 9998, [7, 0, 0]));
+    let text = m.scrape(&Table::new(0), Errors::default());
+    has(&text, r#"netwatch_packet_drops_total{reason="9999"} 1"#);
+    has(&text, r#"netwatch_packet_drops_total{reason="9998"} 6"#);
+    has(&text, r#"netwatch_packet_drops_total{reason="other"} 1"#);
+}

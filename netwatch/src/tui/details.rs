@@ -91,6 +91,18 @@ fn traffic_lines(t: &Traffic) -> Line<'static> {
     ])
 }
 
+/// Packets of the socket the kernel dropped, and how many for each
+/// reason (`crate::probe::drops_by_reason`): live from the kernel's
+/// per-socket row while the socket is open, from its close event after.
+fn drops_line(t: &Traffic) -> Option<Line<'static>> {
+    if t.drops == 0 {
+        return None;
+    }
+    let reasons: Vec<String> =
+        crate::probe::drops_by_reason(t).into_iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+    Some(kv(&[("dropped", t.drops.to_string()), ("by reason", reasons.join(", "))]))
+}
+
 fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Vec<Line<'static>> {
     let owners: Vec<String> = r.owners.iter().map(ToString::to_string).collect();
     let age = r.opened_ns.map(|o| format::duration(now_ns.saturating_sub(o)));
@@ -116,6 +128,7 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
         ]),
         traffic_lines(&r.traffic.totals),
     ];
+    lines.extend(drops_line(&r.traffic.totals));
     if let Some(l) = r.traffic.opened {
         lines.push(latency_line(&l));
     }
@@ -188,6 +201,7 @@ fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
             ),
         ]),
     ];
+    lines.extend(drops_line(&c.traffic));
     lines.extend(history(app, c.cookie));
     lines
 }

@@ -245,3 +245,22 @@ fn latency_columns_show_where_the_addresses_keep_their_room() {
     let line = find(&details, "rtt now");
     assert!(line.contains("40us") && line.contains("rttvar 20us") && line.contains("retransmitted 3"), "{line:?}");
 }
+
+/// The details pane of an open connection says its drops, per reason,
+/// as the kernel's row has them now; a connection without drops, nothing.
+#[test]
+fn details_say_the_drops_per_reason() {
+    let open = |drops: u32| {
+        screen(move |a| {
+            let e = a.snap.entries.iter_mut().find(|e| e.row.local.port() == 40001).unwrap();
+            let t = &mut e.row.traffic.totals;
+            (t.drops, t.drop_slots, t.drop_counts) = (drops, 9999 | (9998 << 16), [4, 1, 0]);
+            let r = &e.row;
+            a.ui.details = Some(super::app::Details::Row { cookie: r.cookie, local: r.local, remote: r.remote });
+        })
+    };
+    let screen = open(6);
+    let line = find(&screen, "dropped ");
+    assert!(line.contains("dropped 6   by reason 9998 1, 9999 4, other 1"), "{line:?}");
+    absent(&open(0), "dropped ");
+}

@@ -203,6 +203,23 @@ impl json::Fields for Record<'_> {
         crate::output::write_ip(self.text, ip);
         attribute(key, Scalar::Str(self.text), &mut self.out);
     }
+
+    /// A key-value list, built with prost: only events with dropped
+    /// packets have one.
+    fn counts(&mut self, key: Key, counts: &[(std::borrow::Cow<'static, str>, u64)]) {
+        use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, KeyValue, KeyValueList};
+        let values = counts
+            .iter()
+            .map(|(name, n)| KeyValue {
+                key: name.to_string(),
+                value: Some(AnyValue { value: Some(V::IntValue(*n as i64)) }),
+                ..KeyValue::default()
+            })
+            .collect();
+        let list = AnyValue { value: Some(V::KvlistValue(KeyValueList { values })) };
+        let kv = KeyValue { key: format!("{}{}", key.attr.0, key.attr.1), value: Some(list), ..KeyValue::default() };
+        bytes_field(field::ATTRIBUTES, &prost::Message::encode_to_vec(&kv), &mut self.out);
+    }
 }
 
 /// `bytes` as field `tag` of a message (tag, length, bytes).
