@@ -148,14 +148,6 @@ impl Names {
         }
         self.name(e.netns, ip, e.start_ns.unwrap_or(e.ts_ns))
     }
-
-    /// [`Names::remote_name`] for a table row (`snapshot --for`).
-    pub fn row_name(&self, r: &crate::table::Row) -> Option<Arc<str>> {
-        if r.remote.ip().is_unspecified() || self.by_addr.is_empty() {
-            return None;
-        }
-        self.name(r.netns, r.remote.ip(), r.opened_ns.unwrap_or(r.seen_ns))
-    }
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
         }
         if names {
             pad_line(&mut buf, name_at(workloads.column));
-            buf.extend_from_slice(table.hosts.row_name(r).as_deref().unwrap_or("-").as_bytes());
+            buf.extend_from_slice(table.row_name(r).as_deref().unwrap_or("-").as_bytes());
         }
         buf.push(b'\n');
     }
@@ -485,7 +485,7 @@ pub fn json_with(
             srtt_us: connected_rtt(r, f).map(|t| t.srtt_us),
             rttvar_us: connected_rtt(r, f).map(|t| t.rttvar_us),
             total_retrans: connected_rtt(r, f).map(|t| t.total_retrans),
-            rhost: table.hosts.row_name(r).map(|h| h.to_string()),
+            rhost: table.row_name(r).map(|h| h.to_string()),
         })
         .collect();
     let doc = JsonSnapshot {

@@ -104,6 +104,16 @@ impl Table {
         self.workloads.borrow_mut().get_or_insert_with(Resolver::default).of(pid, 0)
     }
 
+    /// The name the row's namespace resolved for its remote address
+    /// ([`crate::names::Names::remote_name`] for a row: `snapshot --for`,
+    /// the live view).
+    pub fn row_name(&self, r: &Row) -> Option<std::sync::Arc<str>> {
+        if r.remote.ip().is_unspecified() {
+            return None;
+        }
+        self.hosts.name(r.netns, r.remote.ip(), r.opened_ns.unwrap_or(r.seen_ns))
+    }
+
     /// Where a row's first owner runs: the row's workload.
     pub fn row_workload(&self, r: &Row) -> Option<Workload> {
         r.owners.first().and_then(|o| self.workload_of(o.pid))

@@ -285,7 +285,7 @@ impl App {
                 let before = fresh.len();
                 for r in rows.by_ref().take(self.copy_slice) {
                     let mut e = self.entry_of(table, r);
-                    e.rhost = table.hosts.row_name(r);
+                    e.rhost = table.row_name(r);
                     fresh.push(e);
                     print = print.wrapping_add(row_hash(r));
                 }
