@@ -104,7 +104,7 @@ pub struct ReaderOptions {
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        Self { batch_delay: Duration::from_micros(500), quiet_drains: 40, counter_interval: Duration::from_millis(50) }
+        Self { batch_delay: Duration::from_millis(1), quiet_drains: 20, counter_interval: Duration::from_millis(50) }
     }
 }
 
