@@ -506,8 +506,6 @@ mod speed {
 #[cfg(test)]
 mod export_speed {
     use std::{
-        io::{BufRead as _, BufReader, Read as _, Write as _},
-        net::TcpListener,
         sync::atomic::Ordering::Relaxed,
         time::{Duration, Instant},
     };
@@ -527,44 +525,6 @@ mod export_speed {
         None
     }
 
-    /// An OTLP/HTTP endpoint that answers 200 to every request.
-    fn sink() -> std::net::SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let named = || std::thread::Builder::new().name("sink".to_owned());
-        let _ = named().spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let _ = named().spawn(move || {
-                    let mut w = stream.try_clone().unwrap();
-                    let mut r = BufReader::new(stream);
-                    loop {
-                        let mut len = 0;
-                        loop {
-                            let mut line = String::new();
-                            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            let line = line.trim_end().to_ascii_lowercase();
-                            if line.is_empty() {
-                                break;
-                            }
-                            if let Some(v) = line.strip_prefix("content-length:") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut body = vec![0; len];
-                        if r.read_exact(&mut body).is_err()
-                            || w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
-
     /// `cargo test --release -p netwatch --lib export_speed -- --ignored --nocapture`:
     /// the whole export's CPU per record without the kernel side: the
     /// agent's share (encoding into the batch, thread time of the caller)
@@ -576,7 +536,7 @@ mod export_speed {
     fn export_cpu_per_record() {
         let gzip = std::env::var_os("NETWATCH_SPEED_GZIP").is_some();
         let cfg = OtlpExport {
-            endpoint: Some(format!("http://{}", sink())),
+            endpoint: Some(format!("http://{}", super::super::tests::sink(false).0)),
             protocol: OtlpProtocol::Http,
             compression: if gzip { Compression::Gzip } else { Compression::None },
             metrics_interval: Duration::ZERO,

@@ -373,16 +373,18 @@ mod tests {
     use super::*;
     use crate::serve::config::{Compression, OtlpExport, OtlpProtocol};
 
-    /// An OTLP/HTTP endpoint that keeps each request's body.
-    fn sink() -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
+    /// An OTLP/HTTP endpoint that answers 200 to every request, on threads
+    /// named `sink`; with `keep`, it keeps each request's body.
+    pub(super) fn sink(keep: bool) -> (std::net::SocketAddr, Arc<Mutex<Vec<Vec<u8>>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&bodies);
-        std::thread::spawn(move || {
+        let named = || std::thread::Builder::new().name("sink".to_owned());
+        let _ = named().spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let kept = Arc::clone(&kept);
-                std::thread::spawn(move || {
+                let _ = named().spawn(move || {
                     let mut w = stream.try_clone().unwrap();
                     let mut r = BufReader::new(stream);
                     loop {
@@ -397,13 +399,19 @@ mod tests {
                                 break;
                             }
                             if let Some(v) = line.strip_prefix("content-length:") {
-                                len = v.trim().parse().unwrap();
+                                len = v.trim().parse().unwrap_or(0);
                             }
                         }
                         let mut body = vec![0; len];
-                        r.read_exact(&mut body).unwrap();
-                        kept.lock().unwrap().push(body);
-                        w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+                        if r.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        if keep {
+                            kept.lock().unwrap().push(body);
+                        }
+                        if w.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_err() {
+                            return;
+                        }
                     }
                 });
             }
@@ -416,7 +424,7 @@ mod tests {
     /// in order, and the buffers come back to the agent loop once sent.
     #[test]
     fn buffers_cut_into_batches_at_record_ends() {
-        let (addr, bodies) = sink();
+        let (addr, bodies) = sink(true);
         let cfg = OtlpExport {
             endpoint: Some(format!("http://{addr}")),
             protocol: OtlpProtocol::Http,
