@@ -312,9 +312,7 @@ impl Dns {
         }
         tx.send(Batch::Dns(out)).await.map_err(drop)
     }
-}
 
-impl Dns {
     /// Sends the answers lost since the last report, if any were. A counter
     /// that cannot be read is said once, on stderr: names still flow.
     async fn send_lost(&mut self, tx: &mpsc::Sender<Batch>) -> Result<(), ()> {
@@ -367,11 +365,9 @@ impl LossTracker {
     /// `now`: the cumulative counts.
     fn update(&mut self, now: Loss) -> Option<Batch> {
         let new = Loss {
-            ring_full: now.ring_full.saturating_sub(self.seen.ring_full),
-            skipped: now.skipped.saturating_sub(self.seen.skipped),
+            ring_full: lost_since(&mut self.seen.ring_full, now.ring_full),
+            skipped: lost_since(&mut self.seen.skipped, now.skipped),
         };
-        self.seen =
-            Loss { ring_full: self.seen.ring_full.max(now.ring_full), skipped: self.seen.skipped.max(now.skipped) };
         (new.total() > 0).then_some(Batch::Lost(new))
     }
 }
