@@ -209,20 +209,19 @@ mod tests {
         assert_eq!(n.order.len(), 2);
     }
 
+    /// A kernel record of `data`, taken in namespace 5 at `S`.
+    fn record(ip_version: u8, protocol: u8, data: &[u8]) -> DnsEvent {
+        let mut r =
+            DnsEvent { ts_ns: S, cookie: 1, netns: 5, len: data.len() as u16, ip_version, protocol, payload: [0; 512] };
+        r.payload[..data.len()].copy_from_slice(data);
+        r
+    }
+
     #[test]
     fn learns_from_kernel_records() {
         let mut msg = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'k', 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
         msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 9]);
-        let mut r = DnsEvent {
-            ts_ns: S,
-            cookie: 1,
-            netns: 5,
-            len: msg.len() as u16,
-            ip_version: 4,
-            protocol: netwatch_common::dns::PROTO_UDP,
-            payload: [0; 512],
-        };
-        r.payload[..msg.len()].copy_from_slice(&msg);
+        let r = record(4, netwatch_common::dns::PROTO_UDP, &msg);
         let mut bad = r;
         bad.len = 9999; // more than the payload: read as all of it
         let mut n = Names::default();
@@ -243,25 +242,15 @@ mod tests {
             framed
         };
         let data = [msg(b'a', 1), msg(b'b', 2)].concat();
-        let mut r = DnsEvent {
-            ts_ns: S,
-            cookie: 1,
-            netns: 5,
-            len: data.len() as u16,
-            ip_version: 6,
-            protocol: PROTO_TCP,
-            payload: [0; 512],
-        };
-        r.payload[..data.len()].copy_from_slice(&data);
         let mut n = Names::default();
-        n.learn(&[r]);
+        n.learn(&[record(6, PROTO_TCP, &data)]);
         assert_eq!(n.name(5, ip("127.0.0.1"), S).as_deref(), Some("a.test"));
         assert_eq!(n.name(5, ip("127.0.0.2"), S).as_deref(), Some("b.test"));
         assert_eq!(n.answers, 2);
         // The same bytes read as one UDP message: the length prefix makes
         // it no answer.
         let mut n = Names::default();
-        n.learn(&[DnsEvent { protocol: netwatch_common::dns::PROTO_UDP, ..r }]);
+        n.learn(&[record(6, netwatch_common::dns::PROTO_UDP, &data)]);
         assert_eq!(n.answers, 0);
     }
 }
