@@ -80,6 +80,12 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub(super) const HAND_OVER_BYTES: usize = 128 << 10;
 const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 
+/// A new buffer for the agent loop: a hand-over's worth, and room for the
+/// record that crosses it, so that record does not make it grow.
+fn new_buffer() -> Vec<u8> {
+    Vec::with_capacity(HAND_OVER_BYTES + (16 << 10))
+}
+
 /// Buffers of records the exporter thread is done with, for the agent loop
 /// to encode into again.
 type Spares = Arc<Mutex<Vec<Vec<u8>>>>;
@@ -184,7 +190,7 @@ impl Otlp {
             queued,
             spares,
             capacity: cfg.queue,
-            pending: Vec::with_capacity(HAND_OVER_BYTES + (16 << 10)),
+            pending: new_buffer(),
             pending_n: 0,
             observed_ns: 0,
             encoder: encode::Encoder::new(),
@@ -257,7 +263,7 @@ impl Otlp {
             return;
         }
         let spare = self.spares.lock().ok().and_then(|mut s| s.pop());
-        let spare = spare.unwrap_or_else(|| Vec::with_capacity(HAND_OVER_BYTES + (16 << 10)));
+        let spare = spare.unwrap_or_else(new_buffer);
         let records = std::mem::replace(&mut self.pending, spare);
         let n = std::mem::take(&mut self.pending_n);
         self.queued.fetch_add(n, Relaxed);
