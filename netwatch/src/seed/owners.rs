@@ -117,11 +117,13 @@ fn socket_pids_scanned(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u3
 }
 
 /// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
-/// grants just those to an unprivileged user), and reports host process ids.
+/// grants just those to an unprivileged user), a kernel that has not
+/// refused it already, and reports host process ids.
 pub fn iterator_usable() -> bool {
     /// `PROC_PID_INIT_INO`: the inode of the initial PID namespace.
     const INIT_PID_NS: &str = "pid:[4026531836]";
-    crate::probe::privilege::can_load()
+    !crate::probe::iter::refused()
+        && crate::probe::privilege::can_load()
         && std::fs::read_link("/proc/self/ns/pid").is_ok_and(|ns| ns.as_os_str() == INIT_PID_NS)
 }
 

@@ -14,12 +14,27 @@
 mod object;
 mod sys;
 
-use std::{fs::File, io::Read as _};
+use std::{
+    fs::File,
+    io::Read as _,
+    sync::atomic::{AtomicBool, Ordering::Relaxed},
+};
 
 use anyhow::{bail, Context as _, Result};
 use netwatch_common::{names, SocketFd};
 
 use super::{btf, OBJECT};
+
+/// Whether this kernel's verifier refused the iterator program (5.10: no
+/// `bpf_sock_from_file`). It refuses it every time, so once is enough:
+/// every later walk (the seed's re-read after lost events, the holders'
+/// walks) scans `/proc` instead, without a load or a warning each time.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the kernel has refused the iterator program in this process.
+pub fn refused() -> bool {
+    REFUSED.load(Relaxed)
+}
 
 /// Every socket descriptor of every process, as `(inode, tgid, fd, comm)`.
 pub fn socket_fds() -> Result<Vec<SocketFd>> {
@@ -36,7 +51,9 @@ pub fn socket_fds() -> Result<Vec<SocketFd>> {
     let mut program = object::Program::extract(OBJECT, &section, names::GLOBAL_OFFSETS, offsets)?;
     let rodata = sys::rodata_map("nw_iter_rodata", &program.rodata)?;
     program.relocate(std::os::fd::AsRawFd::as_raw_fd(&rodata));
-    let prog = sys::load_iter(names::PROG_ITER_SOCKET_FDS, &program.insns, btf_id)?;
+    let prog = sys::load_iter(names::PROG_ITER_SOCKET_FDS, &program.insns, btf_id).inspect_err(|_| {
+        REFUSED.store(true, Relaxed);
+    })?;
     let mut iter = File::from(sys::open_iter(&prog)?);
     let mut bytes = Vec::with_capacity(1 << 20);
     iter.read_to_end(&mut bytes).context("reading the socket-file iterator")?;
