@@ -104,8 +104,11 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     let mut printer = Printer::new(args, filter, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
-    if let Err(e) = seed_model(&mut printer.decoder, &mut printer.table, false).await {
-        eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}");
+    match seed_model(&mut printer.decoder, &mut printer.table, false).await {
+        // What the seed had to do without (the socket-file iterator, a
+        // namespace it could not enter), as `snapshot` says it.
+        Ok(stats) => stats.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}")),
+        Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
     }
     match ListenDrops::open() {
         Ok(l) => printer.listen_drops = Some(l),
