@@ -19,7 +19,7 @@ use std::{
     net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::unix::net::{UnixDatagram, UnixListener, UnixStream},
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     time::Duration,
 };
 
@@ -53,6 +53,8 @@ fn sh(args: &[&str]) {
 struct Ns {
     name: String,
     holder: Child,
+    /// Kept open so the holder's harness can print its result on the way out.
+    _holder_out: BufReader<ChildStdout>,
 }
 
 impl Ns {
@@ -92,7 +94,7 @@ impl Ns {
             ready.clear();
             assert!(out.read_line(&mut ready).unwrap() > 0, "the socket holder exited early");
         }
-        let ns = Ns { name, holder };
+        let ns = Ns { name, holder, _holder_out: out };
         // The holder's two closed connections down to their TIME_WAIT ends,
         // nothing else half-way through a close.
         wait::until("the namespace's TCP sockets to settle", Duration::from_secs(5), || {
@@ -150,7 +152,15 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
+        // Closing stdin tells the holder to close its sockets and remove its
+        // socket files; it is killed only if it has not done so in time, so
+        // no directory is left behind for a later holder with the same PID
+        // (pid_max is 32768 on these machines and a build wraps it).
         drop(self.holder.stdin.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while matches!(self.holder.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
@@ -358,9 +368,11 @@ fn holder() {
     let u4 = udp("[::1]:0");
     u4.connect("[::1]:5354").unwrap();
     let dir = std::env::temp_dir().join(format!("nw-netstat-{}", std::process::id()));
+    // A holder killed before its cleanup leaves this directory for the next
+    // process that gets its PID; binding into it would fail with EADDRINUSE.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("stream.sock");
-    let _ = std::fs::remove_file(&path);
     let ul = UnixListener::bind(&path).unwrap();
     let uc = UnixStream::connect(&path).unwrap();
     let ua = ul.accept().unwrap().0;
