@@ -94,17 +94,62 @@ impl std::ops::AddAssign for Loss {
 
 #[derive(Clone, Copy, Debug)]
 pub struct ReaderOptions {
-    /// Sleep between drains while events flow.
+    /// Sleep between drains while events flow fast: the shortest pause.
     pub batch_delay: Duration,
-    /// Empty drains in a row after which the reader sleeps until woken.
-    pub quiet_drains: u32,
+    /// The longest pause, while events trickle (see [`Pace`]).
+    pub max_batch_delay: Duration,
+    /// How long without a record before the reader sleeps until woken.
+    pub quiet_after: Duration,
     /// How often loss counters are read.
     pub counter_interval: Duration,
 }
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        Self { batch_delay: Duration::from_millis(1), quiet_drains: 20, counter_interval: Duration::from_millis(50) }
+        Self {
+            batch_delay: Duration::from_millis(1),
+            max_batch_delay: Duration::from_millis(8),
+            quiet_after: Duration::from_millis(20),
+            counter_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// The pause between drains while events flow: each wake-up of the reader
+/// (and of the agent loop it hands the batch to) is a context switch on a
+/// CPU the traced workload may be waiting for, so a trickle of events is
+/// taken in batches rather than every millisecond. The next pause is the
+/// time the last rate takes to bring [`Pace::BATCH`] records, between
+/// `batch_delay` and `max_batch_delay`: under a churn of tens of thousands
+/// of connections a second it is the shortest (the delivery latency the
+/// bench holds), while a resolver loop's few thousand records a second
+/// wake the agent some two hundred times a second rather than a thousand.
+#[derive(Clone, Copy, Debug)]
+struct Pace {
+    delay: Duration,
+    min: Duration,
+    max: Duration,
+    last: Instant,
+}
+
+impl Pace {
+    /// Records a drain should find at the rate of the last one.
+    const BATCH: u32 = 128;
+
+    fn new(opts: &ReaderOptions) -> Self {
+        let max = opts.max_batch_delay.max(opts.batch_delay);
+        Self { delay: opts.batch_delay, min: opts.batch_delay, max, last: Instant::now() }
+    }
+
+    /// After a drain that took `drained` records at `now`.
+    fn after(&mut self, drained: usize, now: Instant) {
+        let elapsed = now.duration_since(self.last);
+        self.last = now;
+        self.delay = match u32::try_from(drained) {
+            Ok(0) => self.max,
+            Ok(n) => (elapsed * Self::BATCH / n).clamp(self.min, self.max),
+            Err(_) => self.min,
+        };
     }
 }
 
@@ -156,18 +201,21 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
         let mut loss = LossTracker::default();
         let mut last_counters = Instant::now();
         let mut last_batch = 0;
-        // Empty drains in a row while on our own clock; None while asleep.
-        let mut quiet: Option<u32> = None;
+        let mut pace = Pace::new(&opts);
+        // When the last record was drained while on our own clock; None
+        // while asleep.
+        let mut quiet: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             match quiet {
-                Some(n) => {
+                Some(since) => {
                     // A full drain may have left records behind: no pause.
                     if last_batch < MAX_DRAIN {
-                        std::thread::sleep(opts.batch_delay);
+                        std::thread::sleep(pace.delay);
                     }
                     let mut batch = drain(ring.get_mut(), &mut latency, last_batch + last_batch / 4);
-                    quiet = if batch.is_empty() { Some(n + 1) } else { Some(0) };
-                    if quiet.is_some_and(|n| n >= opts.quiet_drains) {
+                    pace.after(batch.len(), Instant::now());
+                    quiet = if batch.is_empty() { Some(since) } else { Some(Instant::now()) };
+                    if quiet.is_some_and(|since| since.elapsed() >= opts.quiet_after) {
                         set_awake(&mut awake, false)?;
                         quiet = None;
                         // Whatever was submitted unannounced before the flag
@@ -198,7 +246,8 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                     let batch = if woken { Vec::new() } else { drain(ring.get_mut(), &mut latency, 64) };
                     if woken || !batch.is_empty() {
                         set_awake(&mut awake, true)?;
-                        quiet = Some(0);
+                        quiet = Some(Instant::now());
+                        pace = Pace::new(&opts);
                         last_batch = batch.len();
                     }
                     if !batch.is_empty() && dns.before(&tx, Batch::Events(batch)).await.is_err() {
@@ -375,6 +424,27 @@ impl LossTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pace_waits_for_a_batch_at_the_last_rate_within_its_bounds() {
+        let opts = ReaderOptions::default();
+        let mut pace = Pace::new(&opts);
+        let (ms, t0) = (Duration::from_millis(1), pace.last);
+        // Fast: 128 records a millisecond or more, the shortest pause.
+        pace.after(100_000, t0 + ms);
+        assert_eq!(pace.delay, ms);
+        pace.after(128, t0 + 2 * ms);
+        assert_eq!(pace.delay, ms);
+        // 32 records in 8 ms: 128 take 32 ms, past the longest pause.
+        pace.after(32, t0 + 10 * ms);
+        assert_eq!(pace.delay, opts.max_batch_delay);
+        // 256 in 8 ms: half of that.
+        pace.after(256, t0 + 18 * ms);
+        assert_eq!(pace.delay, 4 * ms);
+        // Nothing: the longest, until the reader goes to sleep.
+        pace.after(0, t0 + 22 * ms);
+        assert_eq!(pace.delay, opts.max_batch_delay);
+    }
 
     fn lost(b: Option<Batch>) -> Option<(u64, u64)> {
         match b {
