@@ -7,7 +7,7 @@ use clap::Args;
 use netwatch_common::EventKind;
 
 use crate::{
-    event::{clock::WallClock, listen_drops::OwnNamespace as ListenDrops, Decoder},
+    event::{clock::WallClock, listen_drops::Listeners as ListenDrops, Decoder},
     filter::Filter,
     live::{seed_model, StopSignals, Tracing},
     output::{json::Json, text::Text, EventSink},
@@ -110,8 +110,11 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         Ok(stats) => stats.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}")),
         Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
     }
-    match ListenDrops::open() {
-        Ok(l) => printer.listen_drops = Some(l),
+    match ListenDrops::open(&printer.table.listener_namespaces()) {
+        Ok((l, warnings)) => {
+            warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}; its listen_drop events are missing"));
+            printer.listen_drops = Some(l);
+        }
         Err(e) => eprintln!("netwatch: warning: listeners' drop counters cannot be read, no listen_drop events: {e}"),
     }
     eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
@@ -221,7 +224,8 @@ struct Printer {
 }
 
 /// How often `events` reads the listeners' drop counters: a SYN flood
-/// shows within a second, for a dump of the listener hash alone.
+/// shows within a second, for a dump of the listener hash alone in each
+/// namespace with a listener.
 const LISTEN_DROPS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Printer {
@@ -313,8 +317,12 @@ impl Printer {
             return Ok(false);
         };
         self.listen_drops_due = now + LISTEN_DROPS_INTERVAL;
-        let events = match listeners.poll(|cookie| self.table.opened_ns(cookie)) {
-            Ok(events) => events,
+        let namespaces = self.table.listener_namespaces();
+        let events = match listeners.poll(&namespaces, |cookie| self.table.opened_ns(cookie)) {
+            Ok((events, warnings)) => {
+                warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}; its listen_drop events are missing"));
+                events
+            }
             Err(e) => {
                 eprintln!(
                     "netwatch: warning: reading listeners' drop counters failed, no more listen_drop events: {e}"

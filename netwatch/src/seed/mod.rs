@@ -28,6 +28,7 @@
 pub mod diag;
 mod minisock;
 mod netns;
+mod other_netns;
 pub mod owners;
 pub mod proc_net;
 mod sys;
@@ -47,6 +48,7 @@ use anyhow::Result;
 
 pub use minisock::minisocks;
 pub(crate) use netns::{open_diag_sockets, own_netns};
+pub use other_netns::{OtherNamespaces, Tracked};
 pub use owners::{find_owners, iterator_usable, scan_netns, scan_owners, socket_pids, OwnerScan, OwnerStats};
 pub use proc_net::{parse_proc_net, ProcNetFile, ProcNetTable};
 

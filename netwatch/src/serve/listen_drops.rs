@@ -10,17 +10,16 @@
 //! queue is freed by `consume_skb`, not `kfree_skb`. For netwatch's own
 //! namespace the live model's once-a-second re-read already holds them
 //! (`RowTraffic::listen_drops`); every other namespace whose request sockets
-//! serve re-reads ([`super::netns_minisocks`]) gets a dump of its LISTEN
+//! serve re-reads ([`OtherNamespaces`]) gets a dump of its LISTEN
 //! sockets once a check interval (the kernel walks the listener hash only,
 //! not the connections).
 
 use std::io;
 
-use super::netns_minisocks::OtherNamespaces;
 pub use crate::event::listen_drops::Sample;
 use crate::{
     event::listen_drops,
-    seed::{diag::DiagSocket, own_netns, Proto},
+    seed::{diag::DiagSocket, own_netns, OtherNamespaces, Proto},
     socket::TcpState,
     table::Table,
 };
@@ -32,10 +31,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Every listener's counter, netwatch's namespace first; `Err` only when
-    /// netwatch's own namespace cannot be read (another namespace that
-    /// fails is left out: its listeners are then not in the figures).
-    pub fn read(&mut self, table: &Table, others: &OtherNamespaces) -> io::Result<Vec<Sample>> {
+    /// Every listener's counter, netwatch's namespace first, with the
+    /// other namespaces whose read failed (their listeners are then not in
+    /// the figures); `Err` only when netwatch's own namespace cannot be read.
+    pub fn read(&mut self, table: &Table, others: &OtherNamespaces) -> io::Result<(Vec<Sample>, Vec<u32>)> {
         if self.own.is_none() {
             let ns = own_netns()?;
             self.own = Some((ns, DiagSocket::open()?.with_figures()));
@@ -59,17 +58,12 @@ impl Reader {
                 listen_drops::read(diag, *ns, &mut out)?;
             }
         }
-        for (ns, diag) in others.sockets() {
-            let start = out.len();
-            if listen_drops::read(diag, ns, &mut out).is_err() {
-                out.truncate(start);
-            }
-        }
-        Ok(out)
+        let unread = listen_drops::read_others(others, &mut out);
+        Ok((out, unread))
     }
 
     /// [`Self::read`], with its failure said once on stderr.
-    pub fn read_or_warn(&mut self, table: &Table, others: &OtherNamespaces) -> Option<Vec<Sample>> {
+    pub fn read_or_warn(&mut self, table: &Table, others: &OtherNamespaces) -> Option<(Vec<Sample>, Vec<u32>)> {
         match self.read(table, others) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -107,11 +101,11 @@ mod tests {
         table.seed(vec![made_up.clone()], 1);
         let others = OtherNamespaces::default();
         let mut reader = Reader::default();
-        let dumped = reader.read(&table, &others).unwrap();
+        let (dumped, _) = reader.read(&table, &others).unwrap();
         assert!(dumped.iter().all(|s| s.cookie != u64::MAX - 7), "the kernel has no such listener: {dumped:?}");
         let figures = Some(crate::seed::diag::Figures { drops: Some(5), rtt: None });
         table.update_listen_drops(&[SeedSocket { figures, ..made_up }]);
         let sample = Sample { netns: own, local: "127.0.0.1:9".parse().unwrap(), cookie: u64::MAX - 7, drops: 5 };
-        assert_eq!(reader.read(&table, &others).unwrap(), [sample]);
+        assert_eq!(reader.read(&table, &others).unwrap(), (vec![sample], vec![]));
     }
 }

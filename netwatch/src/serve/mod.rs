@@ -92,7 +92,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         alerts: Engine::new(config.alerts.clone(), baseline),
         exporter,
         config,
-        namespaces: netns_minisocks::OtherNamespaces::default(),
+        namespaces: crate::seed::OtherNamespaces::default(),
         drops: listen_drops::Reader::default(),
         drop_events: crate::event::listen_drops::Watch::default(),
     };
@@ -146,7 +146,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         }
         if Instant::now() >= next_check {
             next_check = Instant::now() + CHECK_INTERVAL;
-            for w in agent.namespaces.refresh(&mut live.table, monotonic_ns()) {
+            for w in netns_minisocks::refresh(&mut agent.namespaces, &mut live.table, monotonic_ns()) {
                 eprintln!("netwatch: warning: {w}");
             }
             agent.check(&live.table);
@@ -168,7 +168,7 @@ struct Agent {
     metrics: Metrics,
     alerts: Engine,
     exporter: Exporter,
-    namespaces: netns_minisocks::OtherNamespaces,
+    namespaces: crate::seed::OtherNamespaces,
     drops: listen_drops::Reader,
     /// Turns the listeners' counters into `listen_drop` events.
     drop_events: crate::event::listen_drops::Watch,
@@ -198,15 +198,15 @@ impl Agent {
 
     fn check(&mut self, table: &crate::table::Table) {
         let drops = self.drops.read_or_warn(table, &self.namespaces);
-        if let Some(d) = &drops {
+        if let Some((d, unread)) = &drops {
             self.metrics.listen_drops(d);
-            for mut e in self.drop_events.events(d, monotonic_ns(), |cookie| table.opened_ns(cookie)) {
+            for mut e in self.drop_events.events(d, unread, monotonic_ns(), |cookie| table.opened_ns(cookie)) {
                 table.complete(&mut e);
                 self.metrics.observe(&e);
                 self.exporter.event(&e);
             }
         }
-        self.alerts.listener_drops(drops);
+        self.alerts.listener_drops(drops.map(|(d, _)| d));
         for a in self.alerts.evaluate(table, Instant::now()) {
             eprintln!("netwatch: alert: {}", a.message);
             if a.firing() {

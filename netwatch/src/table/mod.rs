@@ -134,6 +134,16 @@ impl Table {
         self.rows.values()
     }
 
+    /// Each network namespace with a TCP listener, with the PIDs of its
+    /// listeners' owners: the ways into it.
+    pub fn listener_namespaces(&self) -> std::collections::HashMap<u32, Vec<u32>> {
+        let mut out: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
+        for r in self.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen) {
+            out.entry(r.netns).or_default().extend(r.owners.iter().map(|o| o.pid));
+        }
+        out
+    }
+
     /// For `holders`, which keeps each row's holders current.
     pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
         self.rows.values_mut()

@@ -398,3 +398,94 @@ fn listen_drops_are_events_naming_the_listener_and_counting_exactly() {
     assert_eq!(said, later_drops, "text lines:\n{}", text.lines.join("\n"));
     drop((listener, later));
 }
+
+/// A listener of another network namespace (a container's), held by a
+/// process that lives there; told a count N on stdin, it makes N connects
+/// to it and closes them before their first SYN retransmit (1 s), keeping
+/// the first one that got into the accept queue (backlog 0: one), so later
+/// SYNs are dropped.
+const FLOODED_HOLDER: &str = r#"
+import socket, sys, time
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(0)
+port = l.getsockname()[1]
+print(port, flush=True)
+kept = []
+for line in sys.stdin:
+    clients = []
+    for _ in range(int(line)):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(("127.0.0.1", port))
+        clients.append(c)
+    time.sleep(0.3)
+    if not kept:
+        kept.append(clients.pop(0))
+    for c in clients:
+        c.close()
+    print("flooded", flush=True)
+"#;
+
+/// `events` reads the drop counters of the listeners in every namespace
+/// it knows a listener in, not only its own: a container's listener that
+/// drops SYNs while netwatch runs (in the test's namespace) is a
+/// `listen_drop` event naming it and the process that lives there, and the
+/// events add up to exactly what its own counter rose by.
+#[test]
+fn listen_drops_of_another_namespace_are_events_too() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::process::Stdio;
+    let _ns = super::setup_in("why-ldrop-own");
+    let other = netwatch_tests::netns::TestNetns::plain("why-ldrop-other");
+    let mut holder = other
+        .command("python3", &["-c", FLOODED_HOLDER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 in the other namespace");
+    let mut said = BufReader::new(holder.stdout.take().expect("stdout"));
+    let mut to = holder.stdin.take().expect("stdin");
+    let mut line = String::new();
+    let mut next = |what: &str| {
+        line.clear();
+        said.read_line(&mut line).expect("the holder's stdout");
+        assert!(!line.is_empty(), "the holder exited before {what}");
+        line.trim().to_owned()
+    };
+    let port: u16 = next("its port").parse().expect("a port");
+    let mut flood = |n: usize| {
+        writeln!(to, "{n}").expect("the holder's stdin");
+        assert_eq!(next("flooding"), "flooded");
+    };
+    // Drops before netwatch starts are no event.
+    flood(3);
+    let before = netwatch_tests::drops::ss_listener_drops(other.name(), port);
+    assert!(before >= 2, "{before} drops before start");
+    let nw = netwatch_tests::Netwatch::start(&["events", "--json"]);
+    flood(4);
+    let inode = other.inode();
+    let mine = |lines: &[String]| -> Vec<Value> {
+        listen_drops(lines, port).into_iter().filter(|e| e["netns"] == inode).collect()
+    };
+    netwatch_tests::wait::until("listen_drop events adding up to ss's count", Duration::from_secs(10), || {
+        let after = netwatch_tests::drops::ss_listener_drops(other.name(), port);
+        let events = mine(&nw.lines());
+        let sum: u64 = events.iter().map(|e| e["drops"].as_u64().expect("drops")).sum();
+        netwatch_tests::wait::check(after >= before + 4 && sum == after - before, || {
+            format!("events say {sum}, ss {} (from {before}): {events:?}", after - before)
+        })
+    });
+    let stopped = nw.stop();
+    let events = mine(&stopped.lines);
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!(e["pid"], holder.id(), "{e}");
+        assert_eq!(e["comm"], "python3", "{e}");
+        assert_eq!((e["saddr"].as_str(), e["sport"].as_u64()), (Some("127.0.0.1"), Some(u64::from(port))), "{e}");
+    }
+    let warned = stopped.stderr.iter().any(|l| l.contains(&format!("network namespace {inode}:")));
+    assert!(!warned, "{}", stopped.stderr.join("\n"));
+    drop(to);
+    let _ = holder.wait();
+}
