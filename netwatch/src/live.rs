@@ -160,9 +160,13 @@ pub struct Live {
     tracing: Tracing,
     last_maintain: Instant,
     /// Re-read every connected TCP socket's RTT with the minisockets (the
-    /// live view's RTT column). Off by default: that dump walks every
-    /// connection each second, which only a screen showing them needs.
+    /// live view's RTT column), in every namespace with TCP sockets, and
+    /// the other namespaces' listener drop counters too. Off by default:
+    /// that dump walks every connection each second, which only a screen
+    /// showing them needs.
     pub live_rtt: bool,
+    /// The live view's way into the other namespaces ([`Self::live_rtt`]).
+    others: seed::OtherNamespaces,
 }
 
 impl Live {
@@ -176,6 +180,7 @@ impl Live {
             tracing,
             last_maintain: Instant::now(),
             live_rtt: false,
+            others: seed::OtherNamespaces::default(),
         };
         live.seed().await?;
         Ok(live)
@@ -284,6 +289,7 @@ impl Live {
         // view answers keys from its snapshot; nothing else reads the table
         // while this step is pending).
         let mut table = std::mem::replace(&mut self.table, Table::new(0));
+        let mut others = std::mem::take(&mut self.others);
         let rtt = self.live_rtt;
         let joined = tokio::task::spawn_blocking(move || {
             table.expire(now);
@@ -294,15 +300,27 @@ impl Live {
                 table.update_rtt(&m.connected);
                 table.reconcile_udp(m.netns, m.udp, now)
             });
-            (table, read)
+            let mut warnings = Vec::new();
+            if rtt {
+                // Containers' connections too: the sockets kept in each
+                // other namespace with TCP sockets.
+                warnings = others.track(&table.tcp_namespaces()).warnings;
+                let (found, failed) = seed::figures_in(&others);
+                table.update_listen_drops(&found.listeners);
+                table.update_rtt(&found.connected);
+                warnings.extend(failed);
+            }
+            (table, others, read, warnings)
         })
         .await;
-        let (table, read) = match joined {
+        let (table, others, read, warnings) = match joined {
             Ok(done) => done,
             // As if it had panicked here, where it ran before.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         self.table = table;
+        self.others = others;
+        update.warnings.extend(warnings);
         let unowned = match read {
             Ok(unowned) => unowned,
             Err(e) => return update.warnings.push(format!("re-reading TIME_WAIT/SYN_RECV/UDP sockets: {e:#}")),

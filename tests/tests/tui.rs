@@ -667,6 +667,54 @@ fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
     assert_clean_exit(&tmux, pid, &progs);
 }
 
+/// A container's connection has its live RTT too: netwatch runs in the
+/// host's namespace, the connection lives in another (the test's own,
+/// entered after netwatch started), and the details pane's `rtt now` is
+/// what `ss -tin` says there, read through a sock_diag socket netwatch
+/// keeps in that namespace (before, only the handshake's RTT was known).
+#[test]
+fn another_namespaces_connection_shows_its_rtt_now() {
+    use std::io::{Read as _, Write as _};
+    let tmux = Tmux::start("lat-other");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    let ns = netwatch_tests::netns::own("tui-lat-other");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    for _ in 0..5 {
+        client.write_all(b"ping").expect("write");
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).expect("read");
+        server.write_all(b"pong").expect("write");
+        client.read_exact(&mut buf).expect("read");
+    }
+    // Let the delayed ACKs go out: then nothing moves until the next send.
+    sleep(Duration::from_millis(300));
+    let sport = client.local_addr().expect("addr").port();
+    let ss = ss_srtt_us(ns.name(), sport);
+
+    tmux.keys(&["/"]);
+    tmux.type_text(&format!("netns = {} and sport = :{sport}", ns.inode()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the client's row", 3 * SHOW_WITHIN, |s| {
+        let rows = table_rows(s);
+        rows.len() == 1 && rows[0].contains(&format!("127.0.0.1:{sport}"))
+    });
+    tmux.keys(&["Enter"]);
+    // The RTT is re-read once a second.
+    let s = tmux.wait_for("its RTT now in the details", 3 * SHOW_WITHIN, |s| s.contains("rtt now"));
+    let line = s.lines().find(|l| l.contains("rtt now")).expect("the rtt line");
+    let cell = line.split("rtt now").nth(1).and_then(|r| r.split_whitespace().next()).expect("a figure");
+    let (rtt, precision) = latency_cell(cell).unwrap_or_else(|| panic!("no RTT: {line}"));
+    assert!(rtt > 0.0 && (rtt - ss).abs() <= precision, "netwatch {rtt} us, ss {ss} us: {line}");
+
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    assert_clean_exit(&tmux, pid, &progs);
+    drop((client, server, listener));
+}
+
 /// Issue 18: an open UDP socket that lost datagrams for two reasons
 /// (`netwatch_tests::drops::TwoReasons`): its details pane says how many,
 /// and how many for each reason, read live from the kernel's row.

@@ -5,12 +5,12 @@
 //!
 //! Only netwatch's own network namespace: a filtered sock_diag dump there
 //! costs a syscall or two; other namespaces keep what the seed and the
-//! events gave them.
+//! events gave them, except for the live view's figures ([`figures_in`]).
 
 use anyhow::{Context as _, Result};
 use netwatch_common::tcp;
 
-use super::{diag::DiagSocket, netns::own_netns, Family, Proto, SeedSocket};
+use super::{diag::DiagSocket, netns::own_netns, Family, OtherNamespaces, Proto, SeedSocket};
 
 /// The re-read: which namespace it covers, and what it found there.
 #[derive(Debug, Default)]
@@ -68,6 +68,30 @@ pub fn minisocks(rtt: bool) -> Result<Minisocks> {
         figures.dump_tcp_each(CONNECTED, netns, &mut connected).context("dumping connected TCP sockets")?;
     }
     Ok(Minisocks { netns, tcp, udp, listeners, connected })
+}
+
+/// The live view's figures in every namespace of `others` (through the
+/// sockets it keeps there, which ask for them): each listener's drop
+/// counter and each connected socket's RTT, as [`minisocks`] reads them in
+/// netwatch's own. Namespaces whose dump failed are named in the error list.
+pub fn figures_in(others: &OtherNamespaces) -> (Minisocks, Vec<String>) {
+    let (mut found, mut failed) = (Minisocks::default(), Vec::new());
+    for (ns, diag) in others.sockets() {
+        let (listeners, connected) = (found.listeners.len(), found.connected.len());
+        let read = diag.dump_tcp_each(1 << tcp::LISTEN, ns, &mut found.listeners).and_then(|()| {
+            if diag.dump_tcp(CONNECTED, ns, &mut found.connected).is_ok() {
+                return Ok(());
+            }
+            found.connected.truncate(connected);
+            diag.dump_tcp_each(CONNECTED, ns, &mut found.connected)
+        });
+        if let Err(e) = read {
+            found.listeners.truncate(listeners);
+            found.connected.truncate(connected);
+            failed.push(format!("reading RTTs and listener drops of network namespace {ns}: {e}"));
+        }
+    }
+    (found, failed)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use std::{
 
 use anyhow::Result;
 
-pub use minisock::minisocks;
+pub use minisock::{figures_in, minisocks};
 pub(crate) use netns::{open_diag_sockets, own_netns};
 pub use other_netns::{OtherNamespaces, Tracked};
 pub use owners::{find_owners, iterator_usable, scan_netns, scan_owners, socket_pids, OwnerScan, OwnerStats};

@@ -137,9 +137,23 @@ impl Table {
     /// Each network namespace with a TCP listener, with the PIDs of its
     /// listeners' owners: the ways into it.
     pub fn listener_namespaces(&self) -> std::collections::HashMap<u32, Vec<u32>> {
+        self.namespaces_of(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen)
+    }
+
+    /// Each network namespace with a TCP socket, with the PIDs of their
+    /// owners.
+    pub fn tcp_namespaces(&self) -> std::collections::HashMap<u32, Vec<u32>> {
+        self.namespaces_of(|r| r.proto == Proto::Tcp)
+    }
+
+    fn namespaces_of(&self, keep: impl Fn(&Row) -> bool) -> std::collections::HashMap<u32, Vec<u32>> {
         let mut out: std::collections::HashMap<u32, Vec<u32>> = std::collections::HashMap::new();
-        for r in self.rows().filter(|r| r.proto == Proto::Tcp && r.state == TcpState::Listen) {
+        for r in self.rows().filter(|r| keep(r)) {
             out.entry(r.netns).or_default().extend(r.owners.iter().map(|o| o.pid));
+        }
+        for pids in out.values_mut() {
+            pids.sort_unstable();
+            pids.dedup();
         }
         out
     }
