@@ -25,8 +25,8 @@ use netwatch_tests::{free_port, netns, oneshot, wait};
 
 /// How long before the end of the watch the change is made: the table
 /// must name the new holder by then. netwatch re-finds holders at most
-/// 250 ms after a holder exits or forks, and every second for passed
-/// descriptors; the rest is for a loaded machine.
+/// 250 ms after a holder exits or forks (passed descriptors: see
+/// [`PASSED_MARGIN`]); the rest is for a loaded machine.
 const MARGIN: Duration = Duration::from_millis(1500);
 /// From "watching" to the end of the watch: time for the processes to start
 /// and open their sockets, then [`MARGIN`].
@@ -110,14 +110,22 @@ impl Drop for Py {
 /// Waits until `MARGIN` before the watch ends, so that the step made next
 /// is followed for exactly that long; fails if that moment has passed.
 fn until_margin(watch_start: Instant) {
-    let at = watch_start + wait::scaled(SPAN) - wait::scaled(MARGIN);
+    until_margin_of(watch_start, SPAN, MARGIN);
+}
+
+fn until_margin_of(watch_start: Instant, span: Duration, margin: Duration) {
+    let at = watch_start + wait::scaled(span) - wait::scaled(margin);
     let now = Instant::now();
     assert!(now <= at, "the processes took too long to start: no margin left to check the holders by");
     std::thread::sleep(at - now);
 }
 
 fn watch() -> (Watch, Instant) {
-    let w = Watch::start(wait::scaled(SPAN));
+    watch_for(SPAN)
+}
+
+fn watch_for(span: Duration) -> (Watch, Instant) {
+    let w = Watch::start(wait::scaled(span));
     (w, Instant::now())
 }
 
@@ -298,6 +306,13 @@ print("sent", flush=True)
 sys.stdin.read()
 "#;
 
+/// A passed descriptor is noticed by the periodic walk alone: every
+/// second with the socket-file iterator, every 3 s where `/proc/*/fd` is
+/// scanned instead (Linux 5.10); the margin is that, and room for a
+/// loaded machine.
+const PASSED_MARGIN: Duration = Duration::from_millis(4500);
+const PASSED_SPAN: Duration = Duration::from_secs(8);
+
 #[test]
 fn descriptor_passed_over_a_unix_socket_names_the_receiver() {
     let ns = setup_in("scmrights");
@@ -305,12 +320,12 @@ fn descriptor_passed_over_a_unix_socket_names_the_receiver() {
     let path = std::env::temp_dir().join(format!("nw-holders-{}-{port}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let path_arg = path.to_str().expect("a UTF-8 temp path");
-    let (w, started) = watch();
+    let (w, started) = watch_for(PASSED_SPAN);
     let mut b = Py::start(RECEIVER, &[path_arg]);
     let receiver = b.pids("ready")[0];
     let mut a = Py::start(SENDER, &[&port.to_string(), path_arg]);
     let sender = a.pids("listening")[0];
-    until_margin(started);
+    until_margin_of(started, PASSED_SPAN, PASSED_MARGIN);
     a.go();
     a.expect("sent");
     b.expect("received");

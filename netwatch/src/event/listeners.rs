@@ -109,6 +109,14 @@ impl ListenerOwners {
         }
     }
 
+    /// Whom a passive child on `local` (of `family`, in `netns`) belongs
+    /// to until `accept()`: its listener's holder now, as [`Self::observe`]
+    /// lends it at the child's birth.
+    pub fn owner_of_child(&self, netns: u32, family: Family, local: std::net::SocketAddr) -> Option<(u32, Comm)> {
+        let l = self.owner_for(Key { netns, family, ip: local.ip(), port: local.port() })?;
+        Some((l.pid, l.comm))
+    }
+
     fn add(&mut self, key: Key, l: Listening) {
         if l.cookie != 0 {
             // The same socket listening again is listed once.

@@ -23,10 +23,9 @@
 //! A walk is the socket-file iterator the seed uses (`probe::iter`: the
 //! kernel walks every task's descriptor table in one pass, no /proc
 //! reads). Without it (Linux 5.10: no `bpf_sock_from_file`; or not in the
-//! initial PID namespace) it is one `/proc/*/fd` scan, done only when an
-//! event asked for it and at most once per [`PROC_SCAN_INTERVAL`]; the
-//! periodic walk is skipped there, so descriptor passing is only caught
-//! with the next walk another event triggers.
+//! initial PID namespace) it is one `/proc/*/fd` scan, at most once per
+//! [`PROC_SCAN_INTERVAL`], whether an event asked for it or for passed
+//! descriptors, and never more than a fiftieth of the time.
 //!
 //! Holders are listed in ascending pid order, as the walk finds them, so
 //! the first one is the one `netstat -p` prints (it keeps the first
@@ -39,7 +38,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use netwatch_common::{ProcEvent, ProcKind};
+use netwatch_common::{OwnerSource, ProcEvent, ProcKind};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::{
@@ -58,7 +57,9 @@ pub const PERIODIC_WALK: Duration = Duration::from_secs(1);
 /// 2-CPU machine), so up to 16,000 sockets it runs every second, and with
 /// 100,000 about every 6 s.
 const WALK_SHARE: u32 = 50;
-/// Without the iterator, a full `/proc` scan at most this often.
+/// Without the iterator, a full `/proc` scan at most this often (an event
+/// asking for one, or the periodic walk): a scan reads every process's
+/// descriptor table through /proc, several times the iterator's cost.
 pub const PROC_SCAN_INTERVAL: Duration = Duration::from_secs(3);
 /// How long a fork is remembered, for a holder whose socket's first event
 /// is applied only after the fork was (the two rings are drained apart).
@@ -140,13 +141,14 @@ impl Holders {
             return false;
         }
         let iterator = *self.iterator.get_or_insert_with(crate::seed::iterator_usable);
-        if !iterator {
-            return self.wanted && since.is_none_or(|s| s >= PROC_SCAN_INTERVAL);
+        let least = if iterator { Duration::ZERO } else { PROC_SCAN_INTERVAL };
+        if since.is_some_and(|s| s < least) {
+            return false;
         }
         if self.wanted {
             return true;
         }
-        let period = PERIODIC_WALK.max(self.last_walk_cost * WALK_SHARE);
+        let period = PERIODIC_WALK.max(least).max(self.last_walk_cost * WALK_SHARE);
         if since.is_some_and(|s| s < period) {
             return false;
         }
@@ -222,8 +224,12 @@ fn update_row(
 /// Gives every row the walk found its holders. Rows it did not find (no
 /// file yet, such as a connection not accepted yet, or none any more) keep
 /// theirs, less those that ended: nobody holds such a socket, as netstat
-/// shows it.
+/// shows it. A connection not accepted yet that was lent its listener's
+/// holder is lent the listener's holder now instead: one that arrived
+/// between a daemon's exit and the walk was lent the parent, and its
+/// listener's new holder (the child) is known only once the walk is applied.
 fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, exited: &FxHashSet<u32>) {
+    let mut lent = false;
     for row in table.rows_mut() {
         match walk.get(&row.inode).filter(|_| row.inode != 0) {
             Some(owners) if *owners != row.owners => {
@@ -233,8 +239,19 @@ fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, ex
                 }
             }
             Some(_) => {}
+            None if row.inode == 0 && row.owner_source == OwnerSource::Listener => lent = true,
             None if !exited.is_empty() => row.owners.retain(|o| !exited.contains(&o.pid)),
             None => {}
+        }
+    }
+    if !lent {
+        return;
+    }
+    // After the loop above, which told `listeners` of their new holders.
+    for row in table.rows_mut().filter(|r| r.inode == 0 && r.owner_source == OwnerSource::Listener) {
+        match listeners.owner_of_child(row.netns, row.family, row.local) {
+            Some((pid, comm)) => row.owners = smallvec::smallvec![Owner { pid, comm }],
+            None => row.owners.retain(|o| !exited.contains(&o.pid)),
         }
     }
 }

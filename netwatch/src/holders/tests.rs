@@ -110,6 +110,37 @@ fn on_procs_tracks_forks_and_forgets_exited_parents() {
     assert!(!h.wanted, "no row is held by either");
 }
 
+/// A connection that arrived between a daemon parent's exit and the walk
+/// was lent the parent (its listener's holder then); the walk finds the
+/// child holding the listener, and the connection, which has no file of
+/// its own until `accept()`, is lent the child, not left with nobody.
+#[test]
+fn a_lent_connection_follows_its_listeners_new_holder() {
+    let mut listeners = ListenerOwners::default();
+    let seeded = crate::seed::SeedSocket {
+        cookie: Some(1007),
+        netns: 1,
+        owners: vec![crate::seed::Process { pid: 10, comm: "daemon".into(), fd: 3 }],
+        ..crate::seed::SeedSocket::fixture(TcpState::Listen, "127.0.0.1:8080", "0.0.0.0:0")
+    };
+    listeners.seed(&[seeded]);
+    let mut t = Table::new(0);
+    t.insert_row_for_tests(row(7, &[owner(10, "daemon")]));
+    let child = Row {
+        state: TcpState::Established,
+        remote: "127.0.0.1:5000".parse().unwrap(),
+        cookie: Some(2000),
+        owner_source: OwnerSource::Listener,
+        ..row(0, &[owner(10, "daemon")])
+    };
+    t.insert_row_for_tests(child);
+    let walk: Walk = [(7, [owner(11, "daemon")].into_iter().collect())].into_iter().collect();
+    apply_walk(&mut t, &mut listeners, &walk, &[10].into_iter().collect());
+    let by_cookie = |c: u64| t.rows().find(|r| r.cookie == Some(c)).map(names);
+    assert_eq!(by_cookie(1007), Some(vec![(11, "daemon".to_owned())]));
+    assert_eq!(by_cookie(2000), Some(vec![(11, "daemon".to_owned())]), "the lent connection");
+}
+
 /// The cost of a walk's grouping and application for 10,000 sockets held
 /// by 100 processes (the kernel's side, the iterator read, is measured by
 /// the integration tests' report); printed with `--nocapture`.

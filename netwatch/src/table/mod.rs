@@ -158,6 +158,12 @@ impl Table {
         out
     }
 
+    /// A row as it stands, keyed by its cookie (unit tests elsewhere).
+    #[cfg(test)]
+    pub fn insert_row_for_tests(&mut self, row: Row) {
+        self.rows.insert(row.cookie.unwrap_or(0), row);
+    }
+
     /// For `holders`, which keeps each row's holders current.
     pub fn rows_mut(&mut self) -> impl Iterator<Item = &mut Row> {
         self.rows.values_mut()
