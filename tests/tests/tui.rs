@@ -600,21 +600,12 @@ fn connect_and_rtt(row: &str) -> (Figure, Figure) {
     (latency_cell(connect), latency_cell(rtt))
 }
 
-/// The Connect and RTT columns and the `L` sort, on a loopback connection
-/// opened while netwatch watched. Connect: within the test's own clock
-/// around `connect()` (the kernel's SYN_SENT -> ESTABLISHED is inside that
-/// call). RTT: `ss -tin` on the same idle connection (the kernel's figure
-/// does not move without new ACKs), to the cell's printed precision.
-#[test]
-fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
+/// A loopback connection in the calling thread's namespace, both ends,
+/// after five exchanges and time for the delayed ACKs: idle, so the
+/// kernel's RTT does not move until the next send; with how long
+/// `connect()` took, in µs.
+fn idle_connection() -> (std::net::TcpStream, std::net::TcpStream, f64) {
     use std::io::{Read as _, Write as _};
-    let ns = netwatch_tests::netns::own("tui-lat");
-    let tmux = Tmux::start("lat");
-    let pid = tmux.netwatch_pid();
-    let progs = attached_programs(&tmux);
-    let s = tmux.capture();
-    assert!(s.lines().any(|l| l.contains("Foreign Address") && l.contains("Connect") && l.contains("RTT")), "{s}");
-
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let started = Instant::now();
     let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
@@ -627,8 +618,25 @@ fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
         server.write_all(b"pong").expect("write");
         client.read_exact(&mut buf).expect("read");
     }
-    // Let the delayed ACKs go out: then nothing moves until the next send.
     sleep(Duration::from_millis(300));
+    (client, server, connect_took)
+}
+
+/// The Connect and RTT columns and the `L` sort, on a loopback connection
+/// opened while netwatch watched. Connect: within the test's own clock
+/// around `connect()` (the kernel's SYN_SENT -> ESTABLISHED is inside that
+/// call). RTT: `ss -tin` on the same idle connection (the kernel's figure
+/// does not move without new ACKs), to the cell's printed precision.
+#[test]
+fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
+    let ns = netwatch_tests::netns::own("tui-lat");
+    let tmux = Tmux::start("lat");
+    let pid = tmux.netwatch_pid();
+    let progs = attached_programs(&tmux);
+    let s = tmux.capture();
+    assert!(s.lines().any(|l| l.contains("Foreign Address") && l.contains("Connect") && l.contains("RTT")), "{s}");
+
+    let (client, _server, connect_took) = idle_connection();
     let local = client.local_addr().expect("addr").to_string();
     let sport = client.local_addr().expect("addr").port();
     let ss = ss_srtt_us(ns.name(), sport);
@@ -674,23 +682,11 @@ fn latency_columns_say_the_connect_time_and_the_rtt_ss_says() {
 /// keeps in that namespace (before, only the handshake's RTT was known).
 #[test]
 fn another_namespaces_connection_shows_its_rtt_now() {
-    use std::io::{Read as _, Write as _};
     let tmux = Tmux::start("lat-other");
     let pid = tmux.netwatch_pid();
     let progs = attached_programs(&tmux);
     let ns = netwatch_tests::netns::own("tui-lat-other");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
-    for _ in 0..5 {
-        client.write_all(b"ping").expect("write");
-        let mut buf = [0u8; 4];
-        server.read_exact(&mut buf).expect("read");
-        server.write_all(b"pong").expect("write");
-        client.read_exact(&mut buf).expect("read");
-    }
-    // Let the delayed ACKs go out: then nothing moves until the next send.
-    sleep(Duration::from_millis(300));
+    let (client, server, _) = idle_connection();
     let sport = client.local_addr().expect("addr").port();
     let ss = ss_srtt_us(ns.name(), sport);
 
@@ -712,7 +708,7 @@ fn another_namespaces_connection_shows_its_rtt_now() {
     tmux.keys(&["Escape"]);
     tmux.keys(&["q"]);
     assert_clean_exit(&tmux, pid, &progs);
-    drop((client, server, listener));
+    drop((client, server));
 }
 
 /// Issue 18: an open UDP socket that lost datagrams for two reasons
