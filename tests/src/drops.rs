@@ -204,13 +204,23 @@ fn udp_drops(port: u16) -> u64 {
     line.split_whitespace().last().and_then(|d| d.parse().ok()).expect("drops column")
 }
 
+/// Whether the running kernel's `skb:kfree_skb` has a drop reason (Linux
+/// 5.17): before, netwatch counts no drops per connection and says so once.
+/// By version, an oracle apart from netwatch's own trial load.
+pub fn reasons_traced() -> bool {
+    kernel_at_least(5, 17)
+}
+
 /// Whether the running kernel's `skb:kfree_skb` names the receiving socket
 /// (`rx_sk`, Linux 6.11): only then are drops on arrival before the socket
-/// took the packet (`SOCKET_RCVBUFF`) counted on it. By version, an oracle
-/// apart from netwatch's own trial load.
+/// took the packet (`SOCKET_RCVBUFF`) counted on it.
 pub fn rx_sk_named() -> bool {
+    kernel_at_least(6, 11)
+}
+
+fn kernel_at_least(want_major: u32, want_minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("kernel release");
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) >= (6, 11)
+    (major, minor) >= (want_major, want_minor)
 }

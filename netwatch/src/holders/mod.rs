@@ -23,9 +23,9 @@
 //! A walk is the socket-file iterator the seed uses (`probe::iter`: the
 //! kernel walks every task's descriptor table in one pass, no /proc
 //! reads). Without it (Linux 5.10: no `bpf_sock_from_file`; or not in the
-//! initial PID namespace) it is one `/proc/*/fd` scan, at most once per
-//! [`PROC_SCAN_INTERVAL`], whether an event asked for it or for passed
-//! descriptors, and never more than a fiftieth of the time.
+//! initial PID namespace) it is one `/proc/*/fd` scan: at most once per
+//! [`PROC_SCAN_WANTED`] when an event asks for it, and the periodic one
+//! at most once per [`PROC_SCAN_INTERVAL`].
 //!
 //! Holders are listed in ascending pid order, as the walk finds them, so
 //! the first one is the one `netstat -p` prints (it keeps the first
@@ -57,10 +57,13 @@ pub const PERIODIC_WALK: Duration = Duration::from_secs(1);
 /// 2-CPU machine), so up to 16,000 sockets it runs every second, and with
 /// 100,000 about every 6 s.
 const WALK_SHARE: u32 = 50;
-/// Without the iterator, a full `/proc` scan at most this often (an event
-/// asking for one, or the periodic walk): a scan reads every process's
+/// Without the iterator, the periodic walk (for passed descriptors) is a
+/// full `/proc` scan at most this often: a scan reads every process's
 /// descriptor table through /proc, several times the iterator's cost.
 pub const PROC_SCAN_INTERVAL: Duration = Duration::from_secs(3);
+/// Without the iterator, a scan an exit or fork asked for at most this
+/// often: the bound for naming a daemon's child.
+pub const PROC_SCAN_WANTED: Duration = Duration::from_millis(750);
 /// How long a fork is remembered, for a holder whose socket's first event
 /// is applied only after the fork was (the two rings are drained apart).
 const FORK_MEMORY_NS: u64 = 2_000_000_000;
@@ -141,14 +144,13 @@ impl Holders {
             return false;
         }
         let iterator = *self.iterator.get_or_insert_with(crate::seed::iterator_usable);
-        let least = if iterator { Duration::ZERO } else { PROC_SCAN_INTERVAL };
-        if since.is_some_and(|s| s < least) {
-            return false;
-        }
         if self.wanted {
-            return true;
+            // A holder that exits or forks is named within a second either
+            // way; a /proc scan is not repeated faster than that.
+            return iterator || since.is_none_or(|s| s >= PROC_SCAN_WANTED);
         }
-        let period = PERIODIC_WALK.max(least).max(self.last_walk_cost * WALK_SHARE);
+        let least = if iterator { PERIODIC_WALK } else { PROC_SCAN_INTERVAL };
+        let period = least.max(self.last_walk_cost * WALK_SHARE);
         if since.is_some_and(|s| s < period) {
             return false;
         }
