@@ -111,14 +111,16 @@ impl Held {
         ends(&self.command(&format!("connect {to}"), "connected")["connected"])
     }
 
-    /// `close PORT`; returns how many connections it closed.
-    pub fn close(&mut self, port: u16) -> u64 {
-        self.command(&format!("close {port}"), "closed")["count"].as_u64().expect("count")
+    /// `close PORT` or `close ADDR` (a connection's end: one connection,
+    /// where a port may name an IPv4 and an IPv6 one); returns how many
+    /// connections it closed.
+    pub fn close(&mut self, end: impl std::fmt::Display) -> u64 {
+        self.command(&format!("close {end}"), "closed")["count"].as_u64().expect("count")
     }
 
-    /// `reset PORT` (SO_LINGER 0, then close); returns how many.
-    pub fn reset(&mut self, port: u16) -> u64 {
-        self.command(&format!("reset {port}"), "reset")["count"].as_u64().expect("count")
+    /// `reset PORT|ADDR` (SO_LINGER 0, then close); returns how many.
+    pub fn reset(&mut self, end: impl std::fmt::Display) -> u64 {
+        self.command(&format!("reset {end}"), "reset")["count"].as_u64().expect("count")
     }
 
     fn command(&mut self, line: &str, reply_key: &str) -> Value {

@@ -7,9 +7,10 @@
 //! command read from stdin:
 //!
 //! - `connect ADDR`: open one more connection, held (`{"connected":{...}}`);
-//! - `close PORT`: close the held connections whose local or peer port is
-//!   PORT (`{"closed":PORT,"count":N}`): on a server, the client's port
-//!   names one accepted connection (the listener's port, all of them);
+//! - `close PORT` or `close ADDR`: close the held connections whose local
+//!   or peer port is PORT, or whose local or peer address is ADDR
+//!   (`{"closed":ARG,"count":N}`): on a server, the client's address names
+//!   one accepted connection (the listener's port, all of them);
 //! - `reset PORT`: the same with SO_LINGER 0, so the close sends a RST.
 //!
 //! EOF on stdin (the test died or is done) ends the process, and so does
@@ -150,10 +151,10 @@ fn command(line: &str, streams: &Streams) -> Result<Value> {
             Ok(json!({ "connected": e }))
         }
         "close" | "reset" => {
-            let port: u16 = arg.parse().with_context(|| format!("bad port {arg:?}"))?;
+            let end = End::parse(arg)?;
             let taken: Vec<TcpStream> = {
                 let mut held = lock(streams);
-                let (take, keep) = std::mem::take(&mut *held).into_iter().partition(|s| uses_port(s, port));
+                let (take, keep) = std::mem::take(&mut *held).into_iter().partition(|s| end.of(s));
                 *held = keep;
                 take
             };
@@ -165,14 +166,35 @@ fn command(line: &str, streams: &Streams) -> Result<Value> {
                 drop(s);
             }
             let key = if verb == "close" { "closed" } else { "reset" };
-            Ok(json!({ key: port, "count": count }))
+            Ok(json!({ key: arg, "count": count }))
         }
-        _ => bail!("unknown command {line:?} (connect ADDR, close PORT, reset PORT)"),
+        _ => bail!("unknown command {line:?} (connect ADDR, close PORT|ADDR, reset PORT|ADDR)"),
     }
 }
 
-fn uses_port(s: &TcpStream, port: u16) -> bool {
-    s.local_addr().is_ok_and(|a| a.port() == port) || s.peer_addr().is_ok_and(|a| a.port() == port)
+/// Which held connections a `close`/`reset` means: those with an end on
+/// a port, or on one exact address (a port alone can name two: an IPv4
+/// and an IPv6 client may get the same ephemeral port).
+enum End {
+    Port(u16),
+    Addr(SocketAddr),
+}
+
+impl End {
+    fn parse(arg: &str) -> Result<Self> {
+        match arg.parse::<u16>() {
+            Ok(port) => Ok(Self::Port(port)),
+            Err(_) => Ok(Self::Addr(arg.parse().with_context(|| format!("neither a port nor an address: {arg:?}"))?)),
+        }
+    }
+
+    fn of(&self, s: &TcpStream) -> bool {
+        let ends = [s.local_addr().ok(), s.peer_addr().ok()];
+        ends.into_iter().flatten().any(|a| match self {
+            Self::Port(p) => a.port() == *p,
+            Self::Addr(x) => a == *x,
+        })
+    }
 }
 
 fn ends(s: &TcpStream) -> Result<Value> {

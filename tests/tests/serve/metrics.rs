@@ -53,8 +53,8 @@ fn scrape_matches_ss_for_the_tests_own_connections() {
 
     // Move some to other states: the client closes one first (CLOSE_WAIT
     // on our listener's side) and resets another (gone at once).
-    assert_eq!(client.close(conns[0].local.port()), 1);
-    assert_eq!(client.reset(conns[2].local.port()), 1);
+    assert_eq!(client.close(conns[0].local), 1);
+    assert_eq!(client.reset(conns[2].local), 1);
 
     // ss first shows the test's CLOSE_WAIT, then netwatch must agree with it.
     wait::until(

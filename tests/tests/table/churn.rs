@@ -40,11 +40,11 @@ fn live_table_matches_ss_after_churn() {
     let new: Vec<SocketAddr> = [l4, l6, l4, l6].into_iter().map(|to| client.connect(to).local).collect();
     server.accepted(pre.len() + new.len());
     // Pre-existing ones closed: client first, server first, both (TIME_WAIT), reset.
-    assert_eq!(client.close(pre[0].local.port()), 1);
-    assert_eq!(server.close(pre[1].local.port()), 1);
-    assert_eq!(client.close(pre[2].local.port()), 1);
-    assert_eq!(server.close(pre[2].local.port()), 1);
-    assert_eq!(client.reset(pre[3].local.port()), 1);
+    assert_eq!(client.close(pre[0].local), 1);
+    assert_eq!(server.close(pre[1].local), 1);
+    assert_eq!(client.close(pre[2].local), 1);
+    assert_eq!(server.close(pre[2].local), 1);
+    assert_eq!(client.reset(pre[3].local), 1);
     churn.wait_success(Duration::from_secs(30));
     let made = churn.json_line(Duration::from_secs(5))["connections"].as_u64().expect("connections");
     // Keep the churn's port from becoming someone's ephemeral port while

@@ -62,9 +62,9 @@ fn seeded_table_matches_ss() {
     let conns = client.connected();
     server.accepted(conns.len());
     // Client closes first: FIN_WAIT2 (an orphan) here, CLOSE_WAIT there.
-    assert_eq!(client.close(conns[0].local.port()), 1);
+    assert_eq!(client.close(conns[0].local), 1);
     // Server closes first: the other way round.
-    assert_eq!(server.close(conns[3].local.port()), 1);
+    assert_eq!(server.close(conns[3].local), 1);
     // An active close that ends in TIME_WAIT, on the client's side.
     let (mut tw_server, tw_srv) = Peer::server("127.0.0.1:0", Some(2));
     Peer::client(tw_srv.addr, 2, 0);
