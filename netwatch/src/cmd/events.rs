@@ -112,7 +112,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
     }
     match ListenDrops::open(&printer.table.listener_namespaces()) {
         Ok((l, warnings)) => {
-            warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}; its listen_drop events are missing"));
+            say_unread(&warnings);
             printer.listen_drops = Some(l);
         }
         Err(e) => eprintln!("netwatch: warning: listeners' drop counters cannot be read, no listen_drop events: {e}"),
@@ -223,6 +223,11 @@ struct Printer {
     listen_drops_due: std::time::Instant,
 }
 
+/// Namespaces whose listeners could not be read, each said once.
+fn say_unread(warnings: &[String]) {
+    warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}; its listen_drop events are missing"));
+}
+
 /// How often `events` reads the listeners' drop counters: a SYN flood
 /// shows within a second, for a dump of the listener hash alone in each
 /// namespace with a listener.
@@ -320,7 +325,7 @@ impl Printer {
         let namespaces = self.table.listener_namespaces();
         let events = match listeners.poll(&namespaces, |cookie| self.table.opened_ns(cookie)) {
             Ok((events, warnings)) => {
-                warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}; its listen_drop events are missing"));
+                say_unread(&warnings);
                 events
             }
             Err(e) => {

@@ -171,6 +171,15 @@ impl DiagSocket {
         dumped
     }
 
+    /// [`Self::dump_tcp`] where the kernel offers it (one walk of the TCP
+    /// tables for both families), else [`Self::dump_tcp_each`].
+    pub fn dump_tcp_any(&self, states: u32, netns: u32, out: &mut Vec<SeedSocket>) -> io::Result<()> {
+        if self.dump_tcp(states, netns, out).is_ok() {
+            return Ok(());
+        }
+        self.dump_tcp_each(states, netns, out)
+    }
+
     /// Reads the replies to request `seq`, messages of type `ty`.
     fn receive(&self, ty: u16, seq: u32, proto: Proto, netns: u32, out: &mut Vec<SeedSocket>) -> io::Result<DumpInfo> {
         let mut buf = vec![0u8; RECV_BUF];

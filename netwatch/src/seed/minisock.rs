@@ -52,9 +52,7 @@ pub fn minisocks(rtt: bool) -> Result<Minisocks> {
     let (mut tcp, mut udp) = (Vec::new(), Vec::new());
     // One walk of the TCP tables for both families, where the kernel
     // offers it: this runs every second beside however many sockets exist.
-    if diag.dump_tcp(states, netns, &mut tcp).is_err() {
-        diag.dump_tcp_each(states, netns, &mut tcp).context("dumping TIME_WAIT and SYN_RECV sockets")?;
-    }
+    diag.dump_tcp_any(states, netns, &mut tcp).context("dumping TIME_WAIT and SYN_RECV sockets")?;
     for family in [Family::V4, Family::V6] {
         diag.dump(Proto::Udp, family, netns, &mut udp).with_context(|| format!("dumping UDP sockets ({family:?})"))?;
     }
@@ -62,10 +60,8 @@ pub fn minisocks(rtt: bool) -> Result<Minisocks> {
     let figures = DiagSocket::open().context("opening a sock_diag socket")?.with_figures();
     figures.dump_tcp_each(1 << tcp::LISTEN, netns, &mut listeners).context("dumping listeners")?;
     let mut connected = Vec::new();
-    // One walk of the connection hash for both families where possible,
-    // as for the minisockets above.
-    if rtt && figures.dump_tcp(CONNECTED, netns, &mut connected).is_err() {
-        figures.dump_tcp_each(CONNECTED, netns, &mut connected).context("dumping connected TCP sockets")?;
+    if rtt {
+        figures.dump_tcp_any(CONNECTED, netns, &mut connected).context("dumping connected TCP sockets")?;
     }
     Ok(Minisocks { netns, tcp, udp, listeners, connected })
 }
@@ -78,13 +74,9 @@ pub fn figures_in(others: &OtherNamespaces) -> (Minisocks, Vec<String>) {
     let (mut found, mut failed) = (Minisocks::default(), Vec::new());
     for (ns, diag) in others.sockets() {
         let (listeners, connected) = (found.listeners.len(), found.connected.len());
-        let read = diag.dump_tcp_each(1 << tcp::LISTEN, ns, &mut found.listeners).and_then(|()| {
-            if diag.dump_tcp(CONNECTED, ns, &mut found.connected).is_ok() {
-                return Ok(());
-            }
-            found.connected.truncate(connected);
-            diag.dump_tcp_each(CONNECTED, ns, &mut found.connected)
-        });
+        let read = diag
+            .dump_tcp_each(1 << tcp::LISTEN, ns, &mut found.listeners)
+            .and_then(|()| diag.dump_tcp_any(CONNECTED, ns, &mut found.connected));
         if let Err(e) = read {
             found.listeners.truncate(listeners);
             found.connected.truncate(connected);
