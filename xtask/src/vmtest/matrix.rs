@@ -51,11 +51,14 @@ pub struct KernelResult {
     pub elapsed: Duration,
     /// Why the kernel counts as failed besides failed tests (boot, missing results).
     pub problem: Option<String>,
+    /// Each kernel lockup that ended a boot, with its console lines.
+    pub lockups: Vec<String>,
 }
 
 impl KernelResult {
+    /// A test that failed before a lockup fails the kernel even if its rerun passed.
     pub fn ok(&self) -> bool {
-        self.problem.is_none() && self.tally.failed == 0
+        self.problem.is_none() && self.tally.failed == 0 && self.failed_tests.is_empty()
     }
 }
 
@@ -138,6 +141,7 @@ fn run_kernel(
         failed_tests: Vec::new(),
         elapsed: Duration::ZERO,
         problem: None,
+        lockups: Vec::new(),
     };
     if let Err(err) = boot_and_test(spec, binaries, selection, netwatch, timeout, verbose, &mut result) {
         result.problem = Some(format!("{err:#}"));
@@ -146,6 +150,24 @@ fn run_kernel(
     result
 }
 
+/// Whether a console line says the guest kernel locked up: a CPU stuck in
+/// the kernel, which the watchdog turns into a panic (see qemu.rs).
+fn is_lockup(line: &str) -> bool {
+    line.contains("BUG: soft lockup") || line.contains("Kernel panic - not syncing: softlockup")
+}
+
+/// Console lines kept from a lockup on: the message, the stuck task's
+/// registers and backtrace, the panic.
+const LOCKUP_LINES: usize = 80;
+
+/// Boots `spec` and runs `selection`; a boot that ends in a kernel lockup is
+/// followed by one more boot for the binaries that had not finished.
+///
+/// Why a retry: the lockups seen here were TCG's (both vCPUs stuck at a
+/// re-patched jump label, see qemu.rs), which one host thread for both
+/// vCPUs avoids; should another kind remain, one boot must not fail CI, and
+/// the lockup is still reported, with its backtrace, after the summary. A
+/// test that failed before the lockup still fails the kernel.
 fn boot_and_test(
     spec: &str,
     binaries: &[TestBinary],
@@ -158,44 +180,82 @@ fn boot_and_test(
     let kernel = kernel::get(spec)?;
     result.release = kernel.release.clone();
     let planned = plan(binaries, selection)?;
-    eprintln!("xtask vmtest: [{spec}] booting {} ({}) under TCG", kernel.label, kernel.release);
-    let argv = ["sh".to_string(), "-c".to_string(), guest_script(&planned)];
-    let env = [
-        ("NETWATCH_BIN".to_string(), netwatch.display().to_string()),
-        ("RUST_BACKTRACE".to_string(), "1".to_string()),
-        // The tests' deadlines (tests/src/wait.rs) stretch by this much:
-        // TCG ran the suite about 7 times slower than the host.
-        ("NETWATCH_TEST_TIME_SCALE".to_string(), TCG_TIME_SCALE.to_string()),
-    ];
-    let run = qemu::Run {
-        kernel: &kernel,
-        argv: &argv,
-        env: &env,
-        // Where cargo runs test binaries: the tests crate's directory.
-        cwd: cmd::root().join("tests"),
-        timeout,
-        memory_mib: super::DEFAULT_MEMORY_MIB,
-        cpus: GUEST_CPUS,
-        verbose,
-    };
+    run_planned(spec, &planned, result, |todo, on_line| {
+        eprintln!("xtask vmtest: [{spec}] booting {} ({}) under TCG", kernel.label, kernel.release);
+        let argv = ["sh".to_string(), "-c".to_string(), guest_script(todo)];
+        let env = [
+            ("NETWATCH_BIN".to_string(), netwatch.display().to_string()),
+            ("RUST_BACKTRACE".to_string(), "1".to_string()),
+            // The tests' deadlines (tests/src/wait.rs) stretch by this much:
+            // TCG ran the suite about 7 times slower than the host.
+            ("NETWATCH_TEST_TIME_SCALE".to_string(), TCG_TIME_SCALE.to_string()),
+        ];
+        let run = qemu::Run {
+            kernel: &kernel,
+            argv: &argv,
+            env: &env,
+            // Where cargo runs test binaries: the tests crate's directory.
+            cwd: cmd::root().join("tests"),
+            timeout,
+            memory_mib: super::DEFAULT_MEMORY_MIB,
+            cpus: GUEST_CPUS,
+            verbose,
+        };
+        qemu::run(&run, &mut |line| {
+            qemu::print_line(&format!("[{spec}] {line}"));
+            on_line(line);
+        })
+    })
+}
+
+/// Runs `planned` through `boot` (which runs the binaries it is given and
+/// feeds each console line to its callback), then judges what ran. A boot
+/// that failed after a kernel lockup is followed by one more boot for the
+/// binaries that had not finished.
+fn run_planned(
+    spec: &str,
+    planned: &[Planned],
+    result: &mut KernelResult,
+    mut boot: impl FnMut(&[&Planned], &mut dyn FnMut(&str)) -> Result<i32>,
+) -> Result<()> {
     let mut per_binary: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut current = String::new();
-    let status = qemu::run(&run, &mut |line| {
-        qemu::print_line(&format!("[{spec}] {line}"));
-        if let Some(name) = line.strip_prefix(BINARY_HEADER) {
-            current = name.to_string();
-            per_binary.entry(current.clone()).or_default();
-            return;
+    let mut boots = 0;
+    let status = loop {
+        boots += 1;
+        let todo: Vec<&Planned> = planned.iter().filter(|p| !finished(&per_binary, &p.binary.name)).collect();
+        let mut lockup = Vec::new();
+        let mut current = String::new();
+        let booted = boot(&todo, &mut |line| {
+            if (!lockup.is_empty() || is_lockup(line)) && lockup.len() < LOCKUP_LINES {
+                lockup.push(line.to_string());
+            }
+            if let Some(name) = line.strip_prefix(BINARY_HEADER) {
+                current = name.to_string();
+                per_binary.insert(current.clone(), Tally::default());
+                return;
+            }
+            if let Some(test) = line.strip_prefix("test ").and_then(|rest| rest.strip_suffix(" ... FAILED")) {
+                result.failed_tests.push(format!("{current}::{test}"));
+            }
+            per_binary.entry(current.clone()).or_default().add_line(line);
+            result.tally.add_line(line);
+        });
+        if booted.is_ok() || lockup.is_empty() {
+            break booted?;
         }
-        if let Some(test) = line.strip_prefix("test ").and_then(|rest| rest.strip_suffix(" ... FAILED")) {
-            result.failed_tests.push(format!("{current}::{test}"));
+        let which =
+            todo.iter().find(|p| !finished(&per_binary, &p.binary.name)).map_or("?", |p| p.binary.name.as_str());
+        result.lockups.push(format!("boot {boots}, in the `{which}` tests:\n{}", lockup.join("\n")));
+        if boots > 1 {
+            break booted?;
         }
-        let tally = per_binary.entry(current.clone()).or_default();
-        tally.add_line(line);
-        result.tally.add_line(line);
-    })?;
+        eprintln!(
+            "xtask vmtest: [{spec}] the guest kernel locked up in the `{which}` tests; booting once more for the \
+             unfinished tests"
+        );
+    };
     let mut problems = Vec::new();
-    for Planned { binary, expected, .. } in &planned {
+    for Planned { binary, expected, .. } in planned {
         match per_binary.get(&binary.name) {
             Some(tally) if tally.binaries == 1 => {
                 let ran = tally.passed + tally.failed;
@@ -217,13 +277,17 @@ fn boot_and_test(
     if result.tally.ignored > 0 {
         problems.push(format!("{} tests were ignored: every one must run", result.tally.ignored));
     }
-    if status != 0 && result.tally.failed == 0 && problems.is_empty() {
+    if status != 0 && result.tally.failed == 0 && result.failed_tests.is_empty() && problems.is_empty() {
         problems.push(format!("the guest's test run exited with status {status}"));
     }
     if !problems.is_empty() {
         result.problem = Some(problems.join("; "));
     }
     Ok(())
+}
+
+fn finished(per_binary: &BTreeMap<String, Tally>, name: &str) -> bool {
+    per_binary.get(name).is_some_and(|tally| tally.binaries == 1)
 }
 
 /// One binary to run, its libtest arguments, and how many tests must run (exact selections).
@@ -265,7 +329,7 @@ fn plan<'a>(binaries: &'a [TestBinary], selection: &Selection) -> Result<Vec<Pla
 
 /// Runs every planned binary even after a failure, so one run reports them all.
 /// No colours: the console is a terminal, and results are parsed from it.
-fn guest_script(planned: &[Planned]) -> String {
+fn guest_script(planned: &[&Planned]) -> String {
     let mut script = String::from("status=0\n");
     for Planned { binary, args, .. } in planned {
         let args: Vec<String> = args.iter().map(|arg| quote(arg)).collect();
@@ -301,8 +365,20 @@ pub fn summarize(results: &[KernelResult]) -> Result<()> {
         for test in &result.failed_tests {
             eprintln!("           failed: {test}");
         }
+        if !result.lockups.is_empty() {
+            eprintln!(
+                "           the guest kernel locked up {} time(s) (below); unfinished tests ran on a new boot",
+                result.lockups.len()
+            );
+        }
         if let Some(problem) = &result.problem {
             eprintln!("           {problem}");
+        }
+    }
+    // Last, so that a log's tail shows them: a lockup is news even when the rerun passed.
+    for result in results {
+        for lockup in &result.lockups {
+            eprintln!("\nxtask vmtest: the {} guest kernel locked up, {lockup}", result.spec);
         }
     }
     let failed: Vec<&str> = results.iter().filter(|result| !result.ok()).map(|result| result.spec.as_str()).collect();
@@ -314,7 +390,15 @@ pub fn summarize(results: &[KernelResult]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{guest_script, integration_test, plan, Selection, TestBinary};
+    use std::time::Duration;
+
+    use anyhow::{bail, Result};
+
+    use super::{
+        guest_script, integration_test, is_lockup, plan, run_planned, KernelResult, Planned, Selection, TestBinary,
+        BINARY_HEADER,
+    };
+    use crate::libtest::Tally;
 
     fn binaries() -> Vec<TestBinary> {
         ["events", "install", "table"]
@@ -335,6 +419,98 @@ mod tests {
         }
     }
 
+    fn empty_result() -> KernelResult {
+        KernelResult {
+            spec: "5.10".into(),
+            release: "r".into(),
+            tally: Tally::default(),
+            failed_tests: Vec::new(),
+            elapsed: Duration::ZERO,
+            problem: None,
+            lockups: Vec::new(),
+        }
+    }
+
+    /// A boot that prints, for each binary it is given, what `script`
+    /// says for it: its test lines and summary, or a lockup that ends the boot.
+    #[allow(clippy::type_complexity)]
+    fn fake_boots<'a>(
+        script: &'a [&'a [(&'a str, &'a [&'a str])]],
+        asked: &'a mut Vec<Vec<String>>,
+    ) -> impl FnMut(&[&Planned], &mut dyn FnMut(&str)) -> Result<i32> + 'a {
+        move |todo, on_line| {
+            asked.push(todo.iter().map(|p| p.binary.name.clone()).collect());
+            let boot = script[asked.len() - 1];
+            for p in todo {
+                on_line(&format!("{BINARY_HEADER}{}", p.binary.name));
+                let lines = boot.iter().find(|(name, _)| *name == p.binary.name).map_or(&[][..], |(_, l)| *l);
+                for line in lines {
+                    on_line(line);
+                }
+                if lines.iter().any(|line| is_lockup(line)) {
+                    bail!("qemu ended without the command's exit status");
+                }
+            }
+            Ok(0)
+        }
+    }
+
+    const PASS: &str = "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1s";
+    const LOCKUP: &str = "[  44.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [tokio-rt-worker:380]";
+
+    #[test]
+    fn a_lockup_reboots_once_for_the_unfinished_binaries() {
+        let binaries = binaries();
+        let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
+        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let script: &[&[(&str, &[&str])]] = &[
+            &[("events", &["test a ... ok", PASS]), ("table", &["test b ... ", LOCKUP, "Call Trace:"])],
+            &[("table", &["test b ... ok", PASS])],
+        ];
+        run_planned("5.10", &planned, &mut result, fake_boots(script, &mut asked)).unwrap();
+        assert_eq!(asked, [vec!["events", "table"], vec!["table"]]);
+        assert!(result.ok(), "{:?}", result.problem);
+        assert_eq!(result.tally.passed, 2);
+        assert_eq!(result.lockups.len(), 1);
+        assert!(
+            result.lockups[0].starts_with("boot 1, in the `table` tests:\n[  44.0] watchdog"),
+            "{}",
+            result.lockups[0]
+        );
+        assert!(result.lockups[0].ends_with("Call Trace:"));
+    }
+
+    #[test]
+    fn a_second_lockup_fails_and_a_failure_before_one_still_counts() {
+        let binaries = binaries();
+        let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
+        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let script: &[&[(&str, &[&str])]] = &[&[("events", &[LOCKUP])], &[("events", &[LOCKUP])]];
+        assert!(run_planned("5.10", &planned, &mut result, fake_boots(script, &mut asked)).is_err());
+        assert_eq!((asked.len(), result.lockups.len()), (2, 2));
+
+        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let script: &[&[(&str, &[&str])]] =
+            &[&[("events", &["test a ... FAILED", LOCKUP])], &[("events", &[PASS]), ("table", &[PASS])]];
+        run_planned("5.10", &planned, &mut result, fake_boots(script, &mut asked)).unwrap();
+        assert_eq!(result.tally.passed, 2);
+        assert!(!result.ok(), "a test that failed before the lockup fails the kernel");
+    }
+
+    #[test]
+    fn a_boot_that_fails_without_a_lockup_is_not_retried() {
+        let binaries = binaries();
+        let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
+        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let mut boot = |todo: &[&Planned], _: &mut dyn FnMut(&str)| -> Result<i32> {
+            asked.push(todo.len());
+            bail!("the guest did not finish within 1200 s")
+        };
+        assert!(run_planned("5.10", &planned, &mut result, &mut boot).is_err());
+        assert_eq!(asked, [2]);
+        assert!(result.lockups.is_empty());
+    }
+
     #[test]
     fn exact_selection_runs_only_named_binaries_and_counts_them() {
         let binaries = binaries();
@@ -348,12 +524,19 @@ mod tests {
     }
 
     #[test]
+    fn a_soft_lockup_is_recognised_and_a_test_failure_is_not() {
+        assert!(is_lockup("[  404.651210] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [owners::listene:371]"));
+        assert!(is_lockup("[   44.1] Kernel panic - not syncing: softlockup: hung tasks"));
+        assert!(!is_lockup("test owners::listener_older_than_netwatch ... FAILED"));
+    }
+
+    #[test]
     fn all_selection_skips_install_and_keeps_filters() {
         let binaries = binaries();
         let planned = plan(&binaries, &Selection::All(vec!["owners".into()])).unwrap();
         let names: Vec<&str> = planned.iter().map(|p| p.binary.name.as_str()).collect();
         assert_eq!(names, ["events", "table"]);
-        let script = guest_script(&planned);
+        let script = guest_script(&planned.iter().collect::<Vec<_>>());
         assert!(script.contains("'/t/events-1' --test-threads=1 --color=never 'owners' || status=1\n"), "{script}");
         assert!(script.ends_with("exit $status\n"));
     }

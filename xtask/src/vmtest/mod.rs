@@ -106,7 +106,13 @@ pub fn ci_stage() -> Result<String> {
     matrix::summarize(&results)?;
     Ok(results
         .iter()
-        .map(|result| format!("{}: {} passed in {} s", result.spec, result.tally.passed, result.elapsed.as_secs()))
+        .map(|result| {
+            let lockups = match result.lockups.len() {
+                0 => String::new(),
+                n => format!(" (after {n} kernel lockup(s), see above)"),
+            };
+            format!("{}: {} passed in {} s{lockups}", result.spec, result.tally.passed, result.elapsed.as_secs())
+        })
         .collect::<Vec<_>>()
         .join(", "))
 }
