@@ -34,6 +34,16 @@ pub fn by_cookie(events: &[SockEvent]) -> BTreeMap<u64, Vec<&SockEvent>> {
     map
 }
 
+/// Whether a passive socket's events are those of a stillborn child: two
+/// segments of one handshake handled at once (two CPUs, or two vCPUs under
+/// qemu) may each clone a child; the kernel keeps one and closes the other
+/// at once (SYN_RECV -> CLOSE, never ESTABLISHED). A real socket of the
+/// server's, reported as such, but no connection of the client's.
+pub fn stillborn(evs: &[&SockEvent]) -> bool {
+    evs.iter().any(|e| e.old_state == "SYN_RECV" && e.new_state == "CLOSE")
+        && !evs.iter().any(|e| e.new_state == "ESTABLISHED")
+}
+
 /// The `event` value the contract gives to a transition.
 pub fn kind_of(old: &str, new: &str) -> &'static str {
     match (old, new) {

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use netwatch_tests::conn::{by_cookie, show};
+use netwatch_tests::conn::{by_cookie, show, stillborn};
 use netwatch_tests::event::sock_events;
 use netwatch_tests::{Peer, Problems, SockEvent};
 
@@ -57,18 +57,11 @@ fn run(bind: &str, lo: &str, family: &str) {
             .iter()
             .filter(|e| e.family == family && e.old_state == "LISTEN" && e.new_state == "SYN_RECV" && e.dport == port)
             .collect();
-        // Two segments of one handshake handled at once (seen under qemu on
-        // two vCPUs) may each clone a child; the kernel keeps one and closes
-        // the other (SYN_RECV -> CLOSE), a real socket reported as such.
-        let stillborn = |b: &SockEvent| {
-            cookies[&b.cookie].iter().any(|e| e.old_state == "SYN_RECV" && e.new_state == "CLOSE")
-                && !cookies[&b.cookie].iter().any(|e| e.new_state == "ESTABLISHED")
-        };
         for b in all_births.iter().filter(|b| b.cookie == listen.cookie || b.pid != u64::from(srv.pid)) {
             problems
                 .push(format!("client port {port}: a child on its listener's cookie or not the server's: {}", b.line));
         }
-        let births: Vec<&SockEvent> = all_births.iter().copied().filter(|b| !stillborn(b)).collect();
+        let births: Vec<&SockEvent> = all_births.iter().copied().filter(|b| !stillborn(&cookies[&b.cookie])).collect();
         let [birth] = births.as_slice() else {
             problems.push(format!("client port {port}: expected one LISTEN -> SYN_RECV, got:\n{}", show(&all_births)));
             continue;
