@@ -65,6 +65,15 @@ fn export_file_rotates_by_size_keeping_k() {
             .collect();
         wait::check(text.contains(&last), || format!("{} bytes exported, without {last}", text.len()))
     });
+    // Later lines may still come (a slow guest's last closes): the files are
+    // read once they have stopped changing, never between a rotation's rename and create.
+    let sizes = || [path.clone(), rotated(1), rotated(2)].map(|f| std::fs::metadata(f).map(|m| m.len()).ok());
+    wait::until("the export files to stop changing", Duration::from_secs(10), || {
+        let before = sizes();
+        std::thread::sleep(wait::scaled(Duration::from_millis(300)));
+        let after = sizes();
+        wait::check(before == after && after[0].is_some(), || format!("{before:?} then {after:?}"))
+    });
 
     assert!(rotated(1).is_file() && rotated(2).is_file(), "40 connections (~240 lines) did not rotate twice");
     assert!(!rotated(3).exists(), "keep=2, yet events.jsonl.3 exists");

@@ -46,6 +46,15 @@ mount -t cgroup2 cgroup2 $R/sys/fs/cgroup || die "cgroup2"
 mkdir -p /lib/modules/@RELEASE@ $R/lib/modules/@RELEASE@
 mount -o bind '/lower@MODULES@' /lib/modules/@RELEASE@ || die "binding the modules"
 mount -o bind '/lower@MODULES@' $R/lib/modules/@RELEASE@ || die "binding the modules in the host root"
+# The device nodes kmod makes at boot on a real system (modules.devname):
+# opening one loads its module, e.g. /dev/fuse for podman's fuse-overlayfs.
+while read -r module name dev; do
+	case "$dev" in [cb][0-9]*:[0-9]*) ;; *) continue ;; esac
+	numbers=${dev#?}
+	case "$name" in */*) mkdir -p "$R/dev/${name%/*}" ;; esac
+	[ -e "$R/dev/$name" ] || mknod "$R/dev/$name" "${dev%"$numbers"}" "${numbers%:*}" "${numbers#*:}" ||
+		die "mknod /dev/$name for $module"
+done </lib/modules/@RELEASE@/modules.devname
 ip link set lo up || die "lo up"
 hostname netwatch-vm
 cp /cmd $R/run/netwatch-vm-cmd
