@@ -60,11 +60,21 @@ fn scrapes_during_churn_stay_within_ss_reads() {
     });
 
     let mut report = Vec::new();
-    for _ in 0..SCRAPES {
+    let mut scrapes = 0;
+    // Only while the churn runs: once it has exited its listener is gone,
+    // and with it the metric's group, while `ss` still counts the port's
+    // TIME_WAIT sockets (under an emulator's slowness the scrapes can
+    // outlast the churn's 20 s).
+    let running = |churn: &mut std::process::Child| churn.try_wait().expect("polling nw-peer churn").is_none();
+    while scrapes < SCRAPES && running(&mut churn) {
         let t0 = Instant::now();
         let before = ss_states(&listener);
         let m = serve.scrape();
         let after = ss_states(&listener);
+        if !running(&mut churn) {
+            break;
+        }
+        scrapes += 1;
         // What may have opened or closed between the two reads, plus one
         // MAINTAIN interval (1 s) of churn: a TIME_WAIT socket that a new
         // SYN for its tuple recycles (the churn reuses ports, RFC 6191)
@@ -92,6 +102,7 @@ fn scrapes_during_churn_stay_within_ss_reads() {
         }
     }
     kill_and_reap(&mut churn);
+    assert!(scrapes >= 3, "only {scrapes} scrapes while the churn ran:\n{}", report.join("\n"));
     let tw_seen = report.iter().any(|l| l.starts_with("TIME_WAIT"));
     assert!(tw_seen, "the churn made no TIME_WAIT on {listener}:\n{}", report.join("\n"));
     let bad: Vec<&String> = report.iter().filter(|l| l.ends_with("<-- OUT")).collect();
