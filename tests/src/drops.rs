@@ -204,8 +204,12 @@ fn udp_drops(port: u16) -> u64 {
     line.split_whitespace().last().and_then(|d| d.parse().ok()).expect("drops column")
 }
 
+/// What netwatch's stderr note says where [`reasons_traced`] is false.
+pub const NOT_COUNTED_NOTE: &str = "packet drops are not counted";
+
 /// Whether the running kernel's `skb:kfree_skb` has a drop reason (Linux
-/// 5.17): before, netwatch counts no drops per connection and says so once.
+/// 5.17): before, netwatch counts no drops per connection and says so once
+/// ([`NOT_COUNTED_NOTE`]).
 /// By version, an oracle apart from netwatch's own trial load.
 pub fn reasons_traced() -> bool {
     kernel_at_least(5, 17)

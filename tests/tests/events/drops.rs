@@ -30,7 +30,7 @@ fn uncounted_here(stopped: &netwatch_tests::Stopped, events: &[Value]) -> bool {
     if netwatch_tests::drops::reasons_traced() {
         return false;
     }
-    let notes = stopped.stderr.iter().filter(|l| l.contains("packet drops are not counted")).count();
+    let notes = stopped.stderr.iter().filter(|l| l.contains(netwatch_tests::drops::NOT_COUNTED_NOTE)).count();
     assert_eq!(notes, 1, "said once: {:?}", stopped.stderr);
     let with = |k: &str| events.iter().filter(|e| e.get(k).is_some()).count();
     assert_eq!((with("drops"), with("drop_reason"), with("drops_by_reason")), (0, 0, 0), "{events:?}");

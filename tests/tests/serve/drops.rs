@@ -32,7 +32,7 @@ fn drops_per_reason_reach_the_scrape_when_the_socket_closes() {
         // Before Linux 5.17 no drop is counted per connection: said once on
         // stderr, and the series stay as they were after the close.
         serve.wait_stderr(Duration::from_secs(10), "saying drops are not counted", |l| {
-            l.contains("packet drops are not counted")
+            l.contains(netwatch_tests::drops::NOT_COUNTED_NOTE)
         });
         std::thread::sleep(wait::scaled(Duration::from_secs(1)));
         assert_eq!((now("NETFILTER_DROP"), now("SOCKET_RCVBUFF")), (netfilter, rcvbuf), "after the close");

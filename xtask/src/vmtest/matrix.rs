@@ -43,6 +43,7 @@ pub enum Selection {
 }
 
 /// What one kernel's run gave.
+#[derive(Default)]
 pub struct KernelResult {
     pub spec: String,
     pub release: String,
@@ -134,15 +135,7 @@ fn run_kernel(
     verbose: bool,
 ) -> KernelResult {
     let started = Instant::now();
-    let mut result = KernelResult {
-        spec: spec.to_string(),
-        release: String::from("?"),
-        tally: Tally::default(),
-        failed_tests: Vec::new(),
-        elapsed: Duration::ZERO,
-        problem: None,
-        lockups: Vec::new(),
-    };
+    let mut result = KernelResult { spec: spec.to_string(), release: String::from("?"), ..KernelResult::default() };
     if let Err(err) = boot_and_test(spec, binaries, selection, netwatch, timeout, verbose, &mut result) {
         result.problem = Some(format!("{err:#}"));
     }
@@ -367,7 +360,7 @@ pub fn summarize(results: &[KernelResult]) -> Result<()> {
         }
         if !result.lockups.is_empty() {
             eprintln!(
-                "           the guest kernel locked up {} time(s) (below); unfinished tests ran on a new boot",
+                "           the guest kernel locked up {} time(s) (below); after the first, the unfinished tests ran on a new boot",
                 result.lockups.len()
             );
         }
@@ -390,15 +383,12 @@ pub fn summarize(results: &[KernelResult]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use anyhow::{bail, Result};
 
     use super::{
         guest_script, integration_test, is_lockup, plan, run_planned, KernelResult, Planned, Selection, TestBinary,
         BINARY_HEADER,
     };
-    use crate::libtest::Tally;
 
     fn binaries() -> Vec<TestBinary> {
         ["events", "install", "table"]
@@ -416,18 +406,6 @@ mod tests {
         let no_exe = test.replace(r#""/w/target/release/deps/events-abc""#, "null");
         for line in [lib.as_str(), &not_test, &no_exe, r#"{"reason":"build-finished","success":true}"#, "not json"] {
             assert!(integration_test(line).is_none(), "{line}");
-        }
-    }
-
-    fn empty_result() -> KernelResult {
-        KernelResult {
-            spec: "5.10".into(),
-            release: "r".into(),
-            tally: Tally::default(),
-            failed_tests: Vec::new(),
-            elapsed: Duration::ZERO,
-            problem: None,
-            lockups: Vec::new(),
         }
     }
 
@@ -462,7 +440,7 @@ mod tests {
     fn a_lockup_reboots_once_for_the_unfinished_binaries() {
         let binaries = binaries();
         let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
-        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let (mut result, mut asked) = (KernelResult::default(), Vec::new());
         let script: &[&[(&str, &[&str])]] = &[
             &[("events", &["test a ... ok", PASS]), ("table", &["test b ... ", LOCKUP, "Call Trace:"])],
             &[("table", &["test b ... ok", PASS])],
@@ -484,12 +462,12 @@ mod tests {
     fn a_second_lockup_fails_and_a_failure_before_one_still_counts() {
         let binaries = binaries();
         let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
-        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let (mut result, mut asked) = (KernelResult::default(), Vec::new());
         let script: &[&[(&str, &[&str])]] = &[&[("events", &[LOCKUP])], &[("events", &[LOCKUP])]];
         assert!(run_planned("5.10", &planned, &mut result, fake_boots(script, &mut asked)).is_err());
         assert_eq!((asked.len(), result.lockups.len()), (2, 2));
 
-        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let (mut result, mut asked) = (KernelResult::default(), Vec::new());
         let script: &[&[(&str, &[&str])]] =
             &[&[("events", &["test a ... FAILED", LOCKUP])], &[("events", &[PASS]), ("table", &[PASS])]];
         run_planned("5.10", &planned, &mut result, fake_boots(script, &mut asked)).unwrap();
@@ -501,7 +479,7 @@ mod tests {
     fn a_boot_that_fails_without_a_lockup_is_not_retried() {
         let binaries = binaries();
         let planned = plan(&binaries, &Selection::All(vec![])).unwrap();
-        let (mut result, mut asked) = (empty_result(), Vec::new());
+        let (mut result, mut asked) = (KernelResult::default(), Vec::new());
         let mut boot = |todo: &[&Planned], _: &mut dyn FnMut(&str)| -> Result<i32> {
             asked.push(todo.len());
             bail!("the guest did not finish within 1200 s")
