@@ -5,7 +5,8 @@ definitions (PyPI opentelemetry-proto) and grpcio: OTLP/gRPC or OTLP/HTTP
 requiring a bearer token.
 
 Every log record and metrics export received is appended to --out as one
-JSON line; a request refused for its token adds {"type": "rejected"}.
+JSON line (a record's "attributes" are its own and its resource's owner
+attributes, "record_attributes" its own only); a request refused for its token adds {"type": "rejected"}.
 Prints "ready PORT" once listening.
 """
 import argparse, gzip, json, ssl, sys, threading
@@ -50,12 +51,17 @@ class Sink:
         out = []
         for rl in req.resource_logs:
             resource = attrs(rl.resource.attributes)
+            # What the resource says of the event's owner (process, workload),
+            # apart from who sent it (netwatch on this host).
+            owner = {k: v for k, v in resource.items() if not k.startswith(("service.", "host."))}
             for sl in rl.scope_logs:
                 for r in sl.log_records:
+                    own = attrs(r.attributes)
                     out.append({"type": "log", "resource": resource, "scope": sl.scope.name,
                                 "time_unix_nano": r.time_unix_nano, "severity_text": r.severity_text,
                                 "severity_number": r.severity_number, "event_name": r.event_name,
-                                "body": any_value(r.body), "attributes": attrs(r.attributes)})
+                                "body": any_value(r.body), "record_attributes": own,
+                                "attributes": {**owner, **own}})
         self.write(out)
 
     def metrics(self, req):

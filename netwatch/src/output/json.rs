@@ -280,6 +280,27 @@ pub const fn semconv(key: &str) -> Option<&'static str> {
     })
 }
 
+/// The JSON keys that describe an event's owner (its process and that
+/// process's workload) rather than the event: the OTLP export puts them on
+/// the resource its records are grouped under, as the semantic conventions
+/// have `process.*`, `container.*` and `k8s.*` (and as the collector's
+/// `k8sattributes` processor looks for them), not on each record.
+pub const fn describes_owner(key: &str) -> bool {
+    matches!(
+        key.as_bytes(),
+        b"pid"
+            | b"comm"
+            | b"uid"
+            | b"cgroup_id"
+            | b"cgroup"
+            | b"unit"
+            | b"container_runtime"
+            | b"container_id"
+            | b"container_name"
+            | b"pod_uid"
+    )
+}
+
 /// One field of an event: its JSON key with the punctuation before its
 /// value, and its OTLP attribute name, both made at compile time so that
 /// neither writer looks anything up per field.
@@ -292,6 +313,8 @@ pub struct Key {
     /// The attribute name: [`semconv`]'s, else `netwatch.` and the key,
     /// as prefix and rest (`""` or `"netwatch."`, then the name).
     pub attr: (&'static str, &'static str),
+    /// [`describes_owner`]: an OTLP resource attribute, not a record's.
+    pub owner: bool,
 }
 
 impl Key {
@@ -302,7 +325,7 @@ impl Key {
         };
         // The OTLP writer encodes the name's length as one byte.
         assert!(attr.0.len() + attr.1.len() < 128);
-        Self { json, json_str, attr }
+        Self { json, json_str, attr, owner: describes_owner(name) }
     }
 }
 

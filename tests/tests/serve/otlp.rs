@@ -196,6 +196,15 @@ fn grpc_records_equal_the_json_lines() {
     let error = logs.iter().find(|r| r["attributes"]["netwatch.event"] == "connect_error").unwrap();
     assert_eq!((error["severity_text"].as_str(), error["severity_number"].as_u64()), (Some("NOTICE"), Some(10)));
 
+    // Who owns each socket is said on the resource its records are grouped
+    // under, not in every record; the records of one owner share a resource.
+    for r in logs.iter().filter(|r| touches(&r["attributes"], port)) {
+        let own = r["record_attributes"].as_object().unwrap();
+        for k in ["process.pid", "process.executable.name", "process.user.id", "netwatch.cgroup_id"] {
+            assert!(!own.contains_key(k), "{k} in a record: {r}");
+            assert_eq!(r["resource"][k], r["attributes"][k], "{r}");
+        }
+    }
     let r = &logs[0]["resource"];
     assert_eq!(r["service.name"], "netwatch");
     assert_eq!(r["service.version"], env!("CARGO_PKG_VERSION"));

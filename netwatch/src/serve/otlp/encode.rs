@@ -29,6 +29,9 @@ mod field {
     pub const SEVERITY_TEXT: u32 = 3;
     pub const BODY: u32 = 5;
     pub const ATTRIBUTES: u32 = 6;
+    /// `Resource.attributes`, and `ResourceLogs.resource`.
+    pub const RESOURCE_ATTRIBUTES: u32 = 1;
+    pub const RESOURCE: u32 = 1;
     pub const OBSERVED_TIME: u32 = 11;
     pub const EVENT_NAME: u32 = 12;
     pub const KV_KEY: u32 = 1;
@@ -94,16 +97,17 @@ impl Scalar<'_> {
     }
 }
 
-/// One attribute named by a walk's [`Key`]: every length but the value's
-/// is a constant once inlined.
+/// One attribute named by a walk's [`Key`], as field `n` of its message
+/// (a `LogRecord`'s or a `Resource`'s attributes): every length but the
+/// value's is a constant once inlined.
 #[inline(always)]
-fn attribute(key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
+fn attribute(n: u32, key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
     let (prefix, name) = key.attr;
     let klen = prefix.len() + name.len();
     let any = v.any_len();
     // `Key::new` holds names under 128 bytes: a one-byte length.
     let kv = 2 + klen + 1 + encoded_len_varint(any as u64) + any;
-    out.push(tag(field::ATTRIBUTES, WireType::LengthDelimited));
+    out.push(tag(n, WireType::LengthDelimited));
     varint(kv as u64, out);
     out.push(tag(field::KV_KEY, WireType::LengthDelimited));
     out.push(klen as u8);
@@ -115,20 +119,39 @@ fn attribute(key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
 }
 
 /// `network.transport`, which has no JSON key of its own.
-const TRANSPORT: Key = Key { json: "", json_str: "", attr: ("", "network.transport") };
+const TRANSPORT: Key = Key { json: "", json_str: "", attr: ("", "network.transport"), owner: false };
 
 /// [`json::Fields`] as the attributes (and time, severity, body, event
-/// name) of one `LogRecord`.
-struct Record<'a> {
+/// name) of one `LogRecord`, the fields that describe the event; or, with
+/// `OWNER`, as the attributes its owner adds to the `Resource` its record
+/// is grouped under ([`json::describes_owner`]). Each field goes to one of
+/// the two, decided at compile time by its key.
+struct Record<'a, const OWNER: bool> {
     out: Vec<u8>,
     /// An address as text, reused.
     text: &'a mut Vec<u8>,
-    n: itoa::Buffer,
 }
 
-impl json::Fields for Record<'_> {
+impl<const OWNER: bool> Record<'_, OWNER> {
+    /// Whether this walk writes `key`'s field.
+    #[inline(always)]
+    const fn takes(key: Key) -> bool {
+        key.owner == OWNER
+    }
+
+    #[inline(always)]
+    fn attribute(&mut self, key: Key, v: Scalar<'_>) {
+        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
+        attribute(n, key, v, &mut self.out);
+    }
+}
+
+impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
     #[inline(always)]
     fn ts(&mut self, _: Key, at: jiff::Timestamp) {
+        if OWNER {
+            return;
+        }
         // Microseconds, as `events --json` has it: both say the same time.
         // (Not through `as_nanosecond`: an i128 division costs more than
         // the rest of the field.)
@@ -139,6 +162,9 @@ impl json::Fields for Record<'_> {
 
     #[inline(always)]
     fn kind(&mut self, key: Key, kind: EventKind) {
+        if OWNER {
+            return;
+        }
         let name = kind.name();
         let (number, text) = records::severity(name);
         let out = &mut self.out;
@@ -153,60 +179,85 @@ impl json::Fields for Record<'_> {
         varint(("netwatch.".len() + name.len()) as u64, out);
         out.extend_from_slice(b"netwatch.");
         out.extend_from_slice(name.as_bytes());
-        attribute(key, v, out);
+        attribute(field::ATTRIBUTES, key, v, out);
     }
 
     #[inline(always)]
     fn family(&mut self, key: Key, family: Family) {
+        if !Self::takes(key) {
+            return;
+        }
         // The semantic convention's spelling.
         let v = match family {
             Family::V4 => "ipv4",
             Family::V6 => "ipv6",
         };
-        attribute(key, Scalar::Str(v.as_bytes()), &mut self.out);
+        self.attribute(key, Scalar::Str(v.as_bytes()));
     }
 
     #[inline(always)]
     fn name(&mut self, key: Key, value: &str) {
-        attribute(key, Scalar::Str(value.as_bytes()), &mut self.out);
+        if !Self::takes(key) {
+            return;
+        }
+        self.attribute(key, Scalar::Str(value.as_bytes()));
     }
 
     #[inline(always)]
     fn text(&mut self, key: Key, value: &[u8]) {
+        if !Self::takes(key) {
+            return;
+        }
         // A protobuf string is UTF-8; JSON's escaping reads it the same way.
         // Checked first: `from_utf8_lossy`'s chunk walk cost a tenth of the
         // encoder's time in the agent loop, for names that are valid nearly always.
         match std::str::from_utf8(value) {
-            Ok(s) => attribute(key, Scalar::Str(s.as_bytes()), &mut self.out),
-            Err(_) => attribute(key, Scalar::Str(String::from_utf8_lossy(value).as_bytes()), &mut self.out),
+            Ok(s) => self.attribute(key, Scalar::Str(s.as_bytes())),
+            Err(_) => self.attribute(key, Scalar::Str(String::from_utf8_lossy(value).as_bytes())),
         }
     }
 
     #[inline(always)]
     fn u64(&mut self, key: Key, value: u64) {
+        if !Self::takes(key) {
+            return;
+        }
         match i64::try_from(value) {
-            Ok(i) => attribute(key, Scalar::Int(i), &mut self.out),
+            Ok(i) => self.attribute(key, Scalar::Int(i)),
             // Above i64's range (cookies): the digits, as a JSON reader
             // (serde_json, the collector's) keeps them.
-            Err(_) => attribute(key, Scalar::Str(self.n.format(value).as_bytes()), &mut self.out),
+            Err(_) => {
+                let mut n = itoa::Buffer::new();
+                self.attribute(key, Scalar::Str(n.format(value).as_bytes()));
+            }
         }
     }
 
     #[inline(always)]
     fn f64(&mut self, key: Key, value: f64) {
-        attribute(key, Scalar::Double(value), &mut self.out);
+        if !Self::takes(key) {
+            return;
+        }
+        self.attribute(key, Scalar::Double(value));
     }
 
     #[inline(always)]
     fn ip(&mut self, key: Key, ip: std::net::IpAddr) {
+        if !Self::takes(key) {
+            return;
+        }
         self.text.clear();
         crate::output::write_ip(self.text, ip);
-        attribute(key, Scalar::Str(self.text), &mut self.out);
+        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
+        attribute(n, key, Scalar::Str(self.text), &mut self.out);
     }
 
     /// A key-value list, built with prost: only events with dropped
     /// packets have one.
     fn counts(&mut self, key: Key, counts: &[(std::borrow::Cow<'static, str>, u64)]) {
+        if !Self::takes(key) {
+            return;
+        }
         use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, AnyValue, KeyValue, KeyValueList};
         let values = counts
             .iter()
@@ -218,7 +269,8 @@ impl json::Fields for Record<'_> {
             .collect();
         let list = AnyValue { value: Some(V::KvlistValue(KeyValueList { values })) };
         let kv = KeyValue { key: format!("{}{}", key.attr.0, key.attr.1), value: Some(list), ..KeyValue::default() };
-        bytes_field(field::ATTRIBUTES, &prost::Message::encode_to_vec(&kv), &mut self.out);
+        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
+        bytes_field(n, &prost::Message::encode_to_vec(&kv), &mut self.out);
     }
 }
 
@@ -272,10 +324,28 @@ impl Encoder {
         true
     }
 
+    /// The `ResourceLogs.resource` field (tag, length, message) that the
+    /// records of `e`'s owner are grouped under: `base`, the encoded
+    /// attributes of who sent them (host, netwatch), then the attributes
+    /// of the owner's fields ([`json::describes_owner`]). `None`: the
+    /// records of no owner (`lost` lines, alerts).
+    pub fn resource(&mut self, e: Option<(&Event, &WallClock)>, base: &[u8]) -> Vec<u8> {
+        let mut attrs = base.to_vec();
+        if let Some((e, clock)) = e {
+            let mut w = Record::<true> { out: attrs, text: &mut self.text };
+            json::fields(e, false, clock, &mut w);
+            attrs = w.out;
+        }
+        let mut out = Vec::with_capacity(attrs.len() + 4);
+        bytes_field(field::RESOURCE, &attrs, &mut out);
+        out
+    }
+
     /// Appends `e`'s `LogRecord` to `out` as a `ScopeLogs.log_records`
     /// field: the attributes `events --json` has as fields (`packets` as
     /// for [`json::Json`]), each under its OTLP name, and
-    /// `network.transport`.
+    /// `network.transport`; but its owner's, which go on the resource the
+    /// record is grouped under ([`Self::resource`]).
     pub fn event(&mut self, e: &Event, packets: bool, clock: &WallClock, observed_ns: u64, out: &mut Vec<u8>) {
         // Written in place after a two-byte length (a record is 128 bytes
         // to 16 KiB), moved only if its length needs another size.
@@ -283,13 +353,13 @@ impl Encoder {
         let at = out.len();
         out.extend_from_slice(&[0, 0]);
         // The buffer moved in and back: see `json::Json::event`.
-        let mut w = Record { out: std::mem::take(out), text: &mut self.text, n: itoa::Buffer::new() };
+        let mut w = Record::<false> { out: std::mem::take(out), text: &mut self.text };
         json::fields(e, packets, clock, &mut w);
         *out = w.out;
         let protocol =
             if e.kind == EventKind::ConnectError { crate::why::protocol_name(e.traffic.protocol) } else { None };
         if let Some(t) = records::transport(e.kind.name(), protocol.map(str::as_bytes)) {
-            attribute(TRANSPORT, Scalar::Str(t.as_bytes()), out);
+            attribute(field::ATTRIBUTES, TRANSPORT, Scalar::Str(t.as_bytes()), out);
         }
         out.push(tag(field::OBSERVED_TIME, WireType::SixtyFourBit));
         out.extend_from_slice(&observed_ns.to_le_bytes());
@@ -334,20 +404,34 @@ mod tests {
     use super::*;
     use crate::output::{json::Json, EventSink as _};
 
-    /// Decoded with prost, the record written from the `Event` is the one
-    /// the general path makes of the event's `events --json` line: every
-    /// JSON key (but `ts`, the record's time) one attribute with the same
-    /// value, plus `network.transport`.
+    /// Decoded with prost, the record written from the `Event`, with its
+    /// owner's resource attributes, is the one the general path makes of
+    /// the event's `events --json` line: every JSON key (but `ts`, the
+    /// record's time) one attribute with the same value, plus
+    /// `network.transport`; the owner's keys on the resource only.
     fn same_as_its_json_line(e: &Event, mut j: Json) {
+        use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
         let clock = WallClock::new();
         let mut line = Vec::new();
         j.event(&mut line, e, &clock).unwrap();
         let mut out = Vec::new();
-        Encoder::new().event(e, j.packets(), &clock, 5, &mut out);
+        let mut enc = Encoder::new();
+        enc.event(e, j.packets(), &clock, 5, &mut out);
         let mut fast = ScopeLogs::decode(&out[..]).unwrap().log_records.remove(0);
+        let base = super::super::resource().encode_to_vec();
+        let resource = ResourceLogs::decode(&enc.resource(Some((e, &clock)), &base)[..]).unwrap().resource.unwrap();
+        let (host, owner) = resource.attributes.split_at(super::super::resource().attributes.len());
+        assert_eq!(host, super::super::resource().attributes);
+        let text = String::from_utf8_lossy(&line);
+        let owner_keys = json::key::ALL.iter().filter(|k| k.owner).map(|k| format!("{}{}", k.attr.0, k.attr.1));
+        let owner_keys: Vec<String> = owner_keys.collect();
+        assert!(owner.iter().all(|kv| owner_keys.contains(&kv.key)), "{owner:?}");
+        assert!(!fast.attributes.iter().any(|kv| owner_keys.contains(&kv.key)), "{text}");
+        assert!(owner.iter().any(|kv| kv.key == "process.pid"), "{text}");
+        fast.attributes.extend_from_slice(owner);
         let mut general: LogRecord = records::log_record(&line, 5).unwrap();
         let keys = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&line).unwrap().len();
-        assert_eq!(fast.attributes.len(), keys - 1 + 1, "{}", String::from_utf8_lossy(&line));
+        assert_eq!(fast.attributes.len(), keys - 1 + 1, "{text}");
         fast.attributes.sort_by(|a, b| a.key.cmp(&b.key));
         general.attributes.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(fast, general, "{}", String::from_utf8_lossy(&line));
@@ -377,12 +461,7 @@ mod tests {
         let mut small = json::tests::event();
         small.kind = EventKind::Listen;
         let mut big = json::tests::cases().pop().unwrap();
-        big.workload = Some(crate::workload::Workload(std::sync::Arc::new(crate::workload::Info {
-            cgroup: "/a".repeat(10_000).into(),
-            unit: None,
-            container: None,
-            pod_uid: None,
-        })));
+        big.rhost = Some("a.".repeat(10_000).into());
         let (clock, mut enc, mut out) = (WallClock::new(), Encoder::new(), Vec::new());
         for e in [&small, &big, &json::tests::event(), &big] {
             enc.event(e, true, &clock, 5, &mut out);
@@ -393,7 +472,7 @@ mod tests {
         let decoded = ScopeLogs::decode(&out[..]).unwrap().log_records;
         assert_eq!(decoded.len(), 4);
         assert_eq!(
-            decoded[1].attributes.iter().find(|kv| kv.key == "netwatch.cgroup").map(|kv| kv.encoded_len() > 20_000),
+            decoded[1].attributes.iter().find(|kv| kv.key == "netwatch.rhost").map(|kv| kv.encoded_len() > 20_000),
             Some(true)
         );
         for (r, d) in records.iter().zip(&decoded) {

@@ -3,12 +3,14 @@
 //! over gRPC or HTTP/protobuf.
 //!
 //! The agent loop encodes each event's log record straight into a buffer
-//! (encode.rs: no JSON is written for it) and hands the buffer itself over
-//! once it holds [`HAND_OVER_BYTES`] or its first record is [`HAND_OVER_DELAY`]
-//! old; a thread of its own (with its own runtime, so a slow collector
+//! (encode.rs: no JSON is written for it), one buffer per owner (process
+//! and workload): the owner's attributes are said once, on the `Resource`
+//! its records are grouped under, not in every record. It hands the
+//! buffers themselves over once they hold [`HAND_OVER_BYTES`] or their
+//! first record is [`HAND_OVER_DELAY`] old; a thread of its own (with its own runtime, so a slow collector
 //! never delays event intake) batches the records by count and time, and
 //! sends them with retry and backoff. A request's body is the agent's
-//! buffers as they are, after a small head: no record is copied in this
+//! buffers as they are, each owner's after a small head: no record is copied in this
 //! process (the kernel's copy into the socket is the only one), and each
 //! buffer comes back to the agent loop, warm, once sent. What it
 //! holds is bounded by `queue` records: past that, new records are
@@ -38,6 +40,7 @@ use prost::Message as _;
 use tokio::sync::mpsc;
 
 use super::config::{ExportKind, KindSet, OtlpExport, OtlpProtocol};
+use crate::{event::Event, socket::Comm, workload::Workload};
 use send::Client;
 use worker::{field, Worker};
 
@@ -73,17 +76,61 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Failure messages are logged at most this often per kind.
 const REPORT_INTERVAL: Duration = Duration::from_secs(60);
-/// The agent loop hands its buffer of records to the exporter thread once
-/// it holds this much (about 200 records) or its first record is
+/// The agent loop hands its buffers of records to the exporter thread once
+/// they hold this much (about 500 records) or their first record is
 /// [`HAND_OVER_DELAY`] old, so the thread wakes a few hundred times a
 /// second at most, not once per batch of events read.
-pub(super) const HAND_OVER_BYTES: usize = 128 << 10;
+pub(super) const HAND_OVER_BYTES: usize = 256 << 10;
 const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 
-/// A new buffer for the agent loop: a hand-over's worth, and room for the
-/// record that crosses it, so that record does not make it grow.
+/// Owners whose records one hand-over holds at most; one more hands the
+/// buffers over first.
+const MAX_GROUPS: usize = 32;
+
+/// A new buffer for one owner's records, when no spare is left: small,
+/// since a hand-over's bytes are shared among its owners (a busy owner's
+/// buffer grows once, then comes back as a spare).
 fn new_buffer() -> Vec<u8> {
-    Vec::with_capacity(HAND_OVER_BYTES + (16 << 10))
+    Vec::with_capacity(16 << 10)
+}
+
+/// Whose records a group holds: the fields an owner puts on its resource
+/// ([`crate::output::json::describes_owner`]). The workload is held, not
+/// its address, so a freed one's address cannot pass for another's.
+struct Owner {
+    pid: u32,
+    uid: u32,
+    comm: Comm,
+    cgroup: u64,
+    workload: Option<Workload>,
+}
+
+impl Owner {
+    fn of(e: &Event) -> Self {
+        Self { pid: e.pid, uid: e.uid, comm: e.comm, cgroup: e.cgroup, workload: e.workload.clone() }
+    }
+
+    /// Whether `e`'s record goes under this owner's resource.
+    fn is(&self, e: &Event) -> bool {
+        self.pid == e.pid
+            && self.uid == e.uid
+            && self.comm == e.comm
+            && self.cgroup == e.cgroup
+            && match (&self.workload, &e.workload) {
+                (Some(a), Some(b)) => Arc::ptr_eq(&a.0, &b.0),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+/// One owner's records of a hand-over.
+struct Group {
+    /// The encoded `ResourceLogs.resource` field they go under.
+    resource: bytes::Bytes,
+    /// `ScopeLogs.log_records` fields, and how many.
+    records: Vec<u8>,
+    n: usize,
 }
 
 /// Buffers of records the exporter thread is done with, for the agent loop
@@ -117,8 +164,8 @@ pub fn validate(cfg: &OtlpExport) -> Result<()> {
 }
 
 enum Item {
-    /// Encoded log records (`ScopeLogs.log_records` fields), and how many.
-    Records(Vec<u8>, usize),
+    /// Encoded log records by owner.
+    Records(Vec<Group>),
     /// A `/metrics` exposition.
     Metrics(String),
 }
@@ -131,11 +178,18 @@ pub struct Otlp {
     queued: Arc<AtomicUsize>,
     spares: Spares,
     capacity: usize,
-    /// Encoded records not yet handed over, how many, and their observed time.
-    pending: Vec<u8>,
+    /// Encoded records not yet handed over, by owner (`None`: `lost`
+    /// lines and alerts), with the owner of the last record's index; how
+    /// many records, their bytes, and their observed time.
+    pending: Vec<(Option<Owner>, Group)>,
+    last: usize,
     pending_n: usize,
+    pending_bytes: usize,
     observed_ns: u64,
     encoder: encode::Encoder,
+    /// Who sends the records (host, netwatch): the encoded attributes
+    /// every resource starts with.
+    base: Vec<u8>,
     endpoint: String,
     protocol: OtlpProtocol,
     metrics_interval: Duration,
@@ -175,7 +229,6 @@ impl Otlp {
             batch: cfg.batch,
             batch_delay: cfg.batch_delay,
             resource: resource(),
-            resource_field: field(&resource().encode_to_vec()),
             scope_field: field(&scope().encode_to_vec()),
             started_ns: now_ns(),
             reports: Mutex::new(Vec::new()),
@@ -190,10 +243,13 @@ impl Otlp {
             queued,
             spares,
             capacity: cfg.queue,
-            pending: new_buffer(),
+            pending: Vec::new(),
+            last: 0,
             pending_n: 0,
+            pending_bytes: 0,
             observed_ns: 0,
             encoder: encode::Encoder::new(),
+            base: resource().encode_to_vec(),
             endpoint,
             protocol: cfg.protocol,
             metrics_interval: cfg.metrics_interval,
@@ -230,11 +286,16 @@ impl Otlp {
 
     /// One event's record (`packets` as the JSON writer has it), or a drop
     /// if the queue is full.
-    pub fn event(&mut self, e: &crate::event::Event, packets: bool, clock: &crate::event::clock::WallClock) {
+    pub fn event(&mut self, e: &Event, packets: bool, clock: &crate::event::clock::WallClock) {
         if self.room() {
-            self.encoder.event(e, packets, clock, self.observed_ns, &mut self.pending);
+            let i = self.group(Some((e, clock)));
+            let g = &mut self.pending[i].1;
+            let before = g.records.len();
+            self.encoder.event(e, packets, clock, self.observed_ns, &mut g.records);
+            g.n += 1;
             self.pending_n += 1;
-            if self.pending.len() >= HAND_OVER_BYTES {
+            self.pending_bytes += g.records.len() - before;
+            if self.pending_bytes >= HAND_OVER_BYTES {
                 self.hand_over();
             }
         }
@@ -242,9 +303,43 @@ impl Otlp {
 
     /// One JSON line (`lost`, an alert), or a drop if the queue is full.
     pub fn line(&mut self, line: &[u8]) {
-        if self.room() && self.encoder.record(line, self.observed_ns, &mut self.pending) {
-            self.pending_n += 1;
+        if self.room() {
+            let i = self.group(None);
+            let g = &mut self.pending[i].1;
+            let before = g.records.len();
+            if self.encoder.record(line, self.observed_ns, &mut g.records) {
+                g.n += 1;
+                self.pending_n += 1;
+                self.pending_bytes += g.records.len() - before;
+            }
         }
+    }
+
+    /// The index of the group of `e`'s owner (`None`: no owner) among
+    /// those pending, made if there is none yet.
+    fn group(&mut self, e: Option<(&Event, &crate::event::clock::WallClock)>) -> usize {
+        let is = |o: &Option<Owner>| match (o, e) {
+            (Some(o), Some((e, _))) => o.is(e),
+            (None, None) => true,
+            _ => false,
+        };
+        // Consecutive events mostly share their owner: the last one first.
+        if self.pending.get(self.last).is_some_and(|(o, _)| is(o)) {
+            return self.last;
+        }
+        if let Some(i) = self.pending.iter().position(|(o, _)| is(o)) {
+            self.last = i;
+            return i;
+        }
+        if self.pending.len() >= MAX_GROUPS {
+            self.hand_over();
+            self.observed_ns = now_ns();
+        }
+        let resource = self.encoder.resource(e, &self.base).into();
+        let records = self.spares.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(new_buffer);
+        self.pending.push((e.map(|(e, _)| Owner::of(e)), Group { resource, records, n: 0 }));
+        self.last = self.pending.len() - 1;
+        self.last
     }
 
     /// After each batch of events: hands the records over if their buffer
@@ -256,18 +351,17 @@ impl Otlp {
         }
     }
 
-    /// Hands the buffer of records to the exporter thread, and takes a
-    /// spare one (or a new one) to go on with.
+    /// Hands the buffers of records to the exporter thread (the next
+    /// records take spare ones, or new ones).
     fn hand_over(&mut self) {
         if self.pending_n == 0 {
             return;
         }
-        let spare = self.spares.lock().ok().and_then(|mut s| s.pop());
-        let spare = spare.unwrap_or_else(new_buffer);
-        let records = std::mem::replace(&mut self.pending, spare);
+        let groups = self.pending.drain(..).map(|(_, g)| g).collect();
         let n = std::mem::take(&mut self.pending_n);
+        self.pending_bytes = 0;
         self.queued.fetch_add(n, Relaxed);
-        if self.tx.send(Item::Records(records, n)).is_err() {
+        if self.tx.send(Item::Records(groups)).is_err() {
             // The thread is gone (it never exits while we hold `tx`): drop.
             self.queued.fetch_sub(n, Relaxed);
             COUNTERS.queue_full.fetch_add(n as u64, Relaxed);
@@ -425,6 +519,84 @@ mod tests {
         (addr, bodies)
     }
 
+    /// Events of three owners interleaved, and a `lost` line, over two
+    /// hand-overs into one request: one `ResourceLogs` per owner, in the
+    /// order the owners came, each owner's records in their order, the
+    /// owner's attributes on its resource only; the `lost` line's resource
+    /// is netwatch's alone. The same pid in another workload is another owner.
+    #[test]
+    fn records_grouped_by_owner_under_its_resource() {
+        let (addr, bodies) = sink(true);
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{addr}")),
+            protocol: OtlpProtocol::Http,
+            compression: Compression::None,
+            metrics_interval: Duration::ZERO,
+            batch_delay: Duration::from_secs(600),
+            ..OtlpExport::default()
+        };
+        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let clock = crate::event::clock::WallClock::new();
+        let base = crate::output::json::tests::event();
+        let mut in_pod = base.clone();
+        in_pod.workload = Some(Workload(Arc::new(crate::workload::Info {
+            cgroup: "/kubepods/pod1".into(),
+            unit: None,
+            container: None,
+            pod_uid: Some("pod1".into()),
+        })));
+        let owners = [(7, &base), (8, &base), (7, &in_pod)];
+        for (i, owner) in [0, 1, 0, 2, 1, 0, 2].into_iter().enumerate() {
+            let (pid, e) = owners[owner];
+            let mut e = e.clone();
+            (e.pid, e.cookie) = (pid, i as u64);
+            otlp.event(&e, true, &clock);
+            if i == 3 {
+                otlp.line(br#"{"ts":"2026-12-06T15:00:00.000000Z","event":"lost","count":1}"#);
+                otlp.hand_over();
+            }
+        }
+        otlp.finish();
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 1);
+        let req = ExportLogsServiceRequest::decode(&bodies[0][..]).unwrap();
+        let value = |kvs: &[KeyValue], key: &str| {
+            kvs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
+        };
+        // Per owner: its pid and pod on the resource, its records' cookies.
+        type Owner = (Option<V>, Option<V>, Vec<Option<V>>);
+        let got: Vec<Owner> = req
+            .resource_logs
+            .iter()
+            .map(|rl| {
+                let r = &rl.resource.as_ref().unwrap().attributes;
+                let records = &rl.scope_logs[0].log_records;
+                for rec in records {
+                    assert!(value(&rec.attributes, "process.pid").is_none(), "{rec:?}");
+                }
+                let cookies = records.iter().map(|rec| value(&rec.attributes, "netwatch.cookie")).collect();
+                (value(r, "process.pid"), value(r, "k8s.pod.uid"), cookies)
+            })
+            .collect();
+        let int = |i| Some(V::IntValue(i));
+        let pod = Some(V::StringValue("pod1".to_owned()));
+        assert_eq!(
+            got,
+            vec![
+                (int(7), None, vec![int(0), int(2), int(5)]),
+                (int(8), None, vec![int(1), int(4)]),
+                (int(7), pod, vec![int(3), int(6)]),
+                (None, None, vec![None]),
+            ]
+        );
+        let host = resource().attributes;
+        for rl in &req.resource_logs {
+            assert_eq!(rl.resource.as_ref().unwrap().attributes[..host.len()], host[..]);
+        }
+        assert_eq!(req.resource_logs[3].resource.as_ref().unwrap().attributes, host);
+        assert_eq!(req.resource_logs[3].scope_logs[0].log_records[0].event_name, "netwatch.lost");
+    }
+
     /// Buffers of 13 records handed over into batches of 7: each request
     /// holds exactly 7 (the last the rest), every record arrives once and
     /// in order, and the buffers come back to the agent loop once sent.
@@ -467,12 +639,16 @@ mod tests {
         let mut pids = Vec::new();
         for body in bodies.iter() {
             let req = ExportLogsServiceRequest::decode(&body[..]).unwrap();
-            let records = &req.resource_logs[0].scope_logs[0].log_records;
-            sizes.push(records.len());
-            for r in records {
-                let pid = r.attributes.iter().find(|kv| kv.key == "process.pid").unwrap();
-                pids.push(pid.value.clone().unwrap().value.unwrap());
+            let mut n = 0;
+            // One owner (pid) per record: each under a resource of its own.
+            for owner in &req.resource_logs {
+                let records = &owner.scope_logs[0].log_records;
+                assert_eq!(records.len(), 1);
+                n += records.len();
+                let pid = owner.resource.as_ref().unwrap().attributes.iter().find(|kv| kv.key == "process.pid");
+                pids.push(pid.unwrap().value.clone().unwrap().value.unwrap());
             }
+            sizes.push(n);
         }
         let mut want = vec![7; 14];
         want.push(2);

@@ -31,8 +31,9 @@ struct Batch {
     records: usize,
 }
 
-/// Spare buffers kept for the agent loop; more are freed.
-const MAX_SPARES: usize = 16;
+/// What the spare buffers kept for the agent loop may hold in all (a busy
+/// owner's full buffers, and small ones for the others); more are freed.
+const SPARE_BYTES: usize = 4 * super::HAND_OVER_BYTES;
 
 /// A buffer of encoded records that goes back to the agent loop's spares
 /// once every part of it is sent or dropped: the agent then encodes into
@@ -52,13 +53,12 @@ impl AsRef<[u8]> for Spare {
 impl Drop for Spare {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.buf);
-        // One that grew past a hand-over's size (a record of megabytes) is let go.
-        if buf.capacity() > 4 * super::HAND_OVER_BYTES {
-            return;
-        }
         buf.clear();
         if let Ok(mut spares) = self.spares.lock() {
-            if spares.len() < MAX_SPARES {
+            // One that grew past a hand-over's size (a record of megabytes),
+            // or one past the budget, is let go.
+            let held: usize = spares.iter().map(Vec::capacity).sum();
+            if held + buf.capacity() <= SPARE_BYTES {
                 spares.push(buf);
             }
         }
@@ -72,6 +72,9 @@ pub(super) fn field(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Part of one owner's records, and the encoded resource they go under.
+type Part = (Bytes, Bytes);
+
 pub(super) struct Worker {
     pub(super) closing: Arc<AtomicBool>,
     /// A send failed while closing: the rest is dropped unsent.
@@ -82,9 +85,9 @@ pub(super) struct Worker {
     pub(super) spares: Spares,
     pub(super) batch: usize,
     pub(super) batch_delay: Duration,
+    /// Who sends the metrics (host, netwatch).
     pub(super) resource: Resource,
-    /// `ResourceLogs.resource` and `ScopeLogs.scope`, encoded once.
-    pub(super) resource_field: Vec<u8>,
+    /// `ScopeLogs.scope`, encoded once.
     pub(super) scope_field: Vec<u8>,
     pub(super) started_ns: u64,
     /// When each failure message was last logged.
@@ -95,7 +98,7 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let mut ready: VecDeque<Batch> = VecDeque::new();
         // The batch being filled: encoded records, how many, since when.
-        let (mut current, mut count, mut oldest) = (Vec::new(), 0, None::<Instant>);
+        let (mut current, mut count, mut oldest) = (Vec::<Part>::new(), 0, None::<Instant>);
         let mut metrics: Option<String> = None;
         let mut open = true;
         while open || count > 0 || !ready.is_empty() || metrics.is_some() {
@@ -105,27 +108,30 @@ impl Worker {
                     None => Some(self.rx.recv().await),
                 };
                 match item {
-                    Some(Some(Item::Records(records, n))) => {
-                        let mut records = Bytes::from_owner(Spare { buf: records, spares: Arc::clone(&self.spares) });
-                        let mut left = n;
-                        while left > 0 && !records.is_empty() {
-                            oldest.get_or_insert_with(Instant::now);
-                            let take = left.min(self.batch - count);
-                            // The batch fills part-way through the buffer: cut it at a record's end.
-                            let part = if take == left {
-                                std::mem::take(&mut records)
-                            } else {
-                                records.split_to(encode::split(&records).take(take).map(<[u8]>::len).sum())
-                            };
-                            current.push(part);
-                            (count, left) = (count + take, left - take);
-                            if count == self.batch {
-                                ready.push_back(self.seal(&mut current, &mut count));
-                                oldest = None;
+                    Some(Some(Item::Records(groups))) => {
+                        for g in groups {
+                            let spare = Spare { buf: g.records, spares: Arc::clone(&self.spares) };
+                            let mut records = Bytes::from_owner(spare);
+                            let mut left = g.n;
+                            while left > 0 && !records.is_empty() {
+                                oldest.get_or_insert_with(Instant::now);
+                                let take = left.min(self.batch - count);
+                                // The batch fills part-way through the buffer: cut it at a record's end.
+                                let part = if take == left {
+                                    std::mem::take(&mut records)
+                                } else {
+                                    records.split_to(encode::split(&records).take(take).map(<[u8]>::len).sum())
+                                };
+                                current.push((g.resource.clone(), part));
+                                (count, left) = (count + take, left - take);
+                                if count == self.batch {
+                                    ready.push_back(self.seal(&mut current, &mut count));
+                                    oldest = None;
+                                }
                             }
+                            // Records cut short (never, from the encoder) leave the queue too.
+                            self.queued.fetch_sub(left, Relaxed);
                         }
-                        // Records cut short (never, from the encoder) leave the queue too.
-                        self.queued.fetch_sub(left, Relaxed);
                     }
                     // Only the newest exposition matters: every value in it is cumulative.
                     Some(Some(Item::Metrics(text))) => metrics = Some(text),
@@ -148,12 +154,24 @@ impl Worker {
         }
     }
 
-    /// The filled batch as a request, ready to send.
-    fn seal(&self, current: &mut Vec<Bytes>, count: &mut usize) -> Batch {
-        let records: usize = current.iter().map(Bytes::len).sum();
-        let mut parts = Vec::with_capacity(current.len() + 1);
-        parts.push(Bytes::from(encode::head(&self.resource_field, &self.scope_field, records)));
-        parts.append(current);
+    /// The filled batch as a request, ready to send: one `ResourceLogs`
+    /// per owner (its head, then its parts), owners in the order they came.
+    fn seal(&self, current: &mut Vec<Part>, count: &mut usize) -> Batch {
+        let mut owners: Vec<(Bytes, Vec<Bytes>)> = Vec::new();
+        let mut index: std::collections::HashMap<Bytes, usize> = std::collections::HashMap::new();
+        for (resource, part) in current.drain(..) {
+            let i = *index.entry(resource.clone()).or_insert_with(|| {
+                owners.push((resource, Vec::new()));
+                owners.len() - 1
+            });
+            owners[i].1.push(part);
+        }
+        let mut parts = Vec::with_capacity(owners.len() * 2 + owners.iter().map(|o| o.1.len()).sum::<usize>());
+        for (resource, records) in owners {
+            let len = records.iter().map(Bytes::len).sum();
+            parts.push(Bytes::from(encode::head(&resource, &self.scope_field, len)));
+            parts.extend(records);
+        }
         Batch { body: Parts(parts), records: std::mem::take(count) }
     }
 
