@@ -29,7 +29,13 @@ impl WallClock {
 
     pub fn at(&self, mono_ns: u64) -> Timestamp {
         let ns = self.offset_ns + i128::from(mono_ns);
-        Timestamp::from_nanosecond(ns).unwrap_or(Timestamp::UNIX_EPOCH)
+        // Split in i64 (any time until 2262): `from_nanosecond`'s i128
+        // division cost as much as the rest of an event's timestamp.
+        match i64::try_from(ns) {
+            Ok(ns) => Timestamp::new(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as i32),
+            Err(_) => Timestamp::from_nanosecond(ns),
+        }
+        .unwrap_or(Timestamp::UNIX_EPOCH)
     }
 }
 
@@ -70,6 +76,18 @@ impl SecondCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The i64 split is `from_nanosecond`'s, before the epoch too.
+    #[test]
+    fn at_splits_as_from_nanosecond() {
+        for offset_ns in [0i128, 1_700_000_000_123_456_789, -5_000_000_001, -1] {
+            let clock = WallClock { offset_ns };
+            for mono in [0u64, 1, 999_999_999, 1_000_000_000, 86_400_123_456_789] {
+                let want = Timestamp::from_nanosecond(offset_ns + i128::from(mono)).unwrap();
+                assert_eq!(clock.at(mono), want, "{offset_ns} + {mono}");
+            }
+        }
+    }
 
     #[test]
     fn second_cache_matches_full_formatting() {

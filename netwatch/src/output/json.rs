@@ -310,21 +310,23 @@ pub struct Key {
     pub json: &'static str,
     /// The same with a string value's opening quote: one copy, not two.
     pub json_str: &'static str,
-    /// The attribute name: [`semconv`]'s, else `netwatch.` and the key,
-    /// as prefix and rest (`""` or `"netwatch."`, then the name).
-    pub attr: (&'static str, &'static str),
+    /// The attribute name: [`semconv`]'s, else `netwatch.` and the key
+    /// (one string, so the OTLP writer copies it in one go).
+    pub attr: &'static str,
     /// [`describes_owner`]: an OTLP resource attribute, not a record's.
     pub owner: bool,
 }
 
 impl Key {
-    const fn new(json: &'static str, json_str: &'static str, name: &'static str) -> Self {
+    /// `netwatch_name`: `netwatch.` and `name`, for a name without a
+    /// semantic convention.
+    const fn new(json: &'static str, json_str: &'static str, name: &'static str, netwatch_name: &'static str) -> Self {
         let attr = match semconv(name) {
-            Some(s) => ("", s),
-            None => ("netwatch.", name),
+            Some(s) => s,
+            None => netwatch_name,
         };
         // The OTLP writer encodes the name's length as one byte.
-        assert!(attr.0.len() + attr.1.len() < 128);
+        assert!(attr.len() < 128);
         Self { json, json_str, attr, owner: describes_owner(name) }
     }
 }
@@ -341,6 +343,7 @@ pub mod key {
                     concat!(",\"", stringify!($k), "\":"),
                     concat!(",\"", stringify!($k), "\":\""),
                     stringify!($k),
+                    concat!("netwatch.", stringify!($k)),
                 );
             )*
             /// Every key but `ts`, for the tests.
@@ -350,7 +353,7 @@ pub mod key {
     }
 
     #[expect(non_upper_case_globals, reason = "named as the JSON key, so a grep finds both")]
-    pub const ts: Key = Key::new("{\"ts\":", "{\"ts\":\"", "ts");
+    pub const ts: Key = Key::new("{\"ts\":", "{\"ts\":\"", "ts", "netwatch.ts");
     keys!(
         event,
         pid,

@@ -102,8 +102,7 @@ impl Scalar<'_> {
 /// value's is a constant once inlined.
 #[inline(always)]
 fn attribute(n: u32, key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
-    let (prefix, name) = key.attr;
-    let klen = prefix.len() + name.len();
+    let klen = key.attr.len();
     let any = v.any_len();
     // `Key::new` holds names under 128 bytes: a one-byte length.
     let kv = 2 + klen + 1 + encoded_len_varint(any as u64) + any;
@@ -111,15 +110,14 @@ fn attribute(n: u32, key: Key, v: Scalar<'_>, out: &mut Vec<u8>) {
     varint(kv as u64, out);
     out.push(tag(field::KV_KEY, WireType::LengthDelimited));
     out.push(klen as u8);
-    out.extend_from_slice(prefix.as_bytes());
-    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(key.attr.as_bytes());
     out.push(tag(field::KV_VALUE, WireType::LengthDelimited));
     varint(any as u64, out);
     v.encode_any(out);
 }
 
 /// `network.transport`, which has no JSON key of its own.
-const TRANSPORT: Key = Key { json: "", json_str: "", attr: ("", "network.transport"), owner: false };
+const TRANSPORT: Key = Key { json: "", json_str: "", attr: "network.transport", owner: false };
 
 /// [`json::Fields`] as the attributes (and time, severity, body, event
 /// name) of one `LogRecord`, the fields that describe the event; or, with
@@ -268,7 +266,7 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
             })
             .collect();
         let list = AnyValue { value: Some(V::KvlistValue(KeyValueList { values })) };
-        let kv = KeyValue { key: format!("{}{}", key.attr.0, key.attr.1), value: Some(list), ..KeyValue::default() };
+        let kv = KeyValue { key: key.attr.to_owned(), value: Some(list), ..KeyValue::default() };
         let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
         bytes_field(n, &prost::Message::encode_to_vec(&kv), &mut self.out);
     }
@@ -423,7 +421,7 @@ mod tests {
         let (host, owner) = resource.attributes.split_at(super::super::resource().attributes.len());
         assert_eq!(host, super::super::resource().attributes);
         let text = String::from_utf8_lossy(&line);
-        let owner_keys = json::key::ALL.iter().filter(|k| k.owner).map(|k| format!("{}{}", k.attr.0, k.attr.1));
+        let owner_keys = json::key::ALL.iter().filter(|k| k.owner).map(|k| k.attr.to_owned());
         let owner_keys: Vec<String> = owner_keys.collect();
         assert!(owner.iter().all(|kv| owner_keys.contains(&kv.key)), "{owner:?}");
         assert!(!fast.attributes.iter().any(|kv| owner_keys.contains(&kv.key)), "{text}");
@@ -484,9 +482,8 @@ mod tests {
     #[test]
     fn every_key_named_as_the_general_path_names_it() {
         for k in json::key::ALL.iter().chain([&json::key::ts]) {
-            let (prefix, name) = k.attr;
             let key = k.json.trim_start_matches([',', '{']).trim_matches(['"', ':']);
-            assert_eq!(format!("{prefix}{name}"), records::attribute_name(key), "{}", k.json);
+            assert_eq!(k.attr, records::attribute_name(key), "{}", k.json);
         }
     }
 
