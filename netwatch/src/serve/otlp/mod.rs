@@ -7,12 +7,13 @@
 //! and workload): the owner's attributes are said once, on the `Resource`
 //! its records are grouped under, not in every record. It hands the
 //! buffers themselves over once they hold [`HAND_OVER_BYTES`] or their
-//! first record is [`HAND_OVER_DELAY`] old; a thread of its own (with its own runtime, so a slow collector
-//! never delays event intake) batches the records by count and time, and
-//! sends them with retry and backoff. A request's body is the agent's
-//! buffers as they are, each owner's after a small head: no record is copied in this
-//! process (the kernel's copy into the socket is the only one), and each
-//! buffer comes back to the agent loop, warm, once sent. What it
+//! first record is [`HAND_OVER_DELAY`] old; a thread of its own (with its
+//! own runtime, so a slow collector never delays event intake) batches the
+//! records by count and time, and sends them with retry and backoff. A
+//! request's body is the agent's buffers as they are, each owner's after a
+//! small head: no record is copied in this process (the kernel's copy into
+//! the socket is the only one), and each buffer comes back to the agent
+//! loop, warm, once sent. What it
 //! holds is bounded by `queue` records: past that, new records are
 //! dropped at once and counted (`netwatch_export_errors_total{output=
 //! "otlp_logs",reason="queue_full"}`), so the count equals what is missing.
@@ -83,44 +84,35 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 pub(super) const HAND_OVER_BYTES: usize = 256 << 10;
 const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 
-/// Owners whose records one hand-over holds at most; one more hands the
-/// buffers over first.
-const MAX_GROUPS: usize = 32;
+/// Owners whose records one hand-over holds at most (a pre-forking
+/// server's workers are an owner each); one more hands the buffers over
+/// first.
+const MAX_GROUPS: usize = 512;
 
 /// A new buffer for one owner's records, when no spare is left: small,
 /// since a hand-over's bytes are shared among its owners (a busy owner's
-/// buffer grows once, then comes back as a spare).
+/// buffer grows, then comes back as a spare).
 fn new_buffer() -> Vec<u8> {
-    Vec::with_capacity(16 << 10)
+    Vec::with_capacity(4 << 10)
 }
 
 /// Whose records a group holds: the fields an owner puts on its resource
-/// ([`crate::output::json::describes_owner`]). The workload is held, not
-/// its address, so a freed one's address cannot pass for another's.
+/// ([`crate::output::json::describes_owner`]), the workload by its
+/// address (its group holds it, so the address cannot be reused
+/// meanwhile). `None`: records of no owner (`lost` lines, alerts).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct Owner {
     pid: u32,
     uid: u32,
     comm: Comm,
     cgroup: u64,
-    workload: Option<Workload>,
+    workload: usize,
 }
 
 impl Owner {
     fn of(e: &Event) -> Self {
-        Self { pid: e.pid, uid: e.uid, comm: e.comm, cgroup: e.cgroup, workload: e.workload.clone() }
-    }
-
-    /// Whether `e`'s record goes under this owner's resource.
-    fn is(&self, e: &Event) -> bool {
-        self.pid == e.pid
-            && self.uid == e.uid
-            && self.comm == e.comm
-            && self.cgroup == e.cgroup
-            && match (&self.workload, &e.workload) {
-                (Some(a), Some(b)) => Arc::ptr_eq(&a.0, &b.0),
-                (None, None) => true,
-                _ => false,
-            }
+        let workload = e.workload.as_ref().map_or(0, |w| Arc::as_ptr(&w.0) as usize);
+        Self { pid: e.pid, uid: e.uid, comm: e.comm, cgroup: e.cgroup, workload }
     }
 }
 
@@ -178,11 +170,13 @@ pub struct Otlp {
     queued: Arc<AtomicUsize>,
     spares: Spares,
     capacity: usize,
-    /// Encoded records not yet handed over, by owner (`None`: `lost`
-    /// lines and alerts), with the owner of the last record's index; how
-    /// many records, their bytes, and their observed time.
-    pending: Vec<(Option<Owner>, Group)>,
-    last: usize,
+    /// Encoded records not yet handed over, by owner (with the owner's
+    /// workload, held), each owner's index among them, and the last
+    /// record's owner and index; how many records, their bytes, and their
+    /// observed time.
+    pending: Vec<(Option<Workload>, Group)>,
+    index: std::collections::HashMap<Option<Owner>, usize>,
+    last: Option<(Option<Owner>, usize)>,
     pending_n: usize,
     pending_bytes: usize,
     observed_ns: u64,
@@ -244,7 +238,8 @@ impl Otlp {
             spares,
             capacity: cfg.queue,
             pending: Vec::new(),
-            last: 0,
+            index: std::collections::HashMap::new(),
+            last: None,
             pending_n: 0,
             pending_bytes: 0,
             observed_ns: 0,
@@ -318,28 +313,30 @@ impl Otlp {
     /// The index of the group of `e`'s owner (`None`: no owner) among
     /// those pending, made if there is none yet.
     fn group(&mut self, e: Option<(&Event, &crate::event::clock::WallClock)>) -> usize {
-        let is = |o: &Option<Owner>| match (o, e) {
-            (Some(o), Some((e, _))) => o.is(e),
-            (None, None) => true,
-            _ => false,
+        let owner = e.map(|(e, _)| Owner::of(e));
+        // Consecutive events mostly share their owner: no lookup then.
+        if let Some((o, i)) = self.last {
+            if o == owner {
+                return i;
+            }
+        }
+        let i = match self.index.get(&owner) {
+            Some(&i) => i,
+            None => {
+                if self.pending.len() >= MAX_GROUPS {
+                    self.hand_over();
+                    self.observed_ns = now_ns();
+                }
+                let resource = self.encoder.resource(e, &self.base).into();
+                let records = self.spares.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(new_buffer);
+                let workload = e.and_then(|(e, _)| e.workload.clone());
+                self.pending.push((workload, Group { resource, records, n: 0 }));
+                self.index.insert(owner, self.pending.len() - 1);
+                self.pending.len() - 1
+            }
         };
-        // Consecutive events mostly share their owner: the last one first.
-        if self.pending.get(self.last).is_some_and(|(o, _)| is(o)) {
-            return self.last;
-        }
-        if let Some(i) = self.pending.iter().position(|(o, _)| is(o)) {
-            self.last = i;
-            return i;
-        }
-        if self.pending.len() >= MAX_GROUPS {
-            self.hand_over();
-            self.observed_ns = now_ns();
-        }
-        let resource = self.encoder.resource(e, &self.base).into();
-        let records = self.spares.lock().ok().and_then(|mut s| s.pop()).unwrap_or_else(new_buffer);
-        self.pending.push((e.map(|(e, _)| Owner::of(e)), Group { resource, records, n: 0 }));
-        self.last = self.pending.len() - 1;
-        self.last
+        self.last = Some((owner, i));
+        i
     }
 
     /// After each batch of events: hands the records over if their buffer
@@ -358,6 +355,8 @@ impl Otlp {
             return;
         }
         let groups = self.pending.drain(..).map(|(_, g)| g).collect();
+        self.index.clear();
+        self.last = None;
         let n = std::mem::take(&mut self.pending_n);
         self.pending_bytes = 0;
         self.queued.fetch_add(n, Relaxed);
@@ -595,6 +594,43 @@ mod tests {
         }
         assert_eq!(req.resource_logs[3].resource.as_ref().unwrap().attributes, host);
         assert_eq!(req.resource_logs[3].scope_logs[0].log_records[0].event_name, "netwatch.lost");
+    }
+
+    /// More owners than a hand-over holds ([`MAX_GROUPS`]): the buffers go
+    /// over as the next owner comes, and every record arrives once, in
+    /// order, under its owner's resource.
+    #[test]
+    fn more_owners_than_a_hand_over_holds() {
+        let (addr, bodies) = sink(true);
+        let cfg = OtlpExport {
+            endpoint: Some(format!("http://{addr}")),
+            protocol: OtlpProtocol::Http,
+            compression: Compression::None,
+            metrics_interval: Duration::ZERO,
+            batch_delay: Duration::from_secs(600),
+            batch: 10_000,
+            ..OtlpExport::default()
+        };
+        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let clock = crate::event::clock::WallClock::new();
+        let mut e = crate::output::json::tests::event();
+        let n = 2 * MAX_GROUPS as u32 + 100;
+        for pid in 0..n {
+            e.pid = pid;
+            otlp.event(&e, true, &clock);
+            assert!(otlp.pending.len() <= MAX_GROUPS);
+        }
+        otlp.finish();
+        let bodies = bodies.lock().unwrap();
+        let mut pids = Vec::new();
+        for body in bodies.iter() {
+            for owner in ExportLogsServiceRequest::decode(&body[..]).unwrap().resource_logs {
+                assert_eq!(owner.scope_logs[0].log_records.len(), 1);
+                let r = owner.resource.unwrap().attributes;
+                pids.push(r.into_iter().find(|kv| kv.key == "process.pid").unwrap().value.unwrap().value.unwrap());
+            }
+        }
+        assert_eq!(pids, (0..n).map(|p| V::IntValue(p.into())).collect::<Vec<_>>());
     }
 
     /// Buffers of 13 records handed over into batches of 7: each request
