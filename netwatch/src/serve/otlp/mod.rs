@@ -518,13 +518,9 @@ mod tests {
         (addr, bodies)
     }
 
-    /// Events of three owners interleaved, and a `lost` line, over two
-    /// hand-overs into one request: one `ResourceLogs` per owner, in the
-    /// order the owners came, each owner's records in their order, the
-    /// owner's attributes on its resource only; the `lost` line's resource
-    /// is netwatch's alone. The same pid in another workload is another owner.
-    #[test]
-    fn records_grouped_by_owner_under_its_resource() {
+    /// An exporter to a [`sink`] that keeps the bodies: OTLP/HTTP without
+    /// compression or metrics; only full batches of `batch` go before `finish`.
+    fn exporter(batch: usize) -> (Otlp, Arc<Mutex<Vec<Vec<u8>>>>) {
         let (addr, bodies) = sink(true);
         let cfg = OtlpExport {
             endpoint: Some(format!("http://{addr}")),
@@ -532,9 +528,20 @@ mod tests {
             compression: Compression::None,
             metrics_interval: Duration::ZERO,
             batch_delay: Duration::from_secs(600),
+            batch,
             ..OtlpExport::default()
         };
-        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        (Otlp::new(&cfg).unwrap().unwrap(), bodies)
+    }
+
+    /// Events of three owners interleaved, and a `lost` line, over two
+    /// hand-overs into one request: one `ResourceLogs` per owner, in the
+    /// order the owners came, each owner's records in their order, the
+    /// owner's attributes on its resource only; the `lost` line's resource
+    /// is netwatch's alone. The same pid in another workload is another owner.
+    #[test]
+    fn records_grouped_by_owner_under_its_resource() {
+        let (mut otlp, bodies) = exporter(OtlpExport::default().batch);
         let clock = crate::event::clock::WallClock::new();
         let base = crate::output::json::tests::event();
         let mut in_pod = base.clone();
@@ -601,17 +608,7 @@ mod tests {
     /// order, under its owner's resource.
     #[test]
     fn more_owners_than_a_hand_over_holds() {
-        let (addr, bodies) = sink(true);
-        let cfg = OtlpExport {
-            endpoint: Some(format!("http://{addr}")),
-            protocol: OtlpProtocol::Http,
-            compression: Compression::None,
-            metrics_interval: Duration::ZERO,
-            batch_delay: Duration::from_secs(600),
-            batch: 10_000,
-            ..OtlpExport::default()
-        };
-        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let (mut otlp, bodies) = exporter(10_000);
         let clock = crate::event::clock::WallClock::new();
         let mut e = crate::output::json::tests::event();
         let n = 2 * MAX_GROUPS as u32 + 100;
@@ -638,18 +635,7 @@ mod tests {
     /// in order, and the buffers come back to the agent loop once sent.
     #[test]
     fn buffers_cut_into_batches_at_record_ends() {
-        let (addr, bodies) = sink(true);
-        let cfg = OtlpExport {
-            endpoint: Some(format!("http://{addr}")),
-            protocol: OtlpProtocol::Http,
-            compression: Compression::None,
-            metrics_interval: Duration::ZERO,
-            // Only full batches go before `finish`.
-            batch_delay: Duration::from_secs(600),
-            batch: 7,
-            ..OtlpExport::default()
-        };
-        let mut otlp = Otlp::new(&cfg).unwrap().unwrap();
+        let (mut otlp, bodies) = exporter(7);
         let clock = crate::event::clock::WallClock::new();
         let mut e = crate::output::json::tests::event();
         for pid in 0..100 {
