@@ -74,11 +74,18 @@ fn try_drop(ctx: &BtfTracePointContext, rx_sk: bool) -> Result<(), i64> {
     if is_minisock(u32::from(state)) {
         return Ok(());
     }
-    // A released UDP socket (`sock_orphan()` set SOCK_DEAD) has had its
-    // row freed and its close event sent: what its destructor frees
-    // unread (`QUEUE_PURGE`) would make a row nothing frees. A TCP socket
-    // is orphaned at close() but lives on to its teardown, which frees it.
-    if protocol == IPPROTO_UDP && Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0 {
+    // A socket whose row is already freed, its totals already sent, must
+    // not get a new one: nothing would free it, and what its destructor
+    // frees unread (`QUEUE_PURGE`) comes after that. A released UDP socket
+    // (`sock_orphan()` set SOCK_DEAD) is one. A TCP socket is orphaned at
+    // close() but lives on to its teardown, which frees its row; it is in
+    // CLOSE and orphaned from just before that teardown to its end, when
+    // the kernel purges its queues. An actively closed connection's last
+    // FIN waits in its receive queue until then: one dropped skb per
+    // connection, which at 10,000 connections a second filled the map in
+    // seconds and made every read of it slow.
+    let dead = Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0;
+    if dead && (protocol == IPPROTO_UDP || state == tcp::CLOSE) {
         return Ok(());
     }
     // The cookie as the socket holds it: the helper that makes one refuses

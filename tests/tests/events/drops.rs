@@ -120,3 +120,63 @@ fn each_reason_is_counted_apart_on_one_socket() {
     }
     assert_eq!(c["pid"], std::process::id(), "{c}");
 }
+
+/// The side that closes first ends in TIME_WAIT, and the peer's FIN it got
+/// meanwhile stays in its receive queue until the kernel tears the socket
+/// down and frees the queue as a drop (`QUEUE_PURGE`). That comes after the
+/// teardown freed the socket's `TRAFFIC` row and its close event carried
+/// its totals: counting it must not make a new row, which nothing would
+/// ever free (one per connection: under churn the map filled in seconds,
+/// and every read of it slowed down). Either side closing first, every
+/// connection's sockets leave the map once their close events are out.
+#[test]
+fn a_torn_down_connection_leaves_no_row_behind() {
+    use netwatch_tests::bpf;
+    let ns = super::setup_in("drops-rows");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let nw = super::events_in(&ns, &[]);
+    let map = bpf::map_of(nw.pid(), netwatch_common::names::MAP_TRAFFIC).expect("netwatch holds its traffic map");
+    const EACH: usize = 10;
+    for server_first in [true, false] {
+        for _ in 0..EACH {
+            let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let (mut server, _) = listener.accept().expect("accept");
+            client.write_all(b"x").expect("write");
+            let mut got = [0u8; 1];
+            server.read_exact(&mut got).expect("read");
+            // The second to close reads the first one's FIN before it does.
+            let (first, mut second) = if server_first { (server, client) } else { (client, server) };
+            drop(first);
+            second.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            assert_eq!(second.read(&mut got).expect("read the FIN"), 0, "end of stream");
+            drop(second);
+        }
+    }
+    // Both sides' close events, then the rows: freed at the teardown that
+    // follows each close at once (the last ACK, or TIME_WAIT's start).
+    let cookies = netwatch_tests::wait::until("every connection's two close events", Duration::from_secs(10), || {
+        let closes: Vec<Value> = nw
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event"] == "close" && (e["sport"] == port || e["dport"] == port) && e["dport"] != 0)
+            .collect();
+        let cookies: std::collections::BTreeSet<u64> = closes.iter().filter_map(|e| e["cookie"].as_u64()).collect();
+        if cookies.len() == 4 * EACH {
+            Ok(cookies)
+        } else {
+            Err(format!("{} closes: {closes:?}", closes.len()))
+        }
+    });
+    netwatch_tests::wait::until("no row left for the connections' sockets", Duration::from_secs(5), || {
+        let left: Vec<u64> = bpf::map_keys(map)
+            .iter()
+            .map(|k| u64::from_le_bytes(k.as_slice().try_into().expect("an 8-byte key")))
+            .filter(|k| cookies.contains(k))
+            .collect();
+        netwatch_tests::wait::check(left.is_empty(), || format!("{} rows left: {left:?}", left.len()))
+    });
+    let stopped = nw.stop();
+    assert!(stopped.status.success(), "{:?}", stopped.stderr);
+}
