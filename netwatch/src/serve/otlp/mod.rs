@@ -82,6 +82,14 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 /// [`HAND_OVER_DELAY`] old, so the thread wakes a few hundred times a
 /// second at most, not once per batch of events read.
 pub(super) const HAND_OVER_BYTES: usize = 256 << 10;
+/// Room kept for the record that fills a hand-over: the buffers go once
+/// they hold [`HAND_OVER_BYTES`] less this, so one owner's buffer (grown by
+/// doubling from a power of two) ends within `HAND_OVER_BYTES` of capacity
+/// rather than doubling once more for its last record. A buffer of twice
+/// the size would take two places in the spares' budget, and every one
+/// the budget lets go is a fresh allocation the agent loop grows again
+/// (copies and page faults, a tenth of the export's cost in `perf`).
+const RECORD_ROOM: usize = 16 << 10;
 const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 
 /// Owners whose records one hand-over holds at most (a pre-forking
@@ -290,7 +298,7 @@ impl Otlp {
             g.n += 1;
             self.pending_n += 1;
             self.pending_bytes += g.records.len() - before;
-            if self.pending_bytes >= HAND_OVER_BYTES {
+            if self.pending_bytes >= HAND_OVER_BYTES - RECORD_ROOM {
                 self.hand_over();
             }
         }

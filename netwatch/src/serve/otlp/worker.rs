@@ -33,7 +33,10 @@ struct Batch {
 
 /// What the spare buffers kept for the agent loop may hold in all (a busy
 /// owner's full buffers, and small ones for the others); more are freed.
-const SPARE_BYTES: usize = 4 * super::HAND_OVER_BYTES;
+/// A request's worth at the default batch (2,048 records of about 500
+/// bytes) and then some: the buffers of a sent request come back together,
+/// and the agent loop needs as many while the next one fills.
+const SPARE_BYTES: usize = 8 * super::HAND_OVER_BYTES;
 
 /// A buffer of encoded records that goes back to the agent loop's spares
 /// once every part of it is sent or dropped: the agent then encodes into
