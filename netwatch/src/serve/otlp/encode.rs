@@ -131,6 +131,10 @@ struct Record<'a, const OWNER: bool> {
 }
 
 impl<const OWNER: bool> Record<'_, OWNER> {
+    /// The field the attributes are of its message: a `Resource`'s or a
+    /// `LogRecord`'s.
+    const FIELD: u32 = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
+
     /// Whether this walk writes `key`'s field.
     #[inline(always)]
     const fn takes(key: Key) -> bool {
@@ -139,8 +143,7 @@ impl<const OWNER: bool> Record<'_, OWNER> {
 
     #[inline(always)]
     fn attribute(&mut self, key: Key, v: Scalar<'_>) {
-        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
-        attribute(n, key, v, &mut self.out);
+        attribute(Self::FIELD, key, v, &mut self.out);
     }
 }
 
@@ -246,8 +249,7 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
         }
         self.text.clear();
         crate::output::write_ip(self.text, ip);
-        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
-        attribute(n, key, Scalar::Str(self.text), &mut self.out);
+        attribute(Self::FIELD, key, Scalar::Str(self.text), &mut self.out);
     }
 
     /// A key-value list, built with prost: only events with dropped
@@ -267,8 +269,7 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
             .collect();
         let list = AnyValue { value: Some(V::KvlistValue(KeyValueList { values })) };
         let kv = KeyValue { key: key.attr.to_owned(), value: Some(list), ..KeyValue::default() };
-        let n = if OWNER { field::RESOURCE_ATTRIBUTES } else { field::ATTRIBUTES };
-        bytes_field(n, &prost::Message::encode_to_vec(&kv), &mut self.out);
+        bytes_field(Self::FIELD, &prost::Message::encode_to_vec(&kv), &mut self.out);
     }
 }
 

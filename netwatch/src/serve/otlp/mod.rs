@@ -291,13 +291,10 @@ impl Otlp {
     /// if the queue is full.
     pub fn event(&mut self, e: &Event, packets: bool, clock: &crate::event::clock::WallClock) {
         if self.room() {
-            let i = self.group(Some((e, clock)));
-            let g = &mut self.pending[i].1;
-            let before = g.records.len();
-            self.encoder.event(e, packets, clock, self.observed_ns, &mut g.records);
-            g.n += 1;
-            self.pending_n += 1;
-            self.pending_bytes += g.records.len() - before;
+            self.add(Some((e, clock)), |enc, observed_ns, out| {
+                enc.event(e, packets, clock, observed_ns, out);
+                true
+            });
             if self.pending_bytes >= HAND_OVER_BYTES - RECORD_ROOM {
                 self.hand_over();
             }
@@ -307,14 +304,24 @@ impl Otlp {
     /// One JSON line (`lost`, an alert), or a drop if the queue is full.
     pub fn line(&mut self, line: &[u8]) {
         if self.room() {
-            let i = self.group(None);
-            let g = &mut self.pending[i].1;
-            let before = g.records.len();
-            if self.encoder.record(line, self.observed_ns, &mut g.records) {
-                g.n += 1;
-                self.pending_n += 1;
-                self.pending_bytes += g.records.len() - before;
-            }
+            self.add(None, |enc, observed_ns, out| enc.record(line, observed_ns, out));
+        }
+    }
+
+    /// Appends one record to the buffer of `e`'s owner with `write`, which
+    /// says whether it wrote one, and counts it.
+    fn add(
+        &mut self,
+        e: Option<(&Event, &crate::event::clock::WallClock)>,
+        write: impl FnOnce(&mut encode::Encoder, u64, &mut Vec<u8>) -> bool,
+    ) {
+        let i = self.group(e);
+        let g = &mut self.pending[i].1;
+        let before = g.records.len();
+        if write(&mut self.encoder, self.observed_ns, &mut g.records) {
+            g.n += 1;
+            self.pending_n += 1;
+            self.pending_bytes += g.records.len() - before;
         }
     }
 

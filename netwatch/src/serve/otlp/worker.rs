@@ -169,7 +169,7 @@ impl Worker {
             });
             owners[i].1.push(part);
         }
-        let mut parts = Vec::with_capacity(owners.len() * 2 + owners.iter().map(|o| o.1.len()).sum::<usize>());
+        let mut parts = Vec::with_capacity(owners.len() + owners.iter().map(|o| o.1.len()).sum::<usize>());
         for (resource, records) in owners {
             let len = records.iter().map(Bytes::len).sum();
             parts.push(Bytes::from(encode::head(&resource, &self.scope_field, len)));
