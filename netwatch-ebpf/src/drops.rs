@@ -84,8 +84,11 @@ fn try_drop(ctx: &BtfTracePointContext, rx_sk: bool) -> Result<(), i64> {
     // FIN waits in its receive queue until then: one dropped skb per
     // connection, which at 10,000 connections a second filled the map in
     // seconds and made every read of it slow.
-    let dead = Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0;
-    if dead && (protocol == IPPROTO_UDP || state == tcp::CLOSE) {
+    // (The flags are read only where they decide: not for every drop of a
+    // live TCP connection.)
+    if (protocol == IPPROTO_UDP || state == tcp::CLOSE)
+        && Direct::at::<u64>(sk, off.sk_flags).unwrap_or(0) & (1 << SOCK_DEAD) != 0
+    {
         return Ok(());
     }
     // The cookie as the socket holds it: the helper that makes one refuses
