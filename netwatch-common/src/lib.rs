@@ -18,4 +18,4 @@ pub use dns::DnsEvent;
 pub use offsets::KernelOffsets;
 pub use process::{ProcEvent, ProcKind};
 pub use record::{Bytes16, Counter, EventKind, OwnerSource, SockEvent, SocketFd, SOCK_EVENT_HEAD};
-pub use traffic::{Traffic, DROP_SLOTS};
+pub use traffic::{Traffic, DROP_SLOTS, TRAFFIC_SOCKETS};

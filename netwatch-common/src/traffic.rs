@@ -15,6 +15,10 @@
 
 use core::mem::size_of;
 
+/// Sockets the `TRAFFIC` map holds unless the agent sizes it otherwise at
+/// load (`NETWATCH_TRAFFIC_SOCKETS`): 131,072 rows of 104 bytes and an 8-byte key.
+pub const TRAFFIC_SOCKETS: u32 = 131_072;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Traffic {

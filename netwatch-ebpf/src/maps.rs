@@ -146,7 +146,8 @@ pub fn offsets() -> &'static KernelOffsets {
 /// Not LRU (a live row must not vanish); a full map is counted. Rows are
 /// deleted at `tcp_destroy_sock` (TCP) and `sock_release` (everything else).
 #[map]
-pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> = HashMap::with_max_entries(131_072, 0);
+pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> =
+    HashMap::with_max_entries(netwatch_common::TRAFFIC_SOCKETS, 0);
 
 /// How many rows `TRAFFIC` has, kept by the code that adds and deletes
 /// them. Without the per-packet counters rows are rare (a reset or a

@@ -372,6 +372,12 @@ fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch:
         Batch::Procs(procs) => holders.on_procs(table, &mut decoder.listeners, &procs),
         Batch::Dns(answers) => table.hosts.learn(&answers),
         Batch::DnsLost(n) => table.hosts.lost += n,
+        Batch::TrafficUncounted(n) => {
+            if table.totals.traffic_uncounted == 0 {
+                update.warnings.push(crate::probe::traffic::full_warning(n));
+            }
+            table.totals.traffic_uncounted += n;
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl fmt::Display for Summary<'_> {
         write!(
             f,
             "netwatch: summary events={} connects={} accepts={} closes={} failed={} lost={} \
-             latency_p50_us={} latency_p99_us={} latency_max_us={}",
+             latency_p50_us={} latency_p99_us={} latency_max_us={} uncounted_packets={}",
             c.events,
             c.connects,
             c.opened_passive,
@@ -79,7 +79,8 @@ impl fmt::Display for Summary<'_> {
             c.lost_events,
             l.quantile_us(0.5),
             l.quantile_us(0.99),
-            l.max_us()
+            l.max_us(),
+            c.traffic_uncounted
         )
     }
 }
@@ -119,11 +120,12 @@ mod tests {
         // accept() that returns each one later.
         c.count(&crate::tui::fixtures::event(EventKind::Accept, 1, tcp::ESTABLISHED, tcp::ESTABLISHED));
         c.lost_events = 3;
+        c.traffic_uncounted = 5;
         let s = Summary(&c, &Latency::default()).to_string();
         assert_eq!(
             s,
             "netwatch: summary events=7 connects=1 accepts=1 closes=1 failed=1 lost=3 \
-             latency_p50_us=0 latency_p99_us=0 latency_max_us=0"
+             latency_p50_us=0 latency_p99_us=0 latency_max_us=0 uncounted_packets=5"
         );
     }
 }

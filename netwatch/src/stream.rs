@@ -57,6 +57,9 @@ pub enum Batch {
     /// DNS answers the kernel could not hand over (its ring was full)
     /// since the previous report: names never learnt.
     DnsLost(u64),
+    /// Packets whose socket found no room in the full `TRAFFIC` map since
+    /// the previous report: traffic never counted.
+    TrafficUncounted(u64),
 }
 
 /// Events lost, by cause.
@@ -257,7 +260,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
             }
             if last_counters.elapsed() >= opts.counter_interval {
                 last_counters = Instant::now();
-                if let Some(b) = loss.poll(&counters, &skipped)? {
+                for b in loss.poll(&counters, &skipped)?.into_iter().flatten() {
                     if tx.send(b).await.is_err() {
                         return Ok(latency);
                     }
@@ -289,7 +292,7 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
         if !batch.is_empty() {
             let _ = dns.before(&tx, Batch::Events(batch)).await;
         }
-        if let Some(b) = loss.poll(&counters, &skipped)? {
+        for b in loss.poll(&counters, &skipped)?.into_iter().flatten() {
             let _ = tx.send(b).await;
         }
         let _ = dns.send_lost(&tx).await;
@@ -403,12 +406,22 @@ fn drain_procs(ring: &mut RingBuf<MapData>) -> Option<Batch> {
 #[derive(Default)]
 struct LossTracker {
     seen: Loss,
+    /// Packets left out of the full `TRAFFIC` map, as last reported.
+    uncounted: u64,
 }
 
 impl LossTracker {
-    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>, skipped: &SkippedRuns) -> Result<Option<Batch>> {
-        let values = counters.get(&(Counter::LostEvents as u32), 0).context("reading netwatch's loss counters")?;
-        Ok(self.update(Loss { ring_full: values.iter().sum(), skipped: skipped.total()? }))
+    /// Events lost and packets uncounted since the last poll, if any.
+    fn poll(&mut self, counters: &PerCpuArray<MapData, u64>, skipped: &SkippedRuns) -> Result<[Option<Batch>; 2]> {
+        let sum = |c: Counter| -> Result<u64> {
+            Ok(counters.get(&(c as u32), 0).context("reading netwatch's loss counters")?.iter().sum())
+        };
+        let lost = self.update(Loss { ring_full: sum(Counter::LostEvents)?, skipped: skipped.total()? });
+        let uncounted = match lost_since(&mut self.uncounted, sum(Counter::TrafficFull)?) {
+            0 => None,
+            n => Some(Batch::TrafficUncounted(n)),
+        };
+        Ok([lost, uncounted])
     }
 
     /// `now`: the cumulative counts.

@@ -332,3 +332,40 @@ fn tcp_info(ns: &str, local: SocketAddr, field: &str) -> u64 {
     let value = value.rsplit('/').next().unwrap_or(value);
     value.parse().unwrap_or_else(|_| panic!("ss -ti: {field}{value} is not a number in {text}"))
 }
+
+/// A traffic map with room for one socket (`NETWATCH_TRAFFIC_SOCKETS=1`),
+/// which the machine's other sockets may hold too: of a UDP transfer's two
+/// ends at least one finds no room. Its packets are no silent zeros: the
+/// warning says the map is full, and the summary's `uncounted_packets`
+/// holds at least every packet of each end that got no row; an end that
+/// did get the row is counted exactly.
+#[test]
+fn a_full_map_reports_the_packets_it_could_not_count() {
+    let ns = setup("full");
+    let own = ns.arg();
+    let events = Netwatch::start_with_env(
+        &["events", "--json", "--netns", &own, "--traffic"],
+        &[("NETWATCH_TRAFFIC_SOCKETS", "1")],
+    );
+    let mut t = start("udp", "127.0.0.1:0");
+    t.finish();
+    let stopped = events.stop();
+    let events = sock_events(&stopped.events());
+    let (c, s) = t.closes(&events);
+    let packets = |e: &SockEvent| e.traffic.map_or(0, |t| t.tx_packets + t.rx_packets);
+    // Each end sends or receives 1,000 datagrams one way and 10 the other.
+    let per_end = (UP + DOWN) / CHUNK;
+    let uncounted: u64 = [c, s].iter().filter(|e| packets(e) == 0).map(|_| per_end).sum();
+    assert!(uncounted >= per_end, "both ends have a row in a one-row map:\n{}\n{}", c.line, s.line);
+    for (e, peer, sent, received) in [(c, s, UP, DOWN), (s, c, DOWN, UP)] {
+        if packets(e) > 0 {
+            let (t_end, t_peer) = (e.traffic.expect("totals"), peer.traffic.unwrap_or_default());
+            t.check("the end with the row", &t_end, &t_peer, sent, received);
+        }
+    }
+    let reported = stopped.counter("uncounted_packets");
+    assert!(reported >= uncounted, "uncounted_packets={reported}, but the ends without a row had {uncounted}");
+    let warned: Vec<&String> =
+        stopped.stderr.iter().filter(|l| l.contains("the traffic map is full (1 sockets)")).collect();
+    assert_eq!(warned.len(), 1, "one warning; stderr:\n{}", stopped.stderr.join("\n"));
+}

@@ -301,6 +301,13 @@ impl Printer {
                 // Not an event lost: names, said apart from the stream.
                 eprintln!("netwatch: warning: {}", crate::names::lost_warning(n));
             }
+            Batch::TrafficUncounted(n) => {
+                // Said once: the map stays full while those sockets live.
+                if self.shown.traffic_uncounted == 0 {
+                    eprintln!("netwatch: warning: {}", crate::probe::traffic::full_warning(n));
+                }
+                self.shown.traffic_uncounted += n;
+            }
         }
         Ok(false)
     }

@@ -99,6 +99,8 @@ pub(crate) struct Globals {
     teardown: u32,
     hollow: u32,
     ring_bytes: u32,
+    /// `TRAFFIC`'s size, when the user set one.
+    traffic_sockets: Option<u32>,
 }
 
 impl Globals {
@@ -112,6 +114,9 @@ impl Globals {
             .override_global(names::GLOBAL_HOLLOW, &self.hollow, true)
             .override_global(names::GLOBAL_COMPAT, &compat, true)
             .map_max_entries(names::MAP_EVENTS, self.ring_bytes);
+        if let Some(n) = self.traffic_sockets {
+            loader.map_max_entries(names::MAP_TRAFFIC, n);
+        }
         if compat & names::compat::OWN_IDS != 0 {
             loader.map_max_entries(names::MAP_IDS, compat::IDS_ENTRIES);
         }
@@ -130,6 +135,7 @@ impl Probes {
             teardown: u32::from(opts.teardown_events),
             hollow: hollow::from_env()?,
             ring_bytes: opts.ring_bytes,
+            traffic_sockets: traffic::sockets_from_env()?,
         };
         let compat::Loaded { mut ebpf, bits: compat_bits, note: compat_note } = compat::load(&globals, &kernel_btf)?;
         if let Some(note) = compat_note {

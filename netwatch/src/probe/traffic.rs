@@ -24,6 +24,34 @@ pub fn disabled_by_env() -> bool {
     std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Environment variable that sizes the per-socket counter map: how many
+/// sockets can have traffic counted at once (default
+/// [`netwatch_common::TRAFFIC_SOCKETS`]).
+pub const SOCKETS_ENV: &str = "NETWATCH_TRAFFIC_SOCKETS";
+
+/// The map size the user asked for, if any.
+pub fn sockets_from_env() -> Result<Option<u32>> {
+    let Some(v) = std::env::var_os(SOCKETS_ENV) else { return Ok(None) };
+    let v = v.to_string_lossy();
+    match v.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(anyhow!("{SOCKETS_ENV}={v:?}: expected a number of sockets from 1 to {}", u32::MAX)),
+    }
+}
+
+/// The warning for the first packets the full map left out. The map is
+/// not LRU (a live socket's counts must not vanish), so it stays full
+/// until enough sockets close.
+pub fn full_warning(packets: u64) -> String {
+    // The size this run loaded with: the environment was read at load.
+    let size = sockets_from_env().ok().flatten().unwrap_or(netwatch_common::TRAFFIC_SOCKETS);
+    format!(
+        "the traffic map is full ({size} sockets): {packets} packets of sockets that found no room were not \
+         counted, so their rates, UDP totals and drops read low (serve counts them in \
+         netwatch_traffic_uncounted_packets); set {SOCKETS_ENV} to hold more"
+    )
+}
+
 /// The per-socket counters the kernel keeps, by socket cookie.
 pub struct TrafficMap {
     map: HashMap<MapData, u64, Traffic>,

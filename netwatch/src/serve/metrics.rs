@@ -115,6 +115,8 @@ pub struct Metrics {
     /// Packets of closed sockets the kernel dropped, by reason (a bounded
     /// kernel enum, plus `other`).
     packet_drops: Family<DropReason, Counter>,
+    /// Packets whose socket found no room in the kernel's full traffic map.
+    traffic_uncounted: Counter,
 }
 
 impl Metrics {
@@ -146,6 +148,7 @@ impl Metrics {
             dns_evictions: Counter::default(),
             dns_lost: Counter::default(),
             packet_drops: Family::default(),
+            traffic_uncounted: Counter::default(),
         };
         m.register();
         m
@@ -245,6 +248,12 @@ impl Metrics {
             "Packets the kernel dropped (skb:kfree_skb), by drop reason, counted from sockets as they close",
             self.packet_drops.clone(),
         );
+        r.register(
+            "netwatch_traffic_uncounted_packets",
+            "Packets not counted per socket: their socket found the kernel's traffic map full \
+             (NETWATCH_TRAFFIC_SOCKETS sizes it)",
+            self.traffic_uncounted.clone(),
+        );
     }
 
     /// Latency and failure figures of one event (`super::latency`).
@@ -316,6 +325,7 @@ impl Metrics {
         sync(&self.resets, t.resets);
         sync(&self.lost, t.lost_events);
         sync(&self.reseeds, t.reseeds);
+        sync(&self.traffic_uncounted, t.traffic_uncounted);
         self.table_rows.set(i64::try_from(table.len()).unwrap_or(i64::MAX));
         self.dns_names.set(i64::try_from(table.hosts.len()).unwrap_or(i64::MAX));
         sync(&self.dns_answers, table.hosts.answers);

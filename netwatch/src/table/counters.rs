@@ -69,6 +69,10 @@ pub struct Totals {
     pub lost_events: u64,
     /// Times the table was rebuilt from the kernel after lost events.
     pub reseeds: u64,
+    /// Packets whose socket found the kernel's traffic map full: counted
+    /// nowhere, so that socket's rates and UDP totals read low.
+    #[serde(skip)]
+    pub traffic_uncounted: u64,
 }
 
 impl Totals {

@@ -105,10 +105,13 @@ fn totals(app: &App) -> Line<'static> {
         Span::styled(t.lost_events.to_string(), lost),
         label("   reseeds "),
         value(t.reseeds),
-        label("   rate "),
-        value(format!("{:.1}", app.snap.rate)),
-        label(" conn/s"),
     ]);
+    // Only once it happens: a full traffic map leaves rates low.
+    if t.traffic_uncounted > 0 {
+        let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+        spans.extend([label("   uncounted pkts "), Span::styled(t.traffic_uncounted.to_string(), red)]);
+    }
+    spans.extend([label("   rate "), value(format!("{:.1}", app.snap.rate)), label(" conn/s")]);
     Line::from(spans)
 }
 

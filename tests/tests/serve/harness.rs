@@ -41,11 +41,16 @@ pub struct Serve {
 impl Serve {
     /// `netwatch serve --config CONFIG --metrics 127.0.0.1:FREE ARGS`.
     pub fn start(config: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// Like [`Serve::start`], with extra environment variables.
+    pub fn start_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let metrics = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port(Ipv4Addr::LOCALHOST.into()));
         let (c, m) = (config.to_str().expect("UTF-8 path").to_owned(), metrics.to_string());
         let mut all = vec!["serve", "--config", &c, "--metrics", &m];
         all.extend(args);
-        Self { nw: Netwatch::start(&all), metrics }
+        Self { nw: Netwatch::start_with_env(&all, env), metrics }
     }
 
     pub fn scrape(&self) -> Metrics {

@@ -118,3 +118,34 @@ fn scrape_matches_ss_for_the_tests_own_connections() {
     drop((client, server));
     serve.nw.stop_with(libc::SIGTERM);
 }
+
+/// With room for one socket in the traffic map, two UDP sockets of the
+/// test's own, 100 datagrams from one to the other: whichever end found
+/// no row (at least one) had 100 packets, all in the uncounted series, and
+/// stderr says once that the map is full.
+#[test]
+fn a_full_traffic_map_counts_its_uncounted_packets() {
+    let _ns = super::setup_in("traffic-full");
+    let dir = TempDir::new("traffic-full");
+    let serve = Serve::start_with_env(&config(&dir, &only_alerts(&[])), &[], &[("NETWATCH_TRAFFIC_SOCKETS", "1")]);
+    let uncounted = || serve.scrape().get("netwatch_traffic_uncounted_packets_total", &[]).unwrap_or(0.0);
+    let (a, b) = (bound_udp(), bound_udp());
+    const DATAGRAMS: usize = 100;
+    for _ in 0..DATAGRAMS {
+        a.send_to(&[7; 100], b.local_addr().unwrap()).expect("sending a datagram");
+        b.recv(&mut [0; 200]).expect("receiving a datagram");
+    }
+    wait::until("the uncounted packets in the scrape", Duration::from_secs(10), || {
+        let n = uncounted();
+        wait::check(n >= DATAGRAMS as f64, || format!("{n} uncounted packets"))
+    });
+    serve.wait_stderr(Duration::from_secs(5), "saying the map is full", |l| {
+        l.contains("netwatch: warning: the traffic map is full (1 sockets)")
+    });
+    let warned = serve.nw.stderr_lines().iter().filter(|l| l.contains("the traffic map is full")).count();
+    assert_eq!(warned, 1, "said once");
+}
+
+fn bound_udp() -> std::net::UdpSocket {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP socket")
+}
