@@ -16,27 +16,21 @@ impl ListenerOwners {
 fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> Event {
     let local: std::net::SocketAddr = local.parse().unwrap();
     Event {
-        kind,
         ts_ns: 5,
         start_ns: None,
         cookie,
-        inode: 0,
         family: if local.is_ipv4() { Family::V4 } else { Family::V6 },
         local,
         remote: if local.is_ipv4() { "127.0.0.1:40000" } else { "[::1]:40000" }.parse().unwrap(),
         pid,
         comm: Comm::new(if pid == 0 { "" } else { "server" }),
         uid: 7,
-        netns: 1,
-        old_state: TcpState::from_u8(old).expect("a TCP state"),
-        new_state: TcpState::from_u8(new).expect("a TCP state"),
         owner: if pid == 0 { OwnerSource::Unknown } else { OwnerSource::Current },
-        traffic: netwatch_common::Traffic::ZERO,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(
+            kind,
+            TcpState::from_u8(old).expect("a TCP state"),
+            TcpState::from_u8(new).expect("a TCP state"),
+        )
     }
 }
 

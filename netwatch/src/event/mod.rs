@@ -245,6 +245,37 @@ pub fn display_ip(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
+/// A test event: `kind`, `old` to `new`, on a loopback IPv4 connection
+/// (127.0.0.1:40000 to 127.0.0.1:80) of pid 1 "curl" in netns 1, cookie
+/// 1, at 1 s, opened at 0.5 s; everything else zero or absent. Tests set
+/// what they look at (`Event { pid: 7, ..fixture(...) }`).
+#[cfg(test)]
+pub(crate) fn fixture(kind: EventKind, old: TcpState, new: TcpState) -> Event {
+    Event {
+        kind,
+        ts_ns: 1_000_000_000,
+        start_ns: Some(500_000_000),
+        cookie: 1,
+        inode: 0,
+        family: Family::V4,
+        local: SocketAddr::from(([127, 0, 0, 1], 40000)),
+        remote: SocketAddr::from(([127, 0, 0, 1], 80)),
+        pid: 1,
+        comm: Comm::new("curl"),
+        uid: 0,
+        netns: 1,
+        old_state: old,
+        new_state: new,
+        owner: OwnerSource::Current,
+        traffic: Traffic::ZERO,
+        thread: None,
+        accepted: None,
+        cgroup: 0,
+        workload: None,
+        rhost: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use netwatch_common::{tcp, Bytes16};

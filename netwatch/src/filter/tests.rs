@@ -8,27 +8,16 @@ use crate::{
 
 fn ev(pid: u32, local: &str, remote: &str) -> Event {
     Event {
-        kind: EventKind::State,
         ts_ns: 0,
         start_ns: None,
         cookie: 0,
-        inode: 0,
         family: if local.starts_with('[') { Family::V6 } else { Family::V4 },
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
         pid,
-        comm: Comm::new("curl"),
-        uid: 0,
         netns: 0,
-        old_state: TcpState::Established,
-        new_state: TcpState::Established,
         owner: OwnerSource::Unknown,
-        traffic: netwatch_common::Traffic::ZERO,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(EventKind::State, TcpState::Established, TcpState::Established)
     }
 }
 

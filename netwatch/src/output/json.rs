@@ -671,27 +671,16 @@ pub(crate) mod tests {
 
     pub fn event() -> Event {
         Event {
-            kind: EventKind::Close,
             ts_ns: 10_000_000,
             start_ns: Some(6_500_000),
             cookie: 9,
-            inode: 0,
             family: Family::V6,
             local: "[::ffff:127.0.0.1]:5000".parse().unwrap(),
             remote: "[::1]:80".parse().unwrap(),
             pid: 42,
             comm: Comm::new("srv \"x\""),
-            uid: 0,
-            netns: 1,
-            old_state: TcpState::LastAck,
-            new_state: TcpState::Close,
             owner: OwnerSource::Accept,
-            traffic: netwatch_common::Traffic::ZERO,
-            thread: None,
-            accepted: None,
-            cgroup: 0,
-            workload: None,
-            rhost: None,
+            ..crate::event::fixture(EventKind::Close, TcpState::LastAck, TcpState::Close)
         }
     }
 

@@ -175,7 +175,7 @@ impl EventSink for Text {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::{EventKind, OwnerSource};
+    use netwatch_common::EventKind;
 
     use super::*;
     use crate::{
@@ -186,27 +186,13 @@ mod tests {
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
         let e = Event {
-            kind: EventKind::ConnectFailed,
             ts_ns: 2_000_000,
             start_ns: Some(1_000_000),
-            cookie: 1,
-            inode: 0,
             family: Family::V6,
             local: "[::1]:41000".parse().unwrap(),
             remote: "[::1]:9".parse().unwrap(),
             pid: 7,
-            comm: Comm::new("curl"),
-            uid: 0,
-            netns: 1,
-            old_state: TcpState::SynSent,
-            new_state: TcpState::Close,
-            owner: OwnerSource::Current,
-            traffic: netwatch_common::Traffic::ZERO,
-            thread: None,
-            accepted: None,
-            cgroup: 0,
-            workload: None,
-            rhost: None,
+            ..crate::event::fixture(EventKind::ConnectFailed, TcpState::SynSent, TcpState::Close)
         };
         let mut out = Vec::new();
         Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
@@ -220,27 +206,11 @@ mod tests {
     #[test]
     fn latency_and_reason_are_appended() {
         let mut e = Event {
-            kind: EventKind::Established,
             ts_ns: 1_250_000,
             start_ns: Some(1_000_000),
-            cookie: 1,
-            inode: 0,
-            family: Family::V4,
             local: "127.0.0.1:41000".parse().unwrap(),
-            remote: "127.0.0.1:80".parse().unwrap(),
             pid: 7,
-            comm: Comm::new("curl"),
-            uid: 0,
-            netns: 1,
-            old_state: TcpState::SynSent,
-            new_state: TcpState::Established,
-            owner: OwnerSource::Current,
-            traffic: netwatch_common::Traffic::ZERO,
-            thread: None,
-            accepted: None,
-            cgroup: 0,
-            workload: None,
-            rhost: None,
+            ..crate::event::fixture(EventKind::Established, TcpState::SynSent, TcpState::Established)
         };
         e.traffic.total_retrans = 1;
         let line = |e: &Event| {
@@ -272,27 +242,13 @@ mod tests {
 
         use crate::workload::{Info, Workload};
         let mut e = Event {
-            kind: EventKind::Listen,
             ts_ns: 2_000_000,
             start_ns: None,
-            cookie: 1,
-            inode: 0,
-            family: Family::V4,
             local: "127.0.0.1:80".parse().unwrap(),
             remote: "0.0.0.0:0".parse().unwrap(),
             pid: 7,
             comm: Comm::new("nginx"),
-            uid: 0,
-            netns: 1,
-            old_state: TcpState::Close,
-            new_state: TcpState::Listen,
-            owner: OwnerSource::Current,
-            traffic: netwatch_common::Traffic::ZERO,
-            cgroup: 0,
-            workload: None,
-            rhost: None,
-            thread: None,
-            accepted: None,
+            ..crate::event::fixture(EventKind::Listen, TcpState::Close, TcpState::Listen)
         };
         let mut t = Text::in_zone(TimeZone::UTC).with_workload();
         let mut out = Vec::new();

@@ -160,37 +160,15 @@ fn seconds(us: u64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use netwatch_common::{OwnerSource, Traffic};
-
     use super::*;
-    use crate::{
-        event::Comm,
-        socket::{Family as Fam, TcpState},
-    };
+    use crate::socket::TcpState;
 
     fn established(remote_port: u16, us: u64) -> Event {
         Event {
-            kind: EventKind::Established,
             ts_ns: 10_000_000_000 + us * 1000,
             start_ns: Some(10_000_000_000),
-            cookie: 1,
-            inode: 0,
-            family: Fam::V4,
-            local: "127.0.0.1:40000".parse().unwrap(),
             remote: std::net::SocketAddr::new([127, 0, 0, 1].into(), remote_port),
-            pid: 1,
-            comm: Comm::new("curl"),
-            uid: 0,
-            netns: 1,
-            old_state: TcpState::SynSent,
-            new_state: TcpState::Established,
-            owner: OwnerSource::Current,
-            traffic: Traffic::ZERO,
-            thread: None,
-            accepted: None,
-            cgroup: 0,
-            workload: None,
-            rhost: None,
+            ..crate::event::fixture(EventKind::Established, TcpState::SynSent, TcpState::Established)
         }
     }
 

@@ -1,35 +1,23 @@
 use netwatch_common::{tcp, OwnerSource};
 
 use super::*;
-use crate::{
-    event::Comm,
-    seed::Process,
-    socket::{Family, TcpState},
-};
+use crate::{event::Comm, seed::Process, socket::TcpState};
 
 fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str, pid: u32) -> Event {
     Event {
-        kind,
         ts_ns: 1_000_000_000 + cookie * 1000 + u64::from(new),
         start_ns: Some(1_000_000_000),
         cookie,
-        inode: 0,
-        family: Family::V4,
         local: local.parse().unwrap(),
         remote: remote.parse().unwrap(),
         pid,
         comm: Comm::new("app"),
-        uid: 0,
         netns: 7,
-        old_state: TcpState::from_u8(old).expect("a TCP state"),
-        new_state: TcpState::from_u8(new).expect("a TCP state"),
-        owner: OwnerSource::Current,
-        traffic: netwatch_common::Traffic::ZERO,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(
+            kind,
+            TcpState::from_u8(old).expect("a TCP state"),
+            TcpState::from_u8(new).expect("a TCP state"),
+        )
     }
 }
 

@@ -59,27 +59,18 @@ pub fn rows() -> Vec<Row> {
 
 pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
     Event {
-        kind,
         ts_ns: ts_ms * 1_000_000,
         start_ns: Some(ts_ms.saturating_sub(3) * 1_000_000),
         cookie: 9,
-        inode: 0,
-        family: Family::V4,
         local: "127.0.0.1:40003".parse().unwrap(),
         remote: "127.0.0.1:8080".parse().unwrap(),
         pid: 300,
         comm: Comm::new("nw-peer"),
-        uid: 0,
-        netns: 1,
-        old_state: TcpState::from_u8(old).expect("a TCP state"),
-        new_state: TcpState::from_u8(new).expect("a TCP state"),
-        owner: OwnerSource::Current,
-        traffic: netwatch_common::Traffic::ZERO,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(
+            kind,
+            TcpState::from_u8(old).expect("a TCP state"),
+            TcpState::from_u8(new).expect("a TCP state"),
+        )
     }
 }
 

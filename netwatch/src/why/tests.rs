@@ -1,32 +1,9 @@
-use netwatch_common::{EventKind, OwnerSource, Traffic};
+use netwatch_common::EventKind;
 
 use super::*;
-use crate::{event::Comm, socket::Family};
 
 fn event(kind: EventKind, old: TcpState, new: TcpState) -> Event {
-    Event {
-        kind,
-        ts_ns: 1_500_000_000,
-        start_ns: Some(250_000_000),
-        cookie: 1,
-        inode: 0,
-        family: Family::V4,
-        local: "127.0.0.1:40000".parse().unwrap(),
-        remote: "127.0.0.1:80".parse().unwrap(),
-        pid: 1,
-        comm: Comm::new("curl"),
-        uid: 0,
-        netns: 1,
-        old_state: old,
-        new_state: new,
-        owner: OwnerSource::Current,
-        traffic: Traffic::ZERO,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
-    }
+    Event { ts_ns: 1_500_000_000, start_ns: Some(250_000_000), ..crate::event::fixture(kind, old, new) }
 }
 
 #[test]

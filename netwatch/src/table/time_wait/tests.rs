@@ -1,10 +1,10 @@
-use netwatch_common::{tcp, EventKind, OwnerSource, Traffic};
+use netwatch_common::{tcp, EventKind, Traffic};
 
 use super::super::{Table, TIME_WAIT_NS};
 use crate::{
     event::{Comm, Event},
     seed::{SeedSocket, Timer, TimerKind},
-    socket::{Family, TcpState},
+    socket::TcpState,
 };
 
 const SERVER: &str = "127.0.0.1:80";
@@ -21,27 +21,20 @@ struct Ev {
 
 fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
     Event {
-        kind: e.kind,
         ts_ns,
         start_ns: Some(ts_ns),
         cookie: e.cookie,
-        inode: 0,
-        family: Family::V4,
         local: e.local.parse().unwrap(),
         remote: e.remote.parse().unwrap(),
         pid: 5,
         comm: Comm::new("app"),
-        uid: 0,
         netns: e.netns,
-        old_state: TcpState::from_u8(e.old).expect("a TCP state"),
-        new_state: TcpState::from_u8(e.new).expect("a TCP state"),
-        owner: OwnerSource::Current,
         traffic,
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(
+            e.kind,
+            TcpState::from_u8(e.old).expect("a TCP state"),
+            TcpState::from_u8(e.new).expect("a TCP state"),
+        )
     }
 }
 

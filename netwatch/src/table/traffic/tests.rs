@@ -1,10 +1,10 @@
-use netwatch_common::{EventKind, OwnerSource, Traffic};
+use netwatch_common::{EventKind, Traffic};
 
 use super::super::Table;
 use crate::{
     event::{Comm, Event},
     seed::{Proto, SeedSocket},
-    socket::{Family, TcpState},
+    socket::TcpState,
 };
 
 fn sock(cookie: u64, proto: Proto, port: u16, pid: u32, comm: &str) -> SeedSocket {
@@ -56,27 +56,16 @@ fn per_process_totals_with_other_and_closed_connections() {
     // A UDP socket's release moves it to the history, and its totals stay
     // with its program.
     let e = Event {
-        kind: EventKind::UdpClose,
         ts_ns: 5,
         start_ns: None,
         cookie: 3,
-        inode: 0,
-        family: Family::V4,
         local: "127.0.0.1:1002".parse().unwrap(),
         remote: "0.0.0.0:0".parse().unwrap(),
         pid: 20,
         comm: Comm::new("dnsd"),
-        uid: 0,
         netns: 7,
-        old_state: TcpState::Close,
-        new_state: TcpState::Close,
-        owner: OwnerSource::Current,
         traffic: traffic(70, 80),
-        thread: None,
-        accepted: None,
-        cgroup: 0,
-        workload: None,
-        rhost: None,
+        ..crate::event::fixture(EventKind::UdpClose, TcpState::Close, TcpState::Close)
     };
     t.apply(&e);
     assert!(t.rows().all(|r| r.cookie != Some(3)));
