@@ -155,6 +155,9 @@ pub struct App {
     pub tz: TimeZone,
     /// Why process attribution is degraded, when it is.
     pub degraded: Option<String>,
+    /// The model's latest warning and when it came (CLOCK_MONOTONIC ns):
+    /// a full screen cannot have it printed over it, so the header shows it.
+    pub warning: Option<(u64, String)>,
     events: VecDeque<Event>,
     rate: RateMeter,
     /// Whether the table changed since `snap` was taken.
@@ -187,6 +190,7 @@ impl App {
             clock: WallClock::new(),
             tz,
             degraded,
+            warning: None,
             events: VecDeque::with_capacity(RECENT),
             rate: RateMeter::new(RATE_WINDOW_NS),
             dirty: Dirty::Yes,
@@ -202,6 +206,10 @@ impl App {
     /// paused, so unpausing shows everything that happened.
     pub fn ingest(&mut self, update: Update) {
         if !update.events.is_empty() || update.reseeded {
+            self.dirty = Dirty::Yes;
+        }
+        if let Some(w) = update.warnings.last() {
+            self.warning = Some((crate::event::clock::monotonic_ns(), w.clone()));
             self.dirty = Dirty::Yes;
         }
         for e in update.events {

@@ -11,7 +11,7 @@ use ratatui::{
 use super::app::App;
 
 pub fn height(app: &App) -> u16 {
-    3 + u16::from(app.degraded.is_some())
+    3 + u16::from(app.degraded.is_some()) + u16::from(app.warning.is_some())
 }
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
@@ -22,6 +22,10 @@ fn lines(app: &App) -> Vec<Line<'static>> {
     let mut out = vec![title(app), states(app), totals(app)];
     if let Some(why) = &app.degraded {
         out.push(Line::from(format!("process attribution degraded: {why}").fg(Color::Yellow)));
+    }
+    if let Some((at, why)) = &app.warning {
+        let at = app.clock.at(*at).to_zoned(app.tz.clone()).strftime("%H:%M:%S");
+        out.push(Line::from(format!("warning at {at}: {why}").fg(Color::Yellow)));
     }
     out
 }

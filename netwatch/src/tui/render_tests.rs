@@ -60,6 +60,22 @@ fn header_shows_nonzero_states_totals_and_view() {
     }
 }
 
+/// What the model warns of while the screen is up, and packets a full
+/// traffic map left out, are in the header, not printed over the screen.
+#[test]
+fn header_shows_the_latest_warning_and_uncounted_packets() {
+    absent(&screen(|_| {}), "uncounted pkts");
+    let s = screen(|app| {
+        let warnings = vec!["first".to_owned(), "the traffic map is full (1 sockets): 7 packets".to_owned()];
+        app.ingest(Update { warnings, ..Update::default() });
+        app.snap.totals.traffic_uncounted = 7;
+    });
+    let line = find(&s, "warning at ");
+    assert!(line.contains(": the traffic map is full (1 sockets): 7 packets"), "{line:?}");
+    absent(&s, "first");
+    assert!(find(&s, "opened ").contains("uncounted pkts 7"), "{s:?}");
+}
+
 #[test]
 fn table_rows_read_like_netstat() {
     let s = screen(|_| {});
