@@ -341,8 +341,8 @@ impl Live {
     /// rates are per second, and one pass over the map costs two syscalls a
     /// socket).
     fn read_traffic(&mut self, now: u64) {
-        if let Some(map) = &self.tracing.attached.traffic {
-            self.table.update_traffic(&map.read_all(), now);
+        if let Some(map) = &mut self.tracing.attached.traffic {
+            self.table.update_traffic(map.read_all(), now);
         }
     }
 

@@ -14,6 +14,7 @@ pub mod hollow;
 pub mod iter;
 pub mod misses;
 pub mod privilege;
+mod sys;
 pub mod tracefs;
 pub mod traffic;
 

@@ -5,11 +5,11 @@
 //! Attached through bpf_link, like everything else, so closing our fds
 //! detaches them: nothing stays in the kernel after netwatch exits.
 
-use std::{fs::File, path::PathBuf};
+use std::{fs::File, os::fd::AsFd as _, path::PathBuf};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
-    maps::{HashMap, MapData},
+    maps::{HashMap, Map},
     programs::{links::CgroupAttachMode, BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSock},
     Btf, Ebpf,
 };
@@ -54,17 +54,38 @@ pub fn full_warning(packets: u64) -> String {
 
 /// The per-socket counters the kernel keeps, by socket cookie.
 pub struct TrafficMap {
-    map: HashMap<MapData, u64, Traffic>,
+    /// A hash map (checked at attach).
+    map: Map,
     /// Whether every packet is counted; without, the map only has
     /// retransmits and resets.
     pub packets: bool,
+    /// The last reading, its buffer kept for the next.
+    rows: Vec<(u64, Traffic)>,
+    /// Why the kernel refused a batch read, once it did: walked key by key
+    /// from then on.
+    no_batch: Option<std::io::Error>,
 }
 
 impl TrafficMap {
-    /// Every socket's counters now. One pass over the kernel map; a row
-    /// deleted meanwhile is skipped, not an error.
-    pub fn read_all(&self) -> Vec<(u64, Traffic)> {
-        self.map.iter().filter_map(Result::ok).collect()
+    /// Every socket's counters now: one pass over the kernel map, in
+    /// batches; a row deleted meanwhile is skipped, not an error.
+    pub fn read_all(&mut self) -> &[(u64, Traffic)] {
+        self.rows.clear();
+        if let (None, Map::HashMap(data)) = (&self.no_batch, &self.map) {
+            match super::sys::lookup_batch(data.fd().as_fd(), &mut self.rows) {
+                Ok(()) => return &self.rows,
+                Err(e) => {
+                    // Not a reason to stop counting: the walk reads the same.
+                    eprintln!("netwatch: note: the traffic map is read key by key (batch read refused: {e})");
+                    self.rows.clear();
+                    self.no_batch = Some(e);
+                }
+            }
+        }
+        if let Ok(map) = HashMap::<_, u64, Traffic>::try_from(&self.map) {
+            self.rows.extend(map.iter().filter_map(Result::ok));
+        }
+        &self.rows
     }
 }
 
@@ -165,7 +186,11 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
         eprintln!("netwatch: note: packet drops are not counted per connection: {e:#}");
     }
     let map = ebpf.take_map(names::MAP_TRAFFIC).ok_or_else(|| anyhow!("map {} missing", names::MAP_TRAFFIC))?;
-    Ok(TrafficMap { map: HashMap::try_from(map).context("opening the traffic map")?, packets })
+    HashMap::<_, u64, Traffic>::try_from(&map).context("opening the traffic map")?;
+    if !matches!(map, Map::HashMap(_)) {
+        bail!("map {} is not a hash map", names::MAP_TRAFFIC);
+    }
+    Ok(TrafficMap { map, packets, rows: Vec::new(), no_batch: None })
 }
 
 /// Said once where only [`names::PROG_KFREE_SKB_NO_RX_SK`] loads.

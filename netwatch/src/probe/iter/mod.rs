@@ -12,8 +12,8 @@
 //! stays loaded, attached or pinned.
 
 mod object;
-mod sys;
 
+use super::sys;
 use std::{
     fs::File,
     io::Read as _,
