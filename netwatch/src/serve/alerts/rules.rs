@@ -82,8 +82,12 @@ pub fn remote_connections(table: &Table) -> Vec<Finding> {
 pub fn suspicious_ports(table: &Table, ports: &BTreeSet<u16>, recent: &[SockRef]) -> Vec<Finding> {
     let mut per: HashMap<u16, Vec<SockRef>> = HashMap::new();
     let mut seen = BTreeSet::new();
-    // TIME_WAIT rows are over: no process is on them any more.
-    let rows = table.rows().filter(|r| r.proto == Proto::Tcp && r.state != TcpState::TimeWait);
+    let listed = |a: SocketAddr| ports.contains(&a.port());
+    // TIME_WAIT rows are over: no process is on them any more. Rows are
+    // checked before a SockRef (strings) is made: most have no listed port.
+    let rows = table
+        .rows()
+        .filter(|r| r.proto == Proto::Tcp && r.state != TcpState::TimeWait && (listed(r.local) || listed(r.remote)));
     for s in rows.map(SockRef::of).chain(recent.iter().cloned()) {
         let Some(port) = [s.sport, s.dport].into_iter().find(|p| ports.contains(p)) else { continue };
         // A connection both in the table and in the events counts once.
