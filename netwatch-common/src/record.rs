@@ -126,7 +126,9 @@ pub enum OwnerSource {
     /// The socket was never seen in process context (created before netwatch
     /// started, or its listener was unknown).
     Unknown = 0,
-    /// The process that called `connect()` or `listen()`.
+    /// The process in whose system call the event ran: the one that
+    /// called `connect()` or `listen()`, or the `close()` or `shutdown()`
+    /// that began the socket's FIN handshake.
     Current = 1,
     /// Inherited from the listening socket (passive open, before
     /// `accept()`); lent by the agent, never written by the kernel programs.

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::btf_tracepoint, programs::BtfTracePointContext};
 use netwatch_common::{
-    tcp::{CLOSE, ESTABLISHED, LISTEN, SYN_RECV, SYN_SENT},
+    tcp::{CLOSE, CLOSE_WAIT, ESTABLISHED, FIN_WAIT1, LAST_ACK, LISTEN, SYN_RECV, SYN_SENT},
     EventKind, OwnerSource,
 };
 
@@ -56,6 +56,9 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     let born = old == CLOSE && (new == SYN_SENT || new == LISTEN);
+    // Not out of SYN_RECV (a Fast Open child closed early): a late child's
+    // birth must still be sent first, below.
+    let closed_by_holder = (old == ESTABLISHED && new == FIN_WAIT1) || (old == CLOSE_WAIT && new == LAST_ACK);
     let late = old == SYN_RECV && crate::maps::late_children();
     // The frozen global's test is all the newer kernels pay: the verifier
     // drops the branch it can never take (as for HOLLOW).
@@ -70,13 +73,26 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     // events carry none and the agent lends them this one. That is why the
     // kernel keeps no per-socket owner: looking it up again on each of a
     // connection's ten transitions, and freeing it, cost more than the rest
-    // of this program. Only the two transitions that run in the caller's
-    // own system call take `current`. A passive child, born in softirq
-    // (cloned from its listener: LISTEN -> SYN_RECV), belongs to its
-    // listener's owner until `accept()` hands it on; the agent, which saw
-    // the listener born, lends it. (A kernel map of listener owners, looked
-    // up here on every handshake, cost the traced workload up to 2% on its
-    // own: the map's lines were often cold by the next handshake.)
+    // of this program. Only transitions that run in a system call of the
+    // socket's holder take `current`: the two births, and the two a
+    // `close()` or `shutdown()` makes (`tcp_close_state()`, which no packet
+    // path calls). The closer is the holder at the end, whoever accepted
+    // the socket: a forked child, an exec'd program, the receiver of a
+    // passed descriptor, however soon after the hand-over it closes. A
+    // passive child, born in softirq (cloned from its listener: LISTEN ->
+    // SYN_RECV), belongs to its listener's owner until `accept()` hands it
+    // on; the agent, which saw the listener born, lends it. (A kernel map of
+    // listener owners, looked up here on every handshake, cost the traced
+    // workload up to 2% on its own: the map's lines were often cold by the
+    // next handshake.)
+    if closed_by_holder {
+        // Its own path: merged into the one below, LLVM let a value die
+        // across the ring buffer call and the verifier refused the program.
+        let mut e = Draft::scratch(Slot::SetState)?;
+        e.head(classify(old, new), now, cookie, &t, Who::Current(OwnerSource::Current, 0), 0, old, new);
+        e.send();
+        return Ok(());
+    }
     let who = if born {
         Who::Current(OwnerSource::Current, now)
     } else if old == LISTEN && new == SYN_RECV {

@@ -398,3 +398,93 @@ fn daemon_child_is_named_on_later_events() {
         );
     }
 }
+
+/// Accepts `argv[2]` connections, forking a child for each that says
+/// `child PID PEER_PORT` and closes the connection at once: `fork` closes
+/// it in Python, `exec` hands it to `sleep 0.05` as its stdin, which closes
+/// it as it exits. The parent closes its copy before the child can.
+const FORK_PER_CONNECTION: &str = r#"
+import os, signal, socket, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+print("listening", os.getpid(), flush=True)
+for _ in range(int(sys.argv[2])):
+    c, peer = s.accept()
+    if os.fork() == 0:
+        s.close()
+        os.write(1, f"child {os.getpid()} {peer[1]}\n".encode())
+        if sys.argv[3] == "exec":
+            os.dup2(c.fileno(), 0); c.close()
+            os.execvp("sleep", ["sleep", "0.05"])
+        c.close(); os._exit(0)
+    c.close()
+print("served", flush=True)
+sys.stdin.readline()
+"#;
+
+/// A socket handed to another process and closed long before any walk of
+/// the descriptor tables could find its new holder: its close names the
+/// process that closed it (its pid, and after an exec the new program's
+/// name), on the `FIN_WAIT1` its `close()` makes and on every later event
+/// of the socket, also after that process has exited (the client closes
+/// its end 0.8 s later, after a walk has found no holder any more).
+fn closer_is_named(mode: &str, comm: &str) {
+    const CONNECTIONS: usize = 5;
+    let ns = setup_in(&format!("closer-{mode}"));
+    let port = free_port(LO);
+    let own = ns.arg();
+    let nw = netwatch_tests::Netwatch::start(&["events", "--json", "--netns", &own]);
+    let mut py = Py::start(FORK_PER_CONNECTION, &[&port.to_string(), &CONNECTIONS.to_string(), mode]);
+    let parent = py.pids("listening")[0];
+    for _ in 0..CONNECTIONS {
+        let mut conn = std::net::TcpStream::connect((LO, port)).expect("connecting to the server");
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut conn, &mut rest).expect("the server's end closing");
+        std::thread::sleep(wait::scaled(Duration::from_millis(800)));
+    }
+    py.expect("served");
+    let children: Vec<(u32, u16)> = py
+        .out
+        .snapshot()
+        .iter()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
+            Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
+        })
+        .collect();
+    assert_eq!(children.len(), CONNECTIONS, "children: {:?}", py.out.snapshot());
+    let server_closes = |nw: &netwatch_tests::Netwatch| {
+        let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
+        let n = events.iter().filter(|e| e.sport == port && e.new_state == "CLOSE").count();
+        wait::check(n == CONNECTIONS, || format!("{n} server-side closes"))
+    };
+    wait::until("every server-side close", Duration::from_secs(10), || server_closes(&nw));
+    let events = netwatch_tests::event::sock_events(&nw.stop().events());
+    for (child, client_port) in children {
+        let closing: Vec<_> = events
+            .iter()
+            .filter(|e| e.sport == port && e.dport == client_port)
+            .skip_while(|e| e.new_state != "FIN_WAIT1")
+            .collect();
+        let states: Vec<&str> = closing.iter().map(|e| e.new_state.as_str()).collect();
+        assert_eq!(states, ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"], "client port {client_port}: {closing:#?}");
+        for e in closing {
+            assert_eq!(
+                (e.pid, e.comm.as_str()),
+                (u64::from(child), comm),
+                "not the closer {child} (the parent {parent} accepted it): {}",
+                e.line
+            );
+        }
+    }
+}
+
+#[test]
+fn a_forked_child_that_closes_at_once_is_named() {
+    closer_is_named("fork", "python3");
+}
+
+#[test]
+fn an_execd_program_that_closes_as_it_exits_is_named() {
+    closer_is_named("exec", "sleep");
+}

@@ -232,6 +232,7 @@ fn update_row(
 /// listener's new holder (the child) is known only once the walk is applied.
 fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, exited: &FxHashSet<u32>) {
     let mut lent = false;
+    let mut departed = Vec::new();
     for row in table.rows_mut() {
         match walk.get(&row.inode).filter(|_| row.inode != 0) {
             Some(owners) if *owners != row.owners => {
@@ -242,9 +243,18 @@ fn apply_walk(table: &mut Table, listeners: &mut ListenerOwners, walk: &Walk, ex
             }
             Some(_) => {}
             None if row.inode == 0 && row.owner_source == OwnerSource::Listener => lent = true,
-            None if !exited.is_empty() => row.owners.retain(|o| !exited.contains(&o.pid)),
+            None if !exited.is_empty() => {
+                let last = row.owners.first().copied();
+                row.owners.retain(|o| !exited.contains(&o.pid));
+                if let (true, Some(last), Some(cookie)) = (row.owners.is_empty(), last, row.cookie) {
+                    departed.push((cookie, last));
+                }
+            }
             None => {}
         }
+    }
+    for (cookie, owner) in departed {
+        table.departed(cookie, owner);
     }
     if !lent {
         return;

@@ -76,6 +76,11 @@ pub struct Table {
     pub event_workloads: bool,
     /// Names of remote addresses from DNS answers (`rhost`).
     pub hosts: crate::names::Names,
+    /// By cookie, the holder a live socket's row had when its last holder
+    /// exited: the process that closed it, usually, whose socket finishes
+    /// its FIN handshake in softirq after it is gone. Its remaining events
+    /// name that process; the row itself shows no holder, as `ss` shows none.
+    departed: FxHashMap<u64, Owner>,
 }
 
 impl Table {
@@ -95,7 +100,14 @@ impl Table {
             workloads: RefCell::default(),
             event_workloads: false,
             hosts: crate::names::Names::default(),
+            departed: FxHashMap::default(),
         }
+    }
+
+    /// Remembers whom the row `cookie` named before its last holder exited
+    /// (see [`Self::departed`]).
+    pub fn departed(&mut self, cookie: u64, owner: Owner) {
+        self.departed.insert(cookie, owner);
     }
 
     /// Where process `pid` runs (a row's owner's workload), from the
@@ -192,6 +204,7 @@ impl Table {
         self.rows.clear();
         self.uncookied.clear();
         self.time_wait.clear();
+        self.departed.clear();
         self.rows.reserve(sockets.len());
         for s in sockets {
             self.insert_seeded(s, now_ns);
@@ -289,6 +302,11 @@ impl Table {
     /// Drops synthesized TIME_WAIT rows the kernel has expired by now.
     pub fn expire(&mut self, now_ns: u64) {
         self.rows.retain(|_, r| r.expires_ns.is_none_or(|t| t > now_ns));
+        if !self.departed.is_empty() {
+            // Rows that went without a close (a re-read found them gone).
+            let rows = &self.rows;
+            self.departed.retain(|cookie, _| rows.contains_key(cookie));
+        }
         self.prune_time_wait();
         self.trim();
     }
@@ -340,7 +358,8 @@ impl Table {
                 // Kernels' records of a socket may lack its namespace.
                 e.netns = row.netns;
             }
-            let owner = row.owners.first().map(|o| (o.pid, o.comm, row.uid, row.owner_source));
+            let holder = row.owners.first().or_else(|| self.departed.get(&e.cookie));
+            let owner = holder.map(|o| (o.pid, o.comm, row.uid, row.owner_source));
             e.lend(owner, row.opened_ns, row.inode);
         }
         if self.event_workloads {
@@ -418,10 +437,19 @@ impl Table {
         if row.opened_ns.is_none() {
             row.opened_ns = e.start_ns;
         }
-        if e.pid != 0 && !row.owners.iter().any(|o| o.pid == e.pid) {
-            // The kernel's owner changed (accept handed the socket to
-            // another process) or the row had none: its word is newer.
-            set_owner(row, e, &mut self.names);
+        if e.pid != 0 {
+            match row.owners.iter().position(|o| o.pid == e.pid) {
+                // The kernel named one of its holders (the one closing it):
+                // the socket's later events, in softirq, name that one.
+                Some(i) => {
+                    row.owners[..=i].rotate_right(1);
+                    row.owner_source = e.owner;
+                }
+                // The kernel's owner changed (accept handed the socket to
+                // another process, or a holder the walk had not found yet
+                // closed it) or the row had none: its word is newer.
+                None => set_owner(row, e, &mut self.names),
+            }
         }
         self.retire_reused(key, e);
     }
@@ -441,6 +469,7 @@ impl Table {
 
     fn remove(&mut self, key: u64) -> Option<Row> {
         let row = self.rows.remove(&key)?;
+        self.departed.remove(&key);
         if row.cookie.is_none() {
             self.uncookied.remove(&(row.netns, row.local, row.remote));
         }

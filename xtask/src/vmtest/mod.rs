@@ -53,6 +53,8 @@ pub const CI_SUBSET: &[(&str, &str)] = &[
     // What each kernel frees at a socket's teardown, as drops (6.1 too: a
     // row per connection leaked there as on the newest).
     ("events", "drops::a_torn_down_connection_leaves_no_row_behind"),
+    // The closer named from its own close(), a new kernel-side owner read.
+    ("holders", "an_execd_program_that_closes_as_it_exits_is_named"),
     ("table", "seeded::seeded_table_matches_ss"),
     ("oneshot", "snapshot_loads_only_the_iterator"),
     ("diff", "diff_shows_new_listener_and_connection_with_owners"),
