@@ -29,13 +29,18 @@ pub fn disabled_by_env() -> bool {
 /// [`netwatch_common::TRAFFIC_SOCKETS`]).
 pub const SOCKETS_ENV: &str = "NETWATCH_TRAFFIC_SOCKETS";
 
+/// The most [`SOCKETS_ENV`] may ask for: 16 Mi rows are about 1.9 GiB
+/// of kernel memory, and the kernel refuses far larger maps with a bare
+/// E2BIG.
+const MAX_SOCKETS: u32 = 1 << 24;
+
 /// The map size the user asked for, if any.
 pub fn sockets_from_env() -> Result<Option<u32>> {
     let Some(v) = std::env::var_os(SOCKETS_ENV) else { return Ok(None) };
     let v = v.to_string_lossy();
     match v.trim().parse::<u32>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
-        _ => Err(anyhow!("{SOCKETS_ENV}={v:?}: expected a number of sockets from 1 to {}", u32::MAX)),
+        Ok(n) if (1..=MAX_SOCKETS).contains(&n) => Ok(Some(n)),
+        _ => Err(anyhow!("{SOCKETS_ENV}={v:?}: expected a number of sockets from 1 to {MAX_SOCKETS}")),
     }
 }
 

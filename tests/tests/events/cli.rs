@@ -53,6 +53,24 @@ fn bad_flags_exit_2() {
     );
 }
 
+/// `--netns` given a file that is no network namespace, or the number of
+/// none that exists, fails before anything is loaded, rather than trace
+/// while filtering out every socket.
+#[test]
+fn a_netns_that_is_none_is_a_clear_error() {
+    super::setup();
+    for (spec, says) in [
+        ("/etc/passwd", "/etc/passwd is not a namespace file"),
+        ("/proc/self/ns/mnt", "is a namespace, but not a network namespace"),
+        ("7", "network namespace 7 was not found"),
+    ] {
+        let out = Command::new(netwatch_bin()).args(["events", "--netns", spec]).output().expect("running netwatch");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "--netns {spec}: {}; stderr:\n{stderr}", out.status);
+        assert!(stderr.contains(says) && !stderr.contains("tracing"), "--netns {spec}: stderr:\n{stderr}");
+    }
+}
+
 #[test]
 fn not_root_is_a_clear_error() {
     super::setup();
