@@ -323,6 +323,12 @@ fn continuous_lists_connections_that_came_and_went() {
     });
     kill_and_reap(&mut child);
     assert!(out.matches(HEADER).count() >= 2, "no repeated listing:\n{out}");
+    // Its lifetime in milliseconds: a connection this short read 0.000s.
+    let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
+    let row = block.lines().find(|l| l.contains("127.0.0.1:8080")).expect("the row");
+    let ms: f64 =
+        row.rsplit(' ').next().and_then(|l| l.strip_suffix("ms")).and_then(|n| n.parse().ok()).unwrap_or(-1.0);
+    assert!(ms > 0.0 && ms < 5000.0, "lifetime in ms: {row:?}");
 }
 
 /// Not a test of its own: the socket holder, run inside the namespace by

@@ -112,7 +112,10 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
         out.push(b' ');
         let owner = crate::socket::Owner::label(c.owner.as_ref()).to_string();
         pad(out, owner.as_bytes(), 20);
-        let lifetime = c.duration_ns.map_or_else(|| "-".to_owned(), |d| format!("{:.3}s", d as f64 / 1e9));
+        // Milliseconds, as `snapshot --for` and `events` give them: the
+        // connections listed here mostly lived for less than one.
+        let lifetime =
+            c.duration_ns.map_or_else(|| "-".to_owned(), |ns| format!("{:.3}ms", crate::output::duration_ms(ns)));
         out.push(b' ');
         out.extend_from_slice(lifetime.as_bytes());
         out.push(b'\n');
