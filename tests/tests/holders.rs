@@ -418,7 +418,6 @@ for _ in range(int(sys.argv[2])):
             os.execvp("sleep", ["sleep", "0.05"])
         c.close(); os._exit(0)
     c.close()
-print("served", flush=True)
 sys.stdin.readline()
 "#;
 
@@ -442,17 +441,20 @@ fn closer_is_named(mode: &str, comm: &str) {
         std::io::Read::read_to_end(&mut conn, &mut rest).expect("the server's end closing");
         std::thread::sleep(wait::scaled(Duration::from_millis(800)));
     }
-    py.expect("served");
-    let children: Vec<(u32, u16)> = py
-        .out
-        .snapshot()
-        .iter()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
-            Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
-        })
-        .collect();
-    assert_eq!(children.len(), CONNECTIONS, "children: {:?}", py.out.snapshot());
+    // Each child said its line (one write: lines never interleave) before
+    // it closed the connection the client read to its end.
+    let children = wait::until("every child's line", Duration::from_secs(10), || {
+        let children: Vec<(u32, u16)> = py
+            .out
+            .snapshot()
+            .iter()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
+                Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
+            })
+            .collect();
+        wait::check(children.len() == CONNECTIONS, || format!("{:?}", py.out.snapshot())).map(|()| children)
+    });
     let server_closes = |nw: &netwatch_tests::Netwatch| {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
         let n = events.iter().filter(|e| e.sport == port && e.new_state == "CLOSE").count();
