@@ -211,10 +211,13 @@ fn update_row(
         }
         want |= exits.contains(&o.pid) || fresh_fork(o.pid);
     }
-    if row.owners.len() > 1 && row.owners.iter().any(|o| exits.contains(&o.pid)) {
-        // Others still hold it: the dead one goes now. A sole holder stays
-        // until the walk names its successor (a fraction of a second), so
-        // the row is not ownerless meanwhile.
+    let survives = row.owners.iter().any(|o| !exits.contains(&o.pid));
+    if survives && row.owners.iter().any(|o| exits.contains(&o.pid)) {
+        // Others still hold it: the dead ones go now. Where none is left
+        // (a sole holder, or all exited together) they stay until the walk
+        // names a successor or, finding none, keeps the closer for the
+        // socket's last events (`Table::departed`): the row is never
+        // ownerless meanwhile.
         row.owners.retain(|o| !exits.contains(&o.pid));
         if let (Some(first), Some(cookie)) = (row.owners.first(), row.cookie) {
             listeners.reown(cookie, first.pid, first.comm);

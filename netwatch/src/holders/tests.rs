@@ -75,6 +75,18 @@ fn a_shared_sockets_dead_holder_goes_at_once() {
     assert_eq!(names(&r), [(11, "nginx".to_owned()), (12, "nginx".to_owned())]);
 }
 
+/// A shell and the child it forked both held a socket and exited in one
+/// batch: the row keeps them until the walk (which, finding no holder,
+/// keeps the closer for the socket's last events), rather than go
+/// ownerless at once.
+#[test]
+fn holders_that_all_exit_together_stay_until_the_walk() {
+    let mut r = row(7, &[owner(10, "sh"), owner(11, "sleep")]);
+    let (execs, exits) = sets(&[], &[10, 11]);
+    assert!(update_row(&mut r, &execs, &exits, &|_| false, &mut ListenerOwners::default()));
+    assert_eq!(names(&r), [(10, "sh".to_owned()), (11, "sleep".to_owned())]);
+}
+
 #[test]
 fn a_holders_fork_asks_for_a_walk_others_do_not() {
     let mut r = row(7, &[owner(10, "server")]);
