@@ -38,6 +38,12 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
     let sk: u64 = ctx.arg::<u64>(0);
     let old = ctx.arg::<i32>(1) as u8;
     let new = ctx.arg::<i32>(2) as u8;
+    if old == new {
+        // `tcp_set_state()` to the state the socket is in: a `close()`
+        // after `shutdown(SHUT_WR)` (FIN_WAIT1, CLOSING), which the
+        // tracepoint reports all the same. No change, no event.
+        return Ok(());
+    }
     let off = offsets();
     let mut t = tcp_tuple::<Direct>(sk, off)?;
     if old == LISTEN && new == SYN_RECV && t.dport == 0 {

@@ -129,3 +129,46 @@ fn events_arrive_after_bursts_and_quiet_spells() {
     server.wait_success(Duration::from_secs(10));
     nw.stop();
 }
+
+/// A server that shuts its side down and then closes, as HTTP servers do:
+/// the close sets the state the shutdown already set (the kernel still
+/// fires its tracepoint), which is no transition and no event. The states
+/// the server's sockets go through are exactly the FIN handshake's, each
+/// once, FIN_WAIT1 named after the test's own process, which made the call.
+#[test]
+fn a_close_after_shutdown_is_no_second_fin_wait1() {
+    use std::io::{Read as _, Write as _};
+    let ns = super::setup_in("shutdown");
+    let nw = super::events_in(&ns, &[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    let port = listener.local_addr().unwrap().port();
+    const N: usize = 5;
+    for _ in 0..N {
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connecting");
+        let (mut served, _) = listener.accept().expect("accepting");
+        served.write_all(b"x").expect("writing");
+        served.shutdown(std::net::Shutdown::Write).expect("shutting down");
+        drop(served);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).expect("reading to the end");
+    }
+    let stopped = nw.stop();
+    let events = netwatch_tests::event::sock_events(&stopped.events());
+    let mut per_socket: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    let served =
+        |e: &&netwatch_tests::SockEvent| e.event != "accept" && e.old_state != "LISTEN" && e.new_state != "LISTEN";
+    for e in events.iter().filter(|e| e.sport == port).filter(served) {
+        per_socket.entry(e.cookie).or_default().push(format!("{}->{}", e.old_state, e.new_state));
+        if e.new_state == "FIN_WAIT1" {
+            assert_eq!(e.pid, u64::from(std::process::id()), "the closer: {}", e.line);
+        }
+    }
+    assert_eq!(per_socket.len(), N, "server-side sockets: {per_socket:?}");
+    for states in per_socket.values() {
+        assert_eq!(
+            states,
+            &["SYN_RECV->ESTABLISHED", "ESTABLISHED->FIN_WAIT1", "FIN_WAIT1->FIN_WAIT2", "FIN_WAIT2->CLOSE"],
+            "{per_socket:?}"
+        );
+    }
+}
