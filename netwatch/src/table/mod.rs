@@ -437,7 +437,10 @@ impl Table {
         if row.opened_ns.is_none() {
             row.opened_ns = e.start_ns;
         }
-        if e.pid != 0 {
+        // An orphan's owner was lent from `departed`: no process holds it,
+        // and the lent name is not the kernel's word about a holder.
+        let lent_departed = row.owners.is_empty() && self.departed.contains_key(&key);
+        if e.pid != 0 && !lent_departed {
             match row.owners.iter().position(|o| o.pid == e.pid) {
                 // The kernel named one of its holders (the one closing it):
                 // the socket's later events, in softirq, name that one.

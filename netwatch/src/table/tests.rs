@@ -363,3 +363,26 @@ fn events_get_their_owners_workload_from_the_one_resolver() {
         assert_eq!(e.workload, if on { expected } else { None });
     }
 }
+
+/// An orphaned socket whose closer has exited: its remaining events name
+/// the closer the table kept aside, and its row still shows no holder, as
+/// `ss` shows none (the lent owner is not taken for the kernel's word).
+#[test]
+fn a_departed_closer_names_the_last_events_but_holds_no_row() {
+    let (l, r) = ("127.0.0.1:80", "127.0.0.1:40000");
+    let mut t = Table::new(10);
+    t.seed(vec![seeded(Some(9), tcp::FIN_WAIT1, l, r, Some(42))], 0);
+    for row in t.rows_mut() {
+        row.owners.clear();
+    }
+    t.departed(9, Owner { pid: 42, comm: Comm::new("closer") });
+    let mut e = ev(EventKind::State, 9, tcp::FIN_WAIT1, tcp::FIN_WAIT2, l, r, 0);
+    t.complete_and_apply(&mut e);
+    assert_eq!((e.pid, e.comm.text()), (42, "closer"));
+    let row = t.rows().find(|r| r.cookie == Some(9)).expect("the row");
+    assert!(row.owners.is_empty(), "{:?}", row.owners);
+    let mut close = ev(EventKind::Close, 9, tcp::FIN_WAIT2, tcp::CLOSE, l, r, 0);
+    t.complete_and_apply(&mut close);
+    assert_eq!(close.pid, 42);
+    assert_eq!(t.history().last().and_then(|c| c.owner.as_ref()).map(|o| o.pid), Some(42));
+}
