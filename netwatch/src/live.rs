@@ -373,10 +373,9 @@ fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch:
         Batch::Dns(answers) => table.hosts.learn(&answers),
         Batch::DnsLost(n) => table.hosts.lost += n,
         Batch::TrafficUncounted(n) => {
-            if table.totals.traffic_uncounted == 0 {
+            if table.totals.count_uncounted(n) {
                 update.warnings.push(crate::probe::traffic::full_warning(n));
             }
-            table.totals.traffic_uncounted += n;
         }
     }
 }

@@ -302,11 +302,9 @@ impl Printer {
                 eprintln!("netwatch: warning: {}", crate::names::lost_warning(n));
             }
             Batch::TrafficUncounted(n) => {
-                // Said once: the map stays full while those sockets live.
-                if self.shown.traffic_uncounted == 0 {
+                if self.shown.count_uncounted(n) {
                     eprintln!("netwatch: warning: {}", crate::probe::traffic::full_warning(n));
                 }
-                self.shown.traffic_uncounted += n;
             }
         }
         Ok(false)

@@ -76,6 +76,15 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Counts packets the full traffic map left out; true the first time,
+    /// when the user is to be told (the map stays full while those
+    /// sockets live, so once is enough).
+    pub fn count_uncounted(&mut self, packets: u64) -> bool {
+        let first = self.traffic_uncounted == 0;
+        self.traffic_uncounted += packets;
+        first
+    }
+
     /// Counts one event. A listener's close ends no connection: netstat
     /// counts none, and counting it would make closes run ahead of opens.
     pub fn count(&mut self, e: &Event) {
