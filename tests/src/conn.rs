@@ -44,6 +44,13 @@ pub fn stillborn(evs: &[&SockEvent]) -> bool {
         && !evs.iter().any(|e| e.new_state == "ESTABLISHED")
 }
 
+/// The events of every socket but stillborn children: a connection's, not
+/// a race's.
+pub fn without_stillborn(events: &[SockEvent]) -> Vec<&SockEvent> {
+    let cookies = by_cookie(events);
+    events.iter().filter(|e| !stillborn(&cookies[&e.cookie])).collect()
+}
+
 /// The `event` value the contract gives to a transition.
 pub fn kind_of(old: &str, new: &str) -> &'static str {
     match (old, new) {

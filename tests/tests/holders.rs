@@ -457,6 +457,7 @@ fn closer_is_named(mode: &str, comm: &str) {
     });
     let server_closes = |nw: &netwatch_tests::Netwatch| {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
+        let events = netwatch_tests::conn::without_stillborn(&events);
         let n = events.iter().filter(|e| e.sport == port && e.new_state == "CLOSE").count();
         wait::check(n == CONNECTIONS, || format!("{n} server-side closes"))
     };

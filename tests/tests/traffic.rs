@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use netwatch_tests::{
+    conn::without_stillborn,
     event::{sock_events, SockEvent, Traffic},
     netns::{self, own_inode, Own, VethPair},
     snapshot::{NwSocket, Snapshot, Watch},
@@ -148,11 +149,16 @@ impl Transfer {
         self.check(&format!("live {} server", self.proto), &s.traffic, &c.traffic, DOWN, UP);
     }
 
-    /// The client's and the server's closing events.
+    /// The client's and the server's closing events. A stillborn second
+    /// child (the handshake's last ACK and the first data segment handled
+    /// at once on two CPUs each cloned one; the kernel closed the loser at
+    /// once, SYN_RECV -> CLOSE, seen on 5.10 under qemu) is a real socket
+    /// but not the connection's server end.
     fn closes<'a>(&self, events: &'a [SockEvent]) -> (&'a SockEvent, &'a SockEvent) {
         let kind = if self.proto == "udp" { "udp_close" } else { "close" };
+        let events = without_stillborn(events);
         let find = |pick: &dyn Fn(&SockEvent) -> bool, what: &str| -> &'a SockEvent {
-            let hits: Vec<&SockEvent> = events.iter().filter(|e| e.event == kind && pick(e)).collect();
+            let hits: Vec<&SockEvent> = events.iter().copied().filter(|e| e.event == kind && pick(e)).collect();
             assert_eq!(hits.len(), 1, "{what}: expected one {kind} event, got {hits:#?}");
             hits[0]
         };
