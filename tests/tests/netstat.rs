@@ -295,13 +295,35 @@ fn bad_flags_exit_2_and_help_lists_netstat_flags() {
     }
 }
 
+/// `-c`'s closed block: a TCP connection and a UDP socket that opened and
+/// closed between two refreshes, each under its protocol's flag only.
 #[test]
 fn continuous_lists_connections_that_came_and_went() {
+    let tcp = "'exec 3<>/dev/tcp/127.0.0.1/8080; exec 3>&-; echo done'";
+    // A connected UDP socket (bash's /dev/udp): a port, a peer, a datagram.
+    let udp = "'exec 3<>/dev/udp/127.0.0.1/9999; echo x >&3; exec 3>&-; echo done'";
+    let tcp_row = continuous("-tnc", tcp, "127.0.0.1:8080", "udp");
+    assert!(tcp_row.starts_with("tcp "), "{tcp_row:?}");
+    // Its lifetime in milliseconds: a connection this short read 0.000s.
+    let ms: f64 =
+        tcp_row.rsplit(' ').next().and_then(|l| l.strip_suffix("ms")).and_then(|n| n.parse().ok()).unwrap_or(-1.0);
+    assert!(ms > 0.0 && ms < 5000.0, "lifetime in ms: {tcp_row:?}");
+    let udp_row = continuous("-unc", udp, "127.0.0.1:9999", "tcp");
+    let cols: Vec<&str> = udp_row.split_whitespace().collect();
+    // No lifetime: netwatch sees a UDP socket's end, not its start.
+    assert_eq!((cols[0], cols[2], cols[3], cols[5]), ("udp", "127.0.0.1:9999", "CLOSED", "-"), "{udp_row:?}");
+    assert!(cols[4].ends_with("/bash"), "the owner: {udp_row:?}");
+}
+
+/// Runs `netwatch FLAGS` in a namespace of its own, runs `script` there
+/// with bash, and returns the closed block's row for `remote`; no row of
+/// `other` protocol may show in any closed block.
+fn continuous(flags: &str, script: &str, remote: &str, other: &str) -> String {
     let ns = Ns::new("cont");
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(netwatch_bin())
-        .args(["-tnc"])
+        .arg(flags)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -313,22 +335,26 @@ fn continuous_lists_connections_that_came_and_went() {
         let n = listings();
         wait::check(n >= 1, || format!("{n} listings"))
     });
-    // A connection opened and closed inside one refresh interval.
-    let done = ns.output("bash", "-c", "'exec 3<>/dev/tcp/127.0.0.1/8080; exec 3>&-; echo done'");
+    // A socket opened and closed inside one refresh interval.
+    let done = ns.output("bash", "-c", script);
     assert!(done.contains("done"), "could not connect inside the namespace: {done}");
-    let out = wait::until("the short connection in a closed block", Duration::from_secs(10), || {
+    let out = wait::until("the short-lived socket in a closed block", Duration::from_secs(10), || {
         let out = lines.snapshot().join("\n");
         let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
-        wait::check(block.contains("127.0.0.1:8080"), || format!("output so far:\n{out}")).map(|()| out)
+        wait::check(block.contains(remote), || format!("output so far:\n{out}")).map(|()| out)
     });
     kill_and_reap(&mut child);
     assert!(out.matches(HEADER).count() >= 2, "no repeated listing:\n{out}");
-    // Its lifetime in milliseconds: a connection this short read 0.000s.
     let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
-    let row = block.lines().find(|l| l.contains("127.0.0.1:8080")).expect("the row");
-    let ms: f64 =
-        row.rsplit(' ').next().and_then(|l| l.strip_suffix("ms")).and_then(|n| n.parse().ok()).unwrap_or(-1.0);
-    assert!(ms > 0.0 && ms < 5000.0, "lifetime in ms: {row:?}");
+    let row = block.lines().find(|l| l.contains(remote)).expect("the row");
+    let strays: Vec<&str> = out
+        .split("Closed since last refresh")
+        .skip(1)
+        .flat_map(str::lines)
+        .filter(|l| l.starts_with(&format!("{other} ")) || l.starts_with(&format!("{other}6 ")))
+        .collect();
+    assert!(strays.is_empty(), "{other} rows under {flags}: {strays:?}");
+    row.to_owned()
 }
 
 /// Not a test of its own: the socket holder, run inside the namespace by

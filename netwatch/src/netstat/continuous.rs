@@ -1,6 +1,6 @@
 //! `-c` for the connection views: netstat's listing every second, and
-//! after it the TCP connections that opened and closed between two
-//! refreshes, which netstat cannot see. Those come from the live eBPF
+//! after it the TCP connections and UDP sockets that opened and closed
+//! between two refreshes, which netstat cannot see. Those come from the live eBPF
 //! model ([`crate::live::Live`]); without it (not root, no BPF) the
 //! listing still refreshes, as netstat's does, and says why once.
 
@@ -23,7 +23,7 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let mut live = if o.tcp || !o.arg {
+        let mut live = if o.tcp || o.udp || !o.arg {
             match Live::start(HISTORY).await {
                 Ok(live) => Some(live),
                 Err(e) => {
@@ -46,7 +46,7 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
                 let closed: Vec<&Closed> = live
                     .table
                     .history()
-                    .filter(|c| c.proto == Proto::Tcp && c.netns == netns && c.closed_ns > last_ns)
+                    .filter(|c| proto_wanted(o, c) && c.netns == netns && c.closed_ns > last_ns)
                     .filter(|c| !shown.contains(&(c.local, c.remote)) && family_wanted(o, c))
                     .collect();
                 closed_block(&mut out, &closed, o, names);
@@ -76,6 +76,16 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
     })
 }
 
+/// The flags' protocol choice. A UDP socket closed before it had a port
+/// (a resolver's probe socket, never used) was in no listing, netstat's
+/// or this one's.
+fn proto_wanted(o: &Opts, c: &Closed) -> bool {
+    match c.proto {
+        Proto::Tcp => o.tcp || !o.arg,
+        Proto::Udp => (o.udp || !o.arg) && c.local.port() != 0,
+    }
+}
+
 /// The flags' family and `-a`/`-l` choice, as the listing applies them
 /// (a TCP listener is a row without a remote port).
 fn family_wanted(o: &Opts, c: &Closed) -> bool {
@@ -97,12 +107,13 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
         b"Proto Local Address           Foreign Address         State       PID/Program name     Lifetime\n",
     );
     for c in closed {
-        let prot: &[u8] = if c.local.is_ipv4() { b"tcp" } else { b"tcp6" };
+        let proto = if c.proto == Proto::Udp { "udp" } else { "tcp" };
+        let prot = if c.local.is_ipv4() { proto.to_owned() } else { format!("{proto}6") };
         let endpoint = |names: &mut Names, a: SocketAddr| {
             let host = names.sprint(a.ip());
-            super::addr::addr_port(host.as_bytes(), names.service(a.port(), "tcp").as_bytes(), 22, o.wide)
+            super::addr::addr_port(host.as_bytes(), names.service(a.port(), proto).as_bytes(), 22, o.wide)
         };
-        pad(out, prot, 5);
+        pad(out, prot.as_bytes(), 5);
         out.push(b' ');
         pad(out, &endpoint(names, c.local), 23);
         out.push(b' ');

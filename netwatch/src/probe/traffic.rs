@@ -135,24 +135,47 @@ fn unescape(s: &str) -> String {
 /// The cgroup v2 root, from our mount namespace or else from init's: `ip
 /// netns exec` runs us in a mount namespace with a fresh /sys, where the
 /// hierarchy is not mounted, yet it is the same hierarchy, reachable
-/// through `/proc/1/root`.
+/// through `/proc/1/root`. Where init's root is closed to us (an init that
+/// is not dumpable, as some container and sandbox inits are), through our
+/// nearest ancestor's that has it: the shell that ran `ip netns exec` is
+/// still in the namespace it left.
 pub(crate) fn open_cgroup_root() -> Result<(PathBuf, File)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let path = match cgroup2_mount(&text) {
-        Some(path) => path,
-        None => std::fs::read_to_string("/proc/1/mountinfo")
-            .ok()
-            .and_then(|init| cgroup2_mount(&init))
-            .map(|p| PathBuf::from("/proc/1/root").join(p.strip_prefix("/").unwrap_or(&p)))
-            .ok_or_else(|| {
-                anyhow!(
-                    "no cgroup v2 hierarchy is mounted (here or in init's mount namespace), and the \
-                     traffic counters attach to its root: mount it with `mount -t cgroup2 none /sys/fs/cgroup`"
-                )
-            })?,
+    if let Some(path) = cgroup2_mount(&text) {
+        let file = File::open(&path).with_context(|| format!("opening the cgroup v2 root {}", path.display()))?;
+        return Ok((path, file));
+    }
+    let mut last = None;
+    for pid in std::iter::once(1).chain(ancestors()) {
+        let Some(mount) =
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok().and_then(|t| cgroup2_mount(&t))
+        else {
+            continue;
+        };
+        let path = PathBuf::from(format!("/proc/{pid}/root")).join(mount.strip_prefix("/").unwrap_or(&mount));
+        match File::open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(e) => last = Some(anyhow!(e).context(format!("opening the cgroup v2 root {}", path.display()))),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        anyhow!(
+            "no cgroup v2 hierarchy is mounted (here or in init's mount namespace), and the \
+             traffic counters attach to its root: mount it with `mount -t cgroup2 none /sys/fs/cgroup`"
+        )
+    }))
+}
+
+/// Our parent, its parent, and so on up to init (which is left out).
+fn ancestors() -> impl Iterator<Item = u32> {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
     };
-    let file = File::open(&path).with_context(|| format!("opening the cgroup v2 root {}", path.display()))?;
-    Ok((path, file))
+    std::iter::successors(Some(std::os::unix::process::parent_id()), move |&pid| parent(pid))
+        .take_while(|&pid| pid > 1)
+        .take(64)
 }
 
 /// Loads and attaches the traffic programs, the per-packet ones only with
