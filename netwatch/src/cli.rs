@@ -8,10 +8,11 @@ use clap::{error::ErrorKind, Parser, Subcommand};
     name = "netwatch",
     version,
     args_conflicts_with_subcommands = true,
-    about = "Live TCP connection tracer: every connection, with its process, as the kernel sees it",
+    about = "Live TCP and UDP connection tracer: every connection, with its process, as the kernel sees it",
     long_about = "netwatch traces TCP connections with eBPF programs on the kernel's TCP state \
-                  machine: every connect, accept, state change and close, with the owning \
-                  process, including connections too short-lived for netstat or ss to see.\n\n\
+                  machine: every connect, accept, state change and close, and every UDP \
+                  socket's close, with the owning process, including connections too \
+                  short-lived for netstat or ss to see.\n\n\
                   Needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)."
 )]
 pub struct Cli {

@@ -46,8 +46,8 @@ pub struct EventsArgs {
     /// Also print `destroy` events (the kernel freeing a socket)
     #[arg(long)]
     pub teardown: bool,
-    /// Exit after this many printed events
-    #[arg(long, value_name = "N")]
+    /// Exit after this many printed events (1 or more)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Size of the kernel's event ring buffer, in MiB (a power of two, 1 to
     /// 1024): how long a burst it holds while netwatch is descheduled,
@@ -117,7 +117,7 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         }
         Err(e) => eprintln!("netwatch: warning: listeners' drop counters cannot be read, no listen_drop events: {e}"),
     }
-    eprintln!("netwatch: tracing TCP connections (Ctrl-C to stop)");
+    eprintln!("netwatch: tracing TCP and UDP sockets (Ctrl-C to stop)");
 
     let stdout = io::stdout();
     let mut out = stdout.lock();

@@ -116,7 +116,7 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         eprintln!("netwatch: warning: {w}");
     }
     eprintln!(
-        "netwatch: tracing TCP connections as a service: metrics {}, export {}, pid {}",
+        "netwatch: tracing TCP and UDP sockets as a service: metrics {}, export {}, pid {}",
         server.as_ref().map_or_else(|| "off".to_owned(), |(a, _)| format!("http://{a}/metrics")),
         agent.exporter.describe(),
         std::process::id()
