@@ -1,7 +1,7 @@
 //! Command-line definition (clap). Parsing only: validation that needs the
 //! system happens in the commands.
 
-use clap::{error::ErrorKind, Parser, Subcommand};
+use clap::{error::ErrorKind, CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +60,14 @@ pub fn parse() -> Cli {
         Ok(cli) => return cli,
         Err(e) => e,
     };
+    if let Some(word) = stray_word(&err) {
+        // clap calls any word after netstat flags a subcommand.
+        let msg = format!(
+            "unexpected argument '{word}': the netstat views take flags only (net-tools netstat ignores \
+             extra words; netwatch refuses them rather than guess what they meant)"
+        );
+        Cli::command().error(ErrorKind::UnknownArgument, msg).exit();
+    }
     let is_check = std::env::args_os().nth(1).is_some_and(|a| a == "check");
     let informational = matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
     if !is_check || informational {
@@ -73,10 +81,20 @@ pub fn parse() -> Cli {
     std::process::exit(i32::from(crate::plugin::Status::Unknown.code()));
 }
 
+/// The word clap took for a subcommand after netstat flags, when it names
+/// none (`netwatch -tanp 2`, as netstat's delay).
+fn stray_word(err: &clap::Error) -> Option<String> {
+    if err.kind() != ErrorKind::ArgumentConflict {
+        return None;
+    }
+    let clap::error::ContextValue::String(word) = err.get(clap::error::ContextKind::InvalidSubcommand)? else {
+        return None;
+    };
+    Cli::command().find_subcommand(word).is_none().then(|| word.clone())
+}
+
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
@@ -95,6 +113,15 @@ mod tests {
         assert!(Cli::try_parse_from(["netwatch", "events", "-4", "-6"]).is_err());
         assert!(Cli::try_parse_from(["netwatch", "events", "--port", "70000"]).is_err());
         assert!(Cli::try_parse_from(["netwatch", "events", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn a_word_after_netstat_flags_is_named_as_stray() {
+        let stray = |args: &[&str]| stray_word(&Cli::try_parse_from(args).unwrap_err());
+        assert_eq!(stray(&["netwatch", "-tanp", "2"]).as_deref(), Some("2"));
+        assert_eq!(stray(&["netwatch", "-s", "extra"]).as_deref(), Some("extra"));
+        // A real subcommand after flags keeps clap's own message.
+        assert_eq!(stray(&["netwatch", "-t", "events"]), None);
     }
 
     #[test]

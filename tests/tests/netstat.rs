@@ -283,7 +283,15 @@ fn other_views_match_netstat() {
 #[test]
 fn bad_flags_exit_2_and_help_lists_netstat_flags() {
     let ns = Ns::new("flags");
-    for flags in [&["-r", "-i"][..], &["-s", "-4", "-6"], &["-rx"], &["--bogus"], &["-A", "nope"], &["-t", "events"]] {
+    for flags in [
+        &["-r", "-i"][..],
+        &["-s", "-4", "-6"],
+        &["-rx"],
+        &["--bogus"],
+        &["-A", "nope"],
+        &["-t", "events"],
+        &["-tanp", "2"],
+    ] {
         assert_eq!(ns.netwatch_status(flags), 2, "netwatch {flags:?}");
     }
     let help = Command::new(netwatch_bin()).arg("--help").output().unwrap();
