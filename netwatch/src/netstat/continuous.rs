@@ -76,13 +76,11 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
     })
 }
 
-/// The flags' protocol choice. A UDP socket closed before it had a port
-/// (a resolver's probe socket, never used) was in no listing, netstat's
-/// or this one's.
+/// The flags' protocol choice.
 fn proto_wanted(o: &Opts, c: &Closed) -> bool {
     match c.proto {
         Proto::Tcp => o.tcp || !o.arg,
-        Proto::Udp => (o.udp || !o.arg) && c.local.port() != 0,
+        Proto::Udp => o.udp || !o.arg,
     }
 }
 

@@ -172,3 +172,36 @@ fn a_close_after_shutdown_is_no_second_fin_wait1() {
         );
     }
 }
+
+/// A UDP socket closed without ever having a port (what a resolver opens
+/// and leaves unused) is no event; one that had a port is, with it.
+#[test]
+fn a_udp_socket_that_never_had_a_port_is_no_event() {
+    let ns = super::setup_in("udp-unbound");
+    let nw = super::events_in(&ns, &[]);
+    // SAFETY: socket() and close() of a descriptor of our own (std makes
+    // no UDP socket without binding it).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(fd >= 0, "socket(): {}", std::io::Error::last_os_error());
+        libc::close(fd);
+    }
+    let used = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding");
+    let port = used.local_addr().unwrap().port();
+    used.send_to(b"x", ("127.0.0.1", port)).expect("sending");
+    drop(used);
+    let pid = u64::from(std::process::id());
+    let ours = |lines: &[String]| -> Vec<netwatch_tests::SockEvent> {
+        let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(lines));
+        events.into_iter().filter(|e| e.event == "udp_close" && e.pid == pid).collect()
+    };
+    // Released in this order, reported in it: once the used socket's
+    // close is in, the unused one's would be too.
+    wait::until("the used socket's udp_close", Duration::from_secs(10), || {
+        let closes = ours(&nw.lines());
+        wait::check(closes.iter().any(|e| e.sport == port), || format!("{closes:#?}"))
+    });
+    let closes = ours(&nw.stop().lines);
+    let ports: Vec<u16> = closes.iter().map(|e| e.sport).collect();
+    assert_eq!(ports, [port], "{closes:#?}");
+}
