@@ -70,8 +70,10 @@ pub const GLOBAL_COMPAT: &str = "COMPAT";
 /// [`compat::OWN_IDS`] (one entry otherwise; the agent sizes it).
 pub const MAP_IDS: &str = "IDS";
 
-/// `cgroup/sock_create` on the cgroup v2 root, with [`compat::OWN_IDS`]
-/// only: makes each new socket's kernel cookie.
+/// `cgroup/sock_create` on the cgroup v2 root, with the traffic programs:
+/// a UDP socket's birth time, into [`MAP_UDP_BORN`]; with
+/// [`compat::OWN_IDS`] (attached then even without them), each new
+/// socket's kernel cookie too.
 pub const PROG_SOCK_CREATE: &str = "nw_sock_create";
 /// `sock_ops` on the cgroup v2 root, with [`compat::OWN_IDS`] only: makes
 /// each passive child's kernel cookie before its handshake completes.
@@ -116,6 +118,8 @@ pub const PROG_SKB_INGRESS: &str = "nw_skb_ingress";
 pub const PROG_SKB_EGRESS: &str = "nw_skb_egress";
 /// `cgroup/sock_release`: a UDP socket's totals, and its `TRAFFIC` row freed.
 pub const PROG_SOCK_RELEASE: &str = "nw_sock_release";
+/// LRU hash map: UDP socket cookie -> birth time (kernel-side only).
+pub const MAP_UDP_BORN: &str = "UDP_BORN";
 /// `tp_btf/tcp_retransmit_skb`.
 pub const PROG_RETRANSMIT: &str = "nw_retransmit";
 /// `tp_btf/tcp_send_reset`.
@@ -123,8 +127,15 @@ pub const PROG_SEND_RESET: &str = "nw_send_reset";
 /// `tp_btf/tcp_receive_reset`.
 pub const PROG_RECV_RESET: &str = "nw_recv_reset";
 /// The traffic counting programs, in attach order.
-pub const TRAFFIC_PROGRAMS: [&str; 6] =
-    [PROG_SKB_INGRESS, PROG_SKB_EGRESS, PROG_SOCK_RELEASE, PROG_RETRANSMIT, PROG_SEND_RESET, PROG_RECV_RESET];
+pub const TRAFFIC_PROGRAMS: [&str; 7] = [
+    PROG_SKB_INGRESS,
+    PROG_SKB_EGRESS,
+    PROG_SOCK_CREATE,
+    PROG_SOCK_RELEASE,
+    PROG_RETRANSMIT,
+    PROG_SEND_RESET,
+    PROG_RECV_RESET,
+];
 pub const TP_RETRANSMIT: &str = "tcp_retransmit_skb";
 pub const TP_SEND_RESET: &str = "tcp_send_reset";
 pub const TP_RECV_RESET: &str = "tcp_receive_reset";
@@ -164,7 +175,6 @@ const _: () = {
         i += 1;
     }
     assert!(well_named(PROG_ITER_SOCKET_FDS));
-    assert!(well_named(PROG_SOCK_CREATE));
     assert!(well_named(PROG_SOCK_OPS));
     assert!(well_named(PROG_KFREE_SKB));
     assert!(well_named(PROG_KFREE_SKB_NO_RX_SK));

@@ -8,7 +8,8 @@
 //! tracepoints read it. So a socket's events carry the kernel's cookie, as
 //! sock_diag and `ss -e` show it, not an id of netwatch's own:
 //!
-//! - `cgroup/sock_create` runs in `inet_create()` (the `socket()` call),
+//! - `cgroup/sock_create` (`release::nw_sock_create`, which also notes a
+//!   UDP socket's birth) runs in `inet_create()` (the `socket()` call),
 //!   before any state change of the socket;
 //! - `sock_ops` `BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB` runs on a passive
 //!   child in `tcp_init_transfer()`, called by `tcp_rcv_state_process()`
@@ -18,22 +19,10 @@
 //! What neither reaches (sockets the kernel opens for itself, which skip
 //! the cgroup hooks) still gets an id of netwatch's own.
 
-use aya_ebpf::{
-    helpers::generated::bpf_get_socket_cookie,
-    macros::{cgroup_sock, sock_ops},
-    programs::{SockContext, SockOpsContext},
-};
+use aya_ebpf::{helpers::generated::bpf_get_socket_cookie, macros::sock_ops, programs::SockOpsContext};
 
 /// `BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB` (include/uapi/linux/bpf.h).
 const PASSIVE_ESTABLISHED: u32 = 5;
-
-#[cgroup_sock(sock_create)]
-pub fn nw_sock_create(ctx: SockContext) -> i32 {
-    // SAFETY: the context is the socket being created.
-    let _ = unsafe { bpf_get_socket_cookie(ctx.sock.cast()) };
-    // 1: let the socket be created.
-    1
-}
 
 #[sock_ops]
 pub fn nw_sock_ops(ctx: SockOpsContext) -> u32 {

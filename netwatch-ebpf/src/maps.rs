@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use netwatch_common::{offsets::KernelOffsets, record::COUNTER_SLOTS};
 
@@ -155,6 +155,14 @@ pub static TRAFFIC: HashMap<u64, netwatch_common::Traffic> =
 /// three hash operations that would find nothing.
 #[map]
 pub static TRAFFIC_ROWS: Array<u64> = Array::with_max_entries(1, 0);
+
+/// UDP socket cookie -> when `socket()` made it (`sock_create`), for its
+/// lifetime at `sock_release`, which deletes the row. LRU: a socket older
+/// than netwatch has no row, and where more UDP sockets are open than this
+/// holds the oldest births go first (their lifetimes are then unknown);
+/// a birth never waits for room.
+#[map]
+pub static UDP_BORN: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65_536, 0);
 
 /// Thread (`pid_tgid`) -> the `connect()` it is in: the destination read at
 /// `sys_enter_connect`, kept for `sys_exit_connect`, which reports the call

@@ -1,9 +1,13 @@
-//! `cgroup/sock_release` on the cgroup v2 root: runs in `inet_release()`
-//! when the last file of an IPv4/IPv6 socket closes, in the closing
-//! process's context.
+//! `cgroup/sock_create` and `cgroup/sock_release` on the cgroup v2 root:
+//! they run in `inet_create()` when `socket()` makes an IPv4/IPv6 socket
+//! and in `inet_release()` when its last file closes, in the calling
+//! process's context (neither runs for the kernel's own sockets).
 //!
-//! UDP has no state machine and no destroy tracepoint, so this is where a
-//! UDP socket ends: its totals leave in an `UdpClose` event and its
+//! UDP has no state machine, so these are where a UDP socket begins and
+//! ends. Its birth is only noted (`UDP_BORN`), for the lifetime its close
+//! reports: an event per `socket()` would double what a DNS client's
+//! queries cost the ring, to say what the close says anyway. At release,
+//! UDP has no destroy tracepoint, so this is where a UDP socket ends: its totals leave in an `UdpClose` event and its
 //! `TRAFFIC` row is freed. TCP rows are left alone: a closed TCP socket
 //! still flushes its send queue and exchanges FINs, and its totals leave
 //! with the `-> CLOSE` transition; `tcp_destroy_sock` frees the row. Any
@@ -19,7 +23,7 @@ use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
 
 use crate::{
     emit::{Draft, Slot, Who},
-    maps::offsets,
+    maps::{offsets, UDP_BORN},
     sock::{inet_tuple, inode, Probe},
     traffic,
 };
@@ -28,6 +32,36 @@ const SOCK_STREAM: u32 = 1;
 const SOCK_DGRAM: u32 = 2;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+
+#[cgroup_sock(sock_create)]
+pub fn nw_sock_create(ctx: SockContext) -> i32 {
+    created(&ctx);
+    // 1 lets `socket()` go on: this program only watches.
+    1
+}
+
+#[inline(always)]
+fn created(ctx: &SockContext) {
+    let sk = ctx.sock;
+    // SAFETY: field pointers of the context, read one by one.
+    let (ty, proto) = unsafe { (read(&raw const (*sk).type_), read(&raw const (*sk).protocol)) };
+    let udp = ty == SOCK_DGRAM && proto == IPPROTO_UDP;
+    // Where tracing programs cannot make cookies, every socket's is made
+    // here, before its first event (`cookies`); elsewhere only UDP's.
+    if !udp && !crate::ident::own_ids() {
+        return;
+    }
+    // SAFETY: the context is the socket being made; the cookie it gets
+    // now is the one its events and its release read.
+    let cookie = unsafe { bpf_get_socket_cookie(sk.cast()) };
+    if !udp || crate::maps::others_hollow() {
+        return;
+    }
+    // SAFETY: no arguments, no side effects.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // A failed insert loses a lifetime, nothing else.
+    let _ = UDP_BORN.insert(cookie, now, 0);
+}
 
 #[cgroup_sock(sock_release)]
 pub fn nw_sock_release(ctx: SockContext) -> i32 {
@@ -75,8 +109,10 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     // SAFETY: a context field.
     let state = unsafe { read(&raw const (*sk).state) } as u8;
     let file = inode::<Probe>(sk as u64, off);
-    // No start time is known for a UDP socket: no duration.
-    let who = Who::Current(OwnerSource::Current, 0);
+    // SAFETY: copied out at once; the row is this socket's alone.
+    let start = unsafe { UDP_BORN.get(cookie) }.copied().unwrap_or(0);
+    let _ = UDP_BORN.remove(cookie);
+    let who = Who::Current(OwnerSource::Current, start);
     let mut e = Draft::scratch(Slot::Release)?;
     e.head(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE);
     // The totals are read straight into the record: a copy of them on

@@ -225,6 +225,14 @@ impl Event {
         self.start_ns.map(|s| self.ts_ns.saturating_sub(s))
     }
 
+    /// The socket's lifetime, on the events that end one (where it is
+    /// known): what every output prints as `duration_ms` or a lifetime.
+    pub fn lifetime_ns(&self) -> Option<u64> {
+        matches!(self.kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
+            .then(|| self.duration_ns())
+            .flatten()
+    }
+
     /// Whether the traffic is IPv4, counting IPv4-mapped addresses on IPv6
     /// sockets as IPv4 (docs/design.md#ipv4-mapped-addresses).
     pub fn is_ipv4_traffic(&self) -> bool {

@@ -445,10 +445,8 @@ pub fn fields<W: Fields>(e: &Event, packets: bool, clock: &WallClock, w: &mut W)
     w.u64(k::netns, e.netns.into());
     w.u64(k::cookie, e.cookie);
     w.name(k::owner, owner_name(e.owner));
-    if matches!(e.kind, EventKind::Close | EventKind::ConnectFailed) {
-        if let Some(ns) = e.duration_ns() {
-            w.f64(k::duration_ms, duration_ms(ns));
-        }
+    if let Some(ns) = e.lifetime_ns() {
+        w.f64(k::duration_ms, duration_ms(ns));
     }
     if totals_known(e.kind, packets) {
         let t = &e.traffic;
@@ -738,7 +736,6 @@ pub(crate) mod tests {
     fn via_serde(e: &Event, ts: &str) -> String {
         let w = e.workload.as_ref();
         let c = w.and_then(|w| w.container.as_ref());
-        let closing = matches!(e.kind, EventKind::Close | EventKind::ConnectFailed);
         let j = JsonEvent {
             ts: ts.to_owned(),
             event: e.kind.name(),
@@ -755,7 +752,7 @@ pub(crate) mod tests {
             netns: e.netns,
             cookie: e.cookie,
             owner: owner_name(e.owner),
-            duration_ms: if closing { e.duration_ns().map(duration_ms) } else { None },
+            duration_ms: e.lifetime_ns().map(duration_ms),
             traffic: has_totals(e.kind).then(|| JsonTraffic::from(&e.traffic)),
             tid: e.thread.map(|t| t.tid),
             thread: e.thread.map(|t| t.name.as_str().into_owned()),

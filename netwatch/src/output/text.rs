@@ -126,12 +126,7 @@ impl EventSink for Text {
 
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
         let transition = format!("{} -> {}", e.old_state_name(), e.new_state_name());
-        let duration = match (e.kind, e.duration_ns()) {
-            (netwatch_common::EventKind::Close | netwatch_common::EventKind::ConnectFailed, Some(ns)) => {
-                format!("{:.3}ms", duration_ms(ns))
-            }
-            _ => String::new(),
-        };
+        let duration = e.lifetime_ns().map(|ns| format!("{:.3}ms", duration_ms(ns))).unwrap_or_default();
         // tcplife's columns: payload KiB each way, on the events that end a socket.
         let (tx, rx) = if super::json::totals_known(e.kind, self.packets) {
             (kib(e.traffic.tx_bytes), kib(e.traffic.rx_bytes))

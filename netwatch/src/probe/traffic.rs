@@ -195,10 +195,15 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
         // tools' programs on the root, as BPF_F_ALLOW_MULTI would.
         p.attach(&cgroup, dir, CgroupAttachMode::Single).with_context(|| format!("attaching {prog} to {}", at()))?;
     }
-    let p: &mut CgroupSock = program(ebpf, names::PROG_SOCK_RELEASE)?.try_into()?;
-    p.load().with_context(|| format!("loading {}", names::PROG_SOCK_RELEASE))?;
-    p.attach(&cgroup, CgroupAttachMode::Single)
-        .with_context(|| format!("attaching {} to {}", names::PROG_SOCK_RELEASE, at()))?;
+    for prog in [names::PROG_SOCK_CREATE, names::PROG_SOCK_RELEASE] {
+        let p: &mut CgroupSock = program(ebpf, prog)?.try_into()?;
+        if p.fd().is_ok() {
+            // Loaded and attached already, to make cookies (probe::compat).
+            continue;
+        }
+        p.load().with_context(|| format!("loading {prog}"))?;
+        p.attach(&cgroup, CgroupAttachMode::Single).with_context(|| format!("attaching {prog} to {}", at()))?;
+    }
     for (prog, tp) in [
         (names::PROG_RETRANSMIT, names::TP_RETRANSMIT),
         (names::PROG_SEND_RESET, names::TP_SEND_RESET),

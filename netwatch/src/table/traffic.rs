@@ -217,7 +217,7 @@ impl Table {
             last_state: e.old_state,
             ending: Ending::Closed,
             closed_ns: e.ts_ns,
-            duration_ns: None,
+            duration_ns: e.lifetime_ns(),
             traffic: e.traffic,
         });
     }

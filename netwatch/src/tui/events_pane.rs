@@ -142,10 +142,7 @@ fn time(app: &App, mono_ns: u64) -> String {
 }
 
 fn event_row(app: &App, e: &Event) -> Row<'static> {
-    let lifetime = match (e.kind, e.duration_ns()) {
-        (EventKind::Close | EventKind::ConnectFailed, Some(ns)) => format::duration(ns),
-        _ => String::new(),
-    };
+    let lifetime = e.lifetime_ns().map(format::duration).unwrap_or_default();
     let color = match e.kind {
         EventKind::ConnectFailed => Color::Red,
         EventKind::Close => Color::DarkGray,

@@ -174,7 +174,8 @@ fn a_close_after_shutdown_is_no_second_fin_wait1() {
 }
 
 /// A UDP socket closed without ever having a port (what a resolver opens
-/// and leaves unused) is no event; one that had a port is, with it.
+/// and leaves unused) is no event; one that had a port is, with it and
+/// its lifetime, from `socket()` to its release.
 #[test]
 fn a_udp_socket_that_never_had_a_port_is_no_event() {
     let ns = super::setup_in("udp-unbound");
@@ -189,7 +190,10 @@ fn a_udp_socket_that_never_had_a_port_is_no_event() {
     let used = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding");
     let port = used.local_addr().unwrap().port();
     used.send_to(b"x", ("127.0.0.1", port)).expect("sending");
+    let lived = Instant::now();
+    thread::sleep(Duration::from_millis(100));
     drop(used);
+    let lived = lived.elapsed();
     let pid = u64::from(std::process::id());
     let ours = |lines: &[String]| -> Vec<netwatch_tests::SockEvent> {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(lines));
@@ -204,4 +208,7 @@ fn a_udp_socket_that_never_had_a_port_is_no_event() {
     let closes = ours(&nw.stop().lines);
     let ports: Vec<u16> = closes.iter().map(|e| e.sport).collect();
     assert_eq!(ports, [port], "{closes:#?}");
+    let ms = closes[0].duration_ms.unwrap_or_else(|| panic!("no lifetime: {}", closes[0].line));
+    // At least the sleep; at most what bind() to drop() took, and a bit.
+    assert!(ms >= 100.0 && ms <= lived.as_secs_f64() * 1000.0 + 50.0, "{ms} ms: {}", closes[0].line);
 }
