@@ -6,13 +6,13 @@
 //! UDP has no state machine, so these are where a UDP socket begins and
 //! ends. Its birth is only noted (`UDP_BORN`), for the lifetime its close
 //! reports: an event per `socket()` would double what a DNS client's
-//! queries cost the ring, to say what the close says anyway. At release,
-//! UDP has no destroy tracepoint, so this is where a UDP socket ends: its totals leave in an `UdpClose` event and its
-//! `TRAFFIC` row is freed. TCP rows are left alone: a closed TCP socket
-//! still flushes its send queue and exchanges FINs, and its totals leave
-//! with the `-> CLOSE` transition; `tcp_destroy_sock` frees the row. Any
-//! other socket with a row (a raw socket sees TCP/UDP packets too) is
-//! simply freed.
+//! queries cost the ring, to say what the close says anyway. UDP has no
+//! destroy tracepoint either, so the release is where a UDP socket ends:
+//! its totals leave in an `UdpClose` event and its `TRAFFIC` row is freed.
+//! TCP rows are left alone: a closed TCP socket still flushes its send
+//! queue and exchanges FINs, and its totals leave with the `-> CLOSE`
+//! transition; `tcp_destroy_sock` frees the row. Any other socket with a
+//! row (a raw socket sees TCP/UDP packets too) is simply freed.
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, generated::bpf_get_socket_cookie},
