@@ -80,6 +80,11 @@ pub struct KernelOffsets {
     pub tcp_total_retrans: u32,
     /// `struct sk_buff` -> `sk`: the socket a dropped packet belonged to.
     pub skb_sk: u32,
+    /// `struct sock` -> `__sk_common.skc_hash`, whose first `u16` is UDP's
+    /// `udp_port_hash`: the port a UDP socket was hashed with, which stays
+    /// when `connect(AF_UNSPEC)` unhashes it and zeroes its port, and is 0
+    /// on a socket that never had one (sockets are allocated zeroed).
+    pub skc_hash: u32,
 }
 
-const _: () = assert!(size_of::<KernelOffsets>() == 140);
+const _: () = assert!(size_of::<KernelOffsets>() == 144);

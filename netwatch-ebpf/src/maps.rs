@@ -84,6 +84,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     tcp_srtt_us: 0,
     tcp_total_retrans: 0,
     skb_sk: 0,
+    skc_hash: 0,
 };
 
 /// Set by the agent before load (`netwatch_common::names::GLOBAL_TEARDOWN_EVENTS`).

@@ -24,7 +24,7 @@ use netwatch_common::{tcp::CLOSE, EventKind, OwnerSource};
 use crate::{
     emit::{Draft, Slot, Who},
     maps::{offsets, UDP_BORN},
-    sock::{inet_tuple, inode, Probe},
+    sock::{inet_tuple, inode, Fields as _, Probe},
     traffic,
 };
 
@@ -96,22 +96,33 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     // not read the addresses from it directly (the verifier limits
     // sock_release to bound_dev_if, mark, priority, family, type, protocol
     // and state), so they are read the way the tracepoints read them.
+    // SAFETY: copied out at once; the row is this socket's alone.
+    let start = unsafe { UDP_BORN.get(cookie) }.copied().unwrap_or(0);
+    let _ = UDP_BORN.remove(cookie);
     let off = offsets();
-    let t = match inet_tuple::<Probe>(sk as u64, off) {
+    let mut t = match inet_tuple::<Probe>(sk as u64, off) {
         Ok(t) => t,
         Err(e) => {
             traffic::forget(cookie);
             return Err(e);
         }
     };
+    if t.sport == 0 {
+        // No port now: `connect(AF_UNSPEC)` took it back (its
+        // `udp_port_hash` keeps it: the port it used), or it never had one
+        // (a resolver's spare socket, opened and left unused), which sent
+        // and received nothing and was in no listing: no event.
+        t.sport = Probe::at::<u16>(sk as u64, off.skc_hash).unwrap_or(0);
+        if t.sport == 0 {
+            traffic::forget(cookie);
+            return Ok(());
+        }
+    }
     // SAFETY: no arguments, no side effects.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: a context field.
     let state = unsafe { read(&raw const (*sk).state) } as u8;
     let file = inode::<Probe>(sk as u64, off);
-    // SAFETY: copied out at once; the row is this socket's alone.
-    let start = unsafe { UDP_BORN.get(cookie) }.copied().unwrap_or(0);
-    let _ = UDP_BORN.remove(cookie);
     let who = Who::Current(OwnerSource::Current, start);
     let mut e = Draft::scratch(Slot::Release)?;
     e.head(EventKind::UdpClose, now, cookie, &t, who, file, state, CLOSE);

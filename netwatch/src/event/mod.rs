@@ -74,14 +74,6 @@ impl Decoder {
             // (refused, timed out) returns that error too: the failure was
             // reported already, with its reason, as `connect_failed`.
             EventKind::ConnectError if e.cookie != 0 && self.failed_connects.contains(&e.cookie) => return None,
-            // A UDP socket closed without ever having a port (a resolver's
-            // spare socket, opened and never used) sent and received
-            // nothing, was in no listing, and names no address: no event.
-            // (One that had a port and lost it to `connect(AF_UNSPEC)`
-            // shows its packets, when they are counted.)
-            EventKind::UdpClose if e.local.port() == 0 && e.traffic.tx_packets + e.traffic.rx_packets == 0 => {
-                return None
-            }
             _ => {}
         }
         self.listeners.observe(&mut e);
@@ -438,22 +430,6 @@ mod tests {
         assert_eq!(d.decode(&error).unwrap().kind, EventKind::ConnectError);
         error.cookie = 0;
         assert!(d.decode(&error).is_some());
-    }
-
-    #[test]
-    fn a_udp_socket_closed_without_a_port_is_no_event() {
-        let mut r = record();
-        r.kind = EventKind::UdpClose as u8;
-        r.sport = 0;
-        r.dport = 0;
-        let mut d = Decoder::default();
-        assert!(d.decode(&r).is_none());
-        // It had packets: it had a port once.
-        r.traffic.tx_packets = 1;
-        assert!(d.decode(&r).is_some());
-        r.traffic.tx_packets = 0;
-        r.sport = 53;
-        assert!(d.decode(&r).is_some());
     }
 
     #[test]

@@ -382,6 +382,7 @@ fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {
         tcp_srtt_us: btf.offset("tcp_sock", &["srtt_us"])?,
         tcp_total_retrans: btf.offset("tcp_sock", &["total_retrans"])?,
         skb_sk: btf.offset("sk_buff", &["sk"])?,
+        skc_hash: sc("skc_hash")?,
     })
 }
 
@@ -737,6 +738,7 @@ mod tests {
             tcp_srtt_us: off("tcp_sock", &["srtt_us"]),
             tcp_total_retrans: off("tcp_sock", &["total_retrans"]),
             skb_sk: off("sk_buff", &["sk"]),
+            skc_hash: sc("skc_hash"),
         };
         assert_eq!(resolve_offsets().unwrap(), expected);
     }

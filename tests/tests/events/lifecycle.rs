@@ -175,9 +175,12 @@ fn a_close_after_shutdown_is_no_second_fin_wait1() {
 
 /// A UDP socket closed without ever having a port (what a resolver opens
 /// and leaves unused) is no event; one that had a port is, with it and
-/// its lifetime, from `socket()` to its release.
+/// its lifetime, from `socket()` to its release: also when
+/// `connect(AF_UNSPEC)` took its port back before the close (the event
+/// names the port it used), and without packet counting.
 #[test]
 fn a_udp_socket_that_never_had_a_port_is_no_event() {
+    use std::os::fd::AsRawFd as _;
     let ns = super::setup_in("udp-unbound");
     let nw = super::events_in(&ns, &[]);
     // SAFETY: socket() and close() of a descriptor of our own (std makes
@@ -194,20 +197,33 @@ fn a_udp_socket_that_never_had_a_port_is_no_event() {
     thread::sleep(Duration::from_millis(100));
     drop(used);
     let lived = lived.elapsed();
+    // Bound by its connect(), disconnected: getsockname() says port 0.
+    let dropped = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding");
+    let dropped_port = dropped.local_addr().unwrap().port();
+    dropped.connect(("127.0.0.1", port)).expect("connecting");
+    // SAFETY: connect() of our own descriptor to an AF_UNSPEC address,
+    // the way to disconnect a UDP socket.
+    let rc = unsafe {
+        let mut unspec: libc::sockaddr = std::mem::zeroed();
+        unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(dropped.as_raw_fd(), &unspec, size_of::<libc::sockaddr>() as libc::socklen_t)
+    };
+    assert_eq!(rc, 0, "disconnecting: {}", std::io::Error::last_os_error());
+    drop(dropped);
     let pid = u64::from(std::process::id());
     let ours = |lines: &[String]| -> Vec<netwatch_tests::SockEvent> {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(lines));
         events.into_iter().filter(|e| e.event == "udp_close" && e.pid == pid).collect()
     };
-    // Released in this order, reported in it: once the used socket's
-    // close is in, the unused one's would be too.
-    wait::until("the used socket's udp_close", Duration::from_secs(10), || {
+    // Released in this order, reported in it: once the last socket's
+    // close is in, the others' would be too.
+    wait::until("the disconnected socket's udp_close", Duration::from_secs(10), || {
         let closes = ours(&nw.lines());
-        wait::check(closes.iter().any(|e| e.sport == port), || format!("{closes:#?}"))
+        wait::check(closes.iter().any(|e| e.sport == dropped_port), || format!("{closes:#?}"))
     });
     let closes = ours(&nw.stop().lines);
     let ports: Vec<u16> = closes.iter().map(|e| e.sport).collect();
-    assert_eq!(ports, [port], "{closes:#?}");
+    assert_eq!(ports, [port, dropped_port], "{closes:#?}");
     let ms = closes[0].duration_ms.unwrap_or_else(|| panic!("no lifetime: {}", closes[0].line));
     // At least the sleep; at most what bind() to drop() took, and a bit.
     assert!(ms >= 100.0 && ms <= lived.as_secs_f64() * 1000.0 + 50.0, "{ms} ms: {}", closes[0].line);
