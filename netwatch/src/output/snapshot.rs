@@ -245,7 +245,7 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
     if t != &Totals::default() {
         writeln!(
             out,
-            "Since start: opened {} active, {} passive; closed {}; failed connects {}; resets {}; lost events {}",
+            "Since start: TCP opened {} active, {} passive; TCP closed {}; failed connects {}; resets {}; lost events {}",
             t.opened_active, t.opened_passive, t.closed, t.failed_connects, t.resets, t.lost_events
         )?;
     }
