@@ -53,6 +53,17 @@ fn wants_inet(o: &Opts) -> bool {
     !o.arg || o.tcp || o.sctp || o.udp || o.udplite || o.raw
 }
 
+/// Whether the flags ask for `kind`'s sockets (no protocol flag: all).
+pub(super) fn wants(o: &Opts, kind: Kind) -> bool {
+    !o.arg
+        || match kind {
+            Kind::Tcp => o.tcp,
+            Kind::Udp => o.udp,
+            Kind::UdpLite => o.udplite,
+            Kind::Raw => o.raw,
+        }
+}
+
 /// Reads every file the flags ask for; the `/proc/*/fd` scan for `-p`
 /// runs alongside on its own thread.
 pub fn read(o: &Opts, proc_root: &Path) -> Result<Snapshot> {
@@ -70,9 +81,8 @@ pub fn read(o: &Opts, proc_root: &Path) -> Result<Snapshot> {
 fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
     let mut snap = Snapshot::default();
     let diag_socket = DiagSocket::open().ok();
-    let kinds = [(Kind::Tcp, o.tcp), (Kind::Udp, o.udp), (Kind::UdpLite, o.udplite), (Kind::Raw, o.raw)];
-    for (kind, wanted) in kinds {
-        if o.arg && !wanted {
+    for kind in [Kind::Tcp, Kind::Udp, Kind::UdpLite, Kind::Raw] {
+        if !wants(o, kind) {
             continue;
         }
         let [v4, v6] = kind.files();

@@ -1,8 +1,8 @@
 //! `-c` for the connection views: netstat's listing every second, and
 //! after it the TCP connections and UDP sockets that opened and closed
-//! between two refreshes, which netstat cannot see. Those come from the live eBPF
-//! model ([`crate::live::Live`]); without it (not root, no BPF) the
-//! listing still refreshes, as netstat's does, and says why once.
+//! between two refreshes, which netstat cannot see. Those come from the
+//! live eBPF model ([`crate::live::Live`]); without it (not root, no BPF)
+//! the listing still refreshes, as netstat's does, and says why once.
 
 use std::{
     collections::HashSet,
@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 
-use super::{addr::pad, conn, emit, flags::Opts, names::Names, INTERVAL};
+use super::{addr::pad, conn, emit, flags::Opts, inet::Kind, names::Names, INTERVAL};
 use crate::{event::clock::monotonic_ns, live::Live, seed::Proto, table::Closed};
 
 /// Closed connections kept by the live model between two refreshes.
@@ -23,7 +23,7 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
-        let mut live = if o.tcp || o.udp || !o.arg {
+        let mut live = if conn::wants(o, Kind::Tcp) || conn::wants(o, Kind::Udp) {
             match Live::start(HISTORY).await {
                 Ok(live) => Some(live),
                 Err(e) => {
@@ -46,7 +46,7 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
                 let closed: Vec<&Closed> = live
                     .table
                     .history()
-                    .filter(|c| proto_wanted(o, c) && c.netns == netns && c.closed_ns > last_ns)
+                    .filter(|c| conn::wants(o, kind(c)) && c.netns == netns && c.closed_ns > last_ns)
                     .filter(|c| !shown.contains(&(c.local, c.remote)) && family_wanted(o, c))
                     .collect();
                 closed_block(&mut out, &closed, o, names);
@@ -76,11 +76,11 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
     })
 }
 
-/// The flags' protocol choice.
-fn proto_wanted(o: &Opts, c: &Closed) -> bool {
+/// The netstat listing a closed socket belongs to.
+const fn kind(c: &Closed) -> Kind {
     match c.proto {
-        Proto::Tcp => o.tcp || !o.arg,
-        Proto::Udp => o.udp || !o.arg,
+        Proto::Tcp => Kind::Tcp,
+        Proto::Udp => Kind::Udp,
     }
 }
 
@@ -105,13 +105,13 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
         b"Proto Local Address           Foreign Address         State       PID/Program name     Lifetime\n",
     );
     for c in closed {
-        let proto = if c.proto == Proto::Udp { "udp" } else { "tcp" };
-        let prot = if c.local.is_ipv4() { proto.to_owned() } else { format!("{proto}6") };
+        let kind = kind(c);
         let endpoint = |names: &mut Names, a: SocketAddr| {
             let host = names.sprint(a.ip());
-            super::addr::addr_port(host.as_bytes(), names.service(a.port(), proto).as_bytes(), 22, o.wide)
+            let service = names.service(a.port(), kind.service_proto());
+            super::addr::addr_port(host.as_bytes(), service.as_bytes(), 22, o.wide)
         };
-        pad(out, prot.as_bytes(), 5);
+        pad(out, kind.label(!c.local.is_ipv4()).as_bytes(), 5);
         out.push(b' ');
         pad(out, &endpoint(names, c.local), 23);
         out.push(b' ');

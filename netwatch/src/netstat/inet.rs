@@ -48,8 +48,13 @@ impl Kind {
         }
     }
 
+    /// The Proto column's label for an IPv4 or an IPv6 socket.
+    pub const fn label(self, ipv6: bool) -> &'static str {
+        self.files()[ipv6 as usize].1
+    }
+
     /// The protocol whose service names apply (`get_sname`).
-    const fn service_proto(self) -> &'static str {
+    pub const fn service_proto(self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
             Self::Udp | Self::UdpLite => "udp",
