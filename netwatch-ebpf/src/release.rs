@@ -92,13 +92,14 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
         traffic::forget(cookie);
         return Ok(());
     }
+    // Its birth row goes on every path from here.
+    // SAFETY: copied out at once; the row is this socket's alone.
+    let start = unsafe { UDP_BORN.get(cookie) }.copied().unwrap_or(0);
+    let _ = UDP_BORN.remove(cookie);
     // The context is the `struct sock` itself, and this attach type may
     // not read the addresses from it directly (the verifier limits
     // sock_release to bound_dev_if, mark, priority, family, type, protocol
     // and state), so they are read the way the tracepoints read them.
-    // SAFETY: copied out at once; the row is this socket's alone.
-    let start = unsafe { UDP_BORN.get(cookie) }.copied().unwrap_or(0);
-    let _ = UDP_BORN.remove(cookie);
     let off = offsets();
     let mut t = match inet_tuple::<Probe>(sk as u64, off) {
         Ok(t) => t,
