@@ -47,7 +47,7 @@ pub struct EventsArgs {
     #[arg(long)]
     pub teardown: bool,
     /// Exit after this many printed events (1 or more)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Size of the kernel's event ring buffer, in MiB (a power of two, 1 to
     /// 1024): how long a burst it holds while netwatch is descheduled,
