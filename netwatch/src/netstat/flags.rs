@@ -24,7 +24,7 @@ AX.25/IPX/NET-ROM/X.25/Bluetooth families.";
 
 /// The flags of net-tools `netstat`, accepted at the top level
 /// (`netwatch -tulpn`). Grouped as `netstat --help` groups them.
-#[derive(Debug, Default, Clone, Args)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct NetstatArgs {
     /// Display routing table
@@ -211,34 +211,7 @@ pub struct Opts {
 impl NetstatArgs {
     /// Whether any netstat flag was given.
     pub fn requested(&self) -> bool {
-        let a = self;
-        let flags = [
-            a.route,
-            a.interfaces,
-            a.groups,
-            a.statistics,
-            a.wide,
-            a.numeric,
-            a.numeric_hosts,
-            a.numeric_ports,
-            a.numeric_users,
-            a.symbolic,
-            a.programs,
-            a.timers,
-            a.continuous,
-            a.listening,
-            a.all,
-            a.fib,
-            a.tcp,
-            a.udp,
-            a.udplite,
-            a.sctp,
-            a.raw,
-            a.unix,
-            a.inet,
-            a.inet6,
-        ];
-        flags.into_iter().any(|f| f) || a.verbose > 0 || a.extend > 0 || !a.protocol.is_empty()
+        *self != Self::default()
     }
 
     /// The view and normalised flags; `Err` is a usage error (exit 2).
