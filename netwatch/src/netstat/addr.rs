@@ -64,16 +64,9 @@ pub fn fix_v4_address<'a>(text: &'a str, ip: &Ipv6Addr) -> &'a str {
     }
 }
 
-/// netstat.c `addr_do_one`: `addr:port`, and without `-W`, when longer than
-/// `short_len` bytes, the address cut so that both fit (the port keeps at
-/// most `short_len - 4` bytes).
-pub fn addr_port(addr: &[u8], port: &[u8], short_len: usize, wide: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(addr.len() + port.len() + 1);
-    push_addr_port(&mut out, addr, port, short_len, wide);
-    out
-}
-
-/// [`addr_port`], appended to `out`.
+/// netstat.c `addr_do_one`: appends `addr:port`, and without `-W`, when
+/// longer than `short_len` bytes, the address cut so that both fit (the
+/// port keeps at most `short_len - 4` bytes).
 pub fn push_addr_port(out: &mut Vec<u8>, addr: &[u8], port: &[u8], short_len: usize, wide: bool) {
     if !wide && addr.len() + port.len() > short_len {
         let port_len = port.len().min(short_len - 4);
@@ -140,6 +133,11 @@ mod tests {
 
     #[test]
     fn long_addresses_are_cut_as_netstat_cuts_them() {
+        let addr_port = |addr: &[u8], port: &[u8], short_len, wide| {
+            let mut out = Vec::new();
+            push_addr_port(&mut out, addr, port, short_len, wide);
+            out
+        };
         let addr = b"fe80::1234:5678:9abc:def0";
         assert_eq!(addr_port(addr, b"22", 22, false), b"fe80::1234:5678:9abc:22");
         assert_eq!(addr_port(addr, b"22", 22, true), b"fe80::1234:5678:9abc:def0:22");
