@@ -38,16 +38,6 @@ impl Kind {
         }
     }
 
-    /// The name netstat reports when the IPv4 file is missing.
-    pub const fn af_name(self) -> &'static str {
-        match self {
-            Self::Tcp => "AF INET (tcp)",
-            Self::Udp => "AF INET (udp)",
-            Self::UdpLite => "AF INET (udplite)",
-            Self::Raw => "AF INET (raw)",
-        }
-    }
-
     /// The Proto column's label for an IPv4 or an IPv6 socket.
     pub const fn label(self, ipv6: bool) -> &'static str {
         self.files()[ipv6 as usize].1
