@@ -204,6 +204,13 @@ fn hw_describe(i: &Iface) -> (&'static str, Option<String>, &'static str) {
     }
 }
 
+/// Ends a `<a,b,` list with `>`; a list with no entry loses its last byte.
+fn close_list(list: &mut String) {
+    if list.pop() == Some(',') {
+        list.push('>');
+    }
+}
+
 /// lib/interface.c `ife_print_long` (what `ifconfig` prints).
 pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
     let mut flags = format!("flags={}<", i.flags);
@@ -216,12 +223,7 @@ pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
             flags.push(',');
         }
     }
-    if flags.ends_with(',') {
-        flags.pop();
-        flags.push('>');
-    } else {
-        flags.pop();
-    }
+    close_list(&mut flags);
     let mut text = format!("{}: {flags}  mtu {}\n", i.name, i.mtu);
     if let Some([addr, mask, brd, dst]) = i.inet {
         let ip = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_string();
@@ -249,12 +251,7 @@ pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
                 f += name;
             }
         }
-        if f.ends_with(',') {
-            f.pop();
-            f.push('>');
-        } else {
-            f.pop();
-        }
+        close_list(&mut f);
         text += &f;
         text.push('\n');
     }
