@@ -84,6 +84,11 @@ pub fn push_addr_port(out: &mut Vec<u8>, addr: &[u8], port: &[u8], short_len: us
     }
 }
 
+/// An IPv6 address as `/proc/net` files print it: 32 hex digits.
+pub fn parse_hex16(hex: &str) -> Option<Ipv6Addr> {
+    u128::from_str_radix(hex, 16).ok().filter(|_| hex.len() == 32).map(Ipv6Addr::from)
+}
+
 /// `printf("%-*s", width, s)` on bytes.
 pub fn pad(out: &mut Vec<u8>, s: &[u8], width: usize) {
     out.extend_from_slice(s);

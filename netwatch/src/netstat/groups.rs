@@ -10,7 +10,10 @@ use std::{
     net::{Ipv4Addr, Ipv6Addr},
 };
 
-use super::{addr::pad, names::Names};
+use super::{
+    addr::{pad, parse_hex16},
+    names::Names,
+};
 
 /// One `Interface RefCnt Group` line before name resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,13 +61,6 @@ pub fn parse_igmp6(text: &str) -> Vec<Group> {
         groups.push(Group::V6 { device: device.chars().take(15).collect(), users, group });
     }
     groups
-}
-
-fn parse_hex16(hex: &str) -> Option<Ipv6Addr> {
-    if hex.len() != 32 {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from)
 }
 
 pub fn format(out: &mut Vec<u8>, g: &Group, names: &mut Names) {

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::{anyhow, Result};
 
 use super::{
-    addr::pad,
+    addr::{pad, parse_hex16},
     names::{Names, NUM_DEFAULT, NUM_HOST_BIT},
 };
 
@@ -183,7 +183,6 @@ pub struct Route6 {
 }
 
 pub fn parse6(text: &str) -> Vec<Route6> {
-    let hex6 = |s: &str| (s.len() == 32).then(|| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from)).flatten();
     let hex = |s: &str| u32::from_str_radix(s, 16).ok();
     text.lines()
         .filter_map(|line| {
@@ -192,9 +191,9 @@ pub fn parse6(text: &str) -> Vec<Route6> {
                 return None;
             }
             Some(Route6 {
-                dest: hex6(c[0])?,
+                dest: parse_hex16(c[0])?,
                 plen: hex(c[1])?,
-                next_hop: hex6(c[4])?,
+                next_hop: parse_hex16(c[4])?,
                 metric: hex(c[5])? as i32,
                 refcnt: hex(c[6])? as i32,
                 use_: hex(c[7])? as i32,
