@@ -277,20 +277,12 @@ impl NetstatArgs {
         } else {
             View::Connections
         };
-        match view {
-            View::Statistics => match o.families.as_slice() {
-                [] | [Af::Inet] | [Af::Inet6] => {}
-                more => {
-                    let names: Vec<_> = more.iter().map(|f| f.name()).collect();
-                    return Err(format!("No statistics support for specified address family: {}", names.join(",")));
-                }
-            },
-            View::Route => {
-                if o.families.contains(&Af::Unix) {
-                    return Err("No routing for address family `unix'.".into());
-                }
-            }
-            View::Connections | View::Interfaces => {}
+        if view == View::Statistics && !matches!(o.families.as_slice(), [] | [Af::Inet] | [Af::Inet6]) {
+            let names: Vec<_> = o.families.iter().map(|f| f.name()).collect();
+            return Err(format!("No statistics support for specified address family: {}", names.join(",")));
+        }
+        if view == View::Route && o.families.contains(&Af::Unix) {
+            return Err("No routing for address family `unix'.".into());
         }
         Ok((view, o))
     }
