@@ -24,13 +24,8 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
         let mut live = if conn::wants(o, Kind::Tcp) || conn::wants(o, Kind::Udp) {
-            match Live::start(HISTORY).await {
-                Ok(live) => Some(live),
-                Err(e) => {
-                    eprintln!("netwatch: -c without the closed-connections block: {e:#}");
-                    None
-                }
-            }
+            let live = Live::start(HISTORY).await;
+            live.inspect_err(|e| eprintln!("netwatch: -c without the closed-connections block: {e:#}")).ok()
         } else {
             None
         };
