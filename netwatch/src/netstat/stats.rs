@@ -121,15 +121,13 @@ impl Printer<'_> {
         if ent.titled && self.state != ent.kind {
             self.line(self.state.indent(), ent.kind.title());
         }
-        let text = match ent.kind {
-            Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp if val == 0 => None,
-            Kind::Number | Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp => {
-                Some(ent.out.replacen("%llu", &val.to_string(), 1))
-            }
-            Kind::Forward | Kind::RtoAlg => None,
+        let printed = match ent.kind {
+            Kind::Number => true,
+            Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp => val != 0,
+            Kind::Forward | Kind::RtoAlg => false,
         };
-        if let Some(text) = text {
-            self.line(ent.kind.indent(), &text);
+        if printed {
+            self.line(ent.kind.indent(), &ent.out.replacen("%llu", &val.to_string(), 1));
         }
         self.state = ent.kind;
     }
@@ -218,12 +216,9 @@ fn lines6(p: &mut Printer<'_>, text: &str) {
 /// `netstat -s` (IPv4): snmp, then netstat (TcpExt...), then SCTP.
 pub fn print_inet(out: &mut Vec<u8>, select: Select, snmp: &str, netstat: Option<&str>, sctp: Option<&str>) {
     let mut p = Printer { out, state: Kind::Number, select };
-    if pairs(&mut p, snmp, None).is_err() {
-        eprintln!("Problem while parsing /proc/net/snmp");
-    }
-    if let Some(text) = netstat {
-        if pairs(&mut p, text, None).is_err() {
-            eprintln!("Problem while parsing /proc/net/netstat");
+    for (file, text) in [("snmp", Some(snmp)), ("netstat", netstat)] {
+        if text.is_some_and(|text| pairs(&mut p, text, None).is_err()) {
+            eprintln!("Problem while parsing /proc/net/{file}");
         }
     }
     if let Some(text) = sctp {
