@@ -95,12 +95,6 @@ pub fn pad(out: &mut Vec<u8>, s: &[u8], width: usize) {
     out.resize(out.len() + width.saturating_sub(s.len()), b' ');
 }
 
-/// `printf("%*s", width, s)` on bytes.
-pub fn pad_left(out: &mut Vec<u8>, s: &[u8], width: usize) {
-    out.resize(out.len() + width.saturating_sub(s.len()), b' ');
-    out.extend_from_slice(s);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,9 @@
 //! net-tools' `nstrcmp`; flags, MTU and addresses from the same ioctls
 //! `ifconfig` uses; counters from `/proc/net/dev`.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{cmp::Ordering, collections::BTreeMap, io::Write as _};
 
-use super::addr::{pad, pad_left};
+use super::addr::pad;
 
 /// One `/proc/net/dev` row (the version-3 layout with `compressed`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,17 +149,15 @@ pub const SHORT_HEADER: &str =
 pub fn print_short(out: &mut Vec<u8>, i: &Iface) {
     let name: String = i.name.chars().take(15).collect();
     pad(out, name.as_bytes(), 15);
-    out.push(b' ');
-    pad_left(out, i.mtu.to_string().as_bytes(), 5);
-    out.push(b' ');
+    let _ = write!(out, " {:>5} ", i.mtu);
     match &i.stats {
-        Some(s) => out.extend_from_slice(
-            format!(
+        Some(s) => {
+            let _ = write!(
+                out,
                 "{:>8} {:>6} {:>6} {:<6} {:>8} {:>6} {:>6} {:>6} ",
                 s.rx_packets, s.rx_errors, s.rx_dropped, s.rx_fifo, s.tx_packets, s.tx_errors, s.tx_dropped, s.tx_fifo
-            )
-            .as_bytes(),
-        ),
+            );
+        }
         None => pad(out, b"     - no statistics available -", 56),
     }
     if i.flags == 0 {
