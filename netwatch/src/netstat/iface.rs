@@ -163,11 +163,7 @@ pub fn print_short(out: &mut Vec<u8>, i: &Iface) {
     if i.flags == 0 {
         out.extend_from_slice(b"[NO FLAGS]");
     }
-    for (bit, c) in IFF_FLAGS_SHORT {
-        if i.flags & bit != 0 {
-            out.push(c as u8);
-        }
-    }
+    out.extend(IFF_FLAGS_SHORT.iter().filter(|(bit, _)| i.flags & bit != 0).map(|&(_, c)| c as u8));
     out.push(b'\n');
 }
 
@@ -215,12 +211,7 @@ pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
     if i.flags == 0 {
         flags.push('>');
     }
-    for (bit, name) in IFF_FLAGS_LONG {
-        if i.flags & bit != 0 {
-            flags.push_str(name);
-            flags.push(',');
-        }
-    }
+    flags.extend(IFF_FLAGS_LONG.iter().filter(|(bit, _)| i.flags & bit != 0).flat_map(|(_, name)| [*name, ","]));
     close_list(&mut flags);
     let mut text = format!("{}: {flags}  mtu {}\n", i.name, i.mtu);
     if let Some([addr, mask, brd, dst]) = i.inet {
@@ -242,13 +233,9 @@ pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
             f += "compat,";
             s -= 0x80;
         }
-        for (cond, name) in
-            [(s == 0, "global,"), (s & 0x20 != 0, "link,"), (s & 0x40 != 0, "site,"), (s & 0x10 != 0, "host,")]
-        {
-            if cond {
-                f += name;
-            }
-        }
+        let scopes =
+            [(s == 0, "global,"), (s & 0x20 != 0, "link,"), (s & 0x40 != 0, "site,"), (s & 0x10 != 0, "host,")];
+        f.extend(scopes.into_iter().filter_map(|(cond, name)| cond.then_some(name)));
         close_list(&mut f);
         text += &f;
         text.push('\n');

@@ -107,13 +107,9 @@ pub fn format_row(out: &mut Vec<u8>, row: &UnixRow, o: &Opts, progs: &Programs) 
         4 => "DISCONNECTING",
         _ => "UNKNOWN",
     };
-    let mut flags = String::from("[ ");
-    for (bit, text) in [(SO_ACCEPTCON, "ACC "), (SO_WAITDATA, "W "), (SO_NOSPACE, "N ")] {
-        if row.flags & bit != 0 {
-            flags += text;
-        }
-    }
-    flags.push(']');
+    let bits = [(SO_ACCEPTCON, "ACC "), (SO_WAITDATA, "W "), (SO_NOSPACE, "N ")];
+    let set: String = bits.into_iter().filter(|(bit, _)| row.flags & bit != 0).map(|(_, text)| text).collect();
+    let flags = format!("[ {set}]");
     let _ = write!(out, "{proto:<5} {:<6} {flags:<11} {kind:<10} {state:<13} {:<8}", row.refcnt, row.inode);
     if o.programs {
         out.push(b' ');
