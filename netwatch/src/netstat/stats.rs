@@ -25,14 +25,6 @@ impl Kind {
             Self::Number | Self::OptNumber | Self::Forward => 4,
         }
     }
-
-    const fn title(self) -> &'static str {
-        match self {
-            Self::InpIcmp => "ICMP input histogram:",
-            Self::OutpIcmp => "ICMP output histogram:",
-            _ => "",
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -118,8 +110,10 @@ impl Printer<'_> {
         if ent.stat || ent.out.is_empty() {
             return;
         }
+        // Only ICMP entries are titled (`t` in the tables).
         if ent.titled && self.state != ent.kind {
-            self.line(self.state.indent(), ent.kind.title());
+            let title = if ent.kind == Kind::InpIcmp { "ICMP input histogram:" } else { "ICMP output histogram:" };
+            self.line(self.state.indent(), title);
         }
         let printed = match ent.kind {
             Kind::Number => true,
