@@ -65,7 +65,9 @@ impl Printer<'_> {
         self.out.push(b'\n');
     }
 
-    fn known(&self, v6: bool, title: &str) -> Option<Table> {
+    /// statistics.c `newtable`: a known table prints its title when
+    /// selected and resets the indentation; an unknown one always prints.
+    fn table(&mut self, v6: bool, title: &str) -> Table {
         let s = self.select;
         let (entries, on): (&'static [Entry], bool) = match (v6, title) {
             (false, "Ip") => (tables::IP, s.raw),
@@ -77,26 +79,16 @@ impl Printer<'_> {
             (true, "Ip6") => (tables::IP6, s.raw),
             (true, "Icmp6") => (tables::ICMP6, s.raw),
             (true, "Udp6") => (tables::UDP6, s.udp),
-            _ => return None,
-        };
-        Some(Table { entries: Some(entries), on })
-    }
-
-    /// statistics.c `newtable`.
-    fn table(&mut self, v6: bool, title: &str) -> Table {
-        match self.known(v6, title) {
-            Some(t) => {
-                if t.on {
-                    self.line(0, &format!("{title}:"));
-                }
-                self.state = Kind::Number;
-                t
-            }
-            None => {
+            _ => {
                 self.line(0, &format!("{title}:"));
-                Table { entries: None, on: true }
+                return Table { entries: None, on: true };
             }
+        };
+        if on {
+            self.line(0, &format!("{title}:"));
         }
+        self.state = Kind::Number;
+        Table { entries: Some(entries), on }
     }
 
     /// statistics.c `printval`.
