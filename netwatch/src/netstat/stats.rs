@@ -91,8 +91,11 @@ impl Printer<'_> {
         Table { entries: Some(entries), on }
     }
 
-    /// statistics.c `printval`.
+    /// statistics.c `printval`; nothing for a table `-w`/`-t`/`-u` left out.
     fn value(&mut self, table: &Table, title: &str, val: u64) {
+        if !table.on {
+            return;
+        }
         let Some(ent) = table.entries.and_then(|e| bsearch(e, title)) else {
             if val != 0 {
                 self.line(self.state.indent(), &format!("{title}: {val}"));
@@ -166,10 +169,7 @@ fn pairs(p: &mut Printer<'_>, text: &str, filter: Option<&str>) -> Result<(), ()
         let table = p.table(false, title);
         let mut values = values.split_ascii_whitespace();
         for name in names.split_ascii_whitespace() {
-            if table.on {
-                let val = values.next().map_or(0, strtoull);
-                p.value(&table, name, val);
-            }
+            p.value(&table, name, values.next().map_or(0, strtoull));
         }
     }
     Ok(())
@@ -184,17 +184,12 @@ fn lines6(p: &mut Printer<'_>, text: &str) {
         let Some(name) = cols.next() else { continue };
         let val = cols.next().map_or(0, strtoull);
         if !current.as_ref().is_some_and(|(prefix, _)| name.contains(prefix.as_str())) {
-            let prefix = match name.find('6') {
-                Some(i) => name[..=i].to_owned(),
-                None => name.to_owned(),
-            };
+            let prefix = name[..name.find('6').map_or(name.len(), |i| i + 1)].to_owned();
             let table = p.table(true, &prefix);
             current = Some((prefix, table));
         }
         if let Some((_, table)) = &current {
-            if table.on {
-                p.value(table, name, val);
-            }
+            p.value(table, name, val);
         }
     }
 }
@@ -211,7 +206,7 @@ pub fn print_inet(out: &mut Vec<u8>, select: Select, snmp: &str, netstat: Option
         let table = p.table(false, "Sctp");
         for line in text.lines() {
             let mut cols = line.split_ascii_whitespace();
-            if let (Some(name), Some(val), true) = (cols.next(), cols.next(), table.on) {
+            if let (Some(name), Some(val)) = (cols.next(), cols.next()) {
                 p.value(&table, name, strtoull(val));
             }
         }
