@@ -64,16 +64,9 @@ pub fn fix_v4_address<'a>(text: &'a str, ip: &Ipv6Addr) -> &'a str {
     }
 }
 
-/// netstat.c `addr_do_one`: `addr:port`, and without `-W`, when longer than
-/// `short_len` bytes, the address cut so that both fit (the port keeps at
-/// most `short_len - 4` bytes).
-pub fn addr_port(addr: &[u8], port: &[u8], short_len: usize, wide: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(addr.len() + port.len() + 1);
-    push_addr_port(&mut out, addr, port, short_len, wide);
-    out
-}
-
-/// [`addr_port`], appended to `out`.
+/// netstat.c `addr_do_one`: appends `addr:port`, and without `-W`, when
+/// longer than `short_len` bytes, the address cut so that both fit (the
+/// port keeps at most `short_len - 4` bytes).
 pub fn push_addr_port(out: &mut Vec<u8>, addr: &[u8], port: &[u8], short_len: usize, wide: bool) {
     if !wide && addr.len() + port.len() > short_len {
         let port_len = port.len().min(short_len - 4);
@@ -91,16 +84,15 @@ pub fn push_addr_port(out: &mut Vec<u8>, addr: &[u8], port: &[u8], short_len: us
     }
 }
 
+/// An IPv6 address as `/proc/net` files print it: 32 hex digits.
+pub fn parse_hex16(hex: &str) -> Option<Ipv6Addr> {
+    u128::from_str_radix(hex, 16).ok().filter(|_| hex.len() == 32).map(Ipv6Addr::from)
+}
+
 /// `printf("%-*s", width, s)` on bytes.
 pub fn pad(out: &mut Vec<u8>, s: &[u8], width: usize) {
     out.extend_from_slice(s);
     out.resize(out.len() + width.saturating_sub(s.len()), b' ');
-}
-
-/// `printf("%*s", width, s)` on bytes.
-pub fn pad_left(out: &mut Vec<u8>, s: &[u8], width: usize) {
-    out.resize(out.len() + width.saturating_sub(s.len()), b' ');
-    out.extend_from_slice(s);
 }
 
 #[cfg(test)]
@@ -140,6 +132,11 @@ mod tests {
 
     #[test]
     fn long_addresses_are_cut_as_netstat_cuts_them() {
+        let addr_port = |addr: &[u8], port: &[u8], short_len, wide| {
+            let mut out = Vec::new();
+            push_addr_port(&mut out, addr, port, short_len, wide);
+            out
+        };
         let addr = b"fe80::1234:5678:9abc:def0";
         assert_eq!(addr_port(addr, b"22", 22, false), b"fe80::1234:5678:9abc:22");
         assert_eq!(addr_port(addr, b"22", 22, true), b"fe80::1234:5678:9abc:def0:22");

@@ -2,11 +2,7 @@
 //! the sections, in netstat.c `main()` order, of our own network
 //! namespace, read from `/proc/net` as netstat reads it.
 
-use std::{
-    io,
-    net::IpAddr,
-    path::{Path, PathBuf},
-};
+use std::{fs, io, net::IpAddr, path::Path};
 
 use anyhow::{anyhow, Context as _, Result};
 
@@ -109,10 +105,8 @@ fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
                 continue;
             }
             let path = net.join(file);
-            let rows = match read_optional(&path)? {
-                Some(text) => Some(inet::parse(layout, &path.display().to_string(), &text)?),
-                None => None,
-            };
+            let rows = read_optional(&path, |p| fs::read_to_string(p))?;
+            let rows = rows.map(|text| inet::parse(layout, &path.display().to_string(), &text)).transpose()?;
             tables.push(Table { prot, rows });
         }
         snap.inet.push((kind, tables));
@@ -122,7 +116,8 @@ fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
     }
     if o.groups {
         let read = |on: bool, file: &str, parse: fn(&str) -> Vec<Group>| -> Result<_> {
-            Ok(if on { Some(read_optional(&net.join(file))?.map(|t| parse(&t))) } else { None })
+            let text = on.then(|| read_optional(&net.join(file), |p| fs::read_to_string(p))).transpose()?;
+            Ok(text.map(|t| t.map(|t| parse(&t))))
         };
         snap.groups = Some([
             read(!o.arg || o.inet, "igmp", groups::parse_igmp)?,
@@ -130,24 +125,16 @@ fn read_tables(o: &Opts, net: &Path) -> Result<Snapshot> {
         ]);
     }
     if !o.arg || o.unix {
-        let path = net.join("unix");
-        snap.unix = Some(match std::fs::read(&path) {
-            Ok(text) => Some(unix::parse(&text)?),
-            Err(e) if missing(&e) => None,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        });
+        snap.unix = Some(read_optional(&net.join("unix"), |p| fs::read(p))?.map(|t| unix::parse(&t)).transpose()?);
     }
     Ok(snap)
 }
 
-fn missing(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
-}
-
-fn read_optional(path: &PathBuf) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+/// The file read with `read`, or `None` when it is missing or closed to us.
+fn read_optional<T>(path: &Path, read: fn(&Path) -> io::Result<T>) -> Result<Option<T>> {
+    match read(path) {
         Ok(text) => Ok(Some(text)),
-        Err(e) if missing(&e) => Ok(None),
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
@@ -200,7 +187,7 @@ pub fn render(out: &mut Vec<u8>, snap: &Snapshot, o: &Opts, names: &mut Names) -
                     }
                 }
                 None if table.prot.ends_with('6') => {}
-                None => failed = missing(kind.af_name()),
+                None => failed = missing(&format!("AF INET ({})", kind.files()[0].0)),
             }
         }
         failed?;

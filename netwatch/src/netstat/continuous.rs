@@ -24,13 +24,8 @@ pub fn run(o: &Opts, names: &mut Names) -> Result<()> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     rt.block_on(async {
         let mut live = if conn::wants(o, Kind::Tcp) || conn::wants(o, Kind::Udp) {
-            match Live::start(HISTORY).await {
-                Ok(live) => Some(live),
-                Err(e) => {
-                    eprintln!("netwatch: -c without the closed-connections block: {e:#}");
-                    None
-                }
-            }
+            let live = Live::start(HISTORY).await;
+            live.inspect_err(|e| eprintln!("netwatch: -c without the closed-connections block: {e:#}")).ok()
         } else {
             None
         };
@@ -106,16 +101,11 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
     );
     for c in closed {
         let kind = kind(c);
-        let endpoint = |names: &mut Names, a: SocketAddr| {
-            let host = names.sprint(a.ip());
-            let service = names.service(a.port(), kind.service_proto());
-            super::addr::addr_port(host.as_bytes(), service.as_bytes(), 22, o.wide)
-        };
         pad(out, kind.label(!c.local.is_ipv4()).as_bytes(), 5);
         out.push(b' ');
-        pad(out, &endpoint(names, c.local), 23);
+        names.push_endpoint(out, c.local, kind.service_proto(), o.wide);
         out.push(b' ');
-        pad(out, &endpoint(names, c.remote), 23);
+        names.push_endpoint(out, c.remote, kind.service_proto(), o.wide);
         out.push(b' ');
         pad(out, c.ending.name().to_uppercase().as_bytes(), 11);
         out.push(b' ');

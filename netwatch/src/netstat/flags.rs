@@ -24,115 +24,97 @@ AX.25/IPX/NET-ROM/X.25/Bluetooth families.";
 
 /// The flags of net-tools `netstat`, accepted at the top level
 /// (`netwatch -tulpn`). Grouped as `netstat --help` groups them.
-#[derive(Debug, Default, Clone, Args)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Args)]
 #[command(after_help = EXAMPLES)]
 pub struct NetstatArgs {
     /// Display routing table
     #[arg(
         short = 'r',
-        long = "route",
+        long,
         help_heading = VIEWS,
         conflicts_with_all = ["interfaces", "statistics"],
         overrides_with = "route"
     )]
     pub route: bool,
     /// Display interface table
-    #[arg(
-        short = 'i',
-        long = "interfaces",
-        help_heading = VIEWS,
-        conflicts_with = "statistics",
-        overrides_with = "interfaces"
-    )]
+    #[arg(short = 'i', long, help_heading = VIEWS, conflicts_with = "statistics", overrides_with = "interfaces")]
     pub interfaces: bool,
     /// Display multicast group memberships
-    #[arg(short = 'g', long = "groups", help_heading = VIEWS, overrides_with = "groups")]
+    #[arg(short = 'g', long, help_heading = VIEWS, overrides_with = "groups")]
     pub groups: bool,
     /// Display networking statistics (like SNMP)
-    #[arg(short = 's', long = "statistics", help_heading = VIEWS, overrides_with = "statistics")]
+    #[arg(short = 's', long, help_heading = VIEWS, overrides_with = "statistics")]
     pub statistics: bool,
 
     /// Be verbose
-    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, help_heading = OPTIONS)]
+    #[arg(short = 'v', long, action = ArgAction::Count, help_heading = OPTIONS)]
     pub verbose: u8,
     /// Don't truncate IP addresses
-    #[arg(short = 'W', long = "wide", help_heading = OPTIONS, overrides_with = "wide")]
+    #[arg(short = 'W', long, help_heading = OPTIONS, overrides_with = "wide")]
     pub wide: bool,
     /// Don't resolve names
-    #[arg(short = 'n', long = "numeric", help_heading = OPTIONS, overrides_with = "numeric")]
+    #[arg(short = 'n', long, help_heading = OPTIONS, overrides_with = "numeric")]
     pub numeric: bool,
     /// Don't resolve host names
-    #[arg(long = "numeric-hosts", help_heading = OPTIONS, overrides_with = "numeric_hosts")]
+    #[arg(long, help_heading = OPTIONS, overrides_with = "numeric_hosts")]
     pub numeric_hosts: bool,
     /// Don't resolve port names
-    #[arg(long = "numeric-ports", help_heading = OPTIONS, overrides_with = "numeric_ports")]
+    #[arg(long, help_heading = OPTIONS, overrides_with = "numeric_ports")]
     pub numeric_ports: bool,
     /// Don't resolve user names
-    #[arg(long = "numeric-users", help_heading = OPTIONS, overrides_with = "numeric_users")]
+    #[arg(long, help_heading = OPTIONS, overrides_with = "numeric_users")]
     pub numeric_users: bool,
     /// Resolve hardware names (with -r: print numeric addresses, as netstat does)
-    #[arg(short = 'N', long = "symbolic", help_heading = OPTIONS, overrides_with = "symbolic")]
+    #[arg(short = 'N', long, help_heading = OPTIONS, overrides_with = "symbolic")]
     pub symbolic: bool,
     /// Display other/more information (twice with -r: more route columns)
-    #[arg(short = 'e', long = "extend", action = ArgAction::Count, help_heading = OPTIONS)]
+    #[arg(short = 'e', long, action = ArgAction::Count, help_heading = OPTIONS)]
     pub extend: u8,
     /// Display PID/Program name for sockets
-    #[arg(
-        short = 'p',
-        long = "programs",
-        visible_alias = "program",
-        help_heading = OPTIONS,
-        overrides_with = "programs"
-    )]
+    #[arg(short = 'p', long, visible_alias = "program", help_heading = OPTIONS, overrides_with = "programs")]
     pub programs: bool,
     /// Display timers
-    #[arg(short = 'o', long = "timers", help_heading = OPTIONS, overrides_with = "timers")]
+    #[arg(short = 'o', long, help_heading = OPTIONS, overrides_with = "timers")]
     pub timers: bool,
     /// Continuous listing, every second (connection views add a "closed since last refresh" block: root, eBPF)
-    #[arg(short = 'c', long = "continuous", help_heading = OPTIONS, overrides_with = "continuous")]
+    #[arg(short = 'c', long, help_heading = OPTIONS, overrides_with = "continuous")]
     pub continuous: bool,
     /// Display listening server sockets
-    #[arg(
-        short = 'l',
-        long = "listening",
-        visible_alias = "listen",
-        help_heading = OPTIONS,
-        overrides_with = "listening"
-    )]
+    #[arg(short = 'l', long, visible_alias = "listen", help_heading = OPTIONS, overrides_with = "listening")]
     pub listening: bool,
     /// Display all sockets (default: connected)
-    #[arg(short = 'a', long = "all", help_heading = OPTIONS, overrides_with = "all")]
+    #[arg(short = 'a', long, help_heading = OPTIONS, overrides_with = "all")]
     pub all: bool,
     /// Display Forwarding Information Base (default)
-    #[arg(short = 'F', long = "fib", help_heading = OPTIONS, overrides_with = "fib")]
+    #[arg(short = 'F', long, help_heading = OPTIONS, overrides_with = "fib")]
     pub fib: bool,
 
     /// TCP sockets
-    #[arg(short = 't', long = "tcp", help_heading = SOCKETS, overrides_with = "tcp")]
+    #[arg(short = 't', long, help_heading = SOCKETS, overrides_with = "tcp")]
     pub tcp: bool,
     /// UDP sockets
-    #[arg(short = 'u', long = "udp", help_heading = SOCKETS, overrides_with = "udp")]
+    #[arg(short = 'u', long, help_heading = SOCKETS, overrides_with = "udp")]
     pub udp: bool,
     /// UDP-Lite sockets
-    #[arg(short = 'U', long = "udplite", help_heading = SOCKETS, overrides_with = "udplite")]
+    #[arg(short = 'U', long, help_heading = SOCKETS, overrides_with = "udplite")]
     pub udplite: bool,
     /// SCTP sockets (only reported missing: netwatch does not list SCTP)
-    #[arg(short = 'S', long = "sctp", help_heading = SOCKETS, overrides_with = "sctp")]
+    #[arg(short = 'S', long, help_heading = SOCKETS, overrides_with = "sctp")]
     pub sctp: bool,
     /// Raw sockets
-    #[arg(short = 'w', long = "raw", help_heading = SOCKETS, overrides_with = "raw")]
+    #[arg(short = 'w', long, help_heading = SOCKETS, overrides_with = "raw")]
     pub raw: bool,
     /// UNIX domain sockets
-    #[arg(short = 'x', long = "unix", help_heading = SOCKETS, overrides_with = "unix")]
+    #[arg(short = 'x', long, help_heading = SOCKETS, overrides_with = "unix")]
     pub unix: bool,
     /// IPv4 only (same as -A inet)
-    #[arg(short = '4', long = "inet", visible_aliases = ["ip", "tcpip"], help_heading = SOCKETS)]
+    #[arg(short = '4', long, visible_aliases = ["ip", "tcpip"], help_heading = SOCKETS)]
     pub inet: bool,
     /// IPv6 only (same as -A inet6)
-    #[arg(short = '6', long = "inet6", visible_alias = "ip6", help_heading = SOCKETS, overrides_with = "inet6")]
+    #[arg(short = '6', long, visible_alias = "ip6", help_heading = SOCKETS, overrides_with = "inet6")]
     pub inet6: bool,
     /// Address families, comma separated: inet, inet6, unix (also ip, ip6, tcpip)
-    #[arg(short = 'A', long = "protocol", value_name = "AF", help_heading = SOCKETS)]
+    #[arg(short = 'A', long, value_name = "AF", help_heading = SOCKETS)]
     pub protocol: Vec<String>,
 }
 
@@ -211,34 +193,7 @@ pub struct Opts {
 impl NetstatArgs {
     /// Whether any netstat flag was given.
     pub fn requested(&self) -> bool {
-        let a = self;
-        let flags = [
-            a.route,
-            a.interfaces,
-            a.groups,
-            a.statistics,
-            a.wide,
-            a.numeric,
-            a.numeric_hosts,
-            a.numeric_ports,
-            a.numeric_users,
-            a.symbolic,
-            a.programs,
-            a.timers,
-            a.continuous,
-            a.listening,
-            a.all,
-            a.fib,
-            a.tcp,
-            a.udp,
-            a.udplite,
-            a.sctp,
-            a.raw,
-            a.unix,
-            a.inet,
-            a.inet6,
-        ];
-        flags.into_iter().any(|f| f) || a.verbose > 0 || a.extend > 0 || !a.protocol.is_empty()
+        *self != Self::default()
     }
 
     /// The view and normalised flags; `Err` is a usage error (exit 2).
@@ -304,20 +259,12 @@ impl NetstatArgs {
         } else {
             View::Connections
         };
-        match view {
-            View::Statistics => match o.families.as_slice() {
-                [] | [Af::Inet] | [Af::Inet6] => {}
-                more => {
-                    let names: Vec<_> = more.iter().map(|f| f.name()).collect();
-                    return Err(format!("No statistics support for specified address family: {}", names.join(",")));
-                }
-            },
-            View::Route => {
-                if o.families.contains(&Af::Unix) {
-                    return Err("No routing for address family `unix'.".into());
-                }
-            }
-            View::Connections | View::Interfaces => {}
+        if view == View::Statistics && !matches!(o.families.as_slice(), [] | [Af::Inet] | [Af::Inet6]) {
+            let names: Vec<_> = o.families.iter().map(|f| f.name()).collect();
+            return Err(format!("No statistics support for specified address family: {}", names.join(",")));
+        }
+        if view == View::Route && o.families.contains(&Af::Unix) {
+            return Err("No routing for address family `unix'.".into());
         }
         Ok((view, o))
     }

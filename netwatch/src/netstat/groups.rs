@@ -5,9 +5,15 @@
 //! `%d\t%-10s: %5d %7s` followed by group lines `\t\t\t\t%08X %5d ...`.
 //! igmp6 (net/ipv6/mcast.c `igmp6_mc_seq_show`): `%-4d %-15s %pi6 %5d ...`.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::{
+    io::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
-use super::{addr::pad, names::Names};
+use super::{
+    addr::{pad, parse_hex16},
+    names::Names,
+};
 
 /// One `Interface RefCnt Group` line before name resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,24 +63,13 @@ pub fn parse_igmp6(text: &str) -> Vec<Group> {
     groups
 }
 
-fn parse_hex16(hex: &str) -> Option<Ipv6Addr> {
-    if hex.len() != 32 {
-        return None;
-    }
-    u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from)
-}
-
 pub fn format(out: &mut Vec<u8>, g: &Group, names: &mut Names) {
     let (device, users, group) = match g {
         Group::V4 { device, users, group } => (device, users, names.inet_sprint(*group)),
         Group::V6 { device, users, group } => (device, users, names.inet6(*group, names.num_host)),
     };
     pad(out, device.as_bytes(), 15);
-    out.push(b' ');
-    pad(out, users.to_string().as_bytes(), 6);
-    out.push(b' ');
-    out.extend_from_slice(group.as_bytes());
-    out.push(b'\n');
+    let _ = writeln!(out, " {users:<6} {group}");
 }
 
 #[cfg(all(test, target_endian = "little"))]

@@ -3,9 +3,9 @@
 //! net-tools' `nstrcmp`; flags, MTU and addresses from the same ioctls
 //! `ifconfig` uses; counters from `/proc/net/dev`.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{cmp::Ordering, collections::BTreeMap, io::Write as _};
 
-use super::addr::{pad, pad_left};
+use super::addr::pad;
 
 /// One `/proc/net/dev` row (the version-3 layout with `compressed`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -149,27 +149,21 @@ pub const SHORT_HEADER: &str =
 pub fn print_short(out: &mut Vec<u8>, i: &Iface) {
     let name: String = i.name.chars().take(15).collect();
     pad(out, name.as_bytes(), 15);
-    out.push(b' ');
-    pad_left(out, i.mtu.to_string().as_bytes(), 5);
-    out.push(b' ');
+    let _ = write!(out, " {:>5} ", i.mtu);
     match &i.stats {
-        Some(s) => out.extend_from_slice(
-            format!(
+        Some(s) => {
+            let _ = write!(
+                out,
                 "{:>8} {:>6} {:>6} {:<6} {:>8} {:>6} {:>6} {:>6} ",
                 s.rx_packets, s.rx_errors, s.rx_dropped, s.rx_fifo, s.tx_packets, s.tx_errors, s.tx_dropped, s.tx_fifo
-            )
-            .as_bytes(),
-        ),
+            );
+        }
         None => pad(out, b"     - no statistics available -", 56),
     }
     if i.flags == 0 {
         out.extend_from_slice(b"[NO FLAGS]");
     }
-    for (bit, c) in IFF_FLAGS_SHORT {
-        if i.flags & bit != 0 {
-            out.push(c as u8);
-        }
-    }
+    out.extend(IFF_FLAGS_SHORT.iter().filter(|(bit, _)| i.flags & bit != 0).map(|&(_, c)| c as u8));
     out.push(b'\n');
 }
 
@@ -204,24 +198,21 @@ fn hw_describe(i: &Iface) -> (&'static str, Option<String>, &'static str) {
     }
 }
 
+/// Ends a `<a,b,` list with `>`; a list with no entry loses its last byte.
+fn close_list(list: &mut String) {
+    if list.pop() == Some(',') {
+        list.push('>');
+    }
+}
+
 /// lib/interface.c `ife_print_long` (what `ifconfig` prints).
 pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
     let mut flags = format!("flags={}<", i.flags);
     if i.flags == 0 {
         flags.push('>');
     }
-    for (bit, name) in IFF_FLAGS_LONG {
-        if i.flags & bit != 0 {
-            flags.push_str(name);
-            flags.push(',');
-        }
-    }
-    if flags.ends_with(',') {
-        flags.pop();
-        flags.push('>');
-    } else {
-        flags.pop();
-    }
+    flags.extend(IFF_FLAGS_LONG.iter().filter(|(bit, _)| i.flags & bit != 0).flat_map(|(_, name)| [*name, ","]));
+    close_list(&mut flags);
     let mut text = format!("{}: {flags}  mtu {}\n", i.name, i.mtu);
     if let Some([addr, mask, brd, dst]) = i.inet {
         let ip = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_string();
@@ -242,19 +233,10 @@ pub fn print_long(out: &mut Vec<u8>, i: &Iface) {
             f += "compat,";
             s -= 0x80;
         }
-        for (cond, name) in
-            [(s == 0, "global,"), (s & 0x20 != 0, "link,"), (s & 0x40 != 0, "site,"), (s & 0x10 != 0, "host,")]
-        {
-            if cond {
-                f += name;
-            }
-        }
-        if f.ends_with(',') {
-            f.pop();
-            f.push('>');
-        } else {
-            f.pop();
-        }
+        let scopes =
+            [(s == 0, "global,"), (s & 0x20 != 0, "link,"), (s & 0x40 != 0, "site,"), (s & 0x10 != 0, "host,")];
+        f.extend(scopes.into_iter().filter_map(|(cond, name)| cond.then_some(name)));
+        close_list(&mut f);
         text += &f;
         text.push('\n');
     }

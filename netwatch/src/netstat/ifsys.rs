@@ -73,7 +73,8 @@ pub fn collect(all: bool) -> Result<Vec<Iface>> {
     names.dedup_by(|a, b| nstrcmp(a, b).is_eq());
     let mut out = Vec::new();
     for name in names {
-        let Some(flags) = ioctl(&sock, &name, libc::SIOCGIFFLAGS, None) else {
+        let get = |request, af| ioctl(&sock, &name, request, af);
+        let Some(flags) = get(libc::SIOCGIFFLAGS, None) else {
             eprintln!("{name}: error fetching interface information: Device not found");
             continue;
         };
@@ -82,26 +83,25 @@ pub fn collect(all: bool) -> Result<Vec<Iface>> {
             continue;
         }
         let mut i = Iface { name: name.clone(), flags, stats: dev.get(&name).cloned(), ..Default::default() };
-        i.mtu = ioctl(&sock, &name, libc::SIOCGIFMTU, None)
-            .map_or(0, |r| i32::from_ne_bytes(r[16..20].try_into().unwrap_or_default()));
-        if let Some(r) = ioctl(&sock, &name, libc::SIOCGIFHWADDR, None) {
+        let int = |r: IfReq| i32::from_ne_bytes([r[16], r[17], r[18], r[19]]);
+        i.mtu = get(libc::SIOCGIFMTU, None).map_or(0, int);
+        if let Some(r) = get(libc::SIOCGIFHWADDR, None) {
             i.hw_type = u16::from_ne_bytes([r[16], r[17]]);
             i.hw_addr.copy_from_slice(&r[18..26]);
         }
-        i.tx_queue_len = ioctl(&sock, &name, libc::SIOCGIFTXQLEN, None)
-            .map(|r| i32::from_ne_bytes(r[16..20].try_into().unwrap_or_default()));
-        if let Some(r) = ioctl(&sock, &name, libc::SIOCGIFMAP, None) {
+        i.tx_queue_len = get(libc::SIOCGIFTXQLEN, None).map(int);
+        if let Some(r) = get(libc::SIOCGIFMAP, None) {
             let u64_at = |at: usize| u64::from_ne_bytes(r[at..at + 8].try_into().unwrap_or_default());
             i.map = (r[34], u16::from_ne_bytes([r[32], r[33]]), u64_at(16), u64_at(24), r[35]);
         }
         let af = Some(libc::AF_INET as u16);
-        if let Some(a) = ioctl(&sock, &name, libc::SIOCGIFADDR, af) {
+        if let Some(a) = get(libc::SIOCGIFADDR, af) {
             let ip = |r: Option<IfReq>| r.map_or([0; 4], |r| [r[20], r[21], r[22], r[23]]);
             i.inet = Some([
                 ip(Some(a)),
-                ip(ioctl(&sock, &name, libc::SIOCGIFNETMASK, af)),
-                ip(ioctl(&sock, &name, libc::SIOCGIFBRDADDR, af)),
-                ip(ioctl(&sock, &name, libc::SIOCGIFDSTADDR, af)),
+                ip(get(libc::SIOCGIFNETMASK, af)),
+                ip(get(libc::SIOCGIFBRDADDR, af)),
+                ip(get(libc::SIOCGIFDSTADDR, af)),
             ]);
         }
         i.inet6 = inet6_of(&inet6, &name);

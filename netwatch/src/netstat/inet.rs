@@ -38,16 +38,6 @@ impl Kind {
         }
     }
 
-    /// The name netstat reports when the IPv4 file is missing.
-    pub const fn af_name(self) -> &'static str {
-        match self {
-            Self::Tcp => "AF INET (tcp)",
-            Self::Udp => "AF INET (udp)",
-            Self::UdpLite => "AF INET (udplite)",
-            Self::Raw => "AF INET (raw)",
-        }
-    }
-
     /// The Proto column's label for an IPv4 or an IPv6 socket.
     pub const fn label(self, ipv6: bool) -> &'static str {
         self.files()[ipv6 as usize].1
@@ -178,15 +168,10 @@ pub fn format_row(
     progs: &Programs,
 ) {
     let proto = kind.service_proto();
-    // `%-4s  ` for TCP and raw, `%-5s ` for UDP.
-    match kind {
-        Kind::Tcp | Kind::Raw => pad(out, prot.as_bytes(), 4),
-        Kind::Udp | Kind::UdpLite => pad(out, prot.as_bytes(), 5),
-    }
+    // netstat prints `%-4s  ` for TCP and raw, `%-5s ` for UDP: the same
+    // bytes, as TCP and raw labels are at most 4 long.
+    pad(out, prot.as_bytes(), 5);
     out.push(b' ');
-    if matches!(kind, Kind::Tcp | Kind::Raw) {
-        out.push(b' ');
-    }
     let _ = write!(out, "{:>6} {:>6} ", row.rx_queue, row.tx_queue);
     names.push_endpoint(out, row.local, proto, o.wide);
     out.push(b' ');
@@ -230,20 +215,18 @@ pub fn finish(out: &mut Vec<u8>, uid: u32, inode: u64, timers: &str, o: &Opts, n
 
 /// The `-o` column: `%2.2f` of ticks / 100 is exact in integers.
 fn timer_text(kind: Kind, r: &InetRow) -> String {
-    let secs = format!("{}.{:02}", r.when / 100, r.when % 100);
-    let counts = |retr: u64| format!("{retr}/{}", r.timeout);
-    match (kind, r.timer) {
-        (Kind::Tcp, 0) => format!("off (0.00/{})", counts(r.retrnsmt)),
-        (Kind::Tcp, 1) => format!("on ({secs}/{})", counts(r.retrnsmt)),
-        (Kind::Tcp, 2) => format!("keepalive ({secs}/{})", counts(r.retrnsmt)),
-        (Kind::Tcp, 3) => format!("timewait ({secs}/{})", counts(r.retrnsmt)),
-        (Kind::Tcp, 4) => format!("probe ({secs}/{})", counts(r.retrnsmt)),
-        (Kind::Tcp, n) => format!("unkn-{n} ({secs}/{})", counts(r.retrnsmt)),
-        // netstat zeroes `retr` for UDP and raw sockets.
-        (_, 0) => format!("off (0.00/{})", counts(0)),
-        (_, n @ (1 | 2)) => format!("on{n} ({secs}/{})", counts(0)),
-        (_, n) => format!("unkn-{n} ({secs}/{})", counts(0)),
-    }
+    // netstat zeroes `retr` for UDP and raw sockets.
+    let retr = if kind == Kind::Tcp { r.retrnsmt } else { 0 };
+    let name = match (kind, r.timer) {
+        (_, 0) => return format!("off (0.00/{retr}/{})", r.timeout),
+        (Kind::Tcp, 1) => "on".to_owned(),
+        (Kind::Tcp, 2) => "keepalive".to_owned(),
+        (Kind::Tcp, 3) => "timewait".to_owned(),
+        (Kind::Tcp, 4) => "probe".to_owned(),
+        (_, n @ (1 | 2)) => format!("on{n}"),
+        (_, n) => format!("unkn-{n}"),
+    };
+    format!("{name} ({}.{:02}/{retr}/{})", r.when / 100, r.when % 100, r.timeout)
 }
 
 /// netstat.c's `tcp_state[]`: empty for 0, the shared names up to CLOSING,

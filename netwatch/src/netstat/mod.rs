@@ -131,16 +131,12 @@ fn interfaces(out: &mut Vec<u8>, o: &Opts, first: bool) -> Result<()> {
     if first {
         out.extend_from_slice(b"Kernel Interface table\n");
     }
-    let long = o.exp > 1;
-    if !long {
+    let print = if o.exp > 1 { iface::print_long } else { iface::print_short };
+    if o.exp <= 1 {
         out.extend_from_slice(iface::SHORT_HEADER.as_bytes());
     }
     for i in ifsys::collect(o.all)? {
-        if long {
-            iface::print_long(out, &i);
-        } else {
-            iface::print_short(out, &i);
-        }
+        print(out, &i);
     }
     Ok(())
 }

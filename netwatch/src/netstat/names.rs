@@ -29,6 +29,7 @@ const PARALLEL: usize = 32;
 pub const NUM_DEFAULT: u32 = 0x8000;
 pub const NUM_HOST_BIT: u32 = 0x4000;
 
+#[derive(Default)]
 pub struct Names {
     pub num_host: bool,
     pub num_port: bool,
@@ -43,16 +44,7 @@ pub struct Names {
 
 impl Names {
     pub fn new(num_host: bool, num_port: bool, num_user: bool) -> Self {
-        Self {
-            num_host,
-            num_port,
-            num_user,
-            hosts: HashMap::new(),
-            services: None,
-            users: HashMap::new(),
-            texts: FxHashMap::default(),
-            ports: FxHashMap::default(),
-        }
+        Self { num_host, num_port, num_user, ..Self::default() }
     }
 
     /// Resolves these addresses in parallel (bounded in time), so that the
@@ -217,31 +209,22 @@ fn lookup_all(ips: &[IpAddr]) -> Vec<(IpAddr, Option<String>)> {
 
 /// `getnameinfo(NI_NAMEREQD)`: the name gethostbyaddr would give, or `None`.
 fn reverse(ip: IpAddr) -> Option<String> {
-    let addr = SocketAddr::new(ip, 0);
     // SAFETY: sockaddr_storage is plain integers; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: 0,
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
-                sin_zero: [0; 8],
-            };
+    // Only the family and the address are set: port, flow and scope stay 0.
+    let len = match ip {
+        IpAddr::V4(ip) => {
             // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
-            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in>(), sin) };
+            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
             size_of::<libc::sockaddr_in>()
         }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: 0,
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
-                sin6_scope_id: 0,
-            };
+        IpAddr::V6(ip) => {
             // SAFETY: as above, for sockaddr_in6.
-            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in6>(), sin6) };
+            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = ip.octets();
             size_of::<libc::sockaddr_in6>()
         }
     };

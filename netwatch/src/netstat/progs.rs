@@ -58,10 +58,6 @@ impl Programs {
         self.names.get(&inode).map_or(b"-", |name| name)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
     /// netstat's warnings on stderr when not every process could be read.
     pub fn warn(&self) {
         // SAFETY: geteuid cannot fail.
@@ -71,7 +67,7 @@ impl Programs {
         if !self.denied || euid == 0 {
             return;
         }
-        if self.is_empty() {
+        if self.names.is_empty() {
             eprintln!("(No info could be read for \"-p\": geteuid()={euid} but you should be root.)");
         } else {
             eprintln!(

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use anyhow::{anyhow, Result};
 
 use super::{
-    addr::pad,
+    addr::{pad, parse_hex16},
     names::{Names, NUM_DEFAULT, NUM_HOST_BIT},
 };
 
@@ -81,38 +81,26 @@ pub fn parse4(text: &str) -> Result<Vec<Route4>> {
     let idx = ["Iface", "Destination", "Gateway", "Flags", "RefCnt", "Use", "Metric", "Mask", "MTU", "Window", "IRTT"]
         .map(col);
     let idx: Vec<usize> = idx.into_iter().collect::<Result<_>>().map_err(|e| anyhow!("/proc/net/route: {e}"))?;
-    let mut routes = Vec::new();
-    for line in lines {
+    let routes = lines.filter_map(|line| {
         let cols: Vec<&str> = line.split_ascii_whitespace().collect();
         let get = |i: usize| cols.get(idx[i]).copied();
         let addr = |i| get(i).and_then(|h| u32::from_str_radix(h, 16).ok()).map(|v| Ipv4Addr::from(v.to_le_bytes()));
         let int = |i| get(i).and_then(|v| v.parse::<i32>().ok());
-        let (Some(iface), Some(dest), Some(gateway), Some(flags), Some(mask)) =
-            (get(0), addr(1), addr(2), get(3).and_then(|f| u32::from_str_radix(f, 16).ok()), addr(7))
-        else {
-            continue;
-        };
-        let (Some(refcnt), Some(use_), Some(metric), Some(mss), Some(window)) =
-            (int(4), int(5), int(6), int(8), int(9))
-        else {
-            continue;
-        };
-        let iface = iface.chars().take(15).collect();
-        routes.push(Route4 {
-            iface,
-            dest,
-            gateway,
-            flags,
-            refcnt,
-            use_,
-            metric,
-            mask,
-            mss,
-            window,
+        Some(Route4 {
+            iface: get(0)?.chars().take(15).collect(),
+            dest: addr(1)?,
+            gateway: addr(2)?,
+            flags: get(3).and_then(|f| u32::from_str_radix(f, 16).ok())?,
+            refcnt: int(4)?,
+            use_: int(5)?,
+            metric: int(6)?,
+            mask: addr(7)?,
+            mss: int(8)?,
+            window: int(9)?,
             irtt: int(10).unwrap_or(0),
-        });
-    }
-    Ok(routes)
+        })
+    });
+    Ok(routes.collect())
 }
 
 /// `ext` as netstat passes it: 2 for plain `-r`, 1 for `-re`, 3 for `-ree`.
@@ -183,7 +171,6 @@ pub struct Route6 {
 }
 
 pub fn parse6(text: &str) -> Vec<Route6> {
-    let hex6 = |s: &str| (s.len() == 32).then(|| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from)).flatten();
     let hex = |s: &str| u32::from_str_radix(s, 16).ok();
     text.lines()
         .filter_map(|line| {
@@ -192,9 +179,9 @@ pub fn parse6(text: &str) -> Vec<Route6> {
                 return None;
             }
             Some(Route6 {
-                dest: hex6(c[0])?,
+                dest: parse_hex16(c[0])?,
                 plen: hex(c[1])?,
-                next_hop: hex6(c[4])?,
+                next_hop: parse_hex16(c[4])?,
                 metric: hex(c[5])? as i32,
                 refcnt: hex(c[6])? as i32,
                 use_: hex(c[7])? as i32,

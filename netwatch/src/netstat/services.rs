@@ -8,12 +8,18 @@
 
 use std::collections::HashMap;
 
+/// The protocols whose service names netstat looks up.
+const PROTOS: [&str; 3] = ["tcp", "udp", "raw"];
+
 #[derive(Debug, Default)]
 pub struct Services {
-    tcp: HashMap<u16, String>,
-    udp: HashMap<u16, String>,
-    raw: HashMap<u16, String>,
+    /// Names by port and protocol (one of [`PROTOS`]).
+    ports: HashMap<(u16, &'static str), String>,
     networks: Vec<(u32, String)>,
+}
+
+fn known(proto: &str) -> Option<&'static str> {
+    PROTOS.into_iter().find(|p| *p == proto)
 }
 
 impl Services {
@@ -25,20 +31,16 @@ impl Services {
     pub fn parse(services: &str, protocols: &str, networks: &str) -> Self {
         let mut s = Self::default();
         for (name, port, proto) in lines(services).filter_map(service_line) {
-            let table = match proto {
-                "tcp" => &mut s.tcp,
-                "udp" => &mut s.udp,
-                "raw" => &mut s.raw,
-                _ => continue,
-            };
-            table.insert(port, name.to_owned());
+            if let Some(proto) = known(proto) {
+                s.ports.insert((port, proto), name.to_owned());
+            }
         }
         for mut fields in lines(protocols) {
             let (Some(name), Some(Ok(number))) = (fields.next(), fields.next().map(str::parse::<u32>)) else {
                 continue;
             };
             // `htons(p_proto)` keeps the low 16 bits.
-            s.raw.insert(number as u16, name.to_owned());
+            s.ports.insert((number as u16, "raw"), name.to_owned());
         }
         for mut fields in lines(networks) {
             if let (Some(name), Some(Some(net))) = (fields.next(), fields.next().map(inet_network)) {
@@ -50,13 +52,7 @@ impl Services {
 
     /// The service name of `port` for `proto` (`tcp`, `udp`, `raw`).
     pub fn service(&self, port: u16, proto: &str) -> Option<&str> {
-        let table = match proto {
-            "tcp" => &self.tcp,
-            "udp" => &self.udp,
-            "raw" => &self.raw,
-            _ => return None,
-        };
-        table.get(&port).map(String::as_str)
+        self.ports.get(&(port, known(proto)?)).map(String::as_str)
     }
 
     /// `getnetbyaddr(net, AF_INET)`, `net` in host byte order.

@@ -25,14 +25,6 @@ impl Kind {
             Self::Number | Self::OptNumber | Self::Forward => 4,
         }
     }
-
-    const fn title(self) -> &'static str {
-        match self {
-            Self::InpIcmp => "ICMP input histogram:",
-            Self::OutpIcmp => "ICMP output histogram:",
-            _ => "",
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -73,7 +65,9 @@ impl Printer<'_> {
         self.out.push(b'\n');
     }
 
-    fn known(&self, v6: bool, title: &str) -> Option<Table> {
+    /// statistics.c `newtable`: a known table prints its title when
+    /// selected and resets the indentation; an unknown one always prints.
+    fn table(&mut self, v6: bool, title: &str) -> Table {
         let s = self.select;
         let (entries, on): (&'static [Entry], bool) = match (v6, title) {
             (false, "Ip") => (tables::IP, s.raw),
@@ -85,30 +79,23 @@ impl Printer<'_> {
             (true, "Ip6") => (tables::IP6, s.raw),
             (true, "Icmp6") => (tables::ICMP6, s.raw),
             (true, "Udp6") => (tables::UDP6, s.udp),
-            _ => return None,
-        };
-        Some(Table { entries: Some(entries), on })
-    }
-
-    /// statistics.c `newtable`.
-    fn table(&mut self, v6: bool, title: &str) -> Table {
-        match self.known(v6, title) {
-            Some(t) => {
-                if t.on {
-                    self.line(0, &format!("{title}:"));
-                }
-                self.state = Kind::Number;
-                t
-            }
-            None => {
+            _ => {
                 self.line(0, &format!("{title}:"));
-                Table { entries: None, on: true }
+                return Table { entries: None, on: true };
             }
+        };
+        if on {
+            self.line(0, &format!("{title}:"));
         }
+        self.state = Kind::Number;
+        Table { entries: Some(entries), on }
     }
 
-    /// statistics.c `printval`.
+    /// statistics.c `printval`; nothing for a table `-w`/`-t`/`-u` left out.
     fn value(&mut self, table: &Table, title: &str, val: u64) {
+        if !table.on {
+            return;
+        }
         let Some(ent) = table.entries.and_then(|e| bsearch(e, title)) else {
             if val != 0 {
                 self.line(self.state.indent(), &format!("{title}: {val}"));
@@ -118,18 +105,18 @@ impl Printer<'_> {
         if ent.stat || ent.out.is_empty() {
             return;
         }
+        // Only ICMP entries are titled (`t` in the tables).
         if ent.titled && self.state != ent.kind {
-            self.line(self.state.indent(), ent.kind.title());
+            let title = if ent.kind == Kind::InpIcmp { "ICMP input histogram:" } else { "ICMP output histogram:" };
+            self.line(self.state.indent(), title);
         }
-        let text = match ent.kind {
-            Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp if val == 0 => None,
-            Kind::Number | Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp => {
-                Some(ent.out.replacen("%llu", &val.to_string(), 1))
-            }
-            Kind::Forward | Kind::RtoAlg => None,
+        let printed = match ent.kind {
+            Kind::Number => true,
+            Kind::OptNumber | Kind::InpIcmp | Kind::OutpIcmp => val != 0,
+            Kind::Forward | Kind::RtoAlg => false,
         };
-        if let Some(text) = text {
-            self.line(ent.kind.indent(), &text);
+        if printed {
+            self.line(ent.kind.indent(), &ent.out.replacen("%llu", &val.to_string(), 1));
         }
         self.state = ent.kind;
     }
@@ -182,10 +169,7 @@ fn pairs(p: &mut Printer<'_>, text: &str, filter: Option<&str>) -> Result<(), ()
         let table = p.table(false, title);
         let mut values = values.split_ascii_whitespace();
         for name in names.split_ascii_whitespace() {
-            if table.on {
-                let val = values.next().map_or(0, strtoull);
-                p.value(&table, name, val);
-            }
+            p.value(&table, name, values.next().map_or(0, strtoull));
         }
     }
     Ok(())
@@ -200,17 +184,12 @@ fn lines6(p: &mut Printer<'_>, text: &str) {
         let Some(name) = cols.next() else { continue };
         let val = cols.next().map_or(0, strtoull);
         if !current.as_ref().is_some_and(|(prefix, _)| name.contains(prefix.as_str())) {
-            let prefix = match name.find('6') {
-                Some(i) => name[..=i].to_owned(),
-                None => name.to_owned(),
-            };
+            let prefix = name[..name.find('6').map_or(name.len(), |i| i + 1)].to_owned();
             let table = p.table(true, &prefix);
             current = Some((prefix, table));
         }
         if let Some((_, table)) = &current {
-            if table.on {
-                p.value(table, name, val);
-            }
+            p.value(table, name, val);
         }
     }
 }
@@ -218,19 +197,16 @@ fn lines6(p: &mut Printer<'_>, text: &str) {
 /// `netstat -s` (IPv4): snmp, then netstat (TcpExt...), then SCTP.
 pub fn print_inet(out: &mut Vec<u8>, select: Select, snmp: &str, netstat: Option<&str>, sctp: Option<&str>) {
     let mut p = Printer { out, state: Kind::Number, select };
-    if pairs(&mut p, snmp, None).is_err() {
-        eprintln!("Problem while parsing /proc/net/snmp");
-    }
-    if let Some(text) = netstat {
-        if pairs(&mut p, text, None).is_err() {
-            eprintln!("Problem while parsing /proc/net/netstat");
+    for (file, text) in [("snmp", Some(snmp)), ("netstat", netstat)] {
+        if text.is_some_and(|text| pairs(&mut p, text, None).is_err()) {
+            eprintln!("Problem while parsing /proc/net/{file}");
         }
     }
     if let Some(text) = sctp {
         let table = p.table(false, "Sctp");
         for line in text.lines() {
             let mut cols = line.split_ascii_whitespace();
-            if let (Some(name), Some(val), true) = (cols.next(), cols.next(), table.on) {
+            if let (Some(name), Some(val)) = (cols.next(), cols.next()) {
                 p.value(&table, name, strtoull(val));
             }
         }

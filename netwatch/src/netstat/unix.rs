@@ -6,6 +6,8 @@
 //! names print `@` for their NUL bytes. netstat reads the path with `%s`,
 //! so a path with whitespace is cut at the first blank.
 
+use std::io::Write as _;
+
 use anyhow::{anyhow, Result};
 
 use super::{addr::pad, flags::Opts, progs::Programs};
@@ -87,42 +89,28 @@ pub fn header(out: &mut Vec<u8>, o: &Opts) {
 }
 
 pub fn format_row(out: &mut Vec<u8>, row: &UnixRow, o: &Opts, progs: &Programs) {
-    let proto: &[u8] = if row.proto == 0 { b"unix" } else { b"??" };
-    let kind: &[u8] = match row.kind {
-        1 => b"STREAM",
-        2 => b"DGRAM",
-        3 => b"RAW",
-        4 => b"RDM",
-        5 => b"SEQPACKET",
-        _ => b"UNKNOWN",
+    let proto = if row.proto == 0 { "unix" } else { "??" };
+    let kind = match row.kind {
+        1 => "STREAM",
+        2 => "DGRAM",
+        3 => "RAW",
+        4 => "RDM",
+        5 => "SEQPACKET",
+        _ => "UNKNOWN",
     };
-    let state: &[u8] = match row.state {
-        0 => b"FREE",
-        1 if row.flags & SO_ACCEPTCON != 0 => b"LISTENING",
-        1 => b"",
-        2 => b"CONNECTING",
-        3 => b"CONNECTED",
-        4 => b"DISCONNECTING",
-        _ => b"UNKNOWN",
+    let state = match row.state {
+        0 => "FREE",
+        1 if row.flags & SO_ACCEPTCON != 0 => "LISTENING",
+        1 => "",
+        2 => "CONNECTING",
+        3 => "CONNECTED",
+        4 => "DISCONNECTING",
+        _ => "UNKNOWN",
     };
-    let mut flags = b"[ ".to_vec();
-    for (bit, text) in [(SO_ACCEPTCON, "ACC "), (SO_WAITDATA, "W "), (SO_NOSPACE, "N ")] {
-        if row.flags & bit != 0 {
-            flags.extend_from_slice(text.as_bytes());
-        }
-    }
-    flags.push(b']');
-    pad(out, proto, 5);
-    out.push(b' ');
-    pad(out, row.refcnt.to_string().as_bytes(), 6);
-    out.push(b' ');
-    pad(out, &flags, 11);
-    out.push(b' ');
-    pad(out, kind, 10);
-    out.push(b' ');
-    pad(out, state, 13);
-    out.push(b' ');
-    pad(out, row.inode.to_string().as_bytes(), 8);
+    let bits = [(SO_ACCEPTCON, "ACC "), (SO_WAITDATA, "W "), (SO_NOSPACE, "N ")];
+    let set: String = bits.into_iter().filter(|(bit, _)| row.flags & bit != 0).map(|(_, text)| text).collect();
+    let flags = format!("[ {set}]");
+    let _ = write!(out, "{proto:<5} {:<6} {flags:<11} {kind:<10} {state:<13} {:<8}", row.refcnt, row.inode);
     if o.programs {
         out.push(b' ');
         pad(out, progs.get(row.inode), 20);
