@@ -401,17 +401,10 @@ impl Http {
             let _ = resp.into_body().collect().await;
             Ok(status)
         };
-        let status = match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(f)) => {
-                self.conn = None;
-                return Err(f);
-            }
-            Err(_) => {
-                self.conn = None;
-                return Err(Failure::Retry(format!("no answer within {timeout:?}")));
-            }
-        };
+        let status = tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Retry(format!("no answer within {timeout:?}"))))
+            .inspect_err(|_| self.conn = None)?;
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::TOO_MANY_REQUESTS
