@@ -629,7 +629,7 @@ mod export_speed {
             std::thread::sleep(Duration::from_millis(10));
         }
         let exporter = exporter.expect("the exporter thread");
-        let agent = super::speed::cpu();
+        let agent = speed::cpu();
         for i in 0..n {
             otlp.event(std::hint::black_box(&e), true, &clock);
             if i % 100 == 99 {
@@ -637,7 +637,7 @@ mod export_speed {
             }
         }
         otlp.flush();
-        let agent = super::speed::cpu() - agent;
+        let agent = speed::cpu() - agent;
         let deadline = Instant::now() + Duration::from_secs(60);
         while super::super::COUNTERS.sent.load(Relaxed) - sent < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
