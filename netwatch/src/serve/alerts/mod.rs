@@ -7,6 +7,7 @@ mod tracker;
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     time::Instant,
 };
 
@@ -45,32 +46,36 @@ pub struct SockRef {
 }
 
 impl SockRef {
+    /// A TCP socket by its ends; no owner.
+    fn new(local: SocketAddr, remote: SocketAddr, state: &'static str, netns: u32) -> Self {
+        Self {
+            proto: "tcp",
+            saddr: display_ip(local.ip()).to_string(),
+            sport: local.port(),
+            daddr: display_ip(remote.ip()).to_string(),
+            dport: remote.port(),
+            state,
+            netns,
+            pid: None,
+            comm: None,
+        }
+    }
+
     pub fn of(r: &Row) -> Self {
         let o = r.owners.first();
         Self {
             proto: r.proto.name(),
-            saddr: display_ip(r.local.ip()).to_string(),
-            sport: r.local.port(),
-            daddr: display_ip(r.remote.ip()).to_string(),
-            dport: r.remote.port(),
-            state: state_label(r),
-            netns: r.netns,
             pid: o.map(|o| o.pid),
             comm: o.map(|o| o.comm.text().to_owned()),
+            ..Self::new(r.local, r.remote, state_label(r), r.netns)
         }
     }
 
     fn of_event(e: &Event) -> Self {
         Self {
-            proto: "tcp",
-            saddr: display_ip(e.local.ip()).to_string(),
-            sport: e.local.port(),
-            daddr: display_ip(e.remote.ip()).to_string(),
-            dport: e.remote.port(),
-            state: e.new_state.name(),
-            netns: e.netns,
             pid: (e.pid != 0).then_some(e.pid),
             comm: (e.pid != 0).then(|| e.comm.as_str().into_owned()),
+            ..Self::new(e.local, e.remote, e.new_state.name(), e.netns)
         }
     }
 }
@@ -291,14 +296,13 @@ impl Engine {
 }
 
 fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
-    let state = match t {
-        Transition::Firing => "firing",
-        Transition::Repeat => "firing",
-        Transition::Cleared => "cleared",
-    };
-    let message = match t {
-        Transition::Cleared => format!("{} cleared (under {} now): {}", kind.name(), rule.threshold, f.subject),
-        _ => format!("{}: {} {} (threshold {})", kind.name(), f.value, f.subject, rule.threshold),
+    let (state, message) = match t {
+        Transition::Cleared => {
+            ("cleared", format!("{} cleared (under {} now): {}", kind.name(), rule.threshold, f.subject))
+        }
+        Transition::Firing | Transition::Repeat => {
+            ("firing", format!("{}: {} {} (threshold {})", kind.name(), f.value, f.subject, rule.threshold))
+        }
     };
     Alert {
         ts: crate::output::json::rfc3339(jiff::Timestamp::now()),
@@ -323,18 +327,8 @@ fn listener_finding(s: &Sample, value: u64, table: &Table, rule: Rule) -> Findin
         r.state == TcpState::Listen && r.netns == s.netns && r.local == s.local && r.cookie == Some(s.cookie)
     });
     let owner = row.and_then(|r| r.owners.first().cloned());
-    let sock = row.map_or_else(
-        || SockRef {
-            proto: "tcp",
-            saddr: display_ip(s.local.ip()).to_string(),
-            sport: s.local.port(),
-            daddr: if s.local.is_ipv4() { "0.0.0.0" } else { "::" }.to_owned(),
-            state: "LISTEN",
-            netns: s.netns,
-            ..SockRef::default()
-        },
-        SockRef::of,
-    );
+    let any: IpAddr = if s.local.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let sock = row.map_or_else(|| SockRef::new(s.local, (any, 0).into(), "LISTEN", s.netns), SockRef::of);
     Finding {
         key: format!("{}/{}", s.netns, endpoint(s.local)),
         value,
@@ -362,15 +356,10 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
         .map(|l| {
             let row = rows.iter().find(|r| r.netns == l.netns && r.local == l.local);
             let owner = row.and_then(|r| r.owners.first().cloned());
-            let mut sock = row.map_or_else(SockRef::default, |r| SockRef::of(r));
-            if row.is_none() {
-                sock.proto = "tcp";
-                sock.saddr = display_ip(l.local.ip()).to_string();
-                sock.sport = l.local.port();
-                sock.daddr = display_ip(l.remote.ip()).to_string();
-                sock.state = "LISTEN";
-                sock.netns = l.netns;
-            }
+            let sock = row.map_or_else(
+                || SockRef::new(l.local, (l.remote.ip(), 0).into(), "LISTEN", l.netns),
+                |r| SockRef::of(r),
+            );
             (owner, sock)
         })
         .collect();
