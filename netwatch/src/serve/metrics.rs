@@ -3,7 +3,7 @@
 //! and alerts happen. Labels are per protocol, state, direction, process
 //! name and alert kind; never per 4-tuple (docs/design.md#metrics-cardinality).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::atomic::Ordering::Relaxed};
 
 use netwatch_common::tcp;
 use prometheus_client::{
@@ -296,20 +296,17 @@ impl Metrics {
         sync(&self.dns_answers, table.hosts.answers);
         sync(&self.dns_evictions, table.hosts.evictions);
         sync(&self.dns_lost, table.hosts.lost);
-        sync(&self.export_errors.get_or_create(&Output { output: "file", reason: "write" }), errors.file);
-        sync(&self.export_errors.get_or_create(&Output { output: "syslog", reason: "write" }), errors.syslog);
         let otlp = &super::otlp::COUNTERS;
         for (output, reason, n) in [
-            ("otlp_logs", "queue_full", &otlp.queue_full),
-            ("otlp_logs", "rejected", &otlp.rejected),
-            ("otlp_logs", "retry", &otlp.retry),
-            ("otlp_metrics", "rejected", &otlp.metrics_rejected),
-            ("otlp_metrics", "retry", &otlp.metrics_retry),
+            ("file", "write", errors.file),
+            ("syslog", "write", errors.syslog),
+            ("otlp_logs", "queue_full", otlp.queue_full.load(Relaxed)),
+            ("otlp_logs", "rejected", otlp.rejected.load(Relaxed)),
+            ("otlp_logs", "retry", otlp.retry.load(Relaxed)),
+            ("otlp_metrics", "rejected", otlp.metrics_rejected.load(Relaxed)),
+            ("otlp_metrics", "retry", otlp.metrics_retry.load(Relaxed)),
         ] {
-            sync(
-                &self.export_errors.get_or_create(&Output { output, reason }),
-                n.load(std::sync::atomic::Ordering::Relaxed),
-            );
+            sync(&self.export_errors.get_or_create(&Output { output, reason }), n);
         }
 
         self.processes.clear();
@@ -358,14 +355,8 @@ fn sync(c: &Counter, total: u64) {
 /// container keeps its plain `process` label.
 fn workload_labels(w: Option<&crate::workload::Workload>) -> WorkloadLabels {
     let Some(w) = w else { return Vec::new() };
-    let mut labels = Vec::new();
-    if let Some(u) = &w.unit {
-        labels.push(("unit", u.to_string()));
-    }
-    if w.container.is_some() {
-        labels.push(("container", w.label().to_owned()));
-    }
-    labels
+    let unit = w.unit.as_ref().map(|u| ("unit", u.to_string()));
+    unit.into_iter().chain(w.container.is_some().then(|| ("container", w.label().to_owned()))).collect()
 }
 
 /// Open TCP connections (not listeners, not TIME_WAIT or half-open rows,
