@@ -72,16 +72,10 @@ impl Exporter {
 
     /// Where the outputs go, for the start-up log line.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some((f, _)) = &self.file {
-            parts.push(format!("file {}", f.path().display()));
-        }
-        if self.syslog.is_some() {
-            parts.push("syslog".to_owned());
-        }
-        if let Some(o) = &self.otlp {
-            parts.push(o.describe());
-        }
+        let file = self.file.as_ref().map(|(f, _)| format!("file {}", f.path().display()));
+        let syslog = self.syslog.as_ref().map(|_| "syslog".to_owned());
+        let parts: Vec<String> =
+            [file, syslog, self.otlp.as_ref().map(super::otlp::Otlp::describe)].into_iter().flatten().collect();
         if parts.is_empty() {
             "none".to_owned()
         } else {
@@ -103,11 +97,9 @@ impl Exporter {
         if !file && !syslog && !otlp || !self.filter.matches(e) {
             return;
         }
-        if otlp {
-            // Straight from the event: no JSON line unless a file or syslog wants one.
-            if let Some(o) = &mut self.otlp {
-                o.event(e, self.json.packets(), &self.clock);
-            }
+        // Straight from the event: no JSON line unless a file or syslog wants one.
+        if let Some(o) = self.otlp.as_mut().filter(|_| otlp) {
+            o.event(e, self.json.packets(), &self.clock);
         }
         if !file && !syslog {
             return;
@@ -153,22 +145,18 @@ impl Exporter {
     }
 
     fn emit(&mut self, file: bool, syslog: bool, kind: ExportKind, severity: Severity) {
-        if file {
-            if let Some((f, _)) = &mut self.file {
-                if let Err(e) = f.line(&self.line) {
-                    self.errors.file += 1;
-                    report(&mut self.last_report, "export file", &e);
-                }
+        if let Some((f, _)) = self.file.as_mut().filter(|_| file) {
+            if let Err(e) = f.line(&self.line) {
+                self.errors.file += 1;
+                report(&mut self.last_report, "export file", &e);
             }
         }
-        if syslog {
-            if let Some((s, _)) = &mut self.syslog {
-                let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
-                let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
-                if let Err(e) = s.send(severity, kind.name(), &ts, &text) {
-                    self.errors.syslog += 1;
-                    report(&mut self.last_report, "syslog", &e);
-                }
+        if let Some((s, _)) = self.syslog.as_mut().filter(|_| syslog) {
+            let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
+            let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
+            if let Err(e) = s.send(severity, kind.name(), &ts, &text) {
+                self.errors.syslog += 1;
+                report(&mut self.last_report, "syslog", &e);
             }
         }
     }
