@@ -369,4 +369,4 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
 
 #[cfg(test)]
 #[path = "tests.rs"]
-mod tests;
+pub(super) mod tests;
