@@ -257,15 +257,13 @@ impl Engine {
     /// cannot be read (said once on stderr).
     fn listen_drops(&mut self, table: &Table, now: Instant, rule: Rule) -> Option<Vec<Finding>> {
         let window = rule.window;
-        let total = match tcpext::read() {
-            Ok(v) => v,
-            Err(e) => {
+        let total = tcpext::read()
+            .inspect_err(|e| {
                 if !std::mem::replace(&mut self.drops_failed, true) {
                     eprintln!("netwatch: warning: listen_drops alert disabled: {e:#}");
                 }
-                return None;
-            }
-        };
+            })
+            .ok()?;
         self.drops.push_back((now, total));
         while self.drops.front().is_some_and(|(t, _)| now.duration_since(*t) > window) {
             self.drops.pop_front();
