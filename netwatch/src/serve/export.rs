@@ -83,17 +83,18 @@ impl Exporter {
         }
     }
 
-    fn wants(&self, kind: ExportKind) -> (bool, bool) {
+    /// Whether the file, syslog and OTLP outputs want `kind`.
+    fn wants(&self, kind: ExportKind) -> (bool, bool, bool) {
         (
             self.file.as_ref().is_some_and(|(_, k)| k.contains(kind)),
             self.syslog.as_ref().is_some_and(|(_, k)| k.contains(kind)),
+            self.otlp.as_ref().is_some_and(|o| o.wants(kind)),
         )
     }
 
     pub fn event(&mut self, e: &Event) {
         let kind = ExportKind::Event(e.kind);
-        let (file, syslog) = self.wants(kind);
-        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(kind));
+        let (file, syslog, otlp) = self.wants(kind);
         if !file && !syslog && !otlp || !self.filter.matches(e) {
             return;
         }
@@ -118,8 +119,7 @@ impl Exporter {
     }
 
     pub fn lost(&mut self, loss: &Loss) {
-        let (file, syslog) = self.wants(ExportKind::Lost);
-        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Lost));
+        let (file, syslog, otlp) = self.wants(ExportKind::Lost);
         if !file && !syslog && !otlp {
             return;
         }
@@ -134,10 +134,10 @@ impl Exporter {
 
     /// One alert, already a JSON line (with its newline).
     pub fn alert(&mut self, json_line: &str, firing: bool) {
-        let (file, syslog) = self.wants(ExportKind::Alert);
+        let (file, syslog, otlp) = self.wants(ExportKind::Alert);
         self.line.clear();
         self.line.extend_from_slice(json_line.as_bytes());
-        if self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Alert)) {
+        if otlp {
             self.send_otlp();
         }
         let severity = if firing { Severity::Warning } else { Severity::Notice };
