@@ -269,16 +269,13 @@ impl Metrics {
 
     fn update_from(&self, table: &Table, errors: Errors) {
         let counts = table.counts();
-        for state in tcp::ESTABLISHED..=tcp::CLOSING {
-            let n = counts.tcp(state);
-            self.sockets.get_or_create(&ProtoState { proto: Proto::Tcp.name(), state: tcp::name(state) }).set(n.into());
-        }
         let udp_connected = counts.udp[usize::from(tcp::ESTABLISHED)];
         let udp_unconn = counts.udp_total() - udp_connected;
-        self.sockets
-            .get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "ESTABLISHED" })
-            .set(udp_connected.into());
-        self.sockets.get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "UNCONN" }).set(udp_unconn.into());
+        let tcp_states = (tcp::ESTABLISHED..=tcp::CLOSING).map(|s| (Proto::Tcp, tcp::name(s), counts.tcp(s)));
+        let udp_states = [(Proto::Udp, "ESTABLISHED", udp_connected), (Proto::Udp, "UNCONN", udp_unconn)];
+        for (proto, state, n) in tcp_states.chain(udp_states) {
+            self.sockets.get_or_create(&ProtoState { proto: proto.name(), state }).set(n.into());
+        }
         self.listeners.get_or_create(&ProtoLabel { proto: Proto::Tcp.name() }).set(counts.tcp(tcp::LISTEN).into());
         self.listeners.get_or_create(&ProtoLabel { proto: Proto::Udp.name() }).set(udp_unconn.into());
 
