@@ -273,12 +273,9 @@ impl Engine {
         // The counters say how many, not where: name the listeners whose
         // accept queue is full now (read only when the alert would fire).
         let (owner, sockets) = if value >= rule.threshold { full_listeners(table) } else { (None, Vec::new()) };
-        let named = match sockets.first() {
-            Some(s) => {
-                format!("; full accept queue now: {}:{} of {}", s.saddr, s.sport, rules::owner_text(owner.as_ref()))
-            }
-            None => String::new(),
-        };
+        let named = sockets.first().map_or_else(String::new, |s| {
+            format!("; full accept queue now: {}:{} of {}", s.saddr, s.sport, rules::owner_text(owner.as_ref()))
+        });
         Some(vec![Finding {
             key: "netns".to_owned(),
             value,
