@@ -125,6 +125,7 @@ impl Alert {
 /// How many event-seen suspicious connections are kept between checks.
 const RECENT_CAP: usize = 1024;
 
+#[derive(Default)]
 pub struct Engine {
     cfg: config::Alerts,
     baseline: Option<BTreeSet<ListenerKey>>,
@@ -145,17 +146,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) -> Self {
-        Self {
-            cfg,
-            baseline,
-            trackers: Default::default(),
-            drops: VecDeque::new(),
-            drops_failed: false,
-            recent: Vec::new(),
-            listeners: None,
-            listener_history: HashMap::new(),
-            listeners_read: false,
-        }
+        Self { cfg, baseline, ..Self::default() }
     }
 
     /// New settings (SIGHUP). Alerts active under the old thresholds are
