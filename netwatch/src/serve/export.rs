@@ -52,16 +52,13 @@ impl Exporter {
             }
             None => None,
         };
-        let syslog = if cfg.syslog.enabled {
-            Some((Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)?, cfg.syslog.kinds))
-        } else {
-            None
-        };
+        let syslog =
+            cfg.syslog.enabled.then(|| Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)).transpose()?;
         Ok(Self {
             json: Json::new(),
             clock: WallClock::new(),
             file,
-            syslog,
+            syslog: syslog.map(|s| (s, cfg.syslog.kinds)),
             otlp: super::otlp::Otlp::new(&cfg.otlp)?,
             line: Vec::with_capacity(512),
             filter: cfg.filter.clone(),
