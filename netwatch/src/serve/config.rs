@@ -449,9 +449,7 @@ pub fn parse(text: &str) -> Result<Config> {
 
 impl Config {
     pub fn validate(&self) -> Result<()> {
-        if !self.metrics.listen.is_empty() {
-            self.metrics_addr()?;
-        }
+        self.metrics_addr()?;
         if self.export.file.keep == 0 || self.export.file.max_bytes == 0 {
             bail!("export.file.keep and export.file.max_bytes must be at least 1");
         }

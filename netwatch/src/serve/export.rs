@@ -52,16 +52,13 @@ impl Exporter {
             }
             None => None,
         };
-        let syslog = if cfg.syslog.enabled {
-            Some((Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)?, cfg.syslog.kinds))
-        } else {
-            None
-        };
+        let syslog =
+            cfg.syslog.enabled.then(|| Syslog::connect(&cfg.syslog.socket, &cfg.syslog.facility)).transpose()?;
         Ok(Self {
             json: Json::new(),
             clock: WallClock::new(),
             file,
-            syslog,
+            syslog: syslog.map(|s| (s, cfg.syslog.kinds)),
             otlp: super::otlp::Otlp::new(&cfg.otlp)?,
             line: Vec::with_capacity(512),
             filter: cfg.filter.clone(),
@@ -72,16 +69,10 @@ impl Exporter {
 
     /// Where the outputs go, for the start-up log line.
     pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some((f, _)) = &self.file {
-            parts.push(format!("file {}", f.path().display()));
-        }
-        if self.syslog.is_some() {
-            parts.push("syslog".to_owned());
-        }
-        if let Some(o) = &self.otlp {
-            parts.push(o.describe());
-        }
+        let file = self.file.as_ref().map(|(f, _)| format!("file {}", f.path().display()));
+        let syslog = self.syslog.as_ref().map(|_| "syslog".to_owned());
+        let parts: Vec<String> =
+            [file, syslog, self.otlp.as_ref().map(super::otlp::Otlp::describe)].into_iter().flatten().collect();
         if parts.is_empty() {
             "none".to_owned()
         } else {
@@ -89,25 +80,24 @@ impl Exporter {
         }
     }
 
-    fn wants(&self, kind: ExportKind) -> (bool, bool) {
+    /// Whether the file, syslog and OTLP outputs want `kind`.
+    fn wants(&self, kind: ExportKind) -> (bool, bool, bool) {
         (
             self.file.as_ref().is_some_and(|(_, k)| k.contains(kind)),
             self.syslog.as_ref().is_some_and(|(_, k)| k.contains(kind)),
+            self.otlp.as_ref().is_some_and(|o| o.wants(kind)),
         )
     }
 
     pub fn event(&mut self, e: &Event) {
         let kind = ExportKind::Event(e.kind);
-        let (file, syslog) = self.wants(kind);
-        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(kind));
+        let (file, syslog, otlp) = self.wants(kind);
         if !file && !syslog && !otlp || !self.filter.matches(e) {
             return;
         }
-        if otlp {
-            // Straight from the event: no JSON line unless a file or syslog wants one.
-            if let Some(o) = &mut self.otlp {
-                o.event(e, self.json.packets(), &self.clock);
-            }
+        // Straight from the event: no JSON line unless a file or syslog wants one.
+        if let Some(o) = self.otlp.as_mut().filter(|_| otlp) {
+            o.event(e, self.json.packets(), &self.clock);
         }
         if !file && !syslog {
             return;
@@ -126,8 +116,7 @@ impl Exporter {
     }
 
     pub fn lost(&mut self, loss: &Loss) {
-        let (file, syslog) = self.wants(ExportKind::Lost);
-        let otlp = self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Lost));
+        let (file, syslog, otlp) = self.wants(ExportKind::Lost);
         if !file && !syslog && !otlp {
             return;
         }
@@ -142,10 +131,10 @@ impl Exporter {
 
     /// One alert, already a JSON line (with its newline).
     pub fn alert(&mut self, json_line: &str, firing: bool) {
-        let (file, syslog) = self.wants(ExportKind::Alert);
+        let (file, syslog, otlp) = self.wants(ExportKind::Alert);
         self.line.clear();
         self.line.extend_from_slice(json_line.as_bytes());
-        if self.otlp.as_ref().is_some_and(|o| o.wants(ExportKind::Alert)) {
+        if otlp {
             self.send_otlp();
         }
         let severity = if firing { Severity::Warning } else { Severity::Notice };
@@ -153,22 +142,18 @@ impl Exporter {
     }
 
     fn emit(&mut self, file: bool, syslog: bool, kind: ExportKind, severity: Severity) {
-        if file {
-            if let Some((f, _)) = &mut self.file {
-                if let Err(e) = f.line(&self.line) {
-                    self.errors.file += 1;
-                    report(&mut self.last_report, "export file", &e);
-                }
+        if let Some((f, _)) = self.file.as_mut().filter(|_| file) {
+            if let Err(e) = f.line(&self.line) {
+                self.errors.file += 1;
+                report(&mut self.last_report, "export file", &e);
             }
         }
-        if syslog {
-            if let Some((s, _)) = &mut self.syslog {
-                let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
-                let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
-                if let Err(e) = s.send(severity, kind.name(), &ts, &text) {
-                    self.errors.syslog += 1;
-                    report(&mut self.last_report, "syslog", &e);
-                }
+        if let Some((s, _)) = self.syslog.as_mut().filter(|_| syslog) {
+            let text = String::from_utf8_lossy(self.line.strip_suffix(b"\n").unwrap_or(&self.line));
+            let ts = crate::output::json::rfc3339(jiff::Timestamp::now());
+            if let Err(e) = s.send(severity, kind.name(), &ts, &text) {
+                self.errors.syslog += 1;
+                report(&mut self.last_report, "syslog", &e);
             }
         }
     }

@@ -46,16 +46,15 @@ async fn handle(req: Request<Incoming>, scrapes: mpsc::Sender<Scrape>) -> Result
     match req.uri().path() {
         "/metrics" => {
             let (tx, rx) = oneshot::channel();
-            if scrapes.send(tx).await.is_err() {
+            // A failed send drops `tx`, so `rx` fails too: the agent loop is gone.
+            let _ = scrapes.send(tx).await;
+            let Ok(text) = rx.await else {
                 return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "netwatch is stopping\n"));
-            }
-            match rx.await {
-                Ok(text) => Ok(Response::builder()
-                    .header(header::CONTENT_TYPE, CONTENT_TYPE)
-                    .body(Full::new(Bytes::from(text)))
-                    .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response\n"))),
-                Err(_) => Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "netwatch is stopping\n")),
-            }
+            };
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, CONTENT_TYPE)
+                .body(Full::new(Bytes::from(text)))
+                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "response\n")))
         }
         "/" => Ok(plain(StatusCode::OK, "netwatch: metrics at /metrics\n")),
         _ => Ok(plain(StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n")),

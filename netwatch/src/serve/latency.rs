@@ -13,6 +13,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::metrics::{reg, reg_with};
 use crate::{event::Event, why};
 
 /// Ports that get their own series; later ones are summed as `other`.
@@ -54,55 +55,52 @@ pub struct WhyMetrics {
 }
 
 impl WhyMetrics {
-    pub fn new() -> Self {
-        Self {
-            connect: Family::new_with_constructor(histogram),
-            handshake: Family::new_with_constructor(histogram),
-            srtt: Family::new_with_constructor(histogram),
-            syn_retransmits: Counter::default(),
-            failures: Family::default(),
+    /// Registered into `r`, in the order their series are listed.
+    pub fn new(r: &mut Registry) -> Self {
+        let histograms = || Histograms::new_with_constructor(histogram);
+        let m = Self {
+            connect: reg_with(
+                r,
+                "netwatch_connect_latency_seconds",
+                "TCP connect latency (SYN_SENT -> ESTABLISHED), by remote port",
+                histograms(),
+            ),
+            handshake: reg_with(
+                r,
+                "netwatch_handshake_seconds",
+                "Passive handshake time (the accepted child's birth -> ESTABLISHED), by listening port",
+                histograms(),
+            ),
+            srtt: reg_with(
+                r,
+                "netwatch_srtt_seconds",
+                "Smoothed RTT of TCP connections at close, by service port (the lower of the two)",
+                histograms(),
+            ),
+            syn_retransmits: reg(
+                r,
+                "netwatch_syn_retransmits",
+                "SYNs and SYN-ACKs sent again during handshakes that completed or failed",
+            ),
+            failures: reg(
+                r,
+                "netwatch_connection_failures",
+                "Failed connects and abnormal closes, by reason (failed connect() calls included)",
+            ),
             ports: RefCell::default(),
-            listen_drops: Family::default(),
+            listen_drops: reg(
+                r,
+                "netwatch_listen_drops",
+                "SYNs and handshakes dropped by TCP listeners (each listener's own drop counter: accept queue \
+                 full, mostly), by listening port",
+            ),
             listen_seen: RefCell::default(),
-        }
-    }
-
-    pub fn register(&self, r: &mut Registry) {
-        r.register(
-            "netwatch_connect_latency_seconds",
-            "TCP connect latency (SYN_SENT -> ESTABLISHED), by remote port",
-            self.connect.clone(),
-        );
-        r.register(
-            "netwatch_handshake_seconds",
-            "Passive handshake time (the accepted child's birth -> ESTABLISHED), by listening port",
-            self.handshake.clone(),
-        );
-        r.register(
-            "netwatch_srtt_seconds",
-            "Smoothed RTT of TCP connections at close, by service port (the lower of the two)",
-            self.srtt.clone(),
-        );
-        r.register(
-            "netwatch_syn_retransmits",
-            "SYNs and SYN-ACKs sent again during handshakes that completed or failed",
-            self.syn_retransmits.clone(),
-        );
-        r.register(
-            "netwatch_connection_failures",
-            "Failed connects and abnormal closes, by reason (failed connect() calls included)",
-            self.failures.clone(),
-        );
-        r.register(
-            "netwatch_listen_drops",
-            "SYNs and handshakes dropped by TCP listeners (each listener's own drop counter: accept queue \
-             full, mostly), by listening port",
-            self.listen_drops.clone(),
-        );
+        };
         for reason in why::Reason::ALL {
             // Present from the start, so rate() works on the first failure.
-            drop(self.failures.get_or_create(&ReasonLabel { reason: reason.name() }));
+            drop(m.failures.get_or_create(&ReasonLabel { reason: reason.name() }));
         }
+        m
     }
 
     pub fn observe(&self, e: &Event) {
@@ -172,22 +170,26 @@ mod tests {
         }
     }
 
-    fn text(m: &WhyMetrics) -> String {
+    fn registered() -> (Registry, WhyMetrics) {
         let mut r = Registry::default();
-        m.register(&mut r);
+        let m = WhyMetrics::new(&mut r);
+        (r, m)
+    }
+
+    fn text(r: &Registry) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        prometheus_client::encoding::text::encode(&mut out, r).unwrap();
         out
     }
 
     #[test]
     fn connect_latency_lands_in_its_bucket_by_port() {
-        let m = WhyMetrics::new();
+        let (r, m) = registered();
         let mut slow = established(8080, 1_020_000);
         slow.traffic.total_retrans = 1;
         m.observe(&slow);
         m.observe(&established(8080, 80));
-        let out = text(&m);
+        let out = text(&r);
         assert!(out.contains("netwatch_connect_latency_seconds_count{port=\"8080\"} 2\n"), "{out}");
         assert!(out.contains("netwatch_connect_latency_seconds_bucket{le=\"0.0001\",port=\"8080\"} 1\n"), "{out}");
         assert!(out.contains("netwatch_connect_latency_seconds_bucket{le=\"0.5\",port=\"8080\"} 1\n"), "{out}");
@@ -198,21 +200,21 @@ mod tests {
 
     #[test]
     fn ports_beyond_the_limit_are_other() {
-        let m = WhyMetrics::new();
+        let (r, m) = registered();
         for port in 1..=(MAX_PORTS as u16 + 5) {
             m.observe(&established(port, 100));
         }
-        let out = text(&m);
+        let out = text(&r);
         assert!(out.contains("netwatch_connect_latency_seconds_count{port=\"other\"} 5\n"), "{out}");
         assert_eq!(out.matches("netwatch_connect_latency_seconds_count{").count(), MAX_PORTS + 1);
     }
 
     #[test]
     fn failures_count_by_reason() {
-        let m = WhyMetrics::new();
+        let (r, m) = registered();
         let mut refused = established(9, 0);
         (refused.kind, refused.new_state, refused.traffic.sk_err) = (EventKind::ConnectFailed, TcpState::Close, 111);
         m.observe(&refused);
-        assert!(text(&m).contains("netwatch_connection_failures_total{reason=\"refused\"} 1\n"));
+        assert!(text(&r).contains("netwatch_connection_failures_total{reason=\"refused\"} 1\n"));
     }
 }

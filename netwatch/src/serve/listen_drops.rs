@@ -64,18 +64,16 @@ impl Reader {
 
     /// [`Self::read`], with its failure said once on stderr.
     pub fn read_or_warn(&mut self, table: &Table, others: &OtherNamespaces) -> Option<(Vec<Sample>, Vec<u32>)> {
-        match self.read(table, others) {
-            Ok(s) => Some(s),
-            Err(e) => {
+        self.read(table, others)
+            .inspect_err(|e| {
                 if !std::mem::replace(&mut self.failed, true) {
                     eprintln!(
                         "netwatch: warning: per-listener drop counters unavailable ({e}); \
                          listen_drops counts the namespace's TcpExt counters instead"
                     );
                 }
-                None
-            }
-        }
+            })
+            .ok()
     }
 }
 

@@ -3,7 +3,7 @@
 //! and alerts happen. Labels are per protocol, state, direction, process
 //! name and alert kind; never per 4-tuple (docs/design.md#metrics-cardinality).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::atomic::Ordering::Relaxed};
 
 use netwatch_common::tcp;
 use prometheus_client::{
@@ -14,7 +14,7 @@ use prometheus_client::{
         gauge::Gauge,
         histogram::{exponential_buckets, Histogram},
     },
-    registry::Registry,
+    registry::{Metric, Registry},
 };
 
 use super::{alerts::endpoint, config::AlertKind, export::Errors, listeners::ListenerIndex};
@@ -121,139 +121,104 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(top_processes: usize, top_listeners: usize) -> Self {
-        let mut m = Self {
-            registry: Registry::default(),
-            sockets: Family::default(),
-            listeners: Family::default(),
-            opened: Family::default(),
-            closed: Family::default(),
-            connect_failures: Counter::default(),
-            resets: Counter::default(),
-            lost: Counter::default(),
-            reseeds: Counter::default(),
-            processes: Family::default(),
-            process_bytes: Family::default(),
-            process_packets: Family::default(),
-            per_listener: Family::default(),
-            alerts: Family::default(),
-            table_rows: Gauge::default(),
-            drain_events: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
-            drain_max: Gauge::default(),
-            export_errors: Family::default(),
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        let m = Self {
+            sockets: reg(r, "netwatch_sockets", "Current sockets by protocol and state (the live table)"),
+            listeners: reg(r, "netwatch_listeners", "Listening TCP sockets and unconnected UDP sockets"),
+            opened: reg(
+                r,
+                "netwatch_connections_opened",
+                "TCP connections opened: active (connect) or passive (accepted handshake)",
+            ),
+            closed: reg(r, "netwatch_connections_closed", "TCP connections closed"),
+            connect_failures: reg(r, "netwatch_connect_failures", "Active opens that failed (SYN_SENT -> CLOSE)"),
+            resets: reg(r, "netwatch_resets", "Connections torn down without the FIN handshake"),
+            lost: reg(
+                r,
+                "netwatch_events_lost",
+                "Events lost: the ring buffer was full, or the kernel skipped a hook run (the table is then re-read)",
+            ),
+            reseeds: reg(r, "netwatch_table_reseeds", "Table rebuilds from the kernel after lost events"),
+            processes: reg(
+                r,
+                "netwatch_process_connections",
+                "Open TCP connections (listeners excluded) by owning process name, with its systemd unit and \
+                 container where known: the top N, the rest as `other`",
+            ),
+            // Gauges, not counters: a name moves in and out of the top N (and of
+            // `other`) between scrapes, so no series is guaranteed to only grow.
+            process_bytes: reg(
+                r,
+                "netwatch_process_traffic_bytes",
+                "Payload bytes sent (tx) and received (rx) since netwatch started, by owning process name, live \
+                 and closed sockets: the top N by bytes, the rest as `other`",
+            ),
+            process_packets: reg(
+                r,
+                "netwatch_process_traffic_packets",
+                "Packets sent (tx) and received (rx) since netwatch started, by owning process name (as \
+                 netwatch_process_traffic_bytes)",
+            ),
+            per_listener: reg(
+                r,
+                "netwatch_listener_connections",
+                "TCP connections per listener (accepted and half-open) by state: the N listeners with most, \
+                 the rest summed as listener=\"other\"",
+            ),
+            alerts: reg(r, "netwatch_alerts", "Alerts fired, by kind"),
+            table_rows: reg(r, "netwatch_table_rows", "Rows in the live table (agent health)"),
+            drain_events: reg_with(
+                r,
+                "netwatch_ring_drain_events",
+                "Events taken from the ring buffer per drain (agent health: aya exposes no fill level, so \
+                 the batch size and netwatch_events_lost_total are what shows the ring filling)",
+                Histogram::new(exponential_buckets(1.0, 4.0, 9)),
+            ),
+            drain_max: reg(
+                r,
+                "netwatch_ring_drain_max_events",
+                "Largest number of events taken in one drain since the previous scrape",
+            ),
+            export_errors: reg(
+                r,
+                "netwatch_export_errors",
+                "Export failures per output and reason: failed writes (file, syslog); OTLP log records dropped \
+                 (queue_full, rejected) and failed requests that are retried (retry)",
+            ),
             top_processes,
             top_listeners,
-            why: super::latency::WhyMetrics::new(),
-            dns_names: Gauge::default(),
-            dns_answers: Counter::default(),
-            dns_evictions: Counter::default(),
-            dns_lost: Counter::default(),
-            packet_drops: Family::default(),
-            traffic_uncounted: Counter::default(),
+            why: super::latency::WhyMetrics::new(r),
+            dns_names: reg(r, "netwatch_dns_names", "Addresses with a name from DNS answers held (agent health)"),
+            dns_answers: reg(r, "netwatch_dns_answers", "DNS answers that named an address"),
+            dns_evictions: reg(
+                r,
+                "netwatch_dns_evictions",
+                "Address names dropped, oldest first, to keep the map within its bound",
+            ),
+            dns_lost: reg(
+                r,
+                "netwatch_dns_lost",
+                "DNS answers lost, the kernel's DNS ring buffer full: the addresses they named have no name",
+            ),
+            packet_drops: reg(
+                r,
+                "netwatch_packet_drops",
+                "Packets the kernel dropped (skb:kfree_skb), by drop reason, counted from sockets as they close",
+            ),
+            traffic_uncounted: reg(
+                r,
+                "netwatch_traffic_uncounted_packets",
+                "Packets not counted per socket: their socket found the kernel's traffic map full \
+                 (NETWATCH_TRAFFIC_SOCKETS sizes it)",
+            ),
+            registry,
         };
-        m.register();
-        m
-    }
-
-    fn register(&mut self) {
-        let r = &mut self.registry;
-        r.register("netwatch_sockets", "Current sockets by protocol and state (the live table)", self.sockets.clone());
-        r.register("netwatch_listeners", "Listening TCP sockets and unconnected UDP sockets", self.listeners.clone());
-        r.register(
-            "netwatch_connections_opened",
-            "TCP connections opened: active (connect) or passive (accepted handshake)",
-            self.opened.clone(),
-        );
-        r.register("netwatch_connections_closed", "TCP connections closed", self.closed.clone());
-        r.register(
-            "netwatch_connect_failures",
-            "Active opens that failed (SYN_SENT -> CLOSE)",
-            self.connect_failures.clone(),
-        );
-        r.register("netwatch_resets", "Connections torn down without the FIN handshake", self.resets.clone());
-        r.register(
-            "netwatch_events_lost",
-            "Events lost: the ring buffer was full, or the kernel skipped a hook run (the table is then re-read)",
-            self.lost.clone(),
-        );
-        r.register("netwatch_table_reseeds", "Table rebuilds from the kernel after lost events", self.reseeds.clone());
-        r.register(
-            "netwatch_process_connections",
-            "Open TCP connections (listeners excluded) by owning process name, with its systemd unit and \
-             container where known: the top N, the rest as `other`",
-            self.processes.clone(),
-        );
-        // Gauges, not counters: a name moves in and out of the top N (and of
-        // `other`) between scrapes, so no series is guaranteed to only grow.
-        r.register(
-            "netwatch_process_traffic_bytes",
-            "Payload bytes sent (tx) and received (rx) since netwatch started, by owning process name, live \
-             and closed sockets: the top N by bytes, the rest as `other`",
-            self.process_bytes.clone(),
-        );
-        r.register(
-            "netwatch_process_traffic_packets",
-            "Packets sent (tx) and received (rx) since netwatch started, by owning process name (as \
-             netwatch_process_traffic_bytes)",
-            self.process_packets.clone(),
-        );
-        r.register(
-            "netwatch_listener_connections",
-            "TCP connections per listener (accepted and half-open) by state: the N listeners with most, \
-             the rest summed as listener=\"other\"",
-            self.per_listener.clone(),
-        );
-        r.register("netwatch_alerts", "Alerts fired, by kind", self.alerts.clone());
-        r.register("netwatch_table_rows", "Rows in the live table (agent health)", self.table_rows.clone());
-        r.register(
-            "netwatch_ring_drain_events",
-            "Events taken from the ring buffer per drain (agent health: aya exposes no fill level, so \
-             the batch size and netwatch_events_lost_total are what shows the ring filling)",
-            self.drain_events.clone(),
-        );
-        r.register(
-            "netwatch_ring_drain_max_events",
-            "Largest number of events taken in one drain since the previous scrape",
-            self.drain_max.clone(),
-        );
-        r.register(
-            "netwatch_export_errors",
-            "Export failures per output and reason: failed writes (file, syslog); OTLP log records dropped \
-             (queue_full, rejected) and failed requests that are retried (retry)",
-            self.export_errors.clone(),
-        );
         for kind in AlertKind::ALL {
             // Every kind present from the start, so rate() works on the first alert.
-            drop(self.alerts.get_or_create(&Kind { kind: kind.name() }));
+            drop(m.alerts.get_or_create(&Kind { kind: kind.name() }));
         }
-        self.why.register(&mut self.registry);
-        let r = &mut self.registry;
-        r.register(
-            "netwatch_dns_names",
-            "Addresses with a name from DNS answers held (agent health)",
-            self.dns_names.clone(),
-        );
-        r.register("netwatch_dns_answers", "DNS answers that named an address", self.dns_answers.clone());
-        r.register(
-            "netwatch_dns_evictions",
-            "Address names dropped, oldest first, to keep the map within its bound",
-            self.dns_evictions.clone(),
-        );
-        r.register(
-            "netwatch_dns_lost",
-            "DNS answers lost, the kernel's DNS ring buffer full: the addresses they named have no name",
-            self.dns_lost.clone(),
-        );
-        r.register(
-            "netwatch_packet_drops",
-            "Packets the kernel dropped (skb:kfree_skb), by drop reason, counted from sockets as they close",
-            self.packet_drops.clone(),
-        );
-        r.register(
-            "netwatch_traffic_uncounted_packets",
-            "Packets not counted per socket: their socket found the kernel's traffic map full \
-             (NETWATCH_TRAFFIC_SOCKETS sizes it)",
-            self.traffic_uncounted.clone(),
-        );
+        m
     }
 
     /// Latency and failure figures of one event (`super::latency`).
@@ -304,16 +269,13 @@ impl Metrics {
 
     fn update_from(&self, table: &Table, errors: Errors) {
         let counts = table.counts();
-        for state in tcp::ESTABLISHED..=tcp::CLOSING {
-            let n = counts.tcp(state);
-            self.sockets.get_or_create(&ProtoState { proto: Proto::Tcp.name(), state: tcp::name(state) }).set(n.into());
-        }
         let udp_connected = counts.udp[usize::from(tcp::ESTABLISHED)];
         let udp_unconn = counts.udp_total() - udp_connected;
-        self.sockets
-            .get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "ESTABLISHED" })
-            .set(udp_connected.into());
-        self.sockets.get_or_create(&ProtoState { proto: Proto::Udp.name(), state: "UNCONN" }).set(udp_unconn.into());
+        let tcp_states = (tcp::ESTABLISHED..=tcp::CLOSING).map(|s| (Proto::Tcp, tcp::name(s), counts.tcp(s)));
+        let udp_states = [(Proto::Udp, "ESTABLISHED", udp_connected), (Proto::Udp, "UNCONN", udp_unconn)];
+        for (proto, state, n) in tcp_states.chain(udp_states) {
+            self.sockets.get_or_create(&ProtoState { proto: proto.name(), state }).set(n.into());
+        }
         self.listeners.get_or_create(&ProtoLabel { proto: Proto::Tcp.name() }).set(counts.tcp(tcp::LISTEN).into());
         self.listeners.get_or_create(&ProtoLabel { proto: Proto::Udp.name() }).set(udp_unconn.into());
 
@@ -331,20 +293,17 @@ impl Metrics {
         sync(&self.dns_answers, table.hosts.answers);
         sync(&self.dns_evictions, table.hosts.evictions);
         sync(&self.dns_lost, table.hosts.lost);
-        sync(&self.export_errors.get_or_create(&Output { output: "file", reason: "write" }), errors.file);
-        sync(&self.export_errors.get_or_create(&Output { output: "syslog", reason: "write" }), errors.syslog);
         let otlp = &super::otlp::COUNTERS;
         for (output, reason, n) in [
-            ("otlp_logs", "queue_full", &otlp.queue_full),
-            ("otlp_logs", "rejected", &otlp.rejected),
-            ("otlp_logs", "retry", &otlp.retry),
-            ("otlp_metrics", "rejected", &otlp.metrics_rejected),
-            ("otlp_metrics", "retry", &otlp.metrics_retry),
+            ("file", "write", errors.file),
+            ("syslog", "write", errors.syslog),
+            ("otlp_logs", "queue_full", otlp.queue_full.load(Relaxed)),
+            ("otlp_logs", "rejected", otlp.rejected.load(Relaxed)),
+            ("otlp_logs", "retry", otlp.retry.load(Relaxed)),
+            ("otlp_metrics", "rejected", otlp.metrics_rejected.load(Relaxed)),
+            ("otlp_metrics", "retry", otlp.metrics_retry.load(Relaxed)),
         ] {
-            sync(
-                &self.export_errors.get_or_create(&Output { output, reason }),
-                n.load(std::sync::atomic::Ordering::Relaxed),
-            );
+            sync(&self.export_errors.get_or_create(&Output { output, reason }), n);
         }
 
         self.processes.clear();
@@ -371,6 +330,17 @@ impl Metrics {
     }
 }
 
+/// A new metric, registered as `name` with `help`: the exposition lists
+/// the metrics in the order they were registered.
+pub(super) fn reg<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    reg_with(r, name, help, M::default())
+}
+
+pub(super) fn reg_with<M: Metric + Clone>(r: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    r.register(name, help, metric.clone());
+    metric
+}
+
 /// Brings a counter up to a total kept elsewhere (the table's).
 fn sync(c: &Counter, total: u64) {
     c.inc_by(total.saturating_sub(c.get()));
@@ -382,14 +352,8 @@ fn sync(c: &Counter, total: u64) {
 /// container keeps its plain `process` label.
 fn workload_labels(w: Option<&crate::workload::Workload>) -> WorkloadLabels {
     let Some(w) = w else { return Vec::new() };
-    let mut labels = Vec::new();
-    if let Some(u) = &w.unit {
-        labels.push(("unit", u.to_string()));
-    }
-    if w.container.is_some() {
-        labels.push(("container", w.label().to_owned()));
-    }
-    labels
+    let unit = w.unit.as_ref().map(|u| ("unit", u.to_string()));
+    unit.into_iter().chain(w.container.is_some().then(|| ("container", w.label().to_owned()))).collect()
 }
 
 /// Open TCP connections (not listeners, not TIME_WAIT or half-open rows,

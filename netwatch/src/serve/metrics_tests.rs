@@ -1,33 +1,25 @@
 use netwatch_common::tcp;
 
 use super::*;
-use crate::seed::SeedSocket;
-
-fn sock(proto: Proto, state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
-    let s = SeedSocket { proto, ..SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote) };
-    match owner {
-        Some((pid, comm)) => s.owned_by(pid, comm),
-        None => s,
-    }
-}
+use crate::{
+    seed::SeedSocket,
+    serve::alerts::tests::{sock, table as seeded},
+};
 
 fn table() -> Table {
-    let tcp = Proto::Tcp;
     let mut s = vec![
-        sock(tcp, tcp::LISTEN, "0.0.0.0:8080", "0.0.0.0:0", Some((10, "web"))),
-        sock(tcp, tcp::LISTEN, "127.0.0.1:22", "0.0.0.0:0", Some((11, "sshd"))),
-        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
-        sock(tcp, tcp::TIME_WAIT, "127.0.0.1:8080", "127.0.0.1:5001", None),
-        sock(Proto::Udp, tcp::CLOSE, "0.0.0.0:53", "0.0.0.0:0", Some((12, "dns"))),
-        sock(Proto::Udp, tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))),
+        sock(tcp::LISTEN, "0.0.0.0:8080", "0.0.0.0:0", Some((10, "web"))),
+        sock(tcp::LISTEN, "127.0.0.1:22", "0.0.0.0:0", Some((11, "sshd"))),
+        sock(tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
+        sock(tcp::TIME_WAIT, "127.0.0.1:8080", "127.0.0.1:5001", None),
+        SeedSocket { proto: Proto::Udp, ..sock(tcp::CLOSE, "0.0.0.0:53", "0.0.0.0:0", Some((12, "dns"))) },
+        SeedSocket { proto: Proto::Udp, ..sock(tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))) },
     ];
     for i in 0..3 {
-        s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))));
-        s.push(sock(tcp, tcp::SYN_RECV, "127.0.0.1:8080", &format!("127.0.0.2:{}", 7000 + i), None));
+        s.push(sock(tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))));
+        s.push(sock(tcp::SYN_RECV, "127.0.0.1:8080", &format!("127.0.0.2:{}", 7000 + i), None));
     }
-    let mut t = Table::new(0);
-    t.seed(s, 1);
-    t
+    seeded(s)
 }
 
 fn has(text: &str, line: &str) {
@@ -80,17 +72,15 @@ fn counters_follow_the_totals() {
 /// counters, top N by bytes and the rest as `other`.
 #[test]
 fn traffic_per_process_top_n() {
-    let tcp = Proto::Tcp;
     let mut rows = vec![
-        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", "127.0.0.9:6000", Some((10, "web"))),
-        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
-        sock(tcp, tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))),
+        sock(tcp::ESTABLISHED, "127.0.0.1:8080", "127.0.0.9:6000", Some((10, "web"))),
+        sock(tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.1:5000", Some((11, "sshd"))),
+        sock(tcp::ESTABLISHED, "127.0.0.1:4000", "127.0.0.1:53", Some((13, "dig"))),
     ];
     for (i, r) in rows.iter_mut().enumerate() {
         r.cookie = Some(100 + i as u64);
     }
-    let mut t = Table::new(0);
-    t.seed(rows, 1);
+    let mut t = seeded(rows);
     let bytes = |tx: u64, rx: u64| netwatch_common::Traffic {
         tx_bytes: tx,
         rx_bytes: rx,
@@ -112,15 +102,12 @@ fn traffic_per_process_top_n() {
 /// has them; one name in two units is two series; `other` has neither.
 #[test]
 fn process_series_carry_unit_and_container_labels() {
-    let tcp = Proto::Tcp;
-    let mut s = Vec::new();
-    for i in 0..3 {
-        s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))));
-    }
-    s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:8081", "127.0.0.9:7000", Some((20, "web"))));
-    s.push(sock(tcp, tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.9:7001", Some((11, "sshd"))));
-    let mut t = Table::new(0);
-    t.seed(s, 1);
+    let mut s: Vec<_> = (0..3)
+        .map(|i| sock(tcp::ESTABLISHED, "127.0.0.1:8080", &format!("127.0.0.9:{}", 6000 + i), Some((10, "web"))))
+        .collect();
+    s.push(sock(tcp::ESTABLISHED, "127.0.0.1:8081", "127.0.0.9:7000", Some((20, "web"))));
+    s.push(sock(tcp::ESTABLISHED, "127.0.0.1:22", "127.0.0.9:7001", Some((11, "sshd"))));
+    let t = seeded(s);
     let labels = |pid: u32| match pid {
         10 => vec![("unit", "web.service".to_owned())],
         20 => vec![("unit", "libpod-x.scope".to_owned()), ("container", "web1".to_owned())],

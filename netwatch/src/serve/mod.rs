@@ -133,10 +133,9 @@ pub async fn run<L: Fn() -> Result<Config>>(source: Source<L>) -> Result<()> {
         while let Ok(reply) = scrapes.try_recv() {
             let _ = reply.send(agent.metrics.scrape(&live.table, agent.exporter.errors));
         }
-        if agent.exporter.otlp.as_mut().is_some_and(otlp::Otlp::metrics_due) {
-            let text = agent.metrics.scrape(&live.table, agent.exporter.errors);
-            if let Some(o) = &mut agent.exporter.otlp {
-                o.metrics(text);
+        if let Some(o) = &mut agent.exporter.otlp {
+            if o.metrics_due() {
+                o.metrics(agent.metrics.scrape(&live.table, agent.exporter.errors));
             }
         }
         match control.try_recv() {

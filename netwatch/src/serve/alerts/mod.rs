@@ -7,6 +7,7 @@ mod tracker;
 
 use std::{
     collections::{BTreeSet, HashMap, VecDeque},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     time::Instant,
 };
 
@@ -45,32 +46,36 @@ pub struct SockRef {
 }
 
 impl SockRef {
+    /// A TCP socket by its ends; no owner.
+    fn new(local: SocketAddr, remote: SocketAddr, state: &'static str, netns: u32) -> Self {
+        Self {
+            proto: "tcp",
+            saddr: display_ip(local.ip()).to_string(),
+            sport: local.port(),
+            daddr: display_ip(remote.ip()).to_string(),
+            dport: remote.port(),
+            state,
+            netns,
+            pid: None,
+            comm: None,
+        }
+    }
+
     pub fn of(r: &Row) -> Self {
         let o = r.owners.first();
         Self {
             proto: r.proto.name(),
-            saddr: display_ip(r.local.ip()).to_string(),
-            sport: r.local.port(),
-            daddr: display_ip(r.remote.ip()).to_string(),
-            dport: r.remote.port(),
-            state: state_label(r),
-            netns: r.netns,
             pid: o.map(|o| o.pid),
             comm: o.map(|o| o.comm.text().to_owned()),
+            ..Self::new(r.local, r.remote, state_label(r), r.netns)
         }
     }
 
     fn of_event(e: &Event) -> Self {
         Self {
-            proto: "tcp",
-            saddr: display_ip(e.local.ip()).to_string(),
-            sport: e.local.port(),
-            daddr: display_ip(e.remote.ip()).to_string(),
-            dport: e.remote.port(),
-            state: e.new_state.name(),
-            netns: e.netns,
             pid: (e.pid != 0).then_some(e.pid),
             comm: (e.pid != 0).then(|| e.comm.as_str().into_owned()),
+            ..Self::new(e.local, e.remote, e.new_state.name(), e.netns)
         }
     }
 }
@@ -120,6 +125,7 @@ impl Alert {
 /// How many event-seen suspicious connections are kept between checks.
 const RECENT_CAP: usize = 1024;
 
+#[derive(Default)]
 pub struct Engine {
     cfg: config::Alerts,
     baseline: Option<BTreeSet<ListenerKey>>,
@@ -140,17 +146,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(cfg: config::Alerts, baseline: Option<BTreeSet<ListenerKey>>) -> Self {
-        Self {
-            cfg,
-            baseline,
-            trackers: Default::default(),
-            drops: VecDeque::new(),
-            drops_failed: false,
-            recent: Vec::new(),
-            listeners: None,
-            listener_history: HashMap::new(),
-            listeners_read: false,
-        }
+        Self { cfg, baseline, ..Self::default() }
     }
 
     /// New settings (SIGHUP). Alerts active under the old thresholds are
@@ -252,15 +248,13 @@ impl Engine {
     /// cannot be read (said once on stderr).
     fn listen_drops(&mut self, table: &Table, now: Instant, rule: Rule) -> Option<Vec<Finding>> {
         let window = rule.window;
-        let total = match tcpext::read() {
-            Ok(v) => v,
-            Err(e) => {
+        let total = tcpext::read()
+            .inspect_err(|e| {
                 if !std::mem::replace(&mut self.drops_failed, true) {
                     eprintln!("netwatch: warning: listen_drops alert disabled: {e:#}");
                 }
-                return None;
-            }
-        };
+            })
+            .ok()?;
         self.drops.push_back((now, total));
         while self.drops.front().is_some_and(|(t, _)| now.duration_since(*t) > window) {
             self.drops.pop_front();
@@ -270,12 +264,9 @@ impl Engine {
         // The counters say how many, not where: name the listeners whose
         // accept queue is full now (read only when the alert would fire).
         let (owner, sockets) = if value >= rule.threshold { full_listeners(table) } else { (None, Vec::new()) };
-        let named = match sockets.first() {
-            Some(s) => {
-                format!("; full accept queue now: {}:{} of {}", s.saddr, s.sport, rules::owner_text(owner.as_ref()))
-            }
-            None => String::new(),
-        };
+        let named = sockets.first().map_or_else(String::new, |s| {
+            format!("; full accept queue now: {}:{} of {}", s.saddr, s.sport, rules::owner_text(owner.as_ref()))
+        });
         Some(vec![Finding {
             key: "netns".to_owned(),
             value,
@@ -291,14 +282,13 @@ impl Engine {
 }
 
 fn alert(kind: AlertKind, t: Transition, f: Finding, rule: Rule) -> Alert {
-    let state = match t {
-        Transition::Firing => "firing",
-        Transition::Repeat => "firing",
-        Transition::Cleared => "cleared",
-    };
-    let message = match t {
-        Transition::Cleared => format!("{} cleared (under {} now): {}", kind.name(), rule.threshold, f.subject),
-        _ => format!("{}: {} {} (threshold {})", kind.name(), f.value, f.subject, rule.threshold),
+    let (state, message) = match t {
+        Transition::Cleared => {
+            ("cleared", format!("{} cleared (under {} now): {}", kind.name(), rule.threshold, f.subject))
+        }
+        Transition::Firing | Transition::Repeat => {
+            ("firing", format!("{}: {} {} (threshold {})", kind.name(), f.value, f.subject, rule.threshold))
+        }
     };
     Alert {
         ts: crate::output::json::rfc3339(jiff::Timestamp::now()),
@@ -323,18 +313,8 @@ fn listener_finding(s: &Sample, value: u64, table: &Table, rule: Rule) -> Findin
         r.state == TcpState::Listen && r.netns == s.netns && r.local == s.local && r.cookie == Some(s.cookie)
     });
     let owner = row.and_then(|r| r.owners.first().cloned());
-    let sock = row.map_or_else(
-        || SockRef {
-            proto: "tcp",
-            saddr: display_ip(s.local.ip()).to_string(),
-            sport: s.local.port(),
-            daddr: if s.local.is_ipv4() { "0.0.0.0" } else { "::" }.to_owned(),
-            state: "LISTEN",
-            netns: s.netns,
-            ..SockRef::default()
-        },
-        SockRef::of,
-    );
+    let any: IpAddr = if s.local.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let sock = row.map_or_else(|| SockRef::new(s.local, (any, 0).into(), "LISTEN", s.netns), SockRef::of);
     Finding {
         key: format!("{}/{}", s.netns, endpoint(s.local)),
         value,
@@ -362,15 +342,10 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
         .map(|l| {
             let row = rows.iter().find(|r| r.netns == l.netns && r.local == l.local);
             let owner = row.and_then(|r| r.owners.first().cloned());
-            let mut sock = row.map_or_else(SockRef::default, |r| SockRef::of(r));
-            if row.is_none() {
-                sock.proto = "tcp";
-                sock.saddr = display_ip(l.local.ip()).to_string();
-                sock.sport = l.local.port();
-                sock.daddr = display_ip(l.remote.ip()).to_string();
-                sock.state = "LISTEN";
-                sock.netns = l.netns;
-            }
+            let sock = row.map_or_else(
+                || SockRef::new(l.local, (l.remote.ip(), 0).into(), "LISTEN", l.netns),
+                |r| SockRef::of(r),
+            );
             (owner, sock)
         })
         .collect();
@@ -380,4 +355,4 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
 
 #[cfg(test)]
 #[path = "tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -8,7 +8,8 @@ use crate::{
     serve::{config, listen_drops::Sample},
 };
 
-fn sock(state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
+/// A TCP socket (the metrics tests' too).
+pub(crate) fn sock(state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> SeedSocket {
     let s = SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote);
     match owner {
         Some((pid, comm)) => s.owned_by(pid, comm),
@@ -16,7 +17,7 @@ fn sock(state: u8, local: &str, remote: &str, owner: Option<(u32, &str)>) -> See
     }
 }
 
-fn table(socks: Vec<SeedSocket>) -> Table {
+pub(crate) fn table(socks: Vec<SeedSocket>) -> Table {
     let mut t = Table::new(0);
     t.seed(socks, 1);
     t

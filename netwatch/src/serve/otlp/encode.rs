@@ -141,9 +141,12 @@ impl<const OWNER: bool> Record<'_, OWNER> {
         key.owner == OWNER
     }
 
+    /// `key`'s attribute, if this walk writes it.
     #[inline(always)]
     fn attribute(&mut self, key: Key, v: Scalar<'_>) {
-        attribute(Self::FIELD, key, v, &mut self.out);
+        if Self::takes(key) {
+            attribute(Self::FIELD, key, v, &mut self.out);
+        }
     }
 }
 
@@ -185,9 +188,6 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
 
     #[inline(always)]
     fn family(&mut self, key: Key, family: Family) {
-        if !Self::takes(key) {
-            return;
-        }
         // The semantic convention's spelling.
         let v = match family {
             Family::V4 => "ipv4",
@@ -198,9 +198,6 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
 
     #[inline(always)]
     fn name(&mut self, key: Key, value: &str) {
-        if !Self::takes(key) {
-            return;
-        }
         self.attribute(key, Scalar::Str(value.as_bytes()));
     }
 
@@ -220,9 +217,6 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
 
     #[inline(always)]
     fn u64(&mut self, key: Key, value: u64) {
-        if !Self::takes(key) {
-            return;
-        }
         match i64::try_from(value) {
             Ok(i) => self.attribute(key, Scalar::Int(i)),
             // Above i64's range (cookies): the digits, as a JSON reader
@@ -236,9 +230,6 @@ impl<const OWNER: bool> json::Fields for Record<'_, OWNER> {
 
     #[inline(always)]
     fn f64(&mut self, key: Key, value: f64) {
-        if !Self::takes(key) {
-            return;
-        }
         self.attribute(key, Scalar::Double(value));
     }
 
@@ -317,9 +308,7 @@ impl Encoder {
         let Some(r) = records::log_record(line, observed_ns) else { return false };
         self.scratch.clear();
         prost::Message::encode_raw(&r, &mut self.scratch);
-        out.push(tag(2, WireType::LengthDelimited));
-        varint(self.scratch.len() as u64, out);
-        out.extend_from_slice(&self.scratch);
+        bytes_field(2, &self.scratch, out);
         true
     }
 
@@ -531,7 +520,7 @@ mod speed {
     use crate::output::{json::Json, EventSink as _};
 
     /// CPU time, not wall time: the machine is shared.
-    fn cpu() -> f64 {
+    pub(super) fn cpu() -> f64 {
         let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: a valid clock id and a timespec to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
@@ -640,7 +629,7 @@ mod export_speed {
             std::thread::sleep(Duration::from_millis(10));
         }
         let exporter = exporter.expect("the exporter thread");
-        let agent = speed_cpu();
+        let agent = speed::cpu();
         for i in 0..n {
             otlp.event(std::hint::black_box(&e), true, &clock);
             if i % 100 == 99 {
@@ -648,7 +637,7 @@ mod export_speed {
             }
         }
         otlp.flush();
-        let agent = speed_cpu() - agent;
+        let agent = speed::cpu() - agent;
         let deadline = Instant::now() + Duration::from_secs(60);
         while super::super::COUNTERS.sent.load(Relaxed) - sent < n && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
@@ -665,12 +654,5 @@ mod export_speed {
             per(agent),
             per(exporter)
         );
-    }
-
-    fn speed_cpu() -> f64 {
-        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: a valid clock id and a timespec to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut t) };
-        t.tv_sec as f64 * 1e9 + t.tv_nsec as f64
     }
 }

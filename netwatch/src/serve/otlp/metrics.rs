@@ -104,10 +104,7 @@ fn histogram_sample(h: &mut Histogram, suffix: &str, mut labels: Labels, value: 
             let cumulative = value as u64;
             let below: u64 = p.bucket_counts.iter().sum();
             p.bucket_counts.push(cumulative.saturating_sub(below));
-            match le.as_deref().map(str::parse::<f64>) {
-                Some(Ok(b)) if b.is_finite() => p.explicit_bounds.push(b),
-                _ => {}
-            }
+            p.explicit_bounds.extend(le.and_then(|le| le.parse::<f64>().ok()).filter(|b| b.is_finite()));
         }
         _ => {}
     }
@@ -150,13 +147,9 @@ fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
     }
 }
 
+/// The first word as a number (Rust's `f64` parsing takes `+Inf` and `-Inf`).
 fn parse_value(s: &str) -> Option<f64> {
-    let v = s.split_whitespace().next()?;
-    match v {
-        "+Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        v => v.parse().ok(),
-    }
+    s.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]

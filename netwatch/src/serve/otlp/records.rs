@@ -70,14 +70,12 @@ pub fn log_record(line: &[u8], observed_ns: u64) -> Option<LogRecord> {
             }
         }
     }
-    let protocol = attributes.iter().find(|kv| kv.key == "netwatch.protocol").and_then(|kv| match &kv.value {
-        Some(AnyValue { value: Some(V::StringValue(s)) }) => Some(s.as_bytes()),
-        _ => None,
-    });
+    let protocol = text(&attributes, "netwatch.protocol").map(str::as_bytes);
     if let Some(t) = r.event_name.strip_prefix("netwatch.").and_then(|k| transport(k, protocol)) {
         attributes.push(KeyValue { key_strindex: 0, key: "network.transport".to_owned(), value: string(t) });
     }
-    if r.event_name == "netwatch.alert" && fields_firing(&attributes) {
+    // An alert line says whether it is firing in its `state`.
+    if r.event_name == "netwatch.alert" && text(&attributes, "netwatch.state") == Some("firing") {
         r.severity_number = SeverityNumber::Warn as i32;
         r.severity_text = "WARN".to_owned();
     }
@@ -85,11 +83,11 @@ pub fn log_record(line: &[u8], observed_ns: u64) -> Option<LogRecord> {
     Some(r)
 }
 
-/// Whether an alert line says it is firing (its `state`).
-fn fields_firing(attributes: &[KeyValue]) -> bool {
-    attributes.iter().any(|kv| {
-        kv.key == "netwatch.state"
-            && matches!(&kv.value, Some(AnyValue { value: Some(V::StringValue(s)) }) if s == "firing")
+/// The string value of attribute `key`.
+fn text<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+        Some(AnyValue { value: Some(V::StringValue(s)) }) => Some(s.as_str()),
+        _ => None,
     })
 }
 

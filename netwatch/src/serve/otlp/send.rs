@@ -101,13 +101,13 @@ impl hyper::body::Body for Body {
     }
 }
 
-/// The CA file's certificates, checked to be PEM.
-fn read_ca(path: &std::path::Path) -> Result<Vec<u8>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading the OTLP CA file {}", path.display()))?;
-    use rustls_pki_types::pem::PemObject as _;
-    let n = rustls_pki_types::CertificateDer::pem_slice_iter(&pem).filter(Result::is_ok).count();
-    if n == 0 {
-        bail!("the OTLP CA file {} holds no PEM certificate", path.display());
+/// A file of PEM certificates (the CA's, the client's chain), checked to
+/// hold one; `what` names it in errors.
+fn read_certs(path: &std::path::Path, what: &str) -> Result<Vec<u8>> {
+    use rustls_pki_types::{pem::PemObject as _, CertificateDer};
+    let pem = std::fs::read(path).with_context(|| format!("reading the OTLP {what} file {}", path.display()))?;
+    if !CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+        bail!("the OTLP {what} file {} holds no PEM certificate", path.display());
     }
     Ok(pem)
 }
@@ -122,17 +122,13 @@ pub struct Identity {
 /// certificate and a PEM private key. The key is a secret: errors name its
 /// file, never what it holds.
 pub fn read_identity(cfg: &OtlpExport) -> Result<Option<Identity>> {
-    use rustls_pki_types::{pem::PemObject as _, CertificateDer, PrivateKeyDer};
+    use rustls_pki_types::{pem::PemObject as _, PrivateKeyDer};
     let (cert_path, key_path) = match (&cfg.client_cert_file, &cfg.client_key_file) {
         (None, None) => return Ok(None),
         (Some(c), Some(k)) => (c, k),
         _ => bail!("export.otlp.client_cert_file and export.otlp.client_key_file go together: set both or neither"),
     };
-    let cert = std::fs::read(cert_path)
-        .with_context(|| format!("reading the OTLP client certificate file {}", cert_path.display()))?;
-    if !CertificateDer::pem_slice_iter(&cert).any(|c| c.is_ok()) {
-        bail!("the OTLP client certificate file {} holds no PEM certificate", cert_path.display());
-    }
+    let cert = read_certs(cert_path, "client certificate")?;
     let key =
         std::fs::read(key_path).with_context(|| format!("reading the OTLP client key file {}", key_path.display()))?;
     if PrivateKeyDer::from_pem_slice(&key).is_err() {
@@ -169,7 +165,7 @@ pub fn read_headers(path: &std::path::Path) -> Result<Vec<(String, String)>> {
 impl Client {
     pub fn new(cfg: &OtlpExport, endpoint: &str) -> Result<Self> {
         let headers = cfg.headers_file.as_deref().map(read_headers).transpose()?.unwrap_or_default();
-        let ca = cfg.ca_file.as_deref().map(read_ca).transpose()?;
+        let ca = cfg.ca_file.as_deref().map(|p| read_certs(p, "CA")).transpose()?;
         let identity = read_identity(cfg)?;
         let uri: hyper::Uri = endpoint.parse().with_context(|| format!("export.otlp.endpoint {endpoint:?}"))?;
         let host = uri.host().context("export.otlp.endpoint has no host")?.trim_matches(['[', ']']).to_owned();
@@ -252,8 +248,7 @@ impl Client {
         match &mut self.transport {
             Transport::Grpc { logs, .. } => {
                 logs.ready().await.map_err(|e| Failure::Retry(format!("gRPC channel: {e}")))?;
-                let mut r = tonic::Request::new(body);
-                *r.metadata_mut() = metadata;
+                let r = tonic::Request::from_parts(metadata, Default::default(), body);
                 let path = hyper::http::uri::PathAndQuery::from_static(
                     "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
                 );
@@ -267,8 +262,7 @@ impl Client {
         let metadata = self.metadata();
         match &mut self.transport {
             Transport::Grpc { metrics, .. } => {
-                let mut r = tonic::Request::new(req);
-                *r.metadata_mut() = metadata;
+                let r = tonic::Request::from_parts(metadata, Default::default(), req);
                 metrics.export(r).await.map(drop).map_err(grpc_failure)
             }
             Transport::Http(h) => {
@@ -401,17 +395,10 @@ impl Http {
             let _ = resp.into_body().collect().await;
             Ok(status)
         };
-        let status = match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(f)) => {
-                self.conn = None;
-                return Err(f);
-            }
-            Err(_) => {
-                self.conn = None;
-                return Err(Failure::Retry(format!("no answer within {timeout:?}")));
-            }
-        };
+        let status = tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Retry(format!("no answer within {timeout:?}"))))
+            .inspect_err(|_| self.conn = None)?;
         match status {
             s if s.is_success() => Ok(()),
             StatusCode::TOO_MANY_REQUESTS
