@@ -266,9 +266,10 @@ struct JsonOwner<'a> {
     workload: Option<JsonWorkload<'a>>,
 }
 
-/// Where an owner runs, named as in `netwatch events --json`.
+/// Where an owner runs, named as in `netwatch events --json` (the tests'
+/// serde oracle of that line has it too).
 #[derive(Serialize)]
-struct JsonWorkload<'a> {
+pub(super) struct JsonWorkload<'a> {
     cgroup: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'a str>,
