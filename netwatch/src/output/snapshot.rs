@@ -8,7 +8,7 @@ use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
     socket::{Family, Owner, Proto, TcpState},
-    table::{Closed, Row, StateCounts, Table, Totals},
+    table::{Closed, Row, Table, Totals},
 };
 
 /// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6` (`tcp6` for an
@@ -240,7 +240,10 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
         }
     }
     writeln!(out)?;
-    counts_text(out, &table.counts())?;
+    let c = table.counts();
+    let states: Vec<String> = c.tcp_named().iter().map(|(n, k)| format!("{n} {k}")).collect();
+    writeln!(out, "TCP: {} sockets ({})", c.tcp_total(), states.join(", "))?;
+    writeln!(out, "UDP: {} sockets", c.udp_total())?;
     let t = &table.totals;
     if t != &Totals::default() {
         writeln!(
@@ -250,12 +253,6 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
         )?;
     }
     Ok(())
-}
-
-pub fn counts_text(out: &mut dyn Write, c: &StateCounts) -> io::Result<()> {
-    let states: Vec<String> = c.tcp_named().iter().map(|(n, k)| format!("{n} {k}")).collect();
-    writeln!(out, "TCP: {} sockets ({})", c.tcp_total(), states.join(", "))?;
-    writeln!(out, "UDP: {} sockets", c.udp_total())
 }
 
 #[derive(Serialize)]

@@ -87,10 +87,9 @@ fn why_text(e: &Event) -> String {
         words.push(format!("srtt={}", micros(u64::from(us))));
     }
     if let Some(f) = crate::why::failure(e) {
-        if f.errno == 0 {
-            words.push(format!("reason={}", f.reason.name()));
-        } else {
-            words.push(format!("reason={}({})", f.reason.name(), crate::why::errno_name(f.errno)));
+        match f.errno {
+            0 => words.push(format!("reason={}", f.reason.name())),
+            n => words.push(format!("reason={}({})", f.reason.name(), crate::why::errno_name(n))),
         }
     }
     if e.kind == netwatch_common::EventKind::ConnectError {
@@ -178,6 +177,13 @@ mod tests {
         socket::{Family, TcpState},
     };
 
+    /// `e`'s line, times in UTC.
+    fn line(e: &Event) -> String {
+        let mut out = Vec::new();
+        Text::in_zone(TimeZone::UTC).event(&mut out, e, &WallClock::new()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
         let e = Event {
@@ -189,9 +195,7 @@ mod tests {
             pid: 7,
             ..crate::event::fixture(EventKind::ConnectFailed, TcpState::SynSent, TcpState::Close)
         };
-        let mut out = Vec::new();
-        Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        let s = line(&e);
         for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
@@ -208,11 +212,6 @@ mod tests {
             ..crate::event::fixture(EventKind::Established, TcpState::SynSent, TcpState::Established)
         };
         e.traffic.total_retrans = 1;
-        let line = |e: &Event| {
-            let mut out = Vec::new();
-            Text::in_zone(TimeZone::UTC).event(&mut out, e, &WallClock::new()).unwrap();
-            String::from_utf8(out).unwrap()
-        };
         assert!(line(&e).ends_with(" SYN_SENT -> ESTABLISHED lat=0.250ms syn_rtx=1\n"), "{:?}", line(&e));
         (e.kind, e.old_state, e.new_state) = (EventKind::Close, TcpState::Established, TcpState::Close);
         (e.traffic.sk_err, e.traffic.srtt_us) = (104, 2500);
@@ -261,9 +260,7 @@ mod tests {
         let at = lines[0].find("WORKLOAD").unwrap();
         assert_eq!(&lines[1][at..], "-", "{s}");
         assert_eq!(&lines[2][at..], "nginx.service", "{s}");
-        let mut plain = Vec::new();
-        Text::in_zone(TimeZone::UTC).event(&mut plain, &e, &WallClock::new()).unwrap();
-        assert!(!String::from_utf8(plain).unwrap().contains("nginx.service"), "no column without -W");
+        assert!(!line(&e).contains("nginx.service"), "no column without -W");
     }
 
     #[test]
