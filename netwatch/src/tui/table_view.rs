@@ -68,7 +68,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     });
     let shown = app.line_count();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
-    let last = (ui.scroll + page_rows(area)).min(shown);
+    let last = (ui.scroll + page).min(shown);
     let block = Block::new()
         .borders(Borders::TOP | Borders::BOTTOM)
         .title(Line::from(format!(
@@ -79,30 +79,30 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         )))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
     let mut titles: Vec<Cell> = titles.collect();
-    let mut widths = vec![
-        Constraint::Length(5),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Length(12),
-        Constraint::Length(24),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-    ];
+    let mut widths = vec![5, 0, 0, 12, 24, 9, 7, 7, 7, 7];
     if latency {
-        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+        widths.extend([7, 7]);
     }
     if ui.workload {
         titles.push(Cell::from("Workload"));
-        widths.push(Constraint::Length(24));
+        widths.push(24);
     }
-    let table = Table::new(rows, widths)
+    frame.render_widget(table(rows, titles, &widths, block), area);
+}
+
+/// A table of `rows` under bold `titles`, its columns `widths` wide (`0`:
+/// a share of the room the others leave).
+pub fn table<'a, T: IntoIterator<Item: Into<Cell<'a>>>>(
+    rows: Vec<Row<'a>>,
+    titles: T,
+    widths: &[u16],
+    block: Block<'a>,
+) -> Table<'a> {
+    let widths = widths.iter().map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
+    Table::new(rows, widths)
         .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
         .block(block)
-        .column_spacing(1);
-    frame.render_widget(table, area);
+        .column_spacing(1)
 }
 
 /// A group's header: its label, then its counts by state.
