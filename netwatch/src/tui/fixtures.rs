@@ -2,8 +2,10 @@
 
 use netwatch_common::{tcp, EventKind, OwnerSource};
 
+use super::app::App;
 use crate::{
     event::{Comm, Event},
+    live::Update,
     seed::{Process, SeedSocket},
     socket::{Family, Owner, Proto, TcpState},
     table::{Row, Table},
@@ -111,4 +113,12 @@ pub fn short_lived() -> Vec<Event> {
         event(EventKind::Close, 13, tcp::LAST_ACK, tcp::CLOSE),
         event(EventKind::Destroy, 13, tcp::CLOSE, tcp::CLOSE),
     ]
+}
+
+/// `events` applied to `t` and handed to `app`, as `Live::next` does.
+pub fn live(t: &mut Table, app: &mut App, events: Vec<Event>) {
+    for e in &events {
+        t.apply(e);
+    }
+    app.ingest(Update { events, ..Update::default() });
 }
