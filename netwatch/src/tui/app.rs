@@ -342,12 +342,8 @@ impl App {
         }
         let since = now_ns.saturating_sub(RATE_WINDOW_NS);
         for &(_, netns, local, close) in self.recent.iter().filter(|r| r.0 >= since && r.0 <= now_ns) {
-            let n = a.by_local.entry((netns, local)).or_default();
-            if close {
-                n.1 += 1;
-            } else {
-                n.0 += 1;
-            }
+            let (accepted, closed) = a.by_local.entry((netns, local)).or_default();
+            *if close { closed } else { accepted } += 1;
         }
         let span = now_ns.saturating_sub(self.started_ns.unwrap_or(now_ns)).min(RATE_WINDOW_NS);
         // Under a second the rate would be a guess: count over one.
