@@ -232,9 +232,6 @@ mod tests {
     /// `-W`: a last column, its header aligned with it; `-` where unknown.
     #[test]
     fn workload_column() {
-        use std::sync::Arc;
-
-        use crate::workload::{Info, Workload};
         let mut e = Event {
             ts_ns: 2_000_000,
             start_ns: None,
@@ -248,12 +245,7 @@ mod tests {
         let mut out = Vec::new();
         t.header(&mut out).unwrap();
         t.event(&mut out, &e, &WallClock::new()).unwrap();
-        e.workload = Some(Workload(Arc::new(Info {
-            cgroup: "/system.slice/nginx.service".into(),
-            unit: Some("nginx.service".into()),
-            container: None,
-            pod_uid: None,
-        })));
+        e.workload = Some(crate::tui::fixtures::workload("/system.slice/nginx.service", Some("nginx.service"), None));
         t.event(&mut out, &e, &WallClock::new()).unwrap();
         let s = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = s.lines().collect();

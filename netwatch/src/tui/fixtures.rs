@@ -1,5 +1,7 @@
 //! Hand-built rows and events for the unit tests.
 
+use std::sync::Arc;
+
 use netwatch_common::{tcp, EventKind, OwnerSource};
 
 use super::app::App;
@@ -9,6 +11,7 @@ use crate::{
     seed::{Process, SeedSocket},
     socket::{Family, Owner, Proto, TcpState},
     table::{Row, Table},
+    workload::{Container, Info, Runtime, Workload},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -121,4 +124,11 @@ pub fn live(t: &mut Table, app: &mut App, events: Vec<Event>) {
         t.apply(e);
     }
     app.ingest(Update { events, ..Update::default() });
+}
+
+/// A workload: its cgroup, its unit, and a podman container of that name.
+pub fn workload(cgroup: &str, unit: Option<&str>, podman: Option<&str>) -> Workload {
+    let container =
+        podman.map(|name| Container { runtime: Runtime::Podman, id: "ab".repeat(32).into(), name: Some(name.into()) });
+    Workload(Arc::new(Info { cgroup: cgroup.into(), unit: unit.map(Into::into), container, pod_uid: None }))
 }

@@ -151,19 +151,7 @@ fn filter_mode_pause_and_help_are_visible() {
 /// for an owner of unknown workload; the `/` filter matches it too.
 #[test]
 fn workload_column_and_filter() {
-    use std::sync::Arc;
-
-    use crate::workload::{Container, Info, Runtime, Workload};
-    let web = Workload(Arc::new(Info {
-        cgroup: "/machine.slice/libpod-x.scope".into(),
-        unit: Some("libpod-x.scope".into()),
-        container: Some(Container {
-            runtime: Runtime::Podman,
-            id: "ab".repeat(32).into(),
-            name: Some("webctr".into()),
-        }),
-        pod_uid: None,
-    }));
+    let web = fixtures::workload("/machine.slice/libpod-x.scope", Some("libpod-x.scope"), Some("webctr"));
     let give = |a: &mut App| {
         for e in &mut a.snap.entries {
             e.workload = None;
