@@ -74,24 +74,14 @@ fn kib(bytes: u64) -> String {
 fn why_text(e: &Event) -> String {
     let l = crate::why::latency(e);
     let mut words = Vec::new();
-    if let Some(us) = l.connect_us {
-        words.push(format!("lat={}", micros(us)));
-    }
-    if let Some(us) = l.handshake_us {
-        words.push(format!("hs={}", micros(us)));
-    }
-    if let Some(n) = l.syn_retransmits.filter(|&n| n != 0) {
-        words.push(format!("syn_rtx={n}"));
-    }
-    if let Some(us) = l.srtt_us {
-        words.push(format!("srtt={}", micros(u64::from(us))));
-    }
-    if let Some(f) = crate::why::failure(e) {
-        match f.errno {
-            0 => words.push(format!("reason={}", f.reason.name())),
-            n => words.push(format!("reason={}({})", f.reason.name(), crate::why::errno_name(n))),
-        }
-    }
+    words.extend(l.connect_us.map(|us| format!("lat={}", micros(us))));
+    words.extend(l.handshake_us.map(|us| format!("hs={}", micros(us))));
+    words.extend(l.syn_retransmits.filter(|&n| n != 0).map(|n| format!("syn_rtx={n}")));
+    words.extend(l.srtt_us.map(|us| format!("srtt={}", micros(u64::from(us)))));
+    words.extend(crate::why::failure(e).map(|f| match f.errno {
+        0 => format!("reason={}", f.reason.name()),
+        n => format!("reason={}({})", f.reason.name(), crate::why::errno_name(n)),
+    }));
     if e.kind == netwatch_common::EventKind::ConnectError {
         if let Some(p) = crate::why::protocol_name(e.traffic.protocol) {
             words.push(format!("proto={p}"));

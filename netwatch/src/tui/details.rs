@@ -129,9 +129,7 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
         traffic_lines(&r.traffic.totals),
     ];
     lines.extend(drops_line(&r.traffic.totals));
-    if let Some(l) = r.traffic.opened {
-        lines.push(latency_line(&l));
-    }
+    lines.extend(r.traffic.opened.map(|l| latency_line(&l)));
     if let Some(t) = r.traffic.rtt {
         // `tcp_info` now (the handshake's srtt above is from then).
         let us = |v: u32| format::latency(u64::from(v));
@@ -141,12 +139,8 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
             ("retransmitted", t.total_retrans.to_string()),
         ]));
     }
-    if let Some(d) = r.traffic.listen_drops {
-        lines.push(kv(&[("dropped SYNs", d.to_string())]));
-    }
-    if let Some(w) = workload {
-        lines.push(workload_line(w));
-    }
+    lines.extend(r.traffic.listen_drops.map(|d| kv(&[("dropped SYNs", d.to_string())])));
+    lines.extend(workload.map(workload_line));
     lines.extend(history(app, r.cookie));
     lines
 }
