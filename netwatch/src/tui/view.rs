@@ -245,17 +245,12 @@ impl Entry {
         buf.push(' ');
         let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
         if let Some(h) = &self.rhost {
-            buf.push(' ');
-            buf.push_str(h);
+            let _ = write!(buf, " {h}");
         }
         if let Some(w) = &self.workload {
-            buf.push(' ');
-            buf.push_str(&w.cgroup);
+            let _ = write!(buf, " {}", w.cgroup);
             if let Some(c) = &w.container {
-                buf.push(' ');
-                buf.push_str(&c.id);
-                buf.push(' ');
-                buf.push_str(c.name.as_deref().unwrap_or(""));
+                let _ = write!(buf, " {} {}", c.id, c.name.as_deref().unwrap_or(""));
             }
         }
         c(buf, needle)
