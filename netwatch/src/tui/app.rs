@@ -428,11 +428,6 @@ impl App {
         self.order_dirty = true;
     }
 
-    /// Lines the table lists.
-    pub fn line_count(&self) -> usize {
-        self.lines.len()
-    }
-
     /// The row under the cursor.
     pub fn selected(&self) -> Option<&Entry> {
         match self.lines.get(self.ui.cursor) {
@@ -523,7 +518,7 @@ impl App {
 
     fn clamp_scroll(&mut self) {
         let page = self.ui.page.max(1);
-        let lines = self.line_count();
+        let lines = self.lines.len();
         self.ui.cursor = self.ui.cursor.min(lines.saturating_sub(1));
         let last_page = lines.saturating_sub(page);
         if self.ui.cursor < self.ui.scroll {

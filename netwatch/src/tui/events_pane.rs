@@ -38,14 +38,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             [14, 8, 22, 0, 0, 12, 9],
             newest(&app.snap.closed, app, fit, closed_text)
                 .enumerate()
-                .map(|(i, c)| {
-                    let row = closed_row(app, c);
-                    if i == app.ui.closed_cursor {
-                        row.style(Style::new().add_modifier(Modifier::REVERSED))
-                    } else {
-                        row
-                    }
-                })
+                .map(|(i, c)| super::table_view::selected(closed_row(app, c), i == app.ui.closed_cursor))
                 .collect(),
         ),
         Pane::Processes => (

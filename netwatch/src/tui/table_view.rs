@@ -41,20 +41,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let page = page_rows(area);
     let workload_width = if ui.workload { 25 } else { 0 };
     let latency = area.width >= LATENCY_MIN_WIDTH + workload_width;
-    let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
+    let rows: Vec<Row> = (ui.scroll..app.lines.len().min(ui.scroll + page))
         .map(|line| {
             let r = match app.lines[line] {
                 group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload, ui.names, latency),
                 group::Line::Count(state, n) => count_line((state, n)),
-                group::Line::Group(g) => {
-                    group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
-                }
+                group::Line::Group(g) => group_line(&app.groups[g as usize], &ui.expanded),
             };
-            if line == ui.cursor {
-                r.style(Style::new().add_modifier(Modifier::REVERSED))
-            } else {
-                r
-            }
+            selected(r, line == ui.cursor)
         })
         .collect();
     let columns = Column::ALL.into_iter().filter(|&c| latency || !matches!(c, Column::Connect | Column::Rtt));
@@ -66,7 +60,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             Cell::from(c.title())
         }
     });
-    let shown = app.line_count();
+    let shown = app.lines.len();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
     let last = (ui.scroll + page).min(shown);
     let block = Block::new()
@@ -105,9 +99,18 @@ pub fn table<'a, T: IntoIterator<Item: Into<Cell<'a>>>>(
         .column_spacing(1)
 }
 
+/// `row`, shown reversed where it is the selected one.
+pub fn selected(row: Row<'_>, on: bool) -> Row<'_> {
+    if on {
+        row.style(Style::new().add_modifier(Modifier::REVERSED))
+    } else {
+        row
+    }
+}
+
 /// A group's header: its label, then its counts by state.
-fn group_line(g: &Group, open: bool) -> Row<'static> {
-    let mark = if open { "[-]" } else { "[+]" };
+fn group_line(g: &Group, expanded: &rustc_hash::FxHashSet<String>) -> Row<'static> {
+    let mark = if expanded.contains(&g.label) { "[-]" } else { "[+]" };
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", state_name(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
     let queue = g.queue.map(|(q, backlog)| format!("accept queue {q}/{backlog}")).unwrap_or_default();
