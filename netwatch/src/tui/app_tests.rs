@@ -87,14 +87,12 @@ fn recent_events_are_bounded() {
 fn scrolling_stays_within_the_rows() {
     let (_, mut a) = refreshed(1);
     // 5 rows and the TIME_WAIT count line, 3 per page; the page follows the cursor.
-    a.scroll_by(2);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (2, 0));
-    a.scroll_by(1);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (3, 1));
-    a.scroll_by(100);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3), "last page stays full");
-    a.scroll_by(-100);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (0, 0));
+    for (delta, want, why) in
+        [(2, (2, 0), ""), (1, (3, 1), ""), (100, (5, 3), "last page stays full"), (-100, (0, 0), "")]
+    {
+        a.scroll_by(delta);
+        assert_eq!((a.ui.cursor, a.ui.scroll), want, "{why}");
+    }
     a.scroll_to_end();
     assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3));
     a.set_filter("8080");

@@ -64,10 +64,8 @@ fn find(app: &App, target: Details) -> Found<'_> {
             }
         }
         Details::Closed { cookie, local, closed_ns } => {
-            match app.snap.closed.iter().rev().find(|c| c.closed_ns == closed_ns && c.local == local) {
-                Some(c) => Found::Closed(c),
-                None => closed(cookie, local).map_or(Found::Gone, Found::Closed),
-            }
+            let exact = app.snap.closed.iter().rev().find(|c| c.closed_ns == closed_ns && c.local == local);
+            exact.or_else(|| closed(cookie, local)).map_or(Found::Gone, Found::Closed)
         }
     }
 }
