@@ -210,13 +210,8 @@ fn history(app: &App, cookie: Option<u64>) -> Vec<Line<'static>> {
     };
     let mut lines = vec![Line::from(" history:")];
     lines.extend(list.iter().map(|t| {
-        Line::from(format!(
-            "   {}  {:<14} {} -> {}",
-            kernel_ts(app, t.ts_ns),
-            t.kind.name(),
-            t.old.name(),
-            t.new.name()
-        ))
+        let at = kernel_ts(app, t.ts_ns);
+        Line::from(format!("   {at}  {:<14} {} -> {}", t.kind.name(), t.old.name(), t.new.name()))
     }));
     lines
 }

@@ -82,10 +82,7 @@ impl Listeners {
     /// A listener's own row is its group; an accepted connection's is the
     /// listener on its local port (same address, else a wildcard one).
     fn of(&self, e: &Entry) -> Option<SocketAddr> {
-        if e.row.proto != Proto::Tcp {
-            return None;
-        }
-        self.of_local(e.row.netns, e.row.local)
+        (e.row.proto == Proto::Tcp).then(|| self.of_local(e.row.netns, e.row.local)).flatten()
     }
 
     /// The listener a TCP socket with this local address was accepted from.
