@@ -147,11 +147,7 @@ impl Workloads {
 /// Where the Name column (`--names`) starts: after netstat's columns and
 /// the Workload column, if shown.
 const fn name_at(workload: bool) -> usize {
-    if workload {
-        149 + 24 + 1 + 24
-    } else {
-        149 + 24
-    }
+    149 + 24 + if workload { 1 + 24 } else { 0 }
 }
 
 /// The table as netstat prints it, with the rows' workloads and, with
