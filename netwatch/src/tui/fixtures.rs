@@ -91,18 +91,10 @@ fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
     SeedSocket {
         proto: r.proto,
         family: r.family,
-        local: r.local,
-        remote: r.remote,
-        state: r.state,
-        inode: 0,
-        uid: 0,
         cookie: Some(cookie),
         netns: r.netns,
         owners: r.owners.into_iter().map(|o| Process { pid: o.pid, comm: o.comm.text().to_owned(), fd: 3 }).collect(),
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        figures: None,
+        ..SeedSocket::fixture(r.state, &r.local.to_string(), &r.remote.to_string())
     }
 }
 
