@@ -178,19 +178,6 @@ fn number(out: &mut Vec<u8>, n: &mut itoa::Buffer, key: &str, value: impl itoa::
     short(out, n.format(value).as_bytes());
 }
 
-#[derive(Serialize)]
-struct JsonLost {
-    /// RFC 3339 in UTC with a fixed microsecond precision, so that lines
-    /// sort and align as text.
-    ts: String,
-    event: &'static str,
-    count: u64,
-    /// Of `count`: found the ring buffer full, and never made (hook runs
-    /// the kernel skipped).
-    ring_full: u64,
-    skipped: u64,
-}
-
 pub struct Json {
     seconds: SecondCache,
     packets: bool,
@@ -617,17 +604,19 @@ impl EventSink for Json {
         Ok(())
     }
 
+    /// Of `count`: `ring_full` found the ring buffer full, `skipped` were
+    /// never made (hook runs the kernel skipped). `ts` as every line's: RFC
+    /// 3339 in UTC with a fixed microsecond precision, so that lines sort
+    /// and align as text.
     fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
         let (prefix, us) = self.seconds.split(at);
-        let line = JsonLost {
-            ts: format!("{prefix}.{us:06}Z"),
-            event: "lost",
-            count: loss.total(),
-            ring_full: loss.ring_full,
-            skipped: loss.skipped,
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")
+        writeln!(
+            out,
+            r#"{{"ts":"{prefix}.{us:06}Z","event":"lost","count":{},"ring_full":{},"skipped":{}}}"#,
+            loss.total(),
+            loss.ring_full,
+            loss.skipped
+        )
     }
 }
 
