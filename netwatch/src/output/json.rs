@@ -1,10 +1,7 @@
 //! `--json`: one object per line; the schema is documented in docs/events.md
 //! and shared by every JSON output netwatch has.
 
-use std::{
-    fmt,
-    io::{self, Write},
-};
+use std::io::{self, Write};
 
 use netwatch_common::{EventKind, OwnerSource};
 use serde::{Serialize, Serializer};
@@ -15,22 +12,6 @@ use crate::event::{
     Event,
 };
 use crate::stream::Loss;
-
-/// RFC 3339 in UTC with a fixed microsecond precision, so that lines sort
-/// and align as text.
-struct Ts<'a>(&'a str, u32);
-
-impl Serialize for Ts<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl fmt::Display for Ts<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}Z", self.0, self.1)
-    }
-}
 
 /// `key` (with its punctuation) and a value that needs no escaping: one of
 /// netwatch's own names. Inlined so that each key's length is a constant
@@ -144,6 +125,7 @@ impl JsonWhy {
     pub fn of(e: &Event) -> Self {
         let l = crate::why::latency(e);
         let f = crate::why::failure(e);
+        let dropped = has_totals(e.kind) && e.traffic.drops != 0;
         Self {
             connect_latency_us: l.connect_us,
             handshake_us: l.handshake_us,
@@ -151,16 +133,12 @@ impl JsonWhy {
             srtt_us: l.srtt_us,
             reason: f.map(|f| f.reason.name()),
             errno: f.filter(|f| f.errno != 0).map(|f| crate::why::errno_name(f.errno)),
-            protocol: if e.kind == EventKind::ConnectError {
-                crate::why::protocol_name(e.traffic.protocol)
-            } else {
-                None
-            },
-            drops: ((has_totals(e.kind) || e.kind == EventKind::ListenDrop) && e.traffic.drops != 0)
-                .then_some(e.traffic.drops),
-            drop_reason: (has_totals(e.kind) && e.traffic.drops != 0)
-                .then(|| crate::probe::drop_reason_name(e.traffic.drop_reason)),
-            drops_by_reason: (has_totals(e.kind) && e.traffic.drops != 0).then(|| {
+            protocol: (e.kind == EventKind::ConnectError)
+                .then(|| crate::why::protocol_name(e.traffic.protocol))
+                .flatten(),
+            drops: (dropped || (e.kind == EventKind::ListenDrop && e.traffic.drops != 0)).then_some(e.traffic.drops),
+            drop_reason: dropped.then(|| crate::probe::drop_reason_name(e.traffic.drop_reason)),
+            drops_by_reason: dropped.then(|| {
                 DropsByReason(
                     crate::probe::drops_by_reason(&e.traffic).into_iter().map(|(r, n)| (r, u64::from(n))).collect(),
                 )
@@ -198,17 +176,6 @@ fn micros(out: &mut Vec<u8>, us: u32) {
 fn number(out: &mut Vec<u8>, n: &mut itoa::Buffer, key: &str, value: impl itoa::Integer) {
     out.extend_from_slice(key.as_bytes());
     short(out, n.format(value).as_bytes());
-}
-
-#[derive(Serialize)]
-struct JsonLost<'a> {
-    ts: Ts<'a>,
-    event: &'static str,
-    count: u64,
-    /// Of `count`: found the ring buffer full, and never made (hook runs
-    /// the kernel skipped).
-    ring_full: u64,
-    skipped: u64,
 }
 
 pub struct Json {
@@ -422,6 +389,29 @@ pub trait Fields {
     /// Counts by name (an object in JSON, a key-value list in OTLP); the
     /// names are netwatch's or the kernel's (nothing to escape).
     fn counts(&mut self, key: Key, counts: &[(std::borrow::Cow<'static, str>, u64)]);
+
+    /// [`Self::u64`], [`Self::name`] and [`Self::text`] of a field only
+    /// some events have: nothing where it is `None`.
+    #[inline(always)]
+    fn opt_u64(&mut self, key: Key, value: Option<impl Into<u64>>) {
+        if let Some(v) = value {
+            self.u64(key, v.into());
+        }
+    }
+
+    #[inline(always)]
+    fn opt_name(&mut self, key: Key, value: Option<&str>) {
+        if let Some(v) = value {
+            self.name(key, v);
+        }
+    }
+
+    #[inline(always)]
+    fn opt_text(&mut self, key: Key, value: Option<&str>) {
+        if let Some(v) = value {
+            self.text(key, v.as_bytes());
+        }
+    }
 }
 
 /// The one list of an event's fields, in JSON order, each only where the
@@ -468,63 +458,33 @@ pub fn fields<W: Fields>(e: &Event, packets: bool, clock: &WallClock, w: &mut W)
     }
     if let Some(a) = &e.accepted {
         w.u64(k::fd, a.fd.into());
-        if let Some(q) = a.queued_ns {
-            w.u64(k::accept_queue_us, q / 1000);
-        }
+        w.opt_u64(k::accept_queue_us, a.queued_ns.map(|q| q / 1000));
     }
-    if e.cgroup != 0 {
-        w.u64(k::cgroup_id, e.cgroup);
-    }
+    w.opt_u64(k::cgroup_id, (e.cgroup != 0).then_some(e.cgroup));
     if let Some(wl) = &e.workload {
         w.text(k::cgroup, wl.cgroup.as_bytes());
-        if let Some(u) = &wl.unit {
-            w.text(k::unit, u.as_bytes());
-        }
+        w.opt_text(k::unit, wl.unit.as_deref());
         if let Some(c) = &wl.container {
             w.name(k::container_runtime, c.runtime.name());
             w.text(k::container_id, c.id.as_bytes());
-            if let Some(name) = &c.name {
-                w.text(k::container_name, name.as_bytes());
-            }
+            w.opt_text(k::container_name, c.name.as_deref());
         }
-        if let Some(p) = &wl.pod_uid {
-            w.text(k::pod_uid, p.as_bytes());
-        }
+        w.opt_text(k::pod_uid, wl.pod_uid.as_deref());
     }
     let why = JsonWhy::of(e);
-    if let Some(v) = why.connect_latency_us {
-        w.u64(k::connect_latency_us, v);
-    }
-    if let Some(v) = why.handshake_us {
-        w.u64(k::handshake_us, v);
-    }
-    if let Some(v) = why.syn_retransmits {
-        w.u64(k::syn_retransmits, v.into());
-    }
-    if let Some(v) = why.srtt_us {
-        w.u64(k::srtt_us, v.into());
-    }
-    if let Some(v) = why.reason {
-        w.name(k::reason, v);
-    }
-    if let Some(v) = &why.errno {
-        w.name(k::errno, v);
-    }
-    if let Some(v) = why.protocol {
-        w.name(k::protocol, v);
-    }
-    if let Some(v) = why.drops {
-        w.u64(k::drops, v.into());
-    }
-    if let Some(v) = &why.drop_reason {
-        w.name(k::drop_reason, v);
-    }
+    w.opt_u64(k::connect_latency_us, why.connect_latency_us);
+    w.opt_u64(k::handshake_us, why.handshake_us);
+    w.opt_u64(k::syn_retransmits, why.syn_retransmits);
+    w.opt_u64(k::srtt_us, why.srtt_us);
+    w.opt_name(k::reason, why.reason);
+    w.opt_name(k::errno, why.errno.as_deref());
+    w.opt_name(k::protocol, why.protocol);
+    w.opt_u64(k::drops, why.drops);
+    w.opt_name(k::drop_reason, why.drop_reason.as_deref());
     if let Some(v) = &why.drops_by_reason {
         w.counts(k::drops_by_reason, &v.0);
     }
-    if let Some(h) = &e.rhost {
-        w.text(k::rhost, h.as_bytes());
-    }
+    w.opt_text(k::rhost, e.rhost.as_deref());
 }
 
 /// [`Fields`] as JSON text: each key's bytes a constant, each call inlined
@@ -644,17 +604,19 @@ impl EventSink for Json {
         Ok(())
     }
 
+    /// Of `count`: `ring_full` found the ring buffer full, `skipped` were
+    /// never made (hook runs the kernel skipped). `ts` as every line's: RFC
+    /// 3339 in UTC with a fixed microsecond precision, so that lines sort
+    /// and align as text.
     fn lost(&mut self, out: &mut Vec<u8>, loss: &Loss, at: jiff::Timestamp) -> io::Result<()> {
         let (prefix, us) = self.seconds.split(at);
-        let line = JsonLost {
-            ts: Ts(prefix, us),
-            event: "lost",
-            count: loss.total(),
-            ring_full: loss.ring_full,
-            skipped: loss.skipped,
-        };
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")
+        writeln!(
+            out,
+            r#"{{"ts":"{prefix}.{us:06}Z","event":"lost","count":{},"ring_full":{},"skipped":{}}}"#,
+            loss.total(),
+            loss.ring_full,
+            loss.skipped
+        )
     }
 }
 
@@ -662,6 +624,7 @@ impl EventSink for Json {
 pub(crate) mod tests {
     use super::*;
     use crate::event::display_ip;
+    use crate::output::snapshot::JsonWorkload;
     use crate::{
         event::Comm,
         socket::{Family, TcpState},
@@ -715,18 +678,8 @@ pub(crate) mod tests {
         accept_queue_us: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         cgroup_id: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        cgroup: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        unit: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        container_runtime: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        container_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        container_name: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pod_uid: Option<&'a str>,
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        workload: Option<JsonWorkload<'a>>,
         #[serde(flatten)]
         why: JsonWhy,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -734,8 +687,6 @@ pub(crate) mod tests {
     }
 
     fn via_serde(e: &Event, ts: &str) -> String {
-        let w = e.workload.as_ref();
-        let c = w.and_then(|w| w.container.as_ref());
         let j = JsonEvent {
             ts: ts.to_owned(),
             event: e.kind.name(),
@@ -759,101 +710,97 @@ pub(crate) mod tests {
             fd: e.accepted.map(|a| a.fd),
             accept_queue_us: e.accepted.and_then(|a| a.queued_ns).map(|q| q / 1000),
             cgroup_id: (e.cgroup != 0).then_some(e.cgroup),
-            cgroup: w.map(|w| &*w.cgroup),
-            unit: w.and_then(|w| w.unit.as_deref()),
-            container_runtime: c.map(|c| c.runtime.name()),
-            container_id: c.map(|c| &*c.id),
-            container_name: c.and_then(|c| c.name.as_deref()),
-            pod_uid: w.and_then(|w| w.pod_uid.as_deref()),
+            workload: e.workload.as_ref().map(Into::into),
             why: JsonWhy::of(e),
             rhost: e.rhost.as_deref(),
         };
         serde_json::to_string(&j).unwrap() + "\n"
     }
 
+    /// [`event`], changed by `f`.
+    fn with(f: impl FnOnce(&mut Event)) -> Event {
+        let mut e = event();
+        f(&mut e);
+        e
+    }
+
+    /// `e` as [`Json`] writes it, read back.
+    fn value(e: &Event) -> serde_json::Value {
+        let mut out = Vec::new();
+        Json::new().event(&mut out, e, &WallClock::new()).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
     /// Events of every kind and shape: each optional field present and absent.
     pub(crate) fn cases() -> Vec<Event> {
-        let mut odd = event();
-        odd.comm = Comm([b'a', b'"', b'\\', 0x01, b'\n', 0xff, 0xc3, b'\t', b'z', 0, 0, 0, 0, 0, 0, 0]);
-        odd.local = "10.1.2.3:65535".parse().unwrap();
-        odd.cookie = u64::MAX;
-        odd.uid = u32::MAX;
-        odd.traffic.tx_bytes = u64::MAX;
-        odd.traffic.retransmits = 7;
+        let odd = with(|e| {
+            e.comm = Comm([b'a', b'"', b'\\', 0x01, b'\n', 0xff, 0xc3, b'\t', b'z', 0, 0, 0, 0, 0, 0, 0]);
+            e.local = "10.1.2.3:65535".parse().unwrap();
+            e.cookie = u64::MAX;
+            e.uid = u32::MAX;
+            e.traffic.tx_bytes = u64::MAX;
+            e.traffic.retransmits = 7;
+        });
         let mut cases = vec![event(), odd];
-        for kind in [
+        let kinds = [
             EventKind::State,
             EventKind::ConnectFailed,
             EventKind::Handshake,
             EventKind::Accept,
             EventKind::Destroy,
             EventKind::UdpClose,
-        ] {
-            let mut e = event();
-            e.kind = kind;
-            cases.push(e);
-        }
-        let mut no_start = event();
-        no_start.start_ns = None;
-        cases.push(no_start);
-        let mut accept = event();
-        accept.kind = EventKind::Accept;
-        accept.thread = Some(crate::event::Thread { tid: 43, name: Comm::new("acceptor-\"7\"") });
-        accept.accepted = Some(crate::event::Accepted { fd: 5, queued_ns: Some(1_234_567) });
-        let mut unqueued = accept.clone();
-        cases.push(accept);
-        unqueued.accepted = Some(crate::event::Accepted { fd: 0, queued_ns: None });
-        cases.push(unqueued);
+        ];
+        cases.extend(kinds.map(|kind| with(|e| e.kind = kind)));
+        cases.push(with(|e| e.start_ns = None));
+        let accept = with(|e| {
+            e.kind = EventKind::Accept;
+            e.thread = Some(crate::event::Thread { tid: 43, name: Comm::new("acceptor-\"7\"") });
+            e.accepted = Some(crate::event::Accepted { fd: 5, queued_ns: Some(1_234_567) });
+        });
+        let unqueued = Event { accepted: Some(crate::event::Accepted { fd: 0, queued_ns: None }), ..accept.clone() };
+        cases.extend([accept, unqueued]);
         cases.extend(workloads());
         // Every latency and failure field.
-        let mut connected = event();
-        (connected.kind, connected.old_state, connected.new_state) =
-            (EventKind::Established, TcpState::SynSent, TcpState::Established);
-        (connected.traffic.total_retrans, connected.traffic.srtt_us) = (2, 1500);
-        cases.push(connected);
-        let mut handshake = event();
-        (handshake.kind, handshake.old_state, handshake.new_state) =
-            (EventKind::Handshake, TcpState::SynRecv, TcpState::Established);
-        cases.push(handshake);
-        let mut refused = event();
-        (refused.kind, refused.old_state) = (EventKind::ConnectFailed, TcpState::SynSent);
-        (refused.traffic.sk_err, refused.traffic.total_retrans) = (111, 1);
-        cases.push(refused);
-        let mut reset = event();
-        (reset.old_state, reset.traffic.srtt_us) = (TcpState::Established, 33);
-        cases.push(reset);
-        let mut unrouted = event();
-        (unrouted.kind, unrouted.old_state, unrouted.traffic.sk_err, unrouted.traffic.protocol) =
-            (EventKind::ConnectError, TcpState::Close, 101, 6);
-        cases.push(unrouted);
+        cases.push(with(|e| {
+            (e.kind, e.old_state, e.new_state) = (EventKind::Established, TcpState::SynSent, TcpState::Established);
+            (e.traffic.total_retrans, e.traffic.srtt_us) = (2, 1500);
+        }));
+        cases.push(with(|e| {
+            (e.kind, e.old_state, e.new_state) = (EventKind::Handshake, TcpState::SynRecv, TcpState::Established);
+        }));
+        cases.push(with(|e| {
+            (e.kind, e.old_state) = (EventKind::ConnectFailed, TcpState::SynSent);
+            (e.traffic.sk_err, e.traffic.total_retrans) = (111, 1);
+        }));
+        cases.push(with(|e| (e.old_state, e.traffic.srtt_us) = (TcpState::Established, 33)));
+        cases.push(with(|e| {
+            (e.kind, e.old_state, e.traffic.sk_err, e.traffic.protocol) =
+                (EventKind::ConnectError, TcpState::Close, 101, 6);
+        }));
         // Packets the kernel dropped, with a reason this kernel may not name.
-        let mut dropped = event();
-        (dropped.traffic.drops, dropped.traffic.drop_reason) = (2, 9999);
-        (dropped.traffic.drop_slots, dropped.traffic.drop_counts[0]) = (9999, 2);
-        cases.push(dropped);
+        cases.push(with(|e| {
+            (e.traffic.drops, e.traffic.drop_reason) = (2, 9999);
+            (e.traffic.drop_slots, e.traffic.drop_counts[0]) = (9999, 2);
+        }));
         // A listener's drops: a count and no reason.
-        let mut listen_drop = event();
-        (listen_drop.kind, listen_drop.old_state, listen_drop.new_state) =
-            (EventKind::ListenDrop, TcpState::Listen, TcpState::Listen);
-        listen_drop.traffic.drops = 12;
-        cases.push(listen_drop);
+        cases.push(with(|e| {
+            (e.kind, e.old_state, e.new_state) = (EventKind::ListenDrop, TcpState::Listen, TcpState::Listen);
+            e.traffic.drops = 12;
+        }));
         // Per reason: three slots and more reasons than slots, on each
         // event that carries totals; and drops none of the slots took.
         for kind in [EventKind::Close, EventKind::ConnectFailed, EventKind::UdpClose] {
-            let mut many = event();
-            many.kind = kind;
-            let t = &mut many.traffic;
-            (t.drops, t.drop_reason, t.drop_slots, t.drop_counts) = (10, 7, 12 | (6 << 16) | (9999 << 32), [3, 4, 1]);
-            cases.push(many);
+            cases.push(with(|e| {
+                e.kind = kind;
+                let t = &mut e.traffic;
+                (t.drops, t.drop_reason, t.drop_slots, t.drop_counts) =
+                    (10, 7, 12 | (6 << 16) | (9999 << 32), [3, 4, 1]);
+            }));
         }
-        let mut unslotted = event();
-        (unslotted.traffic.drops, unslotted.traffic.drop_reason) = (1, 70_000);
-        cases.push(unslotted);
+        cases.push(with(|e| (e.traffic.drops, e.traffic.drop_reason) = (1, 70_000)));
         // Names from DNS answers, one with bytes to escape.
         for name in ["svc.example.test", "a\\010\"b.test"] {
-            let mut named = event();
-            named.rhost = Some(name.into());
-            cases.push(named);
+            cases.push(with(|e| e.rhost = Some(name.into())));
         }
         cases
     }
@@ -878,15 +825,15 @@ pub(crate) mod tests {
 
         use crate::workload::{Container, Info, Runtime, Workload};
         let info = |cgroup: &str, unit: Option<&str>, container: Option<Container>, pod: Option<&str>| {
-            let mut e = event();
-            e.cgroup = 4242;
-            e.workload = Some(Workload(Arc::new(Info {
-                cgroup: cgroup.into(),
-                unit: unit.map(Into::into),
-                container,
-                pod_uid: pod.map(Into::into),
-            })));
-            e
+            with(|e| {
+                e.cgroup = 4242;
+                e.workload = Some(Workload(Arc::new(Info {
+                    cgroup: cgroup.into(),
+                    unit: unit.map(Into::into),
+                    container,
+                    pod_uid: pod.map(Into::into),
+                })));
+            })
         };
         let id = "0123456789abcdef".repeat(4);
         let c = |name: Option<&str>| Container {
@@ -894,10 +841,8 @@ pub(crate) mod tests {
             id: id.as_str().into(),
             name: name.map(Into::into),
         };
-        let mut only_id = event();
-        only_id.cgroup = 7;
         vec![
-            only_id,
+            with(|e| e.cgroup = 7),
             info("/", None, None, None),
             info("/system.slice/nginx.service", Some("nginx.service"), None, None),
             info(
@@ -915,16 +860,12 @@ pub(crate) mod tests {
         let mut e = event();
         let t = &mut e.traffic;
         (t.drops, t.drop_reason, t.drop_slots, t.drop_counts) = (10, 70_000, 9999 | (9998 << 16), [3, 4, 0]);
-        let mut out = Vec::new();
-        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = value(&e);
         assert_eq!(v["drops_by_reason"], serde_json::json!({"9998": 4, "9999": 3, "other": 3}), "{v}");
         assert_eq!((v["drops"].as_u64(), v["drop_reason"].as_str()), (Some(10), Some("70000")));
         // Not on an event without totals.
         e.kind = EventKind::State;
-        out.clear();
-        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
-        assert!(!String::from_utf8(out).unwrap().contains("drops"));
+        assert!(!value(&e).to_string().contains("drops"));
     }
 
     #[test]
@@ -977,9 +918,7 @@ pub(crate) mod tests {
         e.kind = EventKind::Accept;
         e.thread = Some(crate::event::Thread { tid: 43, name: Comm::new("acceptor-7") });
         e.accepted = Some(crate::event::Accepted { fd: 5, queued_ns: Some(1_234_567) });
-        let mut out = Vec::new();
-        Json::new().event(&mut out, &e, &WallClock::new()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = value(&e);
         assert_eq!(
             (v["event"].as_str(), v["pid"].as_u64(), v["comm"].as_str()),
             (Some("accept"), Some(42), Some("srv \"x\""))
@@ -987,25 +926,14 @@ pub(crate) mod tests {
         assert_eq!((v["tid"].as_u64(), v["thread"].as_str()), (Some(43), Some("acceptor-7")));
         assert_eq!((v["fd"].as_u64(), v["accept_queue_us"].as_u64()), (Some(5), Some(1234)));
         // A lent owner (softirq): no thread, and no descriptor outside accept.
-        let mut out = Vec::new();
-        Json::new().event(&mut out, &event(), &WallClock::new()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = value(&event());
         assert!(v.get("tid").is_none() && v.get("thread").is_none() && v.get("fd").is_none());
     }
 
     #[test]
     fn no_duration_outside_closes_or_when_start_unknown() {
-        let mut e = event();
-        e.kind = EventKind::State;
-        let mut out = Vec::new();
-        let mut j = Json::new();
-        j.event(&mut out, &e, &WallClock::new()).unwrap();
-        e.kind = EventKind::Close;
-        e.start_ns = None;
-        j.event(&mut out, &e, &WallClock::new()).unwrap();
-        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-            assert!(v.get("duration_ms").is_none());
+        for e in [with(|e| e.kind = EventKind::State), with(|e| e.start_ns = None)] {
+            assert!(value(&e).get("duration_ms").is_none());
         }
     }
 
@@ -1016,17 +944,11 @@ pub(crate) mod tests {
         e.traffic.rx_bytes = 10_000;
         e.traffic.retransmits = 3;
         e.traffic.resets_received = 1;
-        let mut j = Json::new();
-        let mut out = Vec::new();
-        j.event(&mut out, &e, &WallClock::new()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let v = value(&e);
         assert_eq!((v["tx_bytes"].as_u64(), v["rx_bytes"].as_u64()), (Some(1_000_000), Some(10_000)));
         assert_eq!((v["retransmits"].as_u64(), v["resets_received"].as_u64()), (Some(3), Some(1)));
         e.kind = EventKind::State;
-        out.clear();
-        j.event(&mut out, &e, &WallClock::new()).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert!(v.get("tx_bytes").is_none());
+        assert!(value(&e).get("tx_bytes").is_none());
     }
 
     #[test]

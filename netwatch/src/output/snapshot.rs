@@ -8,7 +8,7 @@ use super::json::JsonTraffic;
 use crate::{
     event::display_ip,
     socket::{Family, Owner, Proto, TcpState},
-    table::{Closed, Row, StateCounts, Table, Totals},
+    table::{Closed, Row, Table, Totals},
 };
 
 /// netstat's protocol column: `tcp`, `tcp6`, `udp`, `udp6` (`tcp6` for an
@@ -147,11 +147,7 @@ impl Workloads {
 /// Where the Name column (`--names`) starts: after netstat's columns and
 /// the Workload column, if shown.
 const fn name_at(workload: bool) -> usize {
-    if workload {
-        149 + 24 + 1 + 24
-    } else {
-        149 + 24
-    }
+    149 + 24 + if workload { 1 + 24 } else { 0 }
 }
 
 /// The table as netstat prints it, with the rows' workloads and, with
@@ -240,7 +236,10 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
         }
     }
     writeln!(out)?;
-    counts_text(out, &table.counts())?;
+    let c = table.counts();
+    let states: Vec<String> = c.tcp_named().iter().map(|(n, k)| format!("{n} {k}")).collect();
+    writeln!(out, "TCP: {} sockets ({})", c.tcp_total(), states.join(", "))?;
+    writeln!(out, "UDP: {} sockets", c.udp_total())?;
     let t = &table.totals;
     if t != &Totals::default() {
         writeln!(
@@ -252,12 +251,6 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
     Ok(())
 }
 
-pub fn counts_text(out: &mut dyn Write, c: &StateCounts) -> io::Result<()> {
-    let states: Vec<String> = c.tcp_named().iter().map(|(n, k)| format!("{n} {k}")).collect();
-    writeln!(out, "TCP: {} sockets ({})", c.tcp_total(), states.join(", "))?;
-    writeln!(out, "UDP: {} sockets", c.udp_total())
-}
-
 #[derive(Serialize)]
 struct JsonOwner<'a> {
     pid: u32,
@@ -266,9 +259,10 @@ struct JsonOwner<'a> {
     workload: Option<JsonWorkload<'a>>,
 }
 
-/// Where an owner runs, named as in `netwatch events --json`.
+/// Where an owner runs, named as in `netwatch events --json` (the tests'
+/// serde oracle of that line has it too).
 #[derive(Serialize)]
-struct JsonWorkload<'a> {
+pub(super) struct JsonWorkload<'a> {
     cgroup: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     unit: Option<&'a str>,

@@ -74,25 +74,14 @@ fn kib(bytes: u64) -> String {
 fn why_text(e: &Event) -> String {
     let l = crate::why::latency(e);
     let mut words = Vec::new();
-    if let Some(us) = l.connect_us {
-        words.push(format!("lat={}", micros(us)));
-    }
-    if let Some(us) = l.handshake_us {
-        words.push(format!("hs={}", micros(us)));
-    }
-    if let Some(n) = l.syn_retransmits.filter(|&n| n != 0) {
-        words.push(format!("syn_rtx={n}"));
-    }
-    if let Some(us) = l.srtt_us {
-        words.push(format!("srtt={}", micros(u64::from(us))));
-    }
-    if let Some(f) = crate::why::failure(e) {
-        if f.errno == 0 {
-            words.push(format!("reason={}", f.reason.name()));
-        } else {
-            words.push(format!("reason={}({})", f.reason.name(), crate::why::errno_name(f.errno)));
-        }
-    }
+    words.extend(l.connect_us.map(|us| format!("lat={}", micros(us))));
+    words.extend(l.handshake_us.map(|us| format!("hs={}", micros(us))));
+    words.extend(l.syn_retransmits.filter(|&n| n != 0).map(|n| format!("syn_rtx={n}")));
+    words.extend(l.srtt_us.map(|us| format!("srtt={}", micros(u64::from(us)))));
+    words.extend(crate::why::failure(e).map(|f| match f.errno {
+        0 => format!("reason={}", f.reason.name()),
+        n => format!("reason={}({})", f.reason.name(), crate::why::errno_name(n)),
+    }));
     if e.kind == netwatch_common::EventKind::ConnectError {
         if let Some(p) = crate::why::protocol_name(e.traffic.protocol) {
             words.push(format!("proto={p}"));
@@ -178,6 +167,13 @@ mod tests {
         socket::{Family, TcpState},
     };
 
+    /// `e`'s line, times in UTC.
+    fn line(e: &Event) -> String {
+        let mut out = Vec::new();
+        Text::in_zone(TimeZone::UTC).event(&mut out, e, &WallClock::new()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn line_has_owner_endpoints_transition_and_duration() {
         let e = Event {
@@ -189,9 +185,7 @@ mod tests {
             pid: 7,
             ..crate::event::fixture(EventKind::ConnectFailed, TcpState::SynSent, TcpState::Close)
         };
-        let mut out = Vec::new();
-        Text::in_zone(TimeZone::UTC).event(&mut out, &e, &WallClock::new()).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        let s = line(&e);
         for want in ["connect_failed", "7/curl", "[::1]:41000", "[::1]:9", "SYN_SENT -> CLOSE", "1.000ms"] {
             assert!(s.contains(want), "{want:?} missing from {s:?}");
         }
@@ -208,11 +202,6 @@ mod tests {
             ..crate::event::fixture(EventKind::Established, TcpState::SynSent, TcpState::Established)
         };
         e.traffic.total_retrans = 1;
-        let line = |e: &Event| {
-            let mut out = Vec::new();
-            Text::in_zone(TimeZone::UTC).event(&mut out, e, &WallClock::new()).unwrap();
-            String::from_utf8(out).unwrap()
-        };
         assert!(line(&e).ends_with(" SYN_SENT -> ESTABLISHED lat=0.250ms syn_rtx=1\n"), "{:?}", line(&e));
         (e.kind, e.old_state, e.new_state) = (EventKind::Close, TcpState::Established, TcpState::Close);
         (e.traffic.sk_err, e.traffic.srtt_us) = (104, 2500);
@@ -233,9 +222,6 @@ mod tests {
     /// `-W`: a last column, its header aligned with it; `-` where unknown.
     #[test]
     fn workload_column() {
-        use std::sync::Arc;
-
-        use crate::workload::{Info, Workload};
         let mut e = Event {
             ts_ns: 2_000_000,
             start_ns: None,
@@ -249,21 +235,14 @@ mod tests {
         let mut out = Vec::new();
         t.header(&mut out).unwrap();
         t.event(&mut out, &e, &WallClock::new()).unwrap();
-        e.workload = Some(Workload(Arc::new(Info {
-            cgroup: "/system.slice/nginx.service".into(),
-            unit: Some("nginx.service".into()),
-            container: None,
-            pod_uid: None,
-        })));
+        e.workload = Some(crate::tui::fixtures::workload("/system.slice/nginx.service", Some("nginx.service"), None));
         t.event(&mut out, &e, &WallClock::new()).unwrap();
         let s = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = s.lines().collect();
         let at = lines[0].find("WORKLOAD").unwrap();
         assert_eq!(&lines[1][at..], "-", "{s}");
         assert_eq!(&lines[2][at..], "nginx.service", "{s}");
-        let mut plain = Vec::new();
-        Text::in_zone(TimeZone::UTC).event(&mut plain, &e, &WallClock::new()).unwrap();
-        assert!(!String::from_utf8(plain).unwrap().contains("nginx.service"), "no column without -W");
+        assert!(!line(&e).contains("nginx.service"), "no column without -W");
     }
 
     #[test]

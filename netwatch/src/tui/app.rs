@@ -342,12 +342,8 @@ impl App {
         }
         let since = now_ns.saturating_sub(RATE_WINDOW_NS);
         for &(_, netns, local, close) in self.recent.iter().filter(|r| r.0 >= since && r.0 <= now_ns) {
-            let n = a.by_local.entry((netns, local)).or_default();
-            if close {
-                n.1 += 1;
-            } else {
-                n.0 += 1;
-            }
+            let (accepted, closed) = a.by_local.entry((netns, local)).or_default();
+            *if close { closed } else { accepted } += 1;
         }
         let span = now_ns.saturating_sub(self.started_ns.unwrap_or(now_ns)).min(RATE_WINDOW_NS);
         // Under a second the rate would be a guess: count over one.
@@ -430,11 +426,6 @@ impl App {
     pub fn toggle_show_all(&mut self) {
         self.ui.show_all = !self.ui.show_all;
         self.order_dirty = true;
-    }
-
-    /// Lines the table lists.
-    pub fn line_count(&self) -> usize {
-        self.lines.len()
     }
 
     /// The row under the cursor.
@@ -527,7 +518,7 @@ impl App {
 
     fn clamp_scroll(&mut self) {
         let page = self.ui.page.max(1);
-        let lines = self.line_count();
+        let lines = self.lines.len();
         self.ui.cursor = self.ui.cursor.min(lines.saturating_sub(1));
         let last_page = lines.saturating_sub(page);
         if self.ui.cursor < self.ui.scroll {

@@ -13,20 +13,22 @@ fn update(events: Vec<Event>) -> Update {
     Update { events, ..Update::default() }
 }
 
+/// [`app`] with a snapshot of the fixture table taken at `now_ns`, ordered.
+fn refreshed(now_ns: u64) -> (Table, App) {
+    let t = fixtures::table();
+    let mut a = app();
+    a.refresh(&t, now_ns);
+    a.reorder();
+    (t, a)
+}
+
 #[test]
 fn refresh_copies_rows_counts_and_history() {
-    let mut t = fixtures::table();
-    let mut a = app();
-    a.refresh(&t, 20_000_000);
-    a.reorder();
+    let (mut t, mut a) = refreshed(20_000_000);
     assert_eq!((a.snap.entries.len(), a.order.len()), (6, 5));
     assert_eq!(a.collapsed, [(TcpState::TimeWait, 1)], "TIME_WAIT is a count line by default");
     assert_eq!(a.snap.counts.tcp(tcp::LISTEN), 2);
-    let lived = short_lived();
-    for e in &lived {
-        t.apply(e);
-    }
-    a.ingest(update(lived));
+    fixtures::live(&mut t, &mut a, short_lived());
     assert!(a.table_dirty());
     a.refresh(&t, 30_000_000);
     assert_eq!(a.snap.events.len(), 5, "destroy is not shown");
@@ -38,10 +40,7 @@ fn refresh_copies_rows_counts_and_history() {
 
 #[test]
 fn unchanged_rows_are_not_copied_or_sorted_again() {
-    let mut t = fixtures::table();
-    let mut a = app();
-    a.refresh(&t, 1);
-    a.reorder();
+    let (mut t, mut a) = refreshed(1);
     assert!(!a.order_dirty);
     a.mark_table_dirty();
     a.refresh(&t, 2);
@@ -54,9 +53,7 @@ fn unchanged_rows_are_not_copied_or_sorted_again() {
     assert!(a.order_dirty, "housekeeping changed a row: the fingerprint moved");
     assert_eq!(a.snap.entries.len(), 7);
     a.reorder();
-    let e = event(EventKind::State, 6, tcp::LISTEN, tcp::CLOSE);
-    t.apply(&e);
-    a.ingest(update(vec![e]));
+    fixtures::live(&mut t, &mut a, vec![event(EventKind::State, 6, tcp::LISTEN, tcp::CLOSE)]);
     a.refresh(&t, 5);
     assert!(a.order_dirty, "events: copied without asking the fingerprint");
     assert_eq!(a.snap.entries.len(), 6);
@@ -68,11 +65,7 @@ fn pause_freezes_the_snapshot_but_keeps_events() {
     let mut a = app();
     a.refresh(&t, 1);
     a.toggle_pause();
-    let lived = short_lived();
-    for e in &lived {
-        t.apply(e);
-    }
-    a.ingest(update(lived));
+    fixtures::live(&mut t, &mut a, short_lived());
     a.refresh(&t, 2);
     assert_eq!((a.snap.events.len(), a.snap.closed.len(), a.snap.taken_ns), (0, 0, 1));
     assert_eq!(a.now_for_ages(99), 1, "ages stop too");
@@ -92,19 +85,14 @@ fn recent_events_are_bounded() {
 
 #[test]
 fn scrolling_stays_within_the_rows() {
-    let t = fixtures::table();
-    let mut a = app();
-    a.refresh(&t, 1);
-    a.reorder();
+    let (_, mut a) = refreshed(1);
     // 5 rows and the TIME_WAIT count line, 3 per page; the page follows the cursor.
-    a.scroll_by(2);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (2, 0));
-    a.scroll_by(1);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (3, 1));
-    a.scroll_by(100);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3), "last page stays full");
-    a.scroll_by(-100);
-    assert_eq!((a.ui.cursor, a.ui.scroll), (0, 0));
+    for (delta, want, why) in
+        [(2, (2, 0), ""), (1, (3, 1), ""), (100, (5, 3), "last page stays full"), (-100, (0, 0), "")]
+    {
+        a.scroll_by(delta);
+        assert_eq!((a.ui.cursor, a.ui.scroll), want, "{why}");
+    }
     a.scroll_to_end();
     assert_eq!((a.ui.cursor, a.ui.scroll), (5, 3));
     a.set_filter("8080");
@@ -118,10 +106,7 @@ fn scrolling_stays_within_the_rows() {
 
 #[test]
 fn a_long_copy_lets_keys_in_and_a_pause_abandons_it() {
-    let t = fixtures::table();
-    let mut a = app();
-    a.refresh(&t, 1);
-    a.reorder();
+    let (t, mut a) = refreshed(1);
     let first = a.snap.entries.len();
     assert_eq!(first, 6);
     a.copy_slice = 2;

@@ -64,10 +64,8 @@ fn find(app: &App, target: Details) -> Found<'_> {
             }
         }
         Details::Closed { cookie, local, closed_ns } => {
-            match app.snap.closed.iter().rev().find(|c| c.closed_ns == closed_ns && c.local == local) {
-                Some(c) => Found::Closed(c),
-                None => closed(cookie, local).map_or(Found::Gone, Found::Closed),
-            }
+            let exact = app.snap.closed.iter().rev().find(|c| c.closed_ns == closed_ns && c.local == local);
+            exact.or_else(|| closed(cookie, local)).map_or(Found::Gone, Found::Closed)
         }
     }
 }
@@ -129,9 +127,7 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
         traffic_lines(&r.traffic.totals),
     ];
     lines.extend(drops_line(&r.traffic.totals));
-    if let Some(l) = r.traffic.opened {
-        lines.push(latency_line(&l));
-    }
+    lines.extend(r.traffic.opened.map(|l| latency_line(&l)));
     if let Some(t) = r.traffic.rtt {
         // `tcp_info` now (the handshake's srtt above is from then).
         let us = |v: u32| format::latency(u64::from(v));
@@ -141,12 +137,8 @@ fn row_lines(app: &App, r: &Row, workload: Option<&Workload>, now_ns: u64) -> Ve
             ("retransmitted", t.total_retrans.to_string()),
         ]));
     }
-    if let Some(d) = r.traffic.listen_drops {
-        lines.push(kv(&[("dropped SYNs", d.to_string())]));
-    }
-    if let Some(w) = workload {
-        lines.push(workload_line(w));
-    }
+    lines.extend(r.traffic.listen_drops.map(|d| kv(&[("dropped SYNs", d.to_string())])));
+    lines.extend(workload.map(workload_line));
     lines.extend(history(app, r.cookie));
     lines
 }
@@ -218,13 +210,8 @@ fn history(app: &App, cookie: Option<u64>) -> Vec<Line<'static>> {
     };
     let mut lines = vec![Line::from(" history:")];
     lines.extend(list.iter().map(|t| {
-        Line::from(format!(
-            "   {}  {:<14} {} -> {}",
-            kernel_ts(app, t.ts_ns),
-            t.kind.name(),
-            t.old.name(),
-            t.new.name()
-        ))
+        let at = kernel_ts(app, t.ts_ns);
+        Line::from(format!("   {at}  {:<14} {} -> {}", t.kind.name(), t.old.name(), t.new.name()))
     }));
     lines
 }

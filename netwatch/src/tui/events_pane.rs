@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use netwatch_common::EventKind;
 use ratatui::{
-    layout::{Constraint, Rect},
+    layout::Rect,
     style::{Color, Modifier, Style},
     text::{Line, Span},
-    widgets::{Block, Borders, Cell, Row, Table},
+    widgets::{Block, Borders, Cell, Row},
     Frame,
 };
 
@@ -38,14 +38,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             [14, 8, 22, 0, 0, 12, 9],
             newest(&app.snap.closed, app, fit, closed_text)
                 .enumerate()
-                .map(|(i, c)| {
-                    let row = closed_row(app, c);
-                    if i == app.ui.closed_cursor {
-                        row.style(Style::new().add_modifier(Modifier::REVERSED))
-                    } else {
-                        row
-                    }
-                })
+                .map(|(i, c)| super::table_view::selected(closed_row(app, c), i == app.ui.closed_cursor))
                 .collect(),
         ),
         Pane::Processes => (
@@ -55,12 +48,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             super::talkers::rows(&app.snap.processes, if app.ui.expr.is_some() { "" } else { &app.ui.filter }, fit),
         ),
     };
-    let widths = widths.map(|w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
-    let table = Table::new(rows, widths)
-        .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
-        .block(Block::new().borders(Borders::TOP).title(tabs(app)))
-        .column_spacing(1);
-    frame.render_widget(table, area);
+    let block = Block::new().borders(Borders::TOP).title(tabs(app));
+    frame.render_widget(super::table_view::table(rows, titles, &widths, block), area);
 }
 
 /// The `fit` newest items matching the table's filter (an expression, or
@@ -119,22 +108,21 @@ fn closed_text(c: &Closed, buf: &mut String) {
 }
 
 fn tabs(app: &App) -> Line<'static> {
-    let tab = |text: String, on: bool| {
-        if on {
-            Span::styled(text, Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD))
+    let tabs = [
+        (format!(" [e] Events ({}) ", app.snap.events.len()), Pane::Events),
+        (format!(" [c] Closed ({}) ", app.snap.closed.len()), Pane::Closed),
+        (" [P] Traffic per process ".to_owned(), Pane::Processes),
+    ];
+    let mut spans = vec![Span::raw(" ")];
+    for (text, pane) in tabs {
+        let style = if app.ui.pane == pane {
+            Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD)
         } else {
-            Span::styled(text, Style::new().fg(Color::DarkGray))
-        }
-    };
-    Line::from(vec![
-        Span::raw(" "),
-        tab(format!(" [e] Events ({}) ", app.snap.events.len()), app.ui.pane == Pane::Events),
-        Span::raw(" "),
-        tab(format!(" [c] Closed ({}) ", app.snap.closed.len()), app.ui.pane == Pane::Closed),
-        Span::raw(" "),
-        tab(" [P] Traffic per process ".to_owned(), app.ui.pane == Pane::Processes),
-        Span::raw(" "),
-    ])
+            Style::new().fg(Color::DarkGray)
+        };
+        spans.extend([Span::styled(text, style), Span::raw(" ")]);
+    }
+    Line::from(spans)
 }
 
 fn time(app: &App, mono_ns: u64) -> String {

@@ -1,12 +1,17 @@
 //! Hand-built rows and events for the unit tests.
 
+use std::sync::Arc;
+
 use netwatch_common::{tcp, EventKind, OwnerSource};
 
+use super::app::App;
 use crate::{
     event::{Comm, Event},
+    live::Update,
     seed::{Process, SeedSocket},
     socket::{Family, Owner, Proto, TcpState},
     table::{Row, Table},
+    workload::{Container, Info, Runtime, Workload},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -86,18 +91,10 @@ fn seed_socket(cookie: u64, r: Row) -> SeedSocket {
     SeedSocket {
         proto: r.proto,
         family: r.family,
-        local: r.local,
-        remote: r.remote,
-        state: r.state,
-        inode: 0,
-        uid: 0,
         cookie: Some(cookie),
         netns: r.netns,
         owners: r.owners.into_iter().map(|o| Process { pid: o.pid, comm: o.comm.text().to_owned(), fd: 3 }).collect(),
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        figures: None,
+        ..SeedSocket::fixture(r.state, &r.local.to_string(), &r.remote.to_string())
     }
 }
 
@@ -111,4 +108,19 @@ pub fn short_lived() -> Vec<Event> {
         event(EventKind::Close, 13, tcp::LAST_ACK, tcp::CLOSE),
         event(EventKind::Destroy, 13, tcp::CLOSE, tcp::CLOSE),
     ]
+}
+
+/// `events` applied to `t` and handed to `app`, as `Live::next` does.
+pub fn live(t: &mut Table, app: &mut App, events: Vec<Event>) {
+    for e in &events {
+        t.apply(e);
+    }
+    app.ingest(Update { events, ..Update::default() });
+}
+
+/// A workload: its cgroup, its unit, and a podman container of that name.
+pub fn workload(cgroup: &str, unit: Option<&str>, podman: Option<&str>) -> Workload {
+    let container =
+        podman.map(|name| Container { runtime: Runtime::Podman, id: "ab".repeat(32).into(), name: Some(name.into()) });
+    Workload(Arc::new(Info { cgroup: cgroup.into(), unit: unit.map(Into::into), container, pod_uid: None }))
 }

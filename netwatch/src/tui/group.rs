@@ -82,10 +82,7 @@ impl Listeners {
     /// A listener's own row is its group; an accepted connection's is the
     /// listener on its local port (same address, else a wildcard one).
     fn of(&self, e: &Entry) -> Option<SocketAddr> {
-        if e.row.proto != Proto::Tcp {
-            return None;
-        }
-        self.of_local(e.row.netns, e.row.local)
+        (e.row.proto == Proto::Tcp).then(|| self.of_local(e.row.netns, e.row.local)).flatten()
     }
 
     /// The listener a TCP socket with this local address was accepted from.
@@ -251,25 +248,9 @@ mod tests {
 
     #[test]
     fn by_workload() {
-        use std::sync::Arc;
-
-        use crate::workload::{Container, Info, Runtime, Workload};
-        let unit = Workload(Arc::new(Info {
-            cgroup: "/system.slice/nginx.service".into(),
-            unit: Some("nginx.service".into()),
-            container: None,
-            pod_uid: None,
-        }));
-        let web = Workload(Arc::new(Info {
-            cgroup: "/libpod_parent/libpod-ab".into(),
-            unit: None,
-            container: Some(Container {
-                runtime: Runtime::Podman,
-                id: "ab".repeat(32).into(),
-                name: Some("web".into()),
-            }),
-            pod_uid: None,
-        }));
+        use crate::tui::fixtures::workload;
+        let unit = workload("/system.slice/nginx.service", Some("nginx.service"), None);
+        let web = workload("/libpod_parent/libpod-ab", None, Some("web"));
         let mut entries: Vec<Entry> = rows().iter().map(Entry::of).collect();
         entries[0].workload = Some(unit.clone());
         entries[1].workload = Some(web);

@@ -54,19 +54,15 @@ fn title(app: &App) -> Line<'static> {
         value(format!("{} {arrow}", ui.sort.column.title())),
     ];
     if ui.group_by != super::group::GroupBy::None {
-        spans.push(label("   group: "));
-        spans.push(value(ui.group_by.name()));
+        spans.extend([label("   group: "), value(ui.group_by.name())]);
     }
     if !ui.filter.is_empty() {
-        spans.push(label("   filter: "));
-        spans.push(Span::styled(ui.filter.clone(), Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+        let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+        spans.extend([label("   filter: "), Span::styled(ui.filter.clone(), style)]);
     }
     if ui.paused {
-        spans.push(Span::raw("   "));
-        spans.push(Span::styled(
-            " PAUSED ",
-            Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD),
-        ));
+        let style = Style::new().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD);
+        spans.extend([Span::raw("   "), Span::styled(" PAUSED ", style)]);
     }
     Line::from(spans)
 }
@@ -81,9 +77,7 @@ fn states(app: &App) -> Line<'static> {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
-        spans.push(Span::styled(name, Style::new().fg(state_color(name))));
-        spans.push(Span::raw(" "));
-        spans.push(value(n));
+        spans.extend([Span::styled(name, Style::new().fg(state_color(name))), Span::raw(" "), value(n)]);
     }
     Line::from(spans)
 }
@@ -102,8 +96,9 @@ fn totals(app: &App) -> Line<'static> {
         label("   resets "),
         value(t.resets),
     ];
+    let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
     // Lost events mean the table was rebuilt: never hide them.
-    let lost = if t.lost_events > 0 { Style::new().fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::new() };
+    let lost = if t.lost_events > 0 { red } else { Style::new() };
     spans.extend([
         label("   lost "),
         Span::styled(t.lost_events.to_string(), lost),
@@ -112,7 +107,6 @@ fn totals(app: &App) -> Line<'static> {
     ]);
     // Only once it happens: a full traffic map leaves rates low.
     if t.traffic_uncounted > 0 {
-        let red = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
         spans.extend([label("   uncounted pkts "), Span::styled(t.traffic_uncounted.to_string(), red)]);
     }
     spans.extend([label("   rate "), value(format!("{:.1}", app.snap.rate)), label(" conn/s")]);

@@ -44,17 +44,11 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('/') => app.ui.input = Some(app.ui.filter.clone()),
         // Esc closes the details first, then clears the filter.
         KeyCode::Esc if app.ui.details.is_some() => app.ui.details = None,
-        KeyCode::Esc => {
-            app.set_filter("");
-        }
+        KeyCode::Esc => _ = app.set_filter(""),
         KeyCode::Enter => app.enter(),
         KeyCode::Char('o') => app.set_group_by(app.ui.group_by.next()),
-        KeyCode::Char('+') | KeyCode::Right => {
-            app.expand(Some(true));
-        }
-        KeyCode::Char('-') | KeyCode::Left => {
-            app.expand(Some(false));
-        }
+        KeyCode::Char('+') | KeyCode::Right => _ = app.expand(Some(true)),
+        KeyCode::Char('-') | KeyCode::Left => _ = app.expand(Some(false)),
         KeyCode::Char('O') => app.expand_all(app.ui.expanded.is_empty()),
         KeyCode::Char('D') => app.closed_details(),
         KeyCode::Char('[') => app.ui.closed_cursor = app.ui.closed_cursor.saturating_sub(1),
@@ -105,9 +99,7 @@ fn on_filter_key(app: &mut App, key: &KeyEvent) -> Action {
     let Some(input) = app.ui.input.as_mut() else { return Action::None };
     match key.code {
         KeyCode::Char(c) => input.push(c),
-        KeyCode::Backspace => {
-            input.pop();
-        }
+        KeyCode::Backspace => _ = input.pop(),
         KeyCode::Enter => {
             let typed = input.trim().to_owned();
             // A bad expression stays open for editing, its error shown.
@@ -172,12 +164,10 @@ mod tests {
     #[test]
     fn modes_sort_pane_pause_and_help() {
         let mut a = app();
-        press(&mut a, KeyCode::Char('l'));
-        assert_eq!(a.ui.mode, Mode::Listening);
-        press(&mut a, KeyCode::Char('t'));
-        assert_eq!(a.ui.mode, Mode::Tcp);
-        press(&mut a, KeyCode::Char('a'));
-        assert_eq!(a.ui.mode, Mode::All);
+        for (key, mode) in [('l', Mode::Listening), ('t', Mode::Tcp), ('a', Mode::All)] {
+            press(&mut a, KeyCode::Char(key));
+            assert_eq!(a.ui.mode, mode);
+        }
         press(&mut a, KeyCode::Char('s'));
         assert_eq!(a.ui.sort.column, Column::Owner);
         press(&mut a, KeyCode::Char('r'));

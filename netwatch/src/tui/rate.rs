@@ -18,11 +18,9 @@ impl RateMeter {
     }
 
     pub fn push(&mut self, now_ns: u64, total: u64) {
-        if self.samples.back().is_some_and(|&(t, _)| t >= now_ns) {
+        if let Some(last) = self.samples.back_mut().filter(|&&mut (t, _)| t >= now_ns) {
             // Same instant (or a clock that went backwards): keep the newest count.
-            if let Some(last) = self.samples.back_mut() {
-                last.1 = total;
-            }
+            last.1 = total;
             return;
         }
         self.samples.push_back((now_ns, total));

@@ -17,12 +17,8 @@ fn screen(prepare: impl FnOnce(&mut App)) -> Vec<String> {
 
 fn screen_of(width: u16, prepare: impl FnOnce(&mut App)) -> Vec<String> {
     let mut t = fixtures::table();
-    let lived = fixtures::short_lived();
-    for e in &lived {
-        t.apply(e);
-    }
     let mut app = App::new(None, TimeZone::UTC);
-    app.ingest(Update { events: lived, ..Update::default() });
+    fixtures::live(&mut t, &mut app, fixtures::short_lived());
     app.refresh(&t, 5_000_000_000);
     prepare(&mut app);
     let mut term = Terminal::new(TestBackend::new(width, 30)).unwrap();
@@ -41,6 +37,12 @@ fn find<'a>(lines: &'a [String], needle: &str) -> &'a str {
 
 fn absent(lines: &[String], needle: &str) {
     assert!(!lines.iter().any(|l| l.contains(needle)), "{needle:?} on screen:\n{}", lines.join("\n"));
+}
+
+/// The key `c` pressed.
+fn press(app: &mut App, c: char) {
+    let key = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char(c));
+    super::input::on_terminal_event(app, &crossterm::event::Event::Key(key));
 }
 
 #[test]
@@ -149,19 +151,7 @@ fn filter_mode_pause_and_help_are_visible() {
 /// for an owner of unknown workload; the `/` filter matches it too.
 #[test]
 fn workload_column_and_filter() {
-    use std::sync::Arc;
-
-    use crate::workload::{Container, Info, Runtime, Workload};
-    let web = Workload(Arc::new(Info {
-        cgroup: "/machine.slice/libpod-x.scope".into(),
-        unit: Some("libpod-x.scope".into()),
-        container: Some(Container {
-            runtime: Runtime::Podman,
-            id: "ab".repeat(32).into(),
-            name: Some("webctr".into()),
-        }),
-        pod_uid: None,
-    }));
+    let web = fixtures::workload("/machine.slice/libpod-x.scope", Some("libpod-x.scope"), Some("webctr"));
     let give = |a: &mut App| {
         for e in &mut a.snap.entries {
             e.workload = None;
@@ -171,10 +161,7 @@ fn workload_column_and_filter() {
     absent(&screen(give), "Workload");
     let s = screen(|a| {
         give(a);
-        super::input::on_terminal_event(
-            a,
-            &crossterm::event::Event::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('w'))),
-        );
+        press(a, 'w');
     });
     find(&s, "Workload");
     find(&s, "webctr");
@@ -212,10 +199,7 @@ fn names_key_shows_the_remote_name() {
     absent(&plain, "web.example.test");
     let named = screen(|a| {
         give(a);
-        super::input::on_terminal_event(
-            a,
-            &crossterm::event::Event::Key(crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Char('n'))),
-        );
+        press(a, 'n');
     });
     find(&named, &format!("web.example.test:{remote_port}"));
     // `/` finds the row by its name, shown or not.

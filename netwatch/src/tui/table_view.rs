@@ -41,20 +41,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
     let page = page_rows(area);
     let workload_width = if ui.workload { 25 } else { 0 };
     let latency = area.width >= LATENCY_MIN_WIDTH + workload_width;
-    let rows: Vec<Row> = (ui.scroll..app.line_count().min(ui.scroll + page))
+    let rows: Vec<Row> = (ui.scroll..app.lines.len().min(ui.scroll + page))
         .map(|line| {
             let r = match app.lines[line] {
                 group::Line::Row(i) => row(&app.snap.entries[i as usize], now, ui.workload, ui.names, latency),
                 group::Line::Count(state, n) => count_line((state, n)),
-                group::Line::Group(g) => {
-                    group_line(&app.groups[g as usize], app.ui.expanded.contains(&app.groups[g as usize].label))
-                }
+                group::Line::Group(g) => group_line(&app.groups[g as usize], &ui.expanded),
             };
-            if line == ui.cursor {
-                r.style(Style::new().add_modifier(Modifier::REVERSED))
-            } else {
-                r
-            }
+            selected(r, line == ui.cursor)
         })
         .collect();
     let columns = Column::ALL.into_iter().filter(|&c| latency || !matches!(c, Column::Connect | Column::Rtt));
@@ -66,9 +60,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
             Cell::from(c.title())
         }
     });
-    let shown = app.line_count();
+    let shown = app.lines.len();
     let first = if shown == 0 { 0 } else { ui.scroll + 1 };
-    let last = (ui.scroll + page_rows(area)).min(shown);
+    let last = (ui.scroll + page).min(shown);
     let block = Block::new()
         .borders(Borders::TOP | Borders::BOTTOM)
         .title(Line::from(format!(
@@ -79,35 +73,44 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, now_ns: u64) {
         )))
         .title(Line::from(format!(" rows {first}-{last} ")).right_aligned());
     let mut titles: Vec<Cell> = titles.collect();
-    let mut widths = vec![
-        Constraint::Length(5),
-        Constraint::Fill(1),
-        Constraint::Fill(1),
-        Constraint::Length(12),
-        Constraint::Length(24),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-    ];
+    let mut widths = vec![5, 0, 0, 12, 24, 9, 7, 7, 7, 7];
     if latency {
-        widths.extend([Constraint::Length(7), Constraint::Length(7)]);
+        widths.extend([7, 7]);
     }
     if ui.workload {
         titles.push(Cell::from("Workload"));
-        widths.push(Constraint::Length(24));
+        widths.push(24);
     }
-    let table = Table::new(rows, widths)
+    frame.render_widget(table(rows, titles, &widths, block), area);
+}
+
+/// A table of `rows` under bold `titles`, its columns `widths` wide (`0`:
+/// a share of the room the others leave).
+pub fn table<'a, T: IntoIterator<Item: Into<Cell<'a>>>>(
+    rows: Vec<Row<'a>>,
+    titles: T,
+    widths: &[u16],
+    block: Block<'a>,
+) -> Table<'a> {
+    let widths = widths.iter().map(|&w| if w == 0 { Constraint::Fill(1) } else { Constraint::Length(w) });
+    Table::new(rows, widths)
         .header(Row::new(titles).style(Style::new().add_modifier(Modifier::BOLD)))
         .block(block)
-        .column_spacing(1);
-    frame.render_widget(table, area);
+        .column_spacing(1)
+}
+
+/// `row`, shown reversed where it is the selected one.
+pub fn selected(row: Row<'_>, on: bool) -> Row<'_> {
+    if on {
+        row.style(Style::new().add_modifier(Modifier::REVERSED))
+    } else {
+        row
+    }
 }
 
 /// A group's header: its label, then its counts by state.
-fn group_line(g: &Group, open: bool) -> Row<'static> {
-    let mark = if open { "[-]" } else { "[+]" };
+fn group_line(g: &Group, expanded: &rustc_hash::FxHashSet<String>) -> Row<'static> {
+    let mark = if expanded.contains(&g.label) { "[-]" } else { "[+]" };
     let counts: Vec<String> = g.states.iter().map(|&(s, n)| format!("{} {n}", state_name(Proto::Tcp, s))).collect();
     let total: u32 = g.states.iter().map(|(_, n)| n).sum();
     let queue = g.queue.map(|(q, backlog)| format!("accept queue {q}/{backlog}")).unwrap_or_default();

@@ -24,7 +24,7 @@ pub fn rows(processes: &[ProcessTraffic], filter: &str, fit: usize) -> Vec<Row<'
 
 fn row(p: &ProcessTraffic) -> Row<'static> {
     let t = &p.totals;
-    let trouble = t.retransmits > 0 || t.resets() > 0;
+    let color = if t.retransmits > 0 || t.resets() > 0 { Color::Yellow } else { Color::Reset };
     Row::new([
         Cell::from(p.name.clone()),
         Cell::from(p.sockets.to_string()),
@@ -32,10 +32,6 @@ fn row(p: &ProcessTraffic) -> Row<'static> {
         Cell::from(format::bytes(p.tx_rate)),
         Cell::from(format::bytes(t.rx_bytes)),
         Cell::from(format::bytes(t.tx_bytes)),
-        Cell::from(format!("{}/{}", t.retransmits, t.resets())).style(Style::new().fg(if trouble {
-            Color::Yellow
-        } else {
-            Color::Reset
-        })),
+        Cell::from(format!("{}/{}", t.retransmits, t.resets())).style(Style::new().fg(color)),
     ])
 }

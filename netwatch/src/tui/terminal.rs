@@ -53,9 +53,7 @@ impl Screen {
             }
         }
     }
-}
 
-impl Screen {
     /// Draws one frame as a synchronized update (DEC mode 2026), which
     /// terminals that know it show at once; others ignore the brackets.
     pub fn draw(&mut self, render: impl FnOnce(&mut ratatui::Frame)) -> io::Result<()> {

@@ -7,6 +7,7 @@
 
 use std::{
     cmp::Ordering,
+    fmt::Write as _,
     net::{IpAddr, SocketAddr},
 };
 
@@ -242,22 +243,14 @@ impl Entry {
         buf.push(' ');
         format::push_endpoint(buf, self.row.remote);
         buf.push(' ');
-        {
-            use std::fmt::Write as _;
-            let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
-        }
+        let _ = write!(buf, "{}", label(self.owner.as_ref().map(|(pid, comm)| (*pid, comm))));
         if let Some(h) = &self.rhost {
-            buf.push(' ');
-            buf.push_str(h);
+            let _ = write!(buf, " {h}");
         }
         if let Some(w) = &self.workload {
-            buf.push(' ');
-            buf.push_str(&w.cgroup);
+            let _ = write!(buf, " {}", w.cgroup);
             if let Some(c) = &w.container {
-                buf.push(' ');
-                buf.push_str(&c.id);
-                buf.push(' ');
-                buf.push_str(c.name.as_deref().unwrap_or(""));
+                let _ = write!(buf, " {} {}", c.id, c.name.as_deref().unwrap_or(""));
             }
         }
         c(buf, needle)
@@ -302,13 +295,8 @@ pub(super) fn state_rank(state: TcpState) -> u8 {
 /// The default order, also every other column's tie-break, so that rows
 /// never swap places between redraws.
 fn by_state(a: &Entry, b: &Entry) -> Ordering {
-    (a.rank, a.row.local.port(), a.local_key, a.remote_key, a.row.proto).cmp(&(
-        b.rank,
-        b.row.local.port(),
-        b.local_key,
-        b.remote_key,
-        b.row.proto,
-    ))
+    let key = |e: &Entry| (e.rank, e.row.local.port(), e.local_key, e.remote_key, e.row.proto);
+    key(a).cmp(&key(b))
 }
 
 pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
@@ -318,12 +306,9 @@ pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
         Column::Remote => a.remote_key.cmp(&b.remote_key),
         Column::State => Ordering::Equal,
         // By program name, then PID; sockets without an owner last.
-        Column::Owner => match (&a.owner, &b.owner) {
-            (Some((pa, ca)), Some((pb, cb))) => ca.cmp(cb).then(pa.cmp(pb)),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        },
+        Column::Owner => {
+            none_last(a.owner.as_ref(), b.owner.as_ref(), |(pa, ca), (pb, cb)| ca.cmp(cb).then(pa.cmp(pb)))
+        }
         // Youngest first.
         Column::Age => b.start_ns.cmp(&a.start_ns),
         // Traffic: the busiest first.
@@ -335,16 +320,16 @@ pub fn compare(a: &Entry, b: &Entry, column: Column) -> Ordering {
             .cmp(&(a.rx_rate + a.tx_rate))
             .then((b.rx_bytes + b.tx_bytes).cmp(&(a.rx_bytes + a.tx_bytes))),
         // Latency: the slowest first, rows without a figure after.
-        Column::Connect => slowest(a.connect_us, b.connect_us),
-        Column::Rtt => slowest(a.rtt_us, b.rtt_us),
+        Column::Connect => none_last(a.connect_us, b.connect_us, |a, b| b.cmp(&a)),
+        Column::Rtt => none_last(a.rtt_us, b.rtt_us, |a, b| b.cmp(&a)),
     };
     primary.then_with(|| by_state(a, b))
 }
 
-/// Larger first, `None` last.
-fn slowest<T: Ord>(a: Option<T>, b: Option<T>) -> Ordering {
+/// `Some` by `cmp`, then `None`.
+fn none_last<T>(a: Option<T>, b: Option<T>, cmp: impl FnOnce(T, T) -> Ordering) -> Ordering {
     match (a, b) {
-        (Some(a), Some(b)) => b.cmp(&a),
+        (Some(a), Some(b)) => cmp(a, b),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
         (None, None) => Ordering::Equal,
