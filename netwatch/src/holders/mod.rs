@@ -32,7 +32,6 @@
 //! process it meets in /proc, which lists pids in ascending order).
 
 use std::{
-    collections::HashMap,
     path::Path,
     time::{Duration, Instant},
 };
@@ -282,13 +281,10 @@ pub fn walk(iterator: bool) -> Result<Walk> {
             .collect()
     } else {
         let scan = crate::seed::scan_owners(Path::new("/proc"), 2).context("scanning /proc/*/fd")?;
-        from_scan(scan.owners)
+        let owners = scan.owners.into_iter().flat_map(|(inode, ps)| ps.into_iter().map(move |p| (inode, p)));
+        owners.map(|(inode, p)| (inode, p.pid, Comm::new(&p.comm))).collect()
     };
     Ok(group(&mut pairs))
-}
-
-fn from_scan(owners: HashMap<u64, Vec<crate::seed::Process>>) -> Vec<(u64, u32, Comm)> {
-    owners.into_iter().flat_map(|(inode, ps)| ps.into_iter().map(move |p| (inode, p.pid, Comm::new(&p.comm)))).collect()
 }
 
 /// (inode, pid, name) triples, one per descriptor, into holders per inode:

@@ -46,15 +46,16 @@ fn names(r: &Row) -> Vec<(u32, String)> {
     r.owners.iter().map(|o| (o.pid, o.comm.text().to_owned())).collect()
 }
 
-fn sets(execs: &[(u32, &str)], exits: &[u32]) -> (FxHashMap<u32, Comm>, FxHashSet<u32>) {
-    (execs.iter().map(|&(p, n)| (p, Comm::new(n))).collect(), exits.iter().copied().collect())
+/// [`update_row`] for these execs and exits and forks, with no listener to tell.
+fn update(r: &mut Row, execs: &[(u32, &str)], exits: &[u32], fork: impl Fn(u32) -> bool) -> bool {
+    let execs: FxHashMap<u32, Comm> = execs.iter().map(|&(p, n)| (p, Comm::new(n))).collect();
+    update_row(r, &execs, &exits.iter().copied().collect(), &fork, &mut ListenerOwners::default())
 }
 
 #[test]
 fn exec_renames_the_holder_at_once_without_a_walk() {
     let mut r = row(7, &[owner(10, "systemd-socket-")]);
-    let (execs, exits) = sets(&[(10, "python3")], &[]);
-    let want = update_row(&mut r, &execs, &exits, &|_| false, &mut ListenerOwners::default());
+    let want = update(&mut r, &[(10, "python3")], &[], |_| false);
     assert!(!want, "the same pid still holds it");
     assert_eq!(names(&r), [(10, "python3".to_owned())]);
 }
@@ -62,16 +63,14 @@ fn exec_renames_the_holder_at_once_without_a_walk() {
 #[test]
 fn a_sole_holders_exit_asks_for_a_walk_and_keeps_it_until_then() {
     let mut r = row(7, &[owner(10, "nginx")]);
-    let (execs, exits) = sets(&[], &[10]);
-    assert!(update_row(&mut r, &execs, &exits, &|_| false, &mut ListenerOwners::default()));
+    assert!(update(&mut r, &[], &[10], |_| false));
     assert_eq!(names(&r), [(10, "nginx".to_owned())]);
 }
 
 #[test]
 fn a_shared_sockets_dead_holder_goes_at_once() {
     let mut r = row(7, &[owner(10, "nginx"), owner(11, "nginx"), owner(12, "nginx")]);
-    let (execs, exits) = sets(&[], &[10]);
-    assert!(update_row(&mut r, &execs, &exits, &|_| false, &mut ListenerOwners::default()));
+    assert!(update(&mut r, &[], &[10], |_| false));
     assert_eq!(names(&r), [(11, "nginx".to_owned()), (12, "nginx".to_owned())]);
 }
 
@@ -82,17 +81,15 @@ fn a_shared_sockets_dead_holder_goes_at_once() {
 #[test]
 fn holders_that_all_exit_together_stay_until_the_walk() {
     let mut r = row(7, &[owner(10, "sh"), owner(11, "sleep")]);
-    let (execs, exits) = sets(&[], &[10, 11]);
-    assert!(update_row(&mut r, &execs, &exits, &|_| false, &mut ListenerOwners::default()));
+    assert!(update(&mut r, &[], &[10, 11], |_| false));
     assert_eq!(names(&r), [(10, "sh".to_owned()), (11, "sleep".to_owned())]);
 }
 
 #[test]
 fn a_holders_fork_asks_for_a_walk_others_do_not() {
     let mut r = row(7, &[owner(10, "server")]);
-    let (execs, exits) = sets(&[], &[]);
-    assert!(update_row(&mut r, &execs, &exits, &|pid| pid == 10, &mut ListenerOwners::default()));
-    assert!(!update_row(&mut r, &execs, &exits, &|pid| pid == 99, &mut ListenerOwners::default()));
+    assert!(update(&mut r, &[], &[], |pid| pid == 10));
+    assert!(!update(&mut r, &[], &[], |pid| pid == 99));
 }
 
 #[test]

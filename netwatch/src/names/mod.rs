@@ -217,11 +217,16 @@ mod tests {
         r
     }
 
+    /// An answer naming `LABEL.test` 127.0.0.`last` for 30 s.
+    fn msg(label: u8, last: u8) -> Vec<u8> {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, label, 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, last]);
+        m
+    }
+
     #[test]
     fn learns_from_kernel_records() {
-        let mut msg = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, b'k', 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
-        msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 9]);
-        let r = record(4, netwatch_common::dns::PROTO_UDP, &msg);
+        let r = record(4, netwatch_common::dns::PROTO_UDP, &msg(b'k', 9));
         let mut bad = r;
         bad.len = 9999; // more than the payload: read as all of it
         let mut n = Names::default();
@@ -233,15 +238,8 @@ mod tests {
     /// Over TCP a record holds length-prefixed messages: each is learnt.
     #[test]
     fn learns_every_message_of_a_tcp_record() {
-        let msg = |label: u8, last: u8| {
-            let mut m =
-                vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, label, 4, b't', b'e', b's', b't', 0, 0, 1, 0, 1];
-            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, last]);
-            let mut framed = (m.len() as u16).to_be_bytes().to_vec();
-            framed.extend_from_slice(&m);
-            framed
-        };
-        let data = [msg(b'a', 1), msg(b'b', 2)].concat();
+        let framed = |m: Vec<u8>| [(m.len() as u16).to_be_bytes().to_vec(), m].concat();
+        let data = [framed(msg(b'a', 1)), framed(msg(b'b', 2))].concat();
         let mut n = Names::default();
         n.learn(&[record(6, PROTO_TCP, &data)]);
         assert_eq!(n.name(5, ip("127.0.0.1"), S).as_deref(), Some("a.test"));

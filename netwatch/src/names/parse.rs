@@ -44,14 +44,10 @@ pub fn answer(msg: &[u8]) -> Option<Answer> {
     at = at.checked_add(4).filter(|end| *end <= msg.len())?; // QTYPE, QCLASS
     let mut records = Vec::new();
     for _ in 0..usize::from(count(6)).min(ANSWERS_MAX) {
-        match read_record(msg, at) {
-            Some((r, next)) => {
-                records.push(r);
-                at = next;
-            }
-            // Truncated: what was read stands.
-            None => break,
-        }
+        // Truncated: what was read stands.
+        let Some((r, next)) = read_record(msg, at) else { break };
+        records.push(r);
+        at = next;
     }
     let aliases = chain(&name, &records);
     let addrs: Vec<_> = records
@@ -90,10 +86,8 @@ fn chain(name: &str, records: &[Record]) -> Vec<String> {
             Data::Alias(target) if aliases.contains(&r.owner) && !aliases.contains(target) => Some(target.clone()),
             _ => None,
         });
-        match next {
-            Some(t) => aliases.push(t),
-            None => break,
-        }
+        let Some(next) = next else { break };
+        aliases.push(next);
     }
     aliases
 }
@@ -184,10 +178,7 @@ fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
 fn push_label(name: &mut String, label: &[u8]) {
     for &b in label {
         match b {
-            b'.' | b'\\' => {
-                name.push('\\');
-                name.push(char::from(b));
-            }
+            b'.' | b'\\' => name.extend(['\\', char::from(b)]),
             0x21..=0x7e => name.push(char::from(b.to_ascii_lowercase())),
             _ => name.push_str(&format!("\\{b:03}")),
         }

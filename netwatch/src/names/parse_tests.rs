@@ -36,6 +36,12 @@ fn question(answers: u16, q: &str) -> Vec<u8> {
 
 const PTR_QNAME: [u8; 2] = [0xc0, 12];
 
+/// A record whose owner is a pointer to the question's name.
+fn ptr_record(m: &mut Vec<u8>, ty: u16, ttl: u32, rdata: &[u8]) {
+    m.extend_from_slice(&PTR_QNAME);
+    record(m, ty, ttl, rdata);
+}
+
 fn v4(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -43,10 +49,8 @@ fn v4(s: &str) -> IpAddr {
 #[test]
 fn a_records_for_the_question_compressed() {
     let mut m = question(2, "Svc.Example.TEST");
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 300, &[127, 0, 0, 77]);
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 60, &[127, 0, 0, 78]);
+    ptr_record(&mut m, TYPE_A, 300, &[127, 0, 0, 77]);
+    ptr_record(&mut m, TYPE_A, 60, &[127, 0, 0, 78]);
     let a = answer(&m).unwrap();
     assert_eq!(a.name, "svc.example.test");
     assert_eq!(a.addrs, vec![(v4("127.0.0.77"), 300), (v4("127.0.0.78"), 60)]);
@@ -67,10 +71,9 @@ fn cname_chain_gives_the_queried_name() {
     // www.test CNAME edge.cdn.test (target spelled out), edge.cdn.test
     // CNAME last.test, last.test A: in any order.
     let edge_at = m.len() + 2 + 10;
-    m.extend_from_slice(&PTR_QNAME);
     let mut target = Vec::new();
     name(&mut target, "edge.cdn.test");
-    record(&mut m, TYPE_CNAME, 30, &target);
+    ptr_record(&mut m, TYPE_CNAME, 30, &target);
     let last_owner = m.len();
     name(&mut m, "last.test");
     record(&mut m, TYPE_A, 30, &[10, 9, 8, 7]);
@@ -95,8 +98,7 @@ fn queries_errors_and_empty_answers_are_not_answers() {
     assert_eq!(answer(&q), None);
     let mut nx = question(1, "a.test");
     nx[3] = 0x83; // NXDOMAIN
-    nx.extend_from_slice(&PTR_QNAME);
-    record(&mut nx, TYPE_A, 30, &[1, 2, 3, 4]);
+    ptr_record(&mut nx, TYPE_A, 30, &[1, 2, 3, 4]);
     assert_eq!(answer(&nx), None);
     assert_eq!(answer(&question(0, "a.test")), None);
 }
@@ -104,19 +106,16 @@ fn queries_errors_and_empty_answers_are_not_answers() {
 #[test]
 fn a_high_ttl_reads_as_zero() {
     let mut m = question(1, "a.test");
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 0x8000_0000, &[1, 2, 3, 4]);
+    ptr_record(&mut m, TYPE_A, 0x8000_0000, &[1, 2, 3, 4]);
     assert_eq!(answer(&m).unwrap().addrs, vec![(v4("1.2.3.4"), 0)]);
 }
 
 #[test]
 fn truncation_anywhere_never_panics_and_keeps_whole_records() {
     let mut m = question(2, "a.test");
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 30, &[1, 2, 3, 4]);
+    ptr_record(&mut m, TYPE_A, 30, &[1, 2, 3, 4]);
     let first_end = m.len();
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 30, &[5, 6, 7, 8]);
+    ptr_record(&mut m, TYPE_A, 30, &[5, 6, 7, 8]);
     for cut in 0..m.len() {
         let got = answer(&m[..cut]);
         let want = (cut >= first_end).then(|| vec![(v4("1.2.3.4"), 30)]);
@@ -149,10 +148,9 @@ fn pointer_loops_and_forward_pointers_are_refused() {
 #[test]
 fn cname_loops_end() {
     let mut m = question(2, "a.test");
-    m.extend_from_slice(&PTR_QNAME);
     let mut b = Vec::new();
     name(&mut b, "b.test");
-    record(&mut m, TYPE_CNAME, 30, &b);
+    ptr_record(&mut m, TYPE_CNAME, 30, &b);
     name(&mut m, "b.test");
     record(&mut m, TYPE_CNAME, 30, &PTR_QNAME);
     assert_eq!(answer(&m), None);
@@ -167,18 +165,15 @@ fn odd_bytes_are_escaped_and_long_names_refused() {
     assert_eq!(answer(&m).unwrap().name, "a\\010\\.");
     let long = vec!["x".repeat(63); 5].join(".");
     let mut m = question(1, &long);
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 30, &[1, 2, 3, 4]);
+    ptr_record(&mut m, TYPE_A, 30, &[1, 2, 3, 4]);
     assert_eq!(answer(&m), None);
 }
 
 #[test]
 fn wrong_rdata_lengths_are_skipped() {
     let mut m = question(2, "a.test");
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 30, &[1, 2, 3]);
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_AAAA, 30, &[1, 2, 3, 4]);
+    ptr_record(&mut m, TYPE_A, 30, &[1, 2, 3]);
+    ptr_record(&mut m, TYPE_AAAA, 30, &[1, 2, 3, 4]);
     assert_eq!(answer(&m), None);
 }
 
@@ -187,8 +182,7 @@ fn wrong_rdata_lengths_are_skipped() {
 #[test]
 fn garbage_never_panics() {
     let mut good = question(1, "a.test");
-    good.extend_from_slice(&PTR_QNAME);
-    record(&mut good, TYPE_A, 30, &[1, 2, 3, 4]);
+    ptr_record(&mut good, TYPE_A, 30, &[1, 2, 3, 4]);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         x ^= x << 13;
@@ -212,8 +206,7 @@ fn garbage_never_panics() {
 /// An A answer for `q` to address `ip`, with its TCP length prefix.
 fn framed(q: &str, ip: [u8; 4]) -> Vec<u8> {
     let mut m = question(1, q);
-    m.extend_from_slice(&PTR_QNAME);
-    record(&mut m, TYPE_A, 30, &ip);
+    ptr_record(&mut m, TYPE_A, 30, &ip);
     let mut out = (m.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(&m);
     out

@@ -158,18 +158,17 @@ impl<'a> Btf<'a> {
             self.starts.push(start);
             let ty = self.header_at(id, pos)?;
             // Enums are indexed with the structs: the names never meet.
-            if (ty.kind == STRUCT || ty.kind == ENUM) && ty.vlen > 0 {
+            let wanted = match ty.kind {
+                STRUCT | ENUM if ty.vlen > 0 => wanted,
+                FUNC => funcs,
+                _ => &[],
+            };
+            if !wanted.is_empty() {
                 let name = self.name(ty.name_off)?;
-                if let Some(want) = wanted.iter().find(|w| w.as_bytes() == name) {
-                    if !self.structs.iter().any(|(n, _)| n == want) {
-                        self.structs.push((want, id as u32));
-                    }
-                }
-            } else if ty.kind == FUNC && !funcs.is_empty() {
-                let name = self.name(ty.name_off)?;
-                if let Some(want) = funcs.iter().find(|w| w.as_bytes() == name) {
-                    if !self.funcs.iter().any(|(n, _)| n == want) {
-                        self.funcs.push((want, id as u32));
+                if let Some(&want) = wanted.iter().find(|w| w.as_bytes() == name) {
+                    let found = if ty.kind == FUNC { &mut self.funcs } else { &mut self.structs };
+                    if !found.iter().any(|&(n, _)| n == want) {
+                        found.push((want, id as u32));
                     }
                 }
             }

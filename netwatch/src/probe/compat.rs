@@ -26,7 +26,7 @@ use aya::{
 };
 use netwatch_common::names::{self, compat};
 
-use super::Globals;
+use super::{program, Globals};
 
 /// Live sockets netwatch can keep its own ids for (`names::MAP_IDS`); one
 /// beyond that has an id per event until its kernel cookie exists.
@@ -93,15 +93,8 @@ fn make_cookies(ebpf: &mut Ebpf) -> Result<()> {
     Ok(())
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
-    ebpf.program_mut(name).ok_or_else(|| anyhow::anyhow!("program {name} missing from the eBPF object"))
-}
-
 fn load_tracepoint(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
-    let p: &mut TracePoint = ebpf
-        .program_mut(prog)
-        .ok_or_else(|| anyhow::anyhow!("program {prog} missing from the eBPF object"))?
-        .try_into()?;
+    let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
     p.load()?;
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! The `connect()` failure hooks (the eBPF crate's `connect`): optional,
 //! since every other event flows without them.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use aya::{programs::TracePoint, Ebpf};
 use netwatch_common::names;
 
-use super::tracefs;
+use super::{program, tracefs};
 
 /// Loads and attaches the exit program, and where the object was loaded
 /// with `compat::NO_TASK_REGS` the entry program too; the exit first, so
@@ -17,8 +17,7 @@ pub(super) fn attach(ebpf: &mut Ebpf, compat_bits: u32) -> Result<()> {
         programs.push((names::PROG_CONNECT_ENTER, names::TP_CONNECT_ENTER));
     }
     for (prog, tp) in programs {
-        let p: &mut TracePoint =
-            ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+        let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
         if p.fd().is_err() {
             p.load().with_context(|| format!("loading {prog}"))?;
         }

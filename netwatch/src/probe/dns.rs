@@ -11,6 +11,8 @@ use aya::{
 };
 use netwatch_common::names;
 
+use super::program;
+
 /// Environment variable that leaves DNS capture out (`1`).
 pub const DISABLE_ENV: &str = "NETWATCH_NO_DNS";
 
@@ -39,8 +41,7 @@ impl Maps {
 pub(super) fn attach(ebpf: &mut Ebpf) -> Result<Maps> {
     let (path, cgroup) = super::traffic::open_cgroup_root()?;
     let prog = names::PROG_DNS_INGRESS;
-    let p: &mut CgroupSkb =
-        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+    let p: &mut CgroupSkb = program(ebpf, prog)?.try_into()?;
     p.load().with_context(|| format!("loading {prog}"))?;
     // Flags 0, as for the traffic programs: runs alongside any other.
     p.attach(&cgroup, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)

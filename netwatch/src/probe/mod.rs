@@ -202,20 +202,22 @@ fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
     ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
 }
 
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing from the eBPF object"))
+}
+
 fn attach_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
     // `compat::load` may have loaded it already, to see whether it can be.
     if ebpf.program(prog).is_none_or(|p| p.fd().is_err()) {
         load_btf(ebpf, btf, prog, tracepoint)?;
     }
-    let p: &mut BtfTracePoint =
-        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+    let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
     p.attach().with_context(|| format!("attaching to BTF tracepoint {tracepoint}"))?;
     Ok(())
 }
 
 fn load_btf(ebpf: &mut Ebpf, btf: &Btf, prog: &str, tracepoint: &str) -> Result<()> {
-    let p: &mut BtfTracePoint =
-        ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+    let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
     p.load(tracepoint, btf)
         .with_context(|| format!("loading {prog} for BTF tracepoint {tracepoint} (does this kernel have it?)"))
 }
@@ -227,8 +229,7 @@ fn attach_accept(ebpf: &mut Ebpf) -> Result<()> {
     for (prog, tp) in
         [(names::PROG_ACCEPT4_EXIT, names::TP_ACCEPT4_EXIT), (names::PROG_ACCEPT_EXIT, names::TP_ACCEPT_EXIT)]
     {
-        let p: &mut TracePoint =
-            ebpf.program_mut(prog).ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?.try_into()?;
+        let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
         if p.fd().is_err() {
             p.load().with_context(|| format!("loading {prog}"))?;
         }

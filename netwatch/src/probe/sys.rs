@@ -15,18 +15,19 @@ use aya_obj::generated::{
     bpf_prog_type::BPF_PROG_TYPE_TRACING, BPF_F_RDONLY_PROG,
 };
 
-fn bpf(cmd: bpf_cmd, attr: &bpf_attr) -> io::Result<i64> {
+/// bpf(2); `attr` is mutable because some commands write their answer back into it.
+fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
     // SAFETY: `attr` is a fully initialised bpf_attr that outlives the call;
     // the kernel reads (and for some commands writes) only within its size.
     let ret =
-        unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *const bpf_attr, size_of::<bpf_attr>()) };
+        unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *mut bpf_attr, size_of::<bpf_attr>()) };
     match ret {
         -1 => Err(io::Error::last_os_error()),
         n => Ok(n),
     }
 }
 
-fn bpf_fd(cmd: bpf_cmd, attr: &bpf_attr) -> io::Result<OwnedFd> {
+fn bpf_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<OwnedFd> {
     let fd = i32::try_from(bpf(cmd, attr)?).map_err(|_| io::Error::other("bpf(2) returned an impossible fd"))?;
     // SAFETY: the kernel just created this fd for us; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -57,7 +58,7 @@ pub fn rodata_map(name: &str, value: &[u8]) -> Result<OwnedFd> {
     create.max_entries = 1;
     create.map_flags = BPF_F_RDONLY_PROG;
     create.map_name = name16(name);
-    let map = bpf_fd(bpf_cmd::BPF_MAP_CREATE, &attr).with_context(|| format!("creating map {name}"))?;
+    let map = bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr).with_context(|| format!("creating map {name}"))?;
 
     let key = 0u32;
     let mut attr = zeroed();
@@ -66,12 +67,12 @@ pub fn rodata_map(name: &str, value: &[u8]) -> Result<OwnedFd> {
     update.map_fd = map.as_raw_fd() as u32;
     update.key = &key as *const u32 as u64;
     update.__bindgen_anon_1.value = value.as_ptr() as u64;
-    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &attr).with_context(|| format!("filling map {name}"))?;
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).with_context(|| format!("filling map {name}"))?;
 
     let mut attr = zeroed();
     // BPF_MAP_FREEZE reads map_fd.
     attr.__bindgen_anon_2.map_fd = map.as_raw_fd() as u32;
-    bpf(bpf_cmd::BPF_MAP_FREEZE, &attr).with_context(|| format!("freezing map {name}"))?;
+    bpf(bpf_cmd::BPF_MAP_FREEZE, &mut attr).with_context(|| format!("freezing map {name}"))?;
     Ok(map)
 }
 
@@ -96,7 +97,7 @@ pub fn load_iter(name: &str, insns: &[u8], btf_id: u32) -> Result<OwnedFd> {
             load.log_buf = log.as_mut_ptr() as u64;
             load.log_size = log.len() as u32;
         }
-        bpf_fd(bpf_cmd::BPF_PROG_LOAD, &attr)
+        bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr)
     };
     match attempt(&mut []) {
         Ok(fd) => Ok(fd),
@@ -120,12 +121,12 @@ pub fn open_iter(prog: &OwnedFd) -> Result<OwnedFd> {
     let create = unsafe { &mut attr.link_create };
     create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
     create.attach_type = BPF_TRACE_ITER as u32;
-    let link = bpf_fd(bpf_cmd::BPF_LINK_CREATE, &attr).context("creating the iterator link")?;
+    let link = bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr).context("creating the iterator link")?;
 
     let mut attr = zeroed();
     attr.iter_create.link_fd = link.as_raw_fd() as u32;
     // The iterator fd keeps what it needs; the link fd can go.
-    bpf_fd(bpf_cmd::BPF_ITER_CREATE, &attr).context("opening the iterator")
+    bpf_fd(bpf_cmd::BPF_ITER_CREATE, &mut attr).context("opening the iterator")
 }
 
 /// Entries a batch asks for at first: a hash map's bucket must fit whole,
@@ -155,7 +156,7 @@ pub fn lookup_batch<K: aya::Pod, V: aya::Pod>(map: BorrowedFd<'_>, out: &mut Vec
         batch.values = values.as_mut_ptr() as u64;
         batch.count = room as u32;
         batch.map_fd = map.as_raw_fd() as u32;
-        let done = match bpf_out(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr) {
+        let done = match bpf(bpf_cmd::BPF_MAP_LOOKUP_BATCH, &mut attr) {
             Ok(_) => false,
             // The end, with the last entries copied.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
@@ -184,17 +185,6 @@ fn pod_zero<T: aya::Pod>() -> T {
     unsafe { std::mem::zeroed() }
 }
 
-/// bpf(2) for a command whose answer the kernel writes back into `attr`.
-fn bpf_out(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<i64> {
-    // SAFETY: as in `bpf`; the kernel writes only within the union's size.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *mut bpf_attr, size_of::<bpf_attr>()) };
-    match ret {
-        -1 => Err(io::Error::last_os_error()),
-        n => Ok(n),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd as _;
@@ -212,7 +202,7 @@ mod tests {
         create.value_size = 16;
         create.max_entries = entries;
         create.map_name = name16("nw_test_batch");
-        bpf_fd(bpf_cmd::BPF_MAP_CREATE, &attr).expect("creating a hash map")
+        bpf_fd(bpf_cmd::BPF_MAP_CREATE, &mut attr).expect("creating a hash map")
     }
 
     fn insert(map: &OwnedFd, key: u64, value: [u64; 2]) {
@@ -222,7 +212,7 @@ mod tests {
         update.map_fd = map.as_raw_fd() as u32;
         update.key = &raw const key as u64;
         update.__bindgen_anon_1.value = value.as_ptr() as u64;
-        bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &attr).expect("inserting");
+        bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).expect("inserting");
     }
 
     /// More entries than one batch holds: every one comes back once, with

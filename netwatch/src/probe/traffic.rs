@@ -15,6 +15,8 @@ use aya::{
 };
 use netwatch_common::{names, Traffic};
 
+use super::program;
+
 /// Environment variable that leaves the traffic programs out (`1`), e.g. to
 /// measure what they cost.
 pub const DISABLE_ENV: &str = "NETWATCH_NO_TRAFFIC";
@@ -250,10 +252,6 @@ fn attach_drops(ebpf: &mut Ebpf, btf: &Btf) -> Result<()> {
     p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
     eprintln!("netwatch: note: {NO_RX_SK}");
     Ok(())
-}
-
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
-    ebpf.program_mut(name).ok_or_else(|| anyhow!("program {name} missing from the eBPF object"))
 }
 
 #[cfg(test)]

@@ -36,13 +36,11 @@ fn diag_msg_v6() -> Vec<u8> {
     p[6..8].copy_from_slice(&48396u16.to_be_bytes());
     p[23] = 1;
     p[39] = 1;
-    p[44..48].copy_from_slice(&0x1122_3344u32.to_ne_bytes());
-    p[48..52].copy_from_slice(&0x5566_7788u32.to_ne_bytes());
-    p[52..56].copy_from_slice(&200u32.to_ne_bytes());
-    p[56..60].copy_from_slice(&5u32.to_ne_bytes());
-    p[60..64].copy_from_slice(&7u32.to_ne_bytes());
-    p[64..68].copy_from_slice(&1000u32.to_ne_bytes());
-    p[68..72].copy_from_slice(&2776072u32.to_ne_bytes());
+    // Cookie (two words), expiry, rqueue, wqueue, uid, inode.
+    let words = [0x1122_3344u32, 0x5566_7788, 200, 5, 7, 1000, 2776072];
+    for (at, w) in (44..).step_by(4).zip(words) {
+        p[at..at + 4].copy_from_slice(&w.to_ne_bytes());
+    }
     p.extend_from_slice(&[5, 0, 8, 0, 1, 0, 0, 0]);
     p
 }

@@ -100,20 +100,17 @@ pub fn find_owners(proc_root: &Path, threads: usize) -> Result<OwnerScan> {
 /// namespace grouping.
 pub fn socket_pids(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u32)>, bool)> {
     let fds = (proc_root == Path::new("/proc") && iterator_usable()).then(crate::probe::iter::socket_fds);
-    let Some(Ok(fds)) = fds else { return socket_pids_scanned(proc_root, threads) };
-    let mut pairs: Vec<(u64, u32)> = fds.iter().map(|f| (f.inode, f.tgid)).collect();
+    let (mut pairs, denied): (Vec<(u64, u32)>, _) = match fds {
+        Some(Ok(fds)) => (fds.iter().map(|f| (f.inode, f.tgid)).collect(), false),
+        _ => {
+            let scan = scan_owners(proc_root, threads)?;
+            let pairs = scan.owners.iter().flat_map(|(&inode, owners)| owners.iter().map(move |p| (inode, p.pid)));
+            (pairs.collect(), scan.stats.denied > 0)
+        }
+    };
     pairs.sort_unstable();
     pairs.dedup();
-    Ok((pairs, false))
-}
-
-fn socket_pids_scanned(proc_root: &Path, threads: usize) -> Result<(Vec<(u64, u32)>, bool)> {
-    let scan = scan_owners(proc_root, threads)?;
-    let mut pairs: Vec<(u64, u32)> =
-        scan.owners.iter().flat_map(|(&inode, owners)| owners.iter().map(move |p| (inode, p.pid))).collect();
-    pairs.sort_unstable();
-    pairs.dedup();
-    Ok((pairs, scan.stats.denied > 0))
+    Ok((pairs, denied))
 }
 
 /// The iterator needs CAP_BPF/CAP_PERFMON (not uid 0: the systemd unit
@@ -135,17 +132,18 @@ fn from_socket_fds(fds: Vec<netwatch_common::SocketFd>, netns: OwnerScan) -> Own
     scan.stats.socket_fds = fds.len();
     scan.owners.reserve(fds.len());
     for f in fds {
-        let comm = crate::socket::Comm(f.comm.0).as_str().into_owned();
-        scan.owners.entry(f.inode).or_insert_with(|| Vec::with_capacity(1)).push(Process {
-            pid: f.tgid,
-            comm,
-            fd: f.fd,
-        });
+        let p = Process { pid: f.tgid, comm: crate::socket::Comm(f.comm.0).as_str().into_owned(), fd: f.fd };
+        scan.owners.entry(f.inode).or_insert_with(|| Vec::with_capacity(1)).push(p);
     }
-    for owners in scan.owners.values_mut().filter(|o| o.len() > 1) {
+    sort_shared(&mut scan.owners);
+    scan
+}
+
+/// Orders the holders of shared sockets by pid, then fd; most have one owner.
+fn sort_shared(owners: &mut HashMap<u64, Vec<Process>>) {
+    for owners in owners.values_mut().filter(|o| o.len() > 1) {
         owners.sort_unstable_by_key(|p| (p.pid, p.fd));
     }
-    scan
 }
 
 /// Scans every process under `proc_root` with up to `threads` threads.
@@ -200,10 +198,7 @@ fn scan(proc_root: &Path, threads: usize, fds: bool) -> Result<OwnerScan> {
     for pids in scan.netns.values_mut() {
         pids.sort_unstable();
     }
-    // Shared sockets only; most have one owner.
-    for owners in scan.owners.values_mut().filter(|o| o.len() > 1) {
-        owners.sort_unstable_by_key(|p| (p.pid, p.fd));
-    }
+    sort_shared(&mut scan.owners);
     Ok(scan)
 }
 

@@ -115,13 +115,13 @@ fn parse_row(file: ProcNetFile, line: &str, netns: u32) -> Result<SeedSocket, St
     }
     let local = parse_endpoint(next("local_address")?, file.family())?;
     let remote = parse_endpoint(next("rem_address")?, file.family())?;
-    let state = hex_u8(next("st")?).and_then(TcpState::from_u8).ok_or("bad state")?;
+    let state = hex(next("st")?).and_then(TcpState::from_u8).ok_or("bad state")?;
     let (tx_queue, rx_queue) = hex_pair(next("tx_queue:rx_queue")?).ok_or("bad queues")?;
     let (tr, when) = next("tr:tm->when")?
         .split_once(':')
-        .and_then(|(tr, when)| Some((hex_u8(tr)?, hex_u64(when)?)))
+        .and_then(|(tr, when)| Some((hex(tr)?, hex::<u64>(when)?)))
         .ok_or("bad timer")?;
-    let retrnsmt = hex_u32(next("retrnsmt")?).ok_or("bad retrnsmt")?;
+    let retrnsmt = hex(next("retrnsmt")?).ok_or("bad retrnsmt")?;
     let uid = next("uid")?.parse::<u32>().map_err(|_| "bad uid")?;
     let probes = next("timeout")?.parse::<u32>().map_err(|_| "bad timeout")?;
     let inode = next("inode")?.parse::<u64>().map_err(|_| "bad inode")?;
@@ -157,14 +157,14 @@ fn parse_row(file: ProcNetFile, line: &str, netns: u32) -> Result<SeedSocket, St
 fn parse_endpoint(s: &str, family: Family) -> Result<SocketAddr, String> {
     let bad = || format!("bad address {s:?}");
     let (addr, port) = s.split_once(':').ok_or_else(bad)?;
-    let port = hex_u16(port).ok_or_else(bad)?;
+    let port = hex(port).ok_or_else(bad)?;
     let ip = match (family, addr.len()) {
-        (Family::V4, 8) => IpAddr::V4(Ipv4Addr::from(hex_u32(addr).ok_or_else(bad)?.to_ne_bytes())),
+        (Family::V4, 8) => IpAddr::V4(Ipv4Addr::from(hex::<u32>(addr).ok_or_else(bad)?.to_ne_bytes())),
         (Family::V6, 32) => {
             let mut bytes = [0u8; 16];
             for (word, chunk) in bytes.chunks_exact_mut(4).zip(addr.as_bytes().chunks_exact(4 * 2)) {
-                let hex = std::str::from_utf8(chunk).map_err(|_| bad())?;
-                word.copy_from_slice(&hex_u32(hex).ok_or_else(bad)?.to_ne_bytes());
+                let digits = std::str::from_utf8(chunk).map_err(|_| bad())?;
+                word.copy_from_slice(&hex::<u32>(digits).ok_or_else(bad)?.to_ne_bytes());
             }
             IpAddr::V6(Ipv6Addr::from(bytes))
         }
@@ -175,27 +175,15 @@ fn parse_endpoint(s: &str, family: Family) -> Result<SocketAddr, String> {
 
 fn hex_pair(s: &str) -> Option<(u32, u32)> {
     let (a, b) = s.split_once(':')?;
-    Some((hex_u32(a)?, hex_u32(b)?))
+    Some((hex(a)?, hex(b)?))
 }
 
-/// Hex digits only: `from_str_radix` alone would also take a sign.
-fn hex_u64(s: &str) -> Option<u64> {
+/// Hex digits only (`from_str_radix` alone would also take a sign), as a `T`.
+fn hex<T: TryFrom<u64>>(s: &str) -> Option<T> {
     if s.is_empty() || s.len() > 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    u64::from_str_radix(s, 16).ok()
-}
-
-fn hex_u32(s: &str) -> Option<u32> {
-    hex_u64(s).and_then(|v| u32::try_from(v).ok())
-}
-
-fn hex_u16(s: &str) -> Option<u16> {
-    hex_u64(s).and_then(|v| u16::try_from(v).ok())
-}
-
-fn hex_u8(s: &str) -> Option<u8> {
-    hex_u64(s).and_then(|v| u8::try_from(v).ok())
+    T::try_from(u64::from_str_radix(s, 16).ok()?).ok()
 }
 
 #[cfg(all(test, target_endian = "little"))]

@@ -20,8 +20,13 @@ pub(crate) fn cpath<'a>(buf: &'a mut [u8], args: fmt::Arguments<'_>) -> io::Resu
 }
 
 pub(crate) fn open_dir_at(dirfd: RawFd, path: &CStr) -> io::Result<OwnedFd> {
+    open_at(dirfd, path, libc::O_DIRECTORY)
+}
+
+/// `openat` read-only and close-on-exec, plus `flags`.
+fn open_at(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: `path` is NUL-terminated; the returned fd is owned by us.
-    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -42,13 +47,7 @@ pub(crate) fn readlink_at<'a>(dirfd: RawFd, path: &CStr, buf: &'a mut [u8]) -> i
 
 /// Reads up to `buf.len()` bytes of a small file such as `PID/comm`.
 pub(crate) fn read_at<'a>(dirfd: RawFd, path: &CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
-    // SAFETY: `path` is NUL-terminated.
-    let fd = unsafe { libc::openat(dirfd, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = open_at(dirfd, path, 0)?;
     // SAFETY: `buf` is writable for its length.
     let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
@@ -62,8 +61,7 @@ pub(crate) struct Dir(std::ptr::NonNull<libc::DIR>);
 
 impl Dir {
     pub(crate) fn open_at(dirfd: RawFd, path: &CStr) -> io::Result<Self> {
-        let fd = open_dir_at(dirfd, path)?;
-        Self::from_fd(fd)
+        Self::from_fd(open_dir_at(dirfd, path)?)
     }
 
     pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Self> {
