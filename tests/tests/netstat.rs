@@ -350,15 +350,15 @@ fn continuous(flags: &str, script: &str, remote: &str, other: &str) -> String {
     assert!(done.contains("done"), "could not connect inside the namespace: {done}");
     let out = wait::until("the short-lived socket in a closed block", Duration::from_secs(10), || {
         let out = lines.snapshot().join("\n");
-        let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
+        let block = out.split("Opened and closed since last refresh").nth(1).unwrap_or_default();
         wait::check(block.contains(remote), || format!("output so far:\n{out}")).map(|()| out)
     });
     kill_and_reap(&mut child);
     assert!(out.matches(HEADER).count() >= 2, "no repeated listing:\n{out}");
-    let block = out.split("Closed since last refresh").nth(1).unwrap_or_default();
+    let block = out.split("Opened and closed since last refresh").nth(1).unwrap_or_default();
     let row = block.lines().find(|l| l.contains(remote)).expect("the row");
     let strays: Vec<&str> = out
-        .split("Closed since last refresh")
+        .split("Opened and closed since last refresh")
         .skip(1)
         .flat_map(str::lines)
         .filter(|l| l.starts_with(&format!("{other} ")) || l.starts_with(&format!("{other}6 ")))

@@ -95,7 +95,7 @@ fn closed_block(out: &mut Vec<u8>, closed: &[&Closed], o: &Opts, names: &mut Nam
     if closed.is_empty() {
         return;
     }
-    out.extend_from_slice(b"Closed since last refresh (netwatch, from eBPF)\n");
+    out.extend_from_slice(b"Opened and closed since last refresh (netwatch, from eBPF)\n");
     out.extend_from_slice(
         b"Proto Local Address           Foreign Address         State       PID/Program name     Lifetime\n",
     );

@@ -76,7 +76,7 @@ pub struct NetstatArgs {
     /// Display timers
     #[arg(short = 'o', long, help_heading = OPTIONS, overrides_with = "timers")]
     pub timers: bool,
-    /// Continuous listing, every second (connection views add a "closed since last refresh" block: root, eBPF)
+    /// Continuous listing, every second (connection views add an "opened and closed since last refresh" block: root, eBPF)
     #[arg(short = 'c', long, help_heading = OPTIONS, overrides_with = "continuous")]
     pub continuous: bool,
     /// Display listening server sockets
