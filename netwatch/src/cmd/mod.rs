@@ -20,3 +20,8 @@ fn filter_of(
     let f = base.with_words(words).map_err(bad)?;
     option.iter().try_fold(f, |f, text| f.with_words(std::slice::from_ref(text)).map_err(bad))
 }
+
+/// Says each warning on stderr, the way every command does.
+fn warn_all(warnings: impl IntoIterator<Item = impl std::fmt::Display>) {
+    warnings.into_iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
+}
