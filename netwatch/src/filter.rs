@@ -185,18 +185,13 @@ impl Subject for Closed {
     }
 }
 
-/// An expression and the flags given with it, all of which must hold.
-#[derive(Clone, Debug, PartialEq)]
+/// An expression and the flags given with it, all of which must hold;
+/// by default `Expr::True` and no workload flag: everything.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
     pub expr: Expr,
     /// `--unit`, `--container`, `--cgroup` (`crate::workload::cli`).
     pub workload: WorkloadFilter,
-}
-
-impl Default for Filter {
-    fn default() -> Self {
-        Self { expr: Expr::True, workload: WorkloadFilter::default() }
-    }
 }
 
 /// `--unit` (exact), `--container` (a name or an id prefix), `--cgroup` (a
