@@ -128,7 +128,7 @@ impl Baseline {
                 remote: canonical(r.remote),
                 state: crate::output::snapshot::json_state(r).to_owned(),
                 netns: r.netns,
-                owners: r.owners.iter().map(|o| Owner { pid: o.pid, comm: o.comm }).collect(),
+                owners: r.owners.to_vec(),
             })
             .collect();
         Self { ts: None, sockets }

@@ -53,7 +53,8 @@ pub trait Subject {
     fn rhost(&self) -> Option<&str> {
         None
     }
-    /// The `family` field, `-4`/`-6`: IPv4-mapped addresses count as IPv4.
+    /// The `family` field, `-4`/`-6`: IPv4-mapped addresses count as IPv4
+    /// (docs/design.md#ipv4-mapped-addresses).
     fn ipv4_traffic(&self) -> bool {
         let (local, remote) = (self.local().ip(), self.remote().ip());
         let addr = if remote.is_unspecified() { local } else { remote };
@@ -95,9 +96,6 @@ impl Subject for Event {
     }
     fn lifetime_ns(&self) -> Option<u64> {
         self.duration_ns()
-    }
-    fn ipv4_traffic(&self) -> bool {
-        self.is_ipv4_traffic()
     }
     fn workload(&self) -> Option<&Workload> {
         self.workload.as_ref()
@@ -187,18 +185,13 @@ impl Subject for Closed {
     }
 }
 
-/// An expression and the flags given with it, all of which must hold.
-#[derive(Clone, Debug, PartialEq)]
+/// An expression and the flags given with it, all of which must hold;
+/// by default `Expr::True` and no workload flag: everything.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Filter {
     pub expr: Expr,
     /// `--unit`, `--container`, `--cgroup` (`crate::workload::cli`).
     pub workload: WorkloadFilter,
-}
-
-impl Default for Filter {
-    fn default() -> Self {
-        Self { expr: Expr::True, workload: WorkloadFilter::default() }
-    }
 }
 
 /// `--unit` (exact), `--container` (a name or an id prefix), `--cgroup` (a

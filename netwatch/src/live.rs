@@ -182,7 +182,7 @@ impl Live {
             live_rtt: false,
             others: seed::OtherNamespaces::default(),
         };
-        live.seed().await?;
+        live.seed(false).await?;
         Ok(live)
     }
 
@@ -196,8 +196,9 @@ impl Live {
         self.tracing.attached.degraded.as_deref()
     }
 
-    async fn seed(&mut self) -> Result<()> {
-        self.seed_stats = seed_model(&mut self.decoder, &mut self.table, false).await?;
+    /// Fills the table, or (`reseed`) rebuilds it, from the kernel's sockets.
+    async fn seed(&mut self, reseed: bool) -> Result<()> {
+        self.seed_stats = seed_model(&mut self.decoder, &mut self.table, reseed).await?;
         Ok(())
     }
 
@@ -242,16 +243,11 @@ impl Live {
     async fn reseed_if_lost(&mut self, update: &mut Update) {
         if update.lost.total() > 0 {
             // The table is wrong now: rebuild it from the kernel.
-            match self.reseed().await {
+            match self.seed(true).await {
                 Ok(()) => update.reseeded = true,
                 Err(e) => update.warnings.push(format!("re-reading sockets after lost events failed: {e:#}")),
             }
         }
-    }
-
-    async fn reseed(&mut self) -> Result<()> {
-        self.seed_stats = seed_model(&mut self.decoder, &mut self.table, true).await?;
-        Ok(())
     }
 
     fn apply(&mut self, batch: Batch, update: &mut Update) {
@@ -365,8 +361,7 @@ fn apply(decoder: &mut Decoder, table: &mut Table, holders: &mut Holders, batch:
             }
         }
         Batch::Lost(loss) => {
-            let n = loss.total();
-            table.totals.lost_events += n;
+            table.totals.lost_events += loss.total();
             update.lost += loss;
         }
         Batch::Procs(procs) => holders.on_procs(table, &mut decoder.listeners, &procs),

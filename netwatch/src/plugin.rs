@@ -9,7 +9,8 @@ use std::fmt;
 
 use nagios_range::NagiosRange;
 
-/// A plugin's result; the exit code is the contract with the scheduler.
+/// A plugin's result; the exit code (its number, in declaration order) is
+/// the contract with the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Ok,
@@ -21,12 +22,7 @@ pub enum Status {
 
 impl Status {
     pub const fn code(self) -> u8 {
-        match self {
-            Self::Ok => 0,
-            Self::Warning => 1,
-            Self::Critical => 2,
-            Self::Unknown => 3,
-        }
+        self as u8
     }
 
     pub const fn name(self) -> &'static str {
@@ -42,17 +38,12 @@ impl Status {
     /// monitoring-plugins' `max_state_alt` ranks them (CRITICAL, WARNING,
     /// UNKNOWN, OK): a definite problem is the more useful page.
     pub fn worst(self, other: Self) -> Self {
-        let rank = |s: Self| match s {
+        std::cmp::max_by_key(self, other, |s| match s {
             Self::Ok => 0,
             Self::Unknown => 1,
             Self::Warning => 2,
             Self::Critical => 3,
-        };
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
+        })
     }
 }
 
@@ -138,10 +129,7 @@ pub fn status_line(service: &str, status: Status, text: &str, perfdata: &[Perfda
     let mut line = format!("{service} {} - {}", status.name(), one_line(text));
     if !perfdata.is_empty() {
         line.push_str(" |");
-        for p in perfdata {
-            line.push(' ');
-            line.push_str(&p.to_string());
-        }
+        line.extend(perfdata.iter().map(|p| format!(" {p}")));
     }
     line
 }

@@ -99,15 +99,13 @@ pub async fn run(args: &EventsArgs) -> Result<()> {
         ..Options::default()
     };
     let mut tracing = Tracing::start(&opts, 1024)?;
-    for w in tracing.warnings() {
-        eprintln!("netwatch: warning: {w}");
-    }
+    super::warn_all(tracing.warnings());
     let mut printer = Printer::new(args, filter, tracing.attached.traffic.as_ref().is_some_and(|t| t.packets));
     // After attaching (so nothing falls between): what already exists.
     match seed_model(&mut printer.decoder, &mut printer.table, false).await {
         // What the seed had to do without (the socket-file iterator, a
         // namespace it could not enter), as `snapshot` says it.
-        Ok(stats) => stats.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}")),
+        Ok(stats) => super::warn_all(&stats.warnings),
         Err(e) => eprintln!("netwatch: warning: owners of sockets opened before start are unknown: {e:#}"),
     }
     match ListenDrops::open(&printer.table.listener_namespaces()) {
@@ -235,13 +233,11 @@ const LISTEN_DROPS_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 
 impl Printer {
     fn new(args: &EventsArgs, filter: Filter, packet_counters: bool) -> Self {
-        let sink: Box<dyn EventSink> = match (args.json, packet_counters) {
-            (true, true) => Box::new(Json::new()),
-            (true, false) => Box::new(Json::without_packet_counters()),
-            (false, true) if args.workload.show => Box::new(Text::new().with_workload()),
-            (false, true) => Box::new(Text::new()),
-            (false, false) if args.workload.show => Box::new(Text::without_packet_counters().with_workload()),
-            (false, false) => Box::new(Text::without_packet_counters()),
+        let sink: Box<dyn EventSink> = if args.json {
+            Box::new(if packet_counters { Json::new() } else { Json::without_packet_counters() })
+        } else {
+            let text = if packet_counters { Text::new() } else { Text::without_packet_counters() };
+            Box::new(if args.workload.show { text.with_workload() } else { text })
         };
         let mut table = Table::new(0);
         table.until_destroy = args.teardown;
@@ -278,12 +274,7 @@ impl Printer {
                     self.table.complete_and_apply(&mut e);
                     // Destroy is teardown detail unless asked for.
                     let hidden = e.kind == EventKind::Destroy && !self.teardown;
-                    if hidden || !self.filter.matches(&e) {
-                        continue;
-                    }
-                    self.shown.count(&e);
-                    self.sink.event(out, &e, &self.clock)?;
-                    if self.printed_enough() {
+                    if !hidden && self.show(out, &e)? {
                         return Ok(true);
                     }
                 }
@@ -319,9 +310,7 @@ impl Printer {
                 eprintln!("netwatch: warning: re-reading sockets after lost events failed: {e:#}");
             }
         }
-        if let Some(w) = self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await {
-            eprintln!("netwatch: warning: {w}");
-        }
+        super::warn_all(self.holders.maintain(&mut self.table, &mut self.decoder.listeners).await);
         let now = std::time::Instant::now();
         let Some(listeners) = self.listen_drops.as_mut().filter(|_| now >= self.listen_drops_due) else {
             return Ok(false);
@@ -343,15 +332,22 @@ impl Printer {
         };
         for mut e in events {
             self.table.complete(&mut e);
-            if self.filter.matches(&e) {
-                self.shown.count(&e);
-                self.sink.event(out, &e, &self.clock)?;
-                if self.printed_enough() {
-                    return Ok(true);
-                }
+            if self.show(out, &e)? {
+                return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Prints `e` if the filter keeps it; returns true once `--count`
+    /// events were printed.
+    fn show(&mut self, out: &mut Vec<u8>, e: &crate::event::Event) -> io::Result<bool> {
+        if !self.filter.matches(e) {
+            return Ok(false);
+        }
+        self.shown.count(e);
+        self.sink.event(out, e, &self.clock)?;
+        Ok(self.printed_enough())
     }
 
     fn printed_enough(&mut self) -> bool {

@@ -18,8 +18,10 @@ fn filter_of(
 ) -> anyhow::Result<crate::filter::Filter> {
     let bad = |e: crate::filter::ParseError| anyhow::anyhow!("bad filter expression: {e}");
     let f = base.with_words(words).map_err(bad)?;
-    match option {
-        Some(text) => f.with_words(std::slice::from_ref(text)).map_err(bad),
-        None => Ok(f),
-    }
+    option.iter().try_fold(f, |f, text| f.with_words(std::slice::from_ref(text)).map_err(bad))
+}
+
+/// Says each warning on stderr, the way every command does.
+fn warn_all(warnings: impl IntoIterator<Item = impl std::fmt::Display>) {
+    warnings.into_iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
 }

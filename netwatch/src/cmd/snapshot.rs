@@ -61,9 +61,7 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
     }
     let opts = seed::SeedOptions { figures: args.json, ..seed::SeedOptions::default() };
     let seed = seed::seed(&opts).context("enumerating sockets")?;
-    for w in &seed.stats.warnings {
-        eprintln!("netwatch: warning: {w}");
-    }
+    super::warn_all(&seed.stats.warnings);
     let figures = figures_of(&seed.sockets);
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());
@@ -78,15 +76,13 @@ pub async fn run(args: &SnapshotArgs) -> Result<()> {
 /// Runs the live model for `span`; returns its table.
 async fn watch(span: Duration, history: usize) -> Result<Table> {
     let mut live = Live::start(history).await?;
-    for w in live.warnings() {
-        eprintln!("netwatch: warning: {w}");
-    }
+    super::warn_all(live.warnings());
     eprintln!("netwatch: watching for {:.1}s", span.as_secs_f64());
     let deadline = Instant::now() + span;
     let mut result = Ok(());
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match live.next(left.min(Duration::from_millis(200))).await {
-            Some(update) => update.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}")),
+            Some(update) => super::warn_all(&update.warnings),
             None => {
                 result = Err(anyhow::anyhow!("the event reader stopped early"));
                 break;
@@ -96,9 +92,9 @@ async fn watch(span: Duration, history: usize) -> Result<Table> {
     // Apply what is queued, then re-read what events cannot report, so the
     // table printed is exact as of now.
     if let Some(update) = live.next(Duration::ZERO).await {
-        update.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
+        super::warn_all(&update.warnings);
     }
-    live.refresh().await.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
+    super::warn_all(live.refresh().await);
     let table = std::mem::replace(&mut live.table, Table::new(0));
     live.finish().await?;
     result.map(|()| table)

@@ -225,13 +225,6 @@ impl Event {
             .flatten()
     }
 
-    /// Whether the traffic is IPv4, counting IPv4-mapped addresses on IPv6
-    /// sockets as IPv4 (docs/design.md#ipv4-mapped-addresses).
-    pub fn is_ipv4_traffic(&self) -> bool {
-        let addr = if self.remote.ip().is_unspecified() { self.local.ip() } else { self.remote.ip() };
-        addr.to_canonical().is_ipv4()
-    }
-
     pub fn old_state_name(&self) -> &'static str {
         self.old_state.name()
     }
@@ -289,6 +282,7 @@ mod tests {
     use netwatch_common::{tcp, Bytes16};
 
     use super::*;
+    use crate::filter::Subject as _;
 
     pub fn record() -> SockEvent {
         let mut saddr = Bytes16::ZERO;
@@ -356,7 +350,7 @@ mod tests {
         assert_eq!(e.kind, EventKind::Close);
         assert_eq!(e.duration_ns(), Some(3_000_000));
         assert_eq!((e.old_state_name(), e.new_state_name()), ("FIN_WAIT2", "CLOSE"));
-        assert!(e.is_ipv4_traffic());
+        assert!(e.ipv4_traffic());
     }
 
     #[test]
@@ -390,9 +384,9 @@ mod tests {
         let e = Event::from_record(&r).unwrap();
         assert_eq!(e.local.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
         assert_eq!(display_ip(e.remote.ip()), "10.1.2.3".parse::<IpAddr>().unwrap());
-        assert!(e.is_ipv4_traffic());
+        assert!(e.ipv4_traffic());
         r.daddr = Bytes16(Ipv6Addr::LOCALHOST.octets());
-        assert!(!Event::from_record(&r).unwrap().is_ipv4_traffic());
+        assert!(!Event::from_record(&r).unwrap().ipv4_traffic());
     }
 
     #[test]

@@ -7,9 +7,10 @@ use super::{
     Subject,
 };
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Expr {
     /// Keeps everything (the empty filter).
+    #[default]
     True,
     Not(Box<Expr>),
     And(Vec<Expr>),

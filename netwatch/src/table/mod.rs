@@ -317,17 +317,9 @@ impl Table {
     /// under a quarter of it, to twice the rows, so a steady table does not
     /// shrink and regrow.
     pub fn trim(&mut self) {
-        const MIN_ROWS: usize = 4096;
-        let rows = self.rows.len().max(MIN_ROWS);
-        if self.rows.capacity() > 4 * rows {
-            self.rows.shrink_to(2 * rows);
-        }
-        if self.uncookied.capacity() > 4 * self.uncookied.len().max(MIN_ROWS) {
-            self.uncookied.shrink_to(2 * self.uncookied.len().max(MIN_ROWS));
-        }
-        if self.time_wait.capacity() > 4 * self.time_wait.len().max(MIN_ROWS) {
-            self.time_wait.shrink_to(2 * self.time_wait.len().max(MIN_ROWS));
-        }
+        shrink(&mut self.rows);
+        shrink(&mut self.uncookied);
+        shrink(&mut self.time_wait);
     }
 
     /// Fills in what the kernel left out of `e` from the socket's row (a
@@ -405,26 +397,7 @@ impl Table {
             self.close(key, e);
             return;
         }
-        let row = self.rows.entry(key).or_insert_with(|| Row {
-            proto: Proto::Tcp,
-            family: e.family,
-            local: e.local,
-            remote: e.remote,
-            state: e.new_state,
-            netns: e.netns,
-            cookie: Some(e.cookie),
-            inode: e.inode,
-            uid: e.uid,
-            owners: Owners::new(),
-            owner_source: e.owner,
-            opened_ns: None,
-            seen_ns: e.ts_ns,
-            expires_ns: None,
-            timer: None,
-            rx_queue: 0,
-            tx_queue: 0,
-            traffic: RowTraffic::default(),
-        });
+        let row = self.rows.entry(key).or_insert_with(|| event_row(e));
         row.state = e.new_state;
         if e.new_state == TcpState::Established && matches!(e.old_state, TcpState::SynSent | TcpState::SynRecv) {
             row.traffic.opened = Some(crate::why::latency(e));
@@ -569,6 +542,16 @@ fn seeded_row(s: SeedSocket, now_ns: u64) -> Row {
     }
 }
 
+/// [`Table::trim`] for one map: to twice its entries (at least 4096) once
+/// they fill under a quarter of it.
+fn shrink<K: Eq + std::hash::Hash, V>(map: &mut FxHashMap<K, V>) {
+    const MIN_ROWS: usize = 4096;
+    let rows = map.len().max(MIN_ROWS);
+    if map.capacity() > 4 * rows {
+        map.shrink_to(2 * rows);
+    }
+}
+
 /// Which dumped sockets [`Table::reconcile_minisocks`] keeps: TIME_WAIT
 /// (whose substate may read FIN_WAIT2: its timer tells) and request sockets.
 fn is_seed_minisock(s: &SeedSocket) -> bool {
@@ -617,26 +600,40 @@ fn ending(old: TcpState) -> Ending {
     }
 }
 
-fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
+/// The row an event about a socket the table has none for starts as.
+fn event_row(e: &Event) -> Row {
     Row {
         proto: Proto::Tcp,
         family: e.family,
-        local,
-        remote,
-        state: TcpState::TimeWait,
+        local: e.local,
+        remote: e.remote,
+        state: e.new_state,
         netns: e.netns,
         cookie: Some(e.cookie),
-        inode: 0,
-        uid: 0,
+        inode: e.inode,
+        uid: e.uid,
         owners: Owners::new(),
-        owner_source: OwnerSource::Unknown,
+        owner_source: e.owner,
         opened_ns: None,
         seen_ns: e.ts_ns,
-        expires_ns: Some(e.ts_ns + TIME_WAIT_NS),
+        expires_ns: None,
         timer: None,
         rx_queue: 0,
         tx_queue: 0,
         traffic: RowTraffic::default(),
+    }
+}
+
+fn time_wait_row(e: &Event, local: SocketAddr, remote: SocketAddr) -> Row {
+    Row {
+        local,
+        remote,
+        state: TcpState::TimeWait,
+        inode: 0,
+        uid: 0,
+        owner_source: OwnerSource::Unknown,
+        expires_ns: Some(e.ts_ns + TIME_WAIT_NS),
+        ..event_row(e)
     }
 }
 

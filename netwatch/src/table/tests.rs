@@ -23,10 +23,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
 
 fn seeded(cookie: Option<u64>, state: u8, local: &str, remote: &str, pid: Option<u32>) -> SeedSocket {
     let s = SeedSocket { cookie, ..SeedSocket::fixture(TcpState::from_u8(state).expect("a TCP state"), local, remote) };
-    match pid {
-        Some(pid) => s.owned_by(pid, "seeded"),
-        None => s,
-    }
+    pid.into_iter().fold(s, |s, pid| s.owned_by(pid, "seeded"))
 }
 
 /// The client side of a normal connection, as the kernel reports it.

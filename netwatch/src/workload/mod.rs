@@ -191,8 +191,7 @@ impl Resolver {
         if cgroup != 0 && id != cgroup {
             return None;
         }
-        let w = self.make(&pc);
-        Some((id, w))
+        Some((id, self.make(&pc)))
     }
 
     fn id_of_path(&self, path: &str) -> Option<u64> {

@@ -48,7 +48,7 @@ fn evaluate(args: &CheckArgs) -> Result<(Status, String)> {
     let opts = SeedOptions { owners: false, ..SeedOptions::default() };
     let seed = seed::seed(&opts).context("reading the kernel's socket tables")?;
     if args.verbose {
-        seed.stats.warnings.iter().for_each(|w| eprintln!("netwatch: warning: {w}"));
+        super::warn_all(&seed.stats.warnings);
     }
     super::netns::require_read(&netns, &seed)?;
     let mut table = Table::new(0);

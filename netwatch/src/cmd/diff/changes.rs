@@ -88,14 +88,9 @@ impl Changes {
 
 pub fn compare(before: &Baseline, after: &Baseline, scope: &Scope, ephemeral: &RangeInclusive<u16>) -> Changes {
     let (old, mut new) = (entries(before, scope, ephemeral), entries(after, scope, ephemeral));
-    let mut changes = Changes::default();
-    for (key, entry) in old {
-        if new.remove(&key).is_none() {
-            changes.disappeared.push(entry);
-        }
-    }
-    changes.appeared = new.into_values().collect();
-    changes
+    // What is in both leaves `new`: the rest of it appeared.
+    let disappeared = old.into_iter().filter_map(|(key, e)| new.remove(&key).is_none().then_some(e)).collect();
+    Changes { appeared: new.into_values().collect(), disappeared }
 }
 
 /// The identities of one baseline, with their sockets merged.

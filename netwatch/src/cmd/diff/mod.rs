@@ -95,9 +95,7 @@ fn diff(args: &DiffArgs) -> Result<Changes> {
 /// namespaces whose sockets could not be read (no privilege to enter them).
 fn now(netns: &[u32]) -> Result<(Baseline, Vec<u32>)> {
     let seed = seed::seed_all().context("enumerating sockets")?;
-    for w in &seed.stats.warnings {
-        eprintln!("netwatch: warning: {w}");
-    }
+    super::warn_all(&seed.stats.warnings);
     super::netns::require_read(netns, &seed)?;
     let mut table = Table::new(0);
     table.seed(seed.sockets, monotonic_ns());

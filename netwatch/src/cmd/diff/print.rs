@@ -2,20 +2,13 @@
 
 use std::{
     io::{self, Write},
-    net::IpAddr,
+    net::SocketAddr,
 };
 
 use serde_json::{json, Value};
 
 use super::{Changes, DiffArgs, Entry, Key};
 use crate::baseline::Baseline;
-
-fn endpoint(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-    }
-}
 
 /// `+ listen  tcp  127.0.0.1:8080  1234/python3`, `- peer ...`; the
 /// disappeared first. Nothing at all when nothing changed, as diff(1).
@@ -30,12 +23,12 @@ pub fn text(out: &mut dyn Write, c: &Changes) -> io::Result<()> {
 
 fn line(e: &Entry) -> String {
     let (kind, proto, what) = match e.key {
-        Key::Listener(k) => ("listen", k.proto, endpoint(k.addr, k.port)),
+        Key::Listener(k) => ("listen", k.proto, SocketAddr::new(k.addr, k.port).to_string()),
         Key::Peer { proto, direction: super::Direction::In, remote, port } => {
             ("peer", proto, format!("{remote} -> local port {port}"))
         }
         Key::Peer { proto, direction: super::Direction::Out, remote, port } => {
-            ("peer", proto, format!("local -> {}", endpoint(remote, port)))
+            ("peer", proto, format!("local -> {}", SocketAddr::new(remote, port)))
         }
     };
     let owners: Vec<String> = e.owners.iter().map(ToString::to_string).collect();
