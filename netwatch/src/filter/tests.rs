@@ -34,24 +34,12 @@ fn keeps(expr: &str, e: &Event) -> bool {
 /// pid 10 `comm` and opened at 1 µs.
 fn listener(comm: &str) -> Row {
     Row {
-        proto: Proto::Tcp,
-        family: Family::V4,
-        local: "127.0.0.1:8080".parse().unwrap(),
-        remote: "0.0.0.0:0".parse().unwrap(),
-        state: TcpState::Listen,
         netns: 9,
         cookie: Some(5),
         inode: 77,
-        uid: 0,
         owners: smallvec::smallvec![crate::socket::Owner { pid: 10, comm: Comm::new(comm) }],
-        owner_source: OwnerSource::Proc,
         opened_ns: Some(1_000),
-        seen_ns: 0,
-        expires_ns: None,
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        traffic: crate::table::RowTraffic::default(),
+        ..Row::fixture(TcpState::Listen, "127.0.0.1:8080", "0.0.0.0:0")
     }
 }
 

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use netwatch_common::{tcp, EventKind, OwnerSource};
+use netwatch_common::{tcp, EventKind};
 
 use super::app::App;
 use crate::{
     event::{Comm, Event},
     live::Update,
     seed::{Process, SeedSocket},
-    socket::{Family, Owner, Proto, TcpState},
+    socket::{Owner, Proto, TcpState},
     table::{Row, Table},
     workload::{Container, Info, Runtime, Workload},
 };
@@ -23,26 +23,14 @@ pub fn row(
     owner: Option<(u32, &str)>,
     opened_ms: Option<u64>,
 ) -> Row {
-    let local: std::net::SocketAddr = local.parse().unwrap();
     Row {
         proto,
-        family: if local.is_ipv4() { Family::V4 } else { Family::V6 },
-        local,
-        remote: remote.parse().unwrap(),
-        state,
         netns: 4026531840,
         cookie: Some(1),
-        inode: 0,
-        uid: 0,
         owners: owner.map(|(pid, comm)| Owner { pid, comm: comm.into() }).into_iter().collect(),
-        owner_source: OwnerSource::Proc,
         opened_ns: opened_ms.map(|ms| ms * 1_000_000),
         seen_ns: 1_000_000,
-        expires_ns: None,
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        traffic: Default::default(),
+        ..Row::fixture(state, local, remote)
     }
 }
 
