@@ -256,22 +256,11 @@ fn expression_or_text() {
 
 #[test]
 fn workload_filters() {
-    use std::sync::Arc;
-
-    use crate::workload::{Container, Info, Runtime};
+    use crate::workload::Runtime;
     let id = "ab".repeat(32);
-    let web = Workload(Arc::new(Info {
-        cgroup: format!("/system.slice/docker-{id}.scope").into(),
-        unit: Some(format!("docker-{id}.scope").into()),
-        container: Some(Container { runtime: Runtime::Docker, id: id.as_str().into(), name: Some("web".into()) }),
-        pod_uid: None,
-    }));
-    let ssh = Workload(Arc::new(Info {
-        cgroup: "/system.slice/ssh.service".into(),
-        unit: Some("ssh.service".into()),
-        container: None,
-        pod_uid: None,
-    }));
+    let (cgroup, unit) = (format!("/system.slice/docker-{id}.scope"), format!("docker-{id}.scope"));
+    let web = Workload::fixture(&cgroup, Some(&unit), Some((Runtime::Docker, &id, Some("web"))), None);
+    let ssh = Workload::fixture("/system.slice/ssh.service", Some("ssh.service"), None, None);
     let f = |units: &[&str], containers: &[&str], cgroups: &[&str]| WorkloadFilter {
         units: units.iter().map(|s| s.to_string()).collect(),
         containers: containers.iter().map(|s| s.to_string()).collect(),

@@ -1,7 +1,5 @@
 //! Hand-built rows and events for the unit tests.
 
-use std::sync::Arc;
-
 use netwatch_common::{tcp, EventKind};
 
 use super::app::App;
@@ -11,7 +9,7 @@ use crate::{
     seed::{Process, SeedSocket},
     socket::{Owner, Proto, TcpState},
     table::{Row, Table},
-    workload::{Container, Info, Runtime, Workload},
+    workload::{Runtime, Workload},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -108,7 +106,6 @@ pub fn live(t: &mut Table, app: &mut App, events: Vec<Event>) {
 
 /// A workload: its cgroup, its unit, and a podman container of that name.
 pub fn workload(cgroup: &str, unit: Option<&str>, podman: Option<&str>) -> Workload {
-    let container =
-        podman.map(|name| Container { runtime: Runtime::Podman, id: "ab".repeat(32).into(), name: Some(name.into()) });
-    Workload(Arc::new(Info { cgroup: cgroup.into(), unit: unit.map(Into::into), container, pod_uid: None }))
+    let id = "ab".repeat(32);
+    Workload::fixture(cgroup, unit, podman.map(|name| (Runtime::Podman, id.as_str(), Some(name))), None)
 }
