@@ -57,11 +57,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         remote: "127.0.0.1:8080".parse().unwrap(),
         pid: 300,
         comm: Comm::new("nw-peer"),
-        ..crate::event::fixture(
-            kind,
-            TcpState::from_u8(old).expect("a TCP state"),
-            TcpState::from_u8(new).expect("a TCP state"),
-        )
+        ..crate::event::fixture_of(kind, old, new)
     }
 }
 
