@@ -26,11 +26,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, pid: u32) -> 
         comm: Comm::new(if pid == 0 { "" } else { "server" }),
         uid: 7,
         owner: if pid == 0 { OwnerSource::Unknown } else { OwnerSource::Current },
-        ..crate::event::fixture(
-            kind,
-            TcpState::from_u8(old).expect("a TCP state"),
-            TcpState::from_u8(new).expect("a TCP state"),
-        )
+        ..crate::event::fixture_of(kind, old, new)
     }
 }
 

@@ -277,6 +277,13 @@ pub(crate) fn fixture(kind: EventKind, old: TcpState, new: TcpState) -> Event {
     }
 }
 
+/// [`fixture`] with the states as the kernel's numbers (`netwatch_common::tcp`).
+#[cfg(test)]
+pub(crate) fn fixture_of(kind: EventKind, old: u8, new: u8) -> Event {
+    let state = |s| TcpState::from_u8(s).expect("a TCP state");
+    fixture(kind, state(old), state(new))
+}
+
 #[cfg(test)]
 mod tests {
     use netwatch_common::{tcp, Bytes16};

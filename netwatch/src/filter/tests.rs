@@ -34,24 +34,12 @@ fn keeps(expr: &str, e: &Event) -> bool {
 /// pid 10 `comm` and opened at 1 µs.
 fn listener(comm: &str) -> Row {
     Row {
-        proto: Proto::Tcp,
-        family: Family::V4,
-        local: "127.0.0.1:8080".parse().unwrap(),
-        remote: "0.0.0.0:0".parse().unwrap(),
-        state: TcpState::Listen,
         netns: 9,
         cookie: Some(5),
         inode: 77,
-        uid: 0,
         owners: smallvec::smallvec![crate::socket::Owner { pid: 10, comm: Comm::new(comm) }],
-        owner_source: OwnerSource::Proc,
         opened_ns: Some(1_000),
-        seen_ns: 0,
-        expires_ns: None,
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        traffic: crate::table::RowTraffic::default(),
+        ..Row::fixture(TcpState::Listen, "127.0.0.1:8080", "0.0.0.0:0")
     }
 }
 
@@ -268,22 +256,11 @@ fn expression_or_text() {
 
 #[test]
 fn workload_filters() {
-    use std::sync::Arc;
-
-    use crate::workload::{Container, Info, Runtime};
+    use crate::workload::Runtime;
     let id = "ab".repeat(32);
-    let web = Workload(Arc::new(Info {
-        cgroup: format!("/system.slice/docker-{id}.scope").into(),
-        unit: Some(format!("docker-{id}.scope").into()),
-        container: Some(Container { runtime: Runtime::Docker, id: id.as_str().into(), name: Some("web".into()) }),
-        pod_uid: None,
-    }));
-    let ssh = Workload(Arc::new(Info {
-        cgroup: "/system.slice/ssh.service".into(),
-        unit: Some("ssh.service".into()),
-        container: None,
-        pod_uid: None,
-    }));
+    let (cgroup, unit) = (format!("/system.slice/docker-{id}.scope"), format!("docker-{id}.scope"));
+    let web = Workload::fixture(&cgroup, Some(&unit), Some((Runtime::Docker, &id, Some("web"))), None);
+    let ssh = Workload::fixture("/system.slice/ssh.service", Some("ssh.service"), None, None);
     let f = |units: &[&str], containers: &[&str], cgroups: &[&str]| WorkloadFilter {
         units: units.iter().map(|s| s.to_string()).collect(),
         containers: containers.iter().map(|s| s.to_string()).collect(),

@@ -1,38 +1,19 @@
-use std::net::SocketAddr;
-
 use netwatch_common::{Bytes16, OwnerSource};
 
 use super::*;
-use crate::{
-    socket::{Family, Proto, TcpState},
-    table::RowTraffic,
-};
+use crate::socket::TcpState;
 
 fn owner(pid: u32, name: &str) -> Owner {
     Owner { pid, comm: Comm::new(name) }
 }
 
 fn row(inode: u64, owners: &[Owner]) -> Row {
-    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
     Row {
-        proto: Proto::Tcp,
-        family: Family::V4,
-        local: "127.0.0.1:8080".parse().unwrap(),
-        remote: any,
-        state: TcpState::Listen,
         netns: 1,
         cookie: Some(inode + 1000),
         inode,
-        uid: 0,
         owners: owners.iter().copied().collect(),
-        owner_source: OwnerSource::Proc,
-        opened_ns: None,
-        seen_ns: 0,
-        expires_ns: None,
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        traffic: RowTraffic::default(),
+        ..Row::fixture(TcpState::Listen, "127.0.0.1:8080", "0.0.0.0:0")
     }
 }
 

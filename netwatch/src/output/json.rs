@@ -821,26 +821,15 @@ pub(crate) mod tests {
 
     /// Events with each shape of workload, one with names to escape.
     fn workloads() -> Vec<Event> {
-        use std::sync::Arc;
-
-        use crate::workload::{Container, Info, Runtime, Workload};
-        let info = |cgroup: &str, unit: Option<&str>, container: Option<Container>, pod: Option<&str>| {
+        use crate::workload::{Runtime, Workload};
+        let info = |cgroup: &str, unit: Option<&str>, container, pod: Option<&str>| {
             with(|e| {
                 e.cgroup = 4242;
-                e.workload = Some(Workload(Arc::new(Info {
-                    cgroup: cgroup.into(),
-                    unit: unit.map(Into::into),
-                    container,
-                    pod_uid: pod.map(Into::into),
-                })));
+                e.workload = Some(Workload::fixture(cgroup, unit, container, pod));
             })
         };
         let id = "0123456789abcdef".repeat(4);
-        let c = |name: Option<&str>| Container {
-            runtime: Runtime::Containerd,
-            id: id.as_str().into(),
-            name: name.map(Into::into),
-        };
+        let c = |name| (Runtime::Containerd, id.as_str(), name);
         vec![
             with(|e| e.cgroup = 7),
             info("/", None, None, None),

@@ -42,6 +42,16 @@ pub struct Row {
     pub traffic: super::traffic::RowTraffic,
 }
 
+#[cfg(test)]
+impl Row {
+    /// A test row as the table seeds [`crate::seed::SeedSocket::fixture`]:
+    /// TCP in namespace 7, no owner, seen at 0. Tests set the rest with
+    /// struct update syntax.
+    pub(crate) fn fixture(state: TcpState, local: &str, remote: &str) -> Self {
+        super::seeded_row(crate::seed::SeedSocket::fixture(state, local, remote), 0)
+    }
+}
+
 /// How a connection ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ending {

@@ -13,11 +13,7 @@ fn ev(kind: EventKind, cookie: u64, old: u8, new: u8, local: &str, remote: &str,
         pid,
         comm: Comm::new("app"),
         netns: 7,
-        ..crate::event::fixture(
-            kind,
-            TcpState::from_u8(old).expect("a TCP state"),
-            TcpState::from_u8(new).expect("a TCP state"),
-        )
+        ..crate::event::fixture_of(kind, old, new)
     }
 }
 

@@ -1,17 +1,15 @@
 //! Hand-built rows and events for the unit tests.
 
-use std::sync::Arc;
-
-use netwatch_common::{tcp, EventKind, OwnerSource};
+use netwatch_common::{tcp, EventKind};
 
 use super::app::App;
 use crate::{
     event::{Comm, Event},
     live::Update,
     seed::{Process, SeedSocket},
-    socket::{Family, Owner, Proto, TcpState},
+    socket::{Owner, Proto, TcpState},
     table::{Row, Table},
-    workload::{Container, Info, Runtime, Workload},
+    workload::{Runtime, Workload},
 };
 
 /// A row; `owner` as `(pid, comm)`, `opened` in ms since boot.
@@ -23,26 +21,14 @@ pub fn row(
     owner: Option<(u32, &str)>,
     opened_ms: Option<u64>,
 ) -> Row {
-    let local: std::net::SocketAddr = local.parse().unwrap();
     Row {
         proto,
-        family: if local.is_ipv4() { Family::V4 } else { Family::V6 },
-        local,
-        remote: remote.parse().unwrap(),
-        state,
         netns: 4026531840,
         cookie: Some(1),
-        inode: 0,
-        uid: 0,
         owners: owner.map(|(pid, comm)| Owner { pid, comm: comm.into() }).into_iter().collect(),
-        owner_source: OwnerSource::Proc,
         opened_ns: opened_ms.map(|ms| ms * 1_000_000),
         seen_ns: 1_000_000,
-        expires_ns: None,
-        timer: None,
-        rx_queue: 0,
-        tx_queue: 0,
-        traffic: Default::default(),
+        ..Row::fixture(state, local, remote)
     }
 }
 
@@ -71,11 +57,7 @@ pub fn event(kind: EventKind, ts_ms: u64, old: u8, new: u8) -> Event {
         remote: "127.0.0.1:8080".parse().unwrap(),
         pid: 300,
         comm: Comm::new("nw-peer"),
-        ..crate::event::fixture(
-            kind,
-            TcpState::from_u8(old).expect("a TCP state"),
-            TcpState::from_u8(new).expect("a TCP state"),
-        )
+        ..crate::event::fixture_of(kind, old, new)
     }
 }
 
@@ -120,7 +102,6 @@ pub fn live(t: &mut Table, app: &mut App, events: Vec<Event>) {
 
 /// A workload: its cgroup, its unit, and a podman container of that name.
 pub fn workload(cgroup: &str, unit: Option<&str>, podman: Option<&str>) -> Workload {
-    let container =
-        podman.map(|name| Container { runtime: Runtime::Podman, id: "ab".repeat(32).into(), name: Some(name.into()) });
-    Workload(Arc::new(Info { cgroup: cgroup.into(), unit: unit.map(Into::into), container, pod_uid: None }))
+    let id = "ab".repeat(32);
+    Workload::fixture(cgroup, unit, podman.map(|name| (Runtime::Podman, id.as_str(), Some(name))), None)
 }

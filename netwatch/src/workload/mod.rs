@@ -96,6 +96,28 @@ impl Workload {
     }
 }
 
+#[cfg(test)]
+impl Workload {
+    /// A test workload; its container as `(runtime, id, name)`.
+    pub(crate) fn fixture(
+        cgroup: &str,
+        unit: Option<&str>,
+        container: Option<(Runtime, &str, Option<&str>)>,
+        pod_uid: Option<&str>,
+    ) -> Self {
+        Self(Arc::new(Info {
+            cgroup: cgroup.into(),
+            unit: unit.map(Into::into),
+            container: container.map(|(runtime, id, name)| Container {
+                runtime,
+                id: id.into(),
+                name: name.map(Into::into),
+            }),
+            pod_uid: pod_uid.map(Into::into),
+        }))
+    }
+}
+
 impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())

@@ -16,16 +16,7 @@ fn mounts() {
 }
 
 fn info(unit: Option<&str>, container: Option<(Runtime, &str, Option<&str>)>) -> Workload {
-    Workload(Arc::new(Info {
-        cgroup: "/x".into(),
-        unit: unit.map(Into::into),
-        container: container.map(|(runtime, id, name)| Container {
-            runtime,
-            id: id.into(),
-            name: name.map(Into::into),
-        }),
-        pod_uid: None,
-    }))
+    Workload::fixture("/x", unit, container, None)
 }
 
 #[test]

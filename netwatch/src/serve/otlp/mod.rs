@@ -560,12 +560,7 @@ mod tests {
         let clock = crate::event::clock::WallClock::new();
         let base = crate::output::json::tests::event();
         let mut in_pod = base.clone();
-        in_pod.workload = Some(Workload(Arc::new(crate::workload::Info {
-            cgroup: "/kubepods/pod1".into(),
-            unit: None,
-            container: None,
-            pod_uid: Some("pod1".into()),
-        })));
+        in_pod.workload = Some(Workload::fixture("/kubepods/pod1", None, None, Some("pod1")));
         let owners = [(7, &base), (8, &base), (7, &in_pod)];
         for (i, owner) in [0, 1, 0, 2, 1, 0, 2].into_iter().enumerate() {
             let (pid, e) = owners[owner];

@@ -30,11 +30,7 @@ fn ev(e: Ev, ts_ns: u64, traffic: Traffic) -> Event {
         comm: Comm::new("app"),
         netns: e.netns,
         traffic,
-        ..crate::event::fixture(
-            e.kind,
-            TcpState::from_u8(e.old).expect("a TCP state"),
-            TcpState::from_u8(e.new).expect("a TCP state"),
-        )
+        ..crate::event::fixture_of(e.kind, e.old, e.new)
     }
 }
 
