@@ -220,17 +220,7 @@ impl Event {
     /// The socket's lifetime, on the events that end one (where it is
     /// known): what every output prints as `duration_ms` or a lifetime.
     pub fn lifetime_ns(&self) -> Option<u64> {
-        matches!(self.kind, EventKind::Close | EventKind::ConnectFailed | EventKind::UdpClose)
-            .then(|| self.duration_ns())
-            .flatten()
-    }
-
-    pub fn old_state_name(&self) -> &'static str {
-        self.old_state.name()
-    }
-
-    pub fn new_state_name(&self) -> &'static str {
-        self.new_state.name()
+        self.duration_ns().filter(|_| crate::output::json::has_totals(self.kind))
     }
 }
 
@@ -356,7 +346,7 @@ mod tests {
         assert_eq!(e.comm.as_str(), "curl");
         assert_eq!(e.kind, EventKind::Close);
         assert_eq!(e.duration_ns(), Some(3_000_000));
-        assert_eq!((e.old_state_name(), e.new_state_name()), ("FIN_WAIT2", "CLOSE"));
+        assert_eq!((e.old_state.name(), e.new_state.name()), ("FIN_WAIT2", "CLOSE"));
         assert!(e.ipv4_traffic());
     }
 

@@ -430,8 +430,8 @@ pub fn fields<W: Fields>(e: &Event, packets: bool, clock: &WallClock, w: &mut W)
     w.u64(k::sport, e.local.port().into());
     w.ip(k::daddr, e.remote.ip());
     w.u64(k::dport, e.remote.port().into());
-    w.name(k::old_state, e.old_state_name());
-    w.name(k::new_state, e.new_state_name());
+    w.name(k::old_state, e.old_state.name());
+    w.name(k::new_state, e.new_state.name());
     w.u64(k::netns, e.netns.into());
     w.u64(k::cookie, e.cookie);
     w.name(k::owner, owner_name(e.owner));
@@ -698,8 +698,8 @@ pub(crate) mod tests {
             sport: e.local.port(),
             daddr: display_ip(e.remote.ip()).to_string(),
             dport: e.remote.port(),
-            old_state: e.old_state_name(),
-            new_state: e.new_state_name(),
+            old_state: e.old_state.name(),
+            new_state: e.new_state.name(),
             netns: e.netns,
             cookie: e.cookie,
             owner: owner_name(e.owner),

@@ -32,11 +32,6 @@ pub const fn state_name(proto: Proto, state: TcpState) -> &'static str {
     }
 }
 
-/// A row's State column ([`state_name`]).
-pub const fn state_label(r: &Row) -> &'static str {
-    state_name(r.proto, r.state)
-}
-
 /// `state` in the JSON document: `UNCONN` for unconnected UDP, as ss says.
 pub fn json_state(r: &Row) -> &'static str {
     if r.proto == Proto::Udp && r.state != TcpState::Established {
@@ -180,7 +175,7 @@ pub fn text_with(out: &mut dyn Write, table: &Table, workloads: &Workloads, name
             push_addr(&mut cell, a.ip(), a.port());
             column(&mut buf, &cell, 39, false);
         }
-        column(&mut buf, state_label(r), 11, false);
+        column(&mut buf, state_name(r.proto, r.state), 11, false);
         column(&mut buf, num.format(r.netns), 10, false);
         column(&mut buf, num.format(r.traffic.totals.tx_bytes), 12, true);
         column(&mut buf, num.format(r.traffic.totals.rx_bytes), 12, true);

@@ -78,10 +78,7 @@ fn why_text(e: &Event) -> String {
     words.extend(l.handshake_us.map(|us| format!("hs={}", micros(us))));
     words.extend(l.syn_retransmits.filter(|&n| n != 0).map(|n| format!("syn_rtx={n}")));
     words.extend(l.srtt_us.map(|us| format!("srtt={}", micros(u64::from(us)))));
-    words.extend(crate::why::failure(e).map(|f| match f.errno {
-        0 => format!("reason={}", f.reason.name()),
-        n => format!("reason={}({})", f.reason.name(), crate::why::errno_name(n)),
-    }));
+    words.extend(crate::why::failure(e).map(|f| format!("reason={}", f.label(""))));
     if e.kind == netwatch_common::EventKind::ConnectError {
         if let Some(p) = crate::why::protocol_name(e.traffic.protocol) {
             words.push(format!("proto={p}"));
@@ -114,7 +111,7 @@ impl EventSink for Text {
     }
 
     fn event(&mut self, out: &mut Vec<u8>, e: &Event, clock: &WallClock) -> io::Result<()> {
-        let transition = format!("{} -> {}", e.old_state_name(), e.new_state_name());
+        let transition = format!("{} -> {}", e.old_state.name(), e.new_state.name());
         let duration = e.lifetime_ns().map(|ns| format!("{:.3}ms", duration_ms(ns))).unwrap_or_default();
         // tcplife's columns: payload KiB each way, on the events that end a socket.
         let (tx, rx) = if super::json::totals_known(e.kind, self.packets) {

@@ -376,20 +376,11 @@ impl AlertKind {
 }
 
 impl Alerts {
-    /// Every rule with its kind, in [`AlertKind::ALL`] order.
+    /// Every rule with its kind, in [`AlertKind::ALL`] order, read through a
+    /// copy so that one match ([`Alerts::rule_mut`]) maps kinds to fields.
     pub fn rules(&self) -> [(AlertKind, Rule); AlertKind::ALL.len()] {
-        AlertKind::ALL.map(|k| (k, *self.rule(k)))
-    }
-
-    pub const fn rule(&self, kind: AlertKind) -> &Rule {
-        match kind {
-            AlertKind::SynBacklog => &self.syn_backlog,
-            AlertKind::ListenDrops => &self.listen_drops,
-            AlertKind::RemoteConnections => &self.remote_connections,
-            AlertKind::SuspiciousPorts => &self.suspicious_ports,
-            AlertKind::NewListener => &self.new_listener,
-            AlertKind::TotalConnections => &self.total_connections,
-        }
+        let mut c = self.clone();
+        AlertKind::ALL.map(|k| (k, *c.rule_mut(k)))
     }
 
     pub fn rule_mut(&mut self, kind: AlertKind) -> &mut Rule {

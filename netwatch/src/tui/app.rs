@@ -472,33 +472,23 @@ impl App {
         self.order_dirty = true;
     }
 
-    /// Enter: a group header opens or closes; a row opens the details pane.
+    /// Enter: a group header opens or closes; a row opens the details
+    /// pane, or closes it.
     pub fn enter(&mut self) {
         if !self.expand(None) {
-            self.toggle_row_details();
+            self.ui.details = match (self.ui.details, self.selected()) {
+                (Some(_), _) | (None, None) => None,
+                (None, Some(e)) => {
+                    Some(Details::Row { cookie: e.row.cookie, local: e.row.local, remote: e.row.remote })
+                }
+            };
         }
-    }
-
-    /// Opens the details pane on the selected row, or closes it.
-    pub fn toggle_row_details(&mut self) {
-        self.ui.details = match (self.ui.details, self.selected()) {
-            (Some(_), _) | (None, None) => None,
-            (None, Some(e)) => Some(Details::Row { cookie: e.row.cookie, local: e.row.local, remote: e.row.remote }),
-        };
     }
 
     /// Opens the details pane on the closed pane's selected connection.
     pub fn closed_details(&mut self) {
-        let newest = self.snap.closed.iter().rev().filter(|c| self.closed_shown(c)).nth(self.ui.closed_cursor);
+        let newest = super::events_pane::newest_closed(self).nth(self.ui.closed_cursor);
         self.ui.details = newest.map(|c| Details::Closed { cookie: c.cookie, local: c.local, closed_ns: c.closed_ns });
-    }
-
-    /// Whether the filter keeps a closed connection (the closed pane's rule).
-    pub fn closed_shown(&self, c: &Closed) -> bool {
-        match &self.ui.expr {
-            Some(f) => f.matches(c),
-            None => self.ui.filter.is_empty() || super::events_pane::closed_matches(c, &self.ui.filter),
-        }
     }
 
     pub fn toggle_pause(&mut self) {

@@ -184,13 +184,7 @@ fn closed_lines(app: &App, c: &Closed) -> Vec<Line<'static>> {
         traffic_lines(&c.traffic),
         kv(&[
             ("srtt", opt((c.traffic.srtt_us != 0).then(|| format::duration(u64::from(c.traffic.srtt_us) * 1000)))),
-            (
-                "reason",
-                opt(crate::why::closed_failure(c.last_state, c.traffic.sk_err).map(|f| match f.errno {
-                    0 => f.reason.name().to_owned(),
-                    e => format!("{} ({})", f.reason.name(), crate::why::errno_name(e)),
-                })),
-            ),
+            ("reason", opt(crate::why::closed_failure(c.last_state, c.traffic.sk_err).map(|f| f.label(" ")))),
         ]),
     ];
     lines.extend(drops_line(&c.traffic));

@@ -36,7 +36,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Pane::Closed => (
             ["Closed", "Ending", "PID/Program", "Local Address", "Foreign Address", "Last State", "Lifetime"],
             [14, 8, 22, 0, 0, 12, 9],
-            newest(&app.snap.closed, app, fit, closed_text)
+            newest_closed(app)
+                .take(fit)
                 .enumerate()
                 .map(|(i, c)| super::table_view::selected(closed_row(app, c), i == app.ui.closed_cursor))
                 .collect(),
@@ -79,11 +80,10 @@ fn newest<'a, T: Subject>(
         .take(fit)
 }
 
-/// Whether a closed connection's cells contain `filter` (lowercase).
-pub fn closed_matches(c: &Closed, filter: &str) -> bool {
-    let mut buf = String::new();
-    closed_text(c, &mut buf);
-    format::contains_ci(&buf, filter)
+/// Every closed connection the filter keeps, newest first (the closed pane's
+/// rows).
+pub fn newest_closed(app: &App) -> impl Iterator<Item = &Closed> {
+    newest(&app.snap.closed, app, usize::MAX, closed_text)
 }
 
 /// An event's searchable text: its cells, except the time.

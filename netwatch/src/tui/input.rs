@@ -54,10 +54,7 @@ pub fn on_key(app: &mut App, key: &KeyEvent) -> Action {
         KeyCode::Char('[') => app.ui.closed_cursor = app.ui.closed_cursor.saturating_sub(1),
         KeyCode::Char(']') => app.ui.closed_cursor += 1,
         KeyCode::Char('z') => app.toggle_show_all(),
-        KeyCode::Char('s') => {
-            let column = app.ui.sort.column.next();
-            app.set_sort(Sort { column, ..app.ui.sort });
-        }
+        KeyCode::Char('s') => app.set_sort(Sort { column: app.ui.sort.column.next(), ..app.ui.sort }),
         KeyCode::Char('r') => app.set_sort(Sort { reverse: !app.ui.sort.reverse, ..app.ui.sort }),
         KeyCode::Char('p') | KeyCode::Char(' ') => app.toggle_pause(),
         KeyCode::Char('t') => app.set_mode(Mode::Tcp),

@@ -164,6 +164,16 @@ pub struct Failure {
     pub errno: u32,
 }
 
+impl Failure {
+    /// The reason's name, then the errno's in brackets after `sep`.
+    pub fn label(self, sep: &str) -> String {
+        match self.errno {
+            0 => self.reason.name().to_owned(),
+            n => format!("{}{sep}({})", self.reason.name(), errno_name(n)),
+        }
+    }
+}
+
 /// Why `e` ended a connection or a connect abnormally; `None` for a normal
 /// close and for events that end nothing.
 pub fn failure(e: &Event) -> Option<Failure> {

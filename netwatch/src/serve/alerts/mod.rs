@@ -22,7 +22,7 @@ use super::{
 use crate::{
     baseline::ListenerKey,
     event::{display_ip, Event},
-    output::snapshot::state_label,
+    output::snapshot::state_name,
     socket::{Owner, TcpState},
     table::{Row, Table},
 };
@@ -67,7 +67,7 @@ impl SockRef {
             proto: r.proto.name(),
             pid: o.map(|o| o.pid),
             comm: o.map(|o| o.comm.text().to_owned()),
-            ..Self::new(r.local, r.remote, state_label(r), r.netns)
+            ..Self::new(r.local, r.remote, state_name(r.proto, r.state), r.netns)
         }
     }
 
@@ -340,12 +340,10 @@ fn full_listeners(table: &Table) -> (Option<Owner>, Vec<SockRef>) {
         .into_iter()
         .take(rules::SAMPLE)
         .map(|l| {
-            let row = rows.iter().find(|r| r.netns == l.netns && r.local == l.local);
+            let row = rows.iter().find(|r| r.netns == l.netns && r.local == l.local).copied();
             let owner = row.and_then(|r| r.owners.first().cloned());
-            let sock = row.map_or_else(
-                || SockRef::new(l.local, (l.remote.ip(), 0).into(), "LISTEN", l.netns),
-                |r| SockRef::of(r),
-            );
+            let sock =
+                row.map_or_else(|| SockRef::new(l.local, (l.remote.ip(), 0).into(), "LISTEN", l.netns), SockRef::of);
             (owner, sock)
         })
         .collect();

@@ -45,13 +45,8 @@ impl Tracker {
                 }
             }
         }
-        let gone: Vec<String> = self.active.keys().filter(|k| !seen.contains(*k)).cloned().collect();
-        for k in gone {
-            if let Some((_, mut f)) = self.active.remove(&k) {
-                f.value = 0;
-                out.push((Transition::Cleared, f));
-            }
-        }
+        let gone = self.active.extract_if(|k, _| !seen.contains(k));
+        out.extend(gone.map(|(_, (_, f))| (Transition::Cleared, Finding { value: 0, ..f })));
         out.sort_by(|a, b| a.1.key.cmp(&b.1.key));
         out
     }
