@@ -20,7 +20,7 @@ pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
@@ -159,12 +159,9 @@ impl Probes {
                 Some(Err(e)) => (None, Some(format!("{e:#}"))),
             };
 
-        let events =
-            RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
-        let counters =
-            PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
-        let awake =
-            Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
+        let events = open_map(&mut ebpf, names::MAP_EVENTS, "the event ring buffer")?;
+        let counters = open_map(&mut ebpf, names::MAP_COUNTERS, "the counter map")?;
+        let awake = open_map(&mut ebpf, names::MAP_READER_AWAKE, "the reader flag map")?;
         // Programs that send a record on every run. The destroy hook sends
         // one on every run only when teardown events are asked for;
         // otherwise only after an abortive close, whose skipped run would
@@ -198,8 +195,10 @@ impl Probes {
     }
 }
 
-fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
-    ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
+/// Map `name`, taken out of the object, as a `T` (`what` in the error).
+fn open_map<T: TryFrom<Map, Error = MapError>>(ebpf: &mut Ebpf, name: &str, what: &str) -> Result<T> {
+    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    T::try_from(map).with_context(|| format!("opening {what}"))
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
@@ -249,5 +248,5 @@ fn attach_process(ebpf: &mut Ebpf, btf: &Btf) -> Result<RingBuf<MapData>> {
     for (prog, tracepoint) in names::PROCESS_PROGRAMS {
         attach_btf(ebpf, btf, prog, tracepoint)?;
     }
-    RingBuf::try_from(take_map(ebpf, names::MAP_PROC_EVENTS)?).context("opening the process event ring buffer")
+    open_map(ebpf, names::MAP_PROC_EVENTS, "the process event ring buffer")
 }
