@@ -153,11 +153,7 @@ impl Probes {
         }
         // Counters are an addition: without them every event still flows.
         let (traffic, traffic_degraded) =
-            match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)) {
-                None => (None, None),
-                Some(Ok(map)) => (Some(map), None),
-                Some(Err(e)) => (None, Some(format!("{e:#}"))),
-            };
+            optional(opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)).transpose());
 
         let events = open_map(&mut ebpf, names::MAP_EVENTS, "the event ring buffer")?;
         let counters = open_map(&mut ebpf, names::MAP_COUNTERS, "the counter map")?;
@@ -173,16 +169,9 @@ impl Probes {
         let skipped = misses::SkippedRuns::watch(&ebpf, &sending)?;
         // Process lifecycle only keeps holders current: every event flows
         // without it.
-        let (procs, holders_degraded) = match attach_process(&mut ebpf, &kernel_btf) {
-            Ok(ring) => (Some(ring), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        };
+        let (procs, holders_degraded) = optional(attach_process(&mut ebpf, &kernel_btf).map(Some));
         // Names are an addition too.
-        let (dns, dns_degraded) = match opts.dns.then(|| dns::attach(&mut ebpf)) {
-            None => (None, None),
-            Some(Ok(ring)) => (Some(ring), None),
-            Some(Err(e)) => (None, Some(format!("{e:#}"))),
-        };
+        let (dns, dns_degraded) = optional(opts.dns.then(|| dns::attach(&mut ebpf)).transpose());
         Ok(Self {
             attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded, holders_degraded, dns_degraded },
             ring: RingMaps { events, counters, awake, skipped, procs, dns },
@@ -193,6 +182,11 @@ impl Probes {
     pub fn into_parts(self) -> (Attached, RingMaps) {
         (self.attached, self.ring)
     }
+}
+
+/// What an optional part gave (`None` when not wanted), or why it failed.
+fn optional<T>(r: Result<Option<T>>) -> (Option<T>, Option<String>) {
+    r.map_or_else(|e| (None, Some(format!("{e:#}"))), |v| (v, None))
 }
 
 /// Map `name`, taken out of the object, as a `T` (`what` in the error).
