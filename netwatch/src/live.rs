@@ -75,18 +75,15 @@ impl Tracing {
     /// What works less well than it should, and why, for the user.
     pub fn warnings(&self) -> Vec<String> {
         let a = &self.attached;
-        let traffic = a.traffic_degraded.iter().map(|why| format!("no traffic counters ({why})"));
-        let accept = a
-            .degraded
-            .iter()
-            .map(|why| format!("accepted connections keep their listener's owner (accept tracing unavailable: {why})"));
-        let holders = a
-            .holders_degraded
-            .iter()
-            .map(|why| format!("sockets keep the process that opened them after it forks, execs or exits ({why})"));
-        let names =
-            a.dns_degraded.iter().map(|why| format!("remote ends are not named (DNS capture unavailable: {why})"));
-        traffic.chain(accept).chain(holders).chain(names).collect()
+        [
+            (&a.traffic_degraded, "no traffic counters ("),
+            (&a.degraded, "accepted connections keep their listener's owner (accept tracing unavailable: "),
+            (&a.holders_degraded, "sockets keep the process that opened them after it forks, execs or exits ("),
+            (&a.dns_degraded, "remote ends are not named (DNS capture unavailable: "),
+        ]
+        .into_iter()
+        .filter_map(|(why, says)| why.as_ref().map(|why| format!("{says}{why})")))
+        .collect()
     }
 
     /// Stops the reader, hands `rest` what was still queued (so that its
@@ -278,7 +275,12 @@ impl Live {
         }
         self.last_maintain = Instant::now();
         let now = monotonic_ns();
-        self.read_traffic(now);
+        // The kernel's per-socket counters into the rows, once a second
+        // too: rates are per second, and one pass over the map costs two
+        // syscalls a socket.
+        if let Some(map) = &mut self.tracing.attached.traffic {
+            self.table.update_traffic(map.read_all(), now);
+        }
         // Walking and re-reading 130,000 TIME_WAIT rows takes 100 ms and
         // more on a loaded machine: done on a blocking thread, with the
         // table lent to it, so that the task stays free meanwhile (the live
@@ -330,15 +332,6 @@ impl Live {
             Ok(Ok(mut scan)) => self.table.set_owners(&mut scan.owners),
             Ok(Err(e)) => update.warnings.push(format!("finding owners of new UDP sockets: {e:#}")),
             Err(e) => update.warnings.push(format!("finding owners of new UDP sockets: {e}")),
-        }
-    }
-
-    /// Copies the kernel's per-socket counters into the rows (once a second:
-    /// rates are per second, and one pass over the map costs two syscalls a
-    /// socket).
-    fn read_traffic(&mut self, now: u64) {
-        if let Some(map) = &mut self.tracing.attached.traffic {
-            self.table.update_traffic(map.read_all(), now);
         }
     }
 

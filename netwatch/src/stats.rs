@@ -45,20 +45,14 @@ impl Latency {
             return 0;
         }
         let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        // Each bucket's upper edge: 1 µs wide up to 1 ms, then 10 µs.
+        let edges = (1..=1000).chain((1..=9900).map(|i| 1000 + i * 10));
         let mut seen = 0;
-        for (i, n) in self.fine.iter().enumerate() {
+        let bucket = self.fine.iter().chain(self.coarse.iter()).zip(edges).find(|&(n, _)| {
             seen += n;
-            if seen >= target {
-                return i as u64 + 1;
-            }
-        }
-        for (i, n) in self.coarse.iter().enumerate() {
-            seen += n;
-            if seen >= target {
-                return 1000 + (i as u64 + 1) * 10;
-            }
-        }
-        self.max_ns / 1000
+            seen >= target
+        });
+        bucket.map_or(self.max_us(), |(_, edge)| edge)
     }
 
     pub fn max_us(&self) -> u64 {

@@ -271,12 +271,12 @@ fn run(maps: RingMaps, opts: ReaderOptions, tx: mpsc::Sender<Batch>, stop: &Atom
                 // fork and exit) must be applied first, or the exit would
                 // find no row to re-check: so the socket ring is drained
                 // after the process ring and sent before it.
-                if let Some(lifecycle) = procs.as_mut().and_then(drain_procs) {
+                if let Some(lifecycle) = procs.as_mut().map(drain_records::<ProcEvent>).filter(|p| !p.is_empty()) {
                     let before = drain(ring.get_mut(), &mut latency, 64);
                     if !before.is_empty() && dns.before(&tx, Batch::Events(before)).await.is_err() {
                         return Ok(latency);
                     }
-                    if tx.send(lifecycle).await.is_err() {
+                    if tx.send(Batch::Procs(lifecycle)).await.is_err() {
                         return Ok(latency);
                     }
                 }
@@ -352,13 +352,7 @@ impl Dns {
 
     async fn send(&mut self, tx: &mpsc::Sender<Batch>) -> Result<(), ()> {
         let Some(ring) = self.maps.as_mut().map(|m| &mut m.ring) else { return Ok(()) };
-        let mut out = Vec::new();
-        while let Some(item) = ring.next() {
-            if item.len() >= size_of::<DnsEvent>() {
-                // SAFETY: DnsEvent is plain old data and the record holds one.
-                out.push(unsafe { item.as_ptr().cast::<DnsEvent>().read_unaligned() });
-            }
-        }
+        let out = drain_records::<DnsEvent>(ring);
         if out.is_empty() {
             return Ok(());
         }
@@ -391,15 +385,20 @@ fn lost_since(seen: &mut u64, now: u64) -> u64 {
     new
 }
 
-fn drain_procs(ring: &mut RingBuf<MapData>) -> Option<Batch> {
+/// Every record in `ring` (the DNS answer or the process ring) as a `T`;
+/// a record too short to hold one is skipped.
+fn drain_records<T: aya::Pod>(ring: &mut RingBuf<MapData>) -> Vec<T> {
     let mut out = Vec::new();
     while let Some(item) = ring.next() {
-        if item.len() >= size_of::<ProcEvent>() {
-            // SAFETY: ProcEvent is plain old data and the record holds one.
-            out.push(unsafe { item.as_ptr().cast::<ProcEvent>().read_unaligned() });
+        if item.len() >= size_of::<T>() {
+            // SAFETY: `T: Pod` promises that any bytes of its size are a
+            // valid `T` (DnsEvent and ProcEvent are plain old data), the
+            // record holds at least that many, and `read_unaligned` needs
+            // no alignment.
+            out.push(unsafe { item.as_ptr().cast::<T>().read_unaligned() });
         }
     }
-    (!out.is_empty()).then_some(Batch::Procs(out))
+    out
 }
 
 /// Turns the kernel's cumulative loss counters into deltas.

@@ -141,13 +141,10 @@ fn read_optional<T>(path: &Path, read: fn(&Path) -> io::Result<T>) -> Result<Opt
 
 /// Every address the snapshot will print under these flags.
 fn addresses(snap: &Snapshot, o: &Opts) -> Vec<IpAddr> {
-    let mut ips = Vec::new();
-    for (kind, tables) in &snap.inet {
-        for rows in tables.iter().filter_map(|t| t.rows.as_ref()) {
-            ips.extend(rows.iter().filter(|r| inet::shown(*kind, r, o)).flat_map(|r| [r.local.ip(), r.remote.ip()]));
-        }
-    }
-    ips
+    let rows = snap.inet.iter().flat_map(|(kind, tables)| {
+        tables.iter().filter_map(|t| t.rows.as_ref()).flatten().filter(move |r| inet::shown(*kind, r, o))
+    });
+    rows.flat_map(|r| [r.local.ip(), r.remote.ip()]).collect()
 }
 
 /// Formats a snapshot as netstat prints it. `Err` after printing when a

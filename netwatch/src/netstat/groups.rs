@@ -53,14 +53,13 @@ pub fn parse_igmp(text: &str) -> Vec<Group> {
 
 /// `/proc/net/igmp6`: no header.
 pub fn parse_igmp6(text: &str) -> Vec<Group> {
-    let mut groups = Vec::new();
-    for line in text.lines() {
+    let group = |line: &str| {
         let mut cols = line.split_ascii_whitespace().skip(1);
-        let (Some(device), Some(hex), Some(users)) = (cols.next(), cols.next(), cols.next()) else { continue };
-        let (Some(group), Ok(users)) = (parse_hex16(hex), users.parse()) else { continue };
-        groups.push(Group::V6 { device: device.chars().take(15).collect(), users, group });
-    }
-    groups
+        let (device, hex, users) = (cols.next()?, cols.next()?, cols.next()?);
+        let (group, users) = (parse_hex16(hex)?, users.parse().ok()?);
+        Some(Group::V6 { device: device.chars().take(15).collect(), users, group })
+    };
+    text.lines().filter_map(group).collect()
 }
 
 pub fn format(out: &mut Vec<u8>, g: &Group, names: &mut Names) {

@@ -29,10 +29,8 @@ impl Programs {
     pub fn load(proc_root: &Path) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
         let (pairs, denied) = socket_pids(proc_root, threads)?;
-        let mut progs =
-            Self::from_pairs(&pairs, |pid| std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok());
-        progs.denied = denied;
-        Ok(progs)
+        let cmdline = |pid: u32| std::fs::read(proc_root.join(pid.to_string()).join("cmdline")).ok();
+        Ok(Self { denied, ..Self::from_pairs(&pairs, cmdline) })
     }
 
     /// Builds the map from `(inode, pid)` pairs sorted by inode then pid,

@@ -137,12 +137,10 @@ pub fn print4(out: &mut Vec<u8>, routes: &[Route4], ext: u8, numeric: bool, name
                 r.metric, r.refcnt, r.use_, r.iface
             ),
             (2, true) => format!("{dest:<15} -               {mask:<15} {flags:<5}     - -          - -"),
-            (2, false) => {
-                format!(
-                    "{dest:<15} {gw:<15} {mask:<15} {flags:<5} {:>5} {:<5} {:>6} {}",
-                    r.mss, r.window, r.irtt, r.iface
-                )
-            }
+            (2, false) => format!(
+                "{dest:<15} {gw:<15} {mask:<15} {flags:<5} {:>5} {:<5} {:>6} {}",
+                r.mss, r.window, r.irtt, r.iface
+            ),
             (_, true) => format!(
                 "{dest:<15} -               {mask:<15} {flags:<5} {:<6} -  {:>7} -        -     -      -",
                 r.metric, r.use_

@@ -299,30 +299,25 @@ impl<'a> Btf<'a> {
 
 /// Reads every offset in [`KernelOffsets`] from the kernel's BTF.
 pub fn resolve_offsets() -> Result<KernelOffsets> {
-    let data = read_vmlinux()?;
-    let btf = Btf::parse(&data, STRUCTS, &[]).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?;
-    offsets_from(&btf)
+    kernel_btf(STRUCTS, &[], offsets_from)
 }
 
 /// [`resolve_offsets`], plus the BTF id of the kernel function `func` (what
 /// an iterator or other tracing program attaches to), from the same pass.
 pub fn resolve_with_func(func: &str) -> Result<(KernelOffsets, u32)> {
-    let data = read_vmlinux()?;
-    let btf = Btf::parse(&data, STRUCTS, &[func]).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?;
-    let id = btf.funcs.first().map(|&(_, id)| id).ok_or_else(|| {
-        anyhow!("function {func} not in kernel BTF (this kernel lacks the BPF iterator netwatch needs)")
-    })?;
-    Ok((offsets_from(&btf)?, id))
+    kernel_btf(STRUCTS, &[func], |btf| {
+        let id = btf.funcs.first().map(|&(_, id)| id).ok_or_else(|| {
+            anyhow!("function {func} not in kernel BTF (this kernel lacks the BPF iterator netwatch needs)")
+        })?;
+        Ok((offsets_from(btf)?, id))
+    })
 }
 
 /// The running kernel's packet drop reasons (`enum skb_drop_reason`, whose
 /// numbering changes between kernels), by value, named as the
 /// `skb:kfree_skb` tracepoint prints them (`NETFILTER_DROP`, ...).
 pub fn drop_reasons() -> Result<Vec<(u32, String)>> {
-    let data = read_vmlinux()?;
-    let btf =
-        Btf::parse(&data, &[DROP_REASON_ENUM], &[]).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?;
-    Ok(reason_names(btf.enum_values(DROP_REASON_ENUM)?))
+    kernel_btf(&[DROP_REASON_ENUM], &[], |btf| Ok(reason_names(btf.enum_values(DROP_REASON_ENUM)?)))
 }
 
 fn reason_names(values: Vec<(u32, String)>) -> Vec<(u32, String)> {
@@ -330,14 +325,17 @@ fn reason_names(values: Vec<(u32, String)>) -> Vec<(u32, String)> {
     values.into_iter().map(|(v, n)| (v, short(&n).unwrap_or(n))).collect()
 }
 
-fn read_vmlinux() -> Result<Vec<u8>> {
-    Ok(match std::fs::read(VMLINUX_BTF) {
+/// Reads the kernel's BTF and hands `then` its index of `structs` and
+/// `funcs`.
+fn kernel_btf<T>(structs: &[&str], funcs: &[&str], then: impl FnOnce(&Btf<'_>) -> Result<T>) -> Result<T> {
+    let data = match std::fs::read(VMLINUX_BTF) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "kernel BTF not found at {VMLINUX_BTF}: netwatch needs a kernel built with \
              CONFIG_DEBUG_INFO_BTF=y"
         ),
         other => other.with_context(|| format!("reading kernel BTF {VMLINUX_BTF}"))?,
-    })
+    };
+    then(&Btf::parse(&data, structs, funcs).with_context(|| format!("parsing kernel BTF {VMLINUX_BTF}"))?)
 }
 
 fn offsets_from(btf: &Btf) -> Result<KernelOffsets> {

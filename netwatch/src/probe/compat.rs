@@ -95,8 +95,7 @@ fn make_cookies(ebpf: &mut Ebpf) -> Result<()> {
 
 fn load_tracepoint(ebpf: &mut Ebpf, prog: &str) -> Result<()> {
     let p: &mut TracePoint = program(ebpf, prog)?.try_into()?;
-    p.load()?;
-    Ok(())
+    Ok(p.load()?)
 }
 
 /// The verifier's reason, where it names the missing function, else the

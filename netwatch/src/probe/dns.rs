@@ -46,9 +46,8 @@ pub(super) fn attach(ebpf: &mut Ebpf) -> Result<Maps> {
     // Flags 0, as for the traffic programs: runs alongside any other.
     p.attach(&cgroup, CgroupSkbAttachType::Ingress, CgroupAttachMode::Single)
         .with_context(|| format!("attaching {prog} to the cgroup v2 root {}", path.display()))?;
-    let map = ebpf.take_map(names::MAP_DNS_EVENTS).ok_or_else(|| anyhow!("map {} missing", names::MAP_DNS_EVENTS))?;
-    let ring = RingBuf::try_from(map).context("opening the DNS answer ring buffer")?;
-    let map = ebpf.take_map(names::MAP_DNS_LOST).ok_or_else(|| anyhow!("map {} missing", names::MAP_DNS_LOST))?;
-    let lost = PerCpuArray::try_from(map).context("opening the DNS loss counter")?;
+    let mut take = |name: &str| ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing"));
+    let ring = RingBuf::try_from(take(names::MAP_DNS_EVENTS)?).context("opening the DNS answer ring buffer")?;
+    let lost = PerCpuArray::try_from(take(names::MAP_DNS_LOST)?).context("opening the DNS loss counter")?;
     Ok(Maps { ring, lost })
 }

@@ -33,10 +33,8 @@ pub fn by_reason(t: &netwatch_common::Traffic) -> Vec<(Cow<'static, str>, u32)> 
 }
 
 fn lookup(names: &'static [(u32, String)], value: u32) -> Cow<'static, str> {
-    match names.iter().find(|(v, _)| *v == value) {
-        Some((_, n)) => Cow::Borrowed(n.as_str()),
-        None => Cow::Owned(value.to_string()),
-    }
+    let known = names.iter().find(|(v, _)| *v == value);
+    known.map_or_else(|| Cow::Owned(value.to_string()), |(_, n)| Cow::Borrowed(n.as_str()))
 }
 
 #[cfg(test)]

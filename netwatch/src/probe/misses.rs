@@ -41,14 +41,12 @@ impl SkippedRuns {
     /// Watches `names` among `ebpf`'s loaded programs; a name that is not
     /// loaded (a degraded optional hook) is left out.
     pub fn watch(ebpf: &Ebpf, names: &[&'static str]) -> Result<Self> {
-        let mut programs = Vec::new();
-        for &name in names {
-            let Some(p) = ebpf.program(name) else { continue };
-            let Ok(fd) = p.fd() else { continue };
+        let loaded = names.iter().filter_map(|&name| Some((name, ebpf.program(name)?.fd().ok()?)));
+        let programs = loaded.map(|(name, fd)| {
             let owned = fd.as_fd().try_clone_to_owned().with_context(|| format!("duplicating the fd of {name}"))?;
-            programs.push((name, owned));
-        }
-        let watched = Self { programs };
+            Ok((name, owned))
+        });
+        let watched = Self { programs: programs.collect::<Result<_>>()? };
         // Said now, at start, rather than by the reader mid-run.
         watched.total()?;
         Ok(watched)

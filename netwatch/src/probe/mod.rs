@@ -20,7 +20,7 @@ pub mod traffic;
 
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, MapError, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
@@ -153,18 +153,11 @@ impl Probes {
         }
         // Counters are an addition: without them every event still flows.
         let (traffic, traffic_degraded) =
-            match opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)) {
-                None => (None, None),
-                Some(Ok(map)) => (Some(map), None),
-                Some(Err(e)) => (None, Some(format!("{e:#}"))),
-            };
+            optional(opts.traffic.then(|| traffic::attach(&mut ebpf, &kernel_btf, opts.packet_counters)).transpose());
 
-        let events =
-            RingBuf::try_from(take_map(&mut ebpf, names::MAP_EVENTS)?).context("opening the event ring buffer")?;
-        let counters =
-            PerCpuArray::try_from(take_map(&mut ebpf, names::MAP_COUNTERS)?).context("opening the counter map")?;
-        let awake =
-            Array::try_from(take_map(&mut ebpf, names::MAP_READER_AWAKE)?).context("opening the reader flag map")?;
+        let events = open_map(&mut ebpf, names::MAP_EVENTS, "the event ring buffer")?;
+        let counters = open_map(&mut ebpf, names::MAP_COUNTERS, "the counter map")?;
+        let awake = open_map(&mut ebpf, names::MAP_READER_AWAKE, "the reader flag map")?;
         // Programs that send a record on every run. The destroy hook sends
         // one on every run only when teardown events are asked for;
         // otherwise only after an abortive close, whose skipped run would
@@ -176,16 +169,9 @@ impl Probes {
         let skipped = misses::SkippedRuns::watch(&ebpf, &sending)?;
         // Process lifecycle only keeps holders current: every event flows
         // without it.
-        let (procs, holders_degraded) = match attach_process(&mut ebpf, &kernel_btf) {
-            Ok(ring) => (Some(ring), None),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        };
+        let (procs, holders_degraded) = optional(attach_process(&mut ebpf, &kernel_btf).map(Some));
         // Names are an addition too.
-        let (dns, dns_degraded) = match opts.dns.then(|| dns::attach(&mut ebpf)) {
-            None => (None, None),
-            Some(Ok(ring)) => (Some(ring), None),
-            Some(Err(e)) => (None, Some(format!("{e:#}"))),
-        };
+        let (dns, dns_degraded) = optional(opts.dns.then(|| dns::attach(&mut ebpf)).transpose());
         Ok(Self {
             attached: Attached { _ebpf: ebpf, degraded, traffic, traffic_degraded, holders_degraded, dns_degraded },
             ring: RingMaps { events, counters, awake, skipped, procs, dns },
@@ -198,8 +184,15 @@ impl Probes {
     }
 }
 
-fn take_map(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
-    ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
+/// What an optional part gave (`None` when not wanted), or why it failed.
+fn optional<T>(r: Result<Option<T>>) -> (Option<T>, Option<String>) {
+    r.map_or_else(|e| (None, Some(format!("{e:#}"))), |v| (v, None))
+}
+
+/// Map `name`, taken out of the object, as a `T` (`what` in the error).
+fn open_map<T: TryFrom<Map, Error = MapError>>(ebpf: &mut Ebpf, name: &str, what: &str) -> Result<T> {
+    let map = ebpf.take_map(name).ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))?;
+    T::try_from(map).with_context(|| format!("opening {what}"))
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
@@ -249,5 +242,5 @@ fn attach_process(ebpf: &mut Ebpf, btf: &Btf) -> Result<RingBuf<MapData>> {
     for (prog, tracepoint) in names::PROCESS_PROGRAMS {
         attach_btf(ebpf, btf, prog, tracepoint)?;
     }
-    RingBuf::try_from(take_map(ebpf, names::MAP_PROC_EVENTS)?).context("opening the process event ring buffer")
+    open_map(ebpf, names::MAP_PROC_EVENTS, "the process event ring buffer")
 }

@@ -211,10 +211,7 @@ pub fn attach(ebpf: &mut Ebpf, btf: &Btf, packets: bool) -> Result<TrafficMap> {
         (names::PROG_SEND_RESET, names::TP_SEND_RESET),
         (names::PROG_RECV_RESET, names::TP_RECV_RESET),
     ] {
-        let p: &mut BtfTracePoint = program(ebpf, prog)?.try_into()?;
-        p.load(tp, btf)
-            .with_context(|| format!("loading {prog} for BTF tracepoint {tp} (does this kernel have it?)"))?;
-        p.attach().with_context(|| format!("attaching to BTF tracepoint {tp}"))?;
+        super::attach_btf(ebpf, btf, prog, tp)?;
     }
     // Drops are an addition to the counters: without them every count flows.
     if let Err(e) = attach_drops(ebpf, btf) {

@@ -174,10 +174,7 @@ impl DiagSocket {
     /// [`Self::dump_tcp`] where the kernel offers it (one walk of the TCP
     /// tables for both families), else [`Self::dump_tcp_each`].
     pub fn dump_tcp_any(&self, states: u32, netns: u32, out: &mut Vec<SeedSocket>) -> io::Result<()> {
-        if self.dump_tcp(states, netns, out).is_ok() {
-            return Ok(());
-        }
-        self.dump_tcp_each(states, netns, out)
+        self.dump_tcp(states, netns, out).map(drop).or_else(|_| self.dump_tcp_each(states, netns, out))
     }
 
     /// Reads the replies to request `seq`, messages of type `ty`.
@@ -389,7 +386,6 @@ fn parse_msg(p: &[u8], proto: Proto, netns: u32) -> io::Result<SeedSocket> {
 /// skipped, not an error: a figure is never worth failing a dump.
 fn figures(mut attrs: &[u8]) -> Option<Figures> {
     let mut f = Figures::default();
-    let mut any = false;
     while attrs.len() >= 4 {
         let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
         let ty = u16::from_ne_bytes([attrs[2], attrs[3]]);
@@ -398,23 +394,20 @@ fn figures(mut attrs: &[u8]) -> Option<Figures> {
         }
         let data = &attrs[4..len];
         match ty {
-            INET_DIAG_SKMEMINFO if data.len() >= SK_MEMINFO_DROPS + 4 => {
-                f.drops = Some(u32_at(data, SK_MEMINFO_DROPS));
-                any = true;
-            }
+            INET_DIAG_SKMEMINFO if data.len() >= SK_MEMINFO_DROPS + 4 => f.drops = Some(u32_at(data, SK_MEMINFO_DROPS)),
             INET_DIAG_INFO if data.len() >= TCPI_TOTAL_RETRANS + 4 => {
                 f.rtt = Some(Rtt {
                     srtt_us: u32_at(data, TCPI_RTT),
                     rttvar_us: u32_at(data, TCPI_RTTVAR),
                     total_retrans: u32_at(data, TCPI_TOTAL_RETRANS),
                 });
-                any = true;
             }
             _ => {}
         }
         attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
     }
-    any.then_some(f)
+    // `None` unless an attribute was read (each sets its field to `Some`).
+    (f != Figures::default()).then_some(f)
 }
 
 #[cfg(test)]

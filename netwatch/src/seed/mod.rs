@@ -280,10 +280,8 @@ pub fn seed(opts: &SeedOptions) -> Result<Seed> {
             stats.elapsed_sockets = start.elapsed();
             anyhow::Ok((ns, sockets, stats))
         });
-        let scan = match opts.owners {
-            true => find_owners(&opts.proc_root, opts.scan_threads),
-            false => scan_netns(&opts.proc_root),
-        };
+        let scan =
+            if opts.owners { find_owners(&opts.proc_root, opts.scan_threads) } else { scan_netns(&opts.proc_root) };
         let scan = scan.map(|scan| (scan, start.elapsed()));
         let own = own.join().unwrap_or_else(|_| Err(anyhow::anyhow!("reading our own namespace panicked")));
         (scan, own)
@@ -320,8 +318,5 @@ pub fn attach_owners(sockets: &mut [SeedSocket], scan: &mut OwnerScan) {
 }
 
 fn proc_net_dir(proc_root: &Path, pid: Option<u32>) -> PathBuf {
-    match pid {
-        Some(pid) => proc_root.join(pid.to_string()).join("net"),
-        None => proc_root.join("net"),
-    }
+    pid.map_or_else(|| proc_root.join("net"), |pid| proc_root.join(pid.to_string()).join("net"))
 }

@@ -87,14 +87,7 @@ pub(super) fn read_others(
     };
     let mut refused = Vec::new();
     for (&ns, entry) in &others {
-        let diag = match sockets.get(&ns) {
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => {
-                refused.push(e.to_string());
-                None
-            }
-            None => None,
-        };
+        let diag = sockets.get(&ns).and_then(|s| s.as_ref().map_err(|e| refused.push(e.to_string())).ok());
         if diag.is_none() && entry.pids.is_empty() {
             stats.warnings.push(format!("netns {ns}: no process to read it through, and no sock_diag"));
             stats.namespaces_vanished += 1;

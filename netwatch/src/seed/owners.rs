@@ -162,10 +162,7 @@ fn scan(proc_root: &Path, threads: usize, fds: bool) -> Result<OwnerScan> {
     let root_path = CString::new(proc_root.as_os_str().as_bytes()).with_context(ctx)?;
     let root = open_dir_at(libc::AT_FDCWD, &root_path).with_context(ctx)?;
     let pids = list_pids(root.as_raw_fd()).with_context(ctx)?;
-    let mode = match fds {
-        false => Mode::NetnsOnly,
-        true => Mode::Fds { probe: is_procfs(&root) },
-    };
+    let mode = if fds { Mode::Fds { probe: is_procfs(&root) } } else { Mode::NetnsOnly };
 
     let next = AtomicUsize::new(0);
     let work = || scan_pids(root.as_raw_fd(), &pids, &next, mode);
@@ -173,14 +170,9 @@ fn scan(proc_root: &Path, threads: usize, fds: bool) -> Result<OwnerScan> {
         1 => vec![work()],
         n => std::thread::scope(|s| {
             let handles: Vec<_> = (1..n).map(|_| s.spawn(work)).collect();
-            let mut parts = vec![work()];
-            parts.extend(handles.into_iter().map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    let stats = OwnerStats { failed: 1, ..Default::default() };
-                    Part { stats, ..Default::default() }
-                })
-            }));
-            parts
+            // A thread that panicked counts as one failure.
+            let failed = || Part { stats: OwnerStats { failed: 1, ..Default::default() }, ..Default::default() };
+            std::iter::once(work()).chain(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| failed()))).collect()
         }),
     };
 
@@ -195,9 +187,7 @@ fn scan(proc_root: &Path, threads: usize, fds: bool) -> Result<OwnerScan> {
             scan.netns.entry(ns).or_default().push(pid);
         }
     }
-    for pids in scan.netns.values_mut() {
-        pids.sort_unstable();
-    }
+    scan.netns.values_mut().for_each(|pids| pids.sort_unstable());
     sort_shared(&mut scan.owners);
     Ok(scan)
 }

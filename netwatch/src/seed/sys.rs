@@ -39,10 +39,8 @@ fn open_at(dirfd: RawFd, path: &CStr, flags: libc::c_int) -> io::Result<OwnedFd>
 pub(crate) fn readlink_at<'a>(dirfd: RawFd, path: &CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
     // SAFETY: `path` is NUL-terminated and `buf` is writable for its length.
     let n = unsafe { libc::readlinkat(dirfd, path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(&buf[..n as usize])
+    // Negative: failed, with the reason in errno.
+    usize::try_from(n).map(|n| &buf[..n]).map_err(|_| io::Error::last_os_error())
 }
 
 /// Reads up to `buf.len()` bytes of a small file such as `PID/comm`.
@@ -50,10 +48,7 @@ pub(crate) fn read_at<'a>(dirfd: RawFd, path: &CStr, buf: &'a mut [u8]) -> io::R
     let fd = open_at(dirfd, path, 0)?;
     // SAFETY: `buf` is writable for its length.
     let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(&buf[..n as usize])
+    usize::try_from(n).map(|n| &buf[..n]).map_err(|_| io::Error::last_os_error())
 }
 
 /// A directory stream; yields entry names without `.` and `..`.

@@ -226,7 +226,11 @@ impl Resolver {
             return w.clone();
         }
         if !self.paths.contains_key(&cgroup) && self.walked.is_none_or(|t| t.elapsed() >= WALK_EVERY) {
-            self.walk();
+            self.walked = Some(Instant::now());
+            if let Some(mount) = &self.mount {
+                self.paths.clear();
+                walk(mount, mount, &mut self.paths);
+            }
         }
         // Not found even by a fresh walk: the cgroup is gone. Remembered
         // as unknown, so as not to walk again for it.
@@ -234,13 +238,6 @@ impl Resolver {
         let w = self.make(&proc::ProcCgroup { v2: Some(path), v1: Vec::new() });
         self.by_id.insert(cgroup, w.clone());
         w
-    }
-
-    fn walk(&mut self) {
-        self.walked = Some(Instant::now());
-        let Some(mount) = self.mount.clone() else { return };
-        self.paths.clear();
-        walk(&mount, &mount, &mut self.paths);
     }
 
     fn make(&mut self, pc: &proc::ProcCgroup) -> Option<Workload> {
