@@ -232,8 +232,9 @@ impl Resolver {
                 walk(mount, mount, &mut self.paths);
             }
         }
-        // Not found even by a fresh walk: the cgroup is gone. Remembered
-        // as unknown, so as not to walk again for it.
+        // Not found: the cgroup is gone, or newer than the last walk. Not
+        // remembered, so a later walk finds a new one; the walks themselves
+        // are at most one per WALK_EVERY.
         let path = self.paths.get(&cgroup)?.clone();
         let w = self.make(&proc::ProcCgroup { v2: Some(path), v1: Vec::new() });
         self.by_id.insert(cgroup, w.clone());
