@@ -419,6 +419,9 @@ impl Table {
                 // the socket's later events, in softirq, name that one.
                 Some(i) => {
                     row.owners[..=i].rotate_right(1);
+                    // Its name too: a walk may have met it before an exec
+                    // (a forked child that runs another program).
+                    row.owners[0].comm = self.names.name(e.pid, e.comm);
                     row.owner_source = e.owner;
                 }
                 // The kernel's owner changed (accept handed the socket to

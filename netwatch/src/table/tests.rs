@@ -357,6 +357,26 @@ fn events_get_their_owners_workload_from_the_one_resolver() {
     }
 }
 
+/// A holder the walk met before it exec'd another program closes the
+/// socket: the kernel's word names the new program, and the socket's later
+/// events (in softirq, lent from the row) name it too, not the old name.
+#[test]
+fn a_known_holder_that_execd_is_renamed_by_its_close() {
+    let (l, r) = ("127.0.0.1:80", "127.0.0.1:40000");
+    // A pid no process has here, so the name is the kernel's, not /proc's.
+    let pid = u32::MAX - 1;
+    let mut t = Table::new(10);
+    t.seed(vec![seeded(Some(9), tcp::ESTABLISHED, l, r, Some(pid))], 0);
+    let mut close = ev(EventKind::State, 9, tcp::ESTABLISHED, tcp::FIN_WAIT1, l, r, pid);
+    close.comm = Comm::new("sleep");
+    t.complete_and_apply(&mut close);
+    let mut later = ev(EventKind::State, 9, tcp::FIN_WAIT1, tcp::FIN_WAIT2, l, r, 0);
+    t.complete_and_apply(&mut later);
+    assert_eq!((later.pid, later.comm.text()), (pid, "sleep"));
+    let row = t.rows().find(|r| r.cookie == Some(9)).expect("the row");
+    assert_eq!(row.owners.iter().map(|o| (o.pid, o.comm.text())).collect::<Vec<_>>(), [(pid, "sleep")]);
+}
+
 /// An orphaned socket whose closer has exited: its remaining events name
 /// the closer the table kept aside, and its row still shows no holder, as
 /// `ss` shows none (the lent owner is not taken for the kernel's word).
