@@ -167,6 +167,43 @@ pub static TRAFFIC_ROWS: Array<u64> = Array::with_max_entries(1, 0);
 #[map]
 pub static UDP_BORN: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);
 
+/// The TCP socket whose last file this CPU is closing, and the task
+/// closing it: `[sk, pid_tgid]`, written by `sock_release`, which runs in
+/// `inet_release()` just before `tcp_close()` in the same task. A `-> CLOSE`
+/// of that socket while that task is current is the closer's own (an
+/// abortive close: unread data, `SO_LINGER` 0), so it names the closer
+/// rather than the owner the agent would lend. The task check makes a
+/// stale slot harmless: whoever matches is the task that released the
+/// socket. A task that sleeps in `tcp_close()` and wakes on another CPU
+/// just misses, and its close is lent an owner as before.
+#[map]
+pub static RELEASING: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Notes that the current task is releasing TCP socket `sk` ([`RELEASING`]).
+#[inline(always)]
+pub fn note_release(sk: u64) {
+    if let Some(slot) = RELEASING.get_ptr_mut(0) {
+        let task = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+        // SAFETY: this CPU's slot of a map we own, written whole.
+        unsafe { slot.write([sk, task]) };
+    }
+}
+
+/// Whether the current task is the one releasing `sk` on this CPU
+/// ([`RELEASING`]); a match is taken once.
+#[inline(always)]
+pub fn released_by_current(sk: u64) -> bool {
+    let Some(slot) = RELEASING.get_ptr_mut(0) else { return false };
+    // SAFETY: this CPU's slot of a map we own, copied out.
+    let [noted, task] = unsafe { slot.read() };
+    if noted != sk || task != aya_ebpf::helpers::bpf_get_current_pid_tgid() {
+        return false;
+    }
+    // SAFETY: as above.
+    unsafe { slot.write([0, 0]) };
+    true
+}
+
 /// Thread (`pid_tgid`) -> the `connect()` it is in: the destination read at
 /// `sys_enter_connect`, kept for `sys_exit_connect`, which reports the call
 /// only if it failed (`connect`). Deleted at the exit; a thread is in one

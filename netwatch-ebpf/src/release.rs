@@ -11,7 +11,8 @@
 //! its totals leave in an `UdpClose` event and its `TRAFFIC` row is freed.
 //! TCP rows are left alone: a closed TCP socket still flushes its send
 //! queue and exchanges FINs, and its totals leave with the `-> CLOSE`
-//! transition; `tcp_destroy_sock` frees the row. Any other socket with a
+//! transition; `tcp_destroy_sock` frees the row. A TCP release only notes
+//! who is closing the socket, for an abortive close (`RELEASING`). Any other socket with a
 //! row (a raw socket sees TCP/UDP packets too) is simply freed.
 
 use aya_ebpf::{
@@ -84,6 +85,9 @@ fn try_release(ctx: &SockContext) -> Result<(), i64> {
     // SAFETY: field pointers of the context, read one by one.
     let (ty, proto) = unsafe { (read(&raw const (*sk).type_), read(&raw const (*sk).protocol)) };
     if ty == SOCK_STREAM && proto == IPPROTO_TCP {
+        // `tcp_close()` follows in this task: its abortive `-> CLOSE`
+        // names the closer (`RELEASING`).
+        crate::maps::note_release(sk as u64);
         return Ok(());
     }
     // SAFETY: the context is the socket being released.

@@ -107,7 +107,15 @@ fn try_set_state(ctx: &BtfTracePointContext) -> Result<(), i64> {
         if late {
             late_child(now, cookie, &t);
         }
-        Who::Nobody
+        // An abortive close made by `close()` (RST for unread data,
+        // `SO_LINGER` 0) runs in the closer's task too, but so do resets
+        // received in softirq: only the release just before tells them
+        // apart.
+        if new == CLOSE && crate::maps::released_by_current(sk) {
+            Who::Current(OwnerSource::Current, 0)
+        } else {
+            Who::Nobody
+        }
     };
     let file = if born { inode::<Direct>(sk, off) } else { 0 };
     let mut e = Draft::scratch(Slot::SetState)?;

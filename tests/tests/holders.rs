@@ -491,3 +491,59 @@ fn a_forked_child_that_closes_at_once_is_named() {
 fn an_execd_program_that_closes_as_it_exits_is_named() {
     closer_is_named("exec", "sleep");
 }
+
+/// An exec'd program that exits with data it never read: its `close()`
+/// resets the connection (`ESTABLISHED -> CLOSE`, no FIN), a transition a
+/// reset received in softirq makes too. The close names the program that
+/// released the socket, not the parent that accepted it and had closed its
+/// copy already.
+#[test]
+fn an_abortive_close_names_the_closer() {
+    const CONNECTIONS: usize = 5;
+    let ns = setup_in("closer-rst");
+    let port = free_port(LO);
+    let own = ns.arg();
+    let nw = netwatch_tests::Netwatch::start(&["events", "--json", "--netns", &own]);
+    let mut py = Py::start(FORK_PER_CONNECTION, &[&port.to_string(), &CONNECTIONS.to_string(), "exec"]);
+    let parent = py.pids("listening")[0];
+    for _ in 0..CONNECTIONS {
+        let mut conn = std::net::TcpStream::connect((LO, port)).expect("connecting to the server");
+        conn.write_all(b"never read").expect("sending");
+        // The reset ends the read, as an error or as an end of stream.
+        let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+        std::thread::sleep(wait::scaled(Duration::from_millis(300)));
+    }
+    let children = wait::until("every child's line", Duration::from_secs(10), || {
+        let children: Vec<(u32, u16)> = py
+            .out
+            .snapshot()
+            .iter()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
+                Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
+            })
+            .collect();
+        wait::check(children.len() == CONNECTIONS, || format!("{:?}", py.out.snapshot())).map(|()| children)
+    });
+    let resets = |nw: &netwatch_tests::Netwatch| {
+        let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
+        let n =
+            events.iter().filter(|e| e.sport == port && e.old_state == "ESTABLISHED" && e.new_state == "CLOSE").count();
+        wait::check(n == CONNECTIONS, || format!("{n} server-side resets"))
+    };
+    wait::until("every server-side reset", Duration::from_secs(10), || resets(&nw));
+    let events = netwatch_tests::event::sock_events(&nw.stop().events());
+    for (child, client_port) in children {
+        let close = events
+            .iter()
+            .find(|e| e.sport == port && e.dport == client_port && e.new_state == "CLOSE")
+            .unwrap_or_else(|| panic!("no close for client port {client_port}"));
+        assert_eq!(close.old_state, "ESTABLISHED", "{}", close.line);
+        assert_eq!(
+            (close.pid, close.comm.as_str()),
+            (u64::from(child), "sleep"),
+            "not the closer {child} (the parent {parent} accepted it): {}",
+            close.line
+        );
+    }
+}

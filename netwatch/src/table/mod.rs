@@ -459,7 +459,9 @@ impl Table {
     /// kernel named (the row has its process name resolved already), else
     /// its first, else the event's own.
     fn closing_owner(&mut self, row: Option<&Row>, e: &Event) -> Option<Owner> {
-        let held = row.and_then(|r| r.owners.iter().find(|o| o.pid == e.pid).or(r.owners.first()));
+        // The kernel's closer, where it named one, else the first holder.
+        let first = row.and_then(|r| r.owners.first()).filter(|_| e.pid == 0);
+        let held = row.and_then(|r| r.owners.iter().find(|o| o.pid == e.pid)).or(first);
         held.copied().or_else(|| (e.pid != 0).then(|| Owner { pid: e.pid, comm: self.names.name(e.pid, e.comm) }))
     }
 
