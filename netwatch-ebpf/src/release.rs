@@ -12,8 +12,9 @@
 //! TCP rows are left alone: a closed TCP socket still flushes its send
 //! queue and exchanges FINs, and its totals leave with the `-> CLOSE`
 //! transition; `tcp_destroy_sock` frees the row. A TCP release only notes
-//! who is closing the socket, for an abortive close (`RELEASING`). Any other socket with a
-//! row (a raw socket sees TCP/UDP packets too) is simply freed.
+//! who is closing the socket, for an abortive close (`RELEASING`). Any
+//! other socket with a row (a raw socket sees TCP/UDP packets too) is
+//! simply freed.
 
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, generated::bpf_get_socket_cookie},

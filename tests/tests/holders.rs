@@ -421,6 +421,23 @@ for _ in range(int(sys.argv[2])):
 sys.stdin.readline()
 "#;
 
+/// The `(pid, client port)` of each of [`FORK_PER_CONNECTION`]'s `n`
+/// children, once every one has said its line.
+fn forked_children(py: &Py, n: usize) -> Vec<(u32, u16)> {
+    wait::until("every child's line", Duration::from_secs(10), || {
+        let children: Vec<(u32, u16)> = py
+            .out
+            .snapshot()
+            .iter()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
+                Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
+            })
+            .collect();
+        wait::check(children.len() == n, || format!("{:?}", py.out.snapshot())).map(|()| children)
+    })
+}
+
 /// A socket handed to another process and closed long before any walk of
 /// the descriptor tables could find its new holder: its close names the
 /// process that closed it (its pid, and after an exec the new program's
@@ -443,18 +460,7 @@ fn closer_is_named(mode: &str, comm: &str) {
     }
     // Each child said its line (one write: lines never interleave) before
     // it closed the connection the client read to its end.
-    let children = wait::until("every child's line", Duration::from_secs(10), || {
-        let children: Vec<(u32, u16)> = py
-            .out
-            .snapshot()
-            .iter()
-            .filter_map(|l| {
-                let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
-                Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
-            })
-            .collect();
-        wait::check(children.len() == CONNECTIONS, || format!("{:?}", py.out.snapshot())).map(|()| children)
-    });
+    let children = forked_children(&py, CONNECTIONS);
     let server_closes = |nw: &netwatch_tests::Netwatch| {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
         let events = netwatch_tests::conn::without_stillborn(&events);
@@ -513,18 +519,7 @@ fn an_abortive_close_names_the_closer() {
         let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
         std::thread::sleep(wait::scaled(Duration::from_millis(300)));
     }
-    let children = wait::until("every child's line", Duration::from_secs(10), || {
-        let children: Vec<(u32, u16)> = py
-            .out
-            .snapshot()
-            .iter()
-            .filter_map(|l| {
-                let w: Vec<&str> = l.strip_prefix("child ")?.split_whitespace().collect();
-                Some((w[0].parse().expect("a pid"), w[1].parse().expect("a port")))
-            })
-            .collect();
-        wait::check(children.len() == CONNECTIONS, || format!("{:?}", py.out.snapshot())).map(|()| children)
-    });
+    let children = forked_children(&py, CONNECTIONS);
     let resets = |nw: &netwatch_tests::Netwatch| {
         let events = netwatch_tests::event::sock_events(&netwatch_tests::event::parse_all(&nw.lines()));
         let n =
